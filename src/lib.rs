@@ -1,0 +1,1 @@
+//! bittorrent-over-scion: BitTorrent over QUIC/SCION (multipath) and TCP.
