@@ -1,0 +1,272 @@
+//! QUIC over SCION, sans-IO: underlay datagrams in, underlay datagrams out.
+//!
+//! This is the middle of the data path: it decodes SCION packets, maps (remote, path) to the
+//! synthetic QUIC remote that pins a connection to its path, feeds QUIC, and encodes QUIC's
+//! datagrams into SCION packets addressed to the first-hop router (or to the host itself in the
+//! local AS). SCMP errors that say a path broke are turned into [`NetEvent::PathDown`].
+//! The socket driver ([`super::uring`]) only moves bytes between this and the kernel.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use quinn_proto::ConnectionHandle;
+
+use crate::quic::remotes::{path_key, PathKey, RemoteTable};
+use crate::quic::{QuicEndpoint, QuicEvent, QuicTuning};
+use crate::scion::packet::{self, Decoded, UdpEncoder};
+use crate::scion::{ScionAddr, ScionPath};
+
+/// How to reach one (remote, path).
+#[derive(Debug)]
+pub struct Route {
+    pub path: ScionPath,
+    /// Underlay address to send to: first-hop router, or the host in the local AS.
+    pub next_hop: SocketAddr,
+    encoder: UdpEncoder,
+    /// Hop-field interfaces (ingress, egress) of the first packet received on this route; tests
+    /// and metrics use it to prove which path the remote's packets took.
+    pub received_interfaces: Option<Vec<(u16, u16)>>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+}
+
+#[derive(Debug)]
+pub enum NetEvent {
+    Quic(QuicEvent),
+    /// A router reported a link on this connection's path as down (SCMP).
+    PathDown {
+        handle: ConnectionHandle,
+        reason: String,
+    },
+}
+
+/// Counters for what could not be used.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NetErrors {
+    pub undecodable: u64,
+    pub not_for_us: u64,
+    pub bad_path: u64,
+    pub scmp: u64,
+}
+
+pub struct ScionNet {
+    local: ScionAddr,
+    pub quic: QuicEndpoint,
+    remotes: RemoteTable<ScionAddr, Route>,
+    /// Received raw path -> its direction-independent key, so the per-packet cost is a hash of
+    /// the path bytes instead of parsing its hop fields.
+    rx_keys: HashMap<(ScionAddr, Bytes), SocketAddr>,
+    events: VecDeque<NetEvent>,
+    quic_buf: Vec<u8>,
+    pub errors: NetErrors,
+}
+
+impl ScionNet {
+    pub fn new(local: ScionAddr, tuning: &QuicTuning, accept: bool) -> anyhow::Result<Self> {
+        Ok(Self {
+            local,
+            quic: QuicEndpoint::new(tuning, accept)?,
+            remotes: RemoteTable::default(),
+            rx_keys: HashMap::new(),
+            events: VecDeque::new(),
+            quic_buf: Vec::with_capacity(64 * 1024),
+            errors: NetErrors::default(),
+        })
+    }
+
+    pub fn local(&self) -> ScionAddr {
+        self.local
+    }
+
+    /// Opens a QUIC connection to `remote` pinned to `path`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        remote: ScionAddr,
+        path: &ScionPath,
+    ) -> anyhow::Result<ConnectionHandle> {
+        let next_hop = match path.first_hop {
+            Some(hop) => hop,
+            None if path.is_local() => remote.socket_addr(),
+            None => anyhow::bail!("path {path} has no first hop"),
+        };
+        let key_ids = interface_ids(&path.raw)?;
+        let encoder = UdpEncoder::new(&self.local, &remote, &path.raw)?;
+        // A fresh route even if an old connection used the same path: a reconnect after
+        // failover must not inherit a stale next hop.
+        if let Some(old) = self.remotes.lookup(&remote, &key_ids) {
+            self.remotes.remove(&old);
+            self.rx_keys.retain(|_, k| *k != old);
+        }
+        let key = self.remotes.key_for(&remote, key_ids, || Route {
+            path: path.clone(),
+            next_hop,
+            encoder,
+            received_interfaces: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            packets_sent: 0,
+            packets_received: 0,
+        });
+        self.quic.connect(now, key)
+    }
+
+    /// The route a connection is pinned to.
+    pub fn route(&mut self, handle: ConnectionHandle) -> Option<&Route> {
+        let key = self.quic.connection(handle)?.remote_address();
+        self.remotes.get(&key)
+    }
+
+    /// The SCION address of a connection's remote.
+    pub fn remote_addr(&mut self, handle: ConnectionHandle) -> Option<ScionAddr> {
+        let key = self.quic.connection(handle)?.remote_address();
+        self.remotes.get(&key).map(|r| r.addr)
+    }
+
+    /// Feeds one datagram received from the underlay.
+    pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        match packet::decode(data) {
+            Ok(Decoded::Udp {
+                src,
+                dst,
+                path,
+                payload,
+            }) => {
+                if dst.port != self.local.port || dst.ia != self.local.ia {
+                    self.errors.not_for_us += 1;
+                    return;
+                }
+                let Some(key) = self.key_for_incoming(src, path, from) else {
+                    self.errors.bad_path += 1;
+                    return;
+                };
+                if let Some(r) = self.remotes.get_mut(&key) {
+                    r.bytes_received += payload.len() as u64;
+                    r.packets_received += 1;
+                }
+                self.quic
+                    .handle_datagram(now, key, BytesMut::from(payload));
+            }
+            Ok(Decoded::Scmp { message, .. }) => {
+                self.errors.scmp += 1;
+                if !message.is_error() {
+                    return;
+                }
+                let reason = format!("{message:?}");
+                let hit: Vec<ConnectionHandle> = self
+                    .quic
+                    .connections()
+                    .filter(|(_, c)| {
+                        self.remotes
+                            .get(&c.remote_address())
+                            .is_some_and(|r| message.affects_path(&r.path))
+                    })
+                    .map(|(h, _)| *h)
+                    .collect();
+                for handle in hit {
+                    self.events.push_back(NetEvent::PathDown {
+                        handle,
+                        reason: short_reason(&reason),
+                    });
+                }
+            }
+            Err(_) => self.errors.undecodable += 1,
+        }
+    }
+
+    fn key_for_incoming(&mut self, src: ScionAddr, path: &[u8], from: SocketAddr) -> Option<SocketAddr> {
+        // Borrowed lookup would need raw_entry; the copy is only a few dozen bytes.
+        let cache_key = (src, Bytes::copy_from_slice(path));
+        if let Some(k) = self.rx_keys.get(&cache_key) {
+            return Some(*k);
+        }
+        let ids: PathKey = interface_ids(path).ok()?;
+        let received = packet::path_interfaces(path).ok()?;
+        let key = match self.remotes.lookup(&src, &ids) {
+            Some(k) => k,
+            None => {
+                // A remote that dialled us: answer on the reversed path via the router that
+                // delivered the packet (or straight to the host in the local AS).
+                let reversed = packet::reverse_path(path).ok()?;
+                let encoder = UdpEncoder::new(&self.local, &src, &reversed).ok()?;
+                let mut p = ScionPath::from_raw(self.local.ia, src.ia, reversed, Some(from));
+                if p.is_local() {
+                    p.first_hop = None;
+                }
+                self.remotes.key_for(&src, ids, || Route {
+                    path: p,
+                    next_hop: from,
+                    encoder,
+                    received_interfaces: None,
+                    bytes_sent: 0,
+                    bytes_received: 0,
+                    packets_sent: 0,
+                    packets_received: 0,
+                })
+            }
+        };
+        if let Some(r) = self.remotes.get_mut(&key) {
+            r.received_interfaces.get_or_insert(received);
+        }
+        if self.rx_keys.len() > 4096 {
+            self.rx_keys.clear();
+        }
+        self.rx_keys.insert(cache_key, key);
+        Some(key)
+    }
+
+    /// Runs QUIC timers and collects events; call after feeding datagrams or writing streams.
+    pub fn drive(&mut self, now: Instant) {
+        self.quic.drive(now);
+        while let Some(ev) = self.quic.poll_event() {
+            if let QuicEvent::Drained(h) = &ev {
+                let _ = h;
+            }
+            self.events.push_back(NetEvent::Quic(ev));
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<NetEvent> {
+        self.events.pop_front()
+    }
+
+    /// Writes the next SCION packet to send into `out` (cleared first) and returns where it
+    /// goes in the underlay.
+    pub fn poll_datagram(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<SocketAddr> {
+        loop {
+            let t = self.quic.poll_transmit(now, &mut self.quic_buf)?;
+            let Some(route) = self.remotes.get_mut(&t.destination) else {
+                continue; // route was replaced; QUIC will time the old connection out
+            };
+            out.clear();
+            if route.encoder.encode(&self.quic_buf[..t.size], out).is_err() {
+                continue;
+            }
+            route.bytes_sent += t.size as u64;
+            route.packets_sent += 1;
+            return Some(route.next_hop);
+        }
+    }
+
+    pub fn next_timeout(&mut self) -> Option<Instant> {
+        self.quic.next_timeout()
+    }
+}
+
+fn interface_ids(raw: &[u8]) -> anyhow::Result<PathKey> {
+    if raw.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hops = packet::path_interfaces(raw)?;
+    Ok(path_key(hops.into_iter().flat_map(|(a, b)| [a, b])))
+}
+
+fn short_reason(debug: &str) -> String {
+    // SCMP debug output carries the quoted packet; keep the message readable.
+    let cut = debug.find(", quote").unwrap_or(debug.len());
+    debug[..cut].to_string()
+}

@@ -1,0 +1,167 @@
+//! QUIC endpoint, client and server configuration.
+//!
+//! Peers present self-signed certificates: BitTorrent content is authenticated by the piece
+//! hashes of the torrent, so TLS only has to provide confidentiality and integrity of the
+//! transport. The client therefore accepts any certificate but still checks that the handshake
+//! is signed by the key in it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn_proto::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn_proto::{
+    ClientConfig, EndpointConfig, IdleTimeout, MtuDiscoveryConfig, ServerConfig, TransportConfig,
+    VarInt,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// ALPN of BitTorrent over QUIC/SCION. Every lane speaks the BT wire protocol on one
+/// bidirectional stream.
+pub const ALPN: &[u8] = b"bt-scion/1";
+
+/// Server name used in the TLS handshake; certificates are self-signed, the name is not checked.
+pub const SERVER_NAME: &str = "bt-scion";
+
+/// Bytes of SCION common + address header + UDP header that a datagram has to leave room for,
+/// plus the largest path we expect (a few hop fields). Used to derive the QUIC payload size
+/// from a path's MTU.
+pub const SCION_OVERHEAD_ESTIMATE: u16 = 200;
+
+/// Tunables of the QUIC transport that matter for bulk transfers.
+#[derive(Clone, Debug)]
+pub struct QuicTuning {
+    /// Largest UDP payload QUIC may use (path MTU minus SCION overhead).
+    pub max_udp_payload: u16,
+    /// Per-stream and per-connection receive window: must cover the bandwidth-delay product.
+    pub receive_window: u64,
+    pub idle_timeout: Duration,
+    pub keep_alive: Duration,
+}
+
+impl Default for QuicTuning {
+    fn default() -> Self {
+        Self {
+            max_udp_payload: 1400,
+            receive_window: 32 << 20,
+            idle_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(2),
+        }
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn transport(t: &QuicTuning) -> Arc<TransportConfig> {
+    let mut cfg = TransportConfig::default();
+    let window = VarInt::from_u64(t.receive_window).unwrap_or(VarInt::MAX);
+    cfg.stream_receive_window(window)
+        .receive_window(window)
+        .send_window(t.receive_window * 2)
+        .max_concurrent_uni_streams(0u32.into())
+        .max_concurrent_bidi_streams(4u32.into())
+        .initial_mtu(1200.min(t.max_udp_payload).max(1200))
+        .keep_alive_interval(Some(t.keep_alive))
+        .max_idle_timeout(IdleTimeout::try_from(t.idle_timeout).ok());
+    let mut mtud = MtuDiscoveryConfig::default();
+    mtud.upper_bound(t.max_udp_payload.max(1200));
+    cfg.mtu_discovery_config(Some(mtud));
+    Arc::new(cfg)
+}
+
+/// Endpoint-wide configuration (connection ids, reset keys, max datagram size).
+pub fn endpoint_config(t: &QuicTuning) -> EndpointConfig {
+    let mut cfg = EndpointConfig::default();
+    // Clamp to what the endpoint accepts; the path MTU bounds it further per connection.
+    let _ = cfg.max_udp_payload_size(t.max_udp_payload.max(1200));
+    cfg
+}
+
+/// A server configuration with a fresh self-signed certificate.
+pub fn server_config(t: &QuicTuning) -> anyhow::Result<ServerConfig> {
+    let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()])?;
+    let cert = CertificateDer::from(certified.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(tls)?;
+    let mut cfg = ServerConfig::with_crypto(Arc::new(crypto));
+    cfg.transport_config(transport(t));
+    // A lane is pinned to its path: the server must never migrate it to another one.
+    cfg.migration(false);
+    Ok(cfg)
+}
+
+/// A client configuration that accepts any (self-signed) server certificate.
+pub fn client_config(t: &QuicTuning) -> anyhow::Result<ClientConfig> {
+    let provider = provider();
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls)?;
+    let mut cfg = ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(transport(t));
+    Ok(cfg)
+}
+
+/// Accepts any certificate, but verifies handshake signatures against it.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,130 @@
+//! Synthetic QUIC remote addresses: one per (remote address, path).
+//!
+//! quinn-proto identifies a connection's remote by `SocketAddr`. Over SCION the same host can
+//! be reached on several paths, and each lane must stay on its own path, so the driver hands
+//! quinn-proto a made-up address (a unique IPv6 ULA) per (remote, path) and keeps what it means
+//! here. The path key is direction-independent (the sorted interface ids of the path), so a
+//! reply that arrives on the reversed path finds the connection that was opened on the
+//! forward path.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+
+/// Direction-independent identity of a path: its interface ids, sorted. Empty for the
+/// same-AS case.
+pub type PathKey = Vec<u16>;
+
+pub fn path_key(interfaces: impl IntoIterator<Item = u16>) -> PathKey {
+    let mut ids: Vec<u16> = interfaces.into_iter().filter(|&i| i != 0).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// What a synthetic key stands for.
+#[derive(Debug, Clone)]
+pub struct Remote<A, R> {
+    pub addr: A,
+    pub path_key: PathKey,
+    /// How to send to it: path bytes, next hop, ... (the driver's business).
+    pub route: R,
+}
+
+pub struct RemoteTable<A, R> {
+    by_key: HashMap<SocketAddr, Remote<A, R>>,
+    by_route: HashMap<(A, PathKey), SocketAddr>,
+    next: u64,
+}
+
+impl<A: Hash + Eq + Clone, R> Default for RemoteTable<A, R> {
+    fn default() -> Self {
+        Self {
+            by_key: HashMap::new(),
+            by_route: HashMap::new(),
+            next: 1,
+        }
+    }
+}
+
+impl<A: Hash + Eq + Clone, R> RemoteTable<A, R> {
+    /// The key for (addr, path), creating it with `route` if it is new.
+    pub fn key_for(&mut self, addr: &A, path_key: PathKey, route: impl FnOnce() -> R) -> SocketAddr {
+        if let Some(k) = self.by_route.get(&(addr.clone(), path_key.clone())) {
+            return *k;
+        }
+        let key = synthetic(self.next);
+        self.next += 1;
+        self.by_route.insert((addr.clone(), path_key.clone()), key);
+        self.by_key.insert(
+            key,
+            Remote {
+                addr: addr.clone(),
+                path_key,
+                route: route(),
+            },
+        );
+        key
+    }
+
+    pub fn lookup(&self, addr: &A, path_key: &PathKey) -> Option<SocketAddr> {
+        self.by_route.get(&(addr.clone(), path_key.clone())).copied()
+    }
+
+    pub fn get(&self, key: &SocketAddr) -> Option<&Remote<A, R>> {
+        self.by_key.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &SocketAddr) -> Option<&mut Remote<A, R>> {
+        self.by_key.get_mut(key)
+    }
+
+    pub fn remove(&mut self, key: &SocketAddr) {
+        if let Some(r) = self.by_key.remove(key) {
+            self.by_route.remove(&(r.addr, r.path_key));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+fn synthetic(n: u64) -> SocketAddr {
+    let [a, b, c, d] = [(n >> 48) as u16, (n >> 32) as u16, (n >> 16) as u16, n as u16];
+    SocketAddr::V6(SocketAddrV6::new(
+        Ipv6Addr::new(0xfd5c, 0x1011, 0, 0, a, b, c, d),
+        1,
+        0,
+        0,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_and_reversed_path_share_a_key() {
+        let mut t: RemoteTable<&str, u8> = RemoteTable::default();
+        let fwd = t.key_for(&"peer", path_key([3, 0, 7, 2]), || 1);
+        let rev = t.lookup(&"peer", &path_key([2, 7, 3]));
+        assert_eq!(Some(fwd), rev);
+    }
+
+    #[test]
+    fn distinct_paths_and_peers_get_distinct_keys() {
+        let mut t: RemoteTable<&str, u8> = RemoteTable::default();
+        let a = t.key_for(&"peer", path_key([1, 2]), || 1);
+        let b = t.key_for(&"peer", path_key([3, 4]), || 2);
+        let c = t.key_for(&"other", path_key([1, 2]), || 3);
+        assert!(a != b && b != c && a != c);
+        assert_eq!(t.get(&b).map(|r| r.route), Some(2));
+        t.remove(&b);
+        assert!(t.get(&b).is_none());
+        assert_eq!(t.len(), 2);
+    }
+}
