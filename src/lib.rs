@@ -1,1 +1,9 @@
 //! bittorrent-over-scion: BitTorrent over QUIC/SCION (multipath) and TCP.
+
+pub mod metrics;
+pub mod net;
+pub mod quic;
+pub mod scion;
+pub mod storage;
+pub mod torrent;
+pub mod wire;

@@ -118,7 +118,7 @@ impl ScionNet {
     /// The route a connection is pinned to.
     pub fn route(&mut self, handle: ConnectionHandle) -> Option<&Route> {
         let key = self.quic.connection(handle)?.remote_address();
-        self.remotes.get(&key)
+        self.remotes.get(&key).map(|r| &r.route)
     }
 
     /// The SCION address of a connection's remote.
@@ -144,7 +144,7 @@ impl ScionNet {
                     self.errors.bad_path += 1;
                     return;
                 };
-                if let Some(r) = self.remotes.get_mut(&key) {
+                if let Some(r) = self.remotes.get_mut(&key).map(|r| &mut r.route) {
                     r.bytes_received += payload.len() as u64;
                     r.packets_received += 1;
                 }
@@ -163,7 +163,7 @@ impl ScionNet {
                     .filter(|(_, c)| {
                         self.remotes
                             .get(&c.remote_address())
-                            .is_some_and(|r| message.affects_path(&r.path))
+                            .is_some_and(|r| message.affects_path(&r.route.path))
                     })
                     .map(|(h, _)| *h)
                     .collect();
@@ -209,7 +209,7 @@ impl ScionNet {
                 })
             }
         };
-        if let Some(r) = self.remotes.get_mut(&key) {
+        if let Some(r) = self.remotes.get_mut(&key).map(|r| &mut r.route) {
             r.received_interfaces.get_or_insert(received);
         }
         if self.rx_keys.len() > 4096 {
@@ -239,7 +239,7 @@ impl ScionNet {
     pub fn poll_datagram(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<SocketAddr> {
         loop {
             let t = self.quic.poll_transmit(now, &mut self.quic_buf)?;
-            let Some(route) = self.remotes.get_mut(&t.destination) else {
+            let Some(route) = self.remotes.get_mut(&t.destination).map(|r| &mut r.route) else {
                 continue; // route was replaced; QUIC will time the old connection out
             };
             out.clear();

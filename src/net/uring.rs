@@ -1,0 +1,166 @@
+//! The socket driver: one io_uring UDP socket moving bytes between the kernel and a
+//! [`ScionNet`], and the event loop that runs the application on top.
+//!
+//! Receives run in their own task with several operations in flight; sends are submitted in
+//! batches so that one `io_uring_enter` carries many datagrams. Everything else (SCION, QUIC,
+//! BitTorrent) is synchronous code called from this loop.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio::sync::Notify;
+use tokio_uring::net::UdpSocket;
+
+use super::scion_net::{NetEvent, ScionNet};
+
+/// Datagrams submitted to the kernel per batch.
+const SEND_BATCH: usize = 64;
+/// Receive operations kept in flight.
+const RECV_IN_FLIGHT: usize = 4;
+const RECV_BUF: usize = 9216;
+
+/// What runs on top of the network.
+pub trait App {
+    fn on_event(&mut self, net: &mut ScionNet, event: NetEvent, now: Instant);
+    /// Does the application's work (write to streams, open connections, tick timers) and says
+    /// when it wants to be polled again at the latest.
+    fn poll(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant>;
+    fn is_done(&self) -> bool;
+}
+
+type RxQueue = Rc<RefCell<VecDeque<(Vec<u8>, SocketAddr)>>>;
+
+/// Binds a UDP socket for SCION traffic (SO_REUSEPORT so several runtimes can share a port).
+pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    s.set_reuse_port(true)?;
+    // Large kernel buffers: bursts of a congestion window must not be dropped locally.
+    let _ = s.set_recv_buffer_size(8 << 20);
+    let _ = s.set_send_buffer_size(8 << 20);
+    s.bind(&addr.into())?;
+    s.set_nonblocking(true)?;
+    Ok(UdpSocket::from_std(s.into()))
+}
+
+fn spawn_receivers(socket: &Rc<UdpSocket>, rx: &RxQueue, notify: &Rc<Notify>, stop: &Rc<Notify>) {
+    for _ in 0..RECV_IN_FLIGHT {
+        let (socket, rx, notify, stop) = (socket.clone(), rx.clone(), notify.clone(), stop.clone());
+        tokio_uring::spawn(async move {
+            let mut buf = vec![0u8; RECV_BUF];
+            loop {
+                let recv = socket.recv_from(buf);
+                let (res, b) = tokio::select! {
+                    r = recv => r,
+                    _ = stop.notified() => return,
+                };
+                buf = b;
+                match res {
+                    Ok((n, from)) => {
+                        let mut pkt = std::mem::replace(&mut buf, vec![0u8; RECV_BUF]);
+                        pkt.truncate(n);
+                        rx.borrow_mut().push_back((pkt, from));
+                        notify.notify_one();
+                    }
+                    Err(e) => {
+                        // ICMP errors surface as ECONNREFUSED on Linux; keep receiving.
+                        tracing::trace!("udp receive error: {e}");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Runs `app` on `net` over `socket` until the app is done.
+pub async fn run(socket: UdpSocket, net: &mut ScionNet, app: &mut impl App) -> anyhow::Result<()> {
+    let socket = Rc::new(socket);
+    let rx: RxQueue = Rc::new(RefCell::new(VecDeque::new()));
+    let notify = Rc::new(Notify::new());
+    let stop = Rc::new(Notify::new());
+    spawn_receivers(&socket, &rx, &notify, &stop);
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut batch: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(SEND_BATCH);
+    loop {
+        let now = Instant::now();
+        // Take what arrived; recycle the buffers.
+        let arrived: Vec<_> = rx.borrow_mut().drain(..).collect();
+        for (pkt, from) in arrived {
+            net.on_datagram(now, from, &pkt);
+        }
+        net.drive(now);
+        while let Some(ev) = net.poll_event() {
+            app.on_event(net, ev, now);
+        }
+        let app_deadline = app.poll(net, now);
+        net.drive(now);
+        while let Some(ev) = net.poll_event() {
+            app.on_event(net, ev, now);
+        }
+        if app.is_done() {
+            flush(&socket, net, now, &mut batch, &mut spare).await;
+            stop.notify_waiters();
+            return Ok(());
+        }
+        let sent_any = flush(&socket, net, now, &mut batch, &mut spare).await;
+        if sent_any || !rx.borrow().is_empty() {
+            continue;
+        }
+        let deadline = [net.next_timeout(), app_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + Duration::from_millis(100));
+        let sleep = tokio::time::sleep_until(deadline.max(now).into());
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = sleep => {}
+        }
+    }
+}
+
+/// Sends everything QUIC wants to send now, in batches. Returns whether anything was sent.
+async fn flush(
+    socket: &Rc<UdpSocket>,
+    net: &mut ScionNet,
+    now: Instant,
+    batch: &mut Vec<(Vec<u8>, SocketAddr)>,
+    spare: &mut Vec<Vec<u8>>,
+) -> bool {
+    let mut any = false;
+    loop {
+        while batch.len() < SEND_BATCH {
+            let mut buf = spare.pop().unwrap_or_else(|| Vec::with_capacity(2048));
+            match net.poll_datagram(now, &mut buf) {
+                Some(to) => batch.push((buf, to)),
+                None => {
+                    spare.push(buf);
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            return any;
+        }
+        any = true;
+        let sends = batch.drain(..).map(|(buf, to)| socket.send_to(buf, to));
+        for (res, buf) in join_all(sends).await {
+            if let Err(e) = res {
+                // Loss of a datagram is QUIC's business; a persistent error shows as a timeout.
+                tracing::debug!("udp send error: {e}");
+            }
+            spare.push(buf);
+        }
+        if batch.capacity() > 0 && spare.len() > 4 * SEND_BATCH {
+            spare.truncate(4 * SEND_BATCH);
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Torrent-level logic: metainfo today; picker and session live here too.
+
+pub mod meta;
+pub mod picker;
+pub mod session;

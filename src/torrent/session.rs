@@ -1,0 +1,919 @@
+//! One torrent: its peers and their lanes, request scheduling, serving, choking, verification.
+//!
+//! Sans-IO: the driver hands in lane bytes, lane closures, verification results and the time;
+//! it takes out bytes to write per lane and actions (close a lane, done). A lane is one byte
+//! stream speaking the BitTorrent wire protocol (a QUIC stream on one SCION path, or a TCP
+//! connection). Lanes whose handshakes carry the same peer id are one peer: one bitfield, one
+//! choke state, and the scheduler spreads that peer's blocks over all of its lanes.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use hdrhistogram::Histogram;
+
+use crate::metrics::{self, RateEstimator};
+use crate::storage::Storage;
+use crate::torrent::meta::Metainfo;
+use crate::torrent::picker::{BlockOutcome, BlockRef, Picker, BLOCK_LEN};
+use crate::wire::{
+    encode, encode_piece_header, Bitfield, DecoderLimits, ExtensionHandshake, Handshake, Message,
+    MessageDecoder, EXTENSION_HANDSHAKE_ID,
+};
+
+pub type LaneId = u64;
+pub type PeerId = [u8; 20];
+
+/// Largest block a remote may request (BEP 3 clients use 16 KiB; some ask for up to 128 KiB).
+const MAX_REQUEST_LEN: u32 = 128 * 1024;
+/// Requests a remote may queue on one lane before we refuse more.
+const MAX_QUEUED_REQUESTS: usize = 4096;
+/// Bytes of piece data materialised into a lane's outbox ahead of the transport.
+const OUTBOX_TARGET: usize = 4 << 20;
+const MIN_PIPELINE: usize = 16;
+const MAX_PIPELINE: usize = 4096;
+const CHOKE_ROUND: Duration = Duration::from_secs(10);
+const OPTIMISTIC_ROUND: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub peer_id: PeerId,
+    pub client_name: String,
+    /// Peers unchoked at once (regular + one optimistic slot).
+    pub upload_slots: usize,
+    /// A lane with requests outstanding and no block for this long is stalled: its requests
+    /// move to the other lanes.
+    pub stall_timeout: Duration,
+    /// Serve requests (a leecher also uploads to other leechers).
+    pub upload: bool,
+}
+
+impl SessionConfig {
+    pub fn new(peer_id: PeerId) -> Self {
+        Self {
+            peer_id,
+            client_name: format!("bittorrent-over-scion {}", env!("CARGO_PKG_VERSION")),
+            upload_slots: 8,
+            stall_timeout: Duration::from_secs(3),
+            upload: true,
+        }
+    }
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    CloseLane { lane: LaneId, reason: String },
+    /// Every piece is verified.
+    Complete,
+}
+
+/// Checks pieces off the event loop (a worker pool in production, inline in tests).
+pub trait Verifier {
+    /// Queue piece `index` for hashing.
+    fn submit(&mut self, index: u32);
+    /// A finished check: (piece, hash matched, time spent hashing).
+    fn poll(&mut self) -> Option<(u32, bool, Duration)>;
+}
+
+/// Per-lane numbers for the summary and the live display.
+#[derive(Debug, Clone)]
+pub struct LaneStats {
+    pub label: String,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    pub blocks_down: u64,
+    pub block_latency: Histogram<u64>,
+    pub opened: Instant,
+    pub closed: Option<(Instant, String)>,
+}
+
+struct Lane {
+    peer: Option<PeerId>,
+    decoder: MessageDecoder,
+    outbound: bool,
+    handshake_seen: bool,
+    fast: bool,
+    extended: bool,
+    outbox: VecDeque<Bytes>,
+    outbox_bytes: usize,
+    /// Our requests on this lane and when each was sent.
+    outstanding: HashMap<BlockRef, Instant>,
+    peer_choking: bool,
+    am_interested: bool,
+    /// Remote's requests waiting to be served.
+    requests_in: VecDeque<BlockRef>,
+    last_block: Instant,
+    stalled: bool,
+    rate: RateEstimator,
+    rtt: Duration,
+    stats: LaneStats,
+}
+
+struct Peer {
+    has: Bitfield,
+    lanes: Vec<LaneId>,
+    am_choking: bool,
+    interested: bool,
+    optimistic: bool,
+    uploaded: RateEstimator,
+    downloaded: RateEstimator,
+    client: Option<String>,
+}
+
+pub struct Session {
+    meta: Arc<Metainfo>,
+    storage: Box<dyn Storage>,
+    verifier: Box<dyn Verifier>,
+    cfg: SessionConfig,
+    picker: Picker,
+    lanes: HashMap<LaneId, Lane>,
+    peers: HashMap<PeerId, Peer>,
+    banned: HashSet<PeerId>,
+    /// Which peers sent blocks of a piece still being assembled (to ban liars).
+    contributors: HashMap<u32, HashSet<PeerId>>,
+    actions: VecDeque<Action>,
+    next_choke: Instant,
+    next_optimistic: Instant,
+    completed_sent: bool,
+    pub verify_time: Histogram<u64>,
+    pub pieces_verified: u32,
+    pub pieces_failed: u32,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    /// Closed lanes' stats, kept for the summary.
+    finished_lanes: Vec<LaneStats>,
+    scratch: Vec<BlockRef>,
+}
+
+impl Session {
+    pub fn new(
+        meta: Arc<Metainfo>,
+        storage: Box<dyn Storage>,
+        verifier: Box<dyn Verifier>,
+        have: Bitfield,
+        cfg: SessionConfig,
+        now: Instant,
+    ) -> Self {
+        let picker = Picker::new(meta.piece_length, meta.total_length, have);
+        Self {
+            meta,
+            storage,
+            verifier,
+            cfg,
+            picker,
+            lanes: HashMap::new(),
+            peers: HashMap::new(),
+            banned: HashSet::new(),
+            contributors: HashMap::new(),
+            actions: VecDeque::new(),
+            next_choke: now,
+            next_optimistic: now + OPTIMISTIC_ROUND,
+            completed_sent: false,
+            verify_time: metrics::latency_histogram(),
+            pieces_verified: 0,
+            pieces_failed: 0,
+            bytes_down: 0,
+            bytes_up: 0,
+            finished_lanes: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn meta(&self) -> &Metainfo {
+        &self.meta
+    }
+
+    pub fn have(&self) -> &Bitfield {
+        self.picker.have()
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.picker.is_complete()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// A new byte stream. For outbound lanes our handshake goes out at once; inbound lanes
+    /// answer after the remote's handshake named our torrent.
+    pub fn add_lane(&mut self, id: LaneId, outbound: bool, label: String, now: Instant) {
+        let mut lane = Lane {
+            peer: None,
+            decoder: MessageDecoder::new(DecoderLimits::for_torrent(self.meta.num_pieces())),
+            outbound,
+            handshake_seen: false,
+            fast: false,
+            extended: false,
+            outbox: VecDeque::new(),
+            outbox_bytes: 0,
+            outstanding: HashMap::new(),
+            peer_choking: true,
+            am_interested: false,
+            requests_in: VecDeque::new(),
+            last_block: now,
+            stalled: false,
+            rate: RateEstimator::new(now),
+            rtt: Duration::from_millis(50),
+            stats: LaneStats {
+                label,
+                bytes_down: 0,
+                bytes_up: 0,
+                blocks_down: 0,
+                block_latency: metrics::latency_histogram(),
+                opened: now,
+                closed: None,
+            },
+        };
+        if outbound {
+            push_handshake(&mut lane, self.meta.info_hash, self.cfg.peer_id);
+        }
+        self.lanes.insert(id, lane);
+    }
+
+    /// The transport's current RTT estimate for a lane (sizes its request pipeline).
+    pub fn set_lane_rtt(&mut self, id: LaneId, rtt: Duration) {
+        if let Some(l) = self.lanes.get_mut(&id) {
+            l.rtt = rtt;
+        }
+    }
+
+    pub fn lane_count(&self) -> usize {
+        self.lanes.len()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Bytes received on a lane.
+    pub fn on_lane_data(&mut self, id: LaneId, data: &[u8], now: Instant) {
+        let Some(lane) = self.lanes.get_mut(&id) else {
+            return;
+        };
+        lane.decoder.push(data);
+        if let Err(reason) = self.process_lane(id, now) {
+            self.close_lane(id, reason, now);
+        }
+    }
+
+    fn process_lane(&mut self, id: LaneId, now: Instant) -> Result<(), String> {
+        if !self.lanes.get(&id).is_some_and(|l| l.handshake_seen) {
+            let Some(lane) = self.lanes.get_mut(&id) else {
+                return Ok(());
+            };
+            let hs = match lane.decoder.next_handshake() {
+                Ok(Some(hs)) => hs,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(format!("bad handshake: {e}")),
+            };
+            self.on_handshake(id, hs, now)?;
+        }
+        loop {
+            let Some(lane) = self.lanes.get_mut(&id) else {
+                return Ok(());
+            };
+            match lane.decoder.next_message() {
+                Ok(Some(msg)) => self.on_message(id, msg, now)?,
+                Ok(None) => return Ok(()),
+                Err(e) if e.is_fatal() => return Err(format!("protocol error: {e}")),
+                Err(e) => tracing::debug!(lane = id, "ignoring message: {e}"),
+            }
+        }
+    }
+
+    fn on_handshake(&mut self, id: LaneId, hs: Handshake, now: Instant) -> Result<(), String> {
+        if hs.info_hash != self.meta.info_hash {
+            return Err(format!(
+                "peer offered another torrent (info hash {})",
+                hex(&hs.info_hash)
+            ));
+        }
+        if hs.peer_id == self.cfg.peer_id {
+            return Err("connected to ourselves".into());
+        }
+        if self.banned.contains(&hs.peer_id) {
+            return Err("peer is banned (sent corrupt data)".into());
+        }
+        let (info_hash, our_id) = (self.meta.info_hash, self.cfg.peer_id);
+        let have = self.picker.have().clone();
+        let upload = self.cfg.upload;
+        let client = self.cfg.client_name.clone();
+        let num_pieces = self.meta.num_pieces();
+        let Some(lane) = self.lanes.get_mut(&id) else {
+            return Ok(());
+        };
+        lane.handshake_seen = true;
+        lane.fast = hs.supports_fast();
+        lane.extended = hs.supports_extensions();
+        lane.peer = Some(hs.peer_id);
+        if !lane.outbound {
+            push_handshake(lane, info_hash, our_id);
+        }
+        if lane.extended {
+            let ext = ExtensionHandshake {
+                v: Some(client),
+                reqq: Some(MAX_QUEUED_REQUESTS as u32),
+                ..Default::default()
+            };
+            if let Ok(msg) = ext.to_message() {
+                push(lane, &msg);
+            }
+        }
+        let announce = if upload { have } else { Bitfield::new(num_pieces) };
+        if lane.fast && announce.is_full() {
+            push(lane, &Message::HaveAll);
+        } else if lane.fast && announce.is_clear() {
+            push(lane, &Message::HaveNone);
+        } else if !announce.is_clear() {
+            push(lane, &Message::bitfield(&announce));
+        }
+        let peer = self.peers.entry(hs.peer_id).or_insert_with(|| Peer {
+            has: Bitfield::new(num_pieces),
+            lanes: Vec::new(),
+            am_choking: true,
+            interested: false,
+            optimistic: false,
+            uploaded: RateEstimator::new(now),
+            downloaded: RateEstimator::new(now),
+            client: None,
+        });
+        peer.lanes.push(id);
+        // A new lane of an already unchoked peer is unchoked too.
+        if !peer.am_choking {
+            if let Some(lane) = self.lanes.get_mut(&id) {
+                push(lane, &Message::Unchoke);
+            }
+        }
+        self.update_interest(hs.peer_id);
+        Ok(())
+    }
+
+    fn peer_of(&self, id: LaneId) -> Option<PeerId> {
+        self.lanes.get(&id).and_then(|l| l.peer)
+    }
+
+    fn on_message(&mut self, id: LaneId, msg: Message, now: Instant) -> Result<(), String> {
+        let pid = self.peer_of(id).ok_or("message before handshake")?;
+        match msg {
+            Message::KeepAlive | Message::Port(_) | Message::SuggestPiece { .. } => {}
+            Message::AllowedFast { .. } => {}
+            Message::Choke => {
+                if let Some(l) = self.lanes.get_mut(&id) {
+                    l.peer_choking = true;
+                }
+                // Without the fast extension a choke discards our requests; with it the
+                // remote rejects them explicitly, but re-requesting early is harmless.
+                self.drop_outstanding(id);
+            }
+            Message::Unchoke => {
+                if let Some(l) = self.lanes.get_mut(&id) {
+                    l.peer_choking = false;
+                }
+            }
+            Message::Interested | Message::NotInterested => {
+                let interested = matches!(msg, Message::Interested);
+                if let Some(p) = self.peers.get_mut(&pid) {
+                    let changed = p.interested != interested;
+                    p.interested = interested;
+                    if changed && (interested || !p.am_choking) {
+                        self.next_choke = now; // react now, not at the next round
+                    }
+                }
+            }
+            Message::Have { index } => {
+                if index >= self.meta.num_pieces() {
+                    return Err(format!("have for piece {index} out of range"));
+                }
+                let p = self.peers.get_mut(&pid).ok_or("unknown peer")?;
+                if !p.has.get(index) {
+                    p.has.set(index);
+                    self.picker.peer_has_piece(index);
+                }
+                self.update_interest(pid);
+            }
+            Message::Bitfield(raw) => {
+                let bf = Bitfield::from_bytes(&raw, self.meta.num_pieces())
+                    .map_err(|e| format!("bad bitfield: {e}"))?;
+                self.set_peer_has(pid, bf);
+            }
+            Message::HaveAll => self.set_peer_has(pid, Bitfield::full(self.meta.num_pieces())),
+            Message::HaveNone => {}
+            Message::Request {
+                index,
+                begin,
+                length,
+            } => self.on_request(id, pid, index, begin, length)?,
+            Message::Cancel {
+                index,
+                begin,
+                length,
+            } => {
+                if let Some(l) = self.lanes.get_mut(&id) {
+                    let b = BlockRef {
+                        piece: index,
+                        begin,
+                        len: length,
+                    };
+                    l.requests_in.retain(|r| *r != b);
+                }
+            }
+            Message::RejectRequest {
+                index,
+                begin,
+                length,
+            } => {
+                let b = BlockRef {
+                    piece: index,
+                    begin,
+                    len: length,
+                };
+                if let Some(l) = self.lanes.get_mut(&id) {
+                    if l.outstanding.remove(&b).is_some() {
+                        self.picker.request_dropped(&b);
+                    }
+                }
+            }
+            Message::Piece { index, begin, data } => self.on_block(id, pid, index, begin, data, now)?,
+            Message::Extended { id: ext, payload } => {
+                if ext == EXTENSION_HANDSHAKE_ID {
+                    if let Ok(h) = ExtensionHandshake::decode(&payload) {
+                        if let Some(p) = self.peers.get_mut(&pid) {
+                            p.client = h.v;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_peer_has(&mut self, pid: PeerId, bf: Bitfield) {
+        let Some(p) = self.peers.get_mut(&pid) else {
+            return;
+        };
+        // Lanes of one peer repeat its bitfield; count availability once.
+        let mut merged = p.has.clone();
+        for i in bf.iter_ones() {
+            if !merged.get(i) {
+                merged.set(i);
+                self.picker.peer_has_piece(i);
+            }
+        }
+        p.has = merged;
+        self.update_interest(pid);
+    }
+
+    fn on_request(&mut self, id: LaneId, pid: PeerId, index: u32, begin: u32, length: u32) -> Result<(), String> {
+        let valid = index < self.meta.num_pieces()
+            && length > 0
+            && length <= MAX_REQUEST_LEN
+            && u64::from(begin) + u64::from(length) <= u64::from(self.meta.piece_len(index));
+        if !valid {
+            return Err(format!("invalid request piece {index} offset {begin} length {length}"));
+        }
+        let choking = self.peers.get(&pid).is_none_or(|p| p.am_choking);
+        let servable = self.cfg.upload && !choking && self.picker.have().get(index);
+        let Some(lane) = self.lanes.get_mut(&id) else {
+            return Ok(());
+        };
+        let b = BlockRef {
+            piece: index,
+            begin,
+            len: length,
+        };
+        if !servable || lane.requests_in.len() >= MAX_QUEUED_REQUESTS {
+            if lane.fast {
+                push(lane, &Message::RejectRequest {
+                    index,
+                    begin,
+                    length,
+                });
+            }
+            return Ok(());
+        }
+        lane.requests_in.push_back(b);
+        Ok(())
+    }
+
+    fn on_block(&mut self, id: LaneId, pid: PeerId, index: u32, begin: u32, data: Bytes, now: Instant) -> Result<(), String> {
+        let b = BlockRef {
+            piece: index,
+            begin,
+            len: data.len() as u32,
+        };
+        let Some(lane) = self.lanes.get_mut(&id) else {
+            return Ok(());
+        };
+        let sent_at = lane.outstanding.remove(&b);
+        lane.last_block = now;
+        lane.stalled = false;
+        if sent_at.is_none() {
+            // Late answer to a request we dropped (choke, stall); still useful if needed.
+            tracing::trace!(lane = id, ?b, "unrequested block");
+        }
+        match self.picker.block_received(&b) {
+            BlockOutcome::Unexpected => return Ok(()),
+            BlockOutcome::Accepted { piece_complete } => {
+                if let Err(e) = self.storage.write_block(index, begin, &data) {
+                    // Keep the data consistent: the piece will fail verification and be
+                    // fetched again; a persistent error (disk full) stops the session.
+                    tracing::error!("write failed: {e}");
+                    self.actions.push_back(Action::CloseLane {
+                        lane: id,
+                        reason: format!("storage error: {e}"),
+                    });
+                    return Err(format!("storage error: {e}"));
+                }
+                let lane = self.lanes.get_mut(&id).expect("lane checked above");
+                lane.stats.bytes_down += b.len as u64;
+                lane.stats.blocks_down += 1;
+                lane.rate.add(b.len as u64, now);
+                if let Some(t) = sent_at {
+                    metrics::record(&mut lane.stats.block_latency, now.saturating_duration_since(t));
+                }
+                self.bytes_down += b.len as u64;
+                if let Some(p) = self.peers.get_mut(&pid) {
+                    p.downloaded.add(b.len as u64, now);
+                }
+                self.contributors.entry(index).or_default().insert(pid);
+                self.cancel_duplicates(id, &b);
+                if piece_complete {
+                    self.verifier.submit(index);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// In endgame a block may be outstanding on other lanes: cancel those requests.
+    fn cancel_duplicates(&mut self, got_on: LaneId, b: &BlockRef) {
+        let mut cancelled = 0;
+        for (&lid, lane) in self.lanes.iter_mut() {
+            if lid != got_on && lane.outstanding.remove(b).is_some() {
+                push(lane, &Message::Cancel {
+                    index: b.piece,
+                    begin: b.begin,
+                    length: b.len,
+                });
+                cancelled += 1;
+            }
+        }
+        for _ in 0..cancelled {
+            self.picker.request_dropped(b);
+        }
+    }
+
+    fn drop_outstanding(&mut self, id: LaneId) {
+        let Some(lane) = self.lanes.get_mut(&id) else {
+            return;
+        };
+        for (b, _) in lane.outstanding.drain() {
+            self.picker.request_dropped(&b);
+        }
+    }
+
+    fn update_interest(&mut self, pid: PeerId) {
+        let Some(p) = self.peers.get(&pid) else {
+            return;
+        };
+        let want = self.picker.wants_from(&p.has);
+        for lid in p.lanes.clone() {
+            if let Some(l) = self.lanes.get_mut(&lid) {
+                if l.am_interested != want {
+                    l.am_interested = want;
+                    push(l, &if want { Message::Interested } else { Message::NotInterested });
+                }
+            }
+        }
+    }
+
+    /// The transport closed a lane (or we asked it to). Its requests go back to the picker at
+    /// once so other lanes take them over.
+    pub fn on_lane_closed(&mut self, id: LaneId, reason: &str, now: Instant) {
+        self.drop_outstanding(id);
+        let Some(mut lane) = self.lanes.remove(&id) else {
+            return;
+        };
+        lane.stats.closed = Some((now, reason.to_string()));
+        self.finished_lanes.push(lane.stats);
+        if let Some(pid) = lane.peer {
+            let gone = if let Some(p) = self.peers.get_mut(&pid) {
+                p.lanes.retain(|l| *l != id);
+                p.lanes.is_empty()
+            } else {
+                false
+            };
+            if gone {
+                if let Some(p) = self.peers.remove(&pid) {
+                    self.picker.peer_removed(&p.has);
+                }
+            }
+        }
+    }
+
+    fn close_lane(&mut self, id: LaneId, reason: String, now: Instant) {
+        tracing::info!(lane = id, "closing lane: {reason}");
+        self.on_lane_closed(id, &reason, now);
+        self.actions.push_back(Action::CloseLane { lane: id, reason });
+    }
+
+    /// Periodic work: verification results, choking, stall detection, request pipelines.
+    pub fn tick(&mut self, now: Instant) {
+        self.collect_verifications(now);
+        if now >= self.next_choke {
+            self.choke_round(now);
+        }
+        self.detect_stalls(now);
+        self.fill_requests(now);
+    }
+
+    fn collect_verifications(&mut self, now: Instant) {
+        while let Some((piece, ok, spent)) = self.verifier.poll() {
+            metrics::record(&mut self.verify_time, spent);
+            self.picker.piece_verified(piece, ok);
+            let contributors = self.contributors.remove(&piece).unwrap_or_default();
+            if ok {
+                self.pieces_verified += 1;
+                for lane in self.lanes.values_mut() {
+                    if lane.handshake_seen {
+                        push(lane, &Message::Have { index: piece });
+                    }
+                }
+            } else {
+                self.pieces_failed += 1;
+                tracing::warn!(piece, "piece failed verification");
+                // Only a sole contributor is certainly the liar.
+                if contributors.len() == 1 {
+                    let liar = *contributors.iter().next().expect("one element");
+                    self.ban(liar, now);
+                }
+            }
+        }
+        let pids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for pid in pids {
+            self.update_interest(pid);
+        }
+        if self.picker.is_complete() && !self.completed_sent {
+            self.completed_sent = true;
+            let _ = self.storage.flush();
+            self.actions.push_back(Action::Complete);
+        }
+    }
+
+    fn ban(&mut self, pid: PeerId, now: Instant) {
+        self.banned.insert(pid);
+        let lanes = self.peers.get(&pid).map(|p| p.lanes.clone()).unwrap_or_default();
+        for lid in lanes {
+            self.close_lane(lid, "peer sent data that failed its hash: banned".into(), now);
+        }
+    }
+
+    /// Unchokes the best `upload_slots - 1` interested peers (by what they give us while we
+    /// leech, by what we give them while we seed) plus one optimistic slot, so a new peer
+    /// gets a chance.
+    fn choke_round(&mut self, now: Instant) {
+        self.next_choke = now + CHOKE_ROUND;
+        let seeding = self.picker.is_complete();
+        let rotate = now >= self.next_optimistic;
+        if rotate {
+            self.next_optimistic = now + OPTIMISTIC_ROUND;
+        }
+        let mut interested: Vec<(PeerId, f64, bool)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.interested)
+            .map(|(id, p)| {
+                let rate = if seeding {
+                    p.uploaded.rate()
+                } else {
+                    p.downloaded.rate()
+                };
+                (*id, rate, p.optimistic)
+            })
+            .collect();
+        interested.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let regular = self.cfg.upload_slots.saturating_sub(1).max(1);
+        let mut unchoke: HashSet<PeerId> = interested.iter().take(regular).map(|x| x.0).collect();
+        // Optimistic slot: keep the current one until rotation, else pick the next choked one.
+        let rest: Vec<PeerId> = interested.iter().skip(regular).map(|x| x.0).collect();
+        let current = interested.iter().skip(regular).find(|x| x.2).map(|x| x.0);
+        let optimistic = match (current, rotate) {
+            (Some(c), false) => Some(c),
+            _ => {
+                if rest.is_empty() {
+                    None
+                } else {
+                    let k = (now.elapsed().as_nanos() as usize + rest.len()) % rest.len();
+                    Some(rest[k])
+                }
+            }
+        };
+        if let Some(o) = optimistic {
+            unchoke.insert(o);
+        }
+        if !self.cfg.upload {
+            unchoke.clear();
+        }
+        let pids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for pid in pids {
+            let should_choke = !unchoke.contains(&pid);
+            let Some(p) = self.peers.get_mut(&pid) else {
+                continue;
+            };
+            p.optimistic = Some(pid) == optimistic;
+            if p.am_choking == should_choke {
+                continue;
+            }
+            p.am_choking = should_choke;
+            for lid in p.lanes.clone() {
+                if let Some(l) = self.lanes.get_mut(&lid) {
+                    push(l, if should_choke { &Message::Choke } else { &Message::Unchoke });
+                    if should_choke {
+                        let rejected: Vec<BlockRef> = l.requests_in.drain(..).collect();
+                        if l.fast {
+                            for b in rejected {
+                                push(l, &Message::RejectRequest {
+                                    index: b.piece,
+                                    begin: b.begin,
+                                    length: b.len,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A lane that stopped delivering hands its requests to the others (failover), and gets
+    /// new ones only after it delivers again.
+    fn detect_stalls(&mut self, now: Instant) {
+        let timeout = self.cfg.stall_timeout;
+        let mut stalled = Vec::new();
+        for (&id, lane) in &self.lanes {
+            if !lane.stalled
+                && !lane.outstanding.is_empty()
+                && now.saturating_duration_since(lane.last_block) > timeout.max(lane.rtt * 4)
+            {
+                stalled.push(id);
+            }
+        }
+        for id in stalled {
+            tracing::info!(lane = id, "lane stalled; moving its requests to other lanes");
+            self.drop_outstanding(id);
+            if let Some(l) = self.lanes.get_mut(&id) {
+                l.stalled = true;
+                // Probe with one request so a recovered path can prove itself.
+                l.last_block = now;
+            }
+        }
+    }
+
+    /// How many requests a lane should keep in flight: its bandwidth-delay product (measured
+    /// rate × RTT, with headroom), bounded.
+    fn pipeline_depth(lane: &Lane) -> usize {
+        if lane.stalled {
+            return 1;
+        }
+        let rtt = lane.rtt.as_secs_f64().max(0.001) + 0.02;
+        let bdp_blocks = lane.rate.rate() * rtt * 2.0 / f64::from(BLOCK_LEN);
+        (bdp_blocks as usize).clamp(MIN_PIPELINE, MAX_PIPELINE)
+    }
+
+    fn fill_requests(&mut self, now: Instant) {
+        if self.picker.is_complete() {
+            return;
+        }
+        // Fastest lanes first, so the slow ones get what is left (and endgame duplicates).
+        let mut order: Vec<(LaneId, f64)> = self
+            .lanes
+            .iter()
+            .filter(|(_, l)| l.handshake_seen && !l.peer_choking && l.am_interested)
+            .map(|(id, l)| (*id, l.rate.rate()))
+            .collect();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (id, _) in order {
+            let Some(lane) = self.lanes.get(&id) else {
+                continue;
+            };
+            let depth = Self::pipeline_depth(lane);
+            if lane.outstanding.len() >= depth {
+                continue;
+            }
+            let want = depth - lane.outstanding.len();
+            let Some(pid) = lane.peer else { continue };
+            let Some(peer) = self.peers.get(&pid) else {
+                continue;
+            };
+            self.scratch.clear();
+            let outstanding = &lane.outstanding;
+            self.picker
+                .pick(&peer.has, want, |b| outstanding.contains_key(b), &mut self.scratch);
+            let lane = self.lanes.get_mut(&id).expect("lane exists");
+            for b in self.scratch.drain(..) {
+                lane.outstanding.insert(b, now);
+                push(lane, &Message::Request {
+                    index: b.piece,
+                    begin: b.begin,
+                    length: b.len,
+                });
+            }
+        }
+    }
+
+    /// Next chunks to write on a lane. Piece data is read from storage only here, when the
+    /// transport has room, and handed over without a copy (slices of the file maps).
+    pub fn poll_output(&mut self, id: LaneId, now: Instant) -> Option<Bytes> {
+        let lane = self.lanes.get_mut(&id)?;
+        while lane.outbox_bytes < OUTBOX_TARGET {
+            let Some(b) = lane.requests_in.pop_front() else {
+                break;
+            };
+            match self.storage.read_block(b.piece, b.begin, b.len) {
+                Ok(data) => {
+                    let mut head = BytesMut::with_capacity(13);
+                    encode_piece_header(b.piece, b.begin, b.len, &mut head);
+                    lane.outbox_bytes += head.len() + data.len();
+                    lane.outbox.push_back(head.freeze());
+                    lane.outbox.push_back(data);
+                    lane.stats.bytes_up += u64::from(b.len);
+                    self.bytes_up += u64::from(b.len);
+                    if let Some(p) = lane.peer.and_then(|pid| self.peers.get_mut(&pid)) {
+                        p.uploaded.add(u64::from(b.len), now);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("cannot read piece {}: {e}", b.piece);
+                    if lane.fast {
+                        push(lane, &Message::RejectRequest {
+                            index: b.piece,
+                            begin: b.begin,
+                            length: b.len,
+                        });
+                    }
+                }
+            }
+        }
+        let chunk = lane.outbox.pop_front()?;
+        lane.outbox_bytes -= chunk.len();
+        Some(chunk)
+    }
+
+    /// Puts back the unwritten tail of a chunk (the transport took only part of it).
+    pub fn unpoll_output(&mut self, id: LaneId, rest: Bytes) {
+        if let Some(lane) = self.lanes.get_mut(&id) {
+            lane.outbox_bytes += rest.len();
+            lane.outbox.push_front(rest);
+        }
+    }
+
+    pub fn has_output(&self, id: LaneId) -> bool {
+        self.lanes
+            .get(&id)
+            .is_some_and(|l| !l.outbox.is_empty() || !l.requests_in.is_empty())
+    }
+
+    pub fn lane_ids(&self) -> Vec<LaneId> {
+        self.lanes.keys().copied().collect()
+    }
+
+    /// Stats of every lane, open and closed.
+    pub fn lane_stats(&self) -> Vec<(LaneId, LaneStats)> {
+        let mut v: Vec<(LaneId, LaneStats)> = self
+            .lanes
+            .iter()
+            .map(|(id, l)| (*id, l.stats.clone()))
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v.extend(self.finished_lanes.iter().map(|s| (u64::MAX, s.clone())));
+        v
+    }
+
+    pub fn peer_clients(&self) -> Vec<String> {
+        self.peers.values().filter_map(|p| p.client.clone()).collect()
+    }
+}
+
+fn push(lane: &mut Lane, msg: &Message) {
+    let mut buf = BytesMut::with_capacity(msg.wire_len());
+    encode(msg, &mut buf);
+    lane.outbox_bytes += buf.len();
+    lane.outbox.push_back(buf.freeze());
+}
+
+fn push_handshake(lane: &mut Lane, info_hash: [u8; 20], peer_id: PeerId) {
+    let mut hs = Handshake::new(info_hash, peer_id);
+    hs.set_fast(true);
+    hs.set_extensions(true);
+    let mut buf = BytesMut::new();
+    hs.encode(&mut buf);
+    lane.outbox_bytes += buf.len();
+    lane.outbox.push_back(buf.freeze());
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
