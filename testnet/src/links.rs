@@ -1,0 +1,68 @@
+//! Live link state: the one place that flips links in pocketscion and keeps our view (and the
+//! state file, if any) in step with it.
+
+use std::{
+    path::PathBuf,
+    sync::{Mutex, MutexGuard},
+};
+
+use anyhow::Context;
+use pocketscion::state::PocketScionState;
+
+use crate::{state::TestnetState, topology::parse_ia};
+
+pub(crate) struct LinkTable {
+    pocket: PocketScionState,
+    current: Mutex<TestnetState>,
+    state_file: Option<PathBuf>,
+}
+
+impl LinkTable {
+    pub(crate) fn new(
+        pocket: PocketScionState,
+        state: TestnetState,
+        state_file: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            pocket,
+            current: Mutex::new(state),
+            state_file,
+        }
+    }
+
+    /// Takes the link with an end at `ia#interface` down or up (the whole link, both
+    /// directions: pocketscion keeps one up flag per link).
+    pub(crate) fn set(&self, ia: &str, interface: u16, up: bool) -> anyhow::Result<()> {
+        let ia = parse_ia(ia)?;
+        let end = format!("{ia}#{interface}");
+        let mut current = self.lock();
+        let link = current
+            .links
+            .iter_mut()
+            .find(|l| l.a == end || l.b == end)
+            .with_context(|| format!("no link has an end at {end}"))?;
+        self.pocket
+            .set_link_state(ia, interface, up)
+            .with_context(|| format!("pocketscion has no link at {end}"))?;
+        link.up = up;
+        tracing::info!(%end, up, "link state changed");
+        self.write_state_file(&current)
+    }
+
+    /// The current state, including link up/down flags.
+    pub(crate) fn snapshot(&self) -> TestnetState {
+        self.lock().clone()
+    }
+
+    pub(crate) fn write_state_file(&self, state: &TestnetState) -> anyhow::Result<()> {
+        match &self.state_file {
+            Some(path) => state.write(path),
+            None => Ok(()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TestnetState> {
+        // A panic elsewhere must not make the link table unusable: the data is plain values.
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
