@@ -1,5 +1,9 @@
 //! bittorrent-over-scion: BitTorrent over QUIC/SCION (multipath) and TCP.
 
+pub mod bwtest;
+pub mod cli;
+pub mod engine;
+pub mod lanes;
 pub mod metrics;
 pub mod net;
 pub mod quic;

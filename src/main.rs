@@ -1,1 +1,42 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use btscion::cli::args::{Cli, Command, Mode, TransferArgs};
+use btscion::cli::{self, legacy};
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let result = if legacy::is_legacy(&argv) {
+        match legacy::parse(&argv) {
+            Ok(t) => {
+                cli::init_logging(&t.log_level);
+                cli::run::transfer(t)
+            }
+            Err(e) => Err(cli::exit::usage(format!("{e}\nRun with --help for usage."))),
+        }
+    } else {
+        let parsed = Cli::parse();
+        match parsed.command {
+            Command::Download(c) => {
+                cli::init_logging(&c.log_level);
+                cli::run::transfer(TransferArgs::from_cli(Mode::Download, c))
+            }
+            Command::Seed(c) => {
+                cli::init_logging(&c.log_level);
+                cli::run::transfer(TransferArgs::from_cli(Mode::Seed, c))
+            }
+            other => {
+                cli::init_logging("INFO");
+                cli::run::tool(other)
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.code() as u8)
+        }
+    }
+}

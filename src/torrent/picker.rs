@@ -273,12 +273,15 @@ impl Picker {
         if b.begin % BLOCK_LEN != 0 || b.piece >= self.num_pieces {
             return BlockOutcome::Unexpected;
         }
+        if b.begin >= self.piece_len(b.piece) {
+            return BlockOutcome::Unexpected;
+        }
         let expected = self.block(b.piece, b.begin / BLOCK_LEN);
         let Some(p) = self.active.get_mut(&b.piece) else {
             return BlockOutcome::Unexpected;
         };
         let i = b.index_in_piece();
-        if b.begin >= self.piece_len(b.piece) || expected.len != b.len || p.received[i] {
+        if expected.len != b.len || p.received[i] {
             return BlockOutcome::Unexpected;
         }
         p.received[i] = true;

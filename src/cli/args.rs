@@ -1,0 +1,194 @@
+//! Command-line arguments: the modern subcommands (clap) and the shared transfer options that
+//! the original client's flags map onto.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bittorrent-over-scion",
+    version,
+    about = "BitTorrent over QUIC/SCION (multipath) — seeder and leecher",
+    long_about = "BitTorrent over QUIC/SCION (multipath) — seeder and leecher.\n\n\
+The original client's flags are accepted too, e.g.\n  \
+bittorrent-over-scion -inPath=x.torrent -seed=true -file=x.bin -local=\"1-ff00:0:112,[127.0.0.1]:43000\"\n  \
+bittorrent-over-scion -inPath=x.torrent -outPath=out.bin -peer=\"1-ff00:0:112,[127.0.0.1]:43000\" -seed=false\n\n\
+Original flags: -inPath .torrent file; -file source data (seeder); -seed seed if true; -local own SCION address \
+ISD-AS,[IP]:Port; -peer remote SCION address (several separated by ';'); -outPath output (leecher); \
+-logLevel DEBUG|INFO|WARN|ERROR; -numPaths max paths per peer (default: all disjoint paths, up to 8); \
+-printMetrics print the summary; -exportMetricsTo FILE.csv per-path rows; -enableDht/-dhtPort/-dhtBootstrapAddr: \
+DHT is not supported yet (accepted, ignored with a warning); -dialBackStartPort: accepted for compatibility, unused \
+(lanes are opened by the leecher, no dial-back).\n\n\
+Exit codes: 0 ok, 1 other error, 2 bad usage or address, 3 bad torrent, 4 peer unreachable or no path, \
+5 storage error (disk full, permissions), 6 SCION daemon unreachable."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Download a torrent from SCION peers.
+    Download(TransferCli),
+    /// Seed a torrent over SCION.
+    Seed(TransferCli),
+    /// Make a .torrent from a file or directory.
+    Create(CreateArgs),
+    /// Print a torrent's contents.
+    Info {
+        /// The .torrent file.
+        torrent: PathBuf,
+    },
+    /// List the SCION paths to a destination AS.
+    Paths {
+        /// Destination ISD-AS, e.g. 1-ff00:0:112.
+        destination: String,
+        #[command(flatten)]
+        scion: ScionOpts,
+        /// Ask the daemon to refresh its paths.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// QUIC bandwidth test over SCION.
+    Bwtest(BwtestArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ScionOpts {
+    /// SCION daemon gRPC address [env: SCION_DAEMON_ADDRESS, default 127.0.0.1:30255].
+    #[arg(long)]
+    pub sciond: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TransferCli {
+    /// The .torrent file.
+    #[arg(long, short = 't')]
+    pub torrent: PathBuf,
+    /// Where the data is (seed) or goes (download): the file for a single-file torrent, the
+    /// directory for a multi-file torrent.
+    #[arg(long, short = 'o')]
+    pub path: PathBuf,
+    /// Remote peer, `ISD-AS,[IP]:Port` (repeatable).
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
+    /// Own SCION address `ISD-AS,[IP]:Port` (default: the daemon's AS, 127.0.0.1, a free port).
+    #[arg(long)]
+    pub local: Option<String>,
+    /// Maximum paths (lanes) per peer (default: all link-disjoint paths, up to 8).
+    #[arg(long)]
+    pub num_paths: Option<usize>,
+    /// Print the end summary.
+    #[arg(long)]
+    pub print_metrics: bool,
+    /// Write per-path metrics as CSV.
+    #[arg(long)]
+    pub export_metrics: Option<PathBuf>,
+    /// Write the metrics as JSON.
+    #[arg(long)]
+    pub metrics_json: Option<PathBuf>,
+    /// Keep seeding after the download completes.
+    #[arg(long)]
+    pub keep_seeding: bool,
+    /// Log level: DEBUG, INFO, WARN, ERROR.
+    #[arg(long, default_value = "INFO")]
+    pub log_level: String,
+    #[command(flatten)]
+    pub scion: ScionOpts,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// File or directory to make a torrent of.
+    pub source: PathBuf,
+    /// Output .torrent path.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Piece length in bytes (power of two, 16 KiB..256 MiB; default from the size).
+    #[arg(long)]
+    pub piece_length: Option<u32>,
+    /// Tracker URL (repeatable; more than one makes an announce-list).
+    #[arg(long = "announce")]
+    pub announce: Vec<String>,
+    /// Set the private flag (BEP 27).
+    #[arg(long)]
+    pub private: bool,
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BwtestArgs {
+    /// Run the server side.
+    #[arg(long, conflicts_with = "peer")]
+    pub server: bool,
+    /// Server address `ISD-AS,[IP]:Port` (client side).
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// Own SCION address (server: where to listen).
+    #[arg(long)]
+    pub local: Option<String>,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Paths to use at once (one QUIC connection each).
+    #[arg(long, default_value_t = 1)]
+    pub paths: usize,
+    #[command(flatten)]
+    pub scion: ScionOpts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Download,
+    Seed,
+}
+
+/// Everything a seed or download needs, from either command line.
+#[derive(Debug, Clone, Default)]
+pub struct TransferArgs {
+    pub mode: Mode,
+    pub torrent: Option<PathBuf>,
+    /// Seeder's data (`-file`).
+    pub file: Option<PathBuf>,
+    /// Leecher's output (`-outPath`).
+    pub out: Option<PathBuf>,
+    pub peers: Vec<String>,
+    pub local: Option<String>,
+    pub num_paths: Option<usize>,
+    pub print_metrics: bool,
+    pub export_metrics: Option<PathBuf>,
+    pub metrics_json: Option<PathBuf>,
+    pub enable_dht: bool,
+    pub keep_seeding: bool,
+    pub log_level: String,
+    pub sciond: Option<String>,
+}
+
+impl TransferArgs {
+    pub fn from_cli(mode: Mode, c: TransferCli) -> Self {
+        let (file, out) = match mode {
+            Mode::Seed => (Some(c.path), None),
+            Mode::Download => (None, Some(c.path)),
+        };
+        Self {
+            mode,
+            torrent: Some(c.torrent),
+            file,
+            out,
+            peers: c.peers,
+            local: c.local,
+            num_paths: c.num_paths,
+            print_metrics: c.print_metrics,
+            export_metrics: c.export_metrics,
+            metrics_json: c.metrics_json,
+            enable_dht: false,
+            keep_seeding: c.keep_seeding,
+            log_level: c.log_level,
+            sciond: c.scion.sciond,
+        }
+    }
+}

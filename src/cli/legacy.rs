@@ -1,0 +1,144 @@
+//! The original Go client's command line: single-dash camelCase flags, `-flag=value` or
+//! `-flag value`, booleans as `-seed`, `-seed=true`, `-seed=false`.
+//!
+//! It is parsed by hand because clap cannot express single-dash long flags with Go's boolean
+//! rules; the result is the same [`TransferArgs`] the modern subcommands produce.
+
+use std::path::PathBuf;
+
+use super::args::{Mode, TransferArgs};
+
+/// Flags of the original client, and whether each takes a value.
+const FLAGS: &[(&str, bool)] = &[
+    ("inPath", true),
+    ("outPath", true),
+    ("peer", true),
+    ("seed", false),
+    ("file", true),
+    ("local", true),
+    ("logLevel", true),
+    ("numPaths", true),
+    ("enableDht", false),
+    ("dhtPort", true),
+    ("dhtBootstrapAddr", true),
+    ("printMetrics", false),
+    ("exportMetricsTo", true),
+    ("dialBackStartPort", true),
+];
+
+/// Whether argv looks like the original client's (`-inPath=...`, not `--...` or a subcommand).
+pub fn is_legacy(args: &[String]) -> bool {
+    args.iter().skip(1).any(|a| {
+        a.strip_prefix('-')
+            .filter(|r| !r.starts_with('-'))
+            .map(|r| r.split('=').next().unwrap_or(""))
+            .is_some_and(|name| FLAGS.iter().any(|(f, _)| *f == name))
+    })
+}
+
+fn parse_bool(flag: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
+        "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean value {v:?} for -{flag}")),
+    }
+}
+
+/// Parses the original client's flags into transfer arguments.
+pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
+    let mut t = TransferArgs::default();
+    let mut seed = false;
+    let mut it = args.iter().skip(1).peekable();
+    while let Some(arg) = it.next() {
+        let body = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .ok_or_else(|| format!("unexpected argument {arg:?} (flags start with '-')"))?;
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let takes_value = FLAGS
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("flag provided but not defined: -{name}"))?;
+        let value = if takes_value {
+            match inline {
+                Some(v) => v,
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("flag needs an argument: -{name}"))?,
+            }
+        } else {
+            inline.unwrap_or_else(|| "true".into())
+        };
+        match name {
+            "inPath" => t.torrent = Some(PathBuf::from(value)),
+            "outPath" => t.out = Some(PathBuf::from(value)),
+            "file" => t.file = Some(PathBuf::from(value)),
+            // A SCION address contains a comma, so several peers are separated by ';' (or
+            // the flag is repeated).
+            "peer" => t.peers.extend(value.split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from)),
+            "seed" => seed = parse_bool(name, &value)?,
+            "local" => t.local = Some(value),
+            "logLevel" => t.log_level = value,
+            "numPaths" => {
+                t.num_paths = Some(value.parse().map_err(|_| format!("-numPaths: {value:?} is not a number"))?)
+            }
+            "enableDht" => t.enable_dht = parse_bool(name, &value)?,
+            "dhtPort" | "dhtBootstrapAddr" | "dialBackStartPort" => {}
+            "printMetrics" => t.print_metrics = parse_bool(name, &value)?,
+            "exportMetricsTo" => t.export_metrics = Some(PathBuf::from(value)),
+            _ => unreachable!("flag table and match agree"),
+        }
+    }
+    t.mode = if seed { Mode::Seed } else { Mode::Download };
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &[&str]) -> Vec<String> {
+        std::iter::once("bittorrent-over-scion")
+            .chain(s.iter().copied())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn seeder_example_from_the_original_readme() {
+        let a = argv(&[
+            "-inPath=x.torrent",
+            "-seed=true",
+            "-file=x.bin",
+            "-local=1-ff00:0:112,[127.0.0.1]:43000",
+        ]);
+        assert!(is_legacy(&a));
+        let t = parse(&a).unwrap();
+        assert_eq!(t.mode, Mode::Seed);
+        assert_eq!(t.file, Some(PathBuf::from("x.bin")));
+        assert_eq!(t.local.as_deref(), Some("1-ff00:0:112,[127.0.0.1]:43000"));
+    }
+
+    #[test]
+    fn leecher_example_with_separate_values_and_bare_bool() {
+        let a = argv(&["-inPath", "x.torrent", "-outPath", "out.bin", "-peer=1-ff00:0:112,[127.0.0.1]:43000", "-seed=false", "-printMetrics", "-numPaths=2"]);
+        let t = parse(&a).unwrap();
+        assert_eq!(t.mode, Mode::Download);
+        assert_eq!(t.peers, vec!["1-ff00:0:112,[127.0.0.1]:43000".to_string()]);
+        assert!(t.print_metrics);
+        assert_eq!(t.num_paths, Some(2));
+    }
+
+    #[test]
+    fn bad_flags_are_reported() {
+        assert!(parse(&argv(&["-nope=1"])).unwrap_err().contains("not defined"));
+        assert!(parse(&argv(&["-seed=maybe"])).unwrap_err().contains("boolean"));
+        assert!(parse(&argv(&["-inPath"])).unwrap_err().contains("needs an argument"));
+        assert!(!is_legacy(&argv(&["download", "--torrent", "x"])));
+    }
+}

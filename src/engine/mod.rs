@@ -1,0 +1,5 @@
+//! Engines: a torrent session on a transport.
+
+pub mod dialer;
+pub mod quic;
+pub mod verify;

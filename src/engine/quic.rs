@@ -1,0 +1,305 @@
+//! BitTorrent over QUIC/SCION: glues a torrent [`Session`] to a [`ScionNet`].
+//!
+//! Every QUIC connection carries one lane on its first bidirectional stream. The dialler
+//! opens the lanes of the peers we download from; remotes may open lanes to us at any time.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use quinn_proto::{ConnectionHandle, StreamId, VarInt, WriteError};
+
+use crate::engine::dialer::PeerDialer;
+use crate::net::uring::App;
+use crate::net::{NetEvent, ScionNet};
+use crate::quic::QuicEvent;
+use crate::torrent::session::{Action, LaneId, Session};
+
+struct LaneConn {
+    lane: LaneId,
+    stream: Option<StreamId>,
+    outbound: bool,
+    label: String,
+    /// Flow control said no; wait for `Writable`.
+    blocked: bool,
+}
+
+/// When the app stops by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopWhen {
+    /// Leecher: all pieces verified.
+    Complete,
+    /// Seeder: never (until the process is told to stop).
+    Never,
+}
+
+/// Why a download could not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No lane to the peer ever came up.
+    Unreachable(String),
+    /// Daemon gave no path (or an error).
+    NoPath(String),
+    Storage(String),
+}
+
+pub struct QuicBtApp {
+    pub session: Session,
+    conns: HashMap<ConnectionHandle, LaneConn>,
+    lanes: HashMap<LaneId, ConnectionHandle>,
+    next_lane: LaneId,
+    pub dialers: Vec<PeerDialer>,
+    stop_when: StopWhen,
+    done: bool,
+    closing_since: Option<Instant>,
+    pub failure: Option<Failure>,
+    started: Instant,
+    /// Give up when no lane ever connects within this time.
+    pub connect_timeout: Duration,
+    pub completed_at: Option<Instant>,
+    /// Called with a one-line status every `progress_every`.
+    pub progress_every: Option<Duration>,
+    next_progress: Instant,
+    pub on_progress: Option<Box<dyn FnMut(&Session)>>,
+}
+
+impl QuicBtApp {
+    pub fn new(session: Session, dialers: Vec<PeerDialer>, stop_when: StopWhen, now: Instant) -> Self {
+        Self {
+            session,
+            conns: HashMap::new(),
+            lanes: HashMap::new(),
+            next_lane: 1,
+            dialers,
+            stop_when,
+            done: false,
+            closing_since: None,
+            failure: None,
+            started: now,
+            connect_timeout: Duration::from_secs(15),
+            completed_at: None,
+            progress_every: None,
+            next_progress: now,
+            on_progress: None,
+        }
+    }
+
+    fn add_lane(&mut self, net: &mut ScionNet, h: ConnectionHandle, stream: StreamId, outbound: bool, now: Instant) {
+        let label = match net.route(h) {
+            Some(r) if r.path.is_local() => "local".to_string(),
+            Some(r) if !r.path.interfaces.is_empty() => r.path.to_string(),
+            Some(r) => format!("{} via {}", r.path.dst_ia, r.next_hop),
+            None => "?".into(),
+        };
+        let lane = self.next_lane;
+        self.next_lane += 1;
+        self.lanes.insert(lane, h);
+        self.conns.insert(
+            h,
+            LaneConn {
+                lane,
+                stream: Some(stream),
+                outbound,
+                label: label.clone(),
+                blocked: false,
+            },
+        );
+        self.session.add_lane(lane, outbound, label, now);
+    }
+
+    fn read(&mut self, net: &mut ScionNet, h: ConnectionHandle, id: StreamId, now: Instant) {
+        let Some(lc) = self.conns.get(&h) else { return };
+        let lane = lc.lane;
+        let Some(conn) = net.quic.connection(h) else { return };
+        let mut stream = conn.recv_stream(id);
+        let Ok(mut chunks) = stream.read(true) else { return };
+        let mut finished = false;
+        loop {
+            match chunks.next(usize::MAX) {
+                Ok(Some(c)) => self.session.on_lane_data(lane, &c.bytes, now),
+                Ok(None) => {
+                    finished = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = chunks.finalize();
+        if finished {
+            self.session.on_lane_closed(lane, "remote closed the stream", now);
+        }
+    }
+
+    fn write(&mut self, net: &mut ScionNet, now: Instant) {
+        for (&h, lc) in self.conns.iter_mut() {
+            let (Some(stream), false) = (lc.stream, lc.blocked) else {
+                continue;
+            };
+            let Some(conn) = net.quic.connection(h) else { continue };
+            self.session.set_lane_rtt(lc.lane, conn.rtt());
+            let mut send = conn.send_stream(stream);
+            while let Some(chunk) = self.session.poll_output(lc.lane, now) {
+                let mut one = [chunk];
+                match send.write_chunks(&mut one) {
+                    Ok(w) => {
+                        if w.chunks == 0 {
+                            let [rest] = one;
+                            self.session.unpoll_output(lc.lane, rest);
+                            lc.blocked = true;
+                            break;
+                        }
+                    }
+                    Err(WriteError::Blocked) => {
+                        let [rest] = one;
+                        self.session.unpoll_output(lc.lane, rest);
+                        lc.blocked = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    fn dial(&mut self, net: &mut ScionNet, now: Instant) {
+        for d in self.dialers.iter_mut() {
+            for path in d.due(now) {
+                match net.connect(now, d.remote, &path) {
+                    Ok(h) => {
+                        tracing::info!(peer = %d.remote, %path, "opening lane");
+                        d.dialled(h, &path);
+                    }
+                    Err(e) => tracing::warn!(peer = %d.remote, "cannot open lane: {e}"),
+                }
+            }
+        }
+    }
+
+    fn handle_actions(&mut self, net: &mut ScionNet, now: Instant) {
+        while let Some(a) = self.session.poll_action() {
+            match a {
+                Action::CloseLane { lane, reason } => {
+                    if let Some(h) = self.lanes.remove(&lane) {
+                        self.conns.remove(&h);
+                        if let Some(c) = net.quic.connection(h) {
+                            c.close(now, VarInt::from_u32(1), reason.clone().into());
+                        }
+                        if reason.starts_with("storage error") {
+                            self.failure = Some(Failure::Storage(reason));
+                        }
+                    }
+                }
+                Action::Complete => {
+                    self.completed_at = Some(now);
+                    tracing::info!("all pieces verified");
+                }
+            }
+        }
+    }
+
+    fn check_failure(&mut self, now: Instant) {
+        if self.failure.is_some() || self.stop_when != StopWhen::Complete {
+            return;
+        }
+        for d in &self.dialers {
+            if let Some(Err(e)) = &*d.paths.borrow() {
+                self.failure = Some(Failure::NoPath(e.clone()));
+                return;
+            }
+        }
+        let waited = now.saturating_duration_since(self.started);
+        if waited > self.connect_timeout
+            && self.session.lane_count() == 0
+            && !self.dialers.iter().any(|d| d.ever_connected)
+        {
+            let peers: Vec<String> = self.dialers.iter().map(|d| d.remote.to_string()).collect();
+            self.failure = Some(Failure::Unreachable(format!(
+                "no lane to {} came up within {:?}",
+                peers.join(", "),
+                self.connect_timeout
+            )));
+        }
+    }
+
+    fn lane_lost(&mut self, h: ConnectionHandle, reason: String, now: Instant) {
+        for d in self.dialers.iter_mut() {
+            d.lost(h, now);
+        }
+        if let Some(lc) = self.conns.remove(&h) {
+            self.lanes.remove(&lc.lane);
+            tracing::info!(lane = lc.lane, path = %lc.label, "lane closed: {reason}");
+            self.session.on_lane_closed(lc.lane, &reason, now);
+        }
+    }
+}
+
+impl App for QuicBtApp {
+    fn on_event(&mut self, net: &mut ScionNet, event: NetEvent, now: Instant) {
+        match event {
+            NetEvent::Quic(QuicEvent::Connected(h)) => {
+                let ours = self.dialers.iter_mut().find(|d| d.owns(h));
+                if let Some(d) = ours {
+                    d.ever_connected = true;
+                    if let Some(id) = net.quic.open_bi(h) {
+                        self.add_lane(net, h, id, true, now);
+                    }
+                }
+            }
+            NetEvent::Quic(QuicEvent::StreamOpened(h, id)) => {
+                if !self.conns.contains_key(&h) {
+                    self.add_lane(net, h, id, false, now);
+                }
+                self.read(net, h, id, now);
+            }
+            NetEvent::Quic(QuicEvent::Readable(h, id)) => self.read(net, h, id, now),
+            NetEvent::Quic(QuicEvent::Writable(h, _)) => {
+                if let Some(lc) = self.conns.get_mut(&h) {
+                    lc.blocked = false;
+                }
+            }
+            NetEvent::Quic(QuicEvent::Lost(h, reason)) => self.lane_lost(h, reason.to_string(), now),
+            NetEvent::Quic(QuicEvent::Drained(h)) => self.lane_lost(h, "drained".into(), now),
+            NetEvent::PathDown { handle, reason } => {
+                tracing::warn!("path down: {reason}");
+                if let Some(c) = net.quic.connection(handle) {
+                    c.close(now, VarInt::from_u32(2), "path down".into());
+                }
+                self.lane_lost(handle, format!("path down ({reason})"), now);
+            }
+        }
+    }
+
+    fn poll(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
+        if let Some(since) = self.closing_since {
+            // Give the close frames a moment to leave, then stop.
+            if now.saturating_duration_since(since) > Duration::from_millis(200) || net.quic.is_idle() {
+                self.done = true;
+            }
+            return Some(now + Duration::from_millis(20));
+        }
+        self.dial(net, now);
+        self.session.tick(now);
+        self.handle_actions(net, now);
+        self.write(net, now);
+        self.check_failure(now);
+        if let (Some(every), Some(cb)) = (self.progress_every, self.on_progress.as_mut()) {
+            if now >= self.next_progress {
+                self.next_progress = now + every;
+                cb(&self.session);
+            }
+        }
+        let finished = self.stop_when == StopWhen::Complete && self.completed_at.is_some();
+        if finished || self.failure.is_some() {
+            for (&h, _) in self.conns.iter() {
+                if let Some(c) = net.quic.connection(h) {
+                    c.close(now, VarInt::from_u32(0), "done".into());
+                }
+            }
+            self.closing_since = Some(now);
+        }
+        Some(now + Duration::from_millis(50))
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}

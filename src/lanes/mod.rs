@@ -1,0 +1,5 @@
+//! Lanes: a peer reached over several SCION paths at once, one QUIC connection per path.
+
+pub mod select;
+
+pub use select::{choose_paths, disjoint_count};
