@@ -278,6 +278,16 @@ impl App for BwClient {
 
     fn poll(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
         for (&h, c) in self.conns.iter_mut() {
+            // Goodput is measured by the receiver over exactly the requested window.
+            if let (Some(s), None) = (c.started, c.ended) {
+                if now.saturating_duration_since(s) >= self.duration {
+                    c.ended = Some(now);
+                    if let Some(conn) = net.quic.connection(h) {
+                        conn.close(now, VarInt::from_u32(0), Bytes::from_static(b"done"));
+                    }
+                    continue;
+                }
+            }
             let (Some(ping), None) = (c.ping, c.ended) else { continue };
             if now < c.next_ping {
                 continue;

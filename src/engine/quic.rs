@@ -60,6 +60,9 @@ pub struct QuicBtApp {
     pub progress_every: Option<Duration>,
     next_progress: Instant,
     pub on_progress: Option<Box<dyn FnMut(&Session)>>,
+    /// Since when no peer has a live, handshaken lane (None while one has).
+    no_peer_since: Option<Instant>,
+    last_lane_error: Option<String>,
 }
 
 impl QuicBtApp {
@@ -80,6 +83,8 @@ impl QuicBtApp {
             progress_every: None,
             next_progress: now,
             on_progress: None,
+            no_peer_since: Some(now),
+            last_lane_error: None,
         }
     }
 
@@ -206,14 +211,20 @@ impl QuicBtApp {
                 return;
             }
         }
-        let waited = now.saturating_duration_since(self.started);
-        if waited > self.connect_timeout
-            && self.session.lane_count() == 0
-            && !self.dialers.iter().any(|d| d.ever_connected)
-        {
+        if self.session.peer_count() > 0 {
+            self.no_peer_since = None;
+            return;
+        }
+        let since = *self.no_peer_since.get_or_insert(now);
+        if self.completed_at.is_none() && now.saturating_duration_since(since) > self.connect_timeout {
             let peers: Vec<String> = self.dialers.iter().map(|d| d.remote.to_string()).collect();
+            let why = self
+                .last_lane_error
+                .as_ref()
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default();
             self.failure = Some(Failure::Unreachable(format!(
-                "no lane to {} came up within {:?}",
+                "no working lane to {} for {:?}{why}",
                 peers.join(", "),
                 self.connect_timeout
             )));
@@ -221,6 +232,9 @@ impl QuicBtApp {
     }
 
     fn lane_lost(&mut self, h: ConnectionHandle, reason: String, now: Instant) {
+        if !reason.contains("(code 0)") && reason != "drained" {
+            self.last_lane_error = Some(reason.clone());
+        }
         for d in self.dialers.iter_mut() {
             d.lost(h, now);
         }

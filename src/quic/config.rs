@@ -45,7 +45,7 @@ impl Default for QuicTuning {
     fn default() -> Self {
         Self {
             max_udp_payload: 1400,
-            receive_window: 32 << 20,
+            receive_window: 16 << 20,
             idle_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(2),
         }
@@ -61,7 +61,7 @@ fn transport(t: &QuicTuning) -> Arc<TransportConfig> {
     let window = VarInt::from_u64(t.receive_window).unwrap_or(VarInt::MAX);
     cfg.stream_receive_window(window)
         .receive_window(window)
-        .send_window(t.receive_window * 2)
+        .send_window(t.receive_window)
         .max_concurrent_uni_streams(0u32.into())
         .max_concurrent_bidi_streams(4u32.into())
         .initial_mtu(1200.min(t.max_udp_payload).max(1200))
