@@ -1,0 +1,692 @@
+//! [`MmapStorage`]: the torrent's files mapped with `memmap2`.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use memmap2::{Advice, MmapOptions, MmapRaw};
+
+use crate::torrent::meta::Metainfo;
+
+use super::layout::{Layout, Span};
+use super::{PieceData, Storage, StorageError};
+
+/// One file of the torrent and its map (none for empty files).
+#[derive(Debug)]
+struct FileMap {
+    path: PathBuf,
+    map: Option<MmapRaw>,
+}
+
+/// Owner of a zero-copy block: keeps the map alive while the `Bytes` lives.
+struct MapSlice {
+    file: Arc<FileMap>,
+    off: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for MapSlice {
+    fn as_ref(&self) -> &[u8] {
+        match &self.file.map {
+            // SAFETY: `off + len <= map.len()` was checked when the slice was
+            // made, and the map lives as long as `self.file`. Concurrent
+            // writes to the same range are excluded by the storage contract
+            // (module docs of `storage`).
+            Some(m) => unsafe { std::slice::from_raw_parts(m.as_ptr().add(self.off), self.len) },
+            None => &[],
+        }
+    }
+}
+
+/// Memory-mapped storage for one torrent.
+///
+/// Cloning is cheap and shares the maps.
+#[derive(Debug, Clone)]
+pub struct MmapStorage {
+    layout: Arc<Layout>,
+    files: Arc<[Arc<FileMap>]>,
+    writable: bool,
+}
+
+/// Where each of the torrent's files lives under `out` (see the output path
+/// convention in the module docs). Paths are re-checked to be relative and
+/// made only of normal components, so nothing can escape `out`.
+pub fn resolve_paths(meta: &Metainfo, out: &Path) -> Result<Vec<PathBuf>, StorageError> {
+    if !meta.is_multi_file() {
+        return Ok(vec![out.to_path_buf()]);
+    }
+    meta.files
+        .iter()
+        .map(|f| {
+            let ok = f.path.components().count() > 0
+                && f.path
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)));
+            if ok {
+                Ok(out.join(&f.path))
+            } else {
+                Err(StorageError::UnsafePath(f.path.clone()))
+            }
+        })
+        .collect()
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |e| StorageError::from_io(path, 0, e)
+}
+
+/// Reserves `len` bytes for `file` so that a full disk fails here rather than
+/// with SIGBUS on a later write through the map. Uses `fallocate` on Linux
+/// (falls back to a sparse `set_len` where the filesystem cannot).
+fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StorageError> {
+    if len == 0 {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let off_len = libc::off_t::try_from(len).map_err(|_| StorageError::DiskFull {
+            path: path.to_path_buf(),
+            needed: len,
+        })?;
+        let before = file.metadata().map_err(io(path))?.len();
+        // SAFETY: plain syscall on a file descriptor we own.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, off_len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {}
+            _ => {
+                // ext4 keeps the blocks it managed to allocate before failing
+                // with ENOSPC: give them back.
+                let _ = file.set_len(before);
+                return Err(StorageError::from_io(path, len, e));
+            }
+        }
+    }
+    if file.metadata().map_err(io(path))?.len() < len {
+        file.set_len(len)
+            .map_err(|e| StorageError::from_io(path, len, e))?;
+    }
+    Ok(())
+}
+
+/// Free bytes for unprivileged users on the filesystem holding `dir`.
+fn available_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we pass.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (r == 0).then(|| (st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+fn map_file(
+    file: &File,
+    path: &Path,
+    len: u64,
+    writable: bool,
+) -> Result<Option<MmapRaw>, StorageError> {
+    if len == 0 {
+        return Ok(None);
+    }
+    let ulen = usize::try_from(len).map_err(|_| StorageError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other("file too large to map on this platform"),
+    })?;
+    let mut opts = MmapOptions::new();
+    opts.len(ulen);
+    let map = if writable {
+        opts.map_raw(file)
+    } else {
+        opts.map_raw_read_only(file)
+    };
+    map.map(Some).map_err(io(path))
+}
+
+impl MmapStorage {
+    /// Opens storage for downloading: creates missing directories and files
+    /// under `out`, keeps existing data (resume), preallocates every file to
+    /// its full length and maps it read-write.
+    ///
+    /// Fails with [`StorageError::DiskFull`] before writing anything if the
+    /// filesystem reports too little free space, and with
+    /// [`StorageError::SizeMismatch`] if an existing file is *longer* than
+    /// the torrent says (it is never truncated).
+    pub fn create(meta: &Metainfo, out: &Path) -> Result<Self, StorageError> {
+        let paths = resolve_paths(meta, out)?;
+        let mut needed: u64 = 0;
+        for (p, f) in paths.iter().zip(&meta.files) {
+            if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            let have = match fs::metadata(p) {
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            };
+            if have > f.length {
+                return Err(StorageError::SizeMismatch {
+                    path: p.clone(),
+                    expected: f.length,
+                    actual: have,
+                });
+            }
+            needed = needed.saturating_add(f.length - have);
+        }
+        let root = if meta.is_multi_file() {
+            out
+        } else {
+            out.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+        };
+        if let Some(avail) = available_bytes(root) {
+            if avail < needed {
+                return Err(StorageError::DiskFull {
+                    path: root.to_path_buf(),
+                    needed,
+                });
+            }
+        }
+        let mut files = Vec::with_capacity(paths.len());
+        for (p, f) in paths.into_iter().zip(&meta.files) {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&p)
+                .map_err(io(&p))?;
+            preallocate(&file, &p, f.length)?;
+            let map = map_file(&file, &p, f.length, true)?;
+            files.push(Arc::new(FileMap { path: p, map }));
+        }
+        Ok(MmapStorage {
+            layout: Arc::new(Layout::new(meta)),
+            files: files.into(),
+            writable: true,
+        })
+    }
+
+    /// Opens existing files read-only for seeding; each must exist with
+    /// exactly the torrent's size.
+    pub fn open_readonly(meta: &Metainfo, out: &Path) -> Result<Self, StorageError> {
+        let paths = resolve_paths(meta, out)?;
+        let mut files = Vec::with_capacity(paths.len());
+        for (p, f) in paths.into_iter().zip(&meta.files) {
+            let file = File::open(&p).map_err(io(&p))?;
+            let actual = file.metadata().map_err(io(&p))?.len();
+            if actual != f.length {
+                return Err(StorageError::SizeMismatch {
+                    path: p,
+                    expected: f.length,
+                    actual,
+                });
+            }
+            let map = map_file(&file, &p, f.length, false)?;
+            if let Some(m) = &map {
+                // Peers request pieces in no particular order.
+                let _ = m.advise(Advice::Random);
+            }
+            files.push(Arc::new(FileMap { path: p, map }));
+        }
+        Ok(MmapStorage {
+            layout: Arc::new(Layout::new(meta)),
+            files: files.into(),
+            writable: false,
+        })
+    }
+
+    /// True if opened with [`MmapStorage::create`].
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The on-disk path of every file, in torrent order.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|f| f.path.as_path())
+    }
+
+    /// The piece geometry.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Asks the kernel to start reading a block into the page cache
+    /// (`MADV_WILLNEED`), so serving it later does not fault on the event
+    /// loop. Best effort; errors are ignored.
+    pub fn prefetch(&self, piece: u32, begin: u32, len: u32) {
+        let Ok(off) = self.layout.block_offset(piece, begin, len) else {
+            return;
+        };
+        for s in self.layout.spans(off, u64::from(len)) {
+            if let Some(m) = self.files.get(s.file).and_then(|f| f.map.as_ref()) {
+                let _ = m.advise_range(Advice::WillNeed, s.file_offset as usize, s.len as usize);
+            }
+        }
+    }
+
+    /// Zero-copy `Bytes` for one span.
+    fn slice(&self, s: Span) -> Result<Bytes, StorageError> {
+        let file = self.file_for(s)?;
+        Ok(Bytes::from_owner(MapSlice {
+            file: file.clone(),
+            off: s.file_offset as usize,
+            len: s.len as usize,
+        }))
+    }
+
+    /// The file of a span, with the span checked against the map.
+    fn file_for(&self, s: Span) -> Result<&Arc<FileMap>, StorageError> {
+        let f = self.files.get(s.file).ok_or(StorageError::OutOfRange {
+            piece: 0,
+            begin: 0,
+            len: 0,
+        })?;
+        let ok = f.map.as_ref().is_some_and(|m| {
+            s.file_offset
+                .checked_add(s.len)
+                .is_some_and(|e| e <= m.len() as u64)
+        });
+        if !ok {
+            return Err(StorageError::Io {
+                path: f.path.clone(),
+                source: std::io::Error::other("span outside the file map"),
+            });
+        }
+        Ok(f)
+    }
+}
+
+impl Storage for MmapStorage {
+    fn read_block(&self, piece: u32, begin: u32, len: u32) -> Result<Bytes, StorageError> {
+        let off = self.layout.block_offset(piece, begin, len)?;
+        let mut spans = self.layout.spans(off, u64::from(len));
+        let first = spans
+            .next()
+            .ok_or(StorageError::OutOfRange { piece, begin, len })?;
+        if first.len == u64::from(len) {
+            return self.slice(first);
+        }
+        // Crosses a file boundary: copy (rare).
+        let mut buf = BytesMut::with_capacity(len as usize);
+        buf.extend_from_slice(&self.slice(first)?);
+        for s in spans {
+            buf.extend_from_slice(&self.slice(s)?);
+        }
+        Ok(buf.freeze())
+    }
+
+    fn write_block(&self, piece: u32, begin: u32, data: &[u8]) -> Result<(), StorageError> {
+        if !self.writable {
+            return Err(StorageError::ReadOnly);
+        }
+        let len = u32::try_from(data.len()).map_err(|_| StorageError::OutOfRange {
+            piece,
+            begin,
+            len: u32::MAX,
+        })?;
+        let off = self.layout.block_offset(piece, begin, len)?;
+        let mut pos = 0usize;
+        for s in self.layout.spans(off, u64::from(len)) {
+            let f = self.file_for(s)?;
+            if let Some(m) = &f.map {
+                let n = s.len as usize;
+                // SAFETY: the span lies inside the map (checked by file_for),
+                // the map is writable, and `data[pos..pos + n]` is in bounds
+                // because the spans add up to `len == data.len()`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        data[pos..pos + n].as_ptr(),
+                        m.as_mut_ptr().add(s.file_offset as usize),
+                        n,
+                    );
+                }
+                pos += n;
+            }
+        }
+        Ok(())
+    }
+
+    fn piece_data(&self, piece: u32) -> Result<PieceData, StorageError> {
+        let plen = self.layout.piece_len(piece);
+        let off = self.layout.block_offset(piece, 0, plen)?;
+        let chunks = self
+            .layout
+            .spans(off, u64::from(plen))
+            .map(|s| self.slice(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PieceData { chunks })
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        if !self.writable {
+            return Ok(());
+        }
+        for f in self.files.iter() {
+            if let Some(m) = &f.map {
+                m.flush().map_err(io(&f.path))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::hash::{verify_all, HashPool};
+    use crate::torrent::meta::{create, FileEntry};
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
+            .collect()
+    }
+
+    /// A multi-file torrent: piece 1 crosses a→(empty b)→c, sizes not
+    /// multiples of the piece length, nested directory.
+    fn fixture(dir: &Path) -> (Metainfo, Vec<u8>, PathBuf) {
+        let src = dir.join("src");
+        fs::create_dir_all(src.join("sub")).unwrap();
+        let parts: Vec<(&str, Vec<u8>)> = vec![
+            ("a", pattern(20_000, 1)),
+            ("b_empty", Vec::new()),
+            ("sub/c", pattern(30_000, 2)),
+            ("z", pattern(7, 3)),
+        ];
+        let mut stream = Vec::new();
+        for (p, d) in &parts {
+            fs::write(src.join(p), d).unwrap();
+            stream.extend_from_slice(d);
+        }
+        let m =
+            Metainfo::from_bytes(&create(&src, Some(16384), vec![], false, None).unwrap()).unwrap();
+        (m, stream, src)
+    }
+
+    fn map_range(s: &MmapStorage, file: usize) -> std::ops::Range<usize> {
+        let m = s.files[file].map.as_ref().unwrap();
+        m.as_ptr() as usize..m.as_ptr() as usize + m.len()
+    }
+
+    #[test]
+    fn download_then_seed_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, stream, src) = fixture(dir.path());
+        assert_eq!(m.num_pieces(), 4);
+        let out = dir.path().join("out");
+        let st = MmapStorage::create(&m, &out).unwrap();
+        // File tree created, preallocated, empty file present.
+        assert_eq!(fs::metadata(out.join("a")).unwrap().len(), 20_000);
+        assert_eq!(fs::metadata(out.join("b_empty")).unwrap().len(), 0);
+        assert_eq!(fs::metadata(out.join("sub/c")).unwrap().len(), 30_000);
+        let pool = HashPool::new(2).unwrap();
+        assert!(verify_all(&st, &m, &pool).is_clear());
+
+        // Write every piece in 5000-byte blocks (crossing file boundaries).
+        for p in 0..m.num_pieces() {
+            let plen = m.piece_len(p);
+            let base = m.piece_offset(p) as usize;
+            let mut b = 0;
+            while b < plen {
+                let n = (plen - b).min(5000);
+                let s = base + b as usize;
+                st.write_block(p, b, &stream[s..s + n as usize]).unwrap();
+                b += n;
+            }
+        }
+        st.flush().unwrap();
+        assert!(verify_all(&st, &m, &pool).is_full());
+        for (i, f) in m.files.iter().enumerate() {
+            let on_disk = fs::read(out.join(&f.path)).unwrap();
+            let o = f.offset as usize;
+            assert_eq!(on_disk, &stream[o..o + f.length as usize], "file {i}");
+        }
+        drop(st);
+
+        // Seed from the original source directory, read-only.
+        let seed = MmapStorage::open_readonly(&m, &src).unwrap();
+        assert!(!seed.is_writable());
+        assert!(matches!(
+            seed.write_block(0, 0, b"x"),
+            Err(StorageError::ReadOnly)
+        ));
+        assert!(verify_all(&seed, &m, &pool).is_full());
+        for p in 0..m.num_pieces() {
+            let d = seed.piece_data(p).unwrap();
+            let o = m.piece_offset(p) as usize;
+            assert_eq!(d.to_vec(), &stream[o..o + m.piece_len(p) as usize]);
+        }
+        // Piece 1 spans a and c (b is empty): two zero-copy chunks.
+        let d = seed.piece_data(1).unwrap();
+        assert_eq!(d.chunks.len(), 2);
+        assert!(map_range(&seed, 0).contains(&(d.chunks[0].as_ptr() as usize)));
+        assert!(map_range(&seed, 2).contains(&(d.chunks[1].as_ptr() as usize)));
+    }
+
+    #[test]
+    fn read_block_is_zero_copy_inside_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, stream, src) = fixture(dir.path());
+        let st = MmapStorage::open_readonly(&m, &src).unwrap();
+        let b = st.read_block(0, 100, 16000).unwrap();
+        assert_eq!(&b[..], &stream[100..16100]);
+        let r = map_range(&st, 0);
+        let p = b.as_ptr() as usize;
+        assert!(r.contains(&p) && p + b.len() <= r.end);
+        assert_eq!(p, r.start + 100);
+        // The block keeps the map alive after the storage is gone.
+        drop(st);
+        assert_eq!(&b[..10], &stream[100..110]);
+
+        // A block across the a|c boundary is copied but correct.
+        let st = MmapStorage::open_readonly(&m, &src).unwrap();
+        let x = st.read_block(1, 3000, 2000).unwrap();
+        assert_eq!(&x[..], &stream[16384 + 3000..16384 + 5000]);
+        assert!(!map_range(&st, 0).contains(&(x.as_ptr() as usize)));
+        // Last, short piece.
+        let last = st.read_block(3, 0, m.piece_len(3)).unwrap();
+        assert_eq!(&last[..], &stream[3 * 16384..]);
+        // Out of range.
+        for (p, b, l) in [
+            (3, 0, m.piece_len(3) + 1),
+            (4, 0, 1),
+            (0, 16384, 1),
+            (0, 0, 0),
+        ] {
+            assert!(matches!(
+                st.read_block(p, b, l),
+                Err(StorageError::OutOfRange { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn single_file_out_path_is_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("one.bin");
+        let data = pattern(40_000, 9);
+        fs::write(&f, &data).unwrap();
+        let m =
+            Metainfo::from_bytes(&create(&f, Some(16384), vec![], false, None).unwrap()).unwrap();
+        let out = dir.path().join("dl/renamed.bin");
+        let st = MmapStorage::create(&m, &out).unwrap();
+        assert_eq!(st.paths().collect::<Vec<_>>(), vec![out.as_path()]);
+        for p in 0..m.num_pieces() {
+            let o = m.piece_offset(p) as usize;
+            st.write_block(p, 0, &data[o..o + m.piece_len(p) as usize])
+                .unwrap();
+        }
+        st.flush().unwrap();
+        assert_eq!(fs::read(&out).unwrap(), data);
+        // Resume: reopening keeps the data.
+        drop(st);
+        let st = MmapStorage::create(&m, &out).unwrap();
+        let pool = HashPool::new(1).unwrap();
+        assert!(verify_all(&st, &m, &pool).is_full());
+    }
+
+    #[test]
+    fn size_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, _, src) = fixture(dir.path());
+        // Seeding a file of the wrong size.
+        fs::write(src.join("z"), b"toolonggg").unwrap();
+        assert!(matches!(
+            MmapStorage::open_readonly(&m, &src),
+            Err(StorageError::SizeMismatch {
+                expected: 7,
+                actual: 9,
+                ..
+            })
+        ));
+        // Download never truncates a longer existing file.
+        assert!(matches!(
+            MmapStorage::create(&m, &src),
+            Err(StorageError::SizeMismatch { .. })
+        ));
+        // Missing file when seeding.
+        fs::remove_file(src.join("z")).unwrap();
+        assert!(matches!(
+            MmapStorage::open_readonly(&m, &src),
+            Err(StorageError::Io { .. })
+        ));
+        // A shorter existing file is grown for download.
+        fs::write(src.join("z"), b"ab").unwrap();
+        MmapStorage::create(&m, &src).unwrap();
+        assert_eq!(fs::metadata(src.join("z")).unwrap().len(), 7);
+    }
+
+    #[test]
+    fn paths_cannot_escape() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut m, _, _) = fixture(dir.path());
+        let out = dir.path().join("out");
+        for evil in ["../evil", "/etc/evil", "a/../../evil", "", "./x"] {
+            m.files[0] = FileEntry {
+                path: PathBuf::from(evil),
+                length: 20_000,
+                offset: 0,
+            };
+            assert!(
+                matches!(
+                    MmapStorage::create(&m, &out),
+                    Err(StorageError::UnsafePath(_))
+                ),
+                "{evil}"
+            );
+            assert!(matches!(
+                MmapStorage::open_readonly(&m, &out),
+                Err(StorageError::UnsafePath(_))
+            ));
+        }
+        assert!(!dir.path().join("evil").exists());
+        // Every resolved path of a parsed torrent stays under out.
+        let (m, _, _) = fixture(&dir.path().join("again"));
+        for p in resolve_paths(&m, &out).unwrap() {
+            assert!(p.starts_with(&out));
+            assert!(p
+                .strip_prefix(&out)
+                .unwrap()
+                .components()
+                .all(|c| matches!(c, Component::Normal(_))));
+        }
+    }
+
+    #[test]
+    fn disk_full_is_reported_up_front() {
+        // A torrent far larger than any test filesystem (128 TiB): the
+        // statvfs check trips before any file is created or allocated.
+        // (Never test by really fallocating past free space on a shared
+        // disk: ext4 keeps what it allocated before failing.)
+        let len: u64 = 1 << 47;
+        let pl: u64 = 256 << 20;
+        let n = len.div_ceil(pl) as usize;
+        let mut raw = format!(
+            "d4:infod6:lengthi{len}e4:name4:huge12:piece lengthi{pl}e6:pieces{}:",
+            n * 20
+        )
+        .into_bytes();
+        raw.extend(std::iter::repeat_n(0u8, n * 20));
+        raw.extend_from_slice(b"ee");
+        let m = Metainfo::from_bytes(&raw).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("huge");
+        let e = MmapStorage::create(&m, &out).unwrap_err();
+        assert!(matches!(e, StorageError::DiskFull { .. }), "{e}");
+        assert!(e.to_string().starts_with("disk full"));
+        assert!(!out.exists());
+    }
+
+    /// Real ENOSPC from `fallocate`, on a 1 MiB tmpfs mounted in a private
+    /// mount namespace (needs root and `unshare`; skipped otherwise). The
+    /// outer test re-runs this binary's `enospc_on_tiny_tmpfs_inner` inside
+    /// the namespace.
+    #[test]
+    fn enospc_on_tiny_tmpfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "mount -t tmpfs -o size=1m tmpfs \"$0\" || exit 77; \
+                 exec \"$1\" --exact storage::mmap::tests::enospc_on_tiny_tmpfs_inner \
+                 --ignored --test-threads=1",
+            )
+            .arg(dir.path())
+            .arg(&exe)
+            .env("BTSCION_TINY_TMPFS", dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.code() == Some(77) => {
+                eprintln!("cannot mount a tmpfs here; skipping");
+            }
+            Ok(o) => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                assert!(
+                    o.status.success(),
+                    "{text}{}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                assert!(text.contains("1 passed"), "{text}");
+            }
+            Err(e) => eprintln!("unshare not available ({e}); skipping"),
+        }
+    }
+
+    #[test]
+    #[ignore = "run by enospc_on_tiny_tmpfs inside a private mount namespace"]
+    fn enospc_on_tiny_tmpfs_inner() {
+        let Some(root) = std::env::var_os("BTSCION_TINY_TMPFS") else {
+            return;
+        };
+        let root = PathBuf::from(root);
+        // fallocate itself fails with ENOSPC → DiskFull, and gives back what
+        // it had allocated.
+        let p = root.join("big");
+        let f = File::create(&p).unwrap();
+        let e = preallocate(&f, &p, 2 << 20).unwrap_err();
+        assert!(
+            matches!(e, StorageError::DiskFull { needed, .. } if needed == 2 << 20),
+            "{e}"
+        );
+        assert_eq!(f.metadata().unwrap().len(), 0);
+        drop(f);
+        fs::remove_file(&p).unwrap();
+        // Whole-storage path: caught up front by statvfs.
+        let src = root.join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("small"), b"abc").unwrap();
+        let mut m =
+            Metainfo::from_bytes(&create(&src.join("small"), None, vec![], false, None).unwrap())
+                .unwrap();
+        m.files[0].length = 2 << 20;
+        m.total_length = 2 << 20;
+        let e = MmapStorage::create(&m, &root.join("out.bin")).unwrap_err();
+        assert!(matches!(e, StorageError::DiskFull { .. }), "{e}");
+    }
+}
