@@ -74,13 +74,16 @@ pub(crate) async fn launch(topology: &Topology) -> anyhow::Result<Launched> {
     pocket.set_topology(build_topology(topology, &router_addrs)?);
 
     let mut ases = BTreeMap::new();
-    for (ia, router) in &router_addrs {
+    for (ia, ids) in &ifaces {
+        let router = router_addrs
+            .get(ia)
+            .with_context(|| format!("no router address for {ia}"))?;
         let daemon = io
             .daemon_service_addr(*ia)
             .with_context(|| format!("pocketscion bound no daemon for {ia}"))?;
         let port_range = wait_for_daemon(daemon, *ia).await?;
         let spec = topology.as_spec(*ia).context("AS vanished from topology")?;
-        let routers = ifaces[ia].iter().map(|id| (*id, *router)).collect();
+        let routers = ids.iter().map(|id| (*id, *router)).collect();
         ases.insert(
             ia.to_string(),
             AsState {
