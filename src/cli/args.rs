@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::lanes::PathPolicy;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "bittorrent-over-scion",
@@ -80,6 +82,10 @@ pub struct TransferCli {
     /// Maximum paths (lanes) per peer (default: all link-disjoint paths, up to 8).
     #[arg(long)]
     pub num_paths: Option<usize>,
+    /// Which paths lanes may use, e.g. "deny=2; max-hops=4; min-mtu=1280" (rules: deny=ISD|ISD-AS,
+    /// allow=ISD|ISD-AS, max-hops=N, min-mtu=N).
+    #[arg(long, value_parser = clap::value_parser!(PathPolicy))]
+    pub path_policy: Option<PathPolicy>,
     /// Print the end summary.
     #[arg(long)]
     pub print_metrics: bool,
@@ -166,6 +172,7 @@ pub struct TransferArgs {
     pub keep_seeding: bool,
     pub log_level: String,
     pub sciond: Option<String>,
+    pub path_policy: PathPolicy,
 }
 
 impl TransferArgs {
@@ -189,6 +196,7 @@ impl TransferArgs {
             keep_seeding: c.keep_seeding,
             log_level: c.log_level,
             sciond: c.scion.sciond,
+            path_policy: c.path_policy.unwrap_or_default(),
         }
     }
 }

@@ -24,6 +24,8 @@ const FLAGS: &[(&str, bool)] = &[
     ("printMetrics", false),
     ("exportMetricsTo", true),
     ("dialBackStartPort", true),
+    // Ours, in the same style: see `--path-policy`.
+    ("pathPolicy", true),
 ];
 
 /// Whether argv looks like the original client's (`-inPath=...`, not `--...` or a subcommand).
@@ -80,16 +82,27 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             "file" => t.file = Some(PathBuf::from(value)),
             // A SCION address contains a comma, so several peers are separated by ';' (or
             // the flag is repeated).
-            "peer" => t.peers.extend(value.split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from)),
+            "peer" => t.peers.extend(
+                value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            ),
             "seed" => seed = parse_bool(name, &value)?,
             "local" => t.local = Some(value),
             "logLevel" => t.log_level = value,
             "numPaths" => {
-                t.num_paths = Some(value.parse().map_err(|_| format!("-numPaths: {value:?} is not a number"))?)
+                t.num_paths = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("-numPaths: {value:?} is not a number"))?,
+                )
             }
             "enableDht" => t.enable_dht = parse_bool(name, &value)?,
             "dhtPort" | "dhtBootstrapAddr" | "dialBackStartPort" => {}
             "printMetrics" => t.print_metrics = parse_bool(name, &value)?,
+            "pathPolicy" => t.path_policy = value.parse()?,
             "exportMetricsTo" => t.export_metrics = Some(PathBuf::from(value)),
             _ => unreachable!("flag table and match agree"),
         }
@@ -126,7 +139,16 @@ mod tests {
 
     #[test]
     fn leecher_example_with_separate_values_and_bare_bool() {
-        let a = argv(&["-inPath", "x.torrent", "-outPath", "out.bin", "-peer=1-ff00:0:112,[127.0.0.1]:43000", "-seed=false", "-printMetrics", "-numPaths=2"]);
+        let a = argv(&[
+            "-inPath",
+            "x.torrent",
+            "-outPath",
+            "out.bin",
+            "-peer=1-ff00:0:112,[127.0.0.1]:43000",
+            "-seed=false",
+            "-printMetrics",
+            "-numPaths=2",
+        ]);
         let t = parse(&a).unwrap();
         assert_eq!(t.mode, Mode::Download);
         assert_eq!(t.peers, vec!["1-ff00:0:112,[127.0.0.1]:43000".to_string()]);
@@ -136,9 +158,15 @@ mod tests {
 
     #[test]
     fn bad_flags_are_reported() {
-        assert!(parse(&argv(&["-nope=1"])).unwrap_err().contains("not defined"));
-        assert!(parse(&argv(&["-seed=maybe"])).unwrap_err().contains("boolean"));
-        assert!(parse(&argv(&["-inPath"])).unwrap_err().contains("needs an argument"));
+        assert!(parse(&argv(&["-nope=1"]))
+            .unwrap_err()
+            .contains("not defined"));
+        assert!(parse(&argv(&["-seed=maybe"]))
+            .unwrap_err()
+            .contains("boolean"));
+        assert!(parse(&argv(&["-inPath"]))
+            .unwrap_err()
+            .contains("needs an argument"));
         assert!(!is_legacy(&argv(&["download", "--torrent", "x"])));
     }
 }

@@ -41,7 +41,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn collect(app: &QuicBtApp, meta: &Metainfo, resumed: u32, started: Instant, local: &ScionAddr) -> Self {
+    pub fn collect(
+        app: &QuicBtApp,
+        meta: &Metainfo,
+        resumed: u32,
+        started: Instant,
+        local: &ScionAddr,
+    ) -> Self {
         let s = &app.session;
         let end = app.completed_at.unwrap_or_else(Instant::now);
         let secs = end.saturating_duration_since(started);
@@ -130,7 +136,10 @@ impl fmt::Display for Summary {
                 l.bytes_up,
                 l.goodput_mbit,
                 l.block_latency,
-                l.closed.as_ref().map(|c| format!("  (closed: {c})")).unwrap_or_default()
+                l.closed
+                    .as_ref()
+                    .map(|c| format!("  (closed: {c})"))
+                    .unwrap_or_default()
             )?;
         }
         Ok(())
@@ -176,7 +185,13 @@ fn lane_line(s: &Session) -> String {
     s.lane_stats()
         .iter()
         .filter(|(id, l)| *id != u64::MAX && l.closed.is_none())
-        .map(|(_, l)| format!("[{}: {} MB]", short(&l.label), (l.bytes_down + l.bytes_up) >> 20))
+        .map(|(_, l)| {
+            format!(
+                "[{}: {} MB]",
+                short(&l.label),
+                (l.bytes_down + l.bytes_up) >> 20
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -14,11 +14,12 @@ use super::report;
 use crate::bwtest::{BwClient, BwServer};
 use crate::engine::dialer::{PeerDialer, SharedPaths};
 use crate::engine::quic::{Failure, QuicBtApp, StopWhen};
+use crate::engine::verify::PoolVerifier;
+use crate::lanes::PathPolicy;
 use crate::net::{uring, ScionNet};
 use crate::quic::QuicTuning;
 use crate::scion::daemon::DaemonClient;
 use crate::scion::{parse_ia, Ia, PeerAddr, ScionAddr, ScionPath};
-use crate::engine::verify::PoolVerifier;
 use crate::storage::{self, HashPool, MmapStorage, Storage};
 use crate::torrent::meta::{self, Metainfo};
 use crate::torrent::session::{Session, SessionConfig};
@@ -46,7 +47,9 @@ fn parse_scion(s: &str, what: &str) -> Result<ScionAddr, CliError> {
 }
 
 fn daemon_address(explicit: &Option<String>) -> String {
-    explicit.clone().unwrap_or_else(DaemonClient::default_address)
+    explicit
+        .clone()
+        .unwrap_or_else(DaemonClient::default_address)
 }
 
 async fn connect_daemon(addr: &str) -> Result<(DaemonClient, Ia), CliError> {
@@ -84,7 +87,9 @@ async fn bind_local(
     let candidates: Vec<u16> = if lo > 0 && hi >= lo && !(lo <= 1024 && hi == 65535) {
         let span = u32::from(hi - lo) + 1;
         let start = rand::random::<u32>() % span;
-        (0..span.min(200)).map(|k| lo + ((start + k) % span) as u16).collect()
+        (0..span.min(200))
+            .map(|k| lo + ((start + k) % span) as u16)
+            .collect()
     } else {
         vec![0]
     };
@@ -103,15 +108,29 @@ async fn bind_local(
 
 /// Re-asks the daemon for paths to `dst` every few seconds, so lanes come back when a path
 /// reappears or a new one shows up.
-fn spawn_path_refresher(daemon: DaemonClient, dst: Ia, shared: SharedPaths) {
+fn spawn_path_refresher(daemon: DaemonClient, dst: Ia, policy: PathPolicy, shared: SharedPaths) {
     tokio_uring::spawn(async move {
         let mut first = true;
         loop {
-            match daemon.paths(dst, !first).await {
-                Ok(p) if !p.is_empty() => *shared.borrow_mut() = Some(Ok(p)),
-                Ok(_) if first => *shared.borrow_mut() = Some(Err(format!("no path to AS {dst}"))),
+            let found = daemon.paths(dst, !first).await.map(|all| {
+                let offered = all.len();
+                (policy.filter(all), offered)
+            });
+            match found {
+                Ok((p, _)) if !p.is_empty() => *shared.borrow_mut() = Some(Ok(p)),
+                Ok((_, 0)) if first => {
+                    *shared.borrow_mut() = Some(Err(format!("no path to AS {dst}")))
+                }
+                Ok((_, n)) if first => {
+                    *shared.borrow_mut() = Some(Err(format!(
+                        "none of the {n} paths to AS {dst} satisfies the path policy {policy}"
+                    )))
+                }
                 Ok(_) => {}
-                Err(e) if first => *shared.borrow_mut() = Some(Err(format!("path lookup for AS {dst} failed: {e}"))),
+                Err(e) if first => {
+                    *shared.borrow_mut() =
+                        Some(Err(format!("path lookup for AS {dst} failed: {e}")))
+                }
                 Err(e) => tracing::warn!("path refresh for AS {dst} failed: {e}"),
             }
             first = false;
@@ -154,9 +173,15 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         .iter()
         .map(|p| parse_scion(p, "peer address"))
         .collect::<Result<_, _>>()?;
-    let local = t.local.as_deref().map(|l| parse_scion(l, "local address")).transpose()?;
+    let local = t
+        .local
+        .as_deref()
+        .map(|l| parse_scion(l, "local address"))
+        .transpose()?;
     if t.mode == Mode::Download && peers.is_empty() {
-        return Err(exit::usage("downloading needs at least one peer: -peer / --peer"));
+        return Err(exit::usage(
+            "downloading needs at least one peer: -peer / --peer",
+        ));
     }
     let storage = open_storage(&meta, &t)?;
     tokio_uring::start(run_transfer(t, meta, peers, local, storage))
@@ -174,7 +199,8 @@ async fn run_transfer(
     let (socket, local) = bind_local(&daemon, ia, local).await?;
 
     let started = Instant::now();
-    let pool = HashPool::new(0).map_err(|e| exit::other(format!("cannot start hash workers: {e}")))?;
+    let pool =
+        HashPool::new(0).map_err(|e| exit::other(format!("cannot start hash workers: {e}")))?;
     let have = storage::verify_all(&*storage, &meta, &pool);
     let resumed = have.count_ones();
     let n = meta.num_pieces();
@@ -207,7 +233,7 @@ async fn run_transfer(
     let mut dialers = Vec::new();
     for p in &peers {
         let shared: SharedPaths = Rc::new(RefCell::new(None));
-        spawn_path_refresher(daemon.clone(), p.ia, shared.clone());
+        spawn_path_refresher(daemon.clone(), p.ia, t.path_policy.clone(), shared.clone());
         let max = t.num_paths.unwrap_or(DEFAULT_MAX_LANES);
         let mut d = PeerDialer::new(*p, max, shared, started);
         // Default lane count: every link-disjoint path (known once the paths arrive).
@@ -226,7 +252,11 @@ async fn run_transfer(
 
     println!(
         "{} {} ({} pieces, {} bytes) as {local}",
-        if t.mode == Mode::Seed { "seeding" } else { "downloading" },
+        if t.mode == Mode::Seed {
+            "seeding"
+        } else {
+            "downloading"
+        },
         meta.name,
         n,
         meta.total_length
@@ -280,7 +310,13 @@ fn create(c: CreateArgs) -> Result<(), CliError> {
     fs::write(&c.output, &bytes)
         .map_err(|e| exit::storage(format!("cannot write {}: {e}", c.output.display())))?;
     let m = Metainfo::from_bytes(&bytes).map_err(|e| exit::other(e.to_string()))?;
-    println!("{} info hash {} ({} pieces of {} bytes)", c.output.display(), m.info_hash_hex(), m.num_pieces(), m.piece_length);
+    println!(
+        "{} info hash {} ({} pieces of {} bytes)",
+        c.output.display(),
+        m.info_hash_hex(),
+        m.num_pieces(),
+        m.piece_length
+    );
     Ok(())
 }
 
@@ -289,7 +325,11 @@ fn info(path: &std::path::Path) -> Result<(), CliError> {
     println!("name:         {}", m.name);
     println!("info hash:    {}", m.info_hash_hex());
     println!("size:         {} bytes", m.total_length);
-    println!("pieces:       {} x {} bytes", m.num_pieces(), m.piece_length);
+    println!(
+        "pieces:       {} x {} bytes",
+        m.num_pieces(),
+        m.piece_length
+    );
     println!("private:      {}", m.private);
     if let Some(a) = &m.announce {
         println!("announce:     {a}");
@@ -346,18 +386,25 @@ fn print_path_details(p: &ScionPath) {
         "    hops {}  mtu {}  expires {expiry}  latency {latency}  bandwidth {bw}  next hop {}",
         p.hop_count(),
         p.mtu,
-        p.first_hop.map(|h| h.to_string()).unwrap_or_else(|| "direct".into())
+        p.first_hop
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "direct".into())
     );
 }
 
 async fn bwtest(b: BwtestArgs) -> Result<(), CliError> {
     let daemon_addr = daemon_address(&b.scion.sciond);
     let (daemon, ia) = connect_daemon(&daemon_addr).await?;
-    let local = b.local.as_deref().map(|l| parse_scion(l, "local address")).transpose()?;
+    let local = b
+        .local
+        .as_deref()
+        .map(|l| parse_scion(l, "local address"))
+        .transpose()?;
     let (socket, local) = bind_local(&daemon, ia, local).await?;
     let tuning = QuicTuning::default();
     if b.server {
-        let mut net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
+        let mut net =
+            ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
         println!("bwtest server listening on {local}");
         let mut app = BwServer::default();
         return uring::run(socket, &mut net, &mut app)
@@ -378,22 +425,38 @@ async fn bwtest(b: BwtestArgs) -> Result<(), CliError> {
             .map_err(|e| exit::daemon(format!("path lookup failed: {e}")))?
     };
     if all.is_empty() {
-        return Err(exit::unreachable(format!("no path from {ia} to {}", peer.ia)));
+        return Err(exit::unreachable(format!(
+            "no path from {ia} to {}",
+            peer.ia
+        )));
     }
     let chosen = crate::lanes::choose_paths(&all, b.paths.max(1), &Default::default());
     let mut net = ScionNet::new(local, &tuning, false).map_err(|e| exit::other(e.to_string()))?;
     let now = Instant::now();
-    let mut app = BwClient::start(&mut net, peer, &chosen, Duration::from_secs_f64(b.duration.max(0.1)), now)
-        .map_err(|e| exit::other(e.to_string()))?;
+    let mut app = BwClient::start(
+        &mut net,
+        peer,
+        &chosen,
+        Duration::from_secs_f64(b.duration.max(0.1)),
+        now,
+    )
+    .map_err(|e| exit::other(e.to_string()))?;
     uring::run(socket, &mut net, &mut app)
         .await
         .map_err(|e| exit::other(e.to_string()))?;
     let results = app.results();
     let mut total = 0.0;
-    println!("bwtest {local} -> {peer}, {} path(s), {:.1} s", results.len(), b.duration);
+    println!(
+        "bwtest {local} -> {peer}, {} path(s), {:.1} s",
+        results.len(),
+        b.duration
+    );
     for r in &results {
         total += r.goodput_mbit;
-        println!("  {:<60} {:>10.1} Mbit/s  {:>12} bytes  rtt {}", r.path, r.goodput_mbit, r.bytes, r.rtt);
+        println!(
+            "  {:<60} {:>10.1} Mbit/s  {:>12} bytes  rtt {}",
+            r.path, r.goodput_mbit, r.bytes, r.rtt
+        );
         if let Some(e) = &r.error {
             println!("    error: {e}");
         }

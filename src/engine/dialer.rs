@@ -84,12 +84,8 @@ impl PeerDialer {
         self.failed
             .retain(|_, t| now.saturating_duration_since(*t) < FAILED_PATH_QUARANTINE);
         let in_use: HashSet<PathFingerprint> = self.open.values().copied().collect();
-        let avoid: HashSet<PathFingerprint> = self
-            .failed
-            .keys()
-            .chain(in_use.iter())
-            .copied()
-            .collect();
+        let avoid: HashSet<PathFingerprint> =
+            self.failed.keys().chain(in_use.iter()).copied().collect();
         let fresh: Vec<ScionPath> = paths
             .into_iter()
             .filter(|p| !in_use.contains(&p.fingerprint()))

@@ -17,7 +17,6 @@ use crate::torrent::session::{Action, LaneId, Session};
 struct LaneConn {
     lane: LaneId,
     stream: Option<StreamId>,
-    outbound: bool,
     label: String,
     /// Flow control said no; wait for `Writable`.
     blocked: bool,
@@ -52,8 +51,7 @@ pub struct QuicBtApp {
     done: bool,
     closing_since: Option<Instant>,
     pub failure: Option<Failure>,
-    started: Instant,
-    /// Give up when no lane ever connects within this time.
+    /// Give up when no peer has had a working lane for this long.
     pub connect_timeout: Duration,
     pub completed_at: Option<Instant>,
     /// Called with a one-line status every `progress_every`.
@@ -66,7 +64,12 @@ pub struct QuicBtApp {
 }
 
 impl QuicBtApp {
-    pub fn new(session: Session, dialers: Vec<PeerDialer>, stop_when: StopWhen, now: Instant) -> Self {
+    pub fn new(
+        session: Session,
+        dialers: Vec<PeerDialer>,
+        stop_when: StopWhen,
+        now: Instant,
+    ) -> Self {
         Self {
             session,
             conns: HashMap::new(),
@@ -77,7 +80,6 @@ impl QuicBtApp {
             done: false,
             closing_since: None,
             failure: None,
-            started: now,
             connect_timeout: Duration::from_secs(15),
             completed_at: None,
             progress_every: None,
@@ -88,7 +90,18 @@ impl QuicBtApp {
         }
     }
 
-    fn add_lane(&mut self, net: &mut ScionNet, h: ConnectionHandle, stream: StreamId, outbound: bool, now: Instant) {
+    fn add_lane(
+        &mut self,
+        net: &mut ScionNet,
+        h: ConnectionHandle,
+        stream: StreamId,
+        outbound: bool,
+        now: Instant,
+    ) {
+        let links = net
+            .route(h)
+            .map(|r| path_links(&r.path.raw))
+            .unwrap_or_default();
         let label = match net.route(h) {
             Some(r) if r.path.is_local() => "local".to_string(),
             Some(r) if !r.path.interfaces.is_empty() => r.path.to_string(),
@@ -103,20 +116,24 @@ impl QuicBtApp {
             LaneConn {
                 lane,
                 stream: Some(stream),
-                outbound,
                 label: label.clone(),
                 blocked: false,
             },
         );
         self.session.add_lane(lane, outbound, label, now);
+        self.session.set_lane_links(lane, links);
     }
 
     fn read(&mut self, net: &mut ScionNet, h: ConnectionHandle, id: StreamId, now: Instant) {
         let Some(lc) = self.conns.get(&h) else { return };
         let lane = lc.lane;
-        let Some(conn) = net.quic.connection(h) else { return };
+        let Some(conn) = net.quic.connection(h) else {
+            return;
+        };
         let mut stream = conn.recv_stream(id);
-        let Ok(mut chunks) = stream.read(true) else { return };
+        let Ok(mut chunks) = stream.read(true) else {
+            return;
+        };
         let mut finished = false;
         loop {
             match chunks.next(usize::MAX) {
@@ -130,7 +147,8 @@ impl QuicBtApp {
         }
         let _ = chunks.finalize();
         if finished {
-            self.session.on_lane_closed(lane, "remote closed the stream", now);
+            self.session
+                .on_lane_closed(lane, "remote closed the stream", now);
         }
     }
 
@@ -139,7 +157,9 @@ impl QuicBtApp {
             let (Some(stream), false) = (lc.stream, lc.blocked) else {
                 continue;
             };
-            let Some(conn) = net.quic.connection(h) else { continue };
+            let Some(conn) = net.quic.connection(h) else {
+                continue;
+            };
             self.session.set_lane_rtt(lc.lane, conn.rtt());
             let mut send = conn.send_stream(stream);
             while let Some(chunk) = self.session.poll_output(lc.lane, now) {
@@ -216,7 +236,9 @@ impl QuicBtApp {
             return;
         }
         let since = *self.no_peer_since.get_or_insert(now);
-        if self.completed_at.is_none() && now.saturating_duration_since(since) > self.connect_timeout {
+        if self.completed_at.is_none()
+            && now.saturating_duration_since(since) > self.connect_timeout
+        {
             let peers: Vec<String> = self.dialers.iter().map(|d| d.remote.to_string()).collect();
             let why = self
                 .last_lane_error
@@ -270,7 +292,9 @@ impl App for QuicBtApp {
                     lc.blocked = false;
                 }
             }
-            NetEvent::Quic(QuicEvent::Lost(h, reason)) => self.lane_lost(h, reason.to_string(), now),
+            NetEvent::Quic(QuicEvent::Lost(h, reason)) => {
+                self.lane_lost(h, reason.to_string(), now)
+            }
             NetEvent::Quic(QuicEvent::Drained(h)) => self.lane_lost(h, "drained".into(), now),
             NetEvent::PathDown { handle, reason } => {
                 tracing::warn!("path down: {reason}");
@@ -285,7 +309,9 @@ impl App for QuicBtApp {
     fn poll(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
         if let Some(since) = self.closing_since {
             // Give the close frames a moment to leave, then stop.
-            if now.saturating_duration_since(since) > Duration::from_millis(200) || net.quic.is_idle() {
+            if now.saturating_duration_since(since) > Duration::from_millis(200)
+                || net.quic.is_idle()
+            {
                 self.done = true;
             }
             return Some(now + Duration::from_millis(20));
@@ -316,4 +342,23 @@ impl App for QuicBtApp {
     fn is_done(&self) -> bool {
         self.done
     }
+}
+
+/// Link identities of a path as seen from this host: link k is named by the hop interfaces up
+/// to and including it, so paths from here share link k exactly when they agree up to it.
+fn path_links(raw: &[u8]) -> Vec<u64> {
+    let hops = crate::scion::packet::path_interfaces(raw).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut links = Vec::new();
+    for (ingress, egress) in hops {
+        for v in [ingress, egress] {
+            for b in v.to_be_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        if egress != 0 {
+            links.push(h);
+        }
+    }
+    links
 }

@@ -29,7 +29,9 @@ impl PoolVerifier {
 
 impl Verifier for PoolVerifier {
     fn submit(&mut self, index: u32) {
-        let (Some(expected), Ok(data)) = (self.meta.piece_hash(index), self.storage.piece_data(index)) else {
+        let (Some(expected), Ok(data)) =
+            (self.meta.piece_hash(index), self.storage.piece_data(index))
+        else {
             self.unreadable.push_back(index);
             return;
         };
@@ -40,8 +42,6 @@ impl Verifier for PoolVerifier {
         if let Some(i) = self.unreadable.pop_front() {
             return Some((i, false, Duration::ZERO));
         }
-        self.pool
-            .try_recv()
-            .map(|r| (r.piece, r.valid, r.elapsed))
+        self.pool.try_recv().map(|r| (r.piece, r.valid, r.elapsed))
     }
 }

@@ -12,7 +12,11 @@ use crate::scion::{PathFingerprint, ScionPath};
 
 /// Picks up to `max` paths, preferring link-disjoint ones. `avoid` lists paths that recently
 /// died; they are used only if nothing else is left.
-pub fn choose_paths(candidates: &[ScionPath], max: usize, avoid: &HashSet<PathFingerprint>) -> Vec<ScionPath> {
+pub fn choose_paths(
+    candidates: &[ScionPath],
+    max: usize,
+    avoid: &HashSet<PathFingerprint>,
+) -> Vec<ScionPath> {
     let mut pool: Vec<&ScionPath> = candidates
         .iter()
         .filter(|p| !avoid.contains(&p.fingerprint()))
@@ -81,10 +85,27 @@ mod tests {
 
     #[test]
     fn prefers_disjoint_paths() {
-        let a = path(&[("1-ff00:0:111", 1), ("1-ff00:0:120", 1), ("1-ff00:0:120", 2), ("1-ff00:0:112", 1)]);
+        let a = path(&[
+            ("1-ff00:0:111", 1),
+            ("1-ff00:0:120", 1),
+            ("1-ff00:0:120", 2),
+            ("1-ff00:0:112", 1),
+        ]);
         // shares the first link with a
-        let b = path(&[("1-ff00:0:111", 1), ("1-ff00:0:120", 1), ("1-ff00:0:120", 3), ("1-ff00:0:130", 1), ("1-ff00:0:130", 2), ("1-ff00:0:112", 3)]);
-        let c = path(&[("1-ff00:0:111", 2), ("1-ff00:0:121", 1), ("1-ff00:0:121", 2), ("1-ff00:0:112", 2)]);
+        let b = path(&[
+            ("1-ff00:0:111", 1),
+            ("1-ff00:0:120", 1),
+            ("1-ff00:0:120", 3),
+            ("1-ff00:0:130", 1),
+            ("1-ff00:0:130", 2),
+            ("1-ff00:0:112", 3),
+        ]);
+        let c = path(&[
+            ("1-ff00:0:111", 2),
+            ("1-ff00:0:121", 1),
+            ("1-ff00:0:121", 2),
+            ("1-ff00:0:112", 2),
+        ]);
         let got = choose_paths(&[a.clone(), b.clone(), c.clone()], 2, &HashSet::new());
         assert_eq!(got, vec![a.clone(), c.clone()]);
         assert_eq!(disjoint_count(&[a.clone(), b.clone(), c.clone()]), 2);
@@ -96,9 +117,17 @@ mod tests {
     #[test]
     fn avoids_failed_paths_while_others_exist() {
         let a = path(&[("1-ff00:0:111", 1), ("1-ff00:0:112", 1)]);
-        let c = path(&[("1-ff00:0:111", 2), ("1-ff00:0:121", 1), ("1-ff00:0:121", 2), ("1-ff00:0:112", 2)]);
+        let c = path(&[
+            ("1-ff00:0:111", 2),
+            ("1-ff00:0:121", 1),
+            ("1-ff00:0:121", 2),
+            ("1-ff00:0:112", 2),
+        ]);
         let avoid: HashSet<_> = [a.fingerprint()].into();
-        assert_eq!(choose_paths(&[a.clone(), c.clone()], 1, &avoid), vec![c.clone()]);
+        assert_eq!(
+            choose_paths(&[a.clone(), c.clone()], 1, &avoid),
+            vec![c.clone()]
+        );
         let avoid_all: HashSet<_> = [a.fingerprint(), c.fingerprint()].into();
         assert_eq!(choose_paths(&[a.clone(), c], 1, &avoid_all).len(), 1);
     }

@@ -95,7 +95,11 @@ impl QuicEndpoint {
         self.max_datagrams = n.max(1);
     }
 
-    pub fn connect(&mut self, now: Instant, remote: SocketAddr) -> anyhow::Result<ConnectionHandle> {
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+    ) -> anyhow::Result<ConnectionHandle> {
         let (handle, conn) =
             self.endpoint
                 .connect(now, self.client.clone(), remote, config::SERVER_NAME)?;
@@ -236,7 +240,10 @@ impl QuicEndpoint {
 
     /// The earliest timer of any connection.
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        self.conns.values_mut().filter_map(|c| c.poll_timeout()).min()
+        self.conns
+            .values_mut()
+            .filter_map(|c| c.poll_timeout())
+            .min()
     }
 
     pub fn is_idle(&self) -> bool {

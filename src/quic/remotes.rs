@@ -48,7 +48,12 @@ impl<A: Hash + Eq + Clone, R> Default for RemoteTable<A, R> {
 
 impl<A: Hash + Eq + Clone, R> RemoteTable<A, R> {
     /// The key for (addr, path), creating it with `route` if it is new.
-    pub fn key_for(&mut self, addr: &A, path_key: PathKey, route: impl FnOnce() -> R) -> SocketAddr {
+    pub fn key_for(
+        &mut self,
+        addr: &A,
+        path_key: PathKey,
+        route: impl FnOnce() -> R,
+    ) -> SocketAddr {
         if let Some(k) = self.by_route.get(&(addr.clone(), path_key.clone())) {
             return *k;
         }
@@ -67,7 +72,9 @@ impl<A: Hash + Eq + Clone, R> RemoteTable<A, R> {
     }
 
     pub fn lookup(&self, addr: &A, path_key: &PathKey) -> Option<SocketAddr> {
-        self.by_route.get(&(addr.clone(), path_key.clone())).copied()
+        self.by_route
+            .get(&(addr.clone(), path_key.clone()))
+            .copied()
     }
 
     pub fn get(&self, key: &SocketAddr) -> Option<&Remote<A, R>> {
@@ -94,7 +101,12 @@ impl<A: Hash + Eq + Clone, R> RemoteTable<A, R> {
 }
 
 fn synthetic(n: u64) -> SocketAddr {
-    let [a, b, c, d] = [(n >> 48) as u16, (n >> 32) as u16, (n >> 16) as u16, n as u16];
+    let [a, b, c, d] = [
+        (n >> 48) as u16,
+        (n >> 32) as u16,
+        (n >> 16) as u16,
+        n as u16,
+    ];
     SocketAddr::V6(SocketAddrV6::new(
         Ipv6Addr::new(0xfd5c, 0x1011, 0, 0, a, b, c, d),
         1,

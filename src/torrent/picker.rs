@@ -188,7 +188,8 @@ impl Picker {
                         break;
                     }
                     let b = self.block(piece, i as u32);
-                    if !got && r < ENDGAME_DUPLICATES && !on_lane(&b) {
+                    if !got && r < ENDGAME_DUPLICATES && !on_lane(&b) && !out[start..].contains(&b)
+                    {
                         dup.push(b);
                     }
                 }
@@ -247,9 +248,8 @@ impl Picker {
     }
 
     fn all_requested(&self) -> bool {
-        let unstarted = (0..self.num_pieces).any(|i| {
-            !self.have.get(i) && !self.verifying.get(i) && !self.active.contains_key(&i)
-        });
+        let unstarted = (0..self.num_pieces)
+            .any(|i| !self.have.get(i) && !self.verifying.get(i) && !self.active.contains_key(&i));
         !unstarted
             && self.active.values().all(|p| {
                 p.requested

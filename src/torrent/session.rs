@@ -64,7 +64,10 @@ impl SessionConfig {
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    CloseLane { lane: LaneId, reason: String },
+    CloseLane {
+        lane: LaneId,
+        reason: String,
+    },
     /// Every piece is verified.
     Complete,
 }
@@ -102,6 +105,12 @@ struct Lane {
     outstanding: HashMap<BlockRef, Instant>,
     peer_choking: bool,
     am_interested: bool,
+    /// What we last told the remote on this lane.
+    am_choking: bool,
+    /// Links of the lane's path (see [`Session::set_lane_links`]); empty if unknown.
+    links: Vec<u64>,
+    /// Seeding fairness: whether this lane may be unchoked (see `admit_lanes`).
+    admitted: bool,
     /// Remote's requests waiting to be served.
     requests_in: VecDeque<BlockRef>,
     last_block: Instant,
@@ -212,6 +221,9 @@ impl Session {
             outstanding: HashMap::new(),
             peer_choking: true,
             am_interested: false,
+            am_choking: true,
+            links: Vec::new(),
+            admitted: true,
             requests_in: VecDeque::new(),
             last_block: now,
             stalled: false,
@@ -322,7 +334,11 @@ impl Session {
                 push(lane, &msg);
             }
         }
-        let announce = if upload { have } else { Bitfield::new(num_pieces) };
+        let announce = if upload {
+            have
+        } else {
+            Bitfield::new(num_pieces)
+        };
         if lane.fast && announce.is_full() {
             push(lane, &Message::HaveAll);
         } else if lane.fast && announce.is_clear() {
@@ -341,11 +357,10 @@ impl Session {
             client: None,
         });
         peer.lanes.push(id);
-        // A new lane of an already unchoked peer is unchoked too.
+        // A new lane of an already unchoked peer is unchoked too; lane admission is
+        // recomputed right away.
         if !peer.am_choking {
-            if let Some(lane) = self.lanes.get_mut(&id) {
-                push(lane, &Message::Unchoke);
-            }
+            self.next_choke = now;
         }
         self.update_interest(hs.peer_id);
         Ok(())
@@ -436,7 +451,9 @@ impl Session {
                     }
                 }
             }
-            Message::Piece { index, begin, data } => self.on_block(id, pid, index, begin, data, now)?,
+            Message::Piece { index, begin, data } => {
+                self.on_block(id, pid, index, begin, data, now)?
+            }
             Message::Extended { id: ext, payload } => {
                 if ext == EXTENSION_HANDSHAKE_ID {
                     if let Ok(h) = ExtensionHandshake::decode(&payload) {
@@ -466,19 +483,29 @@ impl Session {
         self.update_interest(pid);
     }
 
-    fn on_request(&mut self, id: LaneId, pid: PeerId, index: u32, begin: u32, length: u32) -> Result<(), String> {
+    fn on_request(
+        &mut self,
+        id: LaneId,
+        pid: PeerId,
+        index: u32,
+        begin: u32,
+        length: u32,
+    ) -> Result<(), String> {
         let valid = index < self.meta.num_pieces()
             && length > 0
             && length <= MAX_REQUEST_LEN
             && u64::from(begin) + u64::from(length) <= u64::from(self.meta.piece_len(index));
         if !valid {
-            return Err(format!("invalid request piece {index} offset {begin} length {length}"));
+            return Err(format!(
+                "invalid request piece {index} offset {begin} length {length}"
+            ));
         }
-        let choking = self.peers.get(&pid).is_none_or(|p| p.am_choking);
-        let servable = self.cfg.upload && !choking && self.picker.have().get(index);
+        let _ = pid;
+        let have = self.picker.have().get(index);
         let Some(lane) = self.lanes.get_mut(&id) else {
             return Ok(());
         };
+        let servable = self.cfg.upload && !lane.am_choking && have;
         let b = BlockRef {
             piece: index,
             begin,
@@ -486,11 +513,14 @@ impl Session {
         };
         if !servable || lane.requests_in.len() >= MAX_QUEUED_REQUESTS {
             if lane.fast {
-                push(lane, &Message::RejectRequest {
-                    index,
-                    begin,
-                    length,
-                });
+                push(
+                    lane,
+                    &Message::RejectRequest {
+                        index,
+                        begin,
+                        length,
+                    },
+                );
             }
             return Ok(());
         }
@@ -498,7 +528,15 @@ impl Session {
         Ok(())
     }
 
-    fn on_block(&mut self, id: LaneId, pid: PeerId, index: u32, begin: u32, data: Bytes, now: Instant) -> Result<(), String> {
+    fn on_block(
+        &mut self,
+        id: LaneId,
+        pid: PeerId,
+        index: u32,
+        begin: u32,
+        data: Bytes,
+        now: Instant,
+    ) -> Result<(), String> {
         let b = BlockRef {
             piece: index,
             begin,
@@ -532,7 +570,10 @@ impl Session {
                 lane.stats.blocks_down += 1;
                 lane.rate.add(b.len as u64, now);
                 if let Some(t) = sent_at {
-                    metrics::record(&mut lane.stats.block_latency, now.saturating_duration_since(t));
+                    metrics::record(
+                        &mut lane.stats.block_latency,
+                        now.saturating_duration_since(t),
+                    );
                 }
                 self.bytes_down += b.len as u64;
                 if let Some(p) = self.peers.get_mut(&pid) {
@@ -553,11 +594,14 @@ impl Session {
         let mut cancelled = 0;
         for (&lid, lane) in self.lanes.iter_mut() {
             if lid != got_on && lane.outstanding.remove(b).is_some() {
-                push(lane, &Message::Cancel {
-                    index: b.piece,
-                    begin: b.begin,
-                    length: b.len,
-                });
+                push(
+                    lane,
+                    &Message::Cancel {
+                        index: b.piece,
+                        begin: b.begin,
+                        length: b.len,
+                    },
+                );
                 cancelled += 1;
             }
         }
@@ -584,7 +628,14 @@ impl Session {
             if let Some(l) = self.lanes.get_mut(&lid) {
                 if l.am_interested != want {
                     l.am_interested = want;
-                    push(l, &if want { Message::Interested } else { Message::NotInterested });
+                    push(
+                        l,
+                        &if want {
+                            Message::Interested
+                        } else {
+                            Message::NotInterested
+                        },
+                    );
                 }
             }
         }
@@ -617,7 +668,8 @@ impl Session {
     fn close_lane(&mut self, id: LaneId, reason: String, now: Instant) {
         tracing::info!(lane = id, "closing lane: {reason}");
         self.on_lane_closed(id, &reason, now);
-        self.actions.push_back(Action::CloseLane { lane: id, reason });
+        self.actions
+            .push_back(Action::CloseLane { lane: id, reason });
     }
 
     /// Periodic work: verification results, choking, stall detection, request pipelines.
@@ -665,9 +717,17 @@ impl Session {
 
     fn ban(&mut self, pid: PeerId, now: Instant) {
         self.banned.insert(pid);
-        let lanes = self.peers.get(&pid).map(|p| p.lanes.clone()).unwrap_or_default();
+        let lanes = self
+            .peers
+            .get(&pid)
+            .map(|p| p.lanes.clone())
+            .unwrap_or_default();
         for lid in lanes {
-            self.close_lane(lid, "peer sent data that failed its hash: banned".into(), now);
+            self.close_lane(
+                lid,
+                "peer sent data that failed its hash: banned".into(),
+                now,
+            );
         }
     }
 
@@ -717,31 +777,119 @@ impl Session {
         if !self.cfg.upload {
             unchoke.clear();
         }
-        let pids: Vec<PeerId> = self.peers.keys().copied().collect();
-        for pid in pids {
-            let should_choke = !unchoke.contains(&pid);
-            let Some(p) = self.peers.get_mut(&pid) else {
-                continue;
-            };
-            p.optimistic = Some(pid) == optimistic;
-            if p.am_choking == should_choke {
+        for (pid, p) in self.peers.iter_mut() {
+            p.am_choking = !unchoke.contains(pid);
+            p.optimistic = Some(*pid) == optimistic;
+        }
+        self.admit_lanes();
+        self.apply_lane_chokes();
+    }
+
+    /// The path a lane uses, as link identities. On the seeding side they let the choker keep
+    /// different leechers' lanes on different links. Identities are prefixes of the hop list
+    /// as seen from this host, so two lanes share a link when their paths agree up to it.
+    pub fn set_lane_links(&mut self, id: LaneId, links: Vec<u64>) {
+        if let Some(l) = self.lanes.get_mut(&id) {
+            l.links = links;
+        }
+    }
+
+    /// Fairness between leechers competing for our upload: when several peers are unchoked,
+    /// their lanes are admitted round-robin, one lane per peer per round, and a lane is
+    /// admitted only if it shares no link with lanes already admitted. Every unchoked peer
+    /// keeps at least its first lane. So two leechers behind the same three paths get
+    /// disjoint subsets of them instead of all six lanes fighting on every link (the original
+    /// client's fairness idea, without its dial-back).
+    fn admit_lanes(&mut self) {
+        let mut unchoked: Vec<(PeerId, Vec<LaneId>)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.am_choking)
+            .map(|(id, p)| {
+                let mut lanes = p.lanes.clone();
+                lanes.sort_unstable();
+                (*id, lanes)
+            })
+            .collect();
+        unchoked.sort_by(|a, b| a.0.cmp(&b.0));
+        for l in self.lanes.values_mut() {
+            l.admitted = true;
+        }
+        if unchoked.len() < 2 {
+            return;
+        }
+        for (_, lanes) in &unchoked {
+            for id in lanes {
+                if let Some(l) = self.lanes.get_mut(id) {
+                    l.admitted = false;
+                }
+            }
+        }
+        let mut used: HashSet<u64> = HashSet::new();
+        let mut remaining: Vec<Vec<LaneId>> = unchoked.into_iter().map(|(_, l)| l).collect();
+        let mut first_round = true;
+        loop {
+            let mut progress = false;
+            for lanes in remaining.iter_mut() {
+                let overlap = |id: &LaneId, lanes: &HashMap<LaneId, Lane>| {
+                    lanes.get(id).map_or(usize::MAX, |l| {
+                        l.links.iter().filter(|x| used.contains(x)).count()
+                    })
+                };
+                let best = lanes
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(i, id)| (overlap(id, &self.lanes), *i))
+                    .map(|(i, id)| (i, overlap(id, &self.lanes)));
+                let Some((i, o)) = best else { continue };
+                // After the first round (everyone keeps one lane), only link-disjoint lanes.
+                if o > 0 && !first_round {
+                    continue;
+                }
+                let id = lanes.remove(i);
+                if let Some(l) = self.lanes.get_mut(&id) {
+                    used.extend(l.links.iter().copied());
+                    l.admitted = true;
+                    progress = true;
+                }
+            }
+            first_round = false;
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    fn apply_lane_chokes(&mut self) {
+        let upload = self.cfg.upload;
+        for lane in self.lanes.values_mut() {
+            let Some(pid) = lane.peer else { continue };
+            let peer_choked = self.peers.get(&pid).is_none_or(|p| p.am_choking);
+            let should_choke = !upload || peer_choked || !lane.admitted;
+            if lane.am_choking == should_choke {
                 continue;
             }
-            p.am_choking = should_choke;
-            for lid in p.lanes.clone() {
-                if let Some(l) = self.lanes.get_mut(&lid) {
-                    push(l, if should_choke { &Message::Choke } else { &Message::Unchoke });
-                    if should_choke {
-                        let rejected: Vec<BlockRef> = l.requests_in.drain(..).collect();
-                        if l.fast {
-                            for b in rejected {
-                                push(l, &Message::RejectRequest {
-                                    index: b.piece,
-                                    begin: b.begin,
-                                    length: b.len,
-                                });
-                            }
-                        }
+            lane.am_choking = should_choke;
+            push(
+                lane,
+                if should_choke {
+                    &Message::Choke
+                } else {
+                    &Message::Unchoke
+                },
+            );
+            if should_choke {
+                let rejected: Vec<BlockRef> = lane.requests_in.drain(..).collect();
+                if lane.fast {
+                    for b in rejected {
+                        push(
+                            lane,
+                            &Message::RejectRequest {
+                                index: b.piece,
+                                begin: b.begin,
+                                length: b.len,
+                            },
+                        );
                     }
                 }
             }
@@ -762,7 +910,10 @@ impl Session {
             }
         }
         for id in stalled {
-            tracing::info!(lane = id, "lane stalled; moving its requests to other lanes");
+            tracing::info!(
+                lane = id,
+                "lane stalled; moving its requests to other lanes"
+            );
             self.drop_outstanding(id);
             if let Some(l) = self.lanes.get_mut(&id) {
                 l.stalled = true;
@@ -810,16 +961,23 @@ impl Session {
             };
             self.scratch.clear();
             let outstanding = &lane.outstanding;
-            self.picker
-                .pick(&peer.has, want, |b| outstanding.contains_key(b), &mut self.scratch);
+            self.picker.pick(
+                &peer.has,
+                want,
+                |b| outstanding.contains_key(b),
+                &mut self.scratch,
+            );
             let lane = self.lanes.get_mut(&id).expect("lane exists");
             for b in self.scratch.drain(..) {
                 lane.outstanding.insert(b, now);
-                push(lane, &Message::Request {
-                    index: b.piece,
-                    begin: b.begin,
-                    length: b.len,
-                });
+                push(
+                    lane,
+                    &Message::Request {
+                        index: b.piece,
+                        begin: b.begin,
+                        length: b.len,
+                    },
+                );
             }
         }
     }
@@ -848,11 +1006,14 @@ impl Session {
                 Err(e) => {
                     tracing::error!("cannot read piece {}: {e}", b.piece);
                     if lane.fast {
-                        push(lane, &Message::RejectRequest {
-                            index: b.piece,
-                            begin: b.begin,
-                            length: b.len,
-                        });
+                        push(
+                            lane,
+                            &Message::RejectRequest {
+                                index: b.piece,
+                                begin: b.begin,
+                                length: b.len,
+                            },
+                        );
                     }
                 }
             }
@@ -893,7 +1054,10 @@ impl Session {
     }
 
     pub fn peer_clients(&self) -> Vec<String> {
-        self.peers.values().filter_map(|p| p.client.clone()).collect()
+        self.peers
+            .values()
+            .filter_map(|p| p.client.clone())
+            .collect()
     }
 }
 
@@ -917,3 +1081,18 @@ fn push_handshake(lane: &mut Lane, info_hash: [u8; 20], peer_id: PeerId) {
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+impl Session {
+    /// Lanes we currently let download from us (for tests and the live display).
+    pub fn unchoked_lanes(&self) -> std::collections::BTreeSet<LaneId> {
+        self.lanes
+            .iter()
+            .filter(|(_, l)| !l.am_choking)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,203 @@
+//! Path policy: which SCION paths lanes may use.
+//!
+//! Syntax (rules separated by `;`, whitespace ignored):
+//! `deny=2` (never cross ISD 2), `deny=1-ff00:0:110` (never cross that AS),
+//! `allow=1` / `allow=1-ff00:0:111` (cross only allowed ISDs/ASes; several allow rules add up),
+//! `max-hops=N` (at most N inter-AS links), `min-mtu=N` (path MTU at least N bytes).
+//! Example: `--path-policy "deny=2; max-hops=4; min-mtu=1280"`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::scion::{parse_ia, Ia, ScionPath};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    Isd(u16),
+    As(Ia),
+}
+
+impl Scope {
+    fn matches(&self, ia: Ia) -> bool {
+        match self {
+            Scope::Isd(isd) => ia.isd().to_u16() == *isd,
+            Scope::As(a) => *a == ia,
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(isd) = s.parse::<u16>() {
+            return Ok(Scope::Isd(isd));
+        }
+        parse_ia(s)
+            .map(Scope::As)
+            .map_err(|e| format!("{s:?} is neither an ISD number nor an ISD-AS: {e}"))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathPolicy {
+    allow: Vec<Scope>,
+    deny: Vec<Scope>,
+    max_hops: Option<usize>,
+    min_mtu: Option<u16>,
+    text: String,
+}
+
+impl PathPolicy {
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.max_hops.is_none()
+            && self.min_mtu.is_none()
+    }
+
+    /// Whether a path may be used.
+    pub fn permits(&self, p: &ScionPath) -> bool {
+        let ases: Vec<Ia> = p
+            .interfaces
+            .iter()
+            .map(|i| i.ia)
+            .chain([p.src_ia, p.dst_ia])
+            .collect();
+        if ases
+            .iter()
+            .any(|ia| self.deny.iter().any(|d| d.matches(*ia)))
+        {
+            return false;
+        }
+        if !self.allow.is_empty()
+            && !ases
+                .iter()
+                .all(|ia| self.allow.iter().any(|a| a.matches(*ia)))
+        {
+            return false;
+        }
+        if self.max_hops.is_some_and(|m| p.hop_count() > m) {
+            return false;
+        }
+        // An unknown MTU (0) does not satisfy a minimum.
+        if self.min_mtu.is_some_and(|m| p.mtu < m) && !p.is_local() {
+            return false;
+        }
+        true
+    }
+
+    pub fn filter(&self, paths: Vec<ScionPath>) -> Vec<ScionPath> {
+        paths.into_iter().filter(|p| self.permits(p)).collect()
+    }
+}
+
+impl FromStr for PathPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut p = PathPolicy {
+            text: s.trim().to_string(),
+            ..Default::default()
+        };
+        for rule in s.split(';').map(str::trim).filter(|r| !r.is_empty()) {
+            let (key, value) = rule
+                .split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .ok_or_else(|| format!("path policy rule {rule:?} is not key=value"))?;
+            match key {
+                "deny" => p.deny.push(value.parse()?),
+                "allow" => p.allow.push(value.parse()?),
+                "max-hops" => {
+                    p.max_hops = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("max-hops={value:?} is not a number"))?,
+                    )
+                }
+                "min-mtu" => {
+                    p.min_mtu = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("min-mtu={value:?} is not a number"))?,
+                    )
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown path policy rule {key:?} (deny, allow, max-hops, min-mtu)"
+                    ))
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+impl fmt::Display for PathPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.text.is_empty() {
+            "(none)"
+        } else {
+            &self.text
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scion::PathInterface;
+
+    fn path(ases: &[&str], mtu: u16) -> ScionPath {
+        let mut p = ScionPath::local(parse_ia(ases[0]).unwrap());
+        p.dst_ia = parse_ia(ases[ases.len() - 1]).unwrap();
+        p.raw = bytes::Bytes::from_static(b"x");
+        p.mtu = mtu;
+        for (i, w) in ases.windows(2).enumerate() {
+            p.interfaces.push(PathInterface {
+                ia: parse_ia(w[0]).unwrap(),
+                id: i as u16 + 1,
+            });
+            p.interfaces.push(PathInterface {
+                ia: parse_ia(w[1]).unwrap(),
+                id: i as u16 + 10,
+            });
+        }
+        p
+    }
+
+    #[test]
+    fn deny_allow_hops_and_mtu() {
+        let via_110 = path(&["1-ff00:0:111", "1-ff00:0:110", "1-ff00:0:112"], 1400);
+        let via_isd2 = path(&["1-ff00:0:111", "2-ff00:0:210", "1-ff00:0:112"], 1400);
+        let pol: PathPolicy = "deny=1-ff00:0:110".parse().unwrap();
+        assert!(!pol.permits(&via_110) && pol.permits(&via_isd2));
+        let pol: PathPolicy = "deny = 2".parse().unwrap();
+        assert!(pol.permits(&via_110) && !pol.permits(&via_isd2));
+        let pol: PathPolicy = "allow=1".parse().unwrap();
+        assert!(pol.permits(&via_110) && !pol.permits(&via_isd2));
+        let pol: PathPolicy = "max-hops=1".parse().unwrap();
+        assert!(!pol.permits(&via_110));
+        let pol: PathPolicy = "min-mtu=1500; max-hops=4".parse().unwrap();
+        assert!(!pol.permits(&via_110));
+        assert!(PathPolicy::default().permits(&via_110));
+    }
+
+    #[test]
+    fn bad_rules_are_explained() {
+        assert!("deny"
+            .parse::<PathPolicy>()
+            .unwrap_err()
+            .contains("key=value"));
+        assert!("foo=1"
+            .parse::<PathPolicy>()
+            .unwrap_err()
+            .contains("unknown"));
+        assert!("deny=x-y"
+            .parse::<PathPolicy>()
+            .unwrap_err()
+            .contains("neither"));
+        assert!("max-hops=many"
+            .parse::<PathPolicy>()
+            .unwrap_err()
+            .contains("not a number"));
+    }
+}

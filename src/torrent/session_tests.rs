@@ -1,0 +1,262 @@
+//! Sessions wired to each other through in-memory byte pipes: the whole BitTorrent exchange
+//! (handshake, bitfield, choking, requests over several lanes, verification) without sockets.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Action, LaneId, Session, SessionConfig, Verifier};
+use crate::storage::{hash::sha1, MemStorage, Storage};
+use crate::torrent::meta::Metainfo;
+use crate::wire::Bitfield;
+
+/// Hashes inline (deterministic); `corrupt` flips the verdict of every piece to simulate a liar.
+struct InlineVerifier {
+    storage: Arc<MemStorage>,
+    meta: Arc<Metainfo>,
+    done: VecDeque<(u32, bool, Duration)>,
+}
+
+impl Verifier for InlineVerifier {
+    fn submit(&mut self, index: u32) {
+        let data = self.storage.piece_data(index).unwrap().to_vec();
+        let ok = Some(&sha1(&data)) == self.meta.piece_hash(index);
+        self.done.push_back((index, ok, Duration::from_micros(1)));
+    }
+    fn poll(&mut self) -> Option<(u32, bool, Duration)> {
+        self.done.pop_front()
+    }
+}
+
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2654435761).to_be_bytes()[0] ^ seed)
+        .collect()
+}
+
+fn torrent(data: &[u8], piece_len: usize) -> Arc<Metainfo> {
+    let mut pieces = Vec::new();
+    for c in data.chunks(piece_len) {
+        pieces.extend_from_slice(&sha1(c));
+    }
+    let mut info = format!(
+        "d6:lengthi{}e4:name4:test12:piece lengthi{}e6:pieces{}:",
+        data.len(),
+        piece_len,
+        pieces.len()
+    )
+    .into_bytes();
+    info.extend_from_slice(&pieces);
+    info.push(b'e');
+    Arc::new(Metainfo::from_info_bytes(&info).unwrap())
+}
+
+fn session(
+    meta: &Arc<Metainfo>,
+    data: Option<Vec<u8>>,
+    id: u8,
+    now: Instant,
+) -> (Session, Arc<MemStorage>) {
+    let full = data.is_some();
+    let storage = Arc::new(match data {
+        Some(d) => MemStorage::with_data(meta, d),
+        None => MemStorage::new(meta),
+    });
+    let have = if full {
+        Bitfield::full(meta.num_pieces())
+    } else {
+        Bitfield::new(meta.num_pieces())
+    };
+    let verifier = InlineVerifier {
+        storage: storage.clone(),
+        meta: meta.clone(),
+        done: VecDeque::new(),
+    };
+    let s = Session::new(
+        meta.clone(),
+        Box::new(storage.clone()),
+        Box::new(verifier),
+        have,
+        SessionConfig::new([id; 20]),
+        now,
+    );
+    (s, storage)
+}
+
+/// Moves bytes both ways on every lane pair until nothing moves. Lane `i` of `a` is
+/// connected to lane `i` of `b`.
+fn pump(a: &mut Session, b: &mut Session, lanes: &[LaneId], now: Instant) -> usize {
+    let mut moved = 0;
+    a.tick(now);
+    b.tick(now);
+    for &l in lanes {
+        while let Some(chunk) = a.poll_output(l, now) {
+            moved += chunk.len();
+            b.on_lane_data(l, &chunk, now);
+        }
+        while let Some(chunk) = b.poll_output(l, now) {
+            moved += chunk.len();
+            a.on_lane_data(l, &chunk, now);
+        }
+    }
+    moved
+}
+
+#[test]
+fn leecher_downloads_everything_over_three_lanes_of_one_peer() {
+    let mut now = Instant::now();
+    let data = content(1_000_000, 7);
+    let meta = torrent(&data, 32 * 1024);
+    let (mut seed, _) = session(&meta, Some(data.clone()), 1, now);
+    let (mut leech, store) = session(&meta, None, 2, now);
+    let lanes = [1, 2, 3];
+    for &l in &lanes {
+        leech.add_lane(l, true, format!("path {l}"), now);
+        seed.add_lane(l, false, format!("path {l}"), now);
+    }
+    for _ in 0..10_000 {
+        now += Duration::from_millis(5);
+        pump(&mut leech, &mut seed, &lanes, now);
+        if leech.is_complete() {
+            break;
+        }
+    }
+    assert!(leech.is_complete());
+    assert_eq!(store.contents(), data);
+    assert_eq!(leech.peer_count(), 1, "three lanes, one peer");
+    let per_lane: Vec<u64> = leech
+        .lane_stats()
+        .iter()
+        .map(|(_, s)| s.bytes_down)
+        .collect();
+    assert!(
+        per_lane.iter().all(|&b| b > 0),
+        "every lane carried data: {per_lane:?}"
+    );
+    assert!(std::iter::from_fn(|| leech.poll_action()).any(|a| a == Action::Complete));
+}
+
+#[test]
+fn failover_when_a_lane_dies_midway() {
+    let mut now = Instant::now();
+    let data = content(600_000, 3);
+    let meta = torrent(&data, 16 * 1024);
+    let (mut seed, _) = session(&meta, Some(data.clone()), 1, now);
+    let (mut leech, store) = session(&meta, None, 2, now);
+    for l in [1, 2] {
+        leech.add_lane(l, true, String::new(), now);
+        seed.add_lane(l, false, String::new(), now);
+    }
+    now += Duration::from_millis(5);
+    pump(&mut leech, &mut seed, &[1, 2], now);
+    pump(&mut leech, &mut seed, &[1, 2], now);
+    leech.on_lane_closed(2, "path down", now);
+    seed.on_lane_closed(2, "path down", now);
+    for _ in 0..10_000 {
+        now += Duration::from_millis(5);
+        pump(&mut leech, &mut seed, &[1], now);
+        if leech.is_complete() {
+            break;
+        }
+    }
+    assert!(leech.is_complete(), "lane 1 took over lane 2's requests");
+    assert_eq!(store.contents(), data);
+}
+
+#[test]
+fn wrong_info_hash_and_liars_are_rejected() {
+    let now = Instant::now();
+    let data = content(100_000, 1);
+    let meta = torrent(&data, 16 * 1024);
+    let other = torrent(&content(100_000, 2), 16 * 1024);
+    let (mut seed, _) = session(&other, Some(content(100_000, 2)), 1, now);
+    let (mut leech, _) = session(&meta, None, 2, now);
+    leech.add_lane(1, true, String::new(), now);
+    seed.add_lane(1, false, String::new(), now);
+    pump(&mut leech, &mut seed, &[1], now);
+    let closed: Vec<Action> = std::iter::from_fn(|| seed.poll_action()).collect();
+    assert!(
+        closed.iter().any(
+            |a| matches!(a, Action::CloseLane { reason, .. } if reason.contains("another torrent"))
+        ),
+        "{closed:?}"
+    );
+
+    // A seeder whose data does not match the hashes gets banned.
+    let mut now = Instant::now();
+    let (mut liar, _) = session(&meta, Some(content(100_000, 9)), 3, now);
+    let (mut leech, _) = session(&meta, None, 4, now);
+    leech.add_lane(1, true, String::new(), now);
+    liar.add_lane(1, false, String::new(), now);
+    let mut banned = false;
+    for _ in 0..1000 {
+        now += Duration::from_millis(5);
+        pump(&mut leech, &mut liar, &[1], now);
+        if std::iter::from_fn(|| leech.poll_action())
+            .any(|a| matches!(a, Action::CloseLane { ref reason, .. } if reason.contains("banned")))
+        {
+            banned = true;
+            break;
+        }
+    }
+    assert!(banned);
+    assert!(leech.pieces_failed > 0);
+}
+
+#[test]
+fn garbage_on_a_lane_closes_it_without_panicking() {
+    let now = Instant::now();
+    let data = content(50_000, 1);
+    let meta = torrent(&data, 16 * 1024);
+    let (mut seed, _) = session(&meta, Some(data), 1, now);
+    let mut x: u32 = 12345;
+    for lane in 0..200u64 {
+        seed.add_lane(lane, false, String::new(), now);
+        let junk: Vec<u8> = (0..300)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        seed.on_lane_data(lane, &junk, now);
+    }
+    let closed = std::iter::from_fn(|| seed.poll_action()).count();
+    assert_eq!(closed, 200, "every garbage lane is closed");
+}
+
+#[test]
+fn seeder_spreads_competing_leechers_over_disjoint_links() {
+    let mut now = Instant::now();
+    let data = content(4_000_000, 5);
+    let meta = torrent(&data, 16 * 1024);
+    let (mut seed, _) = session(&meta, Some(data), 1, now);
+    let (mut a, _) = session(&meta, None, 2, now);
+    let (mut b, _) = session(&meta, None, 3, now);
+    // Lanes 1-3 belong to leecher a, 11-13 to b; lane k and k+10 use the same path.
+    for l in [1u64, 2, 3] {
+        a.add_lane(l, true, String::new(), now);
+        b.add_lane(l + 10, true, String::new(), now);
+        seed.add_lane(l, false, String::new(), now);
+        seed.add_lane(l + 10, false, String::new(), now);
+        seed.set_lane_links(l, vec![l * 100]);
+        seed.set_lane_links(l + 10, vec![l * 100]);
+    }
+    // Once both leechers are unchoked (before either finishes), look at the admitted lanes.
+    let mut unchoked = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        now += Duration::from_millis(5);
+        pump(&mut a, &mut seed, &[1, 2, 3], now);
+        pump(&mut b, &mut seed, &[11, 12, 13], now);
+        unchoked = seed.unchoked_lanes();
+        if unchoked.iter().any(|l| *l < 10) && unchoked.iter().any(|l| *l > 10) {
+            break;
+        }
+    }
+    // Three links, two leechers: each link carries exactly one admitted lane.
+    let mut links: Vec<u64> = unchoked.iter().map(|l| l % 10).collect();
+    links.sort();
+    assert_eq!(links, vec![1, 2, 3], "admitted lanes {unchoked:?}");
+    assert!(unchoked.iter().any(|l| *l < 10) && unchoked.iter().any(|l| *l > 10));
+}

@@ -1,0 +1,130 @@
+//! Multipath on the three-paths topology: failover when a link dies mid-download, and path
+//! policy.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn lanes(summary: &serde_json::Value) -> Vec<(String, u64)> {
+    summary["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["path"].as_str().unwrap().to_string(),
+                l["bytes_down"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn download_survives_a_link_going_down_midway() {
+    let tn = testnet("three-paths");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.bin");
+    write_random(&data, 48 << 20, 11);
+    let torrent = dir.path().join("d.torrent");
+    make_torrent(&data, &torrent, Some(128 * 1024));
+    let (_seed, addr) = seeder(&tn, LEAF_B, &torrent, &data, dir.path(), &[]);
+    let out = dir.path().join("out.bin");
+    let metrics = dir.path().join("m.json");
+    let killer = {
+        let out = out.clone();
+        let state = tn.state().clone();
+        let ctl = state.control.expect("control address");
+        std::thread::spawn(move || {
+            // Wait until the transfer is under way, then cut the link 1-ff00:0:111#1.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) == 0
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(800));
+            let down = scion_testnet::ControlRequest::SetLink {
+                ia: LEAF_A.to_string(),
+                interface: 1,
+                up: false,
+            };
+            scion_testnet::control_request(ctl, &down).expect("link down");
+        })
+    };
+    let r = leech(
+        &tn,
+        LEAF_A,
+        &torrent,
+        &out,
+        &addr,
+        &["--metrics-json", metrics.to_str().unwrap()],
+    );
+    killer.join().unwrap();
+    assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
+    same_tree(&data, &out);
+    let s = json(&metrics);
+    let l = lanes(&s);
+    // the lane over the dead link was closed, the others carried the rest
+    let dead: Vec<_> = s["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["path"].as_str().unwrap().starts_with("1-ff00:0:111#1 "))
+        .collect();
+    assert!(!dead.is_empty(), "a lane used the link: {l:?}");
+    assert!(
+        dead.iter().all(|x| !x["closed"].is_null()),
+        "lane over the dead link closed: {l:?}"
+    );
+    assert!(
+        l.iter()
+            .filter(|(p, b)| !p.starts_with("1-ff00:0:111#1 ") && *b > 0)
+            .count()
+            >= 2,
+        "{l:?}"
+    );
+}
+
+#[test]
+fn path_policy_excludes_a_path_completely() {
+    let tn = testnet("three-paths");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.bin");
+    write_random(&data, 8 << 20, 12);
+    let torrent = dir.path().join("d.torrent");
+    make_torrent(&data, &torrent, None);
+    let (_seed, addr) = seeder(&tn, LEAF_B, &torrent, &data, dir.path(), &[]);
+    let out = dir.path().join("out.bin");
+    let metrics = dir.path().join("m.json");
+    let r = leech(
+        &tn,
+        LEAF_A,
+        &torrent,
+        &out,
+        &addr,
+        &[
+            "-pathPolicy=deny=1-ff00:0:120",
+            "--metrics-json",
+            metrics.to_str().unwrap(),
+        ],
+    );
+    assert!(r.status.success(), "{}", r.stderr);
+    same_tree(&data, &out);
+    let l = lanes(&json(&metrics));
+    assert!(l.iter().all(|(p, _)| !p.contains("1-ff00:0:120")), "{l:?}");
+    assert_eq!(l.iter().filter(|(_, b)| *b > 0).count(), 2, "{l:?}");
+
+    // a policy no path satisfies: clear error, exit 4
+    let r = leech(
+        &tn,
+        LEAF_A,
+        &torrent,
+        &dir.path().join("o2.bin"),
+        &addr,
+        &["-pathPolicy=deny=1"],
+    );
+    assert_eq!(r.status.code(), Some(4), "{}", r.stderr);
+    assert!(r.stderr.contains("path policy"), "{}", r.stderr);
+}
