@@ -37,7 +37,10 @@ pub struct PathResult {
 enum ServerStream {
     /// Waiting for the 5-byte request header.
     Header(Vec<u8>),
-    Bulk { until: Instant, finished: bool },
+    Bulk {
+        until: Instant,
+        finished: bool,
+    },
     Echo,
 }
 
@@ -50,14 +53,17 @@ pub struct BwServer {
 impl App for BwServer {
     fn on_event(&mut self, net: &mut ScionNet, event: NetEvent, now: Instant) {
         let (h, id) = match event {
-            NetEvent::Quic(QuicEvent::StreamOpened(h, id)) | NetEvent::Quic(QuicEvent::Readable(h, id)) => (h, id),
+            NetEvent::Quic(QuicEvent::StreamOpened(h, id))
+            | NetEvent::Quic(QuicEvent::Readable(h, id)) => (h, id),
             NetEvent::Quic(QuicEvent::Lost(h, _)) | NetEvent::Quic(QuicEvent::Drained(h)) => {
                 self.streams.retain(|(c, _), _| *c != h);
                 return;
             }
             _ => return,
         };
-        let Some(conn) = net.quic.connection(h) else { return };
+        let Some(conn) = net.quic.connection(h) else {
+            return;
+        };
         let state = self
             .streams
             .entry((h, id))
@@ -101,7 +107,9 @@ impl App for BwServer {
             if *finished {
                 continue;
             }
-            let Some(conn) = net.quic.connection(h) else { continue };
+            let Some(conn) = net.quic.connection(h) else {
+                continue;
+            };
             let mut send = conn.send_stream(id);
             if now >= *until {
                 let _ = send.finish();
@@ -148,11 +156,21 @@ pub struct BwClient {
 }
 
 impl BwClient {
-    pub fn start(net: &mut ScionNet, peer: ScionAddr, paths: &[ScionPath], duration: Duration, now: Instant) -> anyhow::Result<Self> {
+    pub fn start(
+        net: &mut ScionNet,
+        peer: ScionAddr,
+        paths: &[ScionPath],
+        duration: Duration,
+        now: Instant,
+    ) -> anyhow::Result<Self> {
         let mut conns = HashMap::new();
         for p in paths {
             let h = net.connect(now, peer, p)?;
-            let label = if p.is_local() { "local (same AS)".to_string() } else { p.to_string() };
+            let label = if p.is_local() {
+                "local (same AS)".to_string()
+            } else {
+                p.to_string()
+            };
             conns.insert(
                 h,
                 ClientConn {
@@ -212,11 +230,15 @@ impl App for BwClient {
         match event {
             NetEvent::Quic(QuicEvent::Connected(h)) => {
                 let ms = self.duration.as_millis().min(u128::from(u32::MAX)) as u32;
-                let Some(c) = self.conns.get_mut(&h) else { return };
+                let Some(c) = self.conns.get_mut(&h) else {
+                    return;
+                };
                 let (Some(bulk), Some(ping)) = (net.quic.open_bi(h), net.quic.open_bi(h)) else {
                     return;
                 };
-                let Some(conn) = net.quic.connection(h) else { return };
+                let Some(conn) = net.quic.connection(h) else {
+                    return;
+                };
                 let _ = conn.send_stream(bulk).write(&header(KIND_BULK, ms));
                 let _ = conn.send_stream(ping).write(&header(KIND_PING, 0));
                 c.bulk = Some(bulk);
@@ -224,10 +246,16 @@ impl App for BwClient {
                 c.started = Some(now);
             }
             NetEvent::Quic(QuicEvent::Readable(h, id)) => {
-                let Some(c) = self.conns.get_mut(&h) else { return };
-                let Some(conn) = net.quic.connection(h) else { return };
+                let Some(c) = self.conns.get_mut(&h) else {
+                    return;
+                };
+                let Some(conn) = net.quic.connection(h) else {
+                    return;
+                };
                 let mut rs = conn.recv_stream(id);
-                let Ok(mut chunks) = rs.read(true) else { return };
+                let Ok(mut chunks) = rs.read(true) else {
+                    return;
+                };
                 let mut fin = false;
                 loop {
                     match chunks.next(usize::MAX) {
@@ -288,12 +316,16 @@ impl App for BwClient {
                     continue;
                 }
             }
-            let (Some(ping), None) = (c.ping, c.ended) else { continue };
+            let (Some(ping), None) = (c.ping, c.ended) else {
+                continue;
+            };
             if now < c.next_ping {
                 continue;
             }
             c.next_ping = now + PING_EVERY;
-            let Some(conn) = net.quic.connection(h) else { continue };
+            let Some(conn) = net.quic.connection(h) else {
+                continue;
+            };
             let mut probe = [0u8; 16];
             probe[..8].copy_from_slice(&c.seq.to_be_bytes());
             if conn.send_stream(ping).write(&probe) == Ok(16) {

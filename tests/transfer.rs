@@ -39,14 +39,26 @@ fn single_file_64mib_across_ases_is_byte_identical_and_uses_every_path() {
             metrics.to_str().unwrap(),
         ],
     );
-    assert!(r.status.success(), "leecher failed: {}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.status.success(),
+        "leecher failed: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
     same_tree(&data, &out);
     let s = json(&metrics);
     assert_eq!(s["complete"], true);
     assert_eq!(s["pieces_downloaded"].as_u64(), Some(256));
-    assert_eq!(lanes_with_bytes(&s), 3, "all three disjoint paths carry data: {s}");
+    assert_eq!(
+        lanes_with_bytes(&s),
+        3,
+        "all three disjoint paths carry data: {s}"
+    );
     let rows = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(rows.lines().count(), 1 + s["lanes"].as_array().unwrap().len());
+    assert_eq!(
+        rows.lines().count(),
+        1 + s["lanes"].as_array().unwrap().len()
+    );
     assert!(r.stdout.contains("== summary"));
 }
 
@@ -65,7 +77,12 @@ fn multi_file_torrent_with_nested_dirs_and_empty_file() {
     let (_seed, addr) = seeder(&tn, &ases[0], &torrent, &src, dir.path(), &[]);
     let out = dir.path().join("out");
     let r = leech(&tn, &ases[1], &torrent, &out, &addr, &[]);
-    assert!(r.status.success(), "leecher failed: {}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.status.success(),
+        "leecher failed: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
     same_tree(&src, &out);
     assert_eq!(std::fs::metadata(out.join("a/empty.txt")).unwrap().len(), 0);
 }
@@ -91,7 +108,14 @@ fn one_seeder_serves_two_leechers_at_once() {
                     format!("-peer={a}"),
                     "-seed=false".into(),
                 ];
-                (run(&args, &[("SCION_DAEMON_ADDRESS", d)], std::time::Duration::from_secs(600)), out)
+                (
+                    run(
+                        &args,
+                        &[("SCION_DAEMON_ADDRESS", d)],
+                        std::time::Duration::from_secs(600),
+                    ),
+                    out,
+                )
             })
         })
         .collect();
@@ -135,16 +159,33 @@ fn killed_leecher_resumes_without_downloading_verified_pieces_again() {
     child.kill().unwrap();
     child.wait().unwrap();
     let before = verified_pieces(&data, &out, 64 * 1024);
-    assert!(before > 0 && before < total, "kill point: {before} pieces on disk");
+    assert!(
+        before > 0 && before < total,
+        "kill point: {before} pieces on disk"
+    );
     let metrics = dir.path().join("m.json");
-    let r = leech(&tn, &ases[1], &torrent, &out, &addr, &["--metrics-json", metrics.to_str().unwrap()]);
+    let r = leech(
+        &tn,
+        &ases[1],
+        &torrent,
+        &out,
+        &addr,
+        &["--metrics-json", metrics.to_str().unwrap()],
+    );
     assert!(r.status.success(), "restart failed: {}", r.stderr);
     same_tree(&data, &out);
     let s = json(&metrics);
     let resumed = s["pieces_resumed"].as_u64().unwrap();
     let downloaded = s["pieces_downloaded"].as_u64().unwrap();
-    assert!(resumed >= before, "resumed {resumed} < {before} verified before the kill");
-    assert_eq!(resumed + downloaded, total, "no verified piece is downloaded twice");
+    assert!(
+        resumed >= before,
+        "resumed {resumed} < {before} verified before the kill"
+    );
+    assert_eq!(
+        resumed + downloaded,
+        total,
+        "no verified piece is downloaded twice"
+    );
 }
 
 /// Pieces of `out` equal to the source (what a resume may trust).
@@ -155,7 +196,10 @@ fn verified_pieces(src: &Path, out: &Path, piece: usize) -> u64 {
     if a.len() != b.len() {
         return 0;
     }
-    a.chunks(piece).zip(b.chunks(piece)).filter(|(x, y)| x == y && x.iter().any(|&v| v != 0)).count() as u64
+    a.chunks(piece)
+        .zip(b.chunks(piece))
+        .filter(|(x, y)| x == y && x.iter().any(|&v| v != 0))
+        .count() as u64
 }
 
 #[test]
@@ -171,7 +215,11 @@ fn torrent_made_by_mktorrent_downloads() {
         .arg(&data)
         .output()
         .expect("mktorrent is installed (scripts/install-deps.sh)");
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let ases: Vec<String> = tn.state().ases.keys().cloned().collect();
     let (_seed, addr) = seeder(&tn, &ases[0], &torrent, &data, dir.path(), &[]);
     let out = dir.path().join("out.bin");
@@ -190,7 +238,11 @@ fn bad_inputs_end_with_documented_exit_codes() {
     let bad = dir.path().join("bad.torrent");
     std::fs::write(&bad, b"d8:announce3:foo4:infod4:name").unwrap();
     let r = run(
-        &[format!("-inPath={}", bad.display()), "-outPath=x".into(), "-peer=1-ff00:0:110,[127.0.0.1]:1".into()],
+        &[
+            format!("-inPath={}", bad.display()),
+            "-outPath=x".into(),
+            "-peer=1-ff00:0:110,[127.0.0.1]:1".into(),
+        ],
         &[("SCION_DAEMON_ADDRESS", d.clone())],
         std::time::Duration::from_secs(60),
     );
@@ -202,14 +254,25 @@ fn bad_inputs_end_with_documented_exit_codes() {
     let torrent = dir.path().join("d.torrent");
     make_torrent(&data, &torrent, None);
     let r = run(
-        &[format!("-inPath={}", torrent.display()), "-outPath=o".into(), "-peer=not-an-address".into()],
+        &[
+            format!("-inPath={}", torrent.display()),
+            "-outPath=o".into(),
+            "-peer=not-an-address".into(),
+        ],
         &[("SCION_DAEMON_ADDRESS", d.clone())],
         std::time::Duration::from_secs(60),
     );
     assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
     // unreachable peer (nobody listens) -> 4
     let out = dir.path().join("o.bin");
-    let r = leech(&tn, &ases[1], &torrent, &out, &format!("{},[127.0.0.1]:9", ases[0]), &[]);
+    let r = leech(
+        &tn,
+        &ases[1],
+        &torrent,
+        &out,
+        &format!("{},[127.0.0.1]:9", ases[0]),
+        &[],
+    );
     assert_eq!(r.status.code(), Some(4), "{}", r.stderr);
     assert!(r.stderr.contains("unreachable"), "{}", r.stderr);
     // a peer seeding another torrent (wrong info hash) -> 4 with the reason
@@ -220,10 +283,18 @@ fn bad_inputs_end_with_documented_exit_codes() {
     let (_seed, addr) = seeder(&tn, &ases[0], &other_t, &other, dir.path(), &[]);
     let r = leech(&tn, &ases[1], &torrent, &out, &addr, &[]);
     assert_eq!(r.status.code(), Some(4), "{}", r.stderr);
-    assert!(r.stderr.contains("info hash") || r.stderr.contains("another torrent"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("info hash") || r.stderr.contains("another torrent"),
+        "{}",
+        r.stderr
+    );
     // daemon unreachable -> 6
     let r = run(
-        &[format!("-inPath={}", torrent.display()), format!("-outPath={}", out.display()), format!("-peer={addr}")],
+        &[
+            format!("-inPath={}", torrent.display()),
+            format!("-outPath={}", out.display()),
+            format!("-peer={addr}"),
+        ],
         &[("SCION_DAEMON_ADDRESS", "127.0.0.1:9".into())],
         std::time::Duration::from_secs(60),
     );

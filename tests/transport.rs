@@ -19,7 +19,9 @@ use btscion::scion::{packet, parse_ia, ScionAddr, ScionPath};
 use common::*;
 
 fn pattern(offset: u64, len: usize) -> Vec<u8> {
-    (0..len as u64).map(|i| ((offset + i) * 31 % 251) as u8).collect()
+    (0..len as u64)
+        .map(|i| ((offset + i) * 31 % 251) as u8)
+        .collect()
 }
 
 /// Receives streams and checks every byte against the pattern.
@@ -33,13 +35,18 @@ struct Sink {
 impl App for Sink {
     fn on_event(&mut self, net: &mut ScionNet, ev: NetEvent, _now: Instant) {
         let (h, id) = match ev {
-            NetEvent::Quic(QuicEvent::StreamOpened(h, id)) | NetEvent::Quic(QuicEvent::Readable(h, id)) => (h, id),
+            NetEvent::Quic(QuicEvent::StreamOpened(h, id))
+            | NetEvent::Quic(QuicEvent::Readable(h, id)) => (h, id),
             _ => return,
         };
-        let Some(conn) = net.quic.connection(h) else { return };
+        let Some(conn) = net.quic.connection(h) else {
+            return;
+        };
         let entry = self.received.entry((h, id)).or_insert((0, true, false));
         let mut rs = conn.recv_stream(id);
-        let Ok(mut chunks) = rs.read(true) else { return };
+        let Ok(mut chunks) = rs.read(true) else {
+            return;
+        };
         loop {
             match chunks.next(usize::MAX) {
                 Ok(Some(c)) => {
@@ -58,10 +65,15 @@ impl App for Sink {
         let _ = chunks.finalize();
         if entry.2 {
             if let Some(r) = net.route(h) {
-                self.interfaces.push(r.received_interfaces.clone().unwrap_or_default());
+                self.interfaces
+                    .push(r.received_interfaces.clone().unwrap_or_default());
             }
             if let Some(conn) = net.quic.connection(h) {
-                conn.close(Instant::now(), VarInt::from_u32(0), Bytes::from_static(b"got it"));
+                conn.close(
+                    Instant::now(),
+                    VarInt::from_u32(0),
+                    Bytes::from_static(b"got it"),
+                );
             }
         }
     }
@@ -69,14 +81,20 @@ impl App for Sink {
         Some(now + Duration::from_millis(50))
     }
     fn is_done(&self) -> bool {
-        self.received.values().filter(|v| v.2).count() >= self.expected_streams || Instant::now() > self.deadline
+        self.received.values().filter(|v| v.2).count() >= self.expected_streams
+            || Instant::now() > self.deadline
     }
 }
 
 /// Sends `bytes` of the pattern on one stream per path.
 struct Source {
     bytes: u64,
-    conns: Vec<(ConnectionHandle, Option<StreamId>, u64, Option<Result<(), String>>)>,
+    conns: Vec<(
+        ConnectionHandle,
+        Option<StreamId>,
+        u64,
+        Option<Result<(), String>>,
+    )>,
 }
 
 impl App for Source {
@@ -89,7 +107,11 @@ impl App for Source {
             }
             NetEvent::Quic(QuicEvent::Lost(h, reason)) => {
                 if let Some(c) = self.conns.iter_mut().find(|c| c.0 == h) {
-                    c.3.get_or_insert(if c.2 >= self.bytes { Ok(()) } else { Err(reason.to_string()) });
+                    c.3.get_or_insert(if c.2 >= self.bytes {
+                        Ok(())
+                    } else {
+                        Err(reason.to_string())
+                    });
                 }
             }
             NetEvent::PathDown { handle, reason } => {
@@ -102,8 +124,12 @@ impl App for Source {
     }
     fn poll(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
         for c in self.conns.iter_mut() {
-            let (Some(id), None) = (c.1, &c.3) else { continue };
-            let Some(conn) = net.quic.connection(c.0) else { continue };
+            let (Some(id), None) = (c.1, &c.3) else {
+                continue;
+            };
+            let Some(conn) = net.quic.connection(c.0) else {
+                continue;
+            };
             let mut s = conn.send_stream(id);
             while c.2 < self.bytes {
                 let n = (self.bytes - c.2).min(64 * 1024) as usize;
@@ -158,7 +184,12 @@ fn send(ia: &str, to: ScionAddr, paths: Vec<ScionPath>, bytes: u64) -> SendResul
     spawn_send(ia, to, paths, bytes).join().unwrap()
 }
 
-fn spawn_send(ia: &str, to: ScionAddr, paths: Vec<ScionPath>, bytes: u64) -> thread::JoinHandle<SendResult> {
+fn spawn_send(
+    ia: &str,
+    to: ScionAddr,
+    paths: Vec<ScionPath>,
+    bytes: u64,
+) -> thread::JoinHandle<SendResult> {
     let ia = ia.to_string();
     thread::spawn(move || {
         tokio_uring::start(async move {
@@ -207,12 +238,24 @@ fn each_connection_is_pinned_to_its_path() {
         send(LEAF_A, sink_addr, vec![p.clone()], 4 << 20);
         let sink = sink.join().unwrap();
         let seen = &sink.interfaces[0];
-        let expected: Vec<u16> = packet::path_interfaces(&p.raw).unwrap().into_iter().flat_map(|(a, b)| [a, b]).filter(|&i| i != 0).collect();
-        let mut got: Vec<u16> = seen.iter().flat_map(|&(a, b)| [a, b]).filter(|&i| i != 0).collect();
+        let expected: Vec<u16> = packet::path_interfaces(&p.raw)
+            .unwrap()
+            .into_iter()
+            .flat_map(|(a, b)| [a, b])
+            .filter(|&i| i != 0)
+            .collect();
+        let mut got: Vec<u16> = seen
+            .iter()
+            .flat_map(|&(a, b)| [a, b])
+            .filter(|&i| i != 0)
+            .collect();
         let mut want = expected.clone();
         got.sort();
         want.sort();
-        assert_eq!(got, want, "packets of the connection on {p} crossed other interfaces");
+        assert_eq!(
+            got, want,
+            "packets of the connection on {p} crossed other interfaces"
+        );
     }
 }
 
@@ -223,7 +266,10 @@ fn three_paths_concurrently_and_a_dead_link_fails_only_its_connection() {
     // all three at once
     let (sink_addr, sink) = start_sink(3, LEAF_B);
     let r = send(LEAF_A, sink_addr, all.clone(), 16 << 20);
-    assert!(r.iter().all(|(n, res)| *n == 16 << 20 && res.is_ok()), "{r:?}");
+    assert!(
+        r.iter().all(|(n, res)| *n == 16 << 20 && res.is_ok()),
+        "{r:?}"
+    );
     let sink = sink.join().unwrap();
     assert_eq!(sink.received.values().filter(|v| v.2 && v.1).count(), 3);
     let distinct: std::collections::HashSet<_> = sink.interfaces.iter().collect();
@@ -234,9 +280,13 @@ fn three_paths_concurrently_and_a_dead_link_fails_only_its_connection() {
     let (sink_addr, _sink) = start_sink(3, LEAF_B);
     let sender = spawn_send(LEAF_A, sink_addr, all.clone(), 24 << 20);
     thread::sleep(Duration::from_millis(300));
-    tn.set_link(&victim.ia.to_string(), victim.id, false).unwrap();
+    tn.set_link(&victim.ia.to_string(), victim.id, false)
+        .unwrap();
     let r = sender.join().unwrap();
-    let err = r[0].1.as_ref().expect_err("connection on the dead link fails");
+    let err = r[0]
+        .1
+        .as_ref()
+        .expect_err("connection on the dead link fails");
     assert!(!err.is_empty());
     assert!(r[1].1.is_ok() && r[2].1.is_ok(), "others finish: {r:?}");
     assert_eq!(r[1].0, 24 << 20);

@@ -148,8 +148,7 @@ impl ScionNet {
                     r.bytes_received += payload.len() as u64;
                     r.packets_received += 1;
                 }
-                self.quic
-                    .handle_datagram(now, key, BytesMut::from(payload));
+                self.quic.handle_datagram(now, key, BytesMut::from(payload));
             }
             Ok(Decoded::Scmp { message, .. }) => {
                 self.errors.scmp += 1;
@@ -178,7 +177,12 @@ impl ScionNet {
         }
     }
 
-    fn key_for_incoming(&mut self, src: ScionAddr, path: &[u8], from: SocketAddr) -> Option<SocketAddr> {
+    fn key_for_incoming(
+        &mut self,
+        src: ScionAddr,
+        path: &[u8],
+        from: SocketAddr,
+    ) -> Option<SocketAddr> {
         // Borrowed lookup would need raw_entry; the copy is only a few dozen bytes.
         let cache_key = (src, Bytes::copy_from_slice(path));
         if let Some(k) = self.rx_keys.get(&cache_key) {

@@ -50,7 +50,11 @@ pub fn make_torrent(source: &Path, out: &Path, piece_len: Option<u32>) {
         c.arg("--piece-length").arg(p.to_string());
     }
     let o = c.output().unwrap();
-    assert!(o.status.success(), "create failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "create failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// A child process that is killed when dropped.
@@ -67,7 +71,14 @@ impl Drop for Proc {
 }
 
 /// Starts a seeder in `ia` and waits for its "seeding ... as ADDR" line; returns the address.
-pub fn seeder(tn: &Testnet, ia: &str, torrent: &Path, data: &Path, work: &Path, extra: &[&str]) -> (Proc, String) {
+pub fn seeder(
+    tn: &Testnet,
+    ia: &str,
+    torrent: &Path,
+    data: &Path,
+    work: &Path,
+    extra: &[&str],
+) -> (Proc, String) {
     let log = work.join(format!("seeder-{}.log", rand_suffix()));
     let mut child = Command::new(bin())
         .arg(format!("-inPath={}", torrent.display()))
@@ -91,9 +102,20 @@ pub fn seeder(tn: &Testnet, ia: &str, torrent: &Path, data: &Path, work: &Path, 
     });
     let line = rx
         .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("seeder did not start: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+        .unwrap_or_else(|_| {
+            panic!(
+                "seeder did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
     let addr = line.rsplit(" as ").next().unwrap().trim().to_string();
-    (Proc { child, stderr_log: log }, addr)
+    (
+        Proc {
+            child,
+            stderr_log: log,
+        },
+        addr,
+    )
 }
 
 pub struct Outcome {
@@ -143,7 +165,14 @@ pub fn run(args: &[String], envs: &[(&str, String)], timeout: Duration) -> Outco
 }
 
 /// Runs a leecher in `ia` against `peer` with the original client's flags.
-pub fn leech(tn: &Testnet, ia: &str, torrent: &Path, out: &Path, peer: &str, extra: &[&str]) -> Outcome {
+pub fn leech(
+    tn: &Testnet,
+    ia: &str,
+    torrent: &Path,
+    out: &Path,
+    peer: &str,
+    extra: &[&str],
+) -> Outcome {
     let mut args = vec![
         format!("-inPath={}", torrent.display()),
         format!("-outPath={}", out.display()),
@@ -151,7 +180,11 @@ pub fn leech(tn: &Testnet, ia: &str, torrent: &Path, out: &Path, peer: &str, ext
         "-seed=false".to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    run(&args, &[("SCION_DAEMON_ADDRESS", daemon(tn, ia))], Duration::from_secs(600))
+    run(
+        &args,
+        &[("SCION_DAEMON_ADDRESS", daemon(tn, ia))],
+        Duration::from_secs(600),
+    )
 }
 
 pub fn json(path: &Path) -> serde_json::Value {
@@ -161,11 +194,20 @@ pub fn json(path: &Path) -> serde_json::Value {
 pub fn same_tree(a: &Path, b: &Path) {
     if a.is_file() {
         let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-        assert_eq!(x.len(), y.len(), "{} and {} differ in length", a.display(), b.display());
+        assert_eq!(
+            x.len(),
+            y.len(),
+            "{} and {} differ in length",
+            a.display(),
+            b.display()
+        );
         assert!(x == y, "{} and {} differ", a.display(), b.display());
         return;
     }
-    let mut names: Vec<_> = std::fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     for n in names {
         same_tree(&a.join(&n), &b.join(&n));
