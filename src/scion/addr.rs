@@ -125,9 +125,8 @@ fn parse_scion(
         if let Some((ia_host, port)) = inner.rsplit_once("]:") {
             if let Some((ia, host)) = ia_host.split_once(',') {
                 let ia = parse_ia(ia).map_err(|e| err(format!("bad ISD-AS: {}", e.reason)))?;
-                let host =
-                    parse_host(host.trim_matches(|c| c == '[' || c == ']')).map_err(|r| err(r))?;
-                let port = parse_port(port).map_err(|r| err(r))?;
+                let host = parse_host(host.trim_matches(|c| c == '[' || c == ']')).map_err(&err)?;
+                let port = parse_port(port).map_err(&err)?;
                 return Ok(ScionAddr::new(ia, host, port));
             }
         }
@@ -154,8 +153,8 @@ fn parse_scion(
         }
         (host, port)
     };
-    let host = parse_host(host).map_err(|r| err(r))?;
-    let port = parse_port(port).map_err(|r| err(r))?;
+    let host = parse_host(host).map_err(&err)?;
+    let port = parse_port(port).map_err(&err)?;
     Ok(ScionAddr::new(ia, host, port))
 }
 

@@ -399,7 +399,8 @@ fn scmp_errors_decode() {
     let mut offending = Vec::new();
     encode_udp(&src4(), &dst4(), &path, &[7; 100], &mut offending).unwrap();
     let ia120 = parse_ia("1-ff00:0:120").unwrap();
-    let cases: Vec<(SpScmp, Box<dyn Fn(&ScmpMessage) -> bool>)> = vec![
+    type Check = Box<dyn Fn(&ScmpMessage) -> bool>;
+    let cases: Vec<(SpScmp, Check)> = vec![
         (
             ScmpDestinationUnreachable::new(
                 ScmpDestinationUnreachableCode::PortUnreachable,
