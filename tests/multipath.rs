@@ -33,24 +33,26 @@ fn download_survives_a_link_going_down_midway() {
     let out = dir.path().join("out.bin");
     let metrics = dir.path().join("m.json");
     let killer = {
-        let out = out.clone();
-        let state = tn.state().clone();
-        let ctl = state.control.expect("control address");
+        let (out, data) = (out.clone(), data.clone());
+        let ctl = tn.state().control.expect("control address");
         std::thread::spawn(move || {
-            // Wait until the transfer is under way, then cut the link 1-ff00:0:111#1.
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) == 0
-                && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(50));
+            // Once a quarter of the pieces are in, cut the link 1-ff00:0:111#1.
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            let mut done = 0;
+            while std::time::Instant::now() < deadline {
+                done = verified_pieces(&data, &out, 128 * 1024);
+                if done >= 96 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(800));
             let down = scion_testnet::ControlRequest::SetLink {
                 ia: LEAF_A.to_string(),
                 interface: 1,
                 up: false,
             };
             scion_testnet::control_request(ctl, &down).expect("link down");
+            done
         })
     };
     let r = leech(
@@ -59,10 +61,11 @@ fn download_survives_a_link_going_down_midway() {
         &torrent,
         &out,
         &addr,
-        &["--metrics-json", metrics.to_str().unwrap()],
+        &[&format!("-metricsJson={}", metrics.display())],
     );
-    killer.join().unwrap();
+    let pieces_at_cut = killer.join().unwrap();
     assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
+    assert!((96..384).contains(&pieces_at_cut), "link cut mid-download: {pieces_at_cut}/384 pieces");
     same_tree(&data, &out);
     let s = json(&metrics);
     let l = lanes(&s);
@@ -106,8 +109,7 @@ fn path_policy_excludes_a_path_completely() {
         &addr,
         &[
             "-pathPolicy=deny=1-ff00:0:120",
-            "--metrics-json",
-            metrics.to_str().unwrap(),
+            &format!("-metricsJson={}", metrics.display()),
         ],
     );
     assert!(r.status.success(), "{}", r.stderr);

@@ -26,6 +26,7 @@ const FLAGS: &[(&str, bool)] = &[
     ("dialBackStartPort", true),
     // Ours, in the same style: see `--path-policy`.
     ("pathPolicy", true),
+    ("metricsJson", true),
 ];
 
 /// Whether argv looks like the original client's (`-inPath=...`, not `--...` or a subcommand).
@@ -103,6 +104,7 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             "dhtPort" | "dhtBootstrapAddr" | "dialBackStartPort" => {}
             "printMetrics" => t.print_metrics = parse_bool(name, &value)?,
             "pathPolicy" => t.path_policy = value.parse()?,
+            "metricsJson" => t.metrics_json = Some(PathBuf::from(value)),
             "exportMetricsTo" => t.export_metrics = Some(PathBuf::from(value)),
             _ => unreachable!("flag table and match agree"),
         }
