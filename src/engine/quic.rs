@@ -41,6 +41,9 @@ pub enum Failure {
     Storage(String),
 }
 
+/// Called with the session for the live progress display.
+pub type ProgressFn = Box<dyn FnMut(&Session)>;
+
 pub struct QuicBtApp {
     pub session: Session,
     conns: HashMap<ConnectionHandle, LaneConn>,
@@ -57,7 +60,7 @@ pub struct QuicBtApp {
     /// Called with a one-line status every `progress_every`.
     pub progress_every: Option<Duration>,
     next_progress: Instant,
-    pub on_progress: Option<Box<dyn FnMut(&Session)>>,
+    pub on_progress: Option<ProgressFn>,
     /// Since when no peer has a live, handshaken lane (None while one has).
     no_peer_since: Option<Instant>,
     last_lane_error: Option<String>,

@@ -64,7 +64,7 @@ fn transport(t: &QuicTuning) -> Arc<TransportConfig> {
         .send_window(t.receive_window)
         .max_concurrent_uni_streams(0u32.into())
         .max_concurrent_bidi_streams(4u32.into())
-        .initial_mtu(1200.min(t.max_udp_payload).max(1200))
+        .initial_mtu(1200)
         .keep_alive_interval(Some(t.keep_alive))
         .max_idle_timeout(IdleTimeout::try_from(t.idle_timeout).ok());
     let mut mtud = MtuDiscoveryConfig::default();

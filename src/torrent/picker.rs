@@ -270,7 +270,7 @@ impl Picker {
 
     /// A block arrived. The caller stores the data only if `Accepted`.
     pub fn block_received(&mut self, b: &BlockRef) -> BlockOutcome {
-        if b.begin % BLOCK_LEN != 0 || b.piece >= self.num_pieces {
+        if !b.begin.is_multiple_of(BLOCK_LEN) || b.piece >= self.num_pieces {
             return BlockOutcome::Unexpected;
         }
         if b.begin >= self.piece_len(b.piece) {

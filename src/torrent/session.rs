@@ -811,7 +811,7 @@ impl Session {
                 (*id, lanes)
             })
             .collect();
-        unchoked.sort_by(|a, b| a.0.cmp(&b.0));
+        unchoked.sort_by_key(|a| a.0);
         for l in self.lanes.values_mut() {
             l.admitted = true;
         }
