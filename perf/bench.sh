@@ -207,7 +207,7 @@ if has download; then
       $PY "$ROOT/perf/lt_transfer.py" seed "$WORK/dl/data.torrent" "$WORK/dl/src" "$port" >"$WORK/lt_seed.log" 2>&1 &
       spid=$!
       PIDS+=("$spid")
-      wait_port tcp "$port" || sleep 1
+      for _ in $(seq 1 1200); do grep -q seeding "$WORK/lt_seed.log" 2>/dev/null && break; sleep 0.1; done
       rss_sampler "$spid" "$WORK/ltseed.rss" &
       mkdir -p "$WORK/dl/lt_out"
       c0=$(cpu_s "$spid")
@@ -243,7 +243,7 @@ if has download; then
       rm -rf "$cfg"; mkdir -p "$cfg"
       cat >"$cfg/settings.json" <<JSON
 {"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "port-forwarding-enabled": false,
- "utp-enabled": false, "peer-port": $port, "bind-address-ipv4": "127.0.0.1", "encryption": 1,
+ "utp-enabled": false, "peer-port": $port, "bind-address-ipv4": "127.0.0.1", "encryption": 0,
  "speed-limit-up-enabled": false, "speed-limit-down-enabled": false, "ratio-limit-enabled": false}
 JSON
       transmission-cli -g "$cfg" -p "$port" -w "$WORK/dl/src" "$WORK/dl/data.torrent" >"$WORK/tr.log" 2>&1 &
