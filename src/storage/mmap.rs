@@ -212,12 +212,19 @@ impl MmapStorage {
     }
 
     /// Opens existing files read-only for seeding; each must exist with
-    /// exactly the torrent's size.
+    /// exactly the torrent's size (a missing *empty* file is tolerated:
+    /// there is nothing to serve from it).
     pub fn open_readonly(meta: &Metainfo, out: &Path) -> Result<Self, StorageError> {
         let paths = resolve_paths(meta, out)?;
         let mut files = Vec::with_capacity(paths.len());
         for (p, f) in paths.into_iter().zip(&meta.files) {
-            let file = File::open(&p).map_err(io(&p))?;
+            let file = match File::open(&p) {
+                Err(e) if f.length == 0 && e.kind() == std::io::ErrorKind::NotFound => {
+                    files.push(Arc::new(FileMap { path: p, map: None }));
+                    continue;
+                }
+                r => r.map_err(io(&p))?,
+            };
             let actual = file.metadata().map_err(io(&p))?.len();
             if actual != f.length {
                 return Err(StorageError::SizeMismatch {
@@ -555,6 +562,10 @@ mod tests {
             MmapStorage::open_readonly(&m, &src),
             Err(StorageError::Io { .. })
         ));
+        // A missing empty file is fine for seeding.
+        fs::write(src.join("z"), b"1234567").unwrap();
+        fs::remove_file(src.join("b_empty")).unwrap();
+        MmapStorage::open_readonly(&m, &src).unwrap();
         // A shorter existing file is grown for download.
         fs::write(src.join("z"), b"ab").unwrap();
         MmapStorage::create(&m, &src).unwrap();
