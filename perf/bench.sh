@@ -13,6 +13,7 @@
 #       SECTIONS="transport download bulk"   which parts to run
 #       SKIP_BUILD=1     do not run cargo build
 #       TRANSMISSION=0   skip the Transmission seeder comparison even if installed
+#       BIN_DIR=target/release   where the binaries are; TESTNET=path overrides scion-testnet
 #       WORK=dir         scratch dir (default target/perf-work; deleted at the end)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,9 +27,10 @@ LEECHERS=${LEECHERS:-8}
 SECTIONS=${SECTIONS:-"transport download bulk"}
 TRANSMISSION=${TRANSMISSION:-1}
 WORK=${WORK:-$ROOT/target/perf-work}
-BIN=$ROOT/target/release/bittorrent-over-scion
-TESTNET=$ROOT/target/release/scion-testnet
-QUINN=$ROOT/target/release/examples/quinn_loopback
+BIN_DIR=${BIN_DIR:-$ROOT/target/release}
+BIN=$BIN_DIR/bittorrent-over-scion
+TESTNET=${TESTNET:-$BIN_DIR/scion-testnet}
+QUINN=$BIN_DIR/examples/quinn_loopback
 PY=/usr/bin/python3
 CLK_TCK=$(getconf CLK_TCK)
 PAGE_KIB=$(($(getconf PAGESIZE) / 1024))
@@ -116,7 +118,9 @@ bwtest_run() { # server_as client_as paths -> prints goodput
 
 if has transport; then
   log "(a) quinn loopback reference, ${QUINN_MIB} MiB x $RUNS"
+  [[ -x "$QUINN" ]] || log "  $QUINN missing (cargo build --release --examples)"
   for _ in $(seq "$RUNS"); do
+    [[ -x "$QUINN" ]] || break
     g=$("$QUINN" "$QUINN_MIB" | sed -n 's/.*goodput_mbit=\([0-9.]*\).*/\1/p')
     log "  quinn: $g Mbit/s"
     rec transport quinn_loopback goodput_mbit "$g"
