@@ -73,12 +73,17 @@ pub struct TransferCli {
     /// directory for a multi-file torrent.
     #[arg(long, short = 'o')]
     pub path: PathBuf,
-    /// Remote peer, `ISD-AS,[IP]:Port` (repeatable).
+    /// Remote peer, SCION `ISD-AS,[IP]:Port` (QUIC over SCION) or `IP:Port` / `[IPv6]:Port`
+    /// (BitTorrent over TCP); repeatable.
     #[arg(long = "peer")]
     pub peers: Vec<String>,
     /// Own SCION address `ISD-AS,[IP]:Port` (default: the daemon's AS, 127.0.0.1, a free port).
     #[arg(long)]
     pub local: Option<String>,
+    /// Where to accept plain BitTorrent over TCP, `IP:Port` (default: the SCION socket's IP and
+    /// port number, or a free port; 127.0.0.1 and a free port when SCION is off).
+    #[arg(long)]
+    pub tcp_listen: Option<String>,
     /// Maximum paths (lanes) per peer (default: all link-disjoint paths, up to 8).
     #[arg(long)]
     pub num_paths: Option<usize>,
@@ -164,6 +169,7 @@ pub struct TransferArgs {
     pub out: Option<PathBuf>,
     pub peers: Vec<String>,
     pub local: Option<String>,
+    pub tcp_listen: Option<String>,
     pub num_paths: Option<usize>,
     pub print_metrics: bool,
     pub export_metrics: Option<PathBuf>,
@@ -188,6 +194,7 @@ impl TransferArgs {
             out,
             peers: c.peers,
             local: c.local,
+            tcp_listen: c.tcp_listen,
             num_paths: c.num_paths,
             print_metrics: c.print_metrics,
             export_metrics: c.export_metrics,

@@ -27,6 +27,8 @@ const FLAGS: &[(&str, bool)] = &[
     // Ours, in the same style: see `--path-policy`.
     ("pathPolicy", true),
     ("metricsJson", true),
+    ("tcpListen", true),
+    ("tcp-listen", true),
 ];
 
 /// Whether argv looks like the original client's (`-inPath=...`, not `--...` or a subcommand).
@@ -92,6 +94,7 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             ),
             "seed" => seed = parse_bool(name, &value)?,
             "local" => t.local = Some(value),
+            "tcpListen" | "tcp-listen" => t.tcp_listen = Some(value),
             "logLevel" => t.log_level = value,
             "numPaths" => {
                 t.num_paths = Some(

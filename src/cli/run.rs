@@ -14,6 +14,7 @@ use super::report;
 use crate::bwtest::{BwClient, BwServer};
 use crate::engine::dialer::{PeerDialer, SharedPaths};
 use crate::engine::quic::{Failure, QuicBtApp, StopWhen};
+use crate::engine::tcp::{BtApp, TcpLanes};
 use crate::engine::verify::PoolVerifier;
 use crate::lanes::PathPolicy;
 use crate::net::{uring, ScionNet};
@@ -40,7 +41,7 @@ fn parse_scion(s: &str, what: &str) -> Result<ScionAddr, CliError> {
     match s.parse::<PeerAddr>() {
         Ok(PeerAddr::Scion(a)) => Ok(a),
         Ok(PeerAddr::Ip(a)) => Err(exit::usage(format!(
-            "{what} {a} is an IP address; plain TCP peers are not supported yet, use ISD-AS,[IP]:Port"
+            "{what} {a} is an IP address; a SCION address ISD-AS,[IP]:Port is needed here"
         ))),
         Err(e) => Err(exit::usage(format!("invalid {what} {s:?}: {e}"))),
     }
@@ -168,35 +169,82 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         .clone()
         .ok_or_else(|| exit::usage("a torrent is required: -inPath / --torrent"))?;
     let meta = load_torrent(&torrent)?;
-    let peers: Vec<ScionAddr> = t
-        .peers
-        .iter()
-        .map(|p| parse_scion(p, "peer address"))
-        .collect::<Result<_, _>>()?;
+    // SCION peers get QUIC lanes over SCION paths, IP peers a plain BitTorrent TCP connection.
+    let mut peers: Vec<ScionAddr> = Vec::new();
+    let mut tcp_peers: Vec<SocketAddr> = Vec::new();
+    for p in &t.peers {
+        match p.parse::<PeerAddr>() {
+            Ok(PeerAddr::Scion(a)) => peers.push(a),
+            Ok(PeerAddr::Ip(a)) => tcp_peers.push(a),
+            Err(e) => return Err(exit::usage(format!("invalid peer address {p:?}: {e}"))),
+        }
+    }
+    let tcp_listen = t
+        .tcp_listen
+        .as_deref()
+        .map(|a| {
+            a.parse::<SocketAddr>()
+                .map_err(|e| exit::usage(format!("invalid TCP listen address {a:?}: {e}")))
+        })
+        .transpose()?;
     let local = t
         .local
         .as_deref()
         .map(|l| parse_scion(l, "local address"))
         .transpose()?;
-    if t.mode == Mode::Download && peers.is_empty() {
+    if t.mode == Mode::Download && peers.is_empty() && tcp_peers.is_empty() {
         return Err(exit::usage(
             "downloading needs at least one peer: -peer / --peer",
         ));
     }
     let storage = open_storage(&meta, &t)?;
-    tokio_uring::start(run_transfer(t, meta, peers, local, storage))
+    let ip = IpPeers {
+        peers: tcp_peers,
+        listen: tcp_listen,
+    };
+    tokio_uring::start(run_transfer(t, meta, peers, ip, local, storage))
+}
+
+/// The TCP side of a transfer.
+struct IpPeers {
+    peers: Vec<SocketAddr>,
+    listen: Option<SocketAddr>,
 }
 
 async fn run_transfer(
     t: TransferArgs,
     meta: Arc<Metainfo>,
     peers: Vec<ScionAddr>,
+    ip: IpPeers,
     local: Option<ScionAddr>,
     storage: Arc<MmapStorage>,
 ) -> Result<(), CliError> {
     let daemon_addr = daemon_address(&t.sciond);
-    let (daemon, ia) = connect_daemon(&daemon_addr).await?;
-    let (socket, local) = bind_local(&daemon, ia, local).await?;
+    // Without a daemon, SCION is skipped when nothing asked for it (only IP peers, no -local).
+    let scion = match connect_daemon(&daemon_addr).await {
+        Ok((daemon, ia)) => Some((daemon, ia)),
+        Err(e) if peers.is_empty() && local.is_none() => {
+            tracing::warn!("{e}; continuing without SCION (TCP only)");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let (socket, local, daemon) = match scion {
+        Some((daemon, ia)) => {
+            let (socket, local) = bind_local(&daemon, ia, local).await?;
+            (socket, local, Some(daemon))
+        }
+        None => {
+            // The driver still wants a socket; nothing is sent on it.
+            let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            let s = uring::bind(SocketAddr::new(host, 0))
+                .map_err(|e| exit::other(format!("cannot bind a UDP socket: {e}")))?;
+            let port = s.local_addr().map(|a| a.port()).unwrap_or(0);
+            let ia = parse_ia("0-0").map_err(|e| exit::other(e.to_string()))?;
+            (s, ScionAddr::new(ia, host, port), None)
+        }
+    };
+    let scion_on = daemon.is_some();
 
     let started = Instant::now();
     let pool =
@@ -231,8 +279,9 @@ async fn run_transfer(
     );
 
     let mut dialers = Vec::new();
-    for p in &peers {
+    for p in peers.iter().filter(|_| scion_on) {
         let shared: SharedPaths = Rc::new(RefCell::new(None));
+        let Some(daemon) = &daemon else { break };
         spawn_path_refresher(daemon.clone(), p.ia, t.path_policy.clone(), shared.clone());
         let max = t.num_paths.unwrap_or(DEFAULT_MAX_LANES);
         let mut d = PeerDialer::new(*p, max, shared, started);
@@ -246,12 +295,36 @@ async fn run_transfer(
         (Mode::Download, false) => StopWhen::Complete,
         _ => StopWhen::Never,
     };
-    let mut app = QuicBtApp::new(session, dialers, stop_when, started);
+    let quic = QuicBtApp::new(session, dialers, stop_when, started);
+    let mut tcp = TcpLanes::new(started);
+    let want = ip.listen.unwrap_or(if scion_on {
+        local.socket_addr()
+    } else {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
+    });
+    let tcp_addr = match tcp.listen(want) {
+        Ok(a) => a,
+        // Default address taken: any free port on the same IP.
+        Err(_) if ip.listen.is_none() => tcp
+            .listen(SocketAddr::new(want.ip(), 0))
+            .map_err(|e| exit::other(format!("cannot listen on TCP {}: {e}", want.ip())))?,
+        Err(e) => return Err(exit::usage(format!("cannot listen on TCP {want}: {e}"))),
+    };
+    for a in &ip.peers {
+        tcp.add_peer(*a, started);
+    }
+    let mut app = BtApp { quic, tcp };
     let tuning = QuicTuning::default();
     let mut net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
 
+    // The SCION address stays the last token (after " as ").
+    let scion_shown = if scion_on {
+        local.to_string()
+    } else {
+        "none (no SCION daemon)".to_string()
+    };
     println!(
-        "{} {} ({} pieces, {} bytes) as {local}",
+        "{} {} ({} pieces, {} bytes) tcp {tcp_addr} as {scion_shown}",
         if t.mode == Mode::Seed {
             "seeding"
         } else {
@@ -261,13 +334,13 @@ async fn run_transfer(
         n,
         meta.total_length
     );
-    report::attach_progress(&mut app, std::io::stderr().is_terminal());
+    report::attach_progress(&mut app.quic, std::io::stderr().is_terminal());
     if !(t.mode == Mode::Download && complete_at_start && !t.keep_seeding) {
         uring::run(socket, &mut net, &mut app)
             .await
             .map_err(|e| exit::other(e.to_string()))?;
     }
-    let summary = report::Summary::collect(&app, &meta, resumed, started, &local);
+    let summary = report::Summary::collect(&app.quic, &meta, resumed, started, &local);
     if t.print_metrics || t.mode == Mode::Download {
         print!("{summary}");
     }
@@ -281,7 +354,7 @@ async fn run_transfer(
             .write_json(json)
             .map_err(|e| exit::other(format!("cannot write {}: {e}", json.display())))?;
     }
-    match app.failure.take() {
+    match app.quic.failure.take() {
         None => Ok(()),
         Some(Failure::Unreachable(m)) => Err(exit::unreachable(format!("peer unreachable: {m}"))),
         Some(Failure::NoPath(m)) => Err(exit::unreachable(m)),

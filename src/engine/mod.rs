@@ -2,4 +2,5 @@
 
 pub mod dialer;
 pub mod quic;
+pub mod tcp;
 pub mod verify;

@@ -30,6 +30,10 @@ pub trait App {
     /// when it wants to be polled again at the latest.
     fn poll(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant>;
     fn is_done(&self) -> bool;
+    /// Something other than the UDP socket (e.g. TCP connections) that wakes the loop.
+    fn wake_handle(&self) -> Option<Rc<Notify>> {
+        None
+    }
 }
 
 type RxQueue = Rc<RefCell<VecDeque<(Vec<u8>, SocketAddr)>>>;
@@ -87,6 +91,7 @@ pub async fn run(socket: UdpSocket, net: &mut ScionNet, app: &mut impl App) -> a
     let notify = Rc::new(Notify::new());
     let stop = Rc::new(Notify::new());
     spawn_receivers(&socket, &rx, &notify, &stop);
+    let extra = app.wake_handle();
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut batch: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(SEND_BATCH);
     loop {
@@ -122,6 +127,12 @@ pub async fn run(socket: UdpSocket, net: &mut ScionNet, app: &mut impl App) -> a
         let sleep = tokio::time::sleep_until(deadline.max(now).into());
         tokio::select! {
             _ = notify.notified() => {}
+            _ = async {
+                match &extra {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {}
             _ = sleep => {}
         }
     }

@@ -1,0 +1,443 @@
+//! Plain BitTorrent over TCP (BEP 3/6/10, no MSE), on the same torrent [`Session`] as the
+//! QUIC/SCION lanes and in the same tokio-uring thread.
+//!
+//! Every TCP connection is one lane. A listener task accepts connections, a dial task per IP
+//! peer connects (and reconnects while we still want data); each connection has a reader task
+//! (bytes → event queue) and a writer task (a queue of `Bytes` chunks from
+//! [`Session::poll_output`] → `write_all`, so piece data leaves as the storage's own `Bytes`
+//! without another copy). The synchronous part, [`TcpLanes`], moves events into the session
+//! and output into the queues from the driver loop; [`BtApp`] runs it beside [`QuicBtApp`].
+//!
+//! Lane ids start at [`TCP_LANE_BASE`], far above the QUIC app's (which count up from 1).
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio_uring::net::{TcpListener, TcpStream};
+
+use crate::engine::quic::{Failure, QuicBtApp};
+use crate::net::uring::App;
+use crate::net::{NetEvent, ScionNet};
+use crate::torrent::session::{LaneId, Session};
+
+/// First lane id of TCP lanes (QUIC lanes count up from 1).
+pub const TCP_LANE_BASE: LaneId = 1 << 48;
+/// A keep-alive goes out on a lane that sent nothing for this long (BEP 3 suggests 2 min).
+pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(90);
+/// A lane whose peer sent nothing (not even a keep-alive) for this long is closed.
+pub const SILENT_TIMEOUT: Duration = Duration::from_secs(180);
+/// Bytes queued for a connection's writer before we stop taking output from the session.
+const QUEUE_HIGH: usize = 1 << 20;
+const READ_BUF: usize = 64 * 1024;
+/// Wait between connection attempts to an IP peer.
+const REDIAL_AFTER: Duration = Duration::from_secs(2);
+
+enum TcpEvent {
+    Opened {
+        lane: LaneId,
+        outbound: bool,
+        peer: SocketAddr,
+        conn: Rc<Conn>,
+        dial: Option<usize>,
+    },
+    Data(LaneId, Vec<u8>),
+    Closed(LaneId, String),
+    DialFailed(usize, String),
+}
+
+/// What the driver and a connection's tasks share.
+struct Conn {
+    stream: TcpStream,
+    queue: RefCell<VecDeque<Bytes>>,
+    queued: Cell<usize>,
+    closed: Cell<bool>,
+    wake_writer: Notify,
+}
+
+impl Conn {
+    fn close(&self) {
+        if !self.closed.replace(true) {
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+            self.wake_writer.notify_one();
+        }
+    }
+}
+
+struct Hub {
+    events: RefCell<VecDeque<TcpEvent>>,
+    /// Wakes the driver loop (see [`App::wake_handle`]).
+    wake: Rc<Notify>,
+    next_lane: Cell<LaneId>,
+}
+
+impl Hub {
+    fn push(&self, ev: TcpEvent) {
+        self.events.borrow_mut().push_back(ev);
+        self.wake.notify_one();
+    }
+
+    fn start_conn(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        outbound: bool,
+        dial: Option<usize>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let lane = self.next_lane.get();
+        self.next_lane.set(lane + 1);
+        let conn = Rc::new(Conn {
+            stream,
+            queue: RefCell::new(VecDeque::new()),
+            queued: Cell::new(0),
+            closed: Cell::new(false),
+            wake_writer: Notify::new(),
+        });
+        self.push(TcpEvent::Opened {
+            lane,
+            outbound,
+            peer,
+            conn: conn.clone(),
+            dial,
+        });
+        let (hub, c) = (self.clone(), conn.clone());
+        tokio_uring::spawn(async move {
+            let mut buf = vec![0u8; READ_BUF];
+            loop {
+                let (res, b) = c.stream.read(buf).await;
+                buf = b;
+                match res {
+                    Ok(0) => {
+                        hub.push(TcpEvent::Closed(
+                            lane,
+                            "remote closed the connection".into(),
+                        ));
+                        return;
+                    }
+                    Ok(n) => {
+                        let mut data = std::mem::replace(&mut buf, vec![0u8; READ_BUF]);
+                        data.truncate(n);
+                        hub.push(TcpEvent::Data(lane, data));
+                    }
+                    Err(e) => {
+                        hub.push(TcpEvent::Closed(lane, format!("read error: {e}")));
+                        return;
+                    }
+                }
+                if c.closed.get() {
+                    return;
+                }
+            }
+        });
+        let hub = self.clone();
+        tokio_uring::spawn(async move {
+            loop {
+                let next = conn.queue.borrow_mut().pop_front();
+                let Some(chunk) = next else {
+                    if conn.closed.get() {
+                        return;
+                    }
+                    conn.wake_writer.notified().await;
+                    continue;
+                };
+                let len = chunk.len();
+                let (res, _) = conn.stream.write_all(chunk).await;
+                conn.queued.set(conn.queued.get().saturating_sub(len));
+                if let Err(e) = res {
+                    if !conn.closed.get() {
+                        hub.push(TcpEvent::Closed(lane, format!("write error: {e}")));
+                    }
+                    return;
+                }
+                // Room in the queue: the driver may take more output.
+                if conn.queued.get() < QUEUE_HIGH / 2 {
+                    hub.wake.notify_one();
+                }
+            }
+        });
+    }
+}
+
+struct LaneConn {
+    conn: Rc<Conn>,
+    peer: SocketAddr,
+    last_rx: Instant,
+    last_tx: Instant,
+    dial: Option<usize>,
+}
+
+struct Dial {
+    addr: SocketAddr,
+    /// Connecting or connected.
+    busy: bool,
+    next_try: Instant,
+    last_error: Option<String>,
+}
+
+/// The TCP side: listener, dials and connections, driven synchronously from the event loop.
+pub struct TcpLanes {
+    hub: Rc<Hub>,
+    lanes: HashMap<LaneId, LaneConn>,
+    dials: Vec<Dial>,
+    /// Where we listen, if we do.
+    pub listen_addr: Option<SocketAddr>,
+    /// Whether to keep (re)connecting to IP peers.
+    pub dial_enabled: bool,
+}
+
+impl TcpLanes {
+    pub fn new(now: Instant) -> Self {
+        let _ = now;
+        Self {
+            hub: Rc::new(Hub {
+                events: RefCell::new(VecDeque::new()),
+                wake: Rc::new(Notify::new()),
+                next_lane: Cell::new(TCP_LANE_BASE),
+            }),
+            lanes: HashMap::new(),
+            dials: Vec::new(),
+            listen_addr: None,
+            dial_enabled: true,
+        }
+    }
+
+    /// Listens on `addr` (must be called inside the tokio-uring runtime).
+    pub fn listen(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        self.listen_addr = Some(local);
+        let hub = self.hub.clone();
+        tokio_uring::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        tracing::info!(%peer, "accepted TCP peer");
+                        hub.start_conn(stream, peer, false, None);
+                    }
+                    Err(e) => {
+                        tracing::warn!("TCP accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        Ok(local)
+    }
+
+    /// An IP peer to connect to (and reconnect to after a loss).
+    pub fn add_peer(&mut self, addr: SocketAddr, now: Instant) {
+        self.dials.push(Dial {
+            addr,
+            busy: false,
+            next_try: now,
+            last_error: None,
+        });
+    }
+
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.dials.iter().map(|d| d.addr).collect()
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.dials.iter().find_map(|d| d.last_error.clone())
+    }
+
+    pub fn wake_handle(&self) -> Rc<Notify> {
+        self.hub.wake.clone()
+    }
+
+    fn dial(&mut self, now: Instant) {
+        if !self.dial_enabled {
+            return;
+        }
+        for (i, d) in self.dials.iter_mut().enumerate() {
+            if d.busy || now < d.next_try {
+                continue;
+            }
+            d.busy = true;
+            let (hub, addr) = (self.hub.clone(), d.addr);
+            tracing::info!(peer = %addr, "connecting over TCP");
+            tokio_uring::spawn(async move {
+                match TcpStream::connect(addr).await {
+                    Ok(s) => hub.start_conn(s, addr, true, Some(i)),
+                    Err(e) => hub.push(TcpEvent::DialFailed(i, e.to_string())),
+                }
+            });
+        }
+    }
+
+    fn lost(&mut self, lane: LaneId, now: Instant) -> Option<LaneConn> {
+        let lc = self.lanes.remove(&lane)?;
+        lc.conn.close();
+        if let Some(d) = lc.dial.and_then(|i| self.dials.get_mut(i)) {
+            d.busy = false;
+            d.next_try = now + REDIAL_AFTER;
+        }
+        Some(lc)
+    }
+
+    /// Feeds what the connections received into the session.
+    pub fn pump_in(&mut self, session: &mut Session, now: Instant) {
+        loop {
+            let Some(ev) = self.hub.events.borrow_mut().pop_front() else {
+                break;
+            };
+            match ev {
+                TcpEvent::Opened {
+                    lane,
+                    outbound,
+                    peer,
+                    conn,
+                    dial,
+                } => {
+                    session.add_lane(lane, outbound, format!("tcp {peer}"), now);
+                    self.lanes.insert(
+                        lane,
+                        LaneConn {
+                            conn,
+                            peer,
+                            last_rx: now,
+                            last_tx: now,
+                            dial,
+                        },
+                    );
+                }
+                TcpEvent::Data(lane, data) => {
+                    if let Some(lc) = self.lanes.get_mut(&lane) {
+                        lc.last_rx = now;
+                        session.on_lane_data(lane, &data, now);
+                    }
+                }
+                TcpEvent::Closed(lane, reason) => {
+                    if let Some(lc) = self.lost(lane, now) {
+                        tracing::info!(lane, peer = %lc.peer, "TCP lane closed: {reason}");
+                        if let Some(d) = lc.dial.and_then(|i| self.dials.get_mut(i)) {
+                            d.last_error = Some(reason.clone());
+                        }
+                        session.on_lane_closed(lane, &reason, now);
+                    }
+                }
+                TcpEvent::DialFailed(i, e) => {
+                    if let Some(d) = self.dials.get_mut(i) {
+                        tracing::warn!(peer = %d.addr, "TCP connect failed: {e}");
+                        d.busy = false;
+                        d.next_try = now + REDIAL_AFTER;
+                        d.last_error = Some(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dials, closes what the session dropped, moves session output to the writers, sends
+    /// keep-alives and times out silent peers.
+    pub fn pump_out(&mut self, session: &mut Session, now: Instant) {
+        self.dial(now);
+        let open: std::collections::HashSet<LaneId> = session.lane_ids().into_iter().collect();
+        let gone: Vec<LaneId> = self
+            .lanes
+            .keys()
+            .filter(|l| !open.contains(l))
+            .copied()
+            .collect();
+        for lane in gone {
+            self.lost(lane, now);
+        }
+        let mut silent = Vec::new();
+        for (&lane, lc) in self.lanes.iter_mut() {
+            if now.saturating_duration_since(lc.last_rx) > SILENT_TIMEOUT {
+                silent.push(lane);
+                continue;
+            }
+            let mut pushed = false;
+            while lc.conn.queued.get() < QUEUE_HIGH {
+                let Some(chunk) = session.poll_output(lane, now) else {
+                    break;
+                };
+                lc.conn.queued.set(lc.conn.queued.get() + chunk.len());
+                lc.conn.queue.borrow_mut().push_back(chunk);
+                pushed = true;
+            }
+            // Only between whole messages: nothing queued, nothing pending in the session.
+            if !pushed
+                && lc.conn.queued.get() == 0
+                && !session.has_output(lane)
+                && now.saturating_duration_since(lc.last_tx) >= KEEPALIVE_EVERY
+            {
+                lc.conn
+                    .queue
+                    .borrow_mut()
+                    .push_back(Bytes::from_static(&[0, 0, 0, 0]));
+                lc.conn.queued.set(4);
+                pushed = true;
+            }
+            if pushed {
+                lc.last_tx = now;
+                lc.conn.wake_writer.notify_one();
+            }
+        }
+        for lane in silent {
+            if self.lost(lane, now).is_some() {
+                session.on_lane_closed(lane, "peer silent for too long", now);
+            }
+        }
+    }
+
+    /// Closes every connection (end of the run).
+    pub fn close_all(&mut self) {
+        for lc in self.lanes.values() {
+            lc.conn.close();
+        }
+        self.dial_enabled = false;
+    }
+
+    pub fn lane_count(&self) -> usize {
+        self.lanes.len()
+    }
+}
+
+/// The torrent session on QUIC/SCION and TCP at once.
+pub struct BtApp {
+    pub quic: QuicBtApp,
+    pub tcp: TcpLanes,
+}
+
+impl App for BtApp {
+    fn on_event(&mut self, net: &mut ScionNet, event: NetEvent, now: Instant) {
+        self.quic.on_event(net, event, now);
+    }
+
+    fn poll(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
+        self.tcp.pump_in(&mut self.quic.session, now);
+        let next = self.quic.poll(net, now);
+        self.tcp.pump_out(&mut self.quic.session, now);
+        if let Some(Failure::Unreachable(m)) = &mut self.quic.failure {
+            if !self.tcp.dials.is_empty() && !m.contains("TCP peers") {
+                let peers: Vec<String> = self.tcp.peers().iter().map(|p| p.to_string()).collect();
+                let why = self
+                    .tcp
+                    .last_error()
+                    .map(|e| format!(" (last TCP error: {e})"))
+                    .unwrap_or_default();
+                *m = format!("{m}; TCP peers {}{why}", peers.join(", "));
+            }
+        }
+        if self.quic.is_done() {
+            self.tcp.close_all();
+        }
+        next
+    }
+
+    fn is_done(&self) -> bool {
+        self.quic.is_done()
+    }
+
+    fn wake_handle(&self) -> Option<Rc<Notify>> {
+        Some(self.tcp.wake_handle())
+    }
+}
