@@ -5,6 +5,7 @@ use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU16,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -23,6 +24,7 @@ use sciparse::identifier::isd_asn::IsdAsn;
 
 use crate::{
     daemon,
+    shaper::{self, Shaper},
     state::{AsState, LinkState, TestnetState},
     topology::{parse_ia, LinkKind, Topology},
 };
@@ -35,6 +37,8 @@ pub(crate) struct Launched {
     pub(crate) runtime: PocketScionRuntime,
     pub(crate) pocket: PocketScionState,
     pub(crate) state: TestnetState,
+    /// The shaping layer, if any link of the topology has attributes.
+    pub(crate) shaper: Option<Arc<Shaper>>,
 }
 
 /// Starts pocketscion for `topology` and waits until every daemon answers.
@@ -44,12 +48,24 @@ pub(crate) async fn launch(topology: &Topology) -> anyhow::Result<Launched> {
     let mut pocket = PocketScionState::new(Utc::now());
     pocket.set_topology(build_topology(topology, &BTreeMap::new())?);
 
+    // With shaping, hosts talk to front ends instead of pocketscion's router sockets (see
+    // `shaper`): bound first, so that the daemons can advertise them as next hops.
+    let shaper = Shaper::new(topology)?;
+    let front_ends = match &shaper {
+        Some(_) => Some(shaper::bind(ifaces.keys().copied()).await?),
+        None => None,
+    };
+
     let mut routers = BTreeMap::new();
     for (ia, ids) in &ifaces {
         let ids = ids.iter().filter_map(|id| NonZeroU16::new(*id)).collect();
         // No SNAP interfaces and no exclusions: plain router mode over the UDP underlay.
         routers.insert(*ia, pocket.add_router(*ia, ids, vec![], BTreeMap::new()));
-        pocket.add_daemon_service(*ia, DaemonServiceState::new())?;
+        let mut daemon = DaemonServiceState::new();
+        if let Some(socket) = front_ends.as_ref().and_then(|f| f.get(ia)) {
+            daemon.set_override_path_underlay_next_hop(socket.local_addr()?);
+        }
+        pocket.add_daemon_service(*ia, daemon)?;
     }
 
     let io = IoConfig::new();
@@ -69,9 +85,19 @@ pub(crate) async fn launch(topology: &Topology) -> anyhow::Result<Launched> {
         router_addrs.insert(*ia, addr);
     }
 
+    // The front ends stand in for the router sockets wherever hosts see a router address.
+    if let Some(sockets) = &front_ends {
+        for (ia, socket) in sockets {
+            router_addrs.insert(*ia, socket.local_addr()?);
+        }
+    }
+
     // Now that the router sockets are bound, tell the topology where they are. Without this
     // the daemon's Interfaces RPC answers 0.0.0.0:0 and routers source SCMP from 0.0.0.0.
     pocket.set_topology(build_topology(topology, &router_addrs)?);
+    if let (Some(shaper), Some(sockets)) = (&shaper, front_ends) {
+        shaper::start(shaper, &pocket, sockets)?;
+    }
 
     let mut ases = BTreeMap::new();
     for (ia, ids) in &ifaces {
@@ -120,6 +146,7 @@ pub(crate) async fn launch(topology: &Topology) -> anyhow::Result<Launched> {
             links,
             control: None,
         },
+        shaper,
     })
 }
 

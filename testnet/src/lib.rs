@@ -17,6 +17,7 @@ mod control;
 pub mod daemon;
 mod launch;
 mod links;
+mod shaper;
 mod state;
 mod testnet;
 mod topology;

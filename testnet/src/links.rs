@@ -1,20 +1,21 @@
-//! Live link state: the one place that flips links in pocketscion and keeps our view (and the
-//! state file, if any) in step with it.
+//! Live link state: the one place that flips links in pocketscion and keeps our view (the
+//! shaper's and the state file's, if any) in step with it.
 
 use std::{
     path::PathBuf,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use anyhow::Context;
 use pocketscion::state::PocketScionState;
 
-use crate::{state::TestnetState, topology::parse_ia};
+use crate::{shaper::Shaper, state::TestnetState, topology::parse_ia};
 
 pub(crate) struct LinkTable {
     pocket: PocketScionState,
     current: Mutex<TestnetState>,
     state_file: Option<PathBuf>,
+    shaper: Option<Arc<Shaper>>,
 }
 
 impl LinkTable {
@@ -22,11 +23,13 @@ impl LinkTable {
         pocket: PocketScionState,
         state: TestnetState,
         state_file: Option<PathBuf>,
+        shaper: Option<Arc<Shaper>>,
     ) -> Self {
         Self {
             pocket,
             current: Mutex::new(state),
             state_file,
+            shaper,
         }
     }
 
@@ -44,9 +47,19 @@ impl LinkTable {
         self.pocket
             .set_link_state(ia, interface, up)
             .with_context(|| format!("pocketscion has no link at {end}"))?;
+        if let Some(shaper) = &self.shaper {
+            shaper.set_up(ia, interface, up);
+        }
         link.up = up;
         tracing::info!(%end, up, "link state changed");
         self.write_state_file(&current)
+    }
+
+    /// Packets the shaper dropped (full queue or random loss) on the link direction leaving
+    /// `ia#interface`; `None` if the testnet does not shape or has no such link.
+    pub(crate) fn dropped(&self, ia: &str, interface: u16) -> Option<u64> {
+        let ia = parse_ia(ia).ok()?;
+        self.shaper.as_ref()?.dropped(ia, interface)
     }
 
     /// The current state, including link up/down flags.

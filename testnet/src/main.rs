@@ -32,7 +32,7 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Topology file, or a builtin name (two-as, three-paths).
+    /// Topology file, or a builtin name (two-as, three-paths, three-paths-capped).
     #[arg(long)]
     topology: Option<String>,
     /// Where to write the state JSON (addresses of daemons, routers, control socket).
@@ -98,9 +98,9 @@ fn main() {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    let topology = args
-        .topology
-        .context("--topology FILE|NAME is required (builtins: two-as, three-paths)")?;
+    let topology = args.topology.context(
+        "--topology FILE|NAME is required (builtins: two-as, three-paths, three-paths-capped)",
+    )?;
     let topology = Topology::from_arg(&topology)?;
     let state_file = args.state.context("--state STATE.json is required")?;
 

@@ -41,11 +41,11 @@ pub struct LinkState {
     pub a: String,
     /// The other end, `ISD-AS#IFID`.
     pub b: String,
-    /// Bandwidth limit in Mbit/s (recorded, not enforced yet).
+    /// Bandwidth cap in Mbit/s, per direction (enforced by the shaper).
     pub bandwidth_mbit: Option<f64>,
-    /// One-way delay in milliseconds (recorded, not enforced yet).
+    /// One-way delay in milliseconds (enforced by the shaper).
     pub delay_ms: Option<f64>,
-    /// Loss probability (recorded, not enforced yet).
+    /// Loss probability (enforced by the shaper).
     pub loss: Option<f64>,
     /// Whether the link forwards packets.
     pub up: bool,

@@ -100,6 +100,13 @@ impl Testnet {
         self.links.set(ia, interface, up)
     }
 
+    /// Packets dropped so far by the link shaper on the direction of a link that leaves
+    /// `ia#interface` (its queue was full, or random `loss`). `None` if that link direction is
+    /// not shaped or the topology shapes no link at all.
+    pub fn link_drops(&self, ia: &str, interface: u16) -> Option<u64> {
+        self.links.dropped(ia, interface)
+    }
+
     /// Paths from `src` to `dst` as `src`'s daemon returns them (next hop included).
     pub fn paths(&self, src: &str, dst: &str) -> anyhow::Result<Vec<ScionPath>> {
         let (src, dst) = (parse_ia(src)?, parse_ia(dst)?);
@@ -201,6 +208,7 @@ async fn start_network(topology: &Topology, options: StartOptions) -> anyhow::Re
         launched.pocket,
         state.clone(),
         options.state_file,
+        launched.shaper,
     ));
     links.write_state_file(&state)?;
     tokio::spawn(control::serve(listener, links.clone()));

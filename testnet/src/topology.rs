@@ -1,7 +1,7 @@
 //! Our topology file format (TOML, documented in `topologies/README.md`) and its validation.
 //!
 //! The format is deliberately smaller than pocketscion's own model: ASes, links between
-//! interfaces, and per-link attributes that a later shaping layer will enforce.
+//! interfaces, and per-link attributes (bandwidth, delay, loss) that the shaper enforces.
 
 use std::{collections::BTreeSet, fmt, path::Path, str::FromStr};
 
@@ -15,6 +15,10 @@ const BUILTINS: &[(&str, &str)] = &[
     (
         "three-paths",
         include_str!("../../topologies/three-paths.toml"),
+    ),
+    (
+        "three-paths-capped",
+        include_str!("../../topologies/three-paths-capped.toml"),
     ),
 ];
 
@@ -58,13 +62,13 @@ pub struct LinkSpec {
     /// Relation of `a` to `b`; inferred from the ASes' core flags when absent.
     #[serde(rename = "type", default)]
     pub kind: Option<LinkKind>,
-    /// Bandwidth limit in Mbit/s (stored only; not enforced yet).
+    /// Bandwidth cap in Mbit/s, in each direction separately (SCION packet bytes).
     #[serde(default)]
     pub bandwidth_mbit: Option<f64>,
-    /// One-way delay in milliseconds (stored only; not enforced yet).
+    /// One-way delay in milliseconds, in each direction.
     #[serde(default)]
     pub delay_ms: Option<f64>,
-    /// Packet loss probability in [0, 1] (stored only; not enforced yet).
+    /// Packet loss probability in [0, 1], in each direction.
     #[serde(default)]
     pub loss: Option<f64>,
 }
@@ -146,7 +150,8 @@ impl Topology {
         Ok(topo)
     }
 
-    /// Returns a topology shipped with the crate: `two-as` or `three-paths`.
+    /// Returns a topology shipped with the crate: `two-as`, `three-paths` or
+    /// `three-paths-capped`.
     pub fn builtin(name: &str) -> anyhow::Result<Self> {
         let (_, text) = BUILTINS.iter().find(|(n, _)| *n == name).with_context(|| {
             format!(
