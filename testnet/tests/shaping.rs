@@ -198,6 +198,7 @@ fn a_capped_link_carries_its_cap_in_each_direction_and_drops_the_excess() {
         (f.join().unwrap(), r.join().unwrap())
     });
     for (name, (sent, rate)) in [("111 -> 112", forward), ("112 -> 111", reverse)] {
+        println!("{name}: {rate:?} of {sent} sent, cap {cap}");
         assert!(
             within(rate.mbit, cap, 0.25),
             "{name}: {rate:?} of {sent} sent, cap {cap}"
@@ -242,6 +243,7 @@ fn an_uncapped_link_next_to_a_capped_one_is_not_slowed() {
         });
         (c.join().unwrap(), f.join().unwrap())
     });
+    println!("capped: {capped:?}; uncapped: {free:?} of {sent} sent");
     assert!(within(capped.mbit, cap, 0.25), "capped path: {capped:?}");
     assert!(
         free.mbit > 1.5 * cap,
