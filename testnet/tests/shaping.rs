@@ -141,17 +141,25 @@ impl Blast {
     /// Sends at `mbit` Mbit/s (paced in small bursts) for `time`; returns the packets sent.
     fn send(&self, from: &Host, mbit: f64, time: Duration) -> usize {
         let gap = Duration::from_secs_f64(self.bytes.len() as f64 * 8.0 / (mbit * 1e6));
+        let late = Duration::from_millis(5);
         let start = Instant::now();
-        let mut sent = 0u32;
+        let (mut slot, mut sent) = (0u32, 0usize);
         while start.elapsed() < time {
-            while start + gap * sent <= Instant::now() {
+            let now = Instant::now();
+            // After a stall (busy machine), skip what is very late instead of sending it all
+            // in one burst that only the sockets' buffers would see.
+            while start + gap * slot + late < now {
+                slot += 1;
+            }
+            while start + gap * slot <= now {
                 // A full socket buffer is the network's problem, not the sender's.
                 let _ = from.socket.send_to(&self.bytes, self.next_hop);
+                slot += 1;
                 sent += 1;
             }
             thread::sleep(Duration::from_micros(200));
         }
-        sent as usize
+        sent
     }
 }
 
@@ -318,16 +326,18 @@ fn loss_drops_about_its_fraction() {
     let paths = net.paths(core, B).unwrap();
     // 1500 packets at about 2000 packets/s: far below what the routers handle.
     let (sent, rate) = measure(&a, &b, &paths[0], 21.0, Duration::from_millis(750));
-    let kept = rate.packets as f64 / sent as f64;
+    let dropped = net.link_drops(core, 1).unwrap() as usize;
+    // The fraction of the packets that entered the link (a busy machine may drop a few before
+    // the shaper, in socket buffers): 0.2 ± 5 standard deviations.
     assert!(
-        (0.70..=0.88).contains(&kept),
-        "kept {kept}: {rate:?} of {sent}"
+        dropped + rate.packets <= sent,
+        "{dropped} + {rate:?} > {sent}"
     );
-    let dropped = net.link_drops(core, 1).unwrap();
-    assert_eq!(
-        dropped as usize + rate.packets,
-        sent,
-        "every loss is the shaper's"
+    let lost = dropped as f64 / (dropped + rate.packets) as f64;
+    println!("lost {lost}: {rate:?} of {sent} sent, {dropped} dropped by the shaper");
+    assert!(
+        (0.15..=0.25).contains(&lost),
+        "lost {lost}: {rate:?} of {sent}"
     );
 }
 
