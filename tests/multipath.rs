@@ -65,7 +65,10 @@ fn download_survives_a_link_going_down_midway() {
     );
     let pieces_at_cut = killer.join().unwrap();
     assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
-    assert!((96..384).contains(&pieces_at_cut), "link cut mid-download: {pieces_at_cut}/384 pieces");
+    assert!(
+        (96..384).contains(&pieces_at_cut),
+        "link cut mid-download: {pieces_at_cut}/384 pieces"
+    );
     same_tree(&data, &out);
     let s = json(&metrics);
     let l = lanes(&s);

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 
 fn lanes_with_bytes(summary: &serde_json::Value) -> usize {

@@ -87,14 +87,17 @@ impl App for Sink {
 }
 
 /// Sends `bytes` of the pattern on one stream per path.
+/// One connection of the source: handle, its stream, bytes written, outcome.
+type SourceConn = (
+    ConnectionHandle,
+    Option<StreamId>,
+    u64,
+    Option<Result<(), String>>,
+);
+
 struct Source {
     bytes: u64,
-    conns: Vec<(
-        ConnectionHandle,
-        Option<StreamId>,
-        u64,
-        Option<Result<(), String>>,
-    )>,
+    conns: Vec<SourceConn>,
 }
 
 impl App for Source {

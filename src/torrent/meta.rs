@@ -1011,7 +1011,10 @@ mod tests {
     /// mktorrent is installed by scripts/install-deps.sh; without it the test fails loudly.
     fn have_mktorrent() -> bool {
         let ok = Command::new("mktorrent").arg("-h").output().is_ok();
-        assert!(ok, "mktorrent is not installed: run scripts/install-deps.sh");
+        assert!(
+            ok,
+            "mktorrent is not installed: run scripts/install-deps.sh"
+        );
         ok
     }
 
