@@ -170,9 +170,11 @@ impl QuicBtApp {
                 match send.write_chunks(&mut one) {
                     Ok(w) => {
                         if w.chunks == 0 {
+                            // Partly written: quinn only promises a `Writable` event after
+                            // it said `Blocked`, so retry on the next turn instead of
+                            // waiting for an event that may never come.
                             let [rest] = one;
                             self.session.unpoll_output(lc.lane, rest);
-                            lc.blocked = true;
                             break;
                         }
                     }
