@@ -880,17 +880,8 @@ impl Session {
             );
             if should_choke {
                 let rejected: Vec<BlockRef> = lane.requests_in.drain(..).collect();
-                if lane.fast {
-                    for b in rejected {
-                        push(
-                            lane,
-                            &Message::RejectRequest {
-                                index: b.piece,
-                                begin: b.begin,
-                                length: b.len,
-                            },
-                        );
-                    }
+                for b in rejected {
+                    reject(lane, &b);
                 }
             }
         }
@@ -1005,16 +996,7 @@ impl Session {
                 }
                 Err(e) => {
                     tracing::error!("cannot read piece {}: {e}", b.piece);
-                    if lane.fast {
-                        push(
-                            lane,
-                            &Message::RejectRequest {
-                                index: b.piece,
-                                begin: b.begin,
-                                length: b.len,
-                            },
-                        );
-                    }
+                    reject(lane, &b);
                 }
             }
         }
@@ -1066,6 +1048,20 @@ fn push(lane: &mut Lane, msg: &Message) {
     encode(msg, &mut buf);
     lane.outbox_bytes += buf.len();
     lane.outbox.push_back(buf.freeze());
+}
+
+/// Tells a fast-extension peer that a request will not be served (others just never get it).
+fn reject(lane: &mut Lane, b: &BlockRef) {
+    if lane.fast {
+        push(
+            lane,
+            &Message::RejectRequest {
+                index: b.piece,
+                begin: b.begin,
+                length: b.len,
+            },
+        );
+    }
 }
 
 fn push_handshake(lane: &mut Lane, info_hash: [u8; 20], peer_id: PeerId) {
