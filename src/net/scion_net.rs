@@ -34,6 +34,21 @@ pub struct Route {
     pub packets_received: u64,
 }
 
+impl Route {
+    fn new(path: ScionPath, next_hop: SocketAddr, encoder: UdpEncoder) -> Self {
+        Self {
+            path,
+            next_hop,
+            encoder,
+            received_interfaces: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            packets_sent: 0,
+            packets_received: 0,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum NetEvent {
     Quic(QuicEvent),
@@ -102,15 +117,8 @@ impl ScionNet {
             self.remotes.remove(&old);
             self.rx_keys.retain(|_, k| *k != old);
         }
-        let key = self.remotes.key_for(&remote, key_ids, || Route {
-            path: path.clone(),
-            next_hop,
-            encoder,
-            received_interfaces: None,
-            bytes_sent: 0,
-            bytes_received: 0,
-            packets_sent: 0,
-            packets_received: 0,
+        let key = self.remotes.key_for(&remote, key_ids, || {
+            Route::new(path.clone(), next_hop, encoder)
         });
         self.quic.connect(now, key)
     }
@@ -201,16 +209,8 @@ impl ScionNet {
                 if p.is_local() {
                     p.first_hop = None;
                 }
-                self.remotes.key_for(&src, ids, || Route {
-                    path: p,
-                    next_hop: from,
-                    encoder,
-                    received_interfaces: None,
-                    bytes_sent: 0,
-                    bytes_received: 0,
-                    packets_sent: 0,
-                    packets_received: 0,
-                })
+                self.remotes
+                    .key_for(&src, ids, || Route::new(p, from, encoder))
             }
         };
         if let Some(r) = self.remotes.get_mut(&key).map(|r| &mut r.route) {
@@ -227,9 +227,6 @@ impl ScionNet {
     pub fn drive(&mut self, now: Instant) {
         self.quic.drive(now);
         while let Some(ev) = self.quic.poll_event() {
-            if let QuicEvent::Drained(h) = &ev {
-                let _ = h;
-            }
             self.events.push_back(NetEvent::Quic(ev));
         }
     }

@@ -170,7 +170,7 @@ async fn flush(
             }
             spare.push(buf);
         }
-        if batch.capacity() > 0 && spare.len() > 4 * SEND_BATCH {
+        if spare.len() > 4 * SEND_BATCH {
             spare.truncate(4 * SEND_BATCH);
         }
     }

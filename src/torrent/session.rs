@@ -420,7 +420,7 @@ impl Session {
                 index,
                 begin,
                 length,
-            } => self.on_request(id, pid, index, begin, length)?,
+            } => self.on_request(id, index, begin, length)?,
             Message::Cancel {
                 index,
                 begin,
@@ -486,7 +486,6 @@ impl Session {
     fn on_request(
         &mut self,
         id: LaneId,
-        pid: PeerId,
         index: u32,
         begin: u32,
         length: u32,
@@ -500,7 +499,6 @@ impl Session {
                 "invalid request piece {index} offset {begin} length {length}"
             ));
         }
-        let _ = pid;
         let have = self.picker.have().get(index);
         let Some(lane) = self.lanes.get_mut(&id) else {
             return Ok(());
