@@ -7,20 +7,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn lanes(summary: &serde_json::Value) -> Vec<(String, u64)> {
-    summary["lanes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["path"].as_str().unwrap().to_string(),
-                l["bytes_down"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn download_survives_a_link_going_down_midway() {
     let tn = testnet("three-paths");

@@ -5,11 +5,9 @@ mod common;
 use common::*;
 
 fn lanes_with_bytes(summary: &serde_json::Value) -> usize {
-    summary["lanes"]
-        .as_array()
-        .unwrap()
+    lanes(summary)
         .iter()
-        .filter(|l| l["bytes_down"].as_u64().unwrap() > 0)
+        .filter(|(_, bytes)| *bytes > 0)
         .count()
 }
 

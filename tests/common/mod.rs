@@ -235,3 +235,18 @@ pub fn verified_pieces(src: &Path, out: &Path, piece: usize) -> u64 {
         .filter(|(x, y)| x == y && x.iter().any(|&v| v != 0))
         .count() as u64
 }
+
+/// (path, bytes downloaded) of every lane in a `-metricsJson` summary.
+pub fn lanes(summary: &serde_json::Value) -> Vec<(String, u64)> {
+    summary["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["path"].as_str().unwrap().to_string(),
+                l["bytes_down"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
