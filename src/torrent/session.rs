@@ -33,6 +33,8 @@ const MAX_QUEUED_REQUESTS: usize = 4096;
 const OUTBOX_TARGET: usize = 4 << 20;
 const MIN_PIPELINE: usize = 16;
 const MAX_PIPELINE: usize = 4096;
+/// Lanes without an RTT estimate keep this much data requested ahead.
+const REQUEST_QUEUE_TIME: Duration = Duration::from_secs(2);
 const CHOKE_ROUND: Duration = Duration::from_secs(10);
 const OPTIMISTIC_ROUND: Duration = Duration::from_secs(30);
 
@@ -116,7 +118,10 @@ struct Lane {
     last_block: Instant,
     stalled: bool,
     rate: RateEstimator,
-    rtt: Duration,
+    /// The transport's RTT, if it has one (QUIC); TCP lanes do not know theirs.
+    rtt: Option<Duration>,
+    /// How many requests the peer says it queues (BEP 10 `reqq`).
+    peer_reqq: Option<usize>,
     stats: LaneStats,
 }
 
@@ -228,7 +233,8 @@ impl Session {
             last_block: now,
             stalled: false,
             rate: RateEstimator::new(now),
-            rtt: Duration::from_millis(50),
+            rtt: None,
+            peer_reqq: None,
             stats: LaneStats {
                 label,
                 bytes_down: 0,
@@ -248,7 +254,7 @@ impl Session {
     /// The transport's current RTT estimate for a lane (sizes its request pipeline).
     pub fn set_lane_rtt(&mut self, id: LaneId, rtt: Duration) {
         if let Some(l) = self.lanes.get_mut(&id) {
-            l.rtt = rtt;
+            l.rtt = Some(rtt);
         }
     }
 
@@ -457,6 +463,9 @@ impl Session {
             Message::Extended { id: ext, payload } => {
                 if ext == EXTENSION_HANDSHAKE_ID {
                     if let Ok(h) = ExtensionHandshake::decode(&payload) {
+                        if let Some(l) = self.lanes.get_mut(&id) {
+                            l.peer_reqq = h.reqq.map(|r| r as usize);
+                        }
                         if let Some(p) = self.peers.get_mut(&pid) {
                             p.client = h.v;
                         }
@@ -893,7 +902,8 @@ impl Session {
         for (&id, lane) in &self.lanes {
             if !lane.stalled
                 && !lane.outstanding.is_empty()
-                && now.saturating_duration_since(lane.last_block) > timeout.max(lane.rtt * 4)
+                && now.saturating_duration_since(lane.last_block)
+                    > timeout.max(lane.rtt.unwrap_or_default() * 4)
             {
                 stalled.push(id);
             }
@@ -913,14 +923,24 @@ impl Session {
     }
 
     /// How many requests a lane should keep in flight: its bandwidth-delay product (measured
-    /// rate × RTT, with headroom), bounded.
+    /// rate × RTT, with headroom), bounded by what the peer says it queues. Without a transport
+    /// RTT (TCP) it keeps `REQUEST_QUEUE_TIME` worth of blocks queued, as libtorrent does: peers
+    /// such as Transmission serve requests in 500 ms rounds, and a pipeline sized for a
+    /// guessed RTT would lock the lane at that slow rate.
     fn pipeline_depth(lane: &Lane) -> usize {
         if lane.stalled {
             return 1;
         }
-        let rtt = lane.rtt.as_secs_f64().max(0.001) + 0.02;
-        let bdp_blocks = lane.rate.rate() * rtt * 2.0 / f64::from(BLOCK_LEN);
-        (bdp_blocks as usize).clamp(MIN_PIPELINE, MAX_PIPELINE)
+        let horizon = match lane.rtt {
+            Some(rtt) => (rtt.as_secs_f64().max(0.001) + 0.02) * 2.0,
+            None => REQUEST_QUEUE_TIME.as_secs_f64(),
+        };
+        let bdp_blocks = lane.rate.rate() * horizon / f64::from(BLOCK_LEN);
+        let max = lane
+            .peer_reqq
+            .unwrap_or(MAX_PIPELINE)
+            .clamp(1, MAX_PIPELINE);
+        (bdp_blocks as usize).clamp(MIN_PIPELINE.min(max), max)
     }
 
     fn fill_requests(&mut self, now: Instant) {
@@ -957,6 +977,11 @@ impl Session {
                 &mut self.scratch,
             );
             let lane = self.lanes.get_mut(&id).expect("lane exists");
+            if lane.outstanding.is_empty() && !self.scratch.is_empty() {
+                // The stall clock starts when the lane has something to deliver, not at the
+                // last block before an idle spell (e.g. the wait for an unchoke).
+                lane.last_block = now;
+            }
             for b in self.scratch.drain(..) {
                 lane.outstanding.insert(b, now);
                 push(

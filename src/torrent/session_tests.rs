@@ -260,3 +260,138 @@ fn seeder_spreads_competing_leechers_over_disjoint_links() {
     assert_eq!(links, vec![1, 2, 3], "admitted lanes {unchoked:?}");
     assert!(unchoked.iter().any(|l| *l < 10) && unchoked.iter().any(|l| *l > 10));
 }
+
+/// The remote end of one lane played by the test: it speaks the wire protocol directly, so a
+/// test can hold back unchokes and blocks the way a real peer might.
+struct ScriptedPeer {
+    decoder: crate::wire::MessageDecoder,
+    handshake_seen: bool,
+}
+
+impl ScriptedPeer {
+    /// Handshake (fast + extensions), an extension handshake with `reqq`, and "have all".
+    fn greet(meta: &Metainfo, reqq: Option<u32>) -> (Self, Vec<u8>) {
+        use crate::wire::{encode, ExtensionHandshake, Handshake, Message};
+        let mut hs = Handshake::new(meta.info_hash, [9; 20]);
+        hs.set_fast(true);
+        hs.set_extensions(true);
+        let mut out = bytes::BytesMut::new();
+        hs.encode(&mut out);
+        let ext = ExtensionHandshake {
+            reqq,
+            ..Default::default()
+        };
+        encode(&ext.to_message().unwrap(), &mut out);
+        encode(&Message::HaveAll, &mut out);
+        let peer = ScriptedPeer {
+            decoder: crate::wire::MessageDecoder::new(Default::default()),
+            handshake_seen: false,
+        };
+        (peer, out.to_vec())
+    }
+
+    /// Reads what the session sent; returns the requests in it as (piece, offset, length).
+    fn requests(
+        &mut self,
+        session: &mut Session,
+        lane: LaneId,
+        now: Instant,
+    ) -> Vec<(u32, u32, u32)> {
+        while let Some(chunk) = session.poll_output(lane, now) {
+            self.decoder.push(&chunk);
+        }
+        if !self.handshake_seen {
+            if self.decoder.next_handshake().unwrap().is_none() {
+                return Vec::new();
+            }
+            self.handshake_seen = true;
+        }
+        let mut reqs = Vec::new();
+        while let Some(m) = self.decoder.next_message().unwrap() {
+            if let crate::wire::Message::Request {
+                index,
+                begin,
+                length,
+            } = m
+            {
+                reqs.push((index, begin, length));
+            }
+        }
+        reqs
+    }
+}
+
+fn encoded(msg: &crate::wire::Message) -> Vec<u8> {
+    let mut b = bytes::BytesMut::new();
+    crate::wire::encode(msg, &mut b);
+    b.to_vec()
+}
+
+/// A peer that unchokes only after a long wait (Transmission rechokes every 10 s) must not
+/// find the lane "stalled" the moment the first requests go out: no request is sent twice.
+#[test]
+fn late_unchoke_does_not_count_as_a_stall() {
+    let mut now = Instant::now();
+    let data = content(2_000_000, 3);
+    let meta = torrent(&data, 64 * 1024);
+    let (mut leech, _) = session(&meta, None, 2, now);
+    leech.add_lane(1, true, "tcp".into(), now);
+    let (mut peer, hello) = ScriptedPeer::greet(&meta, None);
+    leech.on_lane_data(1, &hello, now);
+    leech.tick(now);
+    assert!(
+        peer.requests(&mut leech, 1, now).is_empty(),
+        "choked: no requests"
+    );
+    now += Duration::from_secs(9);
+    leech.tick(now);
+    leech.on_lane_data(1, &encoded(&crate::wire::Message::Unchoke), now);
+    let mut seen = std::collections::HashSet::new();
+    // The peer takes 1.5 s to answer (one 500 ms pulse after reading the requests, and more).
+    for _ in 0..30 {
+        leech.tick(now);
+        for r in peer.requests(&mut leech, 1, now) {
+            assert!(seen.insert(r), "block {r:?} requested twice");
+        }
+        now += Duration::from_millis(50);
+    }
+    assert!(!seen.is_empty(), "requests went out after the unchoke");
+}
+
+/// A lane without a transport RTT (TCP) grows its pipeline with its rate, but never beyond
+/// the `reqq` the peer advertised.
+#[test]
+fn tcp_lane_pipeline_is_capped_by_the_peers_reqq() {
+    use crate::wire::Message;
+    let mut now = Instant::now();
+    let data = content(8_000_000, 4);
+    let meta = torrent(&data, 64 * 1024);
+    let (mut leech, _) = session(&meta, None, 2, now);
+    leech.add_lane(1, true, "tcp".into(), now);
+    let (mut peer, hello) = ScriptedPeer::greet(&meta, Some(40));
+    leech.on_lane_data(1, &hello, now);
+    leech.on_lane_data(1, &encoded(&Message::Unchoke), now);
+    let mut outstanding: VecDeque<(u32, u32, u32)> = VecDeque::new();
+    let mut most = 0;
+    for _ in 0..100 {
+        leech.tick(now);
+        outstanding.extend(peer.requests(&mut leech, 1, now));
+        most = most.max(outstanding.len());
+        // Serve one 500 ms round's worth of the queue (a fast peer with round-based uploads).
+        for (index, begin, len) in outstanding.drain(..) {
+            let off = index as usize * 64 * 1024 + begin as usize;
+            let block = bytes::Bytes::copy_from_slice(&data[off..off + len as usize]);
+            let m = Message::Piece {
+                index,
+                begin,
+                data: block,
+            };
+            leech.on_lane_data(1, &encoded(&m), now);
+        }
+        now += Duration::from_millis(500);
+    }
+    assert_eq!(
+        most, 40,
+        "the pipeline fills up to the peer's reqq and no further"
+    );
+}
