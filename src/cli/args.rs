@@ -84,6 +84,12 @@ pub struct TransferCli {
     /// port number, or a free port; 127.0.0.1 and a free port when SCION is off).
     #[arg(long)]
     pub tcp_listen: Option<String>,
+    /// Send a keep-alive to a TCP peer after this many seconds without sending [default: 90].
+    #[arg(long, value_name = "SECS")]
+    pub keepalive: Option<f64>,
+    /// Drop a TCP peer that sent nothing for this many seconds [default: 180].
+    #[arg(long, value_name = "SECS")]
+    pub peer_timeout: Option<f64>,
     /// Maximum paths (lanes) per peer (default: all link-disjoint paths, up to 8).
     #[arg(long)]
     pub num_paths: Option<usize>,
@@ -170,6 +176,10 @@ pub struct TransferArgs {
     pub peers: Vec<String>,
     pub local: Option<String>,
     pub tcp_listen: Option<String>,
+    /// Keep-alive interval for TCP peers, seconds.
+    pub keepalive: Option<f64>,
+    /// Silent-peer timeout for TCP peers, seconds.
+    pub peer_timeout: Option<f64>,
     pub num_paths: Option<usize>,
     pub print_metrics: bool,
     pub export_metrics: Option<PathBuf>,
@@ -195,6 +205,8 @@ impl TransferArgs {
             peers: c.peers,
             local: c.local,
             tcp_listen: c.tcp_listen,
+            keepalive: c.keepalive,
+            peer_timeout: c.peer_timeout,
             num_paths: c.num_paths,
             print_metrics: c.print_metrics,
             export_metrics: c.export_metrics,

@@ -29,6 +29,8 @@ const FLAGS: &[(&str, bool)] = &[
     ("metricsJson", true),
     ("tcpListen", true),
     ("tcp-listen", true),
+    ("keepAlive", true),
+    ("peerTimeout", true),
 ];
 
 /// Whether argv looks like the original client's (`-inPath=...`, not `--...` or a subcommand).
@@ -47,6 +49,12 @@ fn parse_bool(flag: &str, v: &str) -> Result<bool, String> {
         "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(false),
         _ => Err(format!("invalid boolean value {v:?} for -{flag}")),
     }
+}
+
+fn parse_secs(flag: &str, v: &str) -> Result<f64, String> {
+    v.trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("-{flag}: {v:?} is not a number of seconds"))
 }
 
 /// Parses the original client's flags into transfer arguments.
@@ -96,6 +104,8 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             "local" => t.local = Some(value),
             "tcpListen" | "tcp-listen" => t.tcp_listen = Some(value),
             "logLevel" => t.log_level = value,
+            "keepAlive" => t.keepalive = Some(parse_secs(name, &value)?),
+            "peerTimeout" => t.peer_timeout = Some(parse_secs(name, &value)?),
             "numPaths" => {
                 t.num_paths = Some(
                     value

@@ -13,6 +13,7 @@ use super::exit::{self, CliError};
 use super::report;
 use crate::bwtest::{BwClient, BwServer};
 use crate::engine::dialer::{PeerDialer, SharedPaths};
+use crate::engine::liveness::LivenessRules;
 use crate::engine::quic::{Failure, QuicBtApp, StopWhen};
 use crate::engine::tcp::{BtApp, TcpLanes};
 use crate::engine::verify::PoolVerifier;
@@ -192,6 +193,7 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         .as_deref()
         .map(|l| parse_scion(l, "local address"))
         .transpose()?;
+    let liveness = liveness_rules(&t)?;
     if t.mode == Mode::Download && peers.is_empty() && tcp_peers.is_empty() {
         return Err(exit::usage(
             "downloading needs at least one peer: -peer / --peer",
@@ -201,6 +203,7 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
     let ip = IpPeers {
         peers: tcp_peers,
         listen: tcp_listen,
+        liveness,
     };
     tokio_uring::start(run_transfer(t, meta, peers, ip, local, storage))
 }
@@ -209,6 +212,21 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
 struct IpPeers {
     peers: Vec<SocketAddr>,
     listen: Option<SocketAddr>,
+    liveness: LivenessRules,
+}
+
+/// `--keepalive` / `--peer-timeout` (seconds) over the defaults.
+fn liveness_rules(t: &TransferArgs) -> Result<LivenessRules, CliError> {
+    let defaults = LivenessRules::default();
+    let secs = |v: Option<f64>, default: Duration, what: &str| -> Result<Duration, CliError> {
+        v.map_or(Ok(default), |s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| exit::usage(format!("{what}: {s} is not a number of seconds")))
+        })
+    };
+    let keepalive = secs(t.keepalive, defaults.keepalive_every, "keep-alive interval")?;
+    let timeout = secs(t.peer_timeout, defaults.silent_timeout, "peer timeout")?;
+    LivenessRules::new(keepalive, timeout).map_err(exit::usage)
 }
 
 async fn run_transfer(
@@ -297,6 +315,7 @@ async fn run_transfer(
     };
     let quic = QuicBtApp::new(session, dialers, stop_when, started);
     let mut tcp = TcpLanes::new(started);
+    tcp.liveness = ip.liveness;
     let want = ip.listen.unwrap_or(if scion_on {
         local.socket_addr()
     } else {
@@ -417,8 +436,12 @@ fn info(path: &std::path::Path) -> Result<(), CliError> {
         println!("created by:   {c}");
     }
     println!("files:");
-    for f in &m.files {
+    for f in m.files.iter().filter(|f| !f.pad) {
         println!("  {:>14}  {}", f.length, f.path.display());
+    }
+    let pads = m.files.iter().filter(|f| f.pad).count();
+    if pads > 0 {
+        println!("  (and {pads} BEP 47 padding files, not stored)");
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Engines: a torrent session on a transport.
 
 pub mod dialer;
+pub mod liveness;
 pub mod quic;
 pub mod tcp;
 pub mod verify;

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_uring::net::{TcpListener, TcpStream};
 
+use crate::engine::liveness::{Liveness, LivenessRules};
 use crate::engine::quic::{Failure, QuicBtApp};
 use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
@@ -27,10 +28,6 @@ use crate::torrent::session::{LaneId, Session};
 
 /// First lane id of TCP lanes (QUIC lanes count up from 1).
 pub const TCP_LANE_BASE: LaneId = 1 << 48;
-/// A keep-alive goes out on a lane that sent nothing for this long (BEP 3 suggests 2 min).
-pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(90);
-/// A lane whose peer sent nothing (not even a keep-alive) for this long is closed.
-pub const SILENT_TIMEOUT: Duration = Duration::from_secs(180);
 /// Bytes queued for a connection's writer before we stop taking output from the session.
 const QUEUE_HIGH: usize = 1 << 20;
 const READ_BUF: usize = 64 * 1024;
@@ -166,8 +163,7 @@ impl Hub {
 struct LaneConn {
     conn: Rc<Conn>,
     peer: SocketAddr,
-    last_rx: Instant,
-    last_tx: Instant,
+    liveness: Liveness,
     dial: Option<usize>,
 }
 
@@ -188,6 +184,8 @@ pub struct TcpLanes {
     pub listen_addr: Option<SocketAddr>,
     /// Whether to keep (re)connecting to IP peers.
     pub dial_enabled: bool,
+    /// Keep-alive interval and silent-peer timeout.
+    pub liveness: LivenessRules,
 }
 
 impl TcpLanes {
@@ -203,6 +201,7 @@ impl TcpLanes {
             dials: Vec::new(),
             listen_addr: None,
             dial_enabled: true,
+            liveness: LivenessRules::default(),
         }
     }
 
@@ -301,15 +300,14 @@ impl TcpLanes {
                         LaneConn {
                             conn,
                             peer,
-                            last_rx: now,
-                            last_tx: now,
+                            liveness: Liveness::new(now),
                             dial,
                         },
                     );
                 }
                 TcpEvent::Data(lane, data) => {
                     if let Some(lc) = self.lanes.get_mut(&lane) {
-                        lc.last_rx = now;
+                        lc.liveness.received(now);
                         session.on_lane_data(lane, &data, now);
                     }
                 }
@@ -350,7 +348,7 @@ impl TcpLanes {
         }
         let mut silent = Vec::new();
         for (&lane, lc) in self.lanes.iter_mut() {
-            if now.saturating_duration_since(lc.last_rx) > SILENT_TIMEOUT {
+            if lc.liveness.is_silent(&self.liveness, now) {
                 silent.push(lane);
                 continue;
             }
@@ -367,7 +365,7 @@ impl TcpLanes {
             if !pushed
                 && lc.conn.queued.get() == 0
                 && !session.has_output(lane)
-                && now.saturating_duration_since(lc.last_tx) >= KEEPALIVE_EVERY
+                && lc.liveness.keepalive_due(&self.liveness, now)
             {
                 lc.conn
                     .queue
@@ -377,7 +375,7 @@ impl TcpLanes {
                 pushed = true;
             }
             if pushed {
-                lc.last_tx = now;
+                lc.liveness.sent(now);
                 lc.conn.wake_writer.notify_one();
             }
         }

@@ -12,11 +12,23 @@ use crate::torrent::meta::Metainfo;
 use super::layout::{Layout, Span};
 use super::{PieceData, Storage, StorageError};
 
-/// One file of the torrent and its map (none for empty files).
+/// One file of the torrent and its map (none for empty and padding files).
 #[derive(Debug)]
 struct FileMap {
     path: PathBuf,
     map: Option<MmapRaw>,
+    /// A BEP 47 padding file: reads as zeros, writes are dropped, nothing on disk.
+    pad: bool,
+}
+
+impl FileMap {
+    fn pad(path: PathBuf) -> Self {
+        Self {
+            path,
+            map: None,
+            pad: true,
+        }
+    }
 }
 
 /// Owner of a zero-copy block: keeps the map alive while the `Bytes` lives.
@@ -159,7 +171,7 @@ impl MmapStorage {
     pub fn create(meta: &Metainfo, out: &Path) -> Result<Self, StorageError> {
         let paths = resolve_paths(meta, out)?;
         let mut needed: u64 = 0;
-        for (p, f) in paths.iter().zip(&meta.files) {
+        for (p, f) in paths.iter().zip(&meta.files).filter(|(_, f)| !f.pad) {
             if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
                 fs::create_dir_all(parent).map_err(io(parent))?;
             }
@@ -193,6 +205,10 @@ impl MmapStorage {
         }
         let mut files = Vec::with_capacity(paths.len());
         for (p, f) in paths.into_iter().zip(&meta.files) {
+            if f.pad {
+                files.push(Arc::new(FileMap::pad(p)));
+                continue;
+            }
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -202,7 +218,11 @@ impl MmapStorage {
                 .map_err(io(&p))?;
             preallocate(&file, &p, f.length)?;
             let map = map_file(&file, &p, f.length, true)?;
-            files.push(Arc::new(FileMap { path: p, map }));
+            files.push(Arc::new(FileMap {
+                path: p,
+                map,
+                pad: false,
+            }));
         }
         Ok(MmapStorage {
             layout: Arc::new(Layout::new(meta)),
@@ -218,9 +238,17 @@ impl MmapStorage {
         let paths = resolve_paths(meta, out)?;
         let mut files = Vec::with_capacity(paths.len());
         for (p, f) in paths.into_iter().zip(&meta.files) {
+            if f.pad {
+                files.push(Arc::new(FileMap::pad(p)));
+                continue;
+            }
             let file = match File::open(&p) {
                 Err(e) if f.length == 0 && e.kind() == std::io::ErrorKind::NotFound => {
-                    files.push(Arc::new(FileMap { path: p, map: None }));
+                    files.push(Arc::new(FileMap {
+                        path: p,
+                        map: None,
+                        pad: false,
+                    }));
                     continue;
                 }
                 r => r.map_err(io(&p))?,
@@ -238,7 +266,11 @@ impl MmapStorage {
                 // Peers request pieces in no particular order.
                 let _ = m.advise(Advice::Random);
             }
-            files.push(Arc::new(FileMap { path: p, map }));
+            files.push(Arc::new(FileMap {
+                path: p,
+                map,
+                pad: false,
+            }));
         }
         Ok(MmapStorage {
             layout: Arc::new(Layout::new(meta)),
@@ -276,9 +308,12 @@ impl MmapStorage {
         }
     }
 
-    /// Zero-copy `Bytes` for one span.
+    /// Zero-copy `Bytes` for one span (zeros for padding).
     fn slice(&self, s: Span) -> Result<Bytes, StorageError> {
         let file = self.file_for(s)?;
+        if file.pad {
+            return Ok(Bytes::from(vec![0u8; s.len as usize]));
+        }
         Ok(Bytes::from_owner(MapSlice {
             file: file.clone(),
             off: s.file_offset as usize,
@@ -293,11 +328,12 @@ impl MmapStorage {
             begin: 0,
             len: 0,
         })?;
-        let ok = f.map.as_ref().is_some_and(|m| {
-            s.file_offset
-                .checked_add(s.len)
-                .is_some_and(|e| e <= m.len() as u64)
-        });
+        let ok = f.pad
+            || f.map.as_ref().is_some_and(|m| {
+                s.file_offset
+                    .checked_add(s.len)
+                    .is_some_and(|e| e <= m.len() as u64)
+            });
         if !ok {
             return Err(StorageError::Io {
                 path: f.path.clone(),
@@ -340,7 +376,9 @@ impl Storage for MmapStorage {
         let mut pos = 0usize;
         for s in self.layout.spans(off, u64::from(len)) {
             let f = self.file_for(s)?;
-            if let Some(m) = &f.map {
+            if f.pad {
+                pos += s.len as usize;
+            } else if let Some(m) = &f.map {
                 let n = s.len as usize;
                 // SAFETY: the span lies inside the map (checked by file_for),
                 // the map is writable, and `data[pos..pos + n]` is in bounds
@@ -582,6 +620,7 @@ mod tests {
                 path: PathBuf::from(evil),
                 length: 20_000,
                 offset: 0,
+                pad: false,
             };
             assert!(
                 matches!(
@@ -703,5 +742,60 @@ mod tests {
         m.total_length = 2 << 20;
         let e = MmapStorage::create(&m, &root.join("out.bin")).unwrap_err();
         assert!(matches!(e, StorageError::DiskFull { .. }), "{e}");
+    }
+
+    /// A hybrid-style torrent as libtorrent 2 writes it: files a and b each padded to a
+    /// piece boundary with ".pad/12768" (the same path twice), then c.
+    fn padded_torrent() -> (Metainfo, Vec<u8>, [Vec<u8>; 3]) {
+        let parts = [pattern(20_000, 1), pattern(20_000, 2), pattern(5, 3)];
+        let pad = vec![0u8; 32768 - 20_000];
+        let stream = [&parts[0][..], &pad, &parts[1], &pad, &parts[2]].concat();
+        let mut pieces = Vec::new();
+        for c in stream.chunks(32768) {
+            pieces.extend_from_slice(&crate::storage::hash::sha1(c));
+        }
+        let file =
+            |name: &str, len: usize| format!("d6:lengthi{len}e4:pathl{}:{name}ee", name.len());
+        let padf = "d4:attr1:p6:lengthi12768e4:pathl4:.pad5:12768ee";
+        let mut info = format!(
+            "d5:filesl{}{padf}{}{padf}{}e4:name1:t12:piece lengthi32768e6:pieces{}:",
+            file("a", 20_000),
+            file("b", 20_000),
+            file("c", 5),
+            pieces.len()
+        )
+        .into_bytes();
+        info.extend_from_slice(&pieces);
+        info.push(b'e');
+        let m = Metainfo::from_info_bytes(&info).unwrap();
+        (m, stream, parts)
+    }
+
+    #[test]
+    fn padding_files_are_zeros_and_never_touch_the_disk() {
+        let (m, stream, parts) = padded_torrent();
+        assert_eq!(m.files.iter().filter(|f| f.pad).count(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("t");
+        let st = MmapStorage::create(&m, &out).unwrap();
+        // A lying peer's non-zero padding is dropped; the pieces still verify.
+        let mut sent = stream.clone();
+        sent[20_000..32768].fill(0xEE);
+        for (i, piece) in sent.chunks(32768).enumerate() {
+            st.write_block(i as u32, 0, piece).unwrap();
+        }
+        let pad_block = st.read_block(0, 20_000, 12768).unwrap();
+        assert!(pad_block.iter().all(|&b| b == 0));
+        st.flush().unwrap();
+        assert!(!out.join(".pad").exists(), "no padding file on disk");
+        for (name, data) in ["a", "b", "c"].iter().zip(&parts) {
+            assert_eq!(&fs::read(out.join(name)).unwrap(), data);
+        }
+        let seed = MmapStorage::open_readonly(&m, &out).unwrap();
+        let have = verify_all(&seed, &m, &HashPool::new(1).unwrap());
+        assert!(
+            have.is_full(),
+            "every piece verifies from a, b, c and zeros"
+        );
     }
 }

@@ -67,6 +67,9 @@ pub struct FileEntry {
     pub length: u64,
     /// Offset of the file's first byte in the torrent's concatenated byte stream.
     pub offset: u64,
+    /// A BEP 47 padding file (`attr` contains `p`, as libtorrent 2 writes between the files
+    /// of hybrid torrents): zeros that align the next file to a piece; never on disk.
+    pub pad: bool,
 }
 
 /// A parsed and validated BitTorrent v1 metainfo.
@@ -407,8 +410,8 @@ fn path_list<'a>(o: Object<'_, 'a>, field: &'static str) -> Result<Vec<&'a [u8]>
     Ok(out)
 }
 
-/// A `files` entry before validation: length and raw path components.
-type RawFile<'a> = (u64, Vec<&'a [u8]>);
+/// A `files` entry before validation: length, raw path components, padding flag.
+type RawFile<'a> = (u64, Vec<&'a [u8]>, bool);
 
 fn parse_info(mut d: DictDecoder<'_, '_>) -> Result<ParsedInfo, MetaError> {
     let mut name: Option<&[u8]> = None;
@@ -451,9 +454,11 @@ fn parse_info(mut d: DictDecoder<'_, '_>) -> Result<ParsedInfo, MetaError> {
                     let mut len = None;
                     let mut path = None;
                     let mut path_utf8 = None;
+                    let mut pad = false;
                     while let Some((k, v)) = fd.next_pair()? {
                         match k {
                             b"length" => len = Some(length(v, "files.length")?),
+                            b"attr" => pad = matches!(v, Object::Bytes(a) if a.contains(&b'p')),
                             b"path" => path = Some(path_list(v, "files.path")?),
                             b"path.utf-8" => path_utf8 = path_list(v, "files.path.utf-8").ok(),
                             _ => {}
@@ -466,7 +471,7 @@ fn parse_info(mut d: DictDecoder<'_, '_>) -> Result<ParsedInfo, MetaError> {
                         Some(p) if path.iter().any(|c| std::str::from_utf8(c).is_err()) => p,
                         _ => path,
                     };
-                    files.push((len, path));
+                    files.push((len, path, pad));
                 }
                 raw_files = Some(files);
             }
@@ -498,6 +503,7 @@ fn parse_info(mut d: DictDecoder<'_, '_>) -> Result<ParsedInfo, MetaError> {
                 path: PathBuf::from(&name),
                 length: len,
                 offset: 0,
+                pad: false,
             }];
             (files, len, false)
         }
@@ -506,7 +512,7 @@ fn parse_info(mut d: DictDecoder<'_, '_>) -> Result<ParsedInfo, MetaError> {
             let mut offset: u64 = 0;
             let mut seen_files: HashSet<PathBuf> = HashSet::with_capacity(raw.len());
             let mut seen_dirs: HashSet<PathBuf> = HashSet::new();
-            for (len, comps) in raw {
+            for (len, comps, pad) in raw {
                 if comps.is_empty() {
                     return Err(MetaError::UnsafePath {
                         component: String::new(),
@@ -517,6 +523,17 @@ fn parse_info(mut d: DictDecoder<'_, '_>) -> Result<ParsedInfo, MetaError> {
                 for c in comps {
                     let c = sanitize_component(&String::from_utf8_lossy(c))?;
                     path.push(c);
+                }
+                if pad {
+                    // Never written, so its path may repeat (".pad/N" for equal N).
+                    files.push(FileEntry {
+                        path,
+                        length: len,
+                        offset,
+                        pad: true,
+                    });
+                    offset = offset.checked_add(len).ok_or(MetaError::LengthOverflow)?;
+                    continue;
                 }
                 // Every proper ancestor is a directory.
                 let mut anc = path.parent();
@@ -534,6 +551,7 @@ fn parse_info(mut d: DictDecoder<'_, '_>) -> Result<ParsedInfo, MetaError> {
                     path,
                     length: len,
                     offset,
+                    pad: false,
                 });
                 offset = offset.checked_add(len).ok_or(MetaError::LengthOverflow)?;
             }
@@ -1009,13 +1027,11 @@ mod tests {
     }
 
     /// mktorrent is installed by scripts/install-deps.sh; without it the test fails loudly.
-    fn have_mktorrent() -> bool {
-        let ok = Command::new("mktorrent").arg("-h").output().is_ok();
+    fn require_mktorrent() {
         assert!(
-            ok,
+            Command::new("mktorrent").arg("-h").output().is_ok(),
             "mktorrent is not installed: run scripts/install-deps.sh"
         );
-        ok
     }
 
     fn mktorrent(target: &Path, out: &Path, extra: &[&str]) -> Vec<u8> {
@@ -1042,9 +1058,7 @@ mod tests {
 
     #[test]
     fn mktorrent_single_file() {
-        if !have_mktorrent() {
-            return;
-        }
+        require_mktorrent();
         let dir = tempfile::tempdir().unwrap();
         let data = pattern(100_000, 3);
         let f = dir.path().join("file.dat");
@@ -1068,7 +1082,8 @@ mod tests {
             vec![FileEntry {
                 path: "file.dat".into(),
                 length: 100_000,
-                offset: 0
+                offset: 0,
+                pad: false,
             }]
         );
         assert!(m.private);
@@ -1091,9 +1106,7 @@ mod tests {
 
     #[test]
     fn mktorrent_multi_file_and_create_roundtrip() {
-        if !have_mktorrent() {
-            return;
-        }
+        require_mktorrent();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("content");
         fs::create_dir_all(root.join("sub/deeper")).unwrap();
