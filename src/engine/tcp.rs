@@ -380,8 +380,13 @@ impl TcpLanes {
             }
         }
         for lane in silent {
-            if self.lost(lane, now).is_some() {
-                session.on_lane_closed(lane, "peer silent for too long", now);
+            if let Some(lc) = self.lost(lane, now) {
+                let why = format!(
+                    "peer silent for too long (nothing received in {:?})",
+                    self.liveness.silent_timeout
+                );
+                tracing::info!(lane, peer = %lc.peer, "TCP lane closed: {why}");
+                session.on_lane_closed(lane, &why, now);
             }
         }
     }

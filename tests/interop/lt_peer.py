@@ -1,6 +1,7 @@
 """A libtorrent peer for tests/interop.rs: seeds or downloads one torrent on 127.0.0.1.
 
 usage: lt_peer.py seed|leech TORRENT SAVE_DIR [PEER_IP:PORT]
+       lt_peer.py create SOURCE TORRENT   (libtorrent's own torrent maker, 32 KiB pieces)
 Prints "LISTEN <port>", then "SEEDING" once it has every piece (seed; runs until killed)
 or "DONE" when the download is complete (leech; exit 0), exit 1 after the timeout.
 DHT, LSD, UPnP, NAT-PMP, PEX and trackers are off: peers are connected directly.
@@ -9,6 +10,18 @@ import sys
 import time
 
 import libtorrent as lt
+
+if sys.argv[1] == "create":
+    import os
+    source, out = os.path.abspath(sys.argv[2]), sys.argv[3]
+    fs = lt.file_storage()
+    lt.add_files(fs, source)
+    ct = lt.create_torrent(fs, 32 * 1024)
+    ct.set_creator("libtorrent " + lt.__version__)
+    lt.set_piece_hashes(ct, os.path.dirname(source))
+    with open(out, "wb") as f:
+        f.write(lt.bencode(ct.generate()))
+    sys.exit(0)
 
 mode, torrent, save = sys.argv[1], sys.argv[2], sys.argv[3]
 peer = sys.argv[4] if len(sys.argv) > 4 else ""
