@@ -102,6 +102,11 @@ fn quiet_connection_gets_keepalives_and_a_silent_peer_is_dropped() {
         "a peer silent for 3 s must be dropped after the timeout, not before \
          (closed after {closed_after:?})"
     );
+    // The log line and the close race; give the log a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !seeder.log().contains("peer silent for too long") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
         seeder.log().contains("peer silent for too long"),
         "the seeder says why it closed the lane:\n{}",

@@ -379,13 +379,15 @@ impl TcpLanes {
                 lc.conn.wake_writer.notify_one();
             }
         }
+        let why = format!(
+            "peer silent for too long (nothing received in {:?})",
+            self.liveness.silent_timeout
+        );
         for lane in silent {
-            if let Some(lc) = self.lost(lane, now) {
-                let why = format!(
-                    "peer silent for too long (nothing received in {:?})",
-                    self.liveness.silent_timeout
-                );
+            if let Some(lc) = self.lanes.get(&lane) {
                 tracing::info!(lane, peer = %lc.peer, "TCP lane closed: {why}");
+            }
+            if self.lost(lane, now).is_some() {
                 session.on_lane_closed(lane, &why, now);
             }
         }
