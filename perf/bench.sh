@@ -10,7 +10,7 @@
 #       SIZE_MIB=1024    torrent size for the download comparison (b)
 #       BULK_MIB=256     torrent size for the bulk-seeding test (c); disk: (LEECHERS+1) x BULK_MIB
 #       LEECHERS=8       leechers at once in (c)
-#       SECTIONS="transport download bulk"   which parts to run
+#       SECTIONS="hash transport download bulk multipath"   which parts to run
 #       SKIP_BUILD=1     do not run cargo build
 #       TRANSMISSION=0   skip the Transmission seeder comparison even if installed
 #       BIN_DIR=target/release   where the binaries are; TESTNET=path overrides scion-testnet
@@ -24,7 +24,7 @@ BW_DURATION=${BW_DURATION:-5}
 SIZE_MIB=${SIZE_MIB:-1024}
 BULK_MIB=${BULK_MIB:-256}
 LEECHERS=${LEECHERS:-8}
-SECTIONS=${SECTIONS:-"transport download bulk"}
+SECTIONS=${SECTIONS:-"hash transport download bulk multipath"}
 TRANSMISSION=${TRANSMISSION:-1}
 WORK=${WORK:-$ROOT/target/perf-work}
 BIN_DIR=${BIN_DIR:-$ROOT/target/release}
@@ -41,8 +41,9 @@ has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 log() { echo "[$(date -u +%T)] $*" >&2; }
 
 if [[ -z "${SKIP_BUILD:-}" ]]; then
-  log "cargo build --release --workspace --examples"
-  cargo build --release --workspace --examples --quiet
+  # --bins too: a target-selection flag alone (--examples) would build only the examples
+  log "cargo build --release --workspace --bins --examples"
+  cargo build --release --workspace --bins --examples --quiet
 fi
 [[ -x /usr/bin/time ]] || { log "installing Debian time"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
 
@@ -86,19 +87,45 @@ wait_port() { # udp|tcp port
 
 # ---------------------------------------------------------------- testnet
 TN_PID=
-start_testnet() {
-  [[ -n "$TN_PID" ]] && return
-  log "starting scion-testnet (three-paths)"
-  "$TESTNET" --topology three-paths --state "$WORK/state.json" >"$WORK/testnet.log" 2>&1 &
+TN_TOPO=
+start_testnet() { # [topology]: (re)starts the local SCION network unless it already runs that one
+  local topo=${1:-three-paths}
+  [[ -n "$TN_PID" && "$TN_TOPO" == "$topo" ]] && return
+  if [[ -n "$TN_PID" ]]; then kill "$TN_PID" 2>/dev/null || true; wait "$TN_PID" 2>/dev/null || true; fi
+  log "starting scion-testnet ($topo)"
+  rm -f "$WORK/state.json"
+  "$TESTNET" --topology "$topo" --state "$WORK/state.json" >"$WORK/testnet.log" 2>&1 &
   TN_PID=$!
+  TN_TOPO=$topo
   PIDS+=("$TN_PID")
   for _ in $(seq 1 240); do grep -q "testnet ready" "$WORK/testnet.log" 2>/dev/null && break; sleep 0.5; done
   grep -q "testnet ready" "$WORK/testnet.log" || { cat "$WORK/testnet.log"; exit 1; }
 }
 daemon() { $PY -c "import json,sys; print(json.load(open(sys.argv[1]))['ases'][sys.argv[2]]['daemon'])" "$WORK/state.json" "$1"; }
+NO_DAEMON=127.0.0.1:1 # nothing listens: our binary runs TCP-only
 
 PORT=43100
 next_port() { PORT=$((PORT + 7)); echo $PORT; }
+
+# ---------------------------------------------------------------- (h) hashing
+if has hash; then
+  log "(h) SHA-1 on 256 KiB pieces: openssl speed vs our hash function (criterion), x $RUNS"
+  for _ in $(seq "$RUNS"); do
+    # "sha1  ...  <kB/s at 262144 bytes>" (openssl's k = 1000 bytes)
+    o=$(openssl speed -bytes 262144 -seconds 2 sha1 2>/dev/null | awk '$1=="sha1" {sub(/k$/, "", $NF); print $NF}')
+    [[ -n "$o" ]] && rec hash openssl_sha1 mb_per_s "$(echo "$o / 1000" | bc -l | xargs printf %.0f)"
+  done
+  for _ in $(seq "$RUNS"); do
+    # criterion: "thrpt:  [low mid high]"; take mid, in MiB/s or GiB/s -> MB/s
+    line=$(cargo bench --quiet --bench sha1 -- --warm-up-time 1 --measurement-time 2 btscion_pool_fn 2>/dev/null | grep -m1 thrpt || true)
+    v=$(echo "$line" | sed -n 's/.*thrpt: *\[[^ ]* [^ ]* \([0-9.]*\) \([MG]\)iB\/s.*/\1 \2/p')
+    if [[ -n "$v" ]]; then
+      read -r num unit <<<"$v"
+      mult=$([[ $unit == G ]] && echo 1073.741824 || echo 1.048576)
+      rec hash ours_sha1 mb_per_s "$(echo "$num * $mult" | bc -l | xargs printf %.0f)"
+    fi
+  done
+fi
 
 # ---------------------------------------------------------------- (a) transport
 bwtest_run() { # server_as client_as paths -> prints goodput
@@ -151,17 +178,67 @@ start_our_seeder() {
   wait_port udp "$3" || sleep 1
 }
 
-# One of our leechers under /usr/bin/time with an RSS sampler. args: torrent out peer_port as tag
+# Our seeder without SCION, BitTorrent over TCP on 127.0.0.1:port: sets SEED_PID. args: torrent data port
+start_our_tcp_seeder() {
+  SCION_DAEMON_ADDRESS=$NO_DAEMON "$BIN" -inPath="$1" -seed=true -file="$2" \
+    -tcpListen="127.0.0.1:$3" -logLevel=WARN >"$WORK/seeder.$3.log" 2>&1 &
+  SEED_PID=$!
+  PIDS+=("$SEED_PID")
+  wait_port tcp "$3" || sleep 1
+}
+
+# One of our leechers under /usr/bin/time with an RSS sampler. args: torrent out peer daemon tag
 # writes $WORK/leech.<tag>.{time,rss,log}
 our_leecher() {
-  local torrent=$1 out=$2 pport=$3 as=$4 tag=$5
-  SCION_DAEMON_ADDRESS=$(daemon "$as") /usr/bin/time -f "%e %U %S %M" -o "$WORK/leech.$tag.time" \
-    "$BIN" -inPath="$torrent" -outPath="$out" -peer="$AS_A,[127.0.0.1]:$pport" -seed=false -logLevel=WARN \
+  local torrent=$1 out=$2 peer=$3 daemon_addr=$4 tag=$5
+  SCION_DAEMON_ADDRESS=$daemon_addr /usr/bin/time -f "%e %U %S %M" -o "$WORK/leech.$tag.time" \
+    "$BIN" -inPath="$torrent" -outPath="$out" -peer="$peer" -seed=false -logLevel=WARN \
     >"$WORK/leech.$tag.log" 2>&1 &
   local tpid=$! cpid=
   for _ in $(seq 1 50); do cpid=$(pgrep -P "$tpid" | head -1) && [[ -n "$cpid" ]] && break; sleep 0.02; done
   [[ -n "$cpid" ]] && rss_sampler "$cpid" "$WORK/leech.$tag.rss" &
   wait "$tpid"
+}
+
+# One download with our seeder and leecher; records under section download, name $1.
+# args: name transport(scion|tcp) run
+our_download() {
+  local name=$1 transport=$2 i=$3 port peer daemon_addr
+  port=$(next_port)
+  if [[ $transport == scion ]]; then
+    start_our_seeder "$WORK/dl/data.torrent" "$WORK/dl/src/data.bin" "$port" "$AS_A"
+    peer="$AS_A,[127.0.0.1]:$port"; daemon_addr=$(daemon "$AS_A")
+  else
+    start_our_tcp_seeder "$WORK/dl/data.torrent" "$WORK/dl/src/data.bin" "$port"
+    peer="127.0.0.1:$port"; daemon_addr=$NO_DAEMON
+  fi
+  rss_sampler "$SEED_PID" "$WORK/seed.rss" &
+  c0=$(cpu_s "$SEED_PID")
+  rm -f "$WORK/dl/out.bin"
+  t0=$(now)
+  if our_leecher "$WORK/dl/data.torrent" "$WORK/dl/out.bin" "$peer" "$daemon_addr" "$name$i"; then
+    t1=$(now)
+    c1=$(cpu_s "$SEED_PID")
+    read -r _ lu ls lmax <"$WORK/leech.$name$i.time"
+    read -r lanon _ <"$WORK/leech.$name$i.rss" || lanon=0
+    read -r sanon stot <"$WORK/seed.rss"
+    wall=$(echo "$t1 - $t0" | bc -l)
+    gib=$(echo "$bytes / 1073741824" | bc -l)
+    rec download "$name" wall_s "$(printf %.3f "$wall")"
+    rec download "$name" goodput_mbit "$(echo "$bytes * 8 / $wall / 1000000" | bc -l | xargs printf %.1f)"
+    rec download "$name" leecher_cpu_s_per_gib "$(echo "($lu + $ls) / $gib" | bc -l | xargs printf %.2f)"
+    rec download "$name" seeder_cpu_s_per_gib "$(echo "($c1 - $c0) / $gib" | bc -l | xargs printf %.2f)"
+    rec download "$name" leecher_peak_rss_mib "$((lmax / 1024))"
+    rec download "$name" leecher_peak_anon_mib "$((lanon / 1024))"
+    rec download "$name" seeder_peak_rss_mib "$((stot / 1024))"
+    rec download "$name" seeder_peak_anon_mib "$((sanon / 1024))"
+    cmp -s "$WORK/dl/src/data.bin" "$WORK/dl/out.bin" || log "  WARNING: $name: output differs"
+    log "  $name: ${wall}s, leecher cpu $lu+$ls s, seeder cpu $(echo "$c1 - $c0" | bc -l) s"
+  else
+    log "  $name: leecher FAILED (see $WORK/leech.$name$i.log)"; tail -5 "$WORK/leech.$name$i.log" >&2 || true
+  fi
+  kill "$SEED_PID" 2>/dev/null || true; wait "$SEED_PID" 2>/dev/null || true
+  rm -f "$WORK/dl/out.bin"
 }
 
 # ---------------------------------------------------------------- (b) download
@@ -173,35 +250,8 @@ if has download; then
   "$BIN" create "$WORK/dl/src/data.bin" -o "$WORK/dl/data.torrent" >/dev/null
   bytes=$((SIZE_MIB * 1024 * 1024))
   for i in $(seq "$RUNS"); do
-    port=$(next_port)
-    start_our_seeder "$WORK/dl/data.torrent" "$WORK/dl/src/data.bin" "$port" "$AS_A"
-    rss_sampler "$SEED_PID" "$WORK/seed.rss" &
-    c0=$(cpu_s "$SEED_PID")
-    rm -f "$WORK/dl/out.bin"
-    t0=$(now)
-    if our_leecher "$WORK/dl/data.torrent" "$WORK/dl/out.bin" "$port" "$AS_A" "dl$i"; then
-      t1=$(now)
-      c1=$(cpu_s "$SEED_PID")
-      read -r _ lu ls lmax <"$WORK/leech.dl$i.time"
-      read -r lanon _ <"$WORK/leech.dl$i.rss" || lanon=0
-      read -r sanon stot <"$WORK/seed.rss"
-      wall=$(echo "$t1 - $t0" | bc -l)
-      gib=$(echo "$bytes / 1073741824" | bc -l)
-      rec download ours wall_s "$(printf %.3f "$wall")"
-      rec download ours goodput_mbit "$(echo "$bytes * 8 / $wall / 1000000" | bc -l | xargs printf %.1f)"
-      rec download ours leecher_cpu_s_per_gib "$(echo "($lu + $ls) / $gib" | bc -l | xargs printf %.2f)"
-      rec download ours seeder_cpu_s_per_gib "$(echo "($c1 - $c0) / $gib" | bc -l | xargs printf %.2f)"
-      rec download ours leecher_peak_rss_mib "$((lmax / 1024))"
-      rec download ours leecher_peak_anon_mib "$((lanon / 1024))"
-      rec download ours seeder_peak_rss_mib "$((stot / 1024))"
-      rec download ours seeder_peak_anon_mib "$((sanon / 1024))"
-      cmp -s "$WORK/dl/src/data.bin" "$WORK/dl/out.bin" || log "  WARNING: ours: output differs"
-      log "  ours: ${wall}s, leecher cpu $lu+$ls s, seeder cpu $(echo "$c1 - $c0" | bc -l) s"
-    else
-      log "  ours: leecher FAILED (see $WORK/leech.dl$i.log)"; tail -5 "$WORK/leech.dl$i.log" >&2 || true
-    fi
-    kill "$SEED_PID" 2>/dev/null || true; wait "$SEED_PID" 2>/dev/null || true
-    rm -f "$WORK/dl/out.bin"
+    our_download ours "scion" "$i"
+    our_download ours_tcp "tcp" "$i"
   done
 
   # libtorrent over TCP (seeder and leecher in separate processes)
@@ -296,7 +346,7 @@ if has bulk; then
     t0=$(now)
     lp=()
     for k in $(seq "$LEECHERS"); do
-      our_leecher "$WORK/bulk/data.torrent" "$WORK/bulk/out$k.bin" "$port" "$AS_A" "bulk$i.$k" &
+      our_leecher "$WORK/bulk/data.torrent" "$WORK/bulk/out$k.bin" "$AS_A,[127.0.0.1]:$port" "$(daemon "$AS_A")" "bulk$i.$k" &
       lp+=($!)
     done
     ok=1
@@ -320,6 +370,21 @@ if has bulk; then
     rm -f "$WORK"/bulk/out*.bin
   done
   rm -rf "$WORK/bulk"
+fi
+
+# ---------------------------------------------------------------- (d) multipath
+# three-paths-capped: each of the three disjoint paths 111 <-> 112 is capped at R = 50 Mbit/s
+# (SCION packet bytes) in scion-testnet's link shaper.
+if has multipath; then
+  start_testnet three-paths-capped
+  for n in 1 2 3; do
+    log "(d) bwtest cross AS on three-paths-capped, --paths $n x $RUNS"
+    for _ in $(seq "$RUNS"); do
+      g=$(bwtest_run "$AS_B" "$AS_A" "$n")
+      log "  ${n} paths: ${g:-FAILED} Mbit/s"
+      [[ -n "$g" ]] && rec multipath "capped_${n}paths" goodput_mbit "$g"
+    done
+  done
 fi
 
 # ---------------------------------------------------------------- report
@@ -346,8 +411,13 @@ summary() { # section name metric -> median
   ratio "ours_same_as/quinn" "$(summary transport ours_same_as goodput_mbit)" "$q"
   ratio "ours_cross_as_1path/quinn" "$(summary transport ours_cross_as_1path goodput_mbit)" "$q"
   ratio "ours_cross_as_3paths/quinn" "$(summary transport ours_cross_as_3paths goodput_mbit)" "$q"
+  ratio "sha1 ours/openssl" "$(summary hash ours_sha1 mb_per_s)" "$(summary hash openssl_sha1 mb_per_s)"
   ratio "download_wall ours/libtorrent" "$(summary download ours wall_s)" "$(summary download libtorrent_tcp wall_s)"
+  ratio "download_wall ours_tcp/libtorrent" "$(summary download ours_tcp wall_s)" "$(summary download libtorrent_tcp wall_s)"
   ratio "seeder_cpu_per_gib ours/libtorrent" "$(summary download ours seeder_cpu_s_per_gib)" "$(summary download libtorrent_tcp seeder_cpu_s_per_gib)"
   ratio "seeder_cpu_per_gib ours/transmission" "$(summary download ours seeder_cpu_s_per_gib)" "$(summary download transmission_seed_lt_leech seeder_cpu_s_per_gib)"
+  ratio "seeder_cpu_per_gib ours_tcp/transmission" "$(summary download ours_tcp seeder_cpu_s_per_gib)" "$(summary download transmission_seed_lt_leech seeder_cpu_s_per_gib)"
+  ratio "multipath 3paths/1path" "$(summary multipath capped_3paths goodput_mbit)" "$(summary multipath capped_1paths goodput_mbit)"
+  ratio "multipath 3paths/3R (R=50)" "$(summary multipath capped_3paths goodput_mbit)" 150
   echo "(cross-AS goodput is bounded by the simulated routers: ~25-35k packets/s, i.e. roughly 300-420 Mbit/s at ~1200-byte payloads)"
 } | tee "$ROOT/perf/last-run.md"

@@ -267,7 +267,8 @@ async fn run_transfer(
     let started = Instant::now();
     let pool =
         HashPool::new(0).map_err(|e| exit::other(format!("cannot start hash workers: {e}")))?;
-    let have = storage::verify_all(&*storage, &meta, &pool);
+    // Only data that was on disk can hold verified pieces (resume); fresh files are skipped.
+    let have = storage::verify_where(&*storage, &meta, &pool, |p| storage.may_hold(p), |_, _| {});
     let resumed = have.count_ones();
     let n = meta.num_pieces();
     match t.mode {

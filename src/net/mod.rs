@@ -1,6 +1,9 @@
 //! Drivers: the parts of the data path that touch sockets.
 
+pub mod gso;
 pub mod scion_net;
+#[cfg(test)]
+mod scion_net_tests;
 pub mod uring;
 
-pub use scion_net::{NetEvent, Route, ScionNet};
+pub use scion_net::{NetEvent, Outgoing, Route, ScionNet};

@@ -59,6 +59,15 @@ pub enum NetEvent {
     },
 }
 
+/// Where a batch written by [`ScionNet::poll_datagram`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outgoing {
+    pub next_hop: SocketAddr,
+    /// `Some(n)`: the buffer holds several SCION packets of `n` bytes each (the last may be
+    /// shorter), to be sent with UDP GSO or split by the caller.
+    pub segment_size: Option<usize>,
+}
+
 /// Counters for what could not be used.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NetErrors {
@@ -235,22 +244,38 @@ impl ScionNet {
         self.events.pop_front()
     }
 
-    /// Writes the next SCION packet to send into `out` (cleared first) and returns where it
-    /// goes in the underlay.
-    pub fn poll_datagram(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<SocketAddr> {
+    /// Writes the next SCION packet (or, with [`Self::set_max_datagrams`] > 1, a batch of
+    /// equal-sized SCION packets for one next hop) into `out`, cleared first.
+    pub fn poll_datagram(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Outgoing> {
         loop {
             let t = self.quic.poll_transmit(now, &mut self.quic_buf)?;
             let Some(route) = self.remotes.get_mut(&t.destination).map(|r| &mut r.route) else {
                 continue; // route was replaced; QUIC will time the old connection out
             };
             out.clear();
-            if route.encoder.encode(&self.quic_buf[..t.size], out).is_err() {
-                continue;
+            let segment = t.segment_size.unwrap_or(t.size).max(1);
+            let mut packets = 0u64;
+            let encoded = self.quic_buf[..t.size]
+                .chunks(segment)
+                .try_for_each(|chunk| {
+                    packets += 1;
+                    route.encoder.encode(chunk, out)
+                });
+            if encoded.is_err() {
+                continue; // QUIC sees a loss
             }
             route.bytes_sent += t.size as u64;
-            route.packets_sent += 1;
-            return Some(route.next_hop);
+            route.packets_sent += packets;
+            return Some(Outgoing {
+                next_hop: route.next_hop,
+                segment_size: (packets > 1).then(|| route.encoder.overhead() + segment),
+            });
         }
+    }
+
+    /// Lets QUIC hand over up to `n` datagrams per [`Self::poll_datagram`] (for UDP GSO).
+    pub fn set_max_datagrams(&mut self, n: usize) {
+        self.quic.set_max_datagrams(n);
     }
 
     pub fn next_timeout(&mut self) -> Option<Instant> {

@@ -15,7 +15,8 @@ use futures_util::future::join_all;
 use tokio::sync::Notify;
 use tokio_uring::net::UdpSocket;
 
-use super::scion_net::{NetEvent, ScionNet};
+use super::gso;
+use super::scion_net::{NetEvent, Outgoing, ScionNet};
 
 /// Datagrams submitted to the kernel per batch.
 const SEND_BATCH: usize = 64;
@@ -37,6 +38,17 @@ pub trait App {
 }
 
 type RxQueue = Rc<RefCell<VecDeque<(Vec<u8>, SocketAddr)>>>;
+/// Receive buffers handed back by the loop after processing: no allocation and no zeroing per
+/// datagram (the kernel writes into the spare capacity; `len` is what it wrote).
+type BufPool = Rc<RefCell<Vec<Vec<u8>>>>;
+/// Most spare receive buffers kept.
+const POOL_MAX: usize = 1024;
+
+fn take_buf(pool: &BufPool) -> Vec<u8> {
+    pool.borrow_mut()
+        .pop()
+        .unwrap_or_else(|| Vec::with_capacity(RECV_BUF))
+}
 
 /// Binds a UDP socket for SCION traffic (SO_REUSEPORT so several runtimes can share a port).
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -55,12 +67,20 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(UdpSocket::from_std(s.into()))
 }
 
-fn spawn_receivers(socket: &Rc<UdpSocket>, rx: &RxQueue, notify: &Rc<Notify>, stop: &Rc<Notify>) {
+fn spawn_receivers(
+    socket: &Rc<UdpSocket>,
+    rx: &RxQueue,
+    pool: &BufPool,
+    notify: &Rc<Notify>,
+    stop: &Rc<Notify>,
+) {
     for _ in 0..RECV_IN_FLIGHT {
-        let (socket, rx, notify, stop) = (socket.clone(), rx.clone(), notify.clone(), stop.clone());
+        let (socket, rx, pool) = (socket.clone(), rx.clone(), pool.clone());
+        let (notify, stop) = (notify.clone(), stop.clone());
         tokio_uring::spawn(async move {
-            let mut buf = vec![0u8; RECV_BUF];
+            let mut buf = take_buf(&pool);
             loop {
+                buf.clear();
                 let recv = socket.recv_from(buf);
                 let (res, b) = tokio::select! {
                     r = recv => r,
@@ -69,7 +89,7 @@ fn spawn_receivers(socket: &Rc<UdpSocket>, rx: &RxQueue, notify: &Rc<Notify>, st
                 buf = b;
                 match res {
                     Ok((n, from)) => {
-                        let mut pkt = std::mem::replace(&mut buf, vec![0u8; RECV_BUF]);
+                        let mut pkt = std::mem::replace(&mut buf, take_buf(&pool));
                         pkt.truncate(n);
                         rx.borrow_mut().push_back((pkt, from));
                         notify.notify_one();
@@ -90,16 +110,26 @@ pub async fn run(socket: UdpSocket, net: &mut ScionNet, app: &mut impl App) -> a
     let rx: RxQueue = Rc::new(RefCell::new(VecDeque::new()));
     let notify = Rc::new(Notify::new());
     let stop = Rc::new(Notify::new());
-    spawn_receivers(&socket, &rx, &notify, &stop);
+    let pool: BufPool = Rc::new(RefCell::new(Vec::new()));
+    spawn_receivers(&socket, &rx, &pool, &notify, &stop);
+    let mut arrived = VecDeque::new();
     let extra = app.wake_handle();
     let mut spare: Vec<Vec<u8>> = Vec::new();
-    let mut batch: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(SEND_BATCH);
+    let mut batch: Vec<(Vec<u8>, Outgoing)> = Vec::with_capacity(SEND_BATCH);
+    let mut gso_on = gso::supported(&*socket);
+    if gso_on {
+        net.set_max_datagrams(gso::MAX_SEGMENTS);
+    }
     loop {
         let now = Instant::now();
         // Take what arrived; recycle the buffers.
-        let arrived: Vec<_> = rx.borrow_mut().drain(..).collect();
-        for (pkt, from) in arrived {
+        std::mem::swap(&mut arrived, &mut *rx.borrow_mut());
+        for (pkt, from) in arrived.drain(..) {
             net.on_datagram(now, from, &pkt);
+            let mut free = pool.borrow_mut();
+            if free.len() < POOL_MAX {
+                free.push(pkt);
+            }
         }
         net.drive(now);
         while let Some(ev) = net.poll_event() {
@@ -111,11 +141,11 @@ pub async fn run(socket: UdpSocket, net: &mut ScionNet, app: &mut impl App) -> a
             app.on_event(net, ev, now);
         }
         if app.is_done() {
-            flush(&socket, net, now, &mut batch, &mut spare).await;
+            flush(&socket, net, now, &mut batch, &mut spare, &mut gso_on).await;
             stop.notify_waiters();
             return Ok(());
         }
-        let sent_any = flush(&socket, net, now, &mut batch, &mut spare).await;
+        let sent_any = flush(&socket, net, now, &mut batch, &mut spare, &mut gso_on).await;
         if sent_any || !rx.borrow().is_empty() {
             continue;
         }
@@ -139,12 +169,14 @@ pub async fn run(socket: UdpSocket, net: &mut ScionNet, app: &mut impl App) -> a
 }
 
 /// Sends everything QUIC wants to send now, in batches. Returns whether anything was sent.
+/// If the kernel refuses GSO, turns it off (`gso_on`) and sends packets one by one.
 async fn flush(
     socket: &Rc<UdpSocket>,
     net: &mut ScionNet,
     now: Instant,
-    batch: &mut Vec<(Vec<u8>, SocketAddr)>,
+    batch: &mut Vec<(Vec<u8>, Outgoing)>,
     spare: &mut Vec<Vec<u8>>,
+    gso_on: &mut bool,
 ) -> bool {
     let mut any = false;
     loop {
@@ -162,16 +194,57 @@ async fn flush(
             return any;
         }
         any = true;
-        let sends = batch.drain(..).map(|(buf, to)| socket.send_to(buf, to));
-        for (res, buf) in join_all(sends).await {
-            if let Err(e) = res {
+        let sends = batch.drain(..).map(|(buf, to)| send(socket, buf, to));
+        for (res, buf, to) in join_all(sends).await {
+            match res {
+                Err(e) if to.segment_size.is_some() && gso::is_unsupported(&e) => {
+                    if *gso_on {
+                        tracing::warn!("UDP GSO refused ({e}); sending packets one by one");
+                        *gso_on = false;
+                        net.set_max_datagrams(1);
+                    }
+                    send_split(socket, &buf, to).await;
+                }
                 // Loss of a datagram is QUIC's business; a persistent error shows as a timeout.
-                tracing::debug!("udp send error: {e}");
+                Err(e) => tracing::debug!("udp send error: {e}"),
+                Ok(_) => {}
             }
             spare.push(buf);
         }
         if spare.len() > 4 * SEND_BATCH {
             spare.truncate(4 * SEND_BATCH);
+        }
+    }
+}
+
+/// One datagram, or a GSO batch in one `sendmsg`.
+async fn send(
+    socket: &UdpSocket,
+    buf: Vec<u8>,
+    to: Outgoing,
+) -> (std::io::Result<usize>, Vec<u8>, Outgoing) {
+    match to.segment_size.and_then(|s| u16::try_from(s).ok()) {
+        None => {
+            let (res, buf) = socket.send_to(buf, to.next_hop).await;
+            (res, buf, to)
+        }
+        Some(segment) => {
+            let cmsg = gso::control_message(segment);
+            let (res, mut bufs, _) = socket
+                .sendmsg(vec![buf], Some(to.next_hop), Some(cmsg))
+                .await;
+            (res, bufs.pop().unwrap_or_default(), to)
+        }
+    }
+}
+
+/// A GSO batch sent as separate datagrams.
+async fn send_split(socket: &UdpSocket, buf: &[u8], to: Outgoing) {
+    let segment = to.segment_size.unwrap_or(buf.len()).max(1);
+    for pkt in buf.chunks(segment) {
+        let (res, _) = socket.send_to(pkt.to_vec(), to.next_hop).await;
+        if let Err(e) = res {
+            tracing::debug!("udp send error: {e}");
         }
     }
 }

@@ -198,6 +198,18 @@ pub fn verify_all_with_progress(
     storage: &dyn Storage,
     meta: &Metainfo,
     pool: &HashPool,
+    progress: impl FnMut(u32, u32),
+) -> Bitfield {
+    verify_where(storage, meta, pool, |_| true, progress)
+}
+
+/// Like [`verify_all_with_progress`], but only pieces for which `candidate` is true are
+/// read and hashed; the others count as missing.
+pub fn verify_where(
+    storage: &dyn Storage,
+    meta: &Metainfo,
+    pool: &HashPool,
+    candidate: impl Fn(u32) -> bool,
     mut progress: impl FnMut(u32, u32),
 ) -> Bitfield {
     let total = meta.num_pieces();
@@ -212,6 +224,11 @@ pub fn verify_all_with_progress(
         while in_flight < window && next < total {
             let piece = next;
             next += 1;
+            if !candidate(piece) {
+                done += 1;
+                progress(done, total);
+                continue;
+            }
             match (storage.piece_data(piece), meta.piece_hash(piece)) {
                 (Ok(data), Some(expected)) => {
                     pool.send(Job {

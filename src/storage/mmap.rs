@@ -19,6 +19,9 @@ struct FileMap {
     map: Option<MmapRaw>,
     /// A BEP 47 padding file: reads as zeros, writes are dropped, nothing on disk.
     pad: bool,
+    /// Bytes that were on disk before we opened it (all of it when seeding): data beyond
+    /// this was never written, so a resume check need not hash it.
+    existing: u64,
 }
 
 impl FileMap {
@@ -27,6 +30,7 @@ impl FileMap {
             path,
             map: None,
             pad: true,
+            existing: 0,
         }
     }
 }
@@ -171,6 +175,10 @@ impl MmapStorage {
     pub fn create(meta: &Metainfo, out: &Path) -> Result<Self, StorageError> {
         let paths = resolve_paths(meta, out)?;
         let mut needed: u64 = 0;
+        let existing: Vec<u64> = paths
+            .iter()
+            .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .collect();
         for (p, f) in paths.iter().zip(&meta.files).filter(|(_, f)| !f.pad) {
             if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
                 fs::create_dir_all(parent).map_err(io(parent))?;
@@ -204,7 +212,7 @@ impl MmapStorage {
             }
         }
         let mut files = Vec::with_capacity(paths.len());
-        for (p, f) in paths.into_iter().zip(&meta.files) {
+        for ((p, f), existing) in paths.into_iter().zip(&meta.files).zip(existing) {
             if f.pad {
                 files.push(Arc::new(FileMap::pad(p)));
                 continue;
@@ -222,6 +230,7 @@ impl MmapStorage {
                 path: p,
                 map,
                 pad: false,
+                existing,
             }));
         }
         Ok(MmapStorage {
@@ -248,6 +257,7 @@ impl MmapStorage {
                         path: p,
                         map: None,
                         pad: false,
+                        existing: 0,
                     }));
                     continue;
                 }
@@ -270,6 +280,7 @@ impl MmapStorage {
                 path: p,
                 map,
                 pad: false,
+                existing: actual,
             }));
         }
         Ok(MmapStorage {
@@ -287,6 +298,21 @@ impl MmapStorage {
     /// The on-disk path of every file, in torrent order.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|f| f.path.as_path())
+    }
+
+    /// Whether `piece` lies entirely in data that was on disk when the storage was opened
+    /// (or in padding): only such pieces can already be complete. A fresh download skips
+    /// hashing (and faulting in) gigabytes of zeros at start-up.
+    pub fn may_hold(&self, piece: u32) -> bool {
+        let plen = self.layout.piece_len(piece);
+        let Ok(off) = self.layout.block_offset(piece, 0, plen) else {
+            return false;
+        };
+        self.layout.spans(off, u64::from(plen)).all(|s| {
+            self.files
+                .get(s.file)
+                .is_some_and(|f| f.pad || s.file_offset + s.len <= f.existing)
+        })
     }
 
     /// The piece geometry.
@@ -797,5 +823,29 @@ mod tests {
             have.is_full(),
             "every piece verifies from a, b, c and zeros"
         );
+    }
+
+    #[test]
+    fn only_data_that_was_on_disk_may_hold_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, stream, _) = fixture(dir.path());
+        let out = dir.path().join("out");
+        let fresh = MmapStorage::create(&m, &out).unwrap();
+        assert!(
+            (0..m.num_pieces()).all(|p| !fresh.may_hold(p)),
+            "nothing to resume"
+        );
+        for (i, piece) in stream.chunks(16384).enumerate() {
+            fresh.write_block(i as u32, 0, piece).unwrap();
+        }
+        fresh.flush().unwrap();
+        drop(fresh);
+        let again = MmapStorage::create(&m, &out).unwrap();
+        assert!(
+            (0..m.num_pieces()).all(|p| again.may_hold(p)),
+            "a restart re-checks all"
+        );
+        let seed = MmapStorage::open_readonly(&m, &out).unwrap();
+        assert!((0..m.num_pieces()).all(|p| seed.may_hold(p)));
     }
 }

@@ -30,7 +30,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
-pub use hash::{verify_all, verify_all_with_progress, HashPool, HashResult};
+pub use hash::{verify_all, verify_all_with_progress, verify_where, HashPool, HashResult};
 pub use layout::{Layout, Span};
 pub use mem::MemStorage;
 pub use mmap::MmapStorage;
