@@ -145,7 +145,19 @@ impl ScionNet {
     }
 
     /// Feeds one datagram received from the underlay.
+    /// Takes one underlay datagram: a SCION packet, or several back to back when the socket
+    /// coalesced them (UDP GRO).
     pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let n = packet::first_packet_len(rest).unwrap_or(rest.len());
+            let (pkt, tail) = rest.split_at(n);
+            self.on_packet(now, from, pkt);
+            rest = tail;
+        }
+    }
+
+    fn on_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         match packet::decode(data) {
             Ok(Decoded::Udp {
                 src,

@@ -18,9 +18,15 @@ fn addr(port: u16) -> ScionAddr {
     )
 }
 
-/// Moves every pending batch from `from` to `to`, cut at the segment size as the kernel
-/// would. Returns (batches, packets) moved.
-fn deliver(from: &mut ScionNet, to: &mut ScionNet, now: Instant) -> (usize, usize) {
+/// Moves every pending batch from `from` to `to`: cut at the segment size as the kernel would
+/// for a plain socket, or whole as a UDP GRO socket may get it (`coalesced`). Returns
+/// (batches, packets) moved.
+fn deliver(
+    from: &mut ScionNet,
+    to: &mut ScionNet,
+    now: Instant,
+    coalesced: bool,
+) -> (usize, usize) {
     let (mut batches, mut packets) = (0, 0);
     let mut buf = Vec::new();
     let underlay = from.local().socket_addr();
@@ -32,9 +38,14 @@ fn deliver(from: &mut ScionNet, to: &mut ScionNet, now: Instant) -> (usize, usiz
             "same AS: straight to the host"
         );
         batches += 1;
-        for pkt in buf.chunks(out.segment_size.unwrap_or(buf.len())) {
-            to.on_datagram(now, underlay, pkt);
-            packets += 1;
+        let segment = out.segment_size.unwrap_or(buf.len());
+        packets += buf.len().div_ceil(segment);
+        if coalesced {
+            to.on_datagram(now, underlay, &buf);
+        } else {
+            for pkt in buf.chunks(segment) {
+                to.on_datagram(now, underlay, pkt);
+            }
         }
     }
     (batches, packets)
@@ -42,6 +53,15 @@ fn deliver(from: &mut ScionNet, to: &mut ScionNet, now: Instant) -> (usize, usiz
 
 #[test]
 fn gso_batches_are_whole_scion_packets() {
+    transfer(false);
+}
+
+#[test]
+fn gro_buffers_are_split_back_into_packets() {
+    transfer(true);
+}
+
+fn transfer(coalesced: bool) {
     let tuning = QuicTuning::default();
     let (mut a, mut b) = (
         ScionNet::new(addr(1001), &tuning, false).unwrap(),
@@ -56,8 +76,8 @@ fn gso_batches_are_whole_scion_packets() {
     let (mut sent, mut stream, mut received) = (0, None, Vec::new());
     let (mut batches, mut packets) = (0, 0);
     for _ in 0..100_000 {
-        let (ba, pa) = deliver(&mut a, &mut b, now);
-        let (_, pb) = deliver(&mut b, &mut a, now);
+        let (ba, pa) = deliver(&mut a, &mut b, now, coalesced);
+        let (_, pb) = deliver(&mut b, &mut a, now, coalesced);
         batches += ba;
         packets += pa;
         if pa + pb == 0 {
@@ -111,4 +131,25 @@ fn gso_batches_are_whole_scion_packets() {
         packets > 2 * batches,
         "QUIC handed over real batches ({packets} packets in {batches} batches)"
     );
+}
+
+/// Garbage, truncated and glued-together packets are counted, never a panic.
+#[test]
+fn garbage_datagrams_never_panic() {
+    let mut net = ScionNet::new(addr(1002), &QuicTuning::default(), true).unwrap();
+    let from = addr(1001).socket_addr();
+    let now = Instant::now();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for len in 0..2000usize {
+        let junk: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        net.on_datagram(now, from, &junk);
+    }
+    assert!(net.errors.undecodable > 0);
 }

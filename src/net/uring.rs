@@ -22,7 +22,8 @@ use super::scion_net::{NetEvent, Outgoing, ScionNet};
 const SEND_BATCH: usize = 64;
 /// Receive operations kept in flight.
 const RECV_IN_FLIGHT: usize = 4;
-const RECV_BUF: usize = 9216;
+/// Room for a GRO batch (up to 64 KiB of coalesced datagrams).
+const RECV_BUF: usize = 65536;
 
 /// What runs on top of the network.
 pub trait App {
@@ -41,8 +42,8 @@ type RxQueue = Rc<RefCell<VecDeque<(Vec<u8>, SocketAddr)>>>;
 /// Receive buffers handed back by the loop after processing: no allocation and no zeroing per
 /// datagram (the kernel writes into the spare capacity; `len` is what it wrote).
 type BufPool = Rc<RefCell<Vec<Vec<u8>>>>;
-/// Most spare receive buffers kept.
-const POOL_MAX: usize = 1024;
+/// Most spare receive buffers kept (64 KiB each).
+const POOL_MAX: usize = 64;
 
 fn take_buf(pool: &BufPool) -> Vec<u8> {
     pool.borrow_mut()
@@ -62,6 +63,9 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     // Large kernel buffers: bursts of a congestion window must not be dropped locally.
     let _ = s.set_recv_buffer_size(8 << 20);
     let _ = s.set_send_buffer_size(8 << 20);
+    if !gso::enable_gro(&s) {
+        tracing::debug!("UDP GRO not available; receiving datagram by datagram");
+    }
     s.bind(&addr.into())?;
     s.set_nonblocking(true)?;
     Ok(UdpSocket::from_std(s.into()))

@@ -340,6 +340,16 @@ pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, PacketError> {
     decode_inner(buf, false)
 }
 
+/// Length of the SCION packet at the start of `buf` (header length + payload length from the
+/// common header), if `buf` holds at least that much. Splits a UDP GRO buffer, in which the
+/// kernel has glued several datagrams of one flow together, back into packets.
+pub fn first_packet_len(buf: &[u8]) -> Option<usize> {
+    let common = buf.get(..COMMON_HEADER_LEN)?;
+    let total =
+        usize::from(common[5]) * 4 + usize::from(u16::from_be_bytes([common[6], common[7]]));
+    (total >= COMMON_HEADER_LEN && total <= buf.len()).then_some(total)
+}
+
 /// Like [`decode`], and rejects UDP datagrams whose checksum is wrong.
 pub fn decode_checked(buf: &[u8]) -> Result<Decoded<'_>, PacketError> {
     decode_inner(buf, true)
