@@ -72,7 +72,8 @@ rss_sampler() {
     t=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
     ((${a:-0} > anon)) && anon=$a
     ((${t:-0} > tot)) && tot=$t
-    echo "$anon $tot" >"$out"
+    # atomic: a reader never sees a truncated file
+    echo "$anon $tot" >"$out.tmp" && mv -f "$out.tmp" "$out"
     sleep 0.1
   done
 }
@@ -221,7 +222,7 @@ our_download() {
     c1=$(cpu_s "$SEED_PID")
     read -r _ lu ls lmax <"$WORK/leech.$name$i.time"
     read -r lanon _ <"$WORK/leech.$name$i.rss" || lanon=0
-    read -r sanon stot <"$WORK/seed.rss"
+    read -r sanon stot <"$WORK/seed.rss" || { sanon=0; stot=0; }
     wall=$(echo "$t1 - $t0" | bc -l)
     gib=$(echo "$bytes / 1073741824" | bc -l)
     rec download "$name" wall_s "$(printf %.3f "$wall")"
@@ -269,7 +270,7 @@ if has download; then
         c1=$(cpu_s "$spid")
         wall=$(echo "$out" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')
         read -r _ lu ls lmax <"$WORK/ltleech.time"
-        read -r sanon stot <"$WORK/ltseed.rss"
+        read -r sanon stot <"$WORK/ltseed.rss" || { sanon=0; stot=0; }
         gib=$(echo "$bytes / 1073741824" | bc -l)
         rec download libtorrent_tcp wall_s "$wall"
         rec download libtorrent_tcp goodput_mbit "$(echo "$bytes * 8 / $wall / 1000000" | bc -l | xargs printf %.1f)"
@@ -311,7 +312,7 @@ JSON
       if out=$(timeout 600 $PY "$ROOT/perf/lt_transfer.py" get "$WORK/dl/data.torrent" "$WORK/dl/tr_out" "$port" $((port + 1))); then
         c1=$(cpu_s "$spid")
         wall=$(echo "$out" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')
-        read -r sanon stot <"$WORK/trseed.rss"
+        read -r sanon stot <"$WORK/trseed.rss" || { sanon=0; stot=0; }
         gib=$(echo "$bytes / 1073741824" | bc -l)
         rec download transmission_seed_lt_leech wall_s "$wall"
         rec download transmission_seed_lt_leech seeder_cpu_s_per_gib "$(echo "($c1 - $c0) / $gib" | bc -l | xargs printf %.2f)"
@@ -353,7 +354,7 @@ if has bulk; then
     for p in "${lp[@]}"; do wait "$p" || ok=0; done
     t1=$(now)
     c1=$(cpu_s "$SEED_PID")
-    read -r sanon stot <"$WORK/bulkseed.rss"
+    read -r sanon stot <"$WORK/bulkseed.rss" || { sanon=0; stot=0; }
     wall=$(echo "$t1 - $t0" | bc -l)
     gib=$(echo "$bytes / 1073741824" | bc -l)
     if [[ $ok == 1 ]]; then
