@@ -439,7 +439,7 @@ impl Storage for MmapStorage {
         }
         for f in self.files.iter() {
             if let Some(m) = &f.map {
-                m.flush().map_err(io(&f.path))?;
+                m.flush_async().map_err(io(&f.path))?;
             }
         }
         Ok(())

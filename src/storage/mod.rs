@@ -152,7 +152,10 @@ pub trait Storage: Send + Sync {
     fn write_block(&self, piece: u32, begin: u32, data: &[u8]) -> Result<(), StorageError>;
     /// The whole piece, for hashing (zero-copy chunks where possible).
     fn piece_data(&self, piece: u32) -> Result<PieceData, StorageError>;
-    /// Makes written data durable.
+    /// Hands written data to the OS for writing back. Does not wait for the disk: the
+    /// session calls it on its event loop when the download completes, and a synchronous
+    /// msync of a large torrent took longer than the transfer itself. Data in the page cache
+    /// survives the process; after a crash a restart re-verifies what is on disk.
     fn flush(&self) -> Result<(), StorageError>;
 }
 
