@@ -105,15 +105,7 @@ fn transfer(coalesced: bool) {
         while let Some(ev) = b.poll_event() {
             if let NetEvent::Quic(QuicEvent::StreamOpened(h, id) | QuicEvent::Readable(h, id)) = ev
             {
-                let conn = b.quic.connection(h).unwrap();
-                let mut rs = conn.recv_stream(id);
-                let Ok(mut chunks) = rs.read(true) else {
-                    continue;
-                };
-                while let Ok(Some(c)) = chunks.next(usize::MAX) {
-                    received.extend_from_slice(&c.bytes);
-                }
-                let _ = chunks.finalize();
+                crate::quic::read_stream(b.quic.connection(h).unwrap(), id, &mut received);
             }
         }
         if received.len() == data.len() {

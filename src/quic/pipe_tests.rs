@@ -83,15 +83,7 @@ fn stream_transfer_through_memory_pipe_is_byte_exact() {
             match ev {
                 QuicEvent::StreamOpened(h, id) | QuicEvent::Readable(h, id) => {
                     server_conn = Some(h);
-                    let conn = p.b.connection(h).unwrap();
-                    let mut rs = conn.recv_stream(id);
-                    let Ok(mut chunks) = rs.read(true) else {
-                        continue;
-                    };
-                    while let Ok(Some(c)) = chunks.next(usize::MAX) {
-                        received.extend_from_slice(&c.bytes);
-                    }
-                    let _ = chunks.finalize();
+                    super::read_stream(p.b.connection(h).unwrap(), id, &mut received);
                 }
                 _ => {}
             }
