@@ -144,6 +144,16 @@ bwtest_run() { # server_as client_as paths -> prints goodput
   echo "$out" | sed -n 's/.*total goodput: *\([0-9.]*\).*/\1/p' | tail -1
 }
 
+# RUNS bwtest runs, each recorded as goodput_mbit. args: section name server_as client_as paths
+bwtest_series() {
+  local g
+  for _ in $(seq "$RUNS"); do
+    g=$(bwtest_run "$3" "$4" "$5")
+    log "  $2: ${g:-FAILED} Mbit/s"
+    if [[ -n "$g" ]]; then rec "$1" "$2" goodput_mbit "$g"; fi
+  done
+}
+
 if has transport; then
   log "(a) quinn loopback reference, ${QUINN_MIB} MiB x $RUNS"
   [[ -x "$QUINN" ]] || log "  $QUINN missing (cargo build --release --examples)"
@@ -157,11 +167,7 @@ if has transport; then
   for spec in "same_as $AS_A $AS_A 1" "cross_as_1path $AS_B $AS_A 1" "cross_as_3paths $AS_B $AS_A 3"; do
     read -r name sas cas paths <<<"$spec"
     log "(a) bwtest $name (server $sas, client $cas, --paths $paths) x $RUNS"
-    for _ in $(seq "$RUNS"); do
-      g=$(bwtest_run "$sas" "$cas" "$paths")
-      log "  $name: ${g:-FAILED} Mbit/s"
-      [[ -n "$g" ]] && rec transport "ours_$name" goodput_mbit "$g"
-    done
+    bwtest_series transport "ours_$name" "$sas" "$cas" "$paths"
   done
 fi
 
@@ -381,11 +387,7 @@ if has multipath && ! start_testnet three-paths-capped; then
 elif has multipath; then
   for n in 1 2 3; do
     log "(d) bwtest cross AS on three-paths-capped, --paths $n x $RUNS"
-    for _ in $(seq "$RUNS"); do
-      g=$(bwtest_run "$AS_B" "$AS_A" "$n")
-      log "  ${n} paths: ${g:-FAILED} Mbit/s"
-      [[ -n "$g" ]] && rec multipath "capped_${n}paths" goodput_mbit "$g"
-    done
+    bwtest_series multipath "capped_${n}paths" "$AS_B" "$AS_A" "$n"
   done
 fi
 

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::clients::*;
@@ -30,8 +31,9 @@ fn ours_to_libtorrent(maker: Maker, multi: bool) {
     same_tree(&src, &save.join("content"));
 }
 
-/// libtorrent seeder → our leecher (we dial it; TCP only, no SCION daemon).
-fn libtorrent_to_ours(maker: Maker, multi: bool) {
+/// libtorrent seeder → our leecher (we dial it; TCP only, no SCION daemon). Returns the work
+/// dir and the torrent, for checks on the torrent itself.
+fn libtorrent_to_ours(maker: Maker, multi: bool) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let seed_dir = dir.path().join("lt");
     let src = content(&seed_dir, "content", multi, 12);
@@ -42,6 +44,7 @@ fn libtorrent_to_ours(maker: Maker, multi: bool) {
     our_tcp_leecher(&torrent, &out, &format!("127.0.0.1:{port}"), dir.path());
     same_tree(&src, &out);
     assert!(!out.join(".pad").exists(), "BEP 47 padding written to disk");
+    (dir, torrent)
 }
 
 #[test]
@@ -72,12 +75,8 @@ fn libtorrent_seeder_to_us_multi_file_our_torrent() {
 /// A hybrid torrent from libtorrent 2 pads every file to a piece boundary (BEP 47).
 #[test]
 fn libtorrent_seeder_to_us_multi_file_libtorrent_torrent() {
-    libtorrent_to_ours(Maker::Libtorrent, true);
-    // Make sure the case above really had padding in it.
-    let dir = tempfile::tempdir().unwrap();
-    let src = content(dir.path(), "content", true, 13);
-    let torrent = dir.path().join("x.torrent");
-    make(Maker::Libtorrent, &src, &torrent);
+    let (_dir, torrent) = libtorrent_to_ours(Maker::Libtorrent, true);
+    // Make sure the transfer above really had padding in it.
     let info = run(
         &["info".into(), torrent.display().to_string()],
         &[],

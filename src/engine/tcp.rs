@@ -418,6 +418,9 @@ impl TcpLanes {
                 lc.conn.wake_writer.notify_one();
             }
         }
+        if silent.is_empty() {
+            return;
+        }
         let why = format!(
             "peer silent for too long (nothing received in {:?})",
             self.liveness.silent_timeout

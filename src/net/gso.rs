@@ -58,15 +58,17 @@ pub fn control_message(segment: u16) -> Vec<u8> {
             libc::CMSG_LEN(0) as usize,
         )
     };
-    // Filled byte by byte: a Vec<u8> need not be aligned for `cmsghdr`.
     let mut buf = vec![0u8; space];
-    let len_field = std::mem::size_of_val(&unsafe { std::mem::zeroed::<libc::cmsghdr>() }.cmsg_len);
-    buf[..len_field].copy_from_slice(&len.to_ne_bytes()[..len_field]);
-    let level_at = std::mem::offset_of!(libc::cmsghdr, cmsg_level);
-    let type_at = std::mem::offset_of!(libc::cmsghdr, cmsg_type);
-    buf[level_at..level_at + 4].copy_from_slice(&libc::SOL_UDP.to_ne_bytes());
-    buf[type_at..type_at + 4].copy_from_slice(&UDP_SEGMENT.to_ne_bytes());
-    buf[data_at..data_at + 2].copy_from_slice(&segment.to_ne_bytes());
+    // SAFETY: a zeroed cmsghdr is valid; `buf` holds CMSG_SPACE(2) bytes, room for the header
+    // at 0 and the u16 at CMSG_LEN(0); unaligned writes because a Vec<u8> need not be aligned.
+    unsafe {
+        let mut hdr: libc::cmsghdr = std::mem::zeroed();
+        hdr.cmsg_len = len as _;
+        hdr.cmsg_level = libc::SOL_UDP;
+        hdr.cmsg_type = UDP_SEGMENT;
+        std::ptr::write_unaligned(buf.as_mut_ptr().cast::<libc::cmsghdr>(), hdr);
+        std::ptr::write_unaligned(buf.as_mut_ptr().add(data_at).cast::<u16>(), segment);
+    }
     buf
 }
 

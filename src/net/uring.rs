@@ -93,8 +93,9 @@ fn spawn_receivers(
                 buf = b;
                 match res {
                     Ok((n, from)) => {
-                        let mut pkt = std::mem::replace(&mut buf, take_buf(&pool));
-                        pkt.truncate(n);
+                        // The kernel set the length to what it wrote.
+                        let pkt = std::mem::replace(&mut buf, take_buf(&pool));
+                        debug_assert_eq!(pkt.len(), n);
                         rx.borrow_mut().push_back((pkt, from));
                         notify.notify_one();
                     }

@@ -524,38 +524,30 @@ fn parse_info(mut d: DictDecoder<'_, '_>) -> Result<ParsedInfo, MetaError> {
                     let c = sanitize_component(&String::from_utf8_lossy(c))?;
                     path.push(c);
                 }
-                if pad {
-                    // Never written, so its path may repeat (".pad/N" for equal N).
-                    files.push(FileEntry {
-                        path,
-                        length: len,
-                        offset,
-                        pad: true,
-                    });
-                    offset = offset.checked_add(len).ok_or(MetaError::LengthOverflow)?;
-                    continue;
-                }
-                // Every proper ancestor is a directory.
-                let mut anc = path.parent();
-                while let Some(a) = anc {
-                    if a.as_os_str().is_empty() {
-                        break;
+                // Padding is never written, so its path may repeat (".pad/N" for equal N).
+                if !pad {
+                    // Every proper ancestor is a directory.
+                    let mut anc = path.parent();
+                    while let Some(a) = anc {
+                        if a.as_os_str().is_empty() {
+                            break;
+                        }
+                        seen_dirs.insert(a.to_path_buf());
+                        anc = a.parent();
                     }
-                    seen_dirs.insert(a.to_path_buf());
-                    anc = a.parent();
-                }
-                if !seen_files.insert(path.clone()) {
-                    return Err(MetaError::DuplicatePath(path));
+                    if !seen_files.insert(path.clone()) {
+                        return Err(MetaError::DuplicatePath(path));
+                    }
                 }
                 files.push(FileEntry {
                     path,
                     length: len,
                     offset,
-                    pad: false,
+                    pad,
                 });
                 offset = offset.checked_add(len).ok_or(MetaError::LengthOverflow)?;
             }
-            if let Some(f) = files.iter().find(|f| seen_dirs.contains(&f.path)) {
+            if let Some(f) = files.iter().find(|f| !f.pad && seen_dirs.contains(&f.path)) {
                 return Err(MetaError::DuplicatePath(f.path.clone()));
             }
             (files, offset, true)

@@ -288,7 +288,7 @@ pub struct Transmission {
     _daemon: Client,
     rpc_port: u16,
     pub peer_port: u16,
-    config: PathBuf,
+    log: PathBuf,
 }
 
 impl Transmission {
@@ -313,19 +313,20 @@ impl Transmission {
         std::fs::write(config.join("settings.json"), settings.to_string()).unwrap();
         let mut c = Command::new("transmission-daemon");
         c.arg("-f").arg("-g").arg(&config);
-        let daemon = Client::spawn(c, work.join("transmission.log"));
+        let log = work.join("transmission.log");
+        let daemon = Client::spawn(c, log.clone());
         let t = Transmission {
             _daemon: daemon,
             rpc_port,
             peer_port,
-            config,
+            log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !t.remote(&["-si"]).status.success() {
             assert!(
                 Instant::now() < deadline,
                 "transmission-daemon did not answer RPC: {}",
-                std::fs::read_to_string(work.join("transmission.log")).unwrap_or_default()
+                std::fs::read_to_string(&t.log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -367,8 +368,7 @@ impl Transmission {
             assert!(
                 Instant::now() < deadline,
                 "Transmission did not complete within {timeout:?}:\n{info}\nlog:\n{}",
-                std::fs::read_to_string(self.config.join("../transmission.log"))
-                    .unwrap_or_default()
+                std::fs::read_to_string(&self.log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(250));
         }
