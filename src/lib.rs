@@ -2,6 +2,7 @@
 
 pub mod bwtest;
 pub mod cli;
+pub mod client;
 pub mod engine;
 pub mod lanes;
 pub mod metrics;

@@ -1,0 +1,324 @@
+//! The control plane between the client's event loop (its own io_uring thread) and its front
+//! ends (HTTP API, CLI, web UI). Front ends send [`Command`]s and read [`ClientSnapshot`]s; they
+//! never reach into torrent state. The snapshot types are also the HTTP API's JSON shapes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::scion::PeerAddr;
+
+/// A torrent's v1 info hash.
+pub type InfoHash = [u8; 20];
+
+/// Why a command failed; the HTTP API maps each kind to one status code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("no torrent with info hash {0}")]
+    UnknownTorrent(String),
+    #[error("torrent {0} is already added")]
+    Duplicate(String),
+    #[error("bad torrent: {0}")]
+    BadTorrent(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("the client is shutting down")]
+    ShuttingDown,
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, ControlError>>;
+
+/// Where a torrent's metadata comes from.
+#[derive(Debug, Clone)]
+pub enum TorrentSource {
+    /// The bytes of a .torrent file.
+    Metainfo(Vec<u8>),
+    /// A magnet URI (metadata fetched from peers).
+    Magnet(String),
+}
+
+/// Byte-rate limits; `None` = unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub download_bps: Option<u64>,
+    pub upload_bps: Option<u64>,
+}
+
+/// When a complete torrent stops seeding; both `None` = seed forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeedPolicy {
+    pub stop_at_ratio: Option<f64>,
+    pub stop_after_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AddTorrent {
+    pub source: TorrentSource,
+    /// Output directory, already checked to lie inside the download root.
+    pub out_dir: PathBuf,
+    pub paused: bool,
+    pub peers: Vec<PeerAddr>,
+    pub limits: Limits,
+}
+
+pub enum Command {
+    Add(Box<AddTorrent>, Reply<InfoHash>),
+    Pause(InfoHash, Reply<()>),
+    Resume(InfoHash, Reply<()>),
+    Remove {
+        info_hash: InfoHash,
+        delete_data: bool,
+        reply: Reply<()>,
+    },
+    /// Peers for a running torrent's peer book; replies how many were new.
+    AddPeers {
+        info_hash: InfoHash,
+        peers: Vec<PeerAddr>,
+        reply: Reply<usize>,
+    },
+    /// `None`: the global limits.
+    SetLimits {
+        info_hash: Option<InfoHash>,
+        limits: Limits,
+        reply: Reply<()>,
+    },
+    SetSeedPolicy(SeedPolicy, Reply<()>),
+    /// Save state, tell peers, stop.
+    Shutdown(Reply<()>),
+}
+
+/// A torrent's state machine, as seen from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TorrentState {
+    FetchingMetadata,
+    Checking,
+    Downloading,
+    Seeding,
+    Paused,
+    Error,
+}
+
+/// One interface a path crosses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopSnapshot {
+    pub ia: String,
+    pub interface: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathSnapshot {
+    /// Stable id of the route (ISD-AS + interfaces).
+    pub fingerprint: String,
+    /// Interfaces crossed in order, `ISD-AS#interface`; empty inside one AS.
+    pub hops: Vec<HopSnapshot>,
+    pub mtu: u16,
+    pub latency_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// QUIC over SCION.
+    Scion,
+    /// Plain BitTorrent over TCP.
+    Tcp,
+}
+
+/// One lane: a QUIC connection on one SCION path, or one TCP connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaneSnapshot {
+    pub id: u64,
+    pub peer: String,
+    pub transport: Transport,
+    /// Short label telling it apart from the peer's other lanes (e.g. `via 1-ff00:0:120`).
+    pub label: String,
+    pub path: Option<PathSnapshot>,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    /// Bytes per second over the last few seconds.
+    pub rate_down: f64,
+    pub rate_up: f64,
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p90: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    pub open: bool,
+    pub closed_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerSnapshot {
+    pub addr: String,
+    pub transport: Transport,
+    /// From the BEP 10 handshake `v` (or the peer id), if known.
+    pub client: Option<String>,
+    /// Where we learned of it: `cli`, `api`, `incoming`, `resume`, `tracker`, `dht`, `pex`, `magnet`.
+    pub source: String,
+    pub lanes: usize,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    pub rate_down: f64,
+    pub rate_up: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileSnapshot {
+    pub path: String,
+    pub length: u64,
+    /// Verified bytes of this file.
+    pub done: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TorrentSnapshot {
+    /// Lowercase hex.
+    pub info_hash: String,
+    pub name: String,
+    /// Total bytes (0 while fetching metadata).
+    pub size: u64,
+    pub state: TorrentState,
+    /// Why the torrent is in `Error`, or the last problem worth showing.
+    pub error: Option<String>,
+    /// Verified fraction, 0..=1.
+    pub progress: f64,
+    pub pieces_have: u32,
+    pub pieces_total: u32,
+    pub piece_length: u64,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    pub rate_down: f64,
+    pub rate_up: f64,
+    pub ratio: f64,
+    pub eta_secs: Option<u64>,
+    pub out_dir: String,
+    pub added_unix: u64,
+    pub limits: Limits,
+    pub files: Vec<FileSnapshot>,
+    pub peers: Vec<PeerSnapshot>,
+    pub lanes: Vec<LaneSnapshot>,
+    /// Peer book: known addresses, connected now, banned.
+    pub peers_known: usize,
+    pub peers_connected: usize,
+    pub peers_banned: usize,
+}
+
+/// A path the path service knows to a destination AS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnownPath {
+    pub path: PathSnapshot,
+    /// Lanes on it now, over all torrents.
+    pub lanes: usize,
+    /// Why it is being avoided, while it is.
+    pub failed: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestinationPaths {
+    pub ia: String,
+    pub paths: Vec<KnownPath>,
+    pub refreshed_unix_ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientSnapshot {
+    pub at_unix_ms: u64,
+    /// Our SCION address, if SCION is up.
+    pub local_scion: Option<String>,
+    pub tcp_listen: Option<String>,
+    pub sciond: Option<String>,
+    pub limits: Limits,
+    pub seed_policy: SeedPolicy,
+    pub torrents: Vec<TorrentSnapshot>,
+    pub paths: Vec<DestinationPaths>,
+}
+
+/// The front ends' side: cloneable, usable from any thread or runtime.
+#[derive(Clone)]
+pub struct ClientHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    snapshots: watch::Receiver<Arc<ClientSnapshot>>,
+}
+
+/// The event loop's side.
+pub struct ClientSide {
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    pub snapshots: watch::Sender<Arc<ClientSnapshot>>,
+}
+
+pub fn channel() -> (ClientHandle, ClientSide) {
+    let (ctx, crx) = mpsc::unbounded_channel();
+    let (stx, srx) = watch::channel(Arc::new(ClientSnapshot::default()));
+    (
+        ClientHandle {
+            commands: ctx,
+            snapshots: srx,
+        },
+        ClientSide {
+            commands: crx,
+            snapshots: stx,
+        },
+    )
+}
+
+impl ClientHandle {
+    /// Sends a command built around a fresh reply channel and waits for the answer.
+    pub async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ControlError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .map_err(|_| ControlError::ShuttingDown)?;
+        rx.await.map_err(|_| ControlError::ShuttingDown)?
+    }
+
+    /// The latest published state.
+    pub fn snapshot(&self) -> Arc<ClientSnapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// A receiver that wakes on every new snapshot (for live streams).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ClientSnapshot>> {
+        self.snapshots.clone()
+    }
+}
+
+/// Lowercase hex of an info hash.
+pub fn info_hash_hex(h: &InfoHash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses 40 hex digits.
+pub fn parse_info_hash(s: &str) -> Result<InfoHash, ControlError> {
+    let bad = || ControlError::BadRequest(format!("invalid info hash {s:?}: need 40 hex digits"));
+    if s.len() != 40 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 20];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_hash_hex_round_trip() {
+        let h = [0xabu8; 20];
+        assert_eq!(parse_info_hash(&info_hash_hex(&h)).unwrap(), h);
+        assert!(parse_info_hash("zz").is_err());
+        assert!(parse_info_hash(&"g".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn state_serialises_snake_case() {
+        let s = serde_json::to_string(&TorrentState::FetchingMetadata).unwrap();
+        assert_eq!(s, "\"fetching_metadata\"");
+    }
+}
