@@ -11,4 +11,5 @@ pub mod quic;
 pub mod scion;
 pub mod storage;
 pub mod torrent;
+pub mod web_assets;
 pub mod wire;

@@ -74,10 +74,12 @@ pub enum Command {
         delete_data: bool,
         reply: Reply<()>,
     },
-    /// Peers for a running torrent's peer book; replies how many were new.
+    /// Peers for a running torrent's peer book; replies how many were new. Discovery
+    /// sources (trackers, DHT, PEX) are front ends too: they only add peers this way.
     AddPeers {
         info_hash: InfoHash,
         peers: Vec<PeerAddr>,
+        source: PeerSource,
         reply: Reply<usize>,
     },
     /// `None`: the global limits.
@@ -89,6 +91,20 @@ pub enum Command {
     SetSeedPolicy(SeedPolicy, Reply<()>),
     /// Save state, tell peers, stop.
     Shutdown(Reply<()>),
+}
+
+/// Where a peer address came from (shown per peer; decides nothing about trust).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerSource {
+    Cli,
+    Api,
+    Incoming,
+    Resume,
+    Tracker,
+    Dht,
+    Pex,
+    Magnet,
 }
 
 /// A torrent's state machine, as seen from outside.
@@ -156,8 +172,7 @@ pub struct PeerSnapshot {
     pub transport: Transport,
     /// From the BEP 10 handshake `v` (or the peer id), if known.
     pub client: Option<String>,
-    /// Where we learned of it: `cli`, `api`, `incoming`, `resume`, `tracker`, `dht`, `pex`, `magnet`.
-    pub source: String,
+    pub source: PeerSource,
     pub lanes: usize,
     pub bytes_down: u64,
     pub bytes_up: u64,
