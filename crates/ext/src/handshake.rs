@@ -245,7 +245,13 @@ mod tests {
         let h = decode_handshake(b"d1:md1:xi300e1:yi0e2:zzi7ee1:pi70000e6:yourip3:abce").unwrap();
         assert_eq!((h.id_of("y"), h.id_of("zz"), h.m.len()), (None, Some(7), 2));
         assert_eq!((h.p, h.yourip), (None, None));
-        for bad in [&b""[..], b"i1e", b"d1:m", b"d1:zi1e1:ai1ee", b"d1:mi1e1:mi1ee"] {
+        for bad in [
+            &b""[..],
+            b"i1e",
+            b"d1:m",
+            b"d1:zi1e1:ai1ee",
+            b"d1:mi1e1:mi1ee",
+        ] {
             assert!(decode_handshake(bad).is_err(), "{bad:?}");
         }
     }

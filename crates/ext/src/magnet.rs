@@ -87,11 +87,7 @@ pub fn parse_magnet(uri: &str) -> Result<Magnet, MagnetError> {
                     saw_v2 = true;
                 }
             }
-            "dn" => {
-                if m.display_name.is_none() {
-                    m.display_name = Some(value.into_owned());
-                }
-            }
+            "dn" if m.display_name.is_none() => m.display_name = Some(value.into_owned()),
             "xl" => {
                 let v = value.trim();
                 m.exact_length = Some(
@@ -101,7 +97,9 @@ pub fn parse_magnet(uri: &str) -> Result<Magnet, MagnetError> {
             }
             "tr" => {
                 let t = value.trim();
-                if !t.is_empty() && m.trackers.len() < MAX_LIST && !m.trackers.iter().any(|x| x == t)
+                if !t.is_empty()
+                    && m.trackers.len() < MAX_LIST
+                    && !m.trackers.iter().any(|x| x == t)
                 {
                     m.trackers.push(t.to_owned());
                 }
@@ -137,14 +135,17 @@ fn base_key(key: &str) -> &str {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// Decodes a v1 info hash: 40 hex digits or 32 base32 characters, either case.
 pub fn decode_info_hash(s: &str) -> Result<[u8; 20], MagnetError> {
     let bad = || MagnetError::BadInfoHash(s.chars().take(64).collect());
     let bytes = match s.len() {
-        40 => HEXLOWER_PERMISSIVE.decode(s.as_bytes()).map_err(|_| bad())?,
+        40 => HEXLOWER_PERMISSIVE
+            .decode(s.as_bytes())
+            .map_err(|_| bad())?,
         32 => BASE32
             .decode(s.to_ascii_uppercase().as_bytes())
             .map_err(|_| bad())?,
@@ -290,13 +291,19 @@ mod tests {
             .with_peer("1-ff00:0:112,[::1]:43000".parse().unwrap());
         let s = m.to_string();
         assert!(s.starts_with(&format!("magnet:?xt=urn:btih:{HASH_HEX}&dn=a%20name")));
-        assert!(s.contains("&x.pe=1-ff00%3A0%3A112%2C%5B%3A%3A1%5D%3A43000"), "{s}");
+        assert!(
+            s.contains("&x.pe=1-ff00%3A0%3A112%2C%5B%3A%3A1%5D%3A43000"),
+            "{s}"
+        );
         assert_eq!(parse_magnet(&s).unwrap(), m);
     }
 
     #[test]
     fn errors() {
-        let long = format!("magnet:?xt=urn:btih:{HASH_HEX}&dn={}", "a".repeat(MAX_URI_LEN));
+        let long = format!(
+            "magnet:?xt=urn:btih:{HASH_HEX}&dn={}",
+            "a".repeat(MAX_URI_LEN)
+        );
         for (bad, want) in [
             ("", MagnetError::NotMagnet),
             ("http://x/?xt=urn:btih:00", MagnetError::NotMagnet),
@@ -323,9 +330,15 @@ mod tests {
             assert_eq!(parse_magnet(bad), Err(want), "{bad}");
         }
         assert_eq!(parse_magnet(&long), Err(MagnetError::TooLong(long.len())));
-        let two = format!("magnet:?xt=urn:btih:{HASH_HEX}&xt=urn:btih:{}", "0".repeat(40));
+        let two = format!(
+            "magnet:?xt=urn:btih:{HASH_HEX}&xt=urn:btih:{}",
+            "0".repeat(40)
+        );
         assert_eq!(parse_magnet(&two), Err(MagnetError::ConflictingInfoHashes));
-        let same = format!("magnet:?xt=urn:btih:{HASH_HEX}&xt=urn:btih:{}", BASE32.encode(&hash()));
+        let same = format!(
+            "magnet:?xt=urn:btih:{HASH_HEX}&xt=urn:btih:{}",
+            BASE32.encode(&hash())
+        );
         assert!(parse_magnet(&same).is_ok());
         let xl = format!("magnet:?xt=urn:btih:{HASH_HEX}&xl=-1");
         assert_eq!(parse_magnet(&xl), Err(MagnetError::BadLength("-1".into())));
@@ -340,16 +353,25 @@ mod tests {
             &dn=file.bin&tr=udp%3a%2f%2ftracker.example.org%3a6969%2fannounce\
             &tr=http%3a%2f%2ft2.example%2fannounce%3fx%3d1%26y%3d2";
         let m = parse_magnet(hybrid).unwrap();
-        assert_eq!(m.info_hash_hex(), "f6b1f534862b6454f0246f67e7c347b7d48b8fef");
+        assert_eq!(
+            m.info_hash_hex(),
+            "f6b1f534862b6454f0246f67e7c347b7d48b8fef"
+        );
         assert_eq!(m.display_name.as_deref(), Some("file.bin"));
         assert_eq!(
             m.trackers,
-            ["udp://tracker.example.org:6969/announce", "http://t2.example/announce?x=1&y=2"]
+            [
+                "udp://tracker.example.org:6969/announce",
+                "http://t2.example/announce?x=1&y=2"
+            ]
         );
         let v1 = "magnet:?xt=urn:btih:3d32bfbe7cc11a9eaf5b9d2861eed5c409177840&dn=file.bin\
             &tr=udp%3a%2f%2ftracker.example.org%3a6969%2fannounce";
         let m = parse_magnet(v1).unwrap();
-        assert_eq!(m.info_hash_hex(), "3d32bfbe7cc11a9eaf5b9d2861eed5c409177840");
+        assert_eq!(
+            m.info_hash_hex(),
+            "3d32bfbe7cc11a9eaf5b9d2861eed5c409177840"
+        );
         // Ours, written back, is what libtorrent wrote modulo escape case.
         assert_eq!(
             Magnet::new(m.info_hash)
@@ -372,8 +394,10 @@ mod tests {
         ] {
             assert!(parse_magnet(g).is_err(), "{g}");
         }
-        let ok = parse_magnet(&format!("magnet:?xt=urn:btih:{HASH_HEX}&x.pe=&x.pe=%ff%fe&dn=%ff"))
-            .unwrap();
+        let ok = parse_magnet(&format!(
+            "magnet:?xt=urn:btih:{HASH_HEX}&x.pe=&x.pe=%ff%fe&dn=%ff"
+        ))
+        .unwrap();
         assert_eq!(ok.peers, []);
         assert_eq!(ok.skipped_peers.len(), 2);
         assert_eq!(ok.display_name.as_deref(), Some("\u{fffd}"));
@@ -383,7 +407,11 @@ mod tests {
     fn lists_are_bounded() {
         let mut uri = format!("magnet:?xt=urn:btih:{HASH_HEX}");
         for i in 0..1000 {
-            uri.push_str(&format!("&tr=http://t{i}/&x.pe=10.0.{}.{}:1", i / 256, i % 256));
+            uri.push_str(&format!(
+                "&tr=http://t{i}/&x.pe=10.0.{}.{}:1",
+                i / 256,
+                i % 256
+            ));
         }
         let m = parse_magnet(&uri).unwrap();
         assert_eq!(m.trackers.len(), MAX_LIST);

@@ -255,8 +255,9 @@ mod tests {
 
     #[test]
     fn peer_ids_follow_its_handshakes() {
-        let h = decode_handshake(b"d1:md5:otheri9e11:ut_metadatai3e6:ut_pexi7ee13:metadata_sizei99ee")
-            .unwrap();
+        let h =
+            decode_handshake(b"d1:md5:otheri9e11:ut_metadatai3e6:ut_pexi7ee13:metadata_sizei99ee")
+                .unwrap();
         let mut p = PeerExtensions::from_handshake(&h);
         assert_eq!(p.id_for(Extension::Metadata), Some(3));
         assert_eq!(p.metadata_size, Some(99));

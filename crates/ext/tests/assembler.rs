@@ -12,7 +12,9 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A fake info dictionary of `len` bytes (content does not matter to the assembler).
 fn info(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
 }
 
 fn hash(b: &[u8]) -> [u8; 20] {
@@ -103,7 +105,10 @@ fn sizes_outside_limits_are_refused() {
     assert_eq!(a.add_peer(1, 0), Err(AddPeerError::ZeroSize));
     let big = MAX_METADATA_SIZE as u64 + 1;
     assert_eq!(a.add_peer(1, big), Err(AddPeerError::TooLarge(big)));
-    assert_eq!(a.add_peer(1, u64::MAX), Err(AddPeerError::TooLarge(u64::MAX)));
+    assert_eq!(
+        a.add_peer(1, u64::MAX),
+        Err(AddPeerError::TooLarge(u64::MAX))
+    );
     assert_eq!(a.size(), None);
     assert!(a.poll_requests(Instant::now()).is_empty());
     a.add_peer(1, MAX_METADATA_SIZE as u64).unwrap();
@@ -121,11 +126,18 @@ fn wrong_piece_length_or_total_size_bans_and_drops_contributions() {
     let reqs = a.poll_requests(now);
     assert_eq!(reqs.len(), 3);
     // Peer 1 answers its first piece correctly, then sends a short piece.
-    let mine: Vec<u32> = reqs.iter().filter(|r| r.peer == 1).map(|r| r.piece).collect();
+    let mine: Vec<u32> = reqs
+        .iter()
+        .filter(|r| r.peer == 1)
+        .map(|r| r.piece)
+        .collect();
     let good = MetadataServer::new(Some(meta.clone()))
         .answer(&MetadataMessage::Request { piece: mine[0] })
         .unwrap();
-    assert!(matches!(a.on_message(&1, &good), MetadataEvent::Progress { have: 1, .. }));
+    assert!(matches!(
+        a.on_message(&1, &good),
+        MetadataEvent::Progress { have: 1, .. }
+    ));
     let short = MetadataMessage::Data {
         piece: mine[1],
         total_size: total,
@@ -145,14 +157,20 @@ fn wrong_piece_length_or_total_size_bans_and_drops_contributions() {
         total_size: total + 1,
         data: vec![0; 10],
     };
-    assert!(matches!(a.on_message(&2, &lie), MetadataEvent::Misbehaved { peer: 2, .. }));
+    assert!(matches!(
+        a.on_message(&2, &lie),
+        MetadataEvent::Misbehaved { peer: 2, .. }
+    ));
     assert!(a.poll_requests(now).is_empty());
     assert!(a.is_stalled());
     // An honest newcomer gets everything.
     a.add_peer(3, total).unwrap();
     let mut peers: BTreeMap<u32, Behaviour> = BTreeMap::from([(3, honest(meta.clone()))]);
     let mut now = now;
-    assert_eq!(completed(&run(&mut a, &mut peers, &mut now, 10)), Some(&meta));
+    assert_eq!(
+        completed(&run(&mut a, &mut peers, &mut now, 10)),
+        Some(&meta)
+    );
 }
 
 #[test]
@@ -168,10 +186,17 @@ fn bad_hash_from_one_peer_bans_it() {
         .iter()
         .any(|(_, e)| *e == MetadataEvent::HashMismatch { banned: vec![7] }));
     assert!(a.is_banned(&7));
-    assert_eq!(a.size(), None, "discarded; the size is taken again from the next peer");
+    assert_eq!(
+        a.size(),
+        None,
+        "discarded; the size is taken again from the next peer"
+    );
     a.add_peer(8, meta.len() as u64).unwrap();
     peers.insert(8, honest(meta.clone()));
-    assert_eq!(completed(&run(&mut a, &mut peers, &mut now, 10)), Some(&meta));
+    assert_eq!(
+        completed(&run(&mut a, &mut peers, &mut now, 10)),
+        Some(&meta)
+    );
     assert!(!a.is_banned(&8));
 }
 
@@ -251,14 +276,18 @@ fn silent_peer_times_out_and_late_answers_still_count() {
     assert!(a.is_stalled(), "the only peer timed out on every piece");
     // Its late answer for piece 0 is still welcome.
     let server = MetadataServer::new(Some(meta.clone()));
-    let late = server.answer(&MetadataMessage::Request { piece: 0 }).unwrap();
+    let late = server
+        .answer(&MetadataMessage::Request { piece: 0 })
+        .unwrap();
     assert_eq!(
         a.on_message(&1, &late),
         MetadataEvent::Progress { have: 1, total: 2 }
     );
     // Unsolicited data from a peer never asked is ignored.
     a.add_peer(2, meta.len() as u64).unwrap();
-    let unsolicited = server.answer(&MetadataMessage::Request { piece: 1 }).unwrap();
+    let unsolicited = server
+        .answer(&MetadataMessage::Request { piece: 1 })
+        .unwrap();
     assert_eq!(a.on_message(&2, &unsolicited), MetadataEvent::Ignored);
     let reqs = a.poll_requests(t0 + TIMEOUT);
     assert_eq!(reqs, vec![Request { peer: 2, piece: 1 }]);
@@ -278,10 +307,8 @@ fn peers_claiming_another_size_are_not_asked_unless_the_size_fails() {
     let reqs = a.poll_requests(Instant::now());
     assert!(reqs.iter().all(|r| r.peer == 1));
     // The liar sends a forged dictionary of its size; after the mismatch the honest size wins.
-    let mut peers: BTreeMap<u32, Behaviour> = BTreeMap::from([
-        (1, honest(info(999_999, 1))),
-        (2, honest(meta.clone())),
-    ]);
+    let mut peers: BTreeMap<u32, Behaviour> =
+        BTreeMap::from([(1, honest(info(999_999, 1))), (2, honest(meta.clone()))]);
     let mut now = Instant::now();
     // Drop the requests already handed out: re-run from scratch.
     a.remove_peer(&1);
@@ -290,7 +317,11 @@ fn peers_claiming_another_size_are_not_asked_unless_the_size_fails() {
     assert!(events
         .iter()
         .any(|(_, e)| *e == MetadataEvent::HashMismatch { banned: vec![1] }));
-    assert_eq!(completed(&events), Some(&meta), "then the honest size and peer");
+    assert_eq!(
+        completed(&events),
+        Some(&meta),
+        "then the honest size and peer"
+    );
 }
 
 #[test]

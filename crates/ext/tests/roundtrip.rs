@@ -18,14 +18,15 @@ fn ip() -> impl Strategy<Value = IpAddr> {
 
 fn ia() -> impl Strategy<Value = Ia> {
     // ISD 16 bits, AS 48 bits.
-    (1u64..=0xffff, 0u64..(1 << 48)).prop_map(|(isd, asn)| Ia((isd << 48) | asn))
+    (1u64..=0xffff, 0u64..(1 << 48)).prop_map(|(isd, asn)| Ia::from_u64((isd << 48) | asn))
 }
 
 /// Peers as they appear on the wire: any family, port ≥ 1.
 fn peer() -> impl Strategy<Value = PeerAddr> {
     prop_oneof![
         (ip(), 1u16..).prop_map(|(ip, port)| PeerAddr::Ip(SocketAddr::new(ip, port))),
-        (ia(), ip(), 1u16..).prop_map(|(ia, ip, port)| PeerAddr::Scion(ScionAddr::new(ia, ip, port))),
+        (ia(), ip(), 1u16..)
+            .prop_map(|(ia, ip, port)| PeerAddr::Scion(ScionAddr::new(ia, ip, port))),
     ]
 }
 
@@ -79,7 +80,8 @@ fn pex_message() -> impl Strategy<Value = PexMessage> {
 fn handshake() -> impl Strategy<Value = ExtHandshake> {
     let yourip = prop_oneof![
         ip().prop_map(|ip| PeerAddr::Ip(SocketAddr::new(ip, 0))),
-        (ia(), ip(), any::<u16>()).prop_map(|(ia, ip, p)| PeerAddr::Scion(ScionAddr::new(ia, ip, p))),
+        (ia(), ip(), any::<u16>())
+            .prop_map(|(ia, ip, p)| PeerAddr::Scion(ScionAddr::new(ia, ip, p))),
     ];
     (
         proptest::collection::btree_map("[a-z_]{1,12}", any::<u8>(), 0..5),

@@ -481,7 +481,7 @@ impl<P: Clone + Ord> MetadataAssembler<P> {
                     .any(|(i, s)| *s == Slot::Missing && !p.refused.contains(&(i as u32)))
         };
         if let Some(src) = &self.source {
-            if self.peers.get(src).is_some_and(|p| can_serve(p)) {
+            if self.peers.get(src).is_some_and(&can_serve) {
                 return;
             }
             // Do not switch while the source still has requests out.

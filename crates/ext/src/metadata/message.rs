@@ -95,9 +95,10 @@ impl MetadataMessage {
                 total_size,
                 data,
             } => {
-                w.int(b"msg_type", 1)
-                    .int(b"piece", i64::from(*piece))
-                    .int(b"total_size", i64::try_from(*total_size).unwrap_or(i64::MAX));
+                w.int(b"msg_type", 1).int(b"piece", i64::from(*piece)).int(
+                    b"total_size",
+                    i64::try_from(*total_size).unwrap_or(i64::MAX),
+                );
                 let mut out = w.finish();
                 out.extend_from_slice(data);
                 out
@@ -119,7 +120,10 @@ mod tests {
             total_size: 3425,
             data: b"xxxx".to_vec(),
         };
-        assert_eq!(data.encode(), b"d8:msg_typei1e5:piecei0e10:total_sizei3425eexxxx");
+        assert_eq!(
+            data.encode(),
+            b"d8:msg_typei1e5:piecei0e10:total_sizei3425eexxxx"
+        );
         let rej = MetadataMessage::Reject { piece: 7 };
         assert_eq!(rej.encode(), b"d8:msg_typei2e5:piecei7ee");
         for m in [req, data, rej] {

@@ -58,7 +58,10 @@ mod tests {
         ]
         .concat();
         assert_eq!(t, want);
-        assert_eq!(torrent_file(info, &[]).unwrap(), [&b"d4:info"[..], info, b"e"].concat());
+        assert_eq!(
+            torrent_file(info, &[]).unwrap(),
+            [&b"d4:info"[..], info, b"e"].concat()
+        );
         for bad in [&b"le"[..], b"d1:a", b"de1", b""] {
             assert!(torrent_file(bad, &[]).is_err(), "{bad:?}");
         }

@@ -107,6 +107,9 @@ fn write_addr(a: &PeerAddr, out: &mut Vec<u8>) {
     }
 }
 
+/// One family's `added`, `added.f` and `dropped` values.
+type KeyValues<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// A ut_pex payload that is not a bencoded dictionary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid ut_pex message: {0}")]
@@ -130,7 +133,7 @@ pub fn decode_pex_message(payload: &[u8]) -> Result<PexMessage, PexError> {
         Ok(())
     })
     .map_err(PexError)?;
-    let mut lists: [(Option<&[u8]>, Option<&[u8]>, Option<&[u8]>); 4] = Default::default();
+    let mut lists: [KeyValues<'_>; 4] = Default::default();
     for (k, v) in &owned {
         let v = v.as_slice();
         for (i, f) in Family::ALL.iter().enumerate() {

@@ -138,7 +138,9 @@ mod tests {
         assert_eq!(m.added.len(), 50);
         assert!(m.added.iter().all(|(a, _)| *a != me));
         assert_eq!(s.poll_timeout(), Some(t0 + SEND_INTERVAL));
-        assert!(s.poll_message(t0 + Duration::from_secs(59), &swarm, Some(&me)).is_none());
+        assert!(s
+            .poll_message(t0 + Duration::from_secs(59), &swarm, Some(&me))
+            .is_none());
         let t1 = t0 + SEND_INTERVAL;
         let m = s.poll_message(t1, &swarm, Some(&me)).unwrap();
         assert_eq!(m.added.len(), 50);
@@ -147,7 +149,9 @@ mod tests {
         let t2 = t1 + SEND_INTERVAL;
         let m = s.poll_message(t2, &swarm, Some(&me)).unwrap();
         assert_eq!((m.added.len(), m.dropped.len()), (19, 50));
-        let m = s.poll_message(t2 + SEND_INTERVAL, &swarm, Some(&me)).unwrap();
+        let m = s
+            .poll_message(t2 + SEND_INTERVAL, &swarm, Some(&me))
+            .unwrap();
         assert_eq!((m.added.len(), m.dropped.len()), (0, 9));
         assert!(s
             .poll_message(t2 + 2 * SEND_INTERVAL, &swarm, Some(&me))
