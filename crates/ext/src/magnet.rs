@@ -204,7 +204,8 @@ impl std::str::FromStr for Magnet {
     }
 }
 
-/// Writes the canonical form: `magnet:?xt=urn:btih:<hex>[&dn=][&xl=][&tr=]*[&x.pe=]*`.
+/// Writes the canonical form: `magnet:?xt=urn:btih:<hex>[&dn=][&xl=][&tr=]*[&x.pe=]*`, values
+/// percent-encoded except IP peers (libtorrent does not decode `x.pe`).
 impl fmt::Display for Magnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "magnet:?xt=urn:btih:{}", self.info_hash_hex())?;
@@ -218,7 +219,14 @@ impl fmt::Display for Magnet {
             write!(f, "&tr={}", utf8_percent_encode(tr, VALUE))?;
         }
         for pe in &self.peers {
-            write!(f, "&x.pe={}", utf8_percent_encode(&pe.to_string(), VALUE))?;
+            match pe {
+                // libtorrent (2.0) does not percent-decode `x.pe`: write IP peers as they are
+                // (`:`, `[` and `]` only; all are fine in a query).
+                PeerAddr::Ip(a) => write!(f, "&x.pe={a}")?,
+                PeerAddr::Scion(a) => {
+                    write!(f, "&x.pe={}", utf8_percent_encode(&a.to_string(), VALUE))?
+                }
+            }
         }
         Ok(())
     }
@@ -292,7 +300,7 @@ mod tests {
         let s = m.to_string();
         assert!(s.starts_with(&format!("magnet:?xt=urn:btih:{HASH_HEX}&dn=a%20name")));
         assert!(
-            s.contains("&x.pe=1-ff00%3A0%3A112%2C%5B%3A%3A1%5D%3A43000"),
+            s.contains("&x.pe=[::1]:6881&x.pe=1-ff00%3A0%3A112%2C%5B%3A%3A1%5D%3A43000"),
             "{s}"
         );
         assert_eq!(parse_magnet(&s).unwrap(), m);
