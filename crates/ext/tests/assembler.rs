@@ -334,3 +334,80 @@ fn memory_is_bounded_by_the_peer_cap() {
     a.remove_peer(&0);
     assert_eq!(a.add_peer(100_000, 100), Ok(()));
 }
+
+mod adversarial {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u32, u64),
+        Remove(u32),
+        Data(u32, u32, u64, usize),
+        Reject(u32, u32),
+        Honest(u32),
+        Tick(u64),
+    }
+
+    fn op(size: u64) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (
+                0u32..6,
+                prop_oneof![Just(size), 0u64..100_000, Just(u64::MAX)]
+            )
+                .prop_map(|(p, s)| Op::Add(p, s)),
+            (0u32..6).prop_map(Op::Remove),
+            (
+                0u32..6,
+                0u32..8,
+                prop_oneof![Just(size), any::<u64>()],
+                0usize..20_000
+            )
+                .prop_map(|(p, i, t, l)| Op::Data(p, i, t, l)),
+            (0u32..6, 0u32..8).prop_map(|(p, i)| Op::Reject(p, i)),
+            (0u32..6).prop_map(Op::Honest),
+            (0u64..20).prop_map(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        /// Random peers sending random pieces, sizes, rejects, and honest answers: no panic,
+        /// progress stays within bounds, and anything completed hashes to the info hash.
+        #[test]
+        fn never_panics_and_never_completes_wrong(ops in proptest::collection::vec(op(40_000), 0..120)) {
+            let meta = info(40_000, 3);
+            let server = MetadataServer::new(Some(meta.clone()));
+            let mut a = assembler(&meta);
+            let mut now = Instant::now();
+            let mut outstanding: Vec<Request<u32>> = Vec::new();
+            for op in ops {
+                let ev = match op {
+                    Op::Add(p, s) => { let _ = a.add_peer(p, s); None }
+                    Op::Remove(p) => { a.remove_peer(&p); None }
+                    Op::Data(p, piece, total_size, len) => Some(a.on_message(&p, &MetadataMessage::Data {
+                        piece, total_size, data: vec![0xAB; len],
+                    })),
+                    Op::Reject(p, piece) => Some(a.on_message(&p, &MetadataMessage::Reject { piece })),
+                    Op::Honest(p) => outstanding
+                        .iter()
+                        .position(|r| r.peer == p)
+                        .map(|i| outstanding.remove(i))
+                        .and_then(|r| server.answer(&r.message()))
+                        .map(|m| a.on_message(&p, &m)),
+                    Op::Tick(s) => {
+                        now += Duration::from_secs(s);
+                        a.handle_timeout(now);
+                        None
+                    }
+                };
+                outstanding.extend(a.poll_requests(now));
+                if let Some(MetadataEvent::Complete(b)) = ev {
+                    prop_assert_eq!(hash(&b), hash(&meta));
+                }
+                let (have, total) = a.progress();
+                prop_assert!(have <= total && total <= 512);
+                prop_assert!(a.size().is_none_or(|s| s <= MAX_METADATA_SIZE));
+            }
+        }
+    }
+}
