@@ -17,10 +17,13 @@ TORRENTS=1000
 
 command -v opentracker >/dev/null || { echo "opentracker is missing: run scripts/install-deps.sh" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "taskset (util-linux) is missing" >&2; exit 1; }
-cargo build --release -q --bin bittorrent-over-scion
-cargo build --release -q -p bt-tracker --example tracker_load
-BIN=$CARGO_TARGET_DIR/release/bittorrent-over-scion
-LOAD=$CARGO_TARGET_DIR/release/examples/tracker_load
+# Our server is the crate's example wrapper (same code as `bittorrent-over-scion tracker`,
+# without the client's dependencies, so this builds quickly).
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" -q -p bt-tracker --example tracker_load --example tracker_server
+dir=$PROFILE; [ "$PROFILE" = dev ] && dir=debug
+SERVER=$CARGO_TARGET_DIR/$dir/examples/tracker_server
+LOAD=$CARGO_TARGET_DIR/$dir/examples/tracker_load
 
 work=$(mktemp -d)
 server_pid=
@@ -33,7 +36,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 start_server() { # name port
   case $1 in
-    ours) taskset -c 0 "$BIN" tracker --http "127.0.0.1:$2" --udp "127.0.0.1:$2" --udp-threads 1 \
+    ours) taskset -c 0 "$SERVER" --http "127.0.0.1:$2" --udp "127.0.0.1:$2" --udp-threads 1 \
             --interval 1800 --allow "$work/whitelist.txt" >"$work/ours.log" 2>&1 & ;;
     opentracker) taskset -c 0 opentracker -i 127.0.0.1 -p "$2" -P "$2" -d "$work" -w whitelist.txt \
             -u nobody >"$work/ot.log" 2>&1 & ;;
@@ -80,5 +83,5 @@ done
     echo "| $proto | $o | $t | $ratio | ${P99[ours.$proto]} | ${P99[opentracker.$proto]} |"
   done
   echo
-  echo "medians of $RUNS runs; UDP $REQ_UDP announces (64 in flight), HTTP $REQ_HTTP (8 connections, one request each); server on CPU 0, load on CPU 1; $(nproc) CPUs, $(uname -r)"
+  echo "medians of $RUNS runs; UDP $REQ_UDP announces (64 in flight), HTTP $REQ_HTTP (8 connections, one request each); server on CPU 0, load on CPU 1; profile $PROFILE; $(nproc) CPUs, $(uname -r)"
 } | tee perf/tracker-last-run.md

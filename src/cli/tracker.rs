@@ -19,7 +19,10 @@ pub fn run(a: TrackerArgs) -> Result<(), CliError> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| exit::usage(format!("cannot read {}: {e}", path.display())))?;
-            Some(parse_allow_list(&text).map_err(|e| exit::usage(format!("{}: {e}", path.display())))?)
+            Some(
+                parse_allow_list(&text)
+                    .map_err(|e| exit::usage(format!("{}: {e}", path.display())))?,
+            )
         }
         None => None,
     };
@@ -37,10 +40,15 @@ pub fn run(a: TrackerArgs) -> Result<(), CliError> {
     if let Some(n) = a.udp_threads {
         config.udp_threads = n.max(1);
     }
-    let running = server::start(config).map_err(|e| exit::other(format!("tracker: cannot bind: {e}")))?;
+    let running =
+        server::start(config).map_err(|e| exit::other(format!("tracker: cannot bind: {e}")))?;
     let show = |a: Option<std::net::SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
     // One line tests and scripts wait for.
-    println!("tracker http {} udp {}", show(running.http_addr), show(running.udp_addr));
+    println!(
+        "tracker http {} udp {}",
+        show(running.http_addr),
+        show(running.udp_addr)
+    );
     let _ = std::io::stdout().flush();
     tracing::info!("tracker serving; interval {} s", a.interval);
     loop {

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use bt_tracker::client::{self, AnnouncerConfig, AnnouncerHandle, BoxFuture, TorrentLink, TransferStats};
+use bt_tracker::client::{
+    self, AnnouncerConfig, AnnouncerHandle, BoxFuture, TorrentLink, TransferStats,
+};
 
 use super::control::{info_hash_hex, ClientHandle, Command, InfoHash, PeerSource};
 use crate::scion::PeerAddr;
@@ -23,7 +25,11 @@ pub struct ClientTorrentLink {
 
 impl ClientTorrentLink {
     pub fn new(handle: ClientHandle, info_hash: InfoHash) -> Self {
-        Self { handle, info_hash, hex: info_hash_hex(&info_hash) }
+        Self {
+            handle,
+            info_hash,
+            hex: info_hash_hex(&info_hash),
+        }
     }
 }
 
@@ -66,5 +72,10 @@ pub fn spawn_announcer(
     tiers: Vec<Vec<String>>,
     config: AnnouncerConfig,
 ) -> AnnouncerHandle {
-    client::spawn(info_hash, tiers, config, Arc::new(ClientTorrentLink::new(handle, info_hash)))
+    client::spawn(
+        info_hash,
+        tiers,
+        config,
+        Arc::new(ClientTorrentLink::new(handle, info_hash)),
+    )
 }

@@ -73,28 +73,29 @@ fn run_udp(addr: SocketAddr, o: &Opts) -> std::io::Result<()> {
     let (mut sent, mut done, mut errors, mut lost) = (0u64, 0u64, 0u64, 0u64);
     let mut lat = Vec::with_capacity(o.requests as usize);
     let mut pkt = Vec::with_capacity(udp::ANNOUNCE_LEN);
-    let mut send = |slot: usize, n: u64, sent_at: &mut Vec<Option<Instant>>| -> std::io::Result<()> {
-        pkt.clear();
-        udp::encode_announce(
-            &mut pkt,
-            &udp::AnnounceRequest {
-                connection_id: conn,
-                transaction_id: slot as u32,
-                info_hash: info_hash((n % u64::from(o.torrents)) as u32),
-                peer_id: [(n % 200) as u8; 20],
-                downloaded: 0,
-                left: if n % 3 == 0 { 0 } else { 1000 },
-                uploaded: 0,
-                event: bt_tracker::http::Event::None,
-                ip: std::net::Ipv4Addr::UNSPECIFIED,
-                key: n as u32,
-                num_want: 50,
-                port: peer_port(n),
-            },
-        );
-        sent_at[slot] = Some(Instant::now());
-        sock.send(&pkt).map(drop)
-    };
+    let mut send =
+        |slot: usize, n: u64, sent_at: &mut Vec<Option<Instant>>| -> std::io::Result<()> {
+            pkt.clear();
+            udp::encode_announce(
+                &mut pkt,
+                &udp::AnnounceRequest {
+                    connection_id: conn,
+                    transaction_id: slot as u32,
+                    info_hash: info_hash((n % u64::from(o.torrents)) as u32),
+                    peer_id: [(n % 200) as u8; 20],
+                    downloaded: 0,
+                    left: if n % 3 == 0 { 0 } else { 1000 },
+                    uploaded: 0,
+                    event: bt_tracker::http::Event::None,
+                    ip: std::net::Ipv4Addr::UNSPECIFIED,
+                    key: n as u32,
+                    num_want: 50,
+                    port: peer_port(n),
+                },
+            );
+            sent_at[slot] = Some(Instant::now());
+            sock.send(&pkt).map(drop)
+        };
     let start = Instant::now();
     for slot in 0..w.min(o.requests as usize) {
         send(slot, sent, &mut sent_at)?;
@@ -108,7 +109,9 @@ fn run_udp(addr: SocketAddr, o: &Opts) -> std::io::Result<()> {
                     continue;
                 };
                 let slot = r.transaction_id() as usize;
-                let Some(t0) = sent_at.get_mut(slot).and_then(Option::take) else { continue };
+                let Some(t0) = sent_at.get_mut(slot).and_then(Option::take) else {
+                    continue;
+                };
                 if matches!(r, udp::Response::Announce { .. }) {
                     lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
                 } else {
@@ -180,7 +183,9 @@ fn run_http(addr: SocketAddr, o: &Opts) -> std::io::Result<()> {
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
     });
     let secs = start.elapsed().as_secs_f64();
     let mut lat: Vec<u32> = results.iter().flat_map(|r| r.0.iter().copied()).collect();
@@ -192,15 +197,32 @@ fn run_http(addr: SocketAddr, o: &Opts) -> std::io::Result<()> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: tracker_load udp|http ADDR [--requests N] [--window W] [--conns C] [--torrents T] | tracker_load hashes T";
-    let mut o = Opts { requests: 100_000, window: 64, conns: 8, torrents: 1000 };
+    let mut o = Opts {
+        requests: 100_000,
+        window: 64,
+        conns: 8,
+        torrents: 1000,
+    };
     if args.get(1).map(String::as_str) == Some("hashes") {
-        let t: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(o.torrents);
+        let t: u32 = args
+            .get(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(o.torrents);
         for i in 0..t {
-            println!("{}", info_hash(i).iter().map(|b| format!("{b:02x}")).collect::<String>());
+            println!(
+                "{}",
+                info_hash(i)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            );
         }
         return;
     }
-    let (Some(proto), Some(addr)) = (args.get(1), args.get(2).and_then(|a| a.parse::<SocketAddr>().ok())) else {
+    let (Some(proto), Some(addr)) = (
+        args.get(1),
+        args.get(2).and_then(|a| a.parse::<SocketAddr>().ok()),
+    ) else {
         eprintln!("{usage}");
         std::process::exit(2);
     };

@@ -241,8 +241,8 @@ mod tests {
 
     #[test]
     fn decodes_unsorted_dicts_and_nesting() {
-        let v = decode(b"d8:intervali60e8:completei1e5:peersld2:ip9:127.0.0.14:porti80eeee")
-            .unwrap();
+        let v =
+            decode(b"d8:intervali60e8:completei1e5:peersld2:ip9:127.0.0.14:porti80eeee").unwrap();
         assert_eq!(v.get(b"interval").and_then(Value::as_int), Some(60));
         let peers = v.get(b"peers").and_then(Value::as_list).unwrap();
         assert_eq!(peers[0].get(b"port").and_then(Value::as_int), Some(80));

@@ -175,7 +175,11 @@ pub fn parse_announce_query(query: &[u8]) -> Result<AnnounceRequest, QueryError>
             b"downloaded" => r.downloaded = decode_num(v, "downloaded")?,
             b"left" => r.left = decode_num(v, "left")?,
             b"compact" => r.compact = v == b"1",
-            b"numwant" => r.numwant = decode_num::<i64>(v, "numwant").ok().map(|n| n.clamp(0, u32::MAX as i64) as u32),
+            b"numwant" => {
+                r.numwant = decode_num::<i64>(v, "numwant")
+                    .ok()
+                    .map(|n| n.clamp(0, u32::MAX as i64) as u32)
+            }
             b"key" => {
                 r.key = std::str::from_utf8(v)
                     .ok()
@@ -335,7 +339,9 @@ pub fn parse_announce_response(
     }
     if let Some(f) = v.get(b"failure reason") {
         return Err(ResponseError::Failure(
-            f.as_bytes().map(text).unwrap_or_else(|| "(not a string)".into()),
+            f.as_bytes()
+                .map(text)
+                .unwrap_or_else(|| "(not a string)".into()),
         ));
     }
     let mut r = AnnounceResponse {
@@ -347,10 +353,13 @@ pub fn parse_announce_response(
             .get(b"tracker id")
             .and_then(Value::as_bytes)
             .map(|b| b[..b.len().min(64)].to_vec()),
-        warning: v.get(b"warning message").and_then(Value::as_bytes).map(text),
+        warning: v
+            .get(b"warning message")
+            .and_then(Value::as_bytes)
+            .map(text),
         ..Default::default()
     };
-    let mut keep = |p: PeerAddr, r: &mut AnnounceResponse| {
+    let keep = |p: PeerAddr, r: &mut AnnounceResponse| {
         if r.peers.len() < limits.max_peers {
             r.peers.push(p);
         } else {
@@ -380,7 +389,10 @@ pub fn parse_announce_response(
             }
         }
     }
-    for (key, entry) in [("peers_scion", SCION_V4_LEN), ("peers6_scion", SCION_V6_LEN)] {
+    for (key, entry) in [
+        ("peers_scion", SCION_V4_LEN),
+        ("peers6_scion", SCION_V6_LEN),
+    ] {
         if let Some(b) = bytes_key(&v, key)? {
             for p in compact_list(b, key, entry, compact::read_scion)? {
                 keep(PeerAddr::Scion(p), &mut r);
@@ -566,7 +578,7 @@ mod tests {
 
     fn req() -> AnnounceRequest {
         AnnounceRequest {
-            info_hash: *b"\x00\x01 &=?+%\xff\xfeabcdefghijkl",
+            info_hash: *b"\x00\x01 &=?+%\xff\xfeabcdefghij",
             peer_id: *b"-BS0001-abcdefghijkl",
             port: 6881,
             uploaded: 1,
@@ -585,12 +597,17 @@ mod tests {
     fn announce_query_round_trip() {
         let r = req();
         let url = announce_url("http://t.example/announce", &r);
-        assert!(url.contains("scion=1-ff00%3A0%3A112%2C%5B127.0.0.1%5D%3A43000"), "{url}");
+        assert!(
+            url.contains("scion=1-ff00%3A0%3A112%2C%5B127.0.0.1%5D%3A43000"),
+            "{url}"
+        );
         assert!(url.contains("key=deadbeef") && url.contains("event=started"));
         let q = url.split_once('?').unwrap().1;
         assert_eq!(parse_announce_query(q.as_bytes()).unwrap(), r);
         // An existing query is kept.
-        assert!(announce_url("http://t/a?passkey=x", &r).starts_with("http://t/a?passkey=x&info_hash="));
+        assert!(
+            announce_url("http://t/a?passkey=x", &r).starts_with("http://t/a?passkey=x&info_hash=")
+        );
     }
 
     #[test]
@@ -617,7 +634,10 @@ mod tests {
 
     #[test]
     fn scrape_urls() {
-        assert_eq!(scrape_url("http://t/announce").as_deref(), Some("http://t/scrape"));
+        assert_eq!(
+            scrape_url("http://t/announce").as_deref(),
+            Some("http://t/scrape")
+        );
         assert_eq!(
             scrape_url("http://t/x/announce.php?k=1").as_deref(),
             Some("http://t/x/scrape.php?k=1")
@@ -625,7 +645,10 @@ mod tests {
         assert_eq!(scrape_url("http://t/a"), None);
         let u = scrape_request_url("http://t/scrape", &[[1; 20], [2; 20]]);
         let q = u.split_once('?').unwrap().1;
-        assert_eq!(parse_scrape_query(q.as_bytes(), 10).unwrap(), vec![[1; 20], [2; 20]]);
+        assert_eq!(
+            parse_scrape_query(q.as_bytes(), 10).unwrap(),
+            vec![[1; 20], [2; 20]]
+        );
         assert_eq!(
             parse_scrape_query(q.as_bytes(), 1),
             Err(QueryError::TooManyHashes(1))
@@ -665,7 +688,12 @@ mod tests {
         assert_eq!(r.warning.as_deref(), Some("careful"));
         assert_eq!(
             r.peers,
-            vec![v4.into(), v6.into(), PeerAddr::Scion(s4), PeerAddr::Scion(s6)]
+            vec![
+                v4.into(),
+                v6.into(),
+                PeerAddr::Scion(s4),
+                PeerAddr::Scion(s6)
+            ]
         );
         // Sorted keys: bendy (strict) accepts what we write.
         assert!(bencode::decode(&out).is_ok());
@@ -690,9 +718,19 @@ d2:ip3:::14:porti6881eed2:ip9:some.host4:porti1eeee";
 
     #[test]
     fn hostile_responses() {
-        let l = ResponseLimits { max_peers: 10, max_body: 1000 };
+        let l = ResponseLimits {
+            max_peers: 10,
+            max_body: 1000,
+        };
         let e = parse_announce_response(b"d8:intervali60e5:peers7:abcdefge", &l).unwrap_err();
-        assert_eq!(e, ResponseError::CompactLength { key: "peers", len: 7, entry: 6 });
+        assert_eq!(
+            e,
+            ResponseError::CompactLength {
+                key: "peers",
+                len: 7,
+                entry: 6
+            }
+        );
         assert!(e.to_string().contains("not a multiple of the 6-byte"));
         let e = parse_announce_response(b"d11:peers_scion13:abcdefghijklme", &l).unwrap_err();
         assert!(matches!(e, ResponseError::CompactLength { entry: 14, .. }));
@@ -708,7 +746,10 @@ d2:ip3:::14:porti6881eed2:ip9:some.host4:porti1eeee";
             parse_announce_response(b"d8:intervali-1ee", &l),
             Err(ResponseError::OutOfRange("interval"))
         );
-        assert_eq!(parse_announce_response(b"le", &l), Err(ResponseError::NotADict));
+        assert_eq!(
+            parse_announce_response(b"le", &l),
+            Err(ResponseError::NotADict)
+        );
         // Many peers: keep 10, count the rest.
         let mut body = b"d5:peers600:".to_vec();
         body.extend_from_slice(&[7u8; 600]);
@@ -729,8 +770,20 @@ d2:ip3:::14:porti6881eed2:ip9:some.host4:porti1eeee";
         let mut out = Vec::new();
         write_dict_response(
             &mut out,
-            &ResponseBody { interval: 60, ..Default::default() },
-            &[DictPeer { peer_id: &id, addr: s }, DictPeer { peer_id: &id, addr: i }],
+            &ResponseBody {
+                interval: 60,
+                ..Default::default()
+            },
+            &[
+                DictPeer {
+                    peer_id: &id,
+                    addr: s,
+                },
+                DictPeer {
+                    peer_id: &id,
+                    addr: i,
+                },
+            ],
         );
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains("2:ia12:1-ff00:0:112"), "{text}");
@@ -740,10 +793,20 @@ d2:ip3:::14:porti6881eed2:ip9:some.host4:porti1eeee";
 
     #[test]
     fn scrape_response_round_trip() {
-        let files = vec![([3u8; 20], ScrapeStats { complete: 1, downloaded: 2, incomplete: 3 })];
+        let files = vec![(
+            [3u8; 20],
+            ScrapeStats {
+                complete: 1,
+                downloaded: 2,
+                incomplete: 3,
+            },
+        )];
         let mut out = Vec::new();
         write_scrape_response(&mut out, &files);
-        assert_eq!(parse_scrape_response(&out, &ResponseLimits::default()).unwrap(), files);
+        assert_eq!(
+            parse_scrape_response(&out, &ResponseLimits::default()).unwrap(),
+            files
+        );
     }
 
     proptest! {

@@ -164,7 +164,10 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 fn need(b: &[u8], n: usize) -> Result<(), UdpError> {
     if b.len() < n {
-        return Err(UdpError::Short { len: b.len(), need: n });
+        return Err(UdpError::Short {
+            len: b.len(),
+            need: n,
+        });
     }
     Ok(())
 }
@@ -247,7 +250,12 @@ pub fn encode_announce(out: &mut Vec<u8>, r: &AnnounceRequest) {
 }
 
 /// Appends a scrape request.
-pub fn encode_scrape(out: &mut Vec<u8>, connection_id: u64, transaction_id: u32, hashes: &[InfoHash]) {
+pub fn encode_scrape(
+    out: &mut Vec<u8>,
+    connection_id: u64,
+    transaction_id: u32,
+    hashes: &[InfoHash],
+) {
     out.extend_from_slice(&connection_id.to_be_bytes());
     out.extend_from_slice(&ACTION_SCRAPE.to_be_bytes());
     out.extend_from_slice(&transaction_id.to_be_bytes());
@@ -257,7 +265,11 @@ pub fn encode_scrape(out: &mut Vec<u8>, connection_id: u64, transaction_id: u32,
 }
 
 /// Writes a connect response into `out` (16 bytes); its length.
-pub fn write_connect_response(out: &mut [u8; 16], transaction_id: u32, connection_id: u64) -> usize {
+pub fn write_connect_response(
+    out: &mut [u8; 16],
+    transaction_id: u32,
+    connection_id: u64,
+) -> usize {
     out[0..4].copy_from_slice(&ACTION_CONNECT.to_be_bytes());
     out[4..8].copy_from_slice(&transaction_id.to_be_bytes());
     out[8..16].copy_from_slice(&connection_id.to_be_bytes());
@@ -265,7 +277,13 @@ pub fn write_connect_response(out: &mut [u8; 16], transaction_id: u32, connectio
 }
 
 /// Appends an announce response header; the caller appends compact peers (6 or 18 bytes).
-pub fn encode_announce_header(out: &mut Vec<u8>, transaction_id: u32, interval: u32, leechers: u32, seeders: u32) {
+pub fn encode_announce_header(
+    out: &mut Vec<u8>,
+    transaction_id: u32,
+    interval: u32,
+    leechers: u32,
+    seeders: u32,
+) {
     out.extend_from_slice(&ACTION_ANNOUNCE.to_be_bytes());
     out.extend_from_slice(&transaction_id.to_be_bytes());
     out.extend_from_slice(&interval.to_be_bytes());
@@ -312,7 +330,10 @@ pub fn decode_response(b: &[u8], ipv6: bool, max_peers: usize) -> Result<Respons
             let entry = if ipv6 { IP_V6_LEN } else { IP_V4_LEN };
             let list = &b[20..];
             if list.len() % entry != 0 {
-                return Err(UdpError::PeerLength { len: list.len(), entry });
+                return Err(UdpError::PeerLength {
+                    len: list.len(),
+                    entry,
+                });
             }
             let total = list.len() / entry;
             let peers: Vec<SocketAddr> = list
@@ -332,7 +353,10 @@ pub fn decode_response(b: &[u8], ipv6: bool, max_peers: usize) -> Result<Respons
         ACTION_SCRAPE => {
             let body = &b[8..];
             if body.len() % 12 != 0 {
-                return Err(UdpError::PeerLength { len: body.len(), entry: 12 });
+                return Err(UdpError::PeerLength {
+                    len: body.len(),
+                    entry: 12,
+                });
             }
             let stats = body
                 .chunks_exact(12)
@@ -343,7 +367,10 @@ pub fn decode_response(b: &[u8], ipv6: bool, max_peers: usize) -> Result<Respons
                     incomplete: u32_at(c, 8),
                 })
                 .collect();
-            Ok(Response::Scrape { transaction_id, stats })
+            Ok(Response::Scrape {
+                transaction_id,
+                stats,
+            })
         }
         ACTION_ERROR => Ok(Response::Error {
             transaction_id,
@@ -388,7 +415,10 @@ mod tests {
         let mut b = Vec::new();
         encode_connect(&mut b, 42);
         assert_eq!(b.len(), 16);
-        assert_eq!(decode_request(&b), Ok(Request::Connect { transaction_id: 42 }));
+        assert_eq!(
+            decode_request(&b),
+            Ok(Request::Connect { transaction_id: 42 })
+        );
 
         let a = announce();
         let mut b = Vec::new();
@@ -402,7 +432,11 @@ mod tests {
         let mut b = Vec::new();
         encode_scrape(&mut b, 5, 6, &[[7; 20], [8; 20]]);
         match decode_request(&b).unwrap() {
-            Request::Scrape { connection_id: 5, transaction_id: 6, info_hashes } => {
+            Request::Scrape {
+                connection_id: 5,
+                transaction_id: 6,
+                info_hashes,
+            } => {
                 assert_eq!(info_hashes.len(), 40)
             }
             other => panic!("{other:?}"),
@@ -411,14 +445,20 @@ mod tests {
 
     #[test]
     fn bad_requests() {
-        assert_eq!(decode_request(&[0; 10]), Err(UdpError::Short { len: 10, need: 16 }));
+        assert_eq!(
+            decode_request(&[0; 10]),
+            Err(UdpError::Short { len: 10, need: 16 })
+        );
         let mut b = Vec::new();
         encode_connect(&mut b, 1);
         b[0] = 9;
         assert_eq!(decode_request(&b), Err(UdpError::ProtocolId));
         let mut b = Vec::new();
         encode_announce(&mut b, &announce());
-        assert!(matches!(decode_request(&b[..97]), Err(UdpError::Short { .. })));
+        assert!(matches!(
+            decode_request(&b[..97]),
+            Err(UdpError::Short { .. })
+        ));
         b[83] = 9;
         assert_eq!(decode_request(&b), Err(UdpError::Event(9)));
         b[11] = 7;
@@ -434,7 +474,10 @@ mod tests {
         write_connect_response(&mut b, 3, 99);
         assert_eq!(
             decode_response(&b, false, 10),
-            Ok(Response::Connect { transaction_id: 3, connection_id: 99 })
+            Ok(Response::Connect {
+                transaction_id: 3,
+                connection_id: 99
+            })
         );
 
         let mut b = Vec::new();
@@ -455,29 +498,51 @@ mod tests {
             })
         );
         // The same bytes read as IPv6 entries have the wrong length.
-        assert!(matches!(decode_response(&b, true, 2), Err(UdpError::PeerLength { .. })));
+        assert!(matches!(
+            decode_response(&b[..b.len() - 6], true, 2),
+            Err(UdpError::PeerLength { .. })
+        ));
 
         let mut b = Vec::new();
         encode_error(&mut b, 5, "go away");
         assert_eq!(
             decode_response(&b, false, 1),
-            Ok(Response::Error { transaction_id: 5, message: "go away".into() })
+            Ok(Response::Error {
+                transaction_id: 5,
+                message: "go away".into()
+            })
         );
         let mut b = Vec::new();
         encode_scrape_header(&mut b, 6);
-        let s = ScrapeStats { complete: 1, downloaded: 2, incomplete: 3 };
+        let s = ScrapeStats {
+            complete: 1,
+            downloaded: 2,
+            incomplete: 3,
+        };
         encode_scrape_entry(&mut b, &s);
         assert_eq!(
             decode_response(&b, false, 1),
-            Ok(Response::Scrape { transaction_id: 6, stats: vec![s] })
+            Ok(Response::Scrape {
+                transaction_id: 6,
+                stats: vec![s]
+            })
         );
-        assert_eq!(decode_response(&[0, 0, 0, 9, 0, 0, 0, 0], false, 1), Err(UdpError::Action(9)));
-        assert!(matches!(decode_response(&[0, 0, 0, 1], false, 1), Err(UdpError::Short { .. })));
+        assert_eq!(
+            decode_response(&[0, 0, 0, 9, 0, 0, 0, 0], false, 1),
+            Err(UdpError::Action(9))
+        );
+        assert!(matches!(
+            decode_response(&[0, 0, 0, 1], false, 1),
+            Err(UdpError::Short { .. })
+        ));
     }
 
     #[test]
     fn retransmit_schedule() {
-        let r = Retransmit { base: Duration::from_secs(15), max_retransmits: 8 };
+        let r = Retransmit {
+            base: Duration::from_secs(15),
+            max_retransmits: 8,
+        };
         assert_eq!(r.timeout(0), Some(Duration::from_secs(15)));
         assert_eq!(r.timeout(3), Some(Duration::from_secs(120)));
         assert_eq!(r.timeout(8), Some(Duration::from_secs(3840)));

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bt_tracker::client::{self, AnnouncerConfig, AnnouncerStatus, BoxFuture, TorrentLink, TrackerState, TransferStats};
+use bt_tracker::client::{
+    self, AnnouncerConfig, AnnouncerStatus, BoxFuture, TorrentLink, TrackerState, TransferStats,
+};
 use bt_tracker::http::ResponseLimits;
 use bt_tracker::server::{self, ServerConfig, TrackerConfig};
 use bt_tracker::udp::{self, Retransmit};
@@ -43,7 +45,10 @@ fn config(port: u16, scion: Option<&str>) -> AnnouncerConfig {
         port,
         scion: scion.map(|s| s.parse().unwrap()),
         http_timeout: Duration::from_secs(2),
-        udp_retransmit: Retransmit { base: Duration::from_millis(200), max_retransmits: 1 },
+        udp_retransmit: Retransmit {
+            base: Duration::from_millis(200),
+            max_retransmits: 1,
+        },
         min_interval: Duration::from_millis(200),
         backoff_base: Duration::from_secs(30),
         stop_timeout: Duration::from_secs(2),
@@ -54,7 +59,10 @@ fn config(port: u16, scion: Option<&str>) -> AnnouncerConfig {
 
 fn our_server(interval: Duration) -> server::RunningServer {
     server::start(ServerConfig {
-        tracker: TrackerConfig { interval, ..Default::default() },
+        tracker: TrackerConfig {
+            interval,
+            ..Default::default()
+        },
         http: Some("127.0.0.1:0".parse().unwrap()),
         udp: Some("127.0.0.1:0".parse().unwrap()),
         udp_threads: 1,
@@ -92,37 +100,82 @@ async fn wait_peers(link: &TestLink, want: &[PeerAddr]) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("peers {:?} never arrived; have {:?}", want, link.peers.lock().unwrap());
+    panic!(
+        "peers {:?} never arrived; have {:?}",
+        want,
+        link.peers.lock().unwrap()
+    );
 }
 
 #[tokio::test]
 async fn http_and_udp_against_our_server_mix_ip_and_scion() {
-    let srv = our_server(Duration::from_secs(1));
+    let srv = our_server(Duration::from_secs(2));
     let http = format!("http://{}/announce", srv.http_addr.unwrap());
     let udp = format!("udp://{}", srv.udp_addr.unwrap());
     let ih = [7u8; 20];
 
     // A: IP-only, over UDP, seeding. B: SCION-capable, over HTTP, leeching.
     let a_link = Arc::new(TestLink::default());
-    let a = client::spawn(ih, vec![vec![udp.clone()]], config(1001, None), a_link.clone());
-    wait_status(&a, "A working", |s| s.trackers[0].state == TrackerState::Working).await;
+    let a = client::spawn(
+        ih,
+        vec![vec![udp.clone()]],
+        config(1001, None),
+        a_link.clone(),
+    );
+    wait_status(&a, "A working", |s| {
+        s.trackers[0].state == TrackerState::Working
+    })
+    .await;
     let scion_b = "1-ff00:0:112,[127.0.0.1]:43000";
     let b_link = Arc::new(TestLink::default());
-    *b_link.stats.lock().unwrap() = TransferStats { uploaded: 0, downloaded: 0, left: 100 };
-    let b = client::spawn(ih, vec![vec![http.clone()]], config(1002, Some(scion_b)), b_link.clone());
+    *b_link.stats.lock().unwrap() = TransferStats {
+        uploaded: 0,
+        downloaded: 0,
+        left: 100,
+    };
+    let b = client::spawn(
+        ih,
+        vec![vec![http.clone()]],
+        config(1002, Some(scion_b)),
+        b_link.clone(),
+    );
     wait_peers(&b_link, &["127.0.0.1:1001".parse().unwrap()]).await;
 
     // A (IP-only) learns B by its IP address on the next announce, never by SCION.
     a.announce_now();
     wait_peers(&a_link, &["127.0.0.1:1002".parse().unwrap()]).await;
-    assert!(a_link.peers.lock().unwrap().iter().all(|p| p.as_scion().is_none()));
+    assert!(a_link
+        .peers
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|p| p.as_scion().is_none()));
 
     // C (SCION-capable, HTTP) gets B as a SCION peer and A by IP.
     let c_link = Arc::new(TestLink::default());
-    *c_link.stats.lock().unwrap() = TransferStats { left: 5, ..Default::default() };
-    let c = client::spawn(ih, vec![vec![http]], config(1003, Some("1-ff00:0:113,[127.0.0.1]:1")), c_link.clone());
-    wait_peers(&c_link, &[scion_b.parse().unwrap(), "127.0.0.1:1001".parse().unwrap()]).await;
-    assert!(!c_link.peers.lock().unwrap().contains(&"127.0.0.1:1002".parse().unwrap()), "B twice");
+    *c_link.stats.lock().unwrap() = TransferStats {
+        left: 5,
+        ..Default::default()
+    };
+    let c = client::spawn(
+        ih,
+        vec![vec![http]],
+        config(1003, Some("1-ff00:0:113,[127.0.0.1]:1")),
+        c_link.clone(),
+    );
+    wait_peers(
+        &c_link,
+        &[scion_b.parse().unwrap(), "127.0.0.1:1001".parse().unwrap()],
+    )
+    .await;
+    assert!(
+        !c_link
+            .peers
+            .lock()
+            .unwrap()
+            .contains(&"127.0.0.1:1002".parse().unwrap()),
+        "B twice"
+    );
 
     // B completes: `completed` reaches the tracker; stop: B leaves the swarm.
     b_link.stats.lock().unwrap().left = 0;
@@ -185,10 +238,24 @@ async fn first_error(url: String, cfg: AnnouncerConfig) -> String {
 async fn hostile_http_trackers_give_clear_errors() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"d8:intervali60e5:peers12:abcdef".to_vec(), "truncated"),
-        (b"d8:intervali60e5:peers7:abcdefge".to_vec(), "not a multiple of the 6-byte"),
-        (b"d8:intervali60e11:peers_scion15:abcdefghijklmnoe".to_vec(), "14-byte"),
+        (
+            b"d8:intervali60e5:peers7:abcdefge".to_vec(),
+            "not a multiple of the 6-byte",
+        ),
+        (
+            b"d8:intervali60e11:peers_scion15:abcdefghijklmnoe".to_vec(),
+            "14-byte",
+        ),
         (b"d14:failure reason9:forbiddene".to_vec(), "forbidden"),
-        ([b"d5:peers2000000:".to_vec(), vec![1u8; 2_000_000], b"e".to_vec()].concat(), "larger than"),
+        (
+            [
+                b"d5:peers2000000:".to_vec(),
+                vec![1u8; 2_000_000],
+                b"e".to_vec(),
+            ]
+            .concat(),
+            "larger than",
+        ),
         (b"<html>oops</html>".to_vec(), "not bencode"),
     ];
     for (body, hint) in cases {
@@ -213,9 +280,20 @@ async fn huge_peer_list_is_capped() {
     let addr = fake_http(body).await;
     let link = Arc::new(TestLink::default());
     let mut cfg = config(1, None);
-    cfg.limits = ResponseLimits { max_peers: 100, max_body: 1 << 20 };
-    let h = client::spawn([1; 20], vec![vec![format!("http://{addr}/announce")]], cfg, link.clone());
-    let s = wait_status(&h, "working", |s| s.trackers[0].state == TrackerState::Working).await;
+    cfg.limits = ResponseLimits {
+        max_peers: 100,
+        max_body: 1 << 20,
+    };
+    let h = client::spawn(
+        [1; 20],
+        vec![vec![format!("http://{addr}/announce")]],
+        cfg,
+        link.clone(),
+    );
+    let s = wait_status(&h, "working", |s| {
+        s.trackers[0].state == TrackerState::Working
+    })
+    .await;
     assert_eq!(s.trackers[0].last_peers, 100);
     assert_eq!(link.peers.lock().unwrap().len(), 100);
 }
@@ -250,7 +328,10 @@ async fn hostile_udp_trackers_give_clear_errors() {
     })
     .await;
     let e = first_error(format!("udp://{addr}"), config(1, None)).await;
-    assert!(e.contains("wrong transaction id ignored") && e.contains("2 attempts"), "{e}");
+    assert!(
+        e.contains("wrong transaction id ignored") && e.contains("2 attempts"),
+        "{e}"
+    );
 
     // Wrong action: an announce reply to a connect.
     let addr = fake_udp(|p| {
@@ -294,12 +375,28 @@ async fn tiers_fail_over_and_promote() {
     cfg.http_timeout = Duration::from_millis(300);
     let link = Arc::new(TestLink::default());
     // Tier 0: a SCION tracker (unsupported for now) and a dead one; tier 1: the good one.
-    let h = client::spawn([3; 20], vec![vec![scion.clone(), dead.clone()], vec![good.clone()]], cfg, link);
-    let s = wait_status(&h, "tier 1 working", |s| s.trackers[2].state == TrackerState::Working).await;
+    let h = client::spawn(
+        [3; 20],
+        vec![vec![scion.clone(), dead.clone()], vec![good.clone()]],
+        cfg,
+        link,
+    );
+    let s = wait_status(&h, "tier 1 working", |s| {
+        s.trackers[2].state == TrackerState::Working
+    })
+    .await;
     assert_eq!(s.trackers[0].state, TrackerState::Unsupported);
-    assert!(s.trackers[0].last_error.as_deref().unwrap().contains("SCION"));
+    assert!(s.trackers[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("SCION"));
     assert_eq!(s.trackers[1].state, TrackerState::BackingOff);
-    assert!(s.trackers[1].last_error.as_deref().unwrap().contains("no answer"));
+    assert!(s.trackers[1]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("no answer"));
     assert_eq!(srv.tracker().swarms().peers(&[3; 20]).len(), 1);
     // Status is JSON for the API.
     let j = serde_json::to_string(&s).unwrap();

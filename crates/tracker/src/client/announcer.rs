@@ -142,7 +142,7 @@ enum Cmd {
 pub struct AnnouncerHandle {
     cmds: mpsc::UnboundedSender<Cmd>,
     status: watch::Receiver<AnnouncerStatus>,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl AnnouncerHandle {
@@ -161,28 +161,41 @@ impl AnnouncerHandle {
     }
 
     /// Sends `stopped` to the trackers that know us (bounded by `stop_timeout`) and ends.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let (tx, rx) = oneshot::channel();
         if self.cmds.send(Cmd::Stop(tx)).is_ok() {
             let _ = rx.await;
         }
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
 impl Drop for AnnouncerHandle {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
 /// The tiers of a torrent: `announce-list` if present, else `announce` (BEP 12).
-pub fn tiers_from_metainfo(announce: Option<&str>, announce_list: &[Vec<String>]) -> Vec<Vec<String>> {
-    let list: Vec<Vec<String>> = announce_list.iter().filter(|t| !t.is_empty()).cloned().collect();
+pub fn tiers_from_metainfo(
+    announce: Option<&str>,
+    announce_list: &[Vec<String>],
+) -> Vec<Vec<String>> {
+    let list: Vec<Vec<String>> = announce_list
+        .iter()
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .collect();
     if !list.is_empty() {
         return list;
     }
-    announce.map(|a| vec![vec![a.to_string()]]).unwrap_or_default()
+    announce
+        .map(|a| vec![vec![a.to_string()]])
+        .unwrap_or_default()
 }
 
 /// Starts an announcer on the current tokio runtime.
@@ -225,7 +238,11 @@ pub fn spawn(
     };
     a.publish(None);
     let task = tokio::spawn(async move { a.run(cmd_rx).await });
-    AnnouncerHandle { cmds, status: status_rx, task }
+    AnnouncerHandle {
+        cmds,
+        status: status_rx,
+        task: Some(task),
+    }
 }
 
 struct Entry {
@@ -286,8 +303,14 @@ struct Announcer {
 
 fn unix_ms(at: Instant) -> u64 {
     let now = Instant::now();
-    let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let t = if at >= now { wall + (at - now) } else { wall.saturating_sub(now - at) };
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let t = if at >= now {
+        wall + (at - now)
+    } else {
+        wall.saturating_sub(now - at)
+    };
     t.as_millis() as u64
 }
 
@@ -300,7 +323,10 @@ impl Announcer {
 
     fn backoff(&self, failures: u32) -> Duration {
         let exp = failures.saturating_sub(1).min(20);
-        self.config.backoff_base.saturating_mul(1u32 << exp).min(self.config.backoff_max)
+        self.config
+            .backoff_base
+            .saturating_mul(1u32 << exp)
+            .min(self.config.backoff_max)
     }
 
     fn request(&self, e: &Entry, event: Event, stats: TransferStats) -> AnnounceRequest {
@@ -350,7 +376,9 @@ impl Announcer {
 
     /// True when the torrent just finished (left went from >0 to 0): announce `completed`.
     fn check_completion(&mut self) -> bool {
-        let Some(s) = self.link.stats() else { return false };
+        let Some(s) = self.link.stats() else {
+            return false;
+        };
         let was = self.last_left.replace(s.left);
         if s.left == 0 && was.is_some_and(|l| l > 0) && !self.status.completed_sent {
             self.completed_pending = true;
@@ -401,21 +429,44 @@ impl Announcer {
         soonest.unwrap_or_else(|| Instant::now() + self.config.backoff_max)
     }
 
-    async fn announce_one(&mut self, i: usize, req: &AnnounceRequest) -> Result<AnnounceResponse, AnnounceError> {
-        let (http_timeout, retransmit, limits) = (self.config.http_timeout, self.config.udp_retransmit, self.config.limits);
+    async fn announce_one(
+        &mut self,
+        i: usize,
+        req: &AnnounceRequest,
+    ) -> Result<AnnounceResponse, AnnounceError> {
+        let (http_timeout, retransmit, limits) = (
+            self.config.http_timeout,
+            self.config.udp_retransmit,
+            self.config.limits,
+        );
         let e = &mut self.entries[i];
         match &e.url {
-            Ok(u @ TrackerUrl::Http { .. }) => transport::http_announce(u, req, http_timeout, &limits).await,
-            Ok(u @ TrackerUrl::Udp { .. }) => transport::udp_announce(u, &mut e.udp, req, &retransmit, &limits).await,
+            Ok(u @ TrackerUrl::Http { .. }) => {
+                transport::http_announce(u, req, http_timeout, &limits).await
+            }
+            Ok(u @ TrackerUrl::Udp { .. }) => {
+                transport::udp_announce(u, &mut e.udp, req, &retransmit, &limits).await
+            }
             Err(err) => Err(err.clone()),
         }
     }
 
-    async fn on_success(&mut self, i: usize, event: Event, r: AnnounceResponse, now: Instant) -> Instant {
+    async fn on_success(
+        &mut self,
+        i: usize,
+        event: Event,
+        r: AnnounceResponse,
+        now: Instant,
+    ) -> Instant {
         let interval = r
             .interval
-            .map_or(self.config.default_interval, |s| Duration::from_secs(s.into()))
-            .max(r.min_interval.map_or(Duration::ZERO, |s| Duration::from_secs(s.into())))
+            .map_or(self.config.default_interval, |s| {
+                Duration::from_secs(s.into())
+            })
+            .max(
+                r.min_interval
+                    .map_or(Duration::ZERO, |s| Duration::from_secs(s.into())),
+            )
             .max(self.config.min_interval);
         let next = now + interval;
         self.earliest = now
@@ -423,7 +474,11 @@ impl Announcer {
                 .map_or(Duration::ZERO, |s| Duration::from_secs(s.into()))
                 .max(self.config.min_interval);
         let n = r.peers.len();
-        let added = if n > 0 { self.link.add_peers(r.peers).await } else { Ok(0) };
+        let added = if n > 0 {
+            self.link.add_peers(r.peers).await
+        } else {
+            Ok(0)
+        };
         if event == Event::Completed {
             self.completed_pending = false;
             self.status.completed_sent = true;
@@ -476,11 +531,23 @@ impl Announcer {
         for e in self.entries.iter().filter(|e| e.started) {
             let Ok(url) = e.url.clone() else { continue };
             let req = self.request(e, Event::Stopped, stats);
-            let (mut udp, cfg) = (e.udp, self.config.clone());
+            let (mut udp, cfg) = (e.udp.clone(), self.config.clone());
             set.spawn(async move {
                 match &url {
-                    TrackerUrl::Http { .. } => transport::http_announce(&url, &req, cfg.stop_timeout, &cfg.limits).await.map(drop),
-                    TrackerUrl::Udp { .. } => transport::udp_announce(&url, &mut udp, &req, &cfg.udp_retransmit, &cfg.limits).await.map(drop),
+                    TrackerUrl::Http { .. } => {
+                        transport::http_announce(&url, &req, cfg.stop_timeout, &cfg.limits)
+                            .await
+                            .map(drop)
+                    }
+                    TrackerUrl::Udp { .. } => transport::udp_announce(
+                        &url,
+                        &mut udp,
+                        &req,
+                        &cfg.udp_retransmit,
+                        &cfg.limits,
+                    )
+                    .await
+                    .map(drop),
                 }
             });
         }

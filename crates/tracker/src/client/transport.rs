@@ -17,7 +17,11 @@ use crate::udp::{self, Retransmit, UdpError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackerUrl {
     /// `http://host:port/path?query`: host (for `Host:` and resolving), port, path+query.
-    Http { host: String, port: u16, target: String },
+    Http {
+        host: String,
+        port: u16,
+        target: String,
+    },
     /// `udp://host:port`.
     Udp { host: String, port: u16 },
 }
@@ -42,7 +46,10 @@ pub enum AnnounceError {
     #[error("bad UDP reply: {0}")]
     UdpPacket(#[from] UdpError),
     #[error("UDP tracker replied with action {got} to a {expected} request")]
-    UdpAction { got: &'static str, expected: &'static str },
+    UdpAction {
+        got: &'static str,
+        expected: &'static str,
+    },
     #[error("tracker error: {0}")]
     TrackerError(String),
     #[error(transparent)]
@@ -55,7 +62,9 @@ pub fn parse_tracker_url(s: &str) -> Result<TrackerUrl, AnnounceError> {
     let unsupported = |why: &str| AnnounceError::Unsupported(format!("{s}: {why}"));
     if let Some(rest) = s.strip_prefix("http://") {
         if rest.starts_with('[') && rest.split(']').next().is_some_and(|h| h.contains(',')) {
-            return Err(unsupported("HTTP over QUIC/SCION is not available in this build yet"));
+            return Err(unsupported(
+                "HTTP over QUIC/SCION is not available in this build yet",
+            ));
         }
     }
     let u = Url::parse(s).map_err(|e| unsupported(&e.to_string()))?;
@@ -72,20 +81,31 @@ pub fn parse_tracker_url(s: &str) -> Result<TrackerUrl, AnnounceError> {
                 target.push('?');
                 target.push_str(q);
             }
-            Ok(TrackerUrl::Http { host, port: u.port().unwrap_or(80), target })
+            Ok(TrackerUrl::Http {
+                host,
+                port: u.port().unwrap_or(80),
+                target,
+            })
         }
         "udp" => Ok(TrackerUrl::Udp {
             host,
             port: u.port().ok_or_else(|| unsupported("udp:// needs a port"))?,
         }),
-        "https" => Err(unsupported("https is not supported (no TLS in the tracker client)")),
+        "https" => Err(unsupported(
+            "https is not supported (no TLS in the tracker client)",
+        )),
         other => Err(unsupported(&format!("scheme {other} is not supported"))),
     }
 }
 
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, AnnounceError> {
-    let err = |reason: String| AnnounceError::Resolve { host: host.to_string(), reason };
-    let mut addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| err(e.to_string()))?;
+    let err = |reason: String| AnnounceError::Resolve {
+        host: host.to_string(),
+        reason,
+    };
+    let mut addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| err(e.to_string()))?;
     addrs.next().ok_or_else(|| err("no addresses".into()))
 }
 
@@ -107,20 +127,32 @@ pub async fn http_get(
             .await
             .map_err(|e| AnnounceError::Http(e.to_string()))?;
         let conn = tokio::spawn(conn);
-        let host_header = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let host_header = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
         let req = hyper::Request::get(target)
             .header(hyper::header::HOST, host_header)
-            .header(hyper::header::USER_AGENT, concat!("bittorrent-over-scion/", env!("CARGO_PKG_VERSION")))
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("bittorrent-over-scion/", env!("CARGO_PKG_VERSION")),
+            )
             .header(hyper::header::CONNECTION, "close")
             .body(Empty::<Bytes>::new())
             .map_err(|e| AnnounceError::Http(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| AnnounceError::Http(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| AnnounceError::Http(e.to_string()))?;
         let status = resp.status().as_u16();
         let body = Limited::new(resp.into_body(), max_body)
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     AnnounceError::Response(ResponseError::TooLarge(max_body))
                 } else {
                     AnnounceError::Http(e.to_string())
@@ -130,7 +162,9 @@ pub async fn http_get(
         conn.abort();
         Ok((status, body))
     };
-    tokio::time::timeout(timeout, work).await.map_err(|_| AnnounceError::Timeout(timeout))?
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| AnnounceError::Timeout(timeout))?
 }
 
 /// An HTTP announce.
@@ -151,16 +185,21 @@ pub async fn http_announce(
         Err(ResponseError::Failure(f)) => Err(ResponseError::Failure(f).into()),
         Err(e) if status != 200 => Err(AnnounceError::Status {
             status,
-            detail: format!("{e}; body starts {:?}", String::from_utf8_lossy(&body[..body.len().min(80)])),
+            detail: format!(
+                "{e}; body starts {:?}",
+                String::from_utf8_lossy(&body[..body.len().min(80)])
+            ),
         }),
         Err(e) => Err(e.into()),
     }
 }
 
-/// A UDP tracker's connection id and when it was received.
-#[derive(Debug, Clone, Copy, Default)]
+/// A UDP tracker's socket (kept, so the source port the connection id is bound to stays the
+/// same) and its connection id with the time it was received.
+#[derive(Debug, Clone, Default)]
 pub struct UdpSession {
     pub connection: Option<(u64, Instant)>,
+    socket: Option<(SocketAddr, std::sync::Arc<tokio::net::UdpSocket>)>,
 }
 
 impl UdpSession {
@@ -185,7 +224,9 @@ async fn udp_exchange(
     let mut ignored = 0;
     let mut n = 0;
     while let Some(wait) = retransmit.timeout(n) {
-        sock.send(packet).await.map_err(|e| AnnounceError::Connect(e.to_string()))?;
+        sock.send(packet)
+            .await
+            .map_err(|e| AnnounceError::Connect(e.to_string()))?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let got = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
@@ -205,7 +246,10 @@ async fn udp_exchange(
         }
         n += 1;
     }
-    Err(AnnounceError::UdpTimeout { attempts: n, ignored })
+    Err(AnnounceError::UdpTimeout {
+        attempts: n,
+        ignored,
+    })
 }
 
 fn action_name(r: &udp::Response) -> &'static str {
@@ -229,10 +273,27 @@ pub async fn udp_announce(
         return Err(AnnounceError::Unsupported("not a udp:// tracker".into()));
     };
     let addr = resolve(host, *port).await?;
-    let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }
-        .map_err(|_| AnnounceError::Connect("bad bind address".into()))?;
-    let sock = tokio::net::UdpSocket::bind(bind).await.map_err(|e| AnnounceError::Connect(e.to_string()))?;
-    sock.connect(addr).await.map_err(|e| AnnounceError::Connect(format!("{addr}: {e}")))?;
+    let sock = match &session.socket {
+        Some((a, s)) if *a == addr => s.clone(),
+        _ => {
+            let bind: SocketAddr = if addr.is_ipv6() {
+                "[::]:0".parse::<SocketAddr>()
+            } else {
+                "0.0.0.0:0".parse::<SocketAddr>()
+            }
+            .map_err(|_| AnnounceError::Connect("bad bind address".into()))?;
+            let s = tokio::net::UdpSocket::bind(bind)
+                .await
+                .map_err(|e| AnnounceError::Connect(e.to_string()))?;
+            s.connect(addr)
+                .await
+                .map_err(|e| AnnounceError::Connect(format!("{addr}: {e}")))?;
+            let s = std::sync::Arc::new(s);
+            session.socket = Some((addr, s.clone()));
+            session.connection = None;
+            s
+        }
+    };
     let v6 = udp::is_v6(&addr);
 
     let connection_id = match session.valid(Instant::now()) {
@@ -247,7 +308,10 @@ pub async fn udp_announce(
                     connection_id
                 }
                 other => {
-                    return Err(AnnounceError::UdpAction { got: action_name(&other), expected: "connect" })
+                    return Err(AnnounceError::UdpAction {
+                        got: action_name(&other),
+                        expected: "connect",
+                    })
                 }
             }
         }
@@ -270,7 +334,14 @@ pub async fn udp_announce(
     let mut p = Vec::with_capacity(udp::ANNOUNCE_LEN);
     udp::encode_announce(&mut p, &a);
     match udp_exchange(&sock, &p, tx, retransmit, v6, limits.max_peers).await {
-        Ok(udp::Response::Announce { interval, leechers, seeders, peers, dropped, .. }) => Ok(AnnounceResponse {
+        Ok(udp::Response::Announce {
+            interval,
+            leechers,
+            seeders,
+            peers,
+            dropped,
+            ..
+        }) => Ok(AnnounceResponse {
             interval: Some(interval),
             min_interval: None,
             tracker_id: None,
@@ -280,7 +351,10 @@ pub async fn udp_announce(
             peers: peers.into_iter().map(Into::into).collect(),
             peers_dropped: dropped,
         }),
-        Ok(other) => Err(AnnounceError::UdpAction { got: action_name(&other), expected: "announce" }),
+        Ok(other) => Err(AnnounceError::UdpAction {
+            got: action_name(&other),
+            expected: "announce",
+        }),
         Err(e) => {
             // The id may have been dropped by the tracker; reconnect next time.
             session.connection = None;
@@ -297,11 +371,18 @@ mod tests {
     fn classifies_urls() {
         assert_eq!(
             parse_tracker_url("http://127.0.0.1:6969/announce?x=1").unwrap(),
-            TrackerUrl::Http { host: "127.0.0.1".into(), port: 6969, target: "/announce?x=1".into() }
+            TrackerUrl::Http {
+                host: "127.0.0.1".into(),
+                port: 6969,
+                target: "/announce?x=1".into()
+            }
         );
         assert_eq!(
             parse_tracker_url("udp://[::1]:6969").unwrap(),
-            TrackerUrl::Udp { host: "::1".into(), port: 6969 }
+            TrackerUrl::Udp {
+                host: "::1".into(),
+                port: 6969
+            }
         );
         for (bad, hint) in [
             ("http://[1-ff00:0:112,127.0.0.1]:6969/announce", "SCION"),

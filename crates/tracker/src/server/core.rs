@@ -124,9 +124,15 @@ impl Tracker {
             None => (target, &b""[..]),
         };
         if path.ends_with(b"/announce") {
-            HttpReply { status: 200, body: self.http_announce(query, remote, now) }
+            HttpReply {
+                status: 200,
+                body: self.http_announce(query, remote, now),
+            }
         } else if path.ends_with(b"/scrape") {
-            HttpReply { status: 200, body: self.http_scrape(query) }
+            HttpReply {
+                status: 200,
+                body: self.http_scrape(query),
+            }
         } else {
             HttpReply {
                 status: 404,
@@ -156,13 +162,24 @@ impl Tracker {
             stopped: r.event == Event::Stopped,
             completed: r.event == Event::Completed,
         };
-        let wanted = if r.scion.is_some() { Wanted::IpAndScion } else { Wanted::Ip };
+        let wanted = if r.scion.is_some() {
+            Wanted::IpAndScion
+        } else {
+            Wanted::Ip
+        };
         let numwant = r
             .numwant
             .map_or(self.config.numwant_default, |n| n as usize)
             .min(self.config.numwant_max);
         let mut lists = CompactLists::default();
-        let o = self.swarms.announce(&update, numwant, wanted, None, rand::random(), &mut lists);
+        let o = self.swarms.announce(
+            &update,
+            numwant,
+            wanted,
+            None,
+            rand::random::<u32>() as usize,
+            &mut lists,
+        );
         let body = ResponseBody {
             interval: self.interval_secs(),
             min_interval: (self.interval_secs() / 2).max(1),
@@ -257,7 +274,11 @@ impl Tracker {
             }
             Request::Announce(a) => {
                 if !self.connection_ok(a.connection_id, &remote, now) {
-                    return udp::encode_error(out, a.transaction_id, "connection id expired or unknown");
+                    return udp::encode_error(
+                        out,
+                        a.transaction_id,
+                        "connection id expired or unknown",
+                    );
                 }
                 if !self.allowed(&a.info_hash) {
                     return udp::encode_error(out, a.transaction_id, NOT_ALLOWED);
@@ -283,7 +304,14 @@ impl Tracker {
                 .min(self.config.numwant_max);
                 scratch.clear();
                 let v6 = ip.is_ipv6();
-                let o = self.swarms.announce(&update, numwant, Wanted::Ip, Some(v6), rand::random(), scratch);
+                let o = self.swarms.announce(
+                    &update,
+                    numwant,
+                    Wanted::Ip,
+                    Some(v6),
+                    rand::random::<u32>() as usize,
+                    scratch,
+                );
                 udp::encode_announce_header(
                     out,
                     a.transaction_id,
@@ -293,15 +321,27 @@ impl Tracker {
                 );
                 out.extend_from_slice(if v6 { &scratch.peers6 } else { &scratch.peers });
             }
-            Request::Scrape { connection_id, transaction_id, info_hashes } => {
+            Request::Scrape {
+                connection_id,
+                transaction_id,
+                info_hashes,
+            } => {
                 if !self.connection_ok(connection_id, &remote, now) {
-                    return udp::encode_error(out, transaction_id, "connection id expired or unknown");
+                    return udp::encode_error(
+                        out,
+                        transaction_id,
+                        "connection id expired or unknown",
+                    );
                 }
                 udp::encode_scrape_header(out, transaction_id);
                 for h in info_hashes.chunks_exact(20) {
                     let mut ih = [0u8; 20];
                     ih.copy_from_slice(h);
-                    let s = if self.allowed(&ih) { self.swarms.scrape(&ih) } else { Default::default() };
+                    let s = if self.allowed(&ih) {
+                        self.swarms.scrape(&ih)
+                    } else {
+                        Default::default()
+                    };
                     udp::encode_scrape_entry(out, &s);
                 }
             }
@@ -374,7 +414,9 @@ mod tests {
     #[test]
     fn http_errors_are_failure_reasons() {
         let t = Tracker::new(TrackerConfig {
-            allow: Some(parse_allow_list("# x\n0101010101010101010101010101010101010101\n").unwrap()),
+            allow: Some(
+                parse_allow_list("# x\n0101010101010101010101010101010101010101\n").unwrap(),
+            ),
             ..Default::default()
         });
         let now = Instant::now();
@@ -396,8 +438,10 @@ mod tests {
         let mut p = Vec::new();
         udp::encode_connect(&mut p, 77);
         t.handle_udp(&p, remote, now, &mut out, &mut scratch);
-        let Ok(udp::Response::Connect { transaction_id: 77, connection_id }) =
-            udp::decode_response(&out, false, 10)
+        let Ok(udp::Response::Connect {
+            transaction_id: 77,
+            connection_id,
+        }) = udp::decode_response(&out, false, 10)
         else {
             panic!("{out:?}")
         };
@@ -418,7 +462,10 @@ mod tests {
         let mut p = Vec::new();
         udp::encode_announce(&mut p, &a);
         t.handle_udp(&p, remote, now, &mut out, &mut scratch);
-        assert!(matches!(udp::decode_response(&out, false, 10), Ok(udp::Response::Announce { seeders: 1, .. })));
+        assert!(matches!(
+            udp::decode_response(&out, false, 10),
+            Ok(udp::Response::Announce { seeders: 1, .. })
+        ));
         // Another peer sees the first; a stale connection id gets an error.
         a.port = 2;
         a.left = 5;
@@ -426,13 +473,30 @@ mod tests {
         udp::encode_announce(&mut p, &a);
         t.handle_udp(&p, remote, now, &mut out, &mut scratch);
         match udp::decode_response(&out, false, 10).unwrap() {
-            udp::Response::Announce { peers, leechers: 1, seeders: 1, .. } => {
+            udp::Response::Announce {
+                peers,
+                leechers: 1,
+                seeders: 1,
+                ..
+            } => {
                 assert_eq!(peers, vec!["127.0.0.1:1".parse().unwrap()])
             }
             other => panic!("{other:?}"),
         }
-        t.handle_udp(&p, remote, now + Duration::from_secs(180), &mut out, &mut scratch);
-        assert!(matches!(udp::decode_response(&out, false, 10), Ok(udp::Response::Error { transaction_id: 78, .. })));
+        t.handle_udp(
+            &p,
+            remote,
+            now + Duration::from_secs(180),
+            &mut out,
+            &mut scratch,
+        );
+        assert!(matches!(
+            udp::decode_response(&out, false, 10),
+            Ok(udp::Response::Error {
+                transaction_id: 78,
+                ..
+            })
+        ));
     }
 
     proptest! {

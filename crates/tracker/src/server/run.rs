@@ -119,17 +119,19 @@ pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
                 .build()?;
             let (tx, rx) = tokio::sync::oneshot::channel();
             let t = tracker.clone();
-            threads.push(std::thread::Builder::new().name("tracker-http-main".into()).spawn(
-                move || {
-                    rt.block_on(async move {
-                        match tokio::net::TcpListener::from_std(listener) {
-                            Ok(l) => serve_http(l, t, rx).await,
-                            Err(e) => tracing::error!("tracker HTTP listener: {e}"),
-                        }
-                    });
-                    rt.shutdown_timeout(Duration::from_secs(1));
-                },
-            )?);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("tracker-http-main".into())
+                    .spawn(move || {
+                        rt.block_on(async move {
+                            match tokio::net::TcpListener::from_std(listener) {
+                                Ok(l) => serve_http(l, t, rx).await,
+                                Err(e) => tracing::error!("tracker HTTP listener: {e}"),
+                            }
+                        });
+                        rt.shutdown_timeout(Duration::from_secs(1));
+                    })?,
+            );
             (Some(bound), Some(tx))
         }
         None => (None, None),
@@ -171,7 +173,16 @@ fn udp_worker(sock: UdpSocket, tracker: &Tracker, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let (n, from) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
                 // ICMP errors from earlier sends surface here on Linux; keep serving.
                 tracing::debug!("tracker UDP receive: {e}");
@@ -243,7 +254,11 @@ async fn serve_http(
     }
 }
 
-fn respond<B>(t: &Tracker, req: &hyper::Request<B>, remote: SocketAddr) -> hyper::Response<Full<Bytes>> {
+fn respond<B>(
+    t: &Tracker,
+    req: &hyper::Request<B>,
+    remote: SocketAddr,
+) -> hyper::Response<Full<Bytes>> {
     let reply = if req.method() == hyper::Method::GET {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         t.handle_http(target.as_bytes(), remote, Instant::now())

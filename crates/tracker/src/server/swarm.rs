@@ -134,9 +134,17 @@ impl Swarms {
         start: usize,
         out: &mut CompactLists,
     ) -> AnnounceOutcome {
-        let mut shard = self.shard(&u.info_hash).lock().unwrap_or_else(|e| e.into_inner());
-        if !shard.contains_key(&u.info_hash) && (u.stopped || shard.len() >= self.max_swarms_per_shard) {
-            return AnnounceOutcome { stats: ScrapeStats::default(), selected: 0 };
+        let mut shard = self
+            .shard(&u.info_hash)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !shard.contains_key(&u.info_hash)
+            && (u.stopped || shard.len() >= self.max_swarms_per_shard)
+        {
+            return AnnounceOutcome {
+                stats: ScrapeStats::default(),
+                selected: 0,
+            };
         }
         let swarm = shard.entry(u.info_hash).or_default();
         match swarm.index.get(&u.peer.ip).copied() {
@@ -227,7 +235,11 @@ impl Swarms {
 /// Writes `p` into the list it belongs to; false if the requester cannot use it.
 fn select(p: &Peer, wanted: Wanted, family: Option<bool>, out: &mut CompactLists) -> bool {
     if let (Wanted::IpAndScion, Some(s)) = (wanted, &p.scion) {
-        let list = if s.host.is_ipv4() { &mut out.peers_scion } else { &mut out.peers6_scion };
+        let list = if s.host.is_ipv4() {
+            &mut out.peers_scion
+        } else {
+            &mut out.peers6_scion
+        };
         compact::write_scion(s, list);
         out.selected.push(*p);
         return true;
@@ -256,7 +268,12 @@ mod tests {
     }
 
     fn upd(p: Peer) -> PeerUpdate {
-        PeerUpdate { info_hash: [9; 20], peer: p, stopped: false, completed: false }
+        PeerUpdate {
+            info_hash: [9; 20],
+            peer: p,
+            stopped: false,
+            completed: false,
+        }
     }
 
     #[test]
@@ -264,7 +281,12 @@ mod tests {
         let s = Swarms::new(100, 100);
         let now = Instant::now();
         let mut out = CompactLists::default();
-        let a = peer("10.0.0.1:1", Some("1-ff00:0:112,[127.0.0.1]:43000"), true, now);
+        let a = peer(
+            "10.0.0.1:1",
+            Some("1-ff00:0:112,[127.0.0.1]:43000"),
+            true,
+            now,
+        );
         let b = peer("[::1]:2", None, false, now);
         s.announce(&upd(a), 50, Wanted::IpAndScion, None, 0, &mut out);
         s.announce(&upd(b), 50, Wanted::Ip, None, 0, &mut out);
@@ -275,8 +297,18 @@ mod tests {
         out.clear();
         let c = peer("10.0.0.3:3", Some("1-ff00:0:113,[127.0.0.1]:1"), false, now);
         let o = s.announce(&upd(c), 50, Wanted::IpAndScion, None, 0, &mut out);
-        assert_eq!((out.peers_scion.len(), out.peers6.len(), out.peers.len()), (14, 18, 0));
-        assert_eq!(o.stats, ScrapeStats { complete: 1, downloaded: 0, incomplete: 2 });
+        assert_eq!(
+            (out.peers_scion.len(), out.peers6.len(), out.peers.len()),
+            (14, 18, 0)
+        );
+        assert_eq!(
+            o.stats,
+            ScrapeStats {
+                complete: 1,
+                downloaded: 0,
+                incomplete: 2
+            }
+        );
         // UDP over IPv4: only IPv4 entries.
         out.clear();
         let d = peer("10.0.0.4:4", None, false, now);
@@ -290,14 +322,24 @@ mod tests {
         let t0 = Instant::now();
         let mut out = CompactLists::default();
         for i in 1..=3 {
-            s.announce(&upd(peer(&format!("10.0.0.{i}:1"), None, false, t0)), 50, Wanted::Ip, None, 0, &mut out);
+            s.announce(
+                &upd(peer(&format!("10.0.0.{i}:1"), None, false, t0)),
+                50,
+                Wanted::Ip,
+                None,
+                0,
+                &mut out,
+            );
         }
         assert_eq!(s.peers(&[9; 20]).len(), 2, "capped at 2 peers");
         let mut stop = upd(peer("10.0.0.1:1", None, false, t0));
         stop.stopped = true;
         s.announce(&stop, 50, Wanted::Ip, None, 0, &mut out);
         assert_eq!(s.peers(&[9; 20]).len(), 1);
-        assert_eq!(s.expire(t0 + Duration::from_secs(10), Duration::from_secs(5)), 1);
+        assert_eq!(
+            s.expire(t0 + Duration::from_secs(10), Duration::from_secs(5)),
+            1
+        );
         assert!(s.peers(&[9; 20]).is_empty());
         assert_eq!(s.scrape(&[9; 20]), ScrapeStats::default());
     }
