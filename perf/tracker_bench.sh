@@ -26,6 +26,8 @@ SERVER=$CARGO_TARGET_DIR/$dir/examples/tracker_server
 LOAD=$CARGO_TARGET_DIR/$dir/examples/tracker_load
 
 work=$(mktemp -d)
+# opentracker chroots there and drops to "nobody", which must be able to read the whitelist.
+chmod 755 "$work"
 server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT

@@ -147,6 +147,9 @@ struct OpenTracker {
 /// `info_hash`.
 fn opentracker(info_hash: &[u8; 20]) -> OpenTracker {
     let dir = tempfile::tempdir().unwrap();
+    // opentracker chroots into the directory and drops to "nobody", who must read the list.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let hex: String = info_hash.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::write(dir.path().join("whitelist.txt"), format!("{hex}\n")).unwrap();
     let port = free_port();

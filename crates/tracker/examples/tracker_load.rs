@@ -42,7 +42,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
 
-fn report(proto: &str, lat_us: &mut Vec<u32>, secs: f64, errors: u64, lost: u64) {
+fn report(proto: &str, lat_us: &mut [u32], secs: f64, errors: u64, lost: u64) {
     lat_us.sort_unstable();
     println!(
         "proto={proto} announces={} secs={secs:.3} rate={:.0}/s p50_us={} p99_us={} errors={errors} lost={lost}",
@@ -84,7 +84,7 @@ fn run_udp(addr: SocketAddr, o: &Opts) -> std::io::Result<()> {
                     info_hash: info_hash((n % u64::from(o.torrents)) as u32),
                     peer_id: [(n % 200) as u8; 20],
                     downloaded: 0,
-                    left: if n % 3 == 0 { 0 } else { 1000 },
+                    left: if n.is_multiple_of(3) { 0 } else { 1000 },
                     uploaded: 0,
                     event: bt_tracker::http::Event::None,
                     ip: std::net::Ipv4Addr::UNSPECIFIED,
@@ -155,7 +155,7 @@ fn http_once(addr: SocketAddr, n: u64, torrents: u32, buf: &mut Vec<u8>) -> std:
         pct(&info_hash((n % u64::from(torrents)) as u32)),
         pct(&[(n % 200) as u8; 20]),
         peer_port(n),
-        if n % 3 == 0 { 0 } else { 1000 },
+        if n.is_multiple_of(3) { 0 } else { 1000 },
     );
     s.write_all(req.as_bytes())?;
     buf.clear();

@@ -212,7 +212,10 @@ pub fn decode_request(b: &[u8]) -> Result<Request<'_>, UdpError> {
         }
         ACTION_SCRAPE => {
             let hashes = &b[16..];
-            if hashes.is_empty() || hashes.len() % 20 != 0 || hashes.len() / 20 > MAX_SCRAPE {
+            if hashes.is_empty()
+                || !hashes.len().is_multiple_of(20)
+                || hashes.len() / 20 > MAX_SCRAPE
+            {
                 return Err(UdpError::ScrapeLength(hashes.len()));
             }
             Ok(Request::Scrape {
@@ -329,7 +332,7 @@ pub fn decode_response(b: &[u8], ipv6: bool, max_peers: usize) -> Result<Respons
             need(b, 20)?;
             let entry = if ipv6 { IP_V6_LEN } else { IP_V4_LEN };
             let list = &b[20..];
-            if list.len() % entry != 0 {
+            if !list.len().is_multiple_of(entry) {
                 return Err(UdpError::PeerLength {
                     len: list.len(),
                     entry,
@@ -352,7 +355,7 @@ pub fn decode_response(b: &[u8], ipv6: bool, max_peers: usize) -> Result<Respons
         }
         ACTION_SCRAPE => {
             let body = &b[8..];
-            if body.len() % 12 != 0 {
+            if !body.len().is_multiple_of(12) {
                 return Err(UdpError::PeerLength {
                     len: body.len(),
                     entry: 12,
