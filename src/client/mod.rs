@@ -2,3 +2,4 @@
 //! commands and snapshots front ends use to talk to it).
 
 pub mod control;
+pub mod trackers;
