@@ -35,6 +35,8 @@ impl Family {
 /// The engine only needs the compact form (for `nodes`, `values`, `ip`), the family (BEP 32
 /// `nodes` vs `nodes6`) and the host without the port (tokens, rate limits).
 pub trait DhtAddr: Copy + Eq + Hash + Ord + Debug + Display + Send + Sync + 'static {
+    /// Names the address kind in saved state (`ip`, `scion`).
+    const KIND: &'static str;
     /// The family of the (host) IP.
     fn family(&self) -> Family;
     /// The UDP port.
@@ -59,6 +61,7 @@ pub trait DhtAddr: Copy + Eq + Hash + Ord + Debug + Display + Send + Sync + 'sta
 
 /// Plain UDP/IP: BEP 5 compact forms (4 or 16 address bytes + port).
 impl DhtAddr for SocketAddr {
+    const KIND: &'static str = "ip";
     fn family(&self) -> Family {
         Family::of(self.ip())
     }
@@ -95,6 +98,7 @@ impl DhtAddr for SocketAddr {
 
 /// SCION/UDP: the netsys-lab/dht form, ISD-AS (8 bytes BE) + IPv4/IPv6 host + port.
 impl DhtAddr for ScionAddr {
+    const KIND: &'static str = "scion";
     fn family(&self) -> Family {
         // No IPv4-mapped special case: the SCION form keeps the host's 16 bytes.
         if self.host.is_ipv4() {
@@ -139,7 +143,10 @@ mod tests {
         let a: ScionAddr = "19-ffaa:1:e4b,[1.2.3.4]:80".parse().unwrap();
         let mut out = Vec::new();
         a.write_compact(&mut out);
-        assert_eq!(out, b"\x00\x13\xff\xaa\x00\x01\x0e\x4b\x01\x02\x03\x04\x00\x50");
+        assert_eq!(
+            out,
+            b"\x00\x13\xff\xaa\x00\x01\x0e\x4b\x01\x02\x03\x04\x00\x50"
+        );
         assert_eq!(ScionAddr::read_compact(&out), Some(a));
     }
 

@@ -129,10 +129,7 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 Ok(Value::Dict(items))
             }
-            byte => Err(BencodeError::Unexpected {
-                byte,
-                at: self.pos,
-            }),
+            byte => Err(BencodeError::Unexpected { byte, at: self.pos }),
         }
     }
 
@@ -226,7 +223,7 @@ mod tests {
 
     #[test]
     fn parses_nested_values() {
-        let v = parse(b"d1:ad2:id3:abce1:li-3ei0ee1:y1:qe").unwrap();
+        let v = parse(b"d1:ad2:id3:abce1:lli-3ei0ee1:y1:qe").unwrap();
         assert_eq!(
             v.get(b"a").and_then(|a| a.get(b"id")),
             Some(&Value::Bytes(b"abc"))

@@ -35,7 +35,10 @@ mod tests {
         ] {
             assert!(looks_like_krpc(m));
         }
-        assert!(!looks_like_krpc(b"d1:ad2:id20:abcdefghij0123456789e"), "truncated");
+        assert!(
+            !looks_like_krpc(b"d1:ad2:id20:abcdefghij0123456789e"),
+            "truncated"
+        );
         assert!(!looks_like_krpc(b"de"));
     }
 

@@ -293,7 +293,14 @@ impl<A: DhtAddr> Dht<A> {
     /// [`DhtEvent::Bootstrapped`].
     pub fn bootstrap(&mut self, now: Instant) -> Result<LookupId, DhtError> {
         let force_config = self.tables.iter().all(Table::is_empty) && self.seeds.is_empty();
-        self.start(self.id, LookupKind::FindNode, false, true, force_config, now)
+        self.start(
+            self.id,
+            LookupKind::FindNode,
+            false,
+            true,
+            force_config,
+            now,
+        )
     }
 
     /// Pings `addr` and adds it to the table if it answers (e.g. from a BEP 5 `port` message).
@@ -441,7 +448,7 @@ impl<A: DhtAddr> Dht<A> {
             tid = self.next_tid.to_be_bytes();
         }
         self.next_tid = self.next_tid.wrapping_add(1);
-        let msg = Message {
+        let msg = Message::<A> {
             t: tid.to_vec(),
             v: Some(self.config.version.clone()),
             ro: self.config.read_only,
@@ -476,7 +483,13 @@ impl<A: DhtAddr> Dht<A> {
     }
 
     /// The nodes we tell a querier about: the families it wants (default: its own).
-    fn nodes_for(&self, target: &Id, want: Option<Want>, from: &A, now: Instant) -> Vec<NodeInfo<A>> {
+    fn nodes_for(
+        &self,
+        target: &Id,
+        want: Option<Want>,
+        from: &A,
+        now: Instant,
+    ) -> Vec<NodeInfo<A>> {
         let want = want.unwrap_or(Want {
             n4: from.family() == Family::V4,
             n6: from.family() == Family::V6,
@@ -758,7 +771,8 @@ impl<A: DhtAddr> Dht<A> {
                     }
                 }
             }
-            if let Some(Phase::Announcing { in_flight: 0 }) = self.lookups.get(&lid).map(|l| l.phase)
+            if let Some(Phase::Announcing { in_flight: 0 }) =
+                self.lookups.get(&lid).map(|l| l.phase)
             {
                 finished = true;
             }

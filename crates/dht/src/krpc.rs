@@ -143,7 +143,9 @@ pub fn decode<A: DhtAddr>(bytes: &[u8]) -> Result<Message<A>, KrpcError> {
         return Err(KrpcError::NotADict);
     }
     let t = short_bytes(root.get(b"t"), MAX_TID_LEN).ok_or(KrpcError::Missing("t"))?;
-    let v = root.get(b"v").and_then(|v| short_bytes(Some(v), MAX_SHORT_STRING));
+    let v = root
+        .get(b"v")
+        .and_then(|v| short_bytes(Some(v), MAX_SHORT_STRING));
     let ro = root.get(b"ro").and_then(Value::as_int) == Some(1);
     let ip = root
         .get(b"ip")
@@ -175,9 +177,7 @@ fn short_bytes<'a>(v: Option<&Value<'a>>, max: usize) -> Option<&'a [u8]> {
 }
 
 fn id_of(v: Option<&Value<'_>>, key: &'static str) -> Result<Id, KrpcError> {
-    let b = v
-        .and_then(Value::as_bytes)
-        .ok_or(KrpcError::Missing(key))?;
+    let b = v.and_then(Value::as_bytes).ok_or(KrpcError::Missing(key))?;
     Id::from_slice(b).ok_or(KrpcError::Invalid(key))
 }
 
@@ -554,7 +554,10 @@ mod tests {
             ip: None,
             body: Body::Response(Response {
                 id: id(1),
-                nodes: vec![NodeInfo { id: id(2), addr: b }, NodeInfo { id: id(3), addr: a }],
+                nodes: vec![
+                    NodeInfo { id: id(2), addr: b },
+                    NodeInfo { id: id(3), addr: a },
+                ],
                 values: vec![],
                 token: None,
             }),
@@ -563,7 +566,10 @@ mod tests {
         let root = bencode::parse(&bytes).unwrap();
         let r = root.get(b"r").unwrap();
         assert_eq!(r.get(b"nodes").and_then(Value::as_bytes).unwrap().len(), 34);
-        assert_eq!(r.get(b"nodes6").and_then(Value::as_bytes).unwrap().len(), 46);
+        assert_eq!(
+            r.get(b"nodes6").and_then(Value::as_bytes).unwrap().len(),
+            46
+        );
         assert_eq!(decode::<ScionAddr>(&bytes).unwrap(), m);
     }
 
@@ -608,7 +614,7 @@ mod tests {
             any::<[u8; 20]>().prop_map(Id)
         }
 
-        fn any_ip_addr() -> impl Strategy<Value = SocketAddr> {
+        fn any_ip_addr() -> impl Strategy<Value = SocketAddr> + Clone {
             prop_oneof![
                 (any::<[u8; 4]>(), 1..=u16::MAX)
                     .prop_map(|(ip, p)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), p)),
@@ -621,9 +627,9 @@ mod tests {
             ]
         }
 
-        fn any_scion_addr() -> impl Strategy<Value = ScionAddr> {
+        fn any_scion_addr() -> impl Strategy<Value = ScionAddr> + Clone {
             (any::<u64>(), any_ip_addr())
-                .prop_map(|(ia, a)| ScionAddr::new(scion_addr::Ia(ia), a.ip(), a.port()))
+                .prop_map(|(ia, a)| ScionAddr::new(scion_addr::Ia::from_u64(ia), a.ip(), a.port()))
         }
 
         fn any_method() -> impl Strategy<Value = Method> {
@@ -696,13 +702,7 @@ mod tests {
                 proptest::option::of(addr.clone()),
                 any_body(addr),
             )
-                .prop_map(|(t, v, ro, ip, body)| Message {
-                    t,
-                    v,
-                    ro,
-                    ip,
-                    body,
-                })
+                .prop_map(|(t, v, ro, ip, body)| Message { t, v, ro, ip, body })
         }
 
         proptest! {

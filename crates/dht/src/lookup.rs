@@ -103,9 +103,7 @@ impl<A: Copy + Eq + std::hash::Hash> Lookup<A> {
             return;
         }
         let distance = id.map_or(Id::ZERO, |id| id.distance(&self.target));
-        let pos = self
-            .candidates
-            .partition_point(|c| c.distance <= distance);
+        let pos = self.candidates.partition_point(|c| c.distance <= distance);
         if pos >= MAX_CANDIDATES {
             return;
         }
@@ -163,8 +161,7 @@ impl<A: Copy + Eq + std::hash::Hash> Lookup<A> {
 
     /// Whether nothing among the `k` closest live candidates is left to ask or waited on.
     pub fn search_done(&mut self, k: usize) -> bool {
-        self.closest_live(k)
-            .all(|c| c.state == State::Responded)
+        self.closest_live(k).all(|c| c.state == State::Responded)
     }
 
     /// `addr` answered with its id (and a token for get_peers).
@@ -272,7 +269,11 @@ mod tests {
             assert!(rounds < 10);
         }
         let targets = l.announce_targets(8);
-        assert_eq!(targets.len(), 5, "of the 8 closest live, 3..5 gave no token");
+        assert_eq!(
+            targets.len(),
+            5,
+            "of the 8 closest live, 3..5 gave no token"
+        );
         assert_eq!(targets[0].0, 99);
     }
 

@@ -124,7 +124,9 @@ mod tests {
     #[test]
     fn entry_forms() {
         assert_eq!(
-            parse_node_entry("1-ff00:0:110,10.0.0.1", 7000).unwrap().to_string(),
+            parse_node_entry("1-ff00:0:110,10.0.0.1", 7000)
+                .unwrap()
+                .to_string(),
             "1-ff00:0:110,[10.0.0.1]:7000"
         );
         assert_eq!(parse_node_entry("::1", 5).unwrap().to_string(), "[::1]:5");
@@ -137,7 +139,10 @@ mod tests {
         let a = parse_bootstrap_addr("19-ffaa:1:e4b,[127.0.0.1]:7000").unwrap();
         assert!(a.as_scion().is_some());
         assert_eq!(a.port(), 7000);
-        assert!(parse_bootstrap_addr("127.0.0.1:6881").unwrap().as_scion().is_none());
+        assert!(parse_bootstrap_addr("127.0.0.1:6881")
+            .unwrap()
+            .as_scion()
+            .is_none());
         assert!(parse_bootstrap_addr("19-ffaa:1:e4b").is_err());
     }
 }

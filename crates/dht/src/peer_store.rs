@@ -99,7 +99,11 @@ mod tests {
         let now = Instant::now();
         let mut s = PeerStore::new(2, 3);
         for i in 1..=5 {
-            s.add(Id([1; 20]), peer(i), now + Duration::from_secs(u64::from(i)));
+            s.add(
+                Id([1; 20]),
+                peer(i),
+                now + Duration::from_secs(u64::from(i)),
+            );
         }
         assert_eq!(s.size(), (1, 3));
         let got = s.get(&Id([1; 20]), Family::V4, 10, now);
@@ -108,7 +112,10 @@ mod tests {
         s.add(Id([2; 20]), peer(1), now);
         s.add(Id([3; 20]), peer(1), now + Duration::from_secs(10));
         assert_eq!(s.size().0, 2);
-        assert!(s.get(&Id([2; 20]), Family::V4, 10, now).is_empty(), "stalest hash evicted");
+        assert!(
+            s.get(&Id([2; 20]), Family::V4, 10, now).is_empty(),
+            "stalest hash evicted"
+        );
         s.expire(now + PEER_TTL + Duration::from_secs(11));
         assert_eq!(s.size(), (0, 0));
     }

@@ -1,4 +1,4 @@
-//! The saved form of a node: a bencoded dictionary `{id, nodes, nodes6}` with the node lists in
+//! The saved form of a node: a bencoded dictionary `{id, kind, nodes, nodes6}` with the node lists in
 //! the same compact form as KRPC (so an IP state and a SCION state cannot be mixed up silently:
 //! the entry sizes differ).
 
@@ -23,6 +23,8 @@ pub(crate) fn encode<A: DhtAddr>(id: &Id, nodes: &[NodeInfo<A>]) -> Vec<u8> {
     let mut out = b"d".to_vec();
     put_key(&mut out, "id");
     put_bytes(&mut out, &id.0);
+    put_key(&mut out, "kind");
+    put_bytes(&mut out, A::KIND.as_bytes());
     for (key, family) in [("nodes", Family::V4), ("nodes6", Family::V6)] {
         put_key(&mut out, key);
         put_bytes(&mut out, &krpc::encode_nodes(&r, family));
@@ -39,11 +41,21 @@ pub(crate) fn decode<A: DhtAddr>(b: &[u8]) -> Result<State<A>, DhtError> {
         .and_then(bencode::Value::as_bytes)
         .and_then(Id::from_slice)
         .ok_or_else(|| bad(&"missing 'id'"))?;
+    let kind = root.get(b"kind").and_then(bencode::Value::as_bytes);
+    if kind != Some(A::KIND.as_bytes()) {
+        return Err(bad(&format!(
+            "saved for addresses of kind {:?}, not {}",
+            kind.map(String::from_utf8_lossy),
+            A::KIND
+        )));
+    }
     let mut nodes = Vec::new();
     // The KRPC cap per list does not apply to a saved table: read the lists chunk by chunk.
     for (key, family) in [(&b"nodes"[..], Family::V4), (b"nodes6", Family::V6)] {
         let Some(v) = root.get(key) else { continue };
-        let list = v.as_bytes().ok_or_else(|| bad(&"node list is not a string"))?;
+        let list = v
+            .as_bytes()
+            .ok_or_else(|| bad(&"node list is not a string"))?;
         let entry = 20 + A::compact_len(family);
         if list.len() % entry != 0 {
             return Err(bad(&format!(
@@ -54,8 +66,7 @@ pub(crate) fn decode<A: DhtAddr>(b: &[u8]) -> Result<State<A>, DhtError> {
         for chunk in list.chunks(entry * krpc::MAX_NODES) {
             let mut part = Vec::new();
             let wrapped = bencode::Value::Bytes(chunk);
-            krpc::decode_nodes(Some(&wrapped), family, "nodes", &mut part)
-                .map_err(|e| bad(&e))?;
+            krpc::decode_nodes(Some(&wrapped), family, "nodes", &mut part).map_err(|e| bad(&e))?;
             nodes.extend(part);
         }
     }

@@ -111,9 +111,7 @@ impl<A: Copy + Eq> Table<A> {
     }
 
     fn index(&self, id: &Id) -> usize {
-        self.own
-            .common_prefix_len(id)
-            .min(self.buckets.len() - 1)
+        self.own.common_prefix_len(id).min(self.buckets.len() - 1)
     }
 
     /// The node with this id, if in a bucket.
@@ -193,11 +191,7 @@ impl<A: Copy + Eq> Table<A> {
                 b.last_changed = now;
                 return Inserted::InTable;
             }
-            if let Some(bad) = b
-                .nodes
-                .iter()
-                .position(|n| n.state(now) == NodeState::Bad)
-            {
+            if let Some(bad) = b.nodes.iter().position(|n| n.state(now) == NodeState::Bad) {
                 b.nodes[bad] = fresh;
                 b.last_changed = now;
                 return Inserted::InTable;
@@ -354,7 +348,10 @@ mod tests {
             Id(b)
         };
         for i in 0..K as u8 {
-            assert_eq!(t.heard_response(far(i), u16::from(i), now), Inserted::InTable);
+            assert_eq!(
+                t.heard_response(far(i), u16::from(i), now),
+                Inserted::InTable
+            );
         }
         let later = now + GOOD_FOR + Duration::from_secs(1);
         match t.heard_response(far(100), 100, later) {

@@ -45,7 +45,10 @@ impl Tokens {
     fn make<A: DhtAddr>(secret: &[u8; 16], addr: &A) -> [u8; TOKEN_LEN] {
         let mut host = Vec::with_capacity(32);
         addr.with_port(0).write_compact(&mut host);
-        let digest = Sha1::new().chain_update(secret).chain_update(&host).finalize();
+        let digest = Sha1::new()
+            .chain_update(secret)
+            .chain_update(&host)
+            .finalize();
         let mut out = [0u8; TOKEN_LEN];
         out.copy_from_slice(&digest[..TOKEN_LEN]);
         out

@@ -29,18 +29,14 @@ impl Drop for Proc {
 
 impl Proc {
     fn spawn(name: &'static str, mut cmd: Command) -> Proc {
-        let log = std::env::temp_dir().join(format!(
-            "bt-dht-interop-{}-{name}.log",
-            std::process::id()
-        ));
+        let log =
+            std::env::temp_dir().join(format!("bt-dht-interop-{}-{name}.log", std::process::id()));
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {cmd:?}: {e} (run scripts/install-deps.sh)")
-            });
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e} (run scripts/install-deps.sh)"));
         let stdout = child.stdout.take().unwrap();
         let stdin = child.stdin.take().unwrap();
         let (tx, lines) = mpsc::channel();
@@ -137,9 +133,9 @@ fn libtorrent_and_our_nodes_find_each_others_peers() {
 
     // libtorrent announces; our node A accepts it (libtorrent got a token from us first).
     let h1 = "1111111111111111111111111111111111111111";
-    let lt_peer = "127.0.0.1:7001";
-    lt.send(&format!("announce {h1} 7001"));
-    a.wait_for(Duration::from_secs(30), |l| {
+    let lt_peer = lt_addr.as_str();
+    lt.send(&format!("add {h1}"));
+    a.wait_for(Duration::from_secs(40), |l| {
         l == format!("announced {h1} {lt_peer}")
     });
     // C, which never talked to libtorrent directly, finds libtorrent's peer.
@@ -164,7 +160,10 @@ fn libtorrent_and_our_nodes_find_each_others_peers() {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    assert!(acked, "libtorrent ({lt_addr}) never acknowledged our announce");
+    assert!(
+        acked,
+        "libtorrent ({lt_addr}) never acknowledged our announce"
+    );
     lt.wait_for(Duration::from_secs(10), |l| {
         l == format!("ANNOUNCED {h2} {our_peer}")
     });

@@ -1,12 +1,13 @@
 """A libtorrent DHT node on 127.0.0.1 for tests/libtorrent.rs, controlled through stdin.
 
 usage: lt_dht.py BOOTSTRAP_IP:PORT
-stdin:  announce HEX PORT | get_peers HEX | quit
+stdin:  add HEX (a torrent with that info hash: announced to the DHT) | get_peers HEX | quit
 stdout: LISTEN <port>, BOOTSTRAPPED, PEERS <hex> <ip:port>..., ANNOUNCED <hex> <ip:port>
         (someone announced to libtorrent). Exits after 120 s.
 Loopback and private addresses are allowed in the routing table and in searches.
 """
 import queue
+import tempfile
 import sys
 import threading
 import time
@@ -59,8 +60,13 @@ while time.time() - start < 120:
     if cmd:
         if cmd[0] == "quit":
             sys.exit(0)
-        elif cmd[0] == "announce":
-            ses.dht_announce(sha1(cmd[1]), int(cmd[2]), 0)
+        elif cmd[0] == "add":
+            # The bindings cannot build dht_announce's flags: a magnet-style torrent makes
+            # libtorrent announce itself (on its listen port) to the DHT instead.
+            atp = lt.add_torrent_params()
+            atp.info_hashes = lt.info_hash_t(sha1(cmd[1]))
+            atp.save_path = tempfile.mkdtemp()
+            ses.add_torrent(atp)
         elif cmd[0] == "get_peers":
             ses.dht_get_peers(sha1(cmd[1]))
     for a in ses.pop_alerts():

@@ -206,7 +206,11 @@ fn scion_addr(i: u32) -> ScionAddr {
 }
 
 fn fake_scion(i: u32) -> ScionAddr {
-    ScionAddr::new(Ia(0x0003_ff00_0000_0999), IpAddr::V4(Ipv4Addr::from(i)), 9)
+    ScionAddr::new(
+        Ia::from_u64(0x0003_ff00_0000_0999),
+        IpAddr::V4(Ipv4Addr::from(i)),
+        9,
+    )
 }
 
 fn hash(b: u8) -> Id {
@@ -244,7 +248,9 @@ fn announce_then_find<A: DhtAddr>(addr: fn(u32) -> A, fake: fn(u32) -> A) {
         assert!(s.nodes_v4 >= 8, "node {i} knows only {} nodes", s.nodes_v4);
     }
     let seeder = 17;
-    net.nodes[seeder].announce(hash(0xab), Some(5000), net.now).unwrap();
+    net.nodes[seeder]
+        .announce(hash(0xab), Some(5000), net.now)
+        .unwrap();
     let done = net
         .run_until_event(seeder, Duration::from_secs(30), |e| {
             matches!(e, DhtEvent::LookupDone { .. })
@@ -278,8 +284,10 @@ fn announce_then_find<A: DhtAddr>(addr: fn(u32) -> A, fake: fn(u32) -> A) {
     }
     // A hash nobody announced: the lookup ends without peers.
     net.nodes[leecher].get_peers(hash(0x01), net.now).unwrap();
-    match net.run_until_event(leecher, Duration::from_secs(30), |e| {
-        matches!(e, DhtEvent::LookupDone { .. } | DhtEvent::PeersFound { .. })
+    match net.run_until_event(leecher, Duration::from_secs(30), |e| match e {
+        DhtEvent::LookupDone { target, .. } => *target == hash(0x01),
+        DhtEvent::PeersFound { info_hash, .. } => *info_hash == hash(0x01),
+        _ => false,
     }) {
         Some(DhtEvent::LookupDone {
             peers_found,
@@ -355,7 +363,9 @@ fn lying_nodes_do_not_stop_lookups() {
         }
     }
     net.run_for(Duration::from_secs(5));
-    net.nodes[3].announce(hash(0x42), Some(6000), net.now).unwrap();
+    net.nodes[3]
+        .announce(hash(0x42), Some(6000), net.now)
+        .unwrap();
     assert!(net
         .run_until_event(3, Duration::from_secs(70), |e| matches!(
             e,
@@ -402,9 +412,7 @@ fn malformed_datagrams_are_dropped_without_harm() {
         ip: None,
         body: Body::Query(Query {
             id: Id([1; 20]),
-            method: Method::GetPeers {
-                info_hash: hash(3),
-            },
+            method: Method::GetPeers { info_hash: hash(3) },
             want: None,
         }),
     }
@@ -428,7 +436,14 @@ fn malformed_datagrams_are_dropped_without_harm() {
         net.nodes[target].handle_datagram(from, &b, now);
         while net.nodes[target].poll_transmit().is_some() {}
     }
-    for junk in [&b""[..], b"d", b"de", b"d1:y1:re", b"d1:t2:aa1:y1:re", &[0xff; 9000]] {
+    for junk in [
+        &b""[..],
+        b"d",
+        b"de",
+        b"d1:y1:re",
+        b"d1:t2:aa1:y1:re",
+        &[0xff; 9000],
+    ] {
         let now = net.now;
         net.nodes[target].handle_datagram(ip_addr(1), junk, now);
     }
@@ -577,7 +592,11 @@ fn floods_stay_bounded() {
         d.handle_datagram(ip_addr(k), &r.encode(), t);
     }
     assert_eq!(d.stats().unsolicited, before + 1000);
-    assert_eq!(d.stats().nodes_v4, 0, "unsolicited nodes never enter the table");
+    assert_eq!(
+        d.stats().nodes_v4,
+        0,
+        "unsolicited nodes never enter the table"
+    );
 }
 
 #[test]

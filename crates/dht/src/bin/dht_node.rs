@@ -107,7 +107,11 @@ fn command(node: &mut UdpDriver, line: &str) -> bool {
                 port.parse::<u16>().map(Some).map_err(|e| e.to_string())
             };
             match (hash(1), port) {
-                (Some(h), Ok(p)) => node.dht.announce(h, p, now).map(drop).map_err(|e| e.to_string()),
+                (Some(h), Ok(p)) => node
+                    .dht
+                    .announce(h, p, now)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
                 _ => Err("usage: announce HASH PORT|implied".into()),
             }
         }
