@@ -240,7 +240,7 @@ pub(crate) fn decode_nodes<A: DhtAddr>(
     let Some(v) = v else { return Ok(()) };
     let b = v.as_bytes().ok_or(KrpcError::Invalid(key))?;
     let entry = 20 + A::compact_len(family);
-    if b.len() % entry != 0 {
+    if !b.len().is_multiple_of(entry) {
         return Err(KrpcError::Invalid(key));
     }
     for chunk in b.chunks_exact(entry).take(MAX_NODES) {

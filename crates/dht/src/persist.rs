@@ -57,7 +57,7 @@ pub(crate) fn decode<A: DhtAddr>(b: &[u8]) -> Result<State<A>, DhtError> {
             .as_bytes()
             .ok_or_else(|| bad(&"node list is not a string"))?;
         let entry = 20 + A::compact_len(family);
-        if list.len() % entry != 0 {
+        if !list.len().is_multiple_of(entry) {
             return Err(bad(&format!(
                 "node list of {} bytes is not a multiple of {entry} (state of another address kind?)",
                 list.len()

@@ -80,7 +80,7 @@ pub fn read_list<T>(
     entry: usize,
     read: impl Fn(&[u8]) -> Option<T>,
 ) -> Result<Vec<T>, CompactLenError> {
-    if entry == 0 || b.len() % entry != 0 {
+    if entry == 0 || !b.len().is_multiple_of(entry) {
         return Err(CompactLenError {
             len: b.len(),
             entry,
