@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::{Ia, ScionAddr};
+use crate::ScionAddr;
 
 /// Length of a compact IPv4 peer (`ip4 port`).
 pub const IP_V4_LEN: usize = 6;
@@ -71,7 +71,11 @@ pub fn read_scion(b: &[u8]) -> Option<ScionAddr> {
     }
     let ia = u64::from_be_bytes(b[..8].try_into().ok()?);
     let (host, port) = read_ip_port(&b[8..])?;
-    Some(ScionAddr::new(Ia(ia), host, port))
+    Some(ScionAddr::new(
+        sciparse::identifier::isd_asn::IsdAsn(ia),
+        host,
+        port,
+    ))
 }
 
 /// Splits a compact list into entries of `entry` bytes and decodes each with `read`.
