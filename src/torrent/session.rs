@@ -412,8 +412,12 @@ impl Session {
                 if !p.has.get(index) {
                     p.has.set(index);
                     self.picker.peer_has_piece(index);
+                    // One more piece can only make us interested: O(1), where re-checking the
+                    // peer's whole bitfield made every Have (and a Have flood) O(pieces).
+                    if self.picker.wants_piece(index) {
+                        self.set_interest(pid, true);
+                    }
                 }
-                self.update_interest(pid);
             }
             Message::Bitfield(raw) => {
                 let bf = Bitfield::from_bytes(&raw, self.meta.num_pieces())
@@ -631,6 +635,14 @@ impl Session {
             return;
         };
         let want = self.picker.wants_from(&p.has);
+        self.set_interest(pid, want);
+    }
+
+    /// Tells the peer's lanes whether we are interested (only those where it changes).
+    fn set_interest(&mut self, pid: PeerId, want: bool) {
+        let Some(p) = self.peers.get(&pid) else {
+            return;
+        };
         for lid in p.lanes.clone() {
             if let Some(l) = self.lanes.get_mut(&lid) {
                 if l.am_interested != want {

@@ -395,3 +395,81 @@ fn tcp_lane_pipeline_is_capped_by_the_peers_reqq() {
         "the pipeline fills up to the peer's reqq and no further"
     );
 }
+
+/// Everything the session sent on `lane`, decoded (after the handshake).
+fn sent_messages(session: &mut Session, lane: LaneId, now: Instant) -> Vec<crate::wire::Message> {
+    let mut dec = crate::wire::MessageDecoder::new(Default::default());
+    while let Some(chunk) = session.poll_output(lane, now) {
+        dec.push(&chunk);
+    }
+    assert!(dec.next_handshake().unwrap().is_some(), "no handshake sent");
+    std::iter::from_fn(|| dec.next_message().unwrap()).collect()
+}
+
+/// A Have costs O(1): it can only make us interested, and only in a piece we still need. A
+/// leecher that has piece 0 stays uninterested on "have 0" and becomes interested on
+/// "have 1"; a seeder stays uninterested through a Have flood and keeps the lane open.
+#[test]
+fn have_makes_us_interested_only_in_pieces_we_need() {
+    use crate::wire::{encode, Handshake, Message};
+    let now = Instant::now();
+    let data = content(16 * 1024 * 8, 6);
+    let meta = torrent(&data, 16 * 1024);
+    let mut have = Bitfield::new(meta.num_pieces());
+    have.set(0);
+    let storage = Arc::new(MemStorage::with_data(&meta, data.clone()));
+    let verifier = InlineVerifier {
+        storage: storage.clone(),
+        meta: meta.clone(),
+        done: VecDeque::new(),
+    };
+    let mut leech = Session::new(
+        meta.clone(),
+        Box::new(storage),
+        Box::new(verifier),
+        have,
+        SessionConfig::new([2; 20]),
+        now,
+    );
+    let (mut seed, _) = session(&meta, Some(data), 1, now);
+    let mut hello = bytes::BytesMut::new();
+    let mut hs = Handshake::new(meta.info_hash, [9; 20]);
+    hs.set_fast(true);
+    hs.encode(&mut hello);
+    encode(&Message::HaveNone, &mut hello);
+    for s in [&mut leech, &mut seed] {
+        s.add_lane(1, false, String::new(), now);
+        s.on_lane_data(1, &hello, now);
+        s.tick(now);
+    }
+    let interested = |msgs: &[Message]| msgs.iter().any(|m| *m == Message::Interested);
+    assert!(!interested(&sent_messages(&mut leech, 1, now)));
+
+    leech.on_lane_data(1, &encoded(&Message::Have { index: 0 }), now);
+    assert!(!interested(&sent_messages_after(&mut leech, 1, now)));
+    leech.on_lane_data(1, &encoded(&Message::Have { index: 1 }), now);
+    assert!(interested(&sent_messages_after(&mut leech, 1, now)));
+
+    let mut flood = Vec::new();
+    for i in 0..100_000u32 {
+        flood.extend(encoded(&Message::Have { index: i % 8 }));
+    }
+    seed.on_lane_data(1, &flood, now);
+    seed.tick(now);
+    let msgs = sent_messages(&mut seed, 1, now);
+    assert!(!interested(&msgs), "{msgs:?}");
+    assert!(
+        !std::iter::from_fn(|| seed.poll_action())
+            .any(|a| matches!(a, Action::CloseLane { .. })),
+        "a Have flood is legal, if useless"
+    );
+}
+
+/// What the session sent on `lane` since the last read (no handshake expected).
+fn sent_messages_after(session: &mut Session, lane: LaneId, now: Instant) -> Vec<crate::wire::Message> {
+    let mut dec = crate::wire::MessageDecoder::new(Default::default());
+    while let Some(chunk) = session.poll_output(lane, now) {
+        dec.push(&chunk);
+    }
+    std::iter::from_fn(|| dec.next_message().unwrap()).collect()
+}
