@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 
 use crate::metrics::{self, RateEstimator};
+use crate::storage::hash::sha1;
 use crate::storage::Storage;
 use crate::torrent::meta::Metainfo;
 use crate::torrent::picker::{BlockOutcome, BlockRef, Picker, BLOCK_LEN};
@@ -145,8 +146,11 @@ pub struct Session {
     lanes: HashMap<LaneId, Lane>,
     peers: HashMap<PeerId, Peer>,
     banned: HashSet<PeerId>,
-    /// Which peers sent blocks of a piece still being assembled (to ban liars).
-    contributors: HashMap<u32, HashSet<PeerId>>,
+    /// Who sent each block of a piece still being assembled (to ban liars).
+    contributors: HashMap<u32, Vec<(BlockRef, PeerId)>>,
+    /// Pieces that failed with several contributors: each block's sender and the SHA-1 of
+    /// what it sent. When the piece later verifies, whoever sent a different block lied.
+    suspects: HashMap<u32, Vec<(BlockRef, PeerId, [u8; 20])>>,
     actions: VecDeque<Action>,
     next_choke: Instant,
     next_optimistic: Instant,
@@ -181,6 +185,7 @@ impl Session {
             peers: HashMap::new(),
             banned: HashSet::new(),
             contributors: HashMap::new(),
+            suspects: HashMap::new(),
             actions: VecDeque::new(),
             next_choke: now,
             next_optimistic: now + OPTIMISTIC_ROUND,
@@ -590,7 +595,7 @@ impl Session {
                 if let Some(p) = self.peers.get_mut(&pid) {
                     p.downloaded.add(b.len as u64, now);
                 }
-                self.contributors.entry(index).or_default().insert(pid);
+                self.contributors.entry(index).or_default().push((b, pid));
                 self.cancel_duplicates(id, &b);
                 if piece_complete {
                     self.verifier.submit(index);
@@ -705,9 +710,10 @@ impl Session {
         while let Some((piece, ok, spent)) = self.verifier.poll() {
             metrics::record(&mut self.verify_time, spent);
             self.picker.piece_verified(piece, ok);
-            let contributors = self.contributors.remove(&piece).unwrap_or_default();
+            let blocks = self.contributors.remove(&piece).unwrap_or_default();
             if ok {
                 self.pieces_verified += 1;
+                self.convict_liars(piece, now);
                 for lane in self.lanes.values_mut() {
                     if lane.handshake_seen {
                         push(lane, &Message::Have { index: piece });
@@ -717,9 +723,12 @@ impl Session {
                 self.pieces_failed += 1;
                 tracing::warn!(piece, "piece failed verification");
                 // Only a sole contributor is certainly the liar.
-                if contributors.len() == 1 {
-                    let liar = *contributors.iter().next().expect("one element");
+                let senders: HashSet<PeerId> = blocks.iter().map(|(_, p)| *p).collect();
+                if senders.len() == 1 {
+                    let liar = *senders.iter().next().expect("one element");
                     self.ban(liar, now);
+                } else {
+                    self.remember_suspects(piece, blocks);
                 }
             }
         }
@@ -731,6 +740,38 @@ impl Session {
             self.completed_sent = true;
             let _ = self.storage.flush();
             self.actions.push_back(Action::Complete);
+        }
+    }
+
+    /// A piece with several contributors failed: keep a digest of each sender's block as it
+    /// is on disk now, to compare with the good data once the piece verifies.
+    fn remember_suspects(&mut self, piece: u32, blocks: Vec<(BlockRef, PeerId)>) {
+        let record = self.suspects.entry(piece).or_default();
+        for (b, pid) in blocks {
+            if let Ok(data) = self.storage.read_block(b.piece, b.begin, b.len) {
+                record.push((b, pid, sha1(&data)));
+            }
+        }
+    }
+
+    /// A piece verified: every peer that earlier sent a block of it that differs from the
+    /// verified data lied, and only those are banned.
+    fn convict_liars(&mut self, piece: u32, now: Instant) {
+        let Some(record) = self.suspects.remove(&piece) else {
+            return;
+        };
+        let mut liars = HashSet::new();
+        for (b, pid, digest) in record {
+            match self.storage.read_block(b.piece, b.begin, b.len) {
+                Ok(good) if sha1(&good) != digest => {
+                    liars.insert(pid);
+                }
+                _ => {}
+            }
+        }
+        for liar in liars {
+            tracing::warn!(piece, peer = %hex(&liar), "sent a corrupt block");
+            self.ban(liar, now);
         }
     }
 

@@ -473,3 +473,74 @@ fn sent_messages_after(session: &mut Session, lane: LaneId, now: Instant) -> Vec
     }
     std::iter::from_fn(|| dec.next_message().unwrap()).collect()
 }
+
+/// One piece, two peers: the liar sends one corrupt block and rejects the other, an honest
+/// peer sends the rest, so the piece fails with two contributors. After the honest peer
+/// serves the whole piece again and it verifies, the liar, and only the liar, is banned.
+#[test]
+fn the_liar_among_several_contributors_is_banned_alone() {
+    use crate::wire::Message;
+    let mut now = Instant::now();
+    let data = content(32 * 1024, 8);
+    let meta = torrent(&data, 32 * 1024);
+    let (mut leech, store) = session(&meta, None, 2, now);
+    let (mut honest, hello_h) = ScriptedPeer::greet(&meta, None);
+    let (mut liar, mut hello_l) = ScriptedPeer::greet(&meta, None);
+    hello_l[48] ^= 1; // another peer id
+    leech.add_lane(1, true, "honest".into(), now);
+    leech.add_lane(2, true, "liar".into(), now);
+    leech.on_lane_data(1, &hello_h, now);
+    leech.on_lane_data(2, &hello_l, now);
+    leech.on_lane_data(2, &encoded(&Message::Unchoke), now);
+    let block = |index: u32, begin: u32, len: u32, corrupt: bool| {
+        let mut d = data[begin as usize..(begin + len) as usize].to_vec();
+        if corrupt {
+            d[0] ^= 0xff;
+        }
+        encoded(&Message::Piece {
+            index,
+            begin,
+            data: bytes::Bytes::from(d),
+        })
+    };
+    leech.tick(now);
+    let reqs = liar.requests(&mut leech, 2, now);
+    assert_eq!(reqs.len(), 2, "both blocks asked of the only unchoked peer");
+    let (i, b, l) = reqs[0];
+    leech.on_lane_data(2, &block(i, b, l, true), now);
+    let (i, b, l) = reqs[1];
+    let reject = Message::RejectRequest {
+        index: i,
+        begin: b,
+        length: l,
+    };
+    leech.on_lane_data(2, &encoded(&reject), now);
+    leech.on_lane_data(2, &encoded(&Message::Choke), now);
+    leech.on_lane_data(1, &encoded(&Message::Unchoke), now);
+    let mut closed = Vec::new();
+    for _ in 0..50 {
+        now += Duration::from_millis(50);
+        leech.tick(now);
+        for (i, b, l) in honest.requests(&mut leech, 1, now) {
+            leech.on_lane_data(1, &block(i, b, l, false), now);
+        }
+        closed.extend(std::iter::from_fn(|| leech.poll_action()).filter_map(|a| match a {
+            Action::CloseLane { lane, reason } => Some((lane, reason)),
+            _ => None,
+        }));
+        if leech.is_complete() {
+            break;
+        }
+    }
+    assert!(leech.is_complete(), "closed: {closed:?}");
+    assert_eq!(leech.pieces_failed, 1);
+    assert_eq!(store.contents(), data);
+    assert!(
+        closed.iter().any(|(l, r)| *l == 2 && r.contains("banned")),
+        "the liar is banned: {closed:?}"
+    );
+    assert!(
+        closed.iter().all(|(l, _)| *l != 1),
+        "the honest peer is not: {closed:?}"
+    );
+}
