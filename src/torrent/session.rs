@@ -32,6 +32,8 @@ const MAX_REQUEST_LEN: u32 = 128 * 1024;
 const MAX_QUEUED_REQUESTS: usize = 4096;
 /// Bytes of piece data materialised into a lane's outbox ahead of the transport.
 const OUTBOX_TARGET: usize = 4 << 20;
+/// Unread control messages (rejects) a lane may pile up beyond a full outbox.
+const MAX_UNREAD_CONTROL: usize = 256 << 10;
 const MIN_PIPELINE: usize = 16;
 const MAX_PIPELINE: usize = 4096;
 /// Lanes without an RTT estimate keep this much data requested ahead.
@@ -528,6 +530,11 @@ impl Session {
             len: length,
         };
         if !servable || lane.requests_in.len() >= MAX_QUEUED_REQUESTS {
+            if lane.outbox_bytes > OUTBOX_TARGET + MAX_UNREAD_CONTROL {
+                // Each refusal is a message to send: a peer that floods requests and never
+                // reads would otherwise grow our outbox without bound.
+                return Err("peer floods requests and does not read the replies".into());
+            }
             if lane.fast {
                 push(
                     lane,

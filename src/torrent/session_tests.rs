@@ -544,3 +544,48 @@ fn the_liar_among_several_contributors_is_banned_alone() {
         "the honest peer is not: {closed:?}"
     );
 }
+
+/// A fast-extension peer that floods requests while choked gets a reject for each, but one
+/// that never reads them must not grow our outbox without bound: its lane is closed.
+#[test]
+fn request_flood_from_a_peer_that_never_reads_is_bounded() {
+    use crate::wire::{encode, Handshake, Message};
+    let now = Instant::now();
+    let data = content(16 * 1024 * 8, 6);
+    let meta = torrent(&data, 16 * 1024);
+    let (mut seed, _) = session(&meta, Some(data), 1, now);
+    seed.add_lane(1, false, String::new(), now);
+    let mut hello = bytes::BytesMut::new();
+    let mut hs = Handshake::new(meta.info_hash, [9; 20]);
+    hs.set_fast(true);
+    hs.encode(&mut hello);
+    seed.on_lane_data(1, &hello, now);
+    let req = encoded(&Message::Request {
+        index: 0,
+        begin: 0,
+        length: 16 * 1024,
+    });
+    let mut closed = None;
+    for _ in 0..200_000 {
+        seed.on_lane_data(1, &req, now);
+        if let Some(Action::CloseLane { reason, .. }) = seed.poll_action() {
+            closed = Some(reason);
+            break;
+        }
+    }
+    let reason = closed.expect("the flooding lane is closed");
+    assert!(reason.contains("does not read"), "{reason}");
+    // A peer that reads its rejects may ask (uselessly) for ever.
+    seed.add_lane(2, false, String::new(), now);
+    let mut buf = bytes::BytesMut::new();
+    let mut hs2 = Handshake::new(meta.info_hash, [8; 20]);
+    hs2.set_fast(true);
+    hs2.encode(&mut buf);
+    encode(&Message::Interested, &mut buf);
+    seed.on_lane_data(2, &buf, now);
+    for _ in 0..100_000 {
+        seed.on_lane_data(2, &req, now);
+        while seed.poll_output(2, now).is_some() {}
+    }
+    assert!(seed.poll_action().is_none(), "a reading peer stays");
+}
