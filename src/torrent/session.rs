@@ -745,7 +745,15 @@ impl Session {
         }
         if self.picker.is_complete() && !self.completed_sent {
             self.completed_sent = true;
-            let _ = self.storage.flush();
+            if let Err(e) = self.storage.flush() {
+                // The data may not reach the disk: not complete, end with a storage error
+                // (the drivers turn a "storage error" close into exit code 5).
+                tracing::error!("flush failed: {e}");
+                for lane in self.lane_ids() {
+                    self.close_lane(lane, format!("storage error: {e}"), now);
+                }
+                return;
+            }
             self.actions.push_back(Action::Complete);
         }
     }
