@@ -224,6 +224,50 @@ fn garbage_on_a_lane_closes_it_without_panicking() {
     }
     let closed = std::iter::from_fn(|| seed.poll_action()).count();
     assert_eq!(closed, 200, "every garbage lane is closed");
+
+    // Past the handshake: a valid handshake, then framed messages with random ids, lengths
+    // (often the right one for the id) and bodies, so the garbage reaches the message
+    // handlers: out-of-range pieces, bad bitfields, requests past a piece end, unknown ids.
+    let mut reasons = std::collections::BTreeSet::new();
+    for lane in 1000..1300u64 {
+        seed.add_lane(lane, false, String::new(), now);
+        let mut stream = bytes::BytesMut::new();
+        let mut peer_id = [7u8; 20];
+        peer_id[..8].copy_from_slice(&lane.to_be_bytes());
+        crate::wire::Handshake::new(meta.info_hash, peer_id).encode(&mut stream);
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for _ in 0..30 {
+            let id = (rnd() % 22) as u8;
+            let body_len = match (id, rnd() % 3) {
+                (4 | 13 | 17, 0 | 1) => 4,
+                (6 | 8 | 16, 0 | 1) => 12,
+                (9, 0 | 1) => 2,
+                (0..=3 | 14 | 15, 0 | 1) => 0,
+                _ => (rnd() % 40) as usize,
+            };
+            stream.extend_from_slice(&(body_len as u32 + 1).to_be_bytes());
+            stream.extend_from_slice(&[id]);
+            for _ in 0..body_len {
+                // Small numbers often, so indexes and offsets are sometimes in range.
+                let r = rnd();
+                stream.extend_from_slice(&[if r & 0x100 == 0 { (r % 4) as u8 } else { r as u8 }]);
+            }
+        }
+        seed.on_lane_data(lane, &stream, now);
+        seed.tick(now);
+        for a in std::iter::from_fn(|| seed.poll_action()) {
+            if let Action::CloseLane { reason, .. } = a {
+                assert!(!reason.contains("handshake"), "{reason}");
+                reasons.insert(reason.split([':', ' ']).take(3).collect::<Vec<_>>().join(" "));
+            }
+        }
+    }
+    assert!(reasons.len() >= 4, "garbage reached only {reasons:?}");
 }
 
 #[test]
