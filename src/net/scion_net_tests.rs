@@ -158,8 +158,19 @@ fn garbage_datagrams_never_panic() {
     for _ in 0..50_000 {
         let pkt = structured_garbage(&mut next);
         let kind = match crate::scion::packet::decode(&pkt) {
-            Ok(d) => format!("ok {}", if matches!(d, crate::scion::packet::Decoded::Udp { .. }) { "udp" } else { "scmp" }),
-            Err(e) => format!("{e:?}").split([' ', '(', '{']).next().unwrap_or("").to_string(),
+            Ok(d) => format!(
+                "ok {}",
+                if matches!(d, crate::scion::packet::Decoded::Udp { .. }) {
+                    "udp"
+                } else {
+                    "scmp"
+                }
+            ),
+            Err(e) => format!("{e:?}")
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap_or("")
+                .to_string(),
         };
         *outcomes.entry(kind).or_default() += 1;
         net.on_datagram(now, from, &pkt);
@@ -169,14 +180,24 @@ fn garbage_datagrams_never_panic() {
         net.on_datagram(now, from, &glued);
         net.drive(now);
     }
-    for kind in ["ok udp", "ok scmp", "InvalidPath", "Malformed", "UnsupportedProtocol"] {
-        assert!(outcomes.contains_key(kind), "{kind} never reached: {outcomes:?}");
+    for kind in [
+        "ok udp",
+        "ok scmp",
+        "InvalidPath",
+        "Malformed",
+        "UnsupportedProtocol",
+    ] {
+        assert!(
+            outcomes.contains_key(kind),
+            "{kind} never reached: {outcomes:?}"
+        );
     }
+    assert!(!outcomes.contains_key("UnsupportedVersion"), "{outcomes:?}");
     assert!(
-        !outcomes.contains_key("UnsupportedVersion"),
-        "{outcomes:?}"
+        net.errors.bad_path > 0 || net.errors.not_for_us > 0,
+        "{:?}",
+        net.errors
     );
-    assert!(net.errors.bad_path > 0 || net.errors.not_for_us > 0, "{:?}", net.errors);
 }
 
 /// A SCION packet with valid common and address headers and random contents beyond.
@@ -213,7 +234,11 @@ fn structured_garbage(next: &mut impl FnMut() -> u64) -> Vec<u8> {
     let mut payload = bytes(payload_len, &mut *next);
     if next_header == 17 && payload.len() >= 8 {
         payload[2..4].copy_from_slice(&1002u16.to_be_bytes());
-        let udp_len = if r >> 40 & 3 == 0 { (r >> 42) as u16 } else { payload_len as u16 };
+        let udp_len = if r >> 40 & 3 == 0 {
+            (r >> 42) as u16
+        } else {
+            payload_len as u16
+        };
         payload[4..6].copy_from_slice(&udp_len.to_be_bytes());
     }
     let header_len = 12 + 16 + 2 * host_len + path.len();
@@ -224,7 +249,11 @@ fn structured_garbage(next: &mut impl FnMut() -> u64) -> Vec<u8> {
     pkt.extend([0, 0]);
     let ia = addr(1002).ia.0.to_be_bytes();
     pkt.extend(ia);
-    pkt.extend(if r >> 50 & 1 == 0 { ia } else { r.to_be_bytes() });
+    pkt.extend(if r >> 50 & 1 == 0 {
+        ia
+    } else {
+        r.to_be_bytes()
+    });
     pkt.extend(bytes(2 * host_len, &mut *next));
     pkt.extend(path);
     pkt.extend(payload);

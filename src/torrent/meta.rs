@@ -206,7 +206,11 @@ impl Metainfo {
     }
 
     /// Like [`Metainfo::from_info_bytes`] for a bare info dictionary.
-    fn from_lenient_bytes(data: &[u8], bare_info: bool, strict: String) -> Result<Metainfo, MetaError> {
+    fn from_lenient_bytes(
+        data: &[u8],
+        bare_info: bool,
+        strict: String,
+    ) -> Result<Metainfo, MetaError> {
         // Only a file that the tolerant reader accepts gets a second chance; otherwise the
         // strict reader's message is the better one.
         let Ok((value, used)) = lenient::parse(data, MAX_DEPTH) else {
@@ -1512,10 +1516,7 @@ mod tests {
             ("name", s("second-name-ignored")),
         ]);
         let raw_info = to_vec(&info);
-        let file = to_vec(&B::D(vec![
-            ("info", info),
-            ("announce", s("http://t/a")),
-        ]));
+        let file = to_vec(&B::D(vec![("info", info), ("announce", s("http://t/a"))]));
         let m = Metainfo::from_bytes(&file).unwrap();
         assert_eq!(m.name, "n");
         assert_eq!(m.total_length, 10);
@@ -1578,9 +1579,18 @@ mod tests {
             assert!(matches!(err(&b), MetaError::UnsafePath { .. }), "{name}");
         }
         // Sizes: too few and too many hashes, negative and overflowing lengths.
-        assert!(matches!(err(&single(40000, 16384, 2)), MetaError::PieceCount { .. }));
-        assert!(matches!(err(&single(10, 16384, 2)), MetaError::PieceCount { .. }));
-        assert!(matches!(err(&single(-5, 16384, 1)), MetaError::NegativeLength(-5)));
+        assert!(matches!(
+            err(&single(40000, 16384, 2)),
+            MetaError::PieceCount { .. }
+        ));
+        assert!(matches!(
+            err(&single(10, 16384, 2)),
+            MetaError::PieceCount { .. }
+        ));
+        assert!(matches!(
+            err(&single(-5, 16384, 1)),
+            MetaError::NegativeLength(-5)
+        ));
         let huge = i64::MAX.to_string();
         let overflow = format!(
             "d4:infod5:filesld6:lengthi{huge}e4:pathl1:aeed6:lengthi{huge}e4:pathl1:beee4:name1:d12:piece lengthi16384e6:pieces20:{}ee",

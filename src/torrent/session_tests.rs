@@ -255,7 +255,11 @@ fn garbage_on_a_lane_closes_it_without_panicking() {
             for _ in 0..body_len {
                 // Small numbers often, so indexes and offsets are sometimes in range.
                 let r = rnd();
-                stream.extend_from_slice(&[if r & 0x100 == 0 { (r % 4) as u8 } else { r as u8 }]);
+                stream.extend_from_slice(&[if r & 0x100 == 0 {
+                    (r % 4) as u8
+                } else {
+                    r as u8
+                }]);
             }
         }
         seed.on_lane_data(lane, &stream, now);
@@ -263,7 +267,13 @@ fn garbage_on_a_lane_closes_it_without_panicking() {
         for a in std::iter::from_fn(|| seed.poll_action()) {
             if let Action::CloseLane { reason, .. } = a {
                 assert!(!reason.contains("handshake"), "{reason}");
-                reasons.insert(reason.split([':', ' ']).take(3).collect::<Vec<_>>().join(" "));
+                reasons.insert(
+                    reason
+                        .split([':', ' '])
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
             }
         }
     }
@@ -503,14 +513,17 @@ fn have_makes_us_interested_only_in_pieces_we_need() {
     let msgs = sent_messages(&mut seed, 1, now);
     assert!(!interested(&msgs), "{msgs:?}");
     assert!(
-        !std::iter::from_fn(|| seed.poll_action())
-            .any(|a| matches!(a, Action::CloseLane { .. })),
+        !std::iter::from_fn(|| seed.poll_action()).any(|a| matches!(a, Action::CloseLane { .. })),
         "a Have flood is legal, if useless"
     );
 }
 
 /// What the session sent on `lane` since the last read (no handshake expected).
-fn sent_messages_after(session: &mut Session, lane: LaneId, now: Instant) -> Vec<crate::wire::Message> {
+fn sent_messages_after(
+    session: &mut Session,
+    lane: LaneId,
+    now: Instant,
+) -> Vec<crate::wire::Message> {
     let mut dec = crate::wire::MessageDecoder::new(Default::default());
     while let Some(chunk) = session.poll_output(lane, now) {
         dec.push(&chunk);
@@ -568,10 +581,12 @@ fn the_liar_among_several_contributors_is_banned_alone() {
         for (i, b, l) in honest.requests(&mut leech, 1, now) {
             leech.on_lane_data(1, &block(i, b, l, false), now);
         }
-        closed.extend(std::iter::from_fn(|| leech.poll_action()).filter_map(|a| match a {
-            Action::CloseLane { lane, reason } => Some((lane, reason)),
-            _ => None,
-        }));
+        closed.extend(
+            std::iter::from_fn(|| leech.poll_action()).filter_map(|a| match a {
+                Action::CloseLane { lane, reason } => Some((lane, reason)),
+                _ => None,
+            }),
+        );
         if leech.is_complete() {
             break;
         }
