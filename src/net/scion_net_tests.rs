@@ -234,7 +234,7 @@ fn structured_garbage(next: &mut impl FnMut() -> u64) -> Vec<u8> {
     let mut payload = bytes(payload_len, &mut *next);
     if next_header == 17 && payload.len() >= 8 {
         payload[2..4].copy_from_slice(&1002u16.to_be_bytes());
-        let udp_len = if r >> 40 & 3 == 0 {
+        let udp_len = if (r >> 40) & 3 == 0 {
             (r >> 42) as u16
         } else {
             payload_len as u16
@@ -249,7 +249,7 @@ fn structured_garbage(next: &mut impl FnMut() -> u64) -> Vec<u8> {
     pkt.extend([0, 0]);
     let ia = addr(1002).ia.0.to_be_bytes();
     pkt.extend(ia);
-    pkt.extend(if r >> 50 & 1 == 0 {
+    pkt.extend(if (r >> 50) & 1 == 0 {
         ia
     } else {
         r.to_be_bytes()

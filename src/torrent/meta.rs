@@ -220,7 +220,7 @@ impl Metainfo {
             (_, true) if used != data.len() => return Err(MetaError::TrailingData),
             (_, true) => data,
             (lenient::Value::Dict(root), false) => match root.get(&b"info"[..]) {
-                Some((lenient::Value::Dict(_), raw)) => raw,
+                Some((lenient::Value::Dict(_), raw)) => *raw,
                 _ => return Err(MetaError::Bencode(strict)),
             },
             _ => return Err(MetaError::Bencode(strict)),
@@ -1593,7 +1593,7 @@ mod tests {
         ));
         let huge = i64::MAX.to_string();
         let overflow = format!(
-            "d4:infod5:filesld6:lengthi{huge}e4:pathl1:aeed6:lengthi{huge}e4:pathl1:beee4:name1:d12:piece lengthi16384e6:pieces20:{}ee",
+            "d4:infod5:filesld6:lengthi{huge}e4:pathl1:aeed6:lengthi{huge}e4:pathl1:beed6:lengthi{huge}e4:pathl1:ceee4:name1:d12:piece lengthi16384e6:pieces20:{}ee",
             "x".repeat(20)
         );
         assert!(matches!(

@@ -32,8 +32,9 @@ const MAX_REQUEST_LEN: u32 = 128 * 1024;
 const MAX_QUEUED_REQUESTS: usize = 4096;
 /// Bytes of piece data materialised into a lane's outbox ahead of the transport.
 const OUTBOX_TARGET: usize = 4 << 20;
-/// Unread control messages (rejects) a lane may pile up beyond a full outbox.
-const MAX_UNREAD_CONTROL: usize = 256 << 10;
+/// Messages a lane may have waiting unread before a flood of requests (each refused with a
+/// message) closes it; a full outbox of piece data is about 2 * OUTBOX_TARGET / 16 KiB = 512.
+const MAX_UNREAD_MESSAGES: usize = 16 * 1024;
 const MIN_PIPELINE: usize = 16;
 const MAX_PIPELINE: usize = 4096;
 /// Lanes without an RTT estimate keep this much data requested ahead.
@@ -530,7 +531,7 @@ impl Session {
             len: length,
         };
         if !servable || lane.requests_in.len() >= MAX_QUEUED_REQUESTS {
-            if lane.outbox_bytes > OUTBOX_TARGET + MAX_UNREAD_CONTROL {
+            if lane.outbox.len() > MAX_UNREAD_MESSAGES {
                 // Each refusal is a message to send: a peer that floods requests and never
                 // reads would otherwise grow our outbox without bound.
                 return Err("peer floods requests and does not read the replies".into());
