@@ -242,11 +242,7 @@ fn garbage_on_a_lane_closes_it_without_panicking() {
             x
         };
         for _ in 0..30 {
-            // No bitfields: a bad one closes the lane before the other handlers see anything.
-            let id = match (rnd() % 22) as u8 {
-                5 => 4,
-                i => i,
-            };
+            let id = (rnd() % 22) as u8;
             let body_len = match (id, rnd() % 3) {
                 (4 | 13 | 17, 0 | 1) => 4,
                 (6 | 8 | 16, 0 | 1) => 12,
