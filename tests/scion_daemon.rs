@@ -137,19 +137,15 @@ fn async_client_on_tokio_uring_runtime() {
             Err(DaemonError::Runtime(_))
         ));
     };
-    // Sandboxes without io_uring cannot start tokio-uring at all; there, check the same on a
-    // plain current-thread runtime.
-    let uring = std::panic::catch_unwind(|| tokio_uring::start(async {})).is_ok();
-    if uring {
-        tokio_uring::start(body(daemon));
-    } else {
-        eprintln!("io_uring unavailable: using a current-thread tokio runtime");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(body(daemon));
+    // The product needs io_uring; a machine without it must fail this test, not pass it on
+    // another runtime.
+    if let Err(e) = std::panic::catch_unwind(|| tokio_uring::start(async {})) {
+        panic!(
+            "io_uring is unavailable (kernel too old, or blocked by seccomp/sysctl \
+             kernel.io_uring_disabled): the product cannot run here: {e:?}"
+        );
     }
+    tokio_uring::start(body(daemon));
 }
 
 #[test]

@@ -94,7 +94,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
 
 /// Reserves `len` bytes for `file` so that a full disk fails here rather than
 /// with SIGBUS on a later write through the map. Uses `fallocate` on Linux
-/// (falls back to a sparse `set_len` where the filesystem cannot).
+/// and writes zeros where the filesystem cannot ([`fill_holes`]).
 fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StorageError> {
     if len == 0 {
         return Ok(());
@@ -123,9 +123,48 @@ fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StorageError> {
             }
         }
     }
-    if file.metadata().map_err(io(path))?.len() < len {
-        file.set_len(len)
-            .map_err(|e| StorageError::from_io(path, len, e))?;
+    // No fallocate here: a sparse file would turn a full disk into SIGBUS later, so write
+    // zeros into every hole instead (existing data is kept for resume).
+    fill_holes(file, len).map_err(|e| StorageError::from_io(path, len, e))
+}
+
+/// Extends `file` to `len` and writes zeros into every hole below `len`, so each block is
+/// really allocated (the fallback for filesystems without `fallocate`). Holes are found with
+/// `SEEK_HOLE`/`SEEK_DATA`; where those are unsupported the whole file counts as data and
+/// only the extension is written.
+fn fill_holes(file: &File, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    const CHUNK: usize = 1 << 20;
+    let zeros = vec![0u8; CHUNK];
+    let end = file.metadata()?.len();
+    let fd = file.as_raw_fd();
+    let seek = |off: u64, whence| -> Option<u64> {
+        let off = libc::off_t::try_from(off).ok()?;
+        // SAFETY: plain syscall on a file descriptor we own; moves only its offset.
+        let r = unsafe { libc::lseek(fd, off, whence) };
+        u64::try_from(r).ok()
+    };
+    // (start, end) of each hole inside the current file, then the extension.
+    let mut holes = Vec::new();
+    let mut at = 0;
+    while at < end.min(len) {
+        let Some(hole) = seek(at, libc::SEEK_HOLE).filter(|&h| h < end.min(len)) else {
+            break;
+        };
+        let data = seek(hole, libc::SEEK_DATA).unwrap_or(end).min(len);
+        holes.push((hole, data));
+        at = data;
+    }
+    if end < len {
+        holes.push((end, len));
+    }
+    for (mut off, stop) in holes {
+        while off < stop {
+            let n = usize::try_from(stop - off).map_or(CHUNK, |n| n.min(CHUNK));
+            file.write_all_at(&zeros[..n], off)?;
+            off += n as u64;
+        }
     }
     Ok(())
 }
@@ -741,10 +780,18 @@ mod tests {
     #[test]
     #[ignore = "run by enospc_on_tiny_tmpfs inside a private mount namespace"]
     fn enospc_on_tiny_tmpfs_inner() {
-        let Some(root) = std::env::var_os("BTSCION_TINY_TMPFS") else {
-            return;
-        };
-        let root = PathBuf::from(root);
+        let root = PathBuf::from(
+            std::env::var_os("BTSCION_TINY_TMPFS")
+                .expect("run by enospc_on_tiny_tmpfs, which sets BTSCION_TINY_TMPFS"),
+        );
+        // The zero-writing fallback (filesystems without fallocate) fails with ENOSPC too,
+        // as an error, never SIGBUS.
+        let p = root.join("zeros");
+        let f = File::create(&p).unwrap();
+        let e = fill_holes(&f, 2 << 20).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+        drop(f);
+        fs::remove_file(&p).unwrap();
         // fallocate itself fails with ENOSPC → DiskFull, and gives back what
         // it had allocated.
         let p = root.join("big");
@@ -768,6 +815,31 @@ mod tests {
         m.total_length = 2 << 20;
         let e = MmapStorage::create(&m, &root.join("out.bin")).unwrap_err();
         assert!(matches!(e, StorageError::DiskFull { .. }), "{e}");
+    }
+
+    /// The fallback for filesystems without fallocate: a sparse file with data in the middle
+    /// gets zeros in its holes and its extension, really allocated, and keeps its data.
+    #[test]
+    fn fill_holes_allocates_and_keeps_data() {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sparse");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        f.set_len(3 << 20).unwrap();
+        f.write_all_at(b"resume me", 1 << 20).unwrap();
+        fill_holes(&f, 5 << 20).unwrap();
+        let m = f.metadata().unwrap();
+        assert_eq!(m.len(), 5 << 20);
+        assert!(m.blocks() * 512 >= 5 << 20, "{} blocks", m.blocks());
+        let mut buf = [0u8; 9];
+        f.read_exact_at(&mut buf, 1 << 20).unwrap();
+        assert_eq!(&buf, b"resume me");
     }
 
     /// A hybrid-style torrent as libtorrent 2 writes it: files a and b each padded to a

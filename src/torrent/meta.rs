@@ -8,11 +8,13 @@
 //! metadata (BEP 9) later; [`Metainfo::from_info_bytes`] parses an info
 //! dictionary alone (e.g. fetched from peers for a magnet link).
 //!
-//! The decoder is strict bencode: dictionary keys must be sorted and unique
-//! (BEP 3 requires it; a torrent with a non-canonical info dictionary gets a
-//! different info hash in clients that re-encode it, so it cannot swarm
-//! reliably anyway), and nesting deeper than [`MAX_DEPTH`] is rejected, so
-//! hostile input cannot exhaust the stack.
+//! The decoder is strict bencode first: dictionary keys sorted and unique (BEP 3).
+//! Torrents from the wild sometimes break that rule and libtorrent accepts them,
+//! so a file the strict reader refuses for that is read again by the tolerant
+//! [`super::lenient`] reader (first of duplicate keys wins, as in libtorrent),
+//! while the info hash is still taken over the raw `info` bytes of the file.
+//! Nesting deeper than [`MAX_DEPTH`] is rejected either way, so hostile input
+//! cannot exhaust the stack.
 //!
 //! # Paths: what is rejected, what is sanitised
 //! File paths come from the network/file and are joined under a download
@@ -45,6 +47,8 @@ use bendy::decoding::{Decoder, DictDecoder, ListDecoder, Object};
 use bendy::encoding::{Encoder, SingleItemEncoder};
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
+
+use super::lenient;
 
 /// Largest accepted piece length (256 MiB). Anything larger is treated as
 /// corrupt/hostile input: pieces are hashed and buffered whole.
@@ -191,8 +195,49 @@ impl From<bendy::encoding::Error> for MetaError {
 }
 
 impl Metainfo {
-    /// Parses and validates a `.torrent` file's contents.
+    /// Parses and validates a `.torrent` file's contents. Canonical bencode is read strictly;
+    /// a file with unsorted or duplicate dictionary keys (which libtorrent accepts) is read by
+    /// [`lenient`], still hashing the raw `info` bytes as they appear in the file.
     pub fn from_bytes(data: &[u8]) -> Result<Metainfo, MetaError> {
+        match Self::from_canonical_bytes(data) {
+            Err(MetaError::Bencode(strict)) => Self::from_lenient_bytes(data, false, strict),
+            r => r,
+        }
+    }
+
+    /// Like [`Metainfo::from_info_bytes`] for a bare info dictionary.
+    fn from_lenient_bytes(
+        data: &[u8],
+        bare_info: bool,
+        strict: String,
+    ) -> Result<Metainfo, MetaError> {
+        // Only a file that the tolerant reader accepts gets a second chance; otherwise the
+        // strict reader's message is the better one.
+        let Ok((value, used)) = lenient::parse(data, MAX_DEPTH) else {
+            return Err(MetaError::Bencode(strict));
+        };
+        let raw_info = match (&value, bare_info) {
+            (_, true) if used != data.len() => return Err(MetaError::TrailingData),
+            (_, true) => data,
+            (lenient::Value::Dict(root), false) => match root.get(&b"info"[..]) {
+                Some((lenient::Value::Dict(_), raw)) => *raw,
+                _ => return Err(MetaError::Bencode(strict)),
+            },
+            _ => return Err(MetaError::Bencode(strict)),
+        };
+        let mut canonical = Vec::with_capacity(used);
+        lenient::encode(&value, &mut canonical);
+        let mut meta = if bare_info {
+            Self::from_canonical_info_bytes(&canonical)?
+        } else {
+            Self::from_canonical_bytes(&canonical)?
+        };
+        meta.info_hash = Sha1::digest(raw_info).into();
+        meta.info_bytes = Bytes::copy_from_slice(raw_info);
+        Ok(meta)
+    }
+
+    fn from_canonical_bytes(data: &[u8]) -> Result<Metainfo, MetaError> {
         let mut dec = Decoder::new(data).with_max_depth(MAX_DEPTH);
         let mut root = match dec.next_object()? {
             Some(Object::Dict(d)) => d,
@@ -242,7 +287,7 @@ impl Metainfo {
         }
         drop(root);
         let info_raw = info_raw.ok_or(MetaError::MissingField("info"))?;
-        let mut meta = Self::from_info_bytes(info_raw)?;
+        let mut meta = Self::from_canonical_info_bytes(info_raw)?;
         meta.announce = announce;
         meta.announce_list = announce_list;
         meta.comment = comment;
@@ -252,8 +297,16 @@ impl Metainfo {
     }
 
     /// Parses and validates a bare info dictionary (e.g. received via BEP 9).
-    /// The info hash is the SHA-1 of `info`; trailing bytes are an error.
+    /// The info hash is the SHA-1 of `info`; trailing bytes are an error. Unsorted keys are
+    /// tolerated as in [`Metainfo::from_bytes`].
     pub fn from_info_bytes(info: &[u8]) -> Result<Metainfo, MetaError> {
+        match Self::from_canonical_info_bytes(info) {
+            Err(MetaError::Bencode(strict)) => Self::from_lenient_bytes(info, true, strict),
+            r => r,
+        }
+    }
+
+    fn from_canonical_info_bytes(info: &[u8]) -> Result<Metainfo, MetaError> {
         let mut dec = Decoder::new(info).with_max_depth(MAX_DEPTH);
         let parsed = match dec.next_object()? {
             Some(Object::Dict(d)) => parse_info(d)?,
@@ -1451,22 +1504,106 @@ mod tests {
         assert_eq!(u("trailing."), "trailing.");
     }
 
+    /// What libtorrent accepts: unsorted keys at the top and inside `info`, and duplicate
+    /// keys (the first wins). The info hash stays the SHA-1 of the raw bytes in the file.
     #[test]
-    fn non_canonical_and_deep_inputs() {
-        // Unsorted keys.
-        let b = B::D(vec![
-            (
+    fn unsorted_and_duplicate_keys_are_accepted_and_hashed_raw() {
+        let info = B::D(vec![
+            ("pieces", B::S(vec![0; 20])),
+            ("name", s("n")),
+            ("piece length", B::I(16384)),
+            ("length", B::I(10)),
+            ("name", s("second-name-ignored")),
+        ]);
+        let raw_info = to_vec(&info);
+        let file = to_vec(&B::D(vec![("info", info), ("announce", s("http://t/a"))]));
+        let m = Metainfo::from_bytes(&file).unwrap();
+        assert_eq!(m.name, "n");
+        assert_eq!(m.total_length, 10);
+        assert_eq!(m.announce.as_deref(), Some("http://t/a"));
+        assert_eq!(m.info_bytes.as_ref(), &raw_info[..]);
+        assert_eq!(m.info_hash, <[u8; 20]>::from(Sha1::digest(&raw_info)));
+        // The same bytes as a bare info dictionary (BEP 9), and trailing data still refused.
+        let bare = Metainfo::from_info_bytes(&raw_info).unwrap();
+        assert_eq!(bare.info_hash, m.info_hash);
+        let mut trailing = raw_info.clone();
+        trailing.extend_from_slice(b"i1e");
+        assert!(matches!(
+            Metainfo::from_info_bytes(&trailing),
+            Err(MetaError::TrailingData)
+        ));
+        // A lenient file is still validated: a bad piece count is refused.
+        let bad = to_vec(&B::D(vec![(
+            "info",
+            B::D(vec![
+                ("pieces", B::S(vec![0; 40])),
+                ("name", s("n")),
+                ("piece length", B::I(16384)),
+                ("length", B::I(10)),
+            ]),
+        )]));
+        assert!(matches!(
+            Metainfo::from_bytes(&bad),
+            Err(MetaError::PieceCount { .. })
+        ));
+    }
+
+    /// Hand-written hostile torrents: path traversal, absolute paths and sizes that do not add
+    /// up are refused (the CLI maps every MetaError to exit code 3), sorted or not.
+    #[test]
+    fn traversal_absolute_paths_and_inconsistent_sizes_are_refused() {
+        for (comps, why) in [
+            (vec!["..", "etc", "passwd"], "relative path component"),
+            (vec!["a", "..", "..", "b"], "relative path component"),
+            (vec!["/etc/passwd"], "contains '/'"),
+            (vec!["", "etc"], "empty path component"),
+            (vec!["a/../../b"], "contains '/'"),
+        ] {
+            let e = err(&multi(vec![comps.clone()], 10));
+            assert!(
+                matches!(&e, MetaError::UnsafePath { reason, .. } if *reason == why),
+                "{comps:?}: {e}"
+            );
+        }
+        // The name is a path component too.
+        for name in ["..", "/abs", "a/b"] {
+            let b = B::D(vec![(
                 "info",
-                B::D(vec![
+                info_dict(vec![
                     ("length", B::I(10)),
-                    ("name", s("n")),
+                    ("name", s(name)),
                     ("piece length", B::I(16384)),
                     ("pieces", B::S(vec![0; 20])),
                 ]),
-            ),
-            ("announce", s("x")),
-        ]);
-        assert!(matches!(err(&b), MetaError::Bencode(_)));
+            )]);
+            assert!(matches!(err(&b), MetaError::UnsafePath { .. }), "{name}");
+        }
+        // Sizes: too few and too many hashes, negative and overflowing lengths.
+        assert!(matches!(
+            err(&single(40000, 16384, 2)),
+            MetaError::PieceCount { .. }
+        ));
+        assert!(matches!(
+            err(&single(10, 16384, 2)),
+            MetaError::PieceCount { .. }
+        ));
+        assert!(matches!(
+            err(&single(-5, 16384, 1)),
+            MetaError::NegativeLength(-5)
+        ));
+        let huge = i64::MAX.to_string();
+        let overflow = format!(
+            "d4:infod5:filesld6:lengthi{huge}e4:pathl1:aeed6:lengthi{huge}e4:pathl1:beed6:lengthi{huge}e4:pathl1:ceee4:name1:d12:piece lengthi16384e6:pieces20:{}ee",
+            "x".repeat(20)
+        );
+        assert!(matches!(
+            Metainfo::from_bytes(overflow.as_bytes()),
+            Err(MetaError::LengthOverflow)
+        ));
+    }
+
+    #[test]
+    fn deep_inputs() {
         // Deep nesting in an ignored field must error, not overflow the stack.
         let mut raw = b"d7:comment".to_vec();
         raw.extend(std::iter::repeat_n(b'l', 100_000));

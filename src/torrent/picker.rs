@@ -137,6 +137,11 @@ impl Picker {
         }
     }
 
+    /// Whether we still need `piece` (not had, not being verified): O(1).
+    pub fn wants_piece(&self, piece: u32) -> bool {
+        piece < self.have.len() && !self.have.get(piece) && !self.verifying.get(piece)
+    }
+
     /// Whether the peer has anything we still need.
     pub fn wants_from(&self, peer: &Bitfield) -> bool {
         peer.iter_ones()

@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 
 use crate::metrics::{self, RateEstimator};
+use crate::storage::hash::sha1;
 use crate::storage::Storage;
 use crate::torrent::meta::Metainfo;
 use crate::torrent::picker::{BlockOutcome, BlockRef, Picker, BLOCK_LEN};
@@ -31,6 +32,9 @@ const MAX_REQUEST_LEN: u32 = 128 * 1024;
 const MAX_QUEUED_REQUESTS: usize = 4096;
 /// Bytes of piece data materialised into a lane's outbox ahead of the transport.
 const OUTBOX_TARGET: usize = 4 << 20;
+/// Messages a lane may have waiting unread before a flood of requests (each refused with a
+/// message) closes it; a full outbox of piece data is about 2 * OUTBOX_TARGET / 16 KiB = 512.
+const MAX_UNREAD_MESSAGES: usize = 16 * 1024;
 const MIN_PIPELINE: usize = 16;
 const MAX_PIPELINE: usize = 4096;
 /// Lanes without an RTT estimate keep this much data requested ahead.
@@ -145,8 +149,11 @@ pub struct Session {
     lanes: HashMap<LaneId, Lane>,
     peers: HashMap<PeerId, Peer>,
     banned: HashSet<PeerId>,
-    /// Which peers sent blocks of a piece still being assembled (to ban liars).
-    contributors: HashMap<u32, HashSet<PeerId>>,
+    /// Who sent each block of a piece still being assembled (to ban liars).
+    contributors: HashMap<u32, Vec<(BlockRef, PeerId)>>,
+    /// Pieces that failed with several contributors: each block's sender and the SHA-1 of
+    /// what it sent. When the piece later verifies, whoever sent a different block lied.
+    suspects: HashMap<u32, Vec<(BlockRef, PeerId, [u8; 20])>>,
     actions: VecDeque<Action>,
     next_choke: Instant,
     next_optimistic: Instant,
@@ -181,6 +188,7 @@ impl Session {
             peers: HashMap::new(),
             banned: HashSet::new(),
             contributors: HashMap::new(),
+            suspects: HashMap::new(),
             actions: VecDeque::new(),
             next_choke: now,
             next_optimistic: now + OPTIMISTIC_ROUND,
@@ -412,8 +420,12 @@ impl Session {
                 if !p.has.get(index) {
                     p.has.set(index);
                     self.picker.peer_has_piece(index);
+                    // One more piece can only make us interested: O(1), where re-checking the
+                    // peer's whole bitfield made every Have (and a Have flood) O(pieces).
+                    if self.picker.wants_piece(index) {
+                        self.set_interest(pid, true);
+                    }
                 }
-                self.update_interest(pid);
             }
             Message::Bitfield(raw) => {
                 let bf = Bitfield::from_bytes(&raw, self.meta.num_pieces())
@@ -519,6 +531,11 @@ impl Session {
             len: length,
         };
         if !servable || lane.requests_in.len() >= MAX_QUEUED_REQUESTS {
+            if lane.outbox.len() > MAX_UNREAD_MESSAGES {
+                // Each refusal is a message to send: a peer that floods requests and never
+                // reads would otherwise grow our outbox without bound.
+                return Err("peer floods requests and does not read the replies".into());
+            }
             if lane.fast {
                 push(
                     lane,
@@ -586,7 +603,7 @@ impl Session {
                 if let Some(p) = self.peers.get_mut(&pid) {
                     p.downloaded.add(b.len as u64, now);
                 }
-                self.contributors.entry(index).or_default().insert(pid);
+                self.contributors.entry(index).or_default().push((b, pid));
                 self.cancel_duplicates(id, &b);
                 if piece_complete {
                     self.verifier.submit(index);
@@ -631,6 +648,14 @@ impl Session {
             return;
         };
         let want = self.picker.wants_from(&p.has);
+        self.set_interest(pid, want);
+    }
+
+    /// Tells the peer's lanes whether we are interested (only those where it changes).
+    fn set_interest(&mut self, pid: PeerId, want: bool) {
+        let Some(p) = self.peers.get(&pid) else {
+            return;
+        };
         for lid in p.lanes.clone() {
             if let Some(l) = self.lanes.get_mut(&lid) {
                 if l.am_interested != want {
@@ -693,9 +718,10 @@ impl Session {
         while let Some((piece, ok, spent)) = self.verifier.poll() {
             metrics::record(&mut self.verify_time, spent);
             self.picker.piece_verified(piece, ok);
-            let contributors = self.contributors.remove(&piece).unwrap_or_default();
+            let blocks = self.contributors.remove(&piece).unwrap_or_default();
             if ok {
                 self.pieces_verified += 1;
+                self.convict_liars(piece, now);
                 for lane in self.lanes.values_mut() {
                     if lane.handshake_seen {
                         push(lane, &Message::Have { index: piece });
@@ -705,9 +731,12 @@ impl Session {
                 self.pieces_failed += 1;
                 tracing::warn!(piece, "piece failed verification");
                 // Only a sole contributor is certainly the liar.
-                if contributors.len() == 1 {
-                    let liar = *contributors.iter().next().expect("one element");
+                let senders: HashSet<PeerId> = blocks.iter().map(|(_, p)| *p).collect();
+                if senders.len() == 1 {
+                    let liar = *senders.iter().next().expect("one element");
                     self.ban(liar, now);
+                } else {
+                    self.remember_suspects(piece, blocks);
                 }
             }
         }
@@ -717,8 +746,48 @@ impl Session {
         }
         if self.picker.is_complete() && !self.completed_sent {
             self.completed_sent = true;
-            let _ = self.storage.flush();
+            if let Err(e) = self.storage.flush() {
+                // The data may not reach the disk: not complete, end with a storage error
+                // (the drivers turn a "storage error" close into exit code 5).
+                tracing::error!("flush failed: {e}");
+                for lane in self.lane_ids() {
+                    self.close_lane(lane, format!("storage error: {e}"), now);
+                }
+                return;
+            }
             self.actions.push_back(Action::Complete);
+        }
+    }
+
+    /// A piece with several contributors failed: keep a digest of each sender's block as it
+    /// is on disk now, to compare with the good data once the piece verifies.
+    fn remember_suspects(&mut self, piece: u32, blocks: Vec<(BlockRef, PeerId)>) {
+        let record = self.suspects.entry(piece).or_default();
+        for (b, pid) in blocks {
+            if let Ok(data) = self.storage.read_block(b.piece, b.begin, b.len) {
+                record.push((b, pid, sha1(&data)));
+            }
+        }
+    }
+
+    /// A piece verified: every peer that earlier sent a block of it that differs from the
+    /// verified data lied, and only those are banned.
+    fn convict_liars(&mut self, piece: u32, now: Instant) {
+        let Some(record) = self.suspects.remove(&piece) else {
+            return;
+        };
+        let mut liars = HashSet::new();
+        for (b, pid, digest) in record {
+            match self.storage.read_block(b.piece, b.begin, b.len) {
+                Ok(good) if sha1(&good) != digest => {
+                    liars.insert(pid);
+                }
+                _ => {}
+            }
+        }
+        for liar in liars {
+            tracing::warn!(piece, peer = %hex(&liar), "sent a corrupt block");
+            self.ban(liar, now);
         }
     }
 

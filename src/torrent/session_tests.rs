@@ -224,6 +224,54 @@ fn garbage_on_a_lane_closes_it_without_panicking() {
     }
     let closed = std::iter::from_fn(|| seed.poll_action()).count();
     assert_eq!(closed, 200, "every garbage lane is closed");
+
+    // Past the handshake: a valid handshake, then framed messages with random ids, lengths
+    // (often the right one for the id) and bodies, so the garbage reaches the message
+    // handlers: out-of-range pieces, bad bitfields, requests past a piece end, unknown ids.
+    let mut reasons = std::collections::BTreeSet::new();
+    for lane in 1000..1300u64 {
+        seed.add_lane(lane, false, String::new(), now);
+        let mut stream = bytes::BytesMut::new();
+        let mut peer_id = [7u8; 20];
+        peer_id[..8].copy_from_slice(&lane.to_be_bytes());
+        crate::wire::Handshake::new(meta.info_hash, peer_id).encode(&mut stream);
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for _ in 0..30 {
+            let id = (rnd() % 22) as u8;
+            let body_len = match (id, rnd() % 3) {
+                (4 | 13 | 17, 0 | 1) => 4,
+                (6 | 8 | 16, 0 | 1) => 12,
+                (9, 0 | 1) => 2,
+                (0..=3 | 14 | 15, 0 | 1) => 0,
+                _ => (rnd() % 40) as usize,
+            };
+            stream.extend_from_slice(&(body_len as u32 + 1).to_be_bytes());
+            stream.extend_from_slice(&[id]);
+            for _ in 0..body_len {
+                // Small numbers often, so indexes and offsets are sometimes in range.
+                let r = rnd();
+                stream.extend_from_slice(&[if r & 0x100 == 0 {
+                    (r % 4) as u8
+                } else {
+                    r as u8
+                }]);
+            }
+        }
+        seed.on_lane_data(lane, &stream, now);
+        seed.tick(now);
+        for a in std::iter::from_fn(|| seed.poll_action()) {
+            if let Action::CloseLane { reason, .. } = a {
+                assert!(!reason.contains("handshake"), "{reason}");
+                reasons.insert(reason.replace(|c: char| c.is_ascii_digit(), ""));
+            }
+        }
+    }
+    assert!(reasons.len() >= 3, "garbage reached only {reasons:?}");
 }
 
 #[test]
@@ -394,4 +442,203 @@ fn tcp_lane_pipeline_is_capped_by_the_peers_reqq() {
         most, 40,
         "the pipeline fills up to the peer's reqq and no further"
     );
+}
+
+/// Everything the session sent on `lane`, decoded (after the handshake).
+fn sent_messages(session: &mut Session, lane: LaneId, now: Instant) -> Vec<crate::wire::Message> {
+    let mut dec = crate::wire::MessageDecoder::new(Default::default());
+    while let Some(chunk) = session.poll_output(lane, now) {
+        dec.push(&chunk);
+    }
+    assert!(dec.next_handshake().unwrap().is_some(), "no handshake sent");
+    std::iter::from_fn(|| dec.next_message().unwrap()).collect()
+}
+
+/// A Have costs O(1): it can only make us interested, and only in a piece we still need. A
+/// leecher that has piece 0 stays uninterested on "have 0" and becomes interested on
+/// "have 1"; a seeder stays uninterested through a Have flood and keeps the lane open.
+#[test]
+fn have_makes_us_interested_only_in_pieces_we_need() {
+    use crate::wire::{encode, Handshake, Message};
+    let now = Instant::now();
+    let data = content(16 * 1024 * 8, 6);
+    let meta = torrent(&data, 16 * 1024);
+    let mut have = Bitfield::new(meta.num_pieces());
+    have.set(0);
+    let storage = Arc::new(MemStorage::with_data(&meta, data.clone()));
+    let verifier = InlineVerifier {
+        storage: storage.clone(),
+        meta: meta.clone(),
+        done: VecDeque::new(),
+    };
+    let mut leech = Session::new(
+        meta.clone(),
+        Box::new(storage),
+        Box::new(verifier),
+        have,
+        SessionConfig::new([2; 20]),
+        now,
+    );
+    let (mut seed, _) = session(&meta, Some(data), 1, now);
+    let mut hello = bytes::BytesMut::new();
+    let mut hs = Handshake::new(meta.info_hash, [9; 20]);
+    hs.set_fast(true);
+    hs.encode(&mut hello);
+    encode(&Message::HaveNone, &mut hello);
+    for s in [&mut leech, &mut seed] {
+        s.add_lane(1, false, String::new(), now);
+        s.on_lane_data(1, &hello, now);
+        s.tick(now);
+    }
+    let interested = |msgs: &[Message]| msgs.iter().any(|m| *m == Message::Interested);
+    assert!(!interested(&sent_messages(&mut leech, 1, now)));
+
+    leech.on_lane_data(1, &encoded(&Message::Have { index: 0 }), now);
+    assert!(!interested(&sent_messages_after(&mut leech, 1, now)));
+    leech.on_lane_data(1, &encoded(&Message::Have { index: 1 }), now);
+    assert!(interested(&sent_messages_after(&mut leech, 1, now)));
+
+    let mut flood = Vec::new();
+    for i in 0..100_000u32 {
+        flood.extend(encoded(&Message::Have { index: i % 8 }));
+    }
+    seed.on_lane_data(1, &flood, now);
+    seed.tick(now);
+    let msgs = sent_messages(&mut seed, 1, now);
+    assert!(!interested(&msgs), "{msgs:?}");
+    assert!(
+        !std::iter::from_fn(|| seed.poll_action()).any(|a| matches!(a, Action::CloseLane { .. })),
+        "a Have flood is legal, if useless"
+    );
+}
+
+/// What the session sent on `lane` since the last read (no handshake expected).
+fn sent_messages_after(
+    session: &mut Session,
+    lane: LaneId,
+    now: Instant,
+) -> Vec<crate::wire::Message> {
+    let mut dec = crate::wire::MessageDecoder::new(Default::default());
+    while let Some(chunk) = session.poll_output(lane, now) {
+        dec.push(&chunk);
+    }
+    std::iter::from_fn(|| dec.next_message().unwrap()).collect()
+}
+
+/// One piece, two peers: the liar sends one corrupt block and rejects the other, an honest
+/// peer sends the rest, so the piece fails with two contributors. After the honest peer
+/// serves the whole piece again and it verifies, the liar, and only the liar, is banned.
+#[test]
+fn the_liar_among_several_contributors_is_banned_alone() {
+    use crate::wire::Message;
+    let mut now = Instant::now();
+    let data = content(32 * 1024, 8);
+    let meta = torrent(&data, 32 * 1024);
+    let (mut leech, store) = session(&meta, None, 2, now);
+    let (mut honest, hello_h) = ScriptedPeer::greet(&meta, None);
+    let (mut liar, mut hello_l) = ScriptedPeer::greet(&meta, None);
+    hello_l[48] ^= 1; // another peer id
+    leech.add_lane(1, true, "honest".into(), now);
+    leech.add_lane(2, true, "liar".into(), now);
+    leech.on_lane_data(1, &hello_h, now);
+    leech.on_lane_data(2, &hello_l, now);
+    leech.on_lane_data(2, &encoded(&Message::Unchoke), now);
+    let block = |index: u32, begin: u32, len: u32, corrupt: bool| {
+        let mut d = data[begin as usize..(begin + len) as usize].to_vec();
+        if corrupt {
+            d[0] ^= 0xff;
+        }
+        encoded(&Message::Piece {
+            index,
+            begin,
+            data: bytes::Bytes::from(d),
+        })
+    };
+    leech.tick(now);
+    let reqs = liar.requests(&mut leech, 2, now);
+    assert_eq!(reqs.len(), 2, "both blocks asked of the only unchoked peer");
+    let (i, b, l) = reqs[0];
+    leech.on_lane_data(2, &block(i, b, l, true), now);
+    let (i, b, l) = reqs[1];
+    let reject = Message::RejectRequest {
+        index: i,
+        begin: b,
+        length: l,
+    };
+    leech.on_lane_data(2, &encoded(&reject), now);
+    leech.on_lane_data(2, &encoded(&Message::Choke), now);
+    leech.on_lane_data(1, &encoded(&Message::Unchoke), now);
+    let mut closed = Vec::new();
+    for _ in 0..50 {
+        now += Duration::from_millis(50);
+        leech.tick(now);
+        for (i, b, l) in honest.requests(&mut leech, 1, now) {
+            leech.on_lane_data(1, &block(i, b, l, false), now);
+        }
+        closed.extend(
+            std::iter::from_fn(|| leech.poll_action()).filter_map(|a| match a {
+                Action::CloseLane { lane, reason } => Some((lane, reason)),
+                _ => None,
+            }),
+        );
+        if leech.is_complete() {
+            break;
+        }
+    }
+    assert!(leech.is_complete(), "closed: {closed:?}");
+    assert_eq!(leech.pieces_failed, 1);
+    assert_eq!(store.contents(), data);
+    assert!(
+        closed.iter().any(|(l, r)| *l == 2 && r.contains("banned")),
+        "the liar is banned: {closed:?}"
+    );
+    assert!(
+        closed.iter().all(|(l, _)| *l != 1),
+        "the honest peer is not: {closed:?}"
+    );
+}
+
+/// A fast-extension peer that floods requests while choked gets a reject for each, but one
+/// that never reads them must not grow our outbox without bound: its lane is closed.
+#[test]
+fn request_flood_from_a_peer_that_never_reads_is_bounded() {
+    use crate::wire::{encode, Handshake, Message};
+    let now = Instant::now();
+    let data = content(16 * 1024 * 8, 6);
+    let meta = torrent(&data, 16 * 1024);
+    let (mut seed, _) = session(&meta, Some(data), 1, now);
+    seed.add_lane(1, false, String::new(), now);
+    let mut hello = bytes::BytesMut::new();
+    let mut hs = Handshake::new(meta.info_hash, [9; 20]);
+    hs.set_fast(true);
+    hs.encode(&mut hello);
+    seed.on_lane_data(1, &hello, now);
+    let req = encoded(&Message::Request {
+        index: 0,
+        begin: 0,
+        length: 16 * 1024,
+    });
+    let mut closed = None;
+    for _ in 0..200_000 {
+        seed.on_lane_data(1, &req, now);
+        if let Some(Action::CloseLane { reason, .. }) = seed.poll_action() {
+            closed = Some(reason);
+            break;
+        }
+    }
+    let reason = closed.expect("the flooding lane is closed");
+    assert!(reason.contains("does not read"), "{reason}");
+    // A peer that reads its rejects may ask (uselessly) for ever.
+    seed.add_lane(2, false, String::new(), now);
+    let mut buf = bytes::BytesMut::new();
+    let mut hs2 = Handshake::new(meta.info_hash, [8; 20]);
+    hs2.set_fast(true);
+    hs2.encode(&mut buf);
+    encode(&Message::Interested, &mut buf);
+    seed.on_lane_data(2, &buf, now);
+    for _ in 0..100_000 {
+        seed.on_lane_data(2, &req, now);
+        while seed.poll_output(2, now).is_some() {}
+    }
+    assert!(seed.poll_action().is_none(), "a reading peer stays");
 }

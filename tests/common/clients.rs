@@ -56,6 +56,11 @@ impl Client {
         }
     }
 
+    /// The process id (for /proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for a stdout line starting with `prefix`.
     pub fn wait_for(&mut self, prefix: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;

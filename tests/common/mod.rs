@@ -206,11 +206,23 @@ pub fn same_tree(a: &Path, b: &Path) {
         assert!(x == y, "{} and {} differ", a.display(), b.display());
         return;
     }
-    let mut names: Vec<_> = std::fs::read_dir(a)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    names.sort();
+    let list = |d: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(d)
+            .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let names = list(a);
+    // Extra (or missing) files in the copy are a difference too.
+    assert_eq!(
+        names,
+        list(b),
+        "{} and {} hold different names",
+        a.display(),
+        b.display()
+    );
     for n in names {
         same_tree(&a.join(&n), &b.join(&n));
     }

@@ -1,0 +1,328 @@
+//! Hostile peers over BitTorrent-over-TCP, played by the test with raw sockets, against our
+//! single-shot seeder and our leecher. After each attack an honest leecher (our binary) must
+//! still download byte-identically, and the seeder must still be running.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::clients::*;
+use common::*;
+
+const PIECE: usize = 64 * 1024;
+const LEN: usize = 2_000_000;
+
+struct Swarm {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    src: PathBuf,
+    torrent: PathBuf,
+    info_hash: [u8; 20],
+}
+
+fn swarm() -> Swarm {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let src = path.join("data.bin");
+    write_random(&src, LEN, 77);
+    let torrent = path.join("x.torrent");
+    make_torrent(&src, &torrent, Some(PIECE as u32));
+    let info = run(
+        &["info".into(), torrent.display().to_string()],
+        &[],
+        Duration::from_secs(30),
+    );
+    let hex = info
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("info hash:"))
+        .expect("info prints the info hash")
+        .trim()
+        .to_string();
+    let mut info_hash = [0u8; 20];
+    for (i, b) in info_hash.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    Swarm {
+        _dir: dir,
+        dir: path,
+        src,
+        torrent,
+        info_hash,
+    }
+}
+
+fn seeder(s: &Swarm) -> (Client, String, u32) {
+    let (c, addr) = our_tcp_seeder(&s.torrent, &s.src, None, &s.dir);
+    let pid = c.pid();
+    (c, addr, pid)
+}
+
+/// An honest download from `peers` (`;`-separated) must give the source bytes.
+fn honest_download(s: &Swarm, peers: &str, name: &str) {
+    let out = s.dir.join(name);
+    our_tcp_leecher(&s.torrent, &out, peers, &s.dir);
+    same_tree(&s.src, &out);
+}
+
+fn handshake(info_hash: [u8; 20], peer_id: [u8; 20]) -> Vec<u8> {
+    let mut hs = vec![19u8];
+    hs.extend_from_slice(b"BitTorrent protocol");
+    hs.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04]); // extensions + fast
+    hs.extend_from_slice(&info_hash);
+    hs.extend_from_slice(&peer_id);
+    hs
+}
+
+fn msg(id: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = ((body.len() + 1) as u32).to_be_bytes().to_vec();
+    m.push(id);
+    m.extend_from_slice(body);
+    m
+}
+
+fn request(id: u8, index: u32, begin: u32, length: u32) -> Vec<u8> {
+    let mut b = index.to_be_bytes().to_vec();
+    b.extend(begin.to_be_bytes());
+    b.extend(length.to_be_bytes());
+    msg(id, &b)
+}
+
+/// Connects and sends our handshake; reads the seeder's (68 bytes) if `read_back`.
+fn connect(addr: &str, info_hash: [u8; 20], peer_id: [u8; 20], read_back: bool) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&handshake(info_hash, peer_id)).unwrap();
+    if read_back {
+        let mut theirs = [0u8; 68];
+        s.read_exact(&mut theirs).unwrap();
+        assert_eq!(&theirs[28..48], &info_hash);
+    }
+    s
+}
+
+/// Whether the peer closed the connection within `t` (reads and discards until EOF).
+fn closed_within(s: &mut TcpStream, t: Duration) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let end = Instant::now() + t;
+    let mut buf = vec![0u8; 1 << 16];
+    while Instant::now() < end {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("process {pid} is gone: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .contains("(zombie)")
+}
+
+fn id(tag: u8) -> [u8; 20] {
+    let mut p = *b"-HO0001-000000000000";
+    p[19] = tag;
+    p
+}
+
+/// Malformed and out-of-range messages: each connection is closed by the seeder, which keeps
+/// serving honest peers.
+#[test]
+fn malformed_and_out_of_range_messages_close_only_that_connection() {
+    let s = swarm();
+    let (_seed, addr, pid) = seeder(&s);
+    let pieces = LEN.div_ceil(PIECE) as u32;
+    let last_len = (LEN - (pieces as usize - 1) * PIECE) as u32;
+    let attacks: Vec<(&str, Vec<u8>)> = vec![
+        ("huge length prefix", vec![0xff, 0xff, 0xff, 0xf0, 7]),
+        ("wrong length for a fixed-size message", msg(4, &[0, 0])),
+        ("have past the last piece", msg(4, &pieces.to_be_bytes())),
+        ("bitfield of the wrong size", msg(5, &[0xff; 3])),
+        (
+            "bitfield with spare bits set",
+            msg(5, &vec![0xff; pieces.div_ceil(8) as usize]),
+        ),
+        (
+            "request past a piece end",
+            request(6, 0, PIECE as u32 - 100, 16384),
+        ),
+        (
+            "request past the last piece's end",
+            request(6, pieces - 1, last_len, 1),
+        ),
+        (
+            "request of a piece that does not exist",
+            request(6, pieces, 0, 16384),
+        ),
+        ("zero-length request", request(6, 0, 0, 0)),
+        ("request longer than allowed", request(6, 0, 0, 1 << 20)),
+        (
+            "a block we never asked for, too large",
+            msg(7, &vec![0; 1 << 20]),
+        ),
+    ];
+    for (i, (what, bytes)) in attacks.iter().enumerate() {
+        let mut c = connect(&addr, s.info_hash, id(i as u8), true);
+        c.write_all(&msg(2, &[])).unwrap(); // interested
+        let _ = c.write_all(bytes);
+        assert!(
+            closed_within(&mut c, Duration::from_secs(10)),
+            "{what}: connection not closed"
+        );
+        assert!(alive(pid), "{what}: the seeder died");
+    }
+    honest_download(&s, &addr, "after-malformed.bin");
+}
+
+/// Request and cancel floods, Have floods and spoofed (shared) peer ids, all at once, from
+/// connections that never read: the seeder's memory stays bounded, it stays up, and an
+/// honest leecher still downloads.
+#[test]
+fn floods_and_a_peer_that_never_reads_keep_memory_bounded() {
+    let s = swarm();
+    let (_seed, addr, pid) = seeder(&s);
+    let pieces = LEN.div_ceil(PIECE) as u32;
+    let before = rss_kib(pid);
+    let mut conns = Vec::new();
+    // The same peer id on several connections (lanes of one "peer" to the seeder).
+    for tag in 0..4u8 {
+        let mut c = connect(&addr, s.info_hash, id(200), false);
+        c.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut flood = msg(2, &[]);
+        for round in 0..50_000u32 {
+            let index = round % pieces;
+            let begin = (round % 4) * 16384;
+            flood.extend(request(6, index, begin, 16384));
+            flood.extend(request(8, index, begin, 16384)); // cancel
+            flood.extend(msg(4, &(round % pieces).to_be_bytes())); // have
+            if tag == 0 && round % 3 == 0 {
+                flood.extend(request(6, index, begin, 16384)); // and leave it queued
+            }
+        }
+        // The seeder may close a flooding connection: that is allowed, dying is not.
+        let _ = c.write_all(&flood);
+        conns.push(c);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss_kib(pid);
+    assert!(alive(pid), "the seeder died under the floods");
+    eprintln!("seeder RSS {before} KiB before, {after} KiB after the floods");
+    assert!(
+        after < before + 64 * 1024,
+        "seeder RSS grew from {before} KiB to {after} KiB for peers that never read"
+    );
+    honest_download(&s, &addr, "after-floods.bin");
+    drop(conns);
+}
+
+/// Our leecher against a hostile "seeder" played by the test (it says it has everything and
+/// answers every request with one corrupt byte per block) and an honest seeder: the download
+/// completes byte-identically.
+#[test]
+fn leecher_survives_a_lying_seeder_next_to_an_honest_one() {
+    let s = swarm();
+    let (_seed, honest, _) = seeder(&s);
+    let liar = TcpListener::bind("127.0.0.1:0").unwrap();
+    let liar_addr = liar.local_addr().unwrap().to_string();
+    let data = std::fs::read(&s.src).unwrap();
+    let info_hash = s.info_hash;
+    let pieces = LEN.div_ceil(PIECE) as u32;
+    std::thread::spawn(move || {
+        for conn in liar.incoming() {
+            let Ok(mut c) = conn else { return };
+            let data = data.clone();
+            std::thread::spawn(move || {
+                let mut hs = [0u8; 68];
+                if c.read_exact(&mut hs).is_err() {
+                    return;
+                }
+                let mut out = handshake(info_hash, id(66));
+                out.extend(msg(14, &[])); // have all
+                out.extend(msg(1, &[])); // unchoke
+                out.extend(msg(13, &(pieces - 1).to_be_bytes())); // a suggest: noise
+                out.extend([0, 0, 0, 0]); // a keep-alive
+                if c.write_all(&out).is_err() {
+                    return;
+                }
+                loop {
+                    let mut len = [0u8; 4];
+                    if c.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                    if c.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if body.first() == Some(&6) && body.len() == 13 {
+                        let f = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().unwrap());
+                        let (index, begin, length) = (f(1), f(5), f(9));
+                        let off = index as usize * PIECE + begin as usize;
+                        let Some(block) = data.get(off..off + length as usize) else {
+                            return;
+                        };
+                        let mut block = block.to_vec();
+                        block[0] ^= 0x5a;
+                        let mut b = index.to_be_bytes().to_vec();
+                        b.extend(begin.to_be_bytes());
+                        b.extend(block);
+                        if c.write_all(&msg(7, &b)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    honest_download(&s, &format!("{liar_addr};{honest}"), "with-a-liar.bin");
+}
+
+/// A download whose output lies on a filesystem too small for it ends at start with exit
+/// code 5 and says why (a 1 MiB tmpfs in a private mount namespace; needs root and unshare,
+/// which CI has: the test fails if it cannot mount).
+#[test]
+fn too_small_disk_fails_at_start_with_exit_code_5() {
+    let s = swarm();
+    let mnt = s.dir.join("tiny");
+    std::fs::create_dir(&mnt).unwrap();
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs -o size=1m tmpfs \"$0\" || exit 77; \
+             exec \"$1\" -inPath=\"$2\" -outPath=\"$0/out.bin\" -peer=127.0.0.1:9 -seed=false",
+        )
+        .arg(&mnt)
+        .arg(bin())
+        .arg(&s.torrent)
+        .env("SCION_DAEMON_ADDRESS", NO_DAEMON)
+        .output()
+        .expect("unshare (util-linux) is needed: run scripts/install-deps.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(77),
+        "cannot mount a private tmpfs (needs root and unshare): {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("disk full"), "{stderr}");
+}
