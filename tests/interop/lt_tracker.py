@@ -3,8 +3,8 @@
 usage: lt_tracker.py seed|leech TORRENT SAVE_DIR TRACKER_URL [TRACKER_URL...]
 Each URL is its own tier and libtorrent announces to all of them. Prints "LISTEN <port>",
 "ANNOUNCED <url>" after each successful announce, "TRACKER_ERROR <url> <message>" on errors,
-"SEEDING" once it has every piece (seed: runs until killed) or "DONE" (leech: exit 0); exit 1
-after the timeout. DHT, LSD, UPnP, NAT-PMP and PEX are off and no peer is given by hand.
+"SEEDING" once it has every piece (seed) or "DONE" (leech); both then run until killed; a leecher
+exits 1 if the timeout passes before DONE. DHT, LSD, UPnP, NAT-PMP and PEX are off and no peer is given by hand.
 """
 import sys
 import time
@@ -58,9 +58,11 @@ while time.time() - start < timeout:
         else:
             print("alert:", a.message(), file=sys.stderr, flush=True)
     st = h.status()
-    if st.is_seeding and mode == "leech":
+    if st.is_seeding and mode == "leech" and not said_seeding:
+        # Stay in the swarm (exiting would announce "stopped"): the test looks for us there.
+        said_seeding = True
         print("DONE", flush=True)
-        sys.exit(0)
+        continue
     if st.is_seeding and not said_seeding:
         said_seeding = True
         print("SEEDING", flush=True)
@@ -69,5 +71,7 @@ while time.time() - start < timeout:
         last_announce = time.time()
         h.force_reannounce()
     time.sleep(0.1)
+if mode == "leech" and said_seeding:
+    sys.exit(0)
 print("timeout; state", h.status().state, "progress", h.status().progress, file=sys.stderr)
 sys.exit(1)
