@@ -490,7 +490,7 @@ fn have_makes_us_interested_only_in_pieces_we_need() {
         s.on_lane_data(1, &hello, now);
         s.tick(now);
     }
-    let interested = |msgs: &[Message]| msgs.iter().any(|m| *m == Message::Interested);
+    let interested = |msgs: &[Message]| msgs.contains(&Message::Interested);
     assert!(!interested(&sent_messages(&mut leech, 1, now)));
 
     leech.on_lane_data(1, &encoded(&Message::Have { index: 0 }), now);
