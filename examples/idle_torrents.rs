@@ -43,7 +43,13 @@ fn main() -> anyhow::Result<()> {
         let f = src.join(format!("t{i:05}"));
         let data: Vec<u8> = (0..16384u32).map(|k| (k as usize ^ i) as u8).collect();
         std::fs::write(&f, data)?;
-        torrents.push(btscion::torrent::meta::create(&f, Some(16384), vec![], false, None)?);
+        torrents.push(btscion::torrent::meta::create(
+            &f,
+            Some(16384),
+            vec![],
+            false,
+            None,
+        )?);
     }
     let rss_before = rss_kib();
     let (handle, side) = client::channel();

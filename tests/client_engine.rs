@@ -86,7 +86,10 @@ impl Running {
 
 fn state_of(s: &ClientSnapshot, ih: &InfoHash) -> Option<TorrentState> {
     let hex = btscion::client::control::info_hash_hex(ih);
-    s.torrents.iter().find(|t| t.info_hash == hex).map(|t| t.state)
+    s.torrents
+        .iter()
+        .find(|t| t.info_hash == hex)
+        .map(|t| t.state)
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
@@ -152,7 +155,11 @@ fn one_client_downloads_two_torrents_from_another_over_tcp() {
         state_of(s, &l2) == Some(TorrentState::Seeding)
     });
     let t2 = snap.torrents.iter().find(|t| t.name == "multi").unwrap();
-    assert!(t2.files.iter().all(|f| f.done == f.length), "{:?}", t2.files);
+    assert!(
+        t2.files.iter().all(|f| f.done == f.length),
+        "{:?}",
+        t2.files
+    );
 
     for rel in ["single.bin", "multi/a.bin", "multi/sub/b.bin"] {
         assert!(
@@ -163,7 +170,11 @@ fn one_client_downloads_two_torrents_from_another_over_tcp() {
 
     // The seeder saw both torrents' lanes on its one listener.
     let s = seeder.handle.snapshot();
-    assert!(s.torrents.iter().all(|t| t.bytes_up > 0), "{:?}", s.torrents);
+    assert!(
+        s.torrents.iter().all(|t| t.bytes_up > 0),
+        "{:?}",
+        s.torrents
+    );
 
     // Removing with its data stops its lanes and deletes its files, nothing else.
     leecher.call(|r| Command::Remove {
@@ -174,11 +185,9 @@ fn one_client_downloads_two_torrents_from_another_over_tcp() {
     assert!(!out.join("multi").exists());
     assert!(out.join("single.bin").exists());
     assert_eq!(leecher.handle.snapshot().torrents.len(), 1);
-    let unknown = leecher.rt.block_on(
-        leecher
-            .handle
-            .call(|r| Command::Pause([7; 20], r)),
-    );
+    let unknown = leecher
+        .rt
+        .block_on(leecher.handle.call(|r| Command::Pause([7; 20], r)));
     assert!(unknown.is_err());
     let magnet = leecher.rt.block_on(leecher.handle.call(|r| {
         Command::Add(
@@ -208,7 +217,9 @@ fn an_incoming_lane_for_an_unknown_torrent_is_closed() {
     let (seed_dir, single, _) = make_torrents(dir.path());
     let c = Running::start(&dir.path().join("state"));
     let ih = c.add(&single, &seed_dir, vec![], false);
-    c.wait(30, "seeding", |s| state_of(s, &ih) == Some(TorrentState::Seeding));
+    c.wait(30, "seeding", |s| {
+        state_of(s, &ih) == Some(TorrentState::Seeding)
+    });
     let mut tcp = std::net::TcpStream::connect(c.tcp()).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut hs = vec![19u8];

@@ -218,9 +218,8 @@ fn short_names(labels: &[&str]) -> Vec<String> {
         v
     };
     let all: Vec<&Vec<&str>> = hops.iter().flatten().collect();
-    let in_all = |x: &String, f: &dyn Fn(&Vec<&str>) -> Vec<String>| {
-        all.iter().all(|h| f(h).contains(x))
-    };
+    let in_all =
+        |x: &String, f: &dyn Fn(&Vec<&str>) -> Vec<String>| all.iter().all(|h| f(h).contains(x));
     let interfaces = |h: &Vec<&str>| -> Vec<String> { h.iter().map(|x| x.to_string()).collect() };
     labels
         .iter()
@@ -228,7 +227,9 @@ fn short_names(labels: &[&str]) -> Vec<String> {
         .map(|(label, h)| {
             let Some(h) = h else { return short(label) };
             if all.len() < 2 {
-                return transit(h).first().map_or_else(|| short(label), |t| format!("via {t}"));
+                return transit(h)
+                    .first()
+                    .map_or_else(|| short(label), |t| format!("via {t}"));
             }
             if let Some(t) = transit(h).into_iter().find(|t| !in_all(t, &transit)) {
                 return format!("via {t}");

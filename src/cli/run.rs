@@ -66,7 +66,10 @@ fn parse_local(s: &str, daemon: &str) -> Result<ScionAddr, CliError> {
 /// The source IP the kernel would use towards `daemon` (`host:port`); nothing is sent.
 fn default_source_ip(daemon: &str) -> std::io::Result<IpAddr> {
     use std::net::ToSocketAddrs;
-    let authority = daemon.trim().strip_prefix("http://").unwrap_or(daemon.trim());
+    let authority = daemon
+        .trim()
+        .strip_prefix("http://")
+        .unwrap_or(daemon.trim());
     let to = authority
         .to_socket_addrs()?
         .next()
@@ -96,7 +99,9 @@ async fn bind_local(
     ia: Ia,
     local: Option<ScionAddr>,
 ) -> Result<(tokio_uring::net::UdpSocket, ScionAddr), CliError> {
-    client::bind_local(daemon, ia, local).await.map_err(client_err)
+    client::bind_local(daemon, ia, local)
+        .await
+        .map_err(client_err)
 }
 
 /// Maps the client's set-up errors to the exit codes the commands always used.

@@ -86,7 +86,7 @@ mod tests {
         let bytes = crate::torrent::meta::create(&f, Some(16 << 10), vec![], false, None).unwrap();
         let meta = Metainfo::from_bytes(&bytes).unwrap();
         let storage = MemStorage::new(&meta);
-        storage.write_block(2, 0, &vec![5u8; 16 << 10]).unwrap();
+        storage.write_block(2, 0, &[5u8; 16 << 10]).unwrap();
         let pool = HashPool::new(1).unwrap();
         let mut trusted = Bitfield::new(4);
         trusted.set(0);

@@ -19,8 +19,8 @@ use tokio::sync::{watch, Notify};
 
 use super::checker::Checker;
 use super::control::{
-    info_hash_hex, AddTorrent, ClientSnapshot, Command, ControlError, InfoHash, Limits,
-    PeerSource, SeedPolicy, TorrentSource, TorrentState,
+    info_hash_hex, AddTorrent, ClientSnapshot, Command, ControlError, InfoHash, Limits, PeerSource,
+    SeedPolicy, TorrentSource, TorrentState,
 };
 use super::paths::PathService;
 use super::peer_book::PeerState;
@@ -53,23 +53,13 @@ const CLOSE_GRACE: Duration = Duration::from_millis(200);
 const CLOSE_UNKNOWN_TORRENT: u32 = 3;
 
 /// How the client's torrents behave.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
     /// Lanes per SCION peer; None: every link-disjoint path up to [`DEFAULT_MAX_LANES`].
     pub max_lanes: Option<usize>,
     pub liveness: LivenessRules,
     /// Stop the client when every torrent's app finished (single-shot download).
     pub exit_when_finished: bool,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        Self {
-            max_lanes: None,
-            liveness: LivenessRules::default(),
-            exit_when_finished: false,
-        }
-    }
 }
 
 /// How a torrent that is ready to run is set up (single-shot commands pass their own).
@@ -384,10 +374,13 @@ impl Client {
                     return;
                 };
                 let remote = net.remote_addr(h);
-                let banned = |t: &Torrent| {
-                    remote.is_some_and(|r| t.book.is_banned(&PeerAddr::Scion(r)))
-                };
-                match self.torrents.get_mut(&ih).filter(|t| t.is_live() && !banned(t)) {
+                let banned =
+                    |t: &Torrent| remote.is_some_and(|r| t.book.is_banned(&PeerAddr::Scion(r)));
+                match self
+                    .torrents
+                    .get_mut(&ih)
+                    .filter(|t| t.is_live() && !banned(t))
+                {
                     Some(t) => {
                         if let Some(r) = remote {
                             t.book.incoming(PeerAddr::Scion(r));
@@ -537,12 +530,8 @@ impl Client {
                             continue;
                         }
                         let shared = self.paths.paths_to(a.ia);
-                        let mut d = PeerDialer::new(
-                            a,
-                            max_lanes.unwrap_or(DEFAULT_MAX_LANES),
-                            shared,
-                            now,
-                        );
+                        let mut d =
+                            PeerDialer::new(a, max_lanes.unwrap_or(DEFAULT_MAX_LANES), shared, now);
                         d.only_disjoint = max_lanes.is_none();
                         app.dialers.push(d);
                     }
@@ -563,8 +552,7 @@ impl Client {
     fn pump_checkers(&mut self, now: Instant) {
         let mut ready = Vec::new();
         for (ih, t) in self.torrents.iter_mut() {
-            let (Some(c), Some(meta), Some(storage)) = (&mut t.checker, &t.meta, &t.storage)
-            else {
+            let (Some(c), Some(meta), Some(storage)) = (&mut t.checker, &t.meta, &t.storage) else {
                 continue;
             };
             if c.pump(&self.pool, &**storage, meta) {
@@ -741,7 +729,8 @@ impl Client {
                             .as_ref()
                             .map(|s| s.paths().map(|p| p.to_path_buf()).collect())
                             .unwrap_or_default();
-                        let (data_path, out_dir) = (t.data_path.clone(), t.settings.out_dir.clone());
+                        let (data_path, out_dir) =
+                            (t.data_path.clone(), t.settings.out_dir.clone());
                         drop(t); // unmaps the files
                         if delete_data {
                             torrent::delete_data(&files, &data_path, &out_dir);

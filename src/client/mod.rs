@@ -21,18 +21,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use driver::{Client, EngineOptions, LiveTorrent, DEFAULT_MAX_LANES};
 pub use control::{channel, ClientHandle, ClientSide};
+pub use driver::{Client, EngineOptions, LiveTorrent, DEFAULT_MAX_LANES};
 pub use resume::{FileStamp, ResumeData, ResumeStore, SavedTorrent, SavedTorrentSettings};
 
 use crate::engine::tcp::TcpHub;
-use paths::PathService;
 use crate::lanes::PathPolicy;
 use crate::net::{uring, ScionNet};
 use crate::quic::QuicTuning;
 use crate::scion::daemon::DaemonClient;
 use crate::scion::{parse_ia, Ia, ScionAddr};
 use crate::storage::HashPool;
+use paths::PathService;
 
 /// What the daemon's client runs with.
 pub struct ClientConfig {
@@ -88,9 +88,9 @@ pub struct ScionSide {
 }
 
 pub async fn connect_daemon(addr: &str) -> Result<(DaemonClient, Ia), ClientError> {
-    let d = DaemonClient::connect(addr)
-        .await
-        .map_err(|e| ClientError::Daemon(format!("cannot reach the SCION daemon at {addr}: {e}")))?;
+    let d = DaemonClient::connect(addr).await.map_err(|e| {
+        ClientError::Daemon(format!("cannot reach the SCION daemon at {addr}: {e}"))
+    })?;
     let ia = d
         .local_ia()
         .await
@@ -227,10 +227,9 @@ async fn run_async(mut cfg: ClientConfig, side: ClientSide) -> Result<(), Client
         "client running"
     );
     let tuning = QuicTuning::default();
-    let mut net = ScionNet::new(scion.local, &tuning, true)
-        .map_err(|e| ClientError::Other(e.to_string()))?;
+    let mut net =
+        ScionNet::new(scion.local, &tuning, true).map_err(|e| ClientError::Other(e.to_string()))?;
     uring::run(scion.socket, &mut net, &mut client)
         .await
         .map_err(|e| ClientError::Other(e.to_string()))
 }
-

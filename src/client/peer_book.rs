@@ -142,9 +142,7 @@ impl PeerBook {
             }
             e.failures = e.failures.saturating_add(1);
             let shift = (e.failures - 1).min(16);
-            let wait = FIRST_BACKOFF
-                .saturating_mul(1u32 << shift)
-                .min(MAX_BACKOFF);
+            let wait = FIRST_BACKOFF.saturating_mul(1u32 << shift).min(MAX_BACKOFF);
             e.next_try = Some(now + wait);
             e.state = PeerState::Idle;
         }
@@ -251,7 +249,10 @@ mod tests {
         assert!(b.take_dialable(t0 + Duration::from_secs(1), 1).is_empty());
         assert_eq!(b.take_dialable(t0 + FIRST_BACKOFF, 1).len(), 1);
         b.failed(&tcp(1), t0);
-        assert_eq!(b.get(&tcp(1)).unwrap().next_try, Some(t0 + FIRST_BACKOFF * 2));
+        assert_eq!(
+            b.get(&tcp(1)).unwrap().next_try,
+            Some(t0 + FIRST_BACKOFF * 2)
+        );
         for _ in 0..40 {
             b.failed(&tcp(1), t0);
         }

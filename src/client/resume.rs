@@ -95,9 +95,7 @@ pub fn plan_check(
     let n = meta.num_pieces();
     let all = || (0..n).filter(|&p| may_hold(p)).collect::<Vec<u32>>();
     let usable = saved.filter(|r| {
-        r.num_pieces == n
-            && r.files.len() == meta.files.len()
-            && on_disk.len() == meta.files.len()
+        r.num_pieces == n && r.files.len() == meta.files.len() && on_disk.len() == meta.files.len()
     });
     let Some(r) = usable else {
         return CheckPlan {
@@ -246,7 +244,10 @@ mod tests {
     #[test]
     fn unchanged_files_trust_saved_pieces_without_hashing() {
         let m = two_files();
-        let disk = [Some(stamp("a", 40 << 10, 100)), Some(stamp("b", 24 << 10, 200))];
+        let disk = [
+            Some(stamp("a", 40 << 10, 100)),
+            Some(stamp("b", 24 << 10, 200)),
+        ];
         let plan = plan_check(&m, Some(&saved(&[0, 2, 3])), &disk, |_| true);
         assert!(plan.resumed);
         assert_eq!(ones(&plan.trusted), vec![0, 2, 3]);
@@ -257,7 +258,10 @@ mod tests {
     fn a_changed_file_rechecks_only_the_pieces_touching_it() {
         let m = two_files();
         // b's mtime moved: pieces 2 (spans a and b) and 3 are hashed again.
-        let disk = [Some(stamp("a", 40 << 10, 100)), Some(stamp("b", 24 << 10, 999))];
+        let disk = [
+            Some(stamp("a", 40 << 10, 100)),
+            Some(stamp("b", 24 << 10, 999)),
+        ];
         let plan = plan_check(&m, Some(&saved(&[0, 1, 2, 3])), &disk, |_| true);
         assert_eq!(ones(&plan.trusted), vec![0, 1]);
         assert_eq!(plan.recheck, vec![2, 3]);
@@ -271,7 +275,10 @@ mod tests {
     #[test]
     fn unusable_resume_data_falls_back_to_a_full_check() {
         let m = two_files();
-        let disk = [Some(stamp("a", 40 << 10, 100)), Some(stamp("b", 24 << 10, 200))];
+        let disk = [
+            Some(stamp("a", 40 << 10, 100)),
+            Some(stamp("b", 24 << 10, 200)),
+        ];
         let plan = plan_check(&m, None, &disk, |_| true);
         assert!(!plan.resumed);
         assert_eq!(plan.recheck, vec![0, 1, 2, 3]);

@@ -120,7 +120,10 @@ impl Torrent {
             .app
             .as_ref()
             .is_some_and(|a| a.session.lane_count() > 0 || !a.dialers.is_empty());
-        quic || self.tcp.as_ref().is_some_and(|t| t.lane_count() > 0 || t.is_dialing())
+        quic || self
+            .tcp
+            .as_ref()
+            .is_some_and(|t| t.lane_count() > 0 || t.is_dialing())
     }
 
     /// Adds peers to the book; returns how many were new.
@@ -187,7 +190,11 @@ impl Torrent {
                     client: None,
                     source: self
                         .book
-                        .get(&peer.parse().unwrap_or(PeerAddr::Ip(([0, 0, 0, 0], 0).into())))
+                        .get(
+                            &peer
+                                .parse()
+                                .unwrap_or(PeerAddr::Ip(([0, 0, 0, 0], 0).into())),
+                        )
                         .map(|e| e.source)
                         .unwrap_or(PeerSource::Incoming),
                     lanes: 0,
@@ -310,7 +317,11 @@ impl Torrent {
 pub fn delete_data(files: &[PathBuf], data_path: &Path, out_dir: &Path) {
     for f in files {
         if !f.starts_with(out_dir) {
-            tracing::warn!("not deleting {}: outside {}", f.display(), out_dir.display());
+            tracing::warn!(
+                "not deleting {}: outside {}",
+                f.display(),
+                out_dir.display()
+            );
             continue;
         }
         if let Err(e) = std::fs::remove_file(f) {
@@ -330,7 +341,12 @@ pub fn delete_data(files: &[PathBuf], data_path: &Path, out_dir: &Path) {
 }
 
 /// The settings a torrent is created with.
-pub fn settings(out_dir: PathBuf, paused: bool, limits: Limits, peers: &[PeerAddr]) -> SavedTorrentSettings {
+pub fn settings(
+    out_dir: PathBuf,
+    paused: bool,
+    limits: Limits,
+    peers: &[PeerAddr],
+) -> SavedTorrentSettings {
     SavedTorrentSettings {
         out_dir,
         paused,

@@ -415,7 +415,11 @@ impl TcpLanes {
         if !self.dial_enabled {
             return None;
         }
-        self.dials.iter().filter(|d| !d.busy).map(|d| d.next_try).min()
+        self.dials
+            .iter()
+            .filter(|d| !d.busy)
+            .map(|d| d.next_try)
+            .min()
     }
 
     /// Closes every lane and stops dialling (pause, remove). The session is told.
@@ -518,4 +522,3 @@ impl TcpLanes {
         self.lanes.len()
     }
 }
-

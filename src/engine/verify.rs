@@ -35,7 +35,6 @@ impl PoolVerifier {
             in_flight: 0,
         }
     }
-
 }
 
 impl Verifier for PoolVerifier {
