@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(cmake clang libclang-dev pkg-config mktorrent iproute2 python3)
 if [ "${WITH_CLIENTS:-1}" = 1 ]; then
-  packages+=(python3-libtorrent transmission-cli transmission-daemon aria2)
+  packages+=(python3-libtorrent transmission-cli transmission-daemon aria2 opentracker)
 fi
 
 missing=()

@@ -55,6 +55,8 @@ pub enum Command {
     },
     /// QUIC bandwidth test over SCION.
     Bwtest(BwtestArgs),
+    /// Run an in-memory BitTorrent tracker (HTTP and UDP/BEP 15; IP and SCION peers).
+    Tracker(TrackerArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -218,4 +220,26 @@ impl TransferArgs {
             path_policy: c.path_policy.unwrap_or_default(),
         }
     }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrackerArgs {
+    /// Serve HTTP announces/scrapes on this address, e.g. 0.0.0.0:6969.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Serve UDP (BEP 15) on this address, e.g. 0.0.0.0:6969.
+    #[arg(long, value_name = "ADDR")]
+    pub udp: Option<std::net::SocketAddr>,
+    /// Announce interval told to clients; peers expire after 1.5 intervals.
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub interval: u64,
+    /// Only track the info hashes listed in FILE (40 hex digits per line, # comments).
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
+    /// Most peers returned per announce.
+    #[arg(long, default_value_t = 200)]
+    pub numwant_max: usize,
+    /// UDP worker threads (one SO_REUSEPORT socket each) [default: number of CPUs].
+    #[arg(long)]
+    pub udp_threads: Option<usize>,
 }

@@ -5,6 +5,7 @@ pub mod exit;
 pub mod legacy;
 pub mod report;
 pub mod run;
+pub mod tracker;
 
 /// Logs go to stderr; `level` is the original client's DEBUG|INFO|WARN|ERROR (or RUST_LOG).
 pub fn init_logging(level: &str) {

@@ -370,6 +370,7 @@ pub fn tool(cmd: Command) -> Result<(), CliError> {
             refresh,
         } => tokio_uring::start(paths(destination, daemon_address(&scion.sciond), refresh)),
         Command::Bwtest(b) => tokio_uring::start(bwtest(b)),
+        Command::Tracker(t) => super::tracker::run(t),
         Command::Download(_) | Command::Seed(_) => unreachable!("handled by transfer"),
     }
 }

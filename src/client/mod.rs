@@ -15,6 +15,7 @@ pub mod peer_book;
 pub mod resume;
 pub mod router;
 pub mod torrent;
+pub mod trackers;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

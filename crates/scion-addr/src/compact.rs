@@ -71,7 +71,7 @@ pub fn read_scion(b: &[u8]) -> Option<ScionAddr> {
     }
     let ia = u64::from_be_bytes(b[..8].try_into().ok()?);
     let (host, port) = read_ip_port(&b[8..])?;
-    Some(ScionAddr::new(Ia(ia), host, port))
+    Some(ScionAddr::new(Ia::from_u64(ia), host, port))
 }
 
 /// Splits a compact list into entries of `entry` bytes and decodes each with `read`.
@@ -80,7 +80,7 @@ pub fn read_list<T>(
     entry: usize,
     read: impl Fn(&[u8]) -> Option<T>,
 ) -> Result<Vec<T>, CompactLenError> {
-    if entry == 0 || b.len() % entry != 0 {
+    if entry == 0 || !b.len().is_multiple_of(entry) {
         return Err(CompactLenError {
             len: b.len(),
             entry,

@@ -1,0 +1,11 @@
+//! The tracker client: [`transport`] does one announce over HTTP or UDP, [`announcer`] keeps a
+//! torrent announced to its tiers.
+
+pub mod announcer;
+pub mod transport;
+
+pub use announcer::{
+    spawn, tiers_from_metainfo, AnnouncerConfig, AnnouncerHandle, AnnouncerStatus, BoxFuture,
+    TorrentLink, TrackerState, TrackerStatus, TransferStats,
+};
+pub use transport::{parse_tracker_url, AnnounceError, TrackerUrl};

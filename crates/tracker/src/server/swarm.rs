@@ -1,0 +1,346 @@
+//! The in-memory swarms: one per info hash, sharded by hash so UDP worker threads rarely
+//! contend. Peers are keyed by their IP socket address (address the request came from + the
+//! announced port), as opentracker does, so a peer id cannot evict someone else's entry.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use scion_addr::compact;
+use scion_addr::ScionAddr;
+
+use crate::http::ScrapeStats;
+use crate::InfoHash;
+
+const SHARDS: usize = 64;
+
+/// One peer of a swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub id: [u8; 20],
+    /// The address the request came from, with the announced port.
+    pub ip: SocketAddr,
+    /// Its SCION address if it announced one (`scion` parameter).
+    pub scion: Option<ScionAddr>,
+    pub seeder: bool,
+    pub last_seen: Instant,
+}
+
+#[derive(Default)]
+struct Swarm {
+    peers: Vec<Peer>,
+    index: HashMap<SocketAddr, usize>,
+    seeders: u32,
+    /// `completed` events seen.
+    downloaded: u32,
+}
+
+impl Swarm {
+    fn remove_at(&mut self, i: usize) {
+        let p = self.peers.swap_remove(i);
+        self.index.remove(&p.ip);
+        if p.seeder {
+            self.seeders -= 1;
+        }
+        if let Some(moved) = self.peers.get(i) {
+            self.index.insert(moved.ip, i);
+        }
+    }
+
+    fn stats(&self) -> ScrapeStats {
+        ScrapeStats {
+            complete: self.seeders,
+            downloaded: self.downloaded,
+            incomplete: self.peers.len() as u32 - self.seeders,
+        }
+    }
+}
+
+/// Which peers a requester can use and how they are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    /// IPv4 and IPv6 peers by their IP address (an IP-only client).
+    Ip,
+    /// SCION peers by their SCION address, the rest by IP (a SCION-capable client).
+    IpAndScion,
+}
+
+/// Output buffers for the compact lists; reused between requests.
+#[derive(Debug, Default)]
+pub struct CompactLists {
+    pub peers: Vec<u8>,
+    pub peers6: Vec<u8>,
+    pub peers_scion: Vec<u8>,
+    pub peers6_scion: Vec<u8>,
+    /// The selected peers (for non-compact responses).
+    pub selected: Vec<Peer>,
+}
+
+impl CompactLists {
+    pub fn clear(&mut self) {
+        self.peers.clear();
+        self.peers6.clear();
+        self.peers_scion.clear();
+        self.peers6_scion.clear();
+        self.selected.clear();
+    }
+}
+
+/// What an announce did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnnounceOutcome {
+    pub stats: ScrapeStats,
+    pub selected: usize,
+}
+
+/// One announce's facts as the store needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerUpdate {
+    pub info_hash: InfoHash,
+    pub peer: Peer,
+    pub stopped: bool,
+    pub completed: bool,
+}
+
+pub struct Swarms {
+    shards: Vec<Mutex<HashMap<InfoHash, Swarm>>>,
+    max_peers_per_swarm: usize,
+    max_swarms_per_shard: usize,
+}
+
+impl Swarms {
+    pub fn new(max_peers_per_swarm: usize, max_swarms: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            max_peers_per_swarm,
+            max_swarms_per_shard: max_swarms.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    fn shard(&self, h: &InfoHash) -> &Mutex<HashMap<InfoHash, Swarm>> {
+        &self.shards[usize::from(h[0] ^ h[19]) % SHARDS]
+    }
+
+    /// Records the peer (or removes it on `stopped`) and selects up to `numwant` others into
+    /// `out`, starting at a random place. `v6_only`/`v4_only` restrict IP peers to one family
+    /// (UDP responses carry one entry size).
+    pub fn announce(
+        &self,
+        u: &PeerUpdate,
+        numwant: usize,
+        wanted: Wanted,
+        family: Option<bool>,
+        start: usize,
+        out: &mut CompactLists,
+    ) -> AnnounceOutcome {
+        let mut shard = self
+            .shard(&u.info_hash)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !shard.contains_key(&u.info_hash)
+            && (u.stopped || shard.len() >= self.max_swarms_per_shard)
+        {
+            return AnnounceOutcome {
+                stats: ScrapeStats::default(),
+                selected: 0,
+            };
+        }
+        let swarm = shard.entry(u.info_hash).or_default();
+        match swarm.index.get(&u.peer.ip).copied() {
+            Some(i) if u.stopped => swarm.remove_at(i),
+            Some(i) => {
+                let old = &mut swarm.peers[i];
+                if old.seeder != u.peer.seeder {
+                    if u.peer.seeder {
+                        swarm.seeders += 1;
+                    } else {
+                        swarm.seeders -= 1;
+                    }
+                }
+                *old = u.peer;
+            }
+            None if u.stopped => {}
+            None => {
+                if swarm.peers.len() < self.max_peers_per_swarm {
+                    swarm.index.insert(u.peer.ip, swarm.peers.len());
+                    swarm.peers.push(u.peer);
+                    if u.peer.seeder {
+                        swarm.seeders += 1;
+                    }
+                }
+            }
+        }
+        if u.completed {
+            swarm.downloaded = swarm.downloaded.saturating_add(1);
+        }
+        let stats = swarm.stats();
+        let mut selected = 0;
+        let n = swarm.peers.len();
+        if !u.stopped && n > 0 {
+            let start = start % n;
+            for k in 0..n {
+                if selected >= numwant {
+                    break;
+                }
+                let p = &swarm.peers[(start + k) % n];
+                if p.ip == u.peer.ip || (u.peer.seeder && p.seeder) {
+                    continue;
+                }
+                if select(p, wanted, family, out) {
+                    selected += 1;
+                }
+            }
+        }
+        if swarm.peers.is_empty() && swarm.downloaded == 0 {
+            shard.remove(&u.info_hash);
+        }
+        AnnounceOutcome { stats, selected }
+    }
+
+    /// Counters for a torrent (zero if unknown).
+    pub fn scrape(&self, h: &InfoHash) -> ScrapeStats {
+        let shard = self.shard(h).lock().unwrap_or_else(|e| e.into_inner());
+        shard.get(h).map(Swarm::stats).unwrap_or_default()
+    }
+
+    /// The peers of a torrent (tests, diagnostics).
+    pub fn peers(&self, h: &InfoHash) -> Vec<Peer> {
+        let shard = self.shard(h).lock().unwrap_or_else(|e| e.into_inner());
+        shard.get(h).map(|s| s.peers.clone()).unwrap_or_default()
+    }
+
+    /// Drops peers not seen for `ttl`; returns how many.
+    pub fn expire(&self, now: Instant, ttl: Duration) -> usize {
+        let mut removed = 0;
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            shard.retain(|_, s| {
+                let mut i = 0;
+                while i < s.peers.len() {
+                    if now.saturating_duration_since(s.peers[i].last_seen) > ttl {
+                        s.remove_at(i);
+                        removed += 1;
+                    } else {
+                        i += 1;
+                    }
+                }
+                !s.peers.is_empty() || s.downloaded > 0
+            });
+        }
+        removed
+    }
+}
+
+/// Writes `p` into the list it belongs to; false if the requester cannot use it.
+fn select(p: &Peer, wanted: Wanted, family: Option<bool>, out: &mut CompactLists) -> bool {
+    if let (Wanted::IpAndScion, Some(s)) = (wanted, &p.scion) {
+        let list = if s.host.is_ipv4() {
+            &mut out.peers_scion
+        } else {
+            &mut out.peers6_scion
+        };
+        compact::write_scion(s, list);
+        out.selected.push(*p);
+        return true;
+    }
+    let v6 = p.ip.is_ipv6();
+    if family.is_some_and(|want_v6| want_v6 != v6) {
+        return false;
+    }
+    compact::write_ip(p.ip, if v6 { &mut out.peers6 } else { &mut out.peers });
+    out.selected.push(*p);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(ip: &str, scion: Option<&str>, seeder: bool, now: Instant) -> Peer {
+        Peer {
+            id: [1; 20],
+            ip: ip.parse().unwrap(),
+            scion: scion.map(|s| s.parse().unwrap()),
+            seeder,
+            last_seen: now,
+        }
+    }
+
+    fn upd(p: Peer) -> PeerUpdate {
+        PeerUpdate {
+            info_hash: [9; 20],
+            peer: p,
+            stopped: false,
+            completed: false,
+        }
+    }
+
+    #[test]
+    fn ip_clients_get_ip_scion_clients_get_scion() {
+        let s = Swarms::new(100, 100);
+        let now = Instant::now();
+        let mut out = CompactLists::default();
+        let a = peer(
+            "10.0.0.1:1",
+            Some("1-ff00:0:112,[127.0.0.1]:43000"),
+            true,
+            now,
+        );
+        let b = peer("[::1]:2", None, false, now);
+        s.announce(&upd(a), 50, Wanted::IpAndScion, None, 0, &mut out);
+        s.announce(&upd(b), 50, Wanted::Ip, None, 0, &mut out);
+        // b (IP-only) sees a by its IP address.
+        assert_eq!(out.peers.len(), 6);
+        assert!(out.peers_scion.is_empty());
+        // A SCION-capable leecher sees a under peers_scion and b in peers6.
+        out.clear();
+        let c = peer("10.0.0.3:3", Some("1-ff00:0:113,[127.0.0.1]:1"), false, now);
+        let o = s.announce(&upd(c), 50, Wanted::IpAndScion, None, 0, &mut out);
+        assert_eq!(
+            (out.peers_scion.len(), out.peers6.len(), out.peers.len()),
+            (14, 18, 0)
+        );
+        assert_eq!(
+            o.stats,
+            ScrapeStats {
+                complete: 1,
+                downloaded: 0,
+                incomplete: 2
+            }
+        );
+        // UDP over IPv4: only IPv4 entries.
+        out.clear();
+        let d = peer("10.0.0.4:4", None, false, now);
+        s.announce(&upd(d), 50, Wanted::Ip, Some(false), 0, &mut out);
+        assert_eq!((out.peers.len(), out.peers6.len()), (12, 0));
+    }
+
+    #[test]
+    fn stop_expiry_and_caps() {
+        let s = Swarms::new(2, 100);
+        let t0 = Instant::now();
+        let mut out = CompactLists::default();
+        for i in 1..=3 {
+            s.announce(
+                &upd(peer(&format!("10.0.0.{i}:1"), None, false, t0)),
+                50,
+                Wanted::Ip,
+                None,
+                0,
+                &mut out,
+            );
+        }
+        assert_eq!(s.peers(&[9; 20]).len(), 2, "capped at 2 peers");
+        let mut stop = upd(peer("10.0.0.1:1", None, false, t0));
+        stop.stopped = true;
+        s.announce(&stop, 50, Wanted::Ip, None, 0, &mut out);
+        assert_eq!(s.peers(&[9; 20]).len(), 1);
+        assert_eq!(
+            s.expire(t0 + Duration::from_secs(10), Duration::from_secs(5)),
+            1
+        );
+        assert!(s.peers(&[9; 20]).is_empty());
+        assert_eq!(s.scrape(&[9; 20]), ScrapeStats::default());
+    }
+}

@@ -1,0 +1,57 @@
+//! `bittorrent-over-scion tracker`: a thin runner around the `bt-tracker` crate's server.
+
+use std::io::Write;
+
+use bt_tracker::server::{self, parse_allow_list, ServerConfig, TrackerConfig};
+
+use super::args::TrackerArgs;
+use super::exit::{self, CliError};
+
+/// Serves until the process is killed (the tracker keeps nothing worth saving).
+pub fn run(a: TrackerArgs) -> Result<(), CliError> {
+    if a.http.is_none() && a.udp.is_none() {
+        return Err(exit::usage("tracker: give --http ADDR and/or --udp ADDR"));
+    }
+    if a.interval == 0 {
+        return Err(exit::usage("tracker: --interval must be at least 1 second"));
+    }
+    let allow = match &a.allow {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| exit::usage(format!("cannot read {}: {e}", path.display())))?;
+            Some(
+                parse_allow_list(&text)
+                    .map_err(|e| exit::usage(format!("{}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    let mut config = ServerConfig {
+        tracker: TrackerConfig {
+            interval: std::time::Duration::from_secs(a.interval),
+            numwant_max: a.numwant_max,
+            allow,
+            ..Default::default()
+        },
+        http: a.http,
+        udp: a.udp,
+        ..Default::default()
+    };
+    if let Some(n) = a.udp_threads {
+        config.udp_threads = n.max(1);
+    }
+    let running =
+        server::start(config).map_err(|e| exit::other(format!("tracker: cannot bind: {e}")))?;
+    let show = |a: Option<std::net::SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
+    // One line tests and scripts wait for.
+    println!(
+        "tracker http {} udp {}",
+        show(running.http_addr),
+        show(running.udp_addr)
+    );
+    let _ = std::io::stdout().flush();
+    tracing::info!("tracker serving; interval {} s", a.interval);
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,0 +1,317 @@
+//! Trackers with real components on loopback: our announcer against Debian's opentracker (a
+//! libtorrent seeder announced there), and libtorrent against our `tracker` subcommand,
+//! downloading from our seeder that it found only through the tracker.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bt_tracker::client::{
+    self, AnnouncerConfig, BoxFuture, TorrentLink, TrackerState, TransferStats,
+};
+use bt_tracker::udp::Retransmit;
+use bt_tracker::PeerAddr;
+use common::clients::*;
+use common::*;
+
+/// Collects the peers an announcer hands over.
+struct Found {
+    peers: Mutex<Vec<PeerAddr>>,
+    left: u64,
+}
+
+impl TorrentLink for Found {
+    fn stats(&self) -> Option<TransferStats> {
+        Some(TransferStats {
+            left: self.left,
+            ..Default::default()
+        })
+    }
+    fn add_peers(&self, peers: Vec<PeerAddr>) -> BoxFuture<'_, Result<usize, String>> {
+        Box::pin(async move {
+            let mut p = self.peers.lock().unwrap();
+            let n = peers.len();
+            p.extend(peers);
+            Ok(n)
+        })
+    }
+}
+
+fn announcer_config(port: u16) -> AnnouncerConfig {
+    AnnouncerConfig {
+        port,
+        http_timeout: Duration::from_secs(5),
+        udp_retransmit: Retransmit {
+            base: Duration::from_secs(1),
+            max_retransmits: 2,
+        },
+        min_interval: Duration::from_millis(500),
+        backoff_base: Duration::from_millis(500),
+        backoff_max: Duration::from_secs(2),
+        ..Default::default()
+    }
+}
+
+/// Announces to `url` until `want` is among the peers (re-announcing), or panics.
+async fn find_peer(info_hash: [u8; 20], url: &str, my_port: u16, left: u64, want: PeerAddr) {
+    let link = Arc::new(Found {
+        peers: Mutex::new(Vec::new()),
+        left,
+    });
+    let h = client::spawn(
+        info_hash,
+        vec![vec![url.to_string()]],
+        announcer_config(my_port),
+        link.clone(),
+    );
+    for _ in 0..60 {
+        if link.peers.lock().unwrap().contains(&want) {
+            h.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        h.announce_now();
+    }
+    panic!(
+        "{want} not found via {url}; got {:?}; status {:#?}",
+        link.peers.lock().unwrap(),
+        h.status()
+    );
+}
+
+fn lt_tracker_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/lt_tracker.py")
+}
+
+/// libtorrent seeding or leeching `torrent` with only `urls` as peer sources; and its port.
+fn lt_with_trackers(
+    mode: &str,
+    torrent: &Path,
+    save: &Path,
+    urls: &[String],
+    log: PathBuf,
+) -> (Client, u16) {
+    let ok = Command::new(PYTHON)
+        .args(["-c", "import libtorrent"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "python3-libtorrent is missing: run scripts/install-deps.sh"
+    );
+    let mut c = Command::new(PYTHON);
+    c.arg(lt_tracker_script())
+        .arg(mode)
+        .arg(torrent)
+        .arg(save)
+        .args(urls);
+    let mut p = Client::spawn(c, log);
+    let line = p.wait_for("LISTEN", Duration::from_secs(30));
+    let port = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("LISTEN port");
+    (p, port)
+}
+
+fn info_hash_of(torrent: &Path) -> [u8; 20] {
+    let o = Command::new(bin())
+        .arg("info")
+        .arg(torrent)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let hex = text
+        .lines()
+        .find_map(|l| l.strip_prefix("info hash:"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no info hash in {text}"));
+    let mut h = [0u8; 20];
+    for (i, b) in h.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    h
+}
+
+struct OpenTracker {
+    _dir: tempfile::TempDir,
+    _proc: Client,
+    port: u16,
+}
+
+/// Debian's opentracker (whitelist build) on 127.0.0.1, TCP and UDP on one port, tracking
+/// `info_hash`.
+fn opentracker(info_hash: &[u8; 20]) -> OpenTracker {
+    let dir = tempfile::tempdir().unwrap();
+    // opentracker chroots into the directory and drops to "nobody", who must read the list.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hex: String = info_hash.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(dir.path().join("whitelist.txt"), format!("{hex}\n")).unwrap();
+    let port = free_port();
+    let mut c = Command::new("opentracker");
+    c.args([
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-P",
+        &port.to_string(),
+    ])
+    .arg("-d")
+    .arg(dir.path())
+    .args(["-w", "whitelist.txt", "-u", "nobody"]);
+    let p = Client::spawn(c, dir.path().join("opentracker.log"));
+    // Ready when it answers over TCP.
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return OpenTracker {
+                _dir: dir,
+                _proc: p,
+                port,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("opentracker did not start (is the Debian package installed? run scripts/install-deps.sh); log:\n{}", p.log());
+}
+
+fn content_and_torrent(dir: &Path) -> (PathBuf, PathBuf) {
+    let src = dir.join("seed").join("content.bin");
+    write_random(&src, 3 * 1024 * 1024 + 777, 31);
+    let torrent = dir.join("x.torrent");
+    make_torrent(&src, &torrent, Some(64 * 1024));
+    (src, torrent)
+}
+
+fn our_announcer_finds_libtorrent_via_opentracker(udp: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, torrent) = content_and_torrent(dir.path());
+    let ih = info_hash_of(&torrent);
+    let ot = opentracker(&ih);
+    let url = if udp {
+        format!("udp://127.0.0.1:{}", ot.port)
+    } else {
+        format!("http://127.0.0.1:{}/announce", ot.port)
+    };
+    let (mut lt, lt_port) = lt_with_trackers(
+        "seed",
+        &torrent,
+        src.parent().unwrap(),
+        std::slice::from_ref(&url),
+        dir.path().join("lt.log"),
+    );
+    lt.wait_for("ANNOUNCED", Duration::from_secs(30));
+    let want: PeerAddr = format!("127.0.0.1:{lt_port}").parse().unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(find_peer(ih, &url, 40001, 1000, want));
+}
+
+#[test]
+fn our_announcer_finds_libtorrent_via_opentracker_http() {
+    our_announcer_finds_libtorrent_via_opentracker(false);
+}
+
+#[test]
+fn our_announcer_finds_libtorrent_via_opentracker_udp() {
+    our_announcer_finds_libtorrent_via_opentracker(true);
+}
+
+/// Our `tracker` subcommand; its HTTP and UDP addresses.
+fn our_tracker(dir: &Path) -> (Client, String, String) {
+    let mut c = Command::new(bin());
+    c.args([
+        "tracker",
+        "--http",
+        "127.0.0.1:0",
+        "--udp",
+        "127.0.0.1:0",
+        "--interval",
+        "2",
+    ]);
+    let mut p = Client::spawn(c, dir.join("tracker.log"));
+    let line = p.wait_for("tracker http", Duration::from_secs(30));
+    let w: Vec<&str> = line.split_whitespace().collect();
+    // "tracker http ADDR udp ADDR"
+    (
+        p,
+        format!("http://{}/announce", w[2]),
+        format!("udp://{}", w[4]),
+    )
+}
+
+/// libtorrent downloads from our single-shot seeder, which it knows only through our tracker
+/// (our announcer announced the seeder over `seeder_url`; libtorrent uses `lt_url`); and our
+/// announcer sees libtorrent in the swarm.
+fn libtorrent_downloads_via_our_tracker(lt_over_udp: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, torrent) = content_and_torrent(dir.path());
+    let ih = info_hash_of(&torrent);
+    let (_tracker, http, udp) = our_tracker(dir.path());
+    let (lt_url, seeder_url) = if lt_over_udp {
+        (udp, http)
+    } else {
+        (http, udp)
+    };
+
+    let (_seeder, seeder_addr) = our_tcp_seeder(&torrent, &src, None, dir.path());
+    let seeder_port: u16 = seeder_addr.rsplit(':').next().unwrap().parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let link = Arc::new(Found {
+        peers: Mutex::new(Vec::new()),
+        left: 0,
+    });
+    let seeder_announcer = rt.block_on(async {
+        let h = client::spawn(
+            ih,
+            vec![vec![seeder_url.clone()]],
+            announcer_config(seeder_port),
+            link.clone(),
+        );
+        let mut rx = h.subscribe();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            rx.wait_for(|s| s.trackers[0].state == TrackerState::Working),
+        )
+        .await
+        .expect("seeder announce")
+        .expect("announcer alive");
+        h
+    });
+
+    let save = dir.path().join("lt");
+    let (mut lt, lt_port) = lt_with_trackers(
+        "leech",
+        &torrent,
+        &save,
+        std::slice::from_ref(&lt_url),
+        dir.path().join("lt.log"),
+    );
+    lt.wait_for("DONE", Duration::from_secs(120));
+    assert_eq!(
+        std::fs::read(save.join("content.bin")).unwrap(),
+        std::fs::read(&src).unwrap()
+    );
+
+    // libtorrent is in the swarm: our announcer (the other protocol) gets its address.
+    let want: PeerAddr = format!("127.0.0.1:{lt_port}").parse().unwrap();
+    rt.block_on(async {
+        find_peer(ih, &seeder_url, 40002, 1000, want).await;
+        seeder_announcer.stop().await;
+    });
+}
+
+#[test]
+fn libtorrent_downloads_from_our_seeder_found_via_our_http_tracker() {
+    libtorrent_downloads_via_our_tracker(false);
+}
+
+#[test]
+fn libtorrent_downloads_from_our_seeder_found_via_our_udp_tracker() {
+    libtorrent_downloads_via_our_tracker(true);
+}
