@@ -339,7 +339,7 @@ impl Client {
                     }
                 }
                 let _ = chunks.finalize();
-            }
+            };
         }
         let entry = self
             .pending_quic
