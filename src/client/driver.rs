@@ -665,6 +665,8 @@ impl Client {
         match cmd {
             Command::Add(add, reply) => {
                 let r = self.add_command(*add, now);
+                // A caller that reads the snapshot after the reply sees the command's effect.
+                self.publish(now);
                 let _ = reply.send(r);
             }
             Command::Pause(ih, reply) => {
@@ -684,6 +686,7 @@ impl Client {
                     }
                     self.save_torrent_list();
                 }
+                self.publish(now);
                 let _ = reply.send(r);
             }
             Command::Resume(ih, reply) => {
@@ -705,6 +708,7 @@ impl Client {
                 if r.is_ok() {
                     self.save_torrent_list();
                 }
+                self.publish(now);
                 let _ = reply.send(r);
             }
             Command::Remove {
@@ -739,6 +743,7 @@ impl Client {
                         Ok(())
                     }
                 };
+                self.publish(now);
                 let _ = reply.send(r);
             }
             Command::AddPeers {
@@ -748,6 +753,7 @@ impl Client {
                 reply,
             } => {
                 let r = self.with_torrent(&info_hash, |t| Ok(t.add_peers(&peers, source)));
+                self.publish(now);
                 let _ = reply.send(r);
             }
             Command::SetLimits {
@@ -768,10 +774,12 @@ impl Client {
                 if r.is_ok() && info_hash.is_some() {
                     self.save_torrent_list();
                 }
+                self.publish(now);
                 let _ = reply.send(r);
             }
             Command::SetSeedPolicy(p, reply) => {
                 self.seed_policy = p;
+                self.publish(now);
                 let _ = reply.send(Ok(()));
             }
             Command::Shutdown(reply) => self.begin_shutdown(net, Some(reply), now),
