@@ -8,4 +8,5 @@ pub fn asset(path: &str) -> Option<(&'static [u8], &'static str)> {
     }
 }
 
-const INDEX: &str = "<!doctype html><title>bittorrent-over-scion</title><p>The web UI is not built yet.";
+const INDEX: &str =
+    "<!doctype html><title>bittorrent-over-scion</title><p>The web UI is not built yet.";
