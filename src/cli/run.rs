@@ -1,10 +1,8 @@
 //! Runs what the command line asked for: seed, download, create, info, paths, bwtest.
 
-use std::cell::RefCell;
 use std::fs;
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,23 +10,21 @@ use super::args::{BwtestArgs, Command, CreateArgs, Mode, TransferArgs};
 use super::exit::{self, CliError};
 use super::report;
 use crate::bwtest::{BwClient, BwServer};
-use crate::engine::dialer::{PeerDialer, SharedPaths};
+use crate::client::control::PeerSource;
+use crate::client::paths::PathService;
+use crate::client::{self, Client, ClientError, EngineOptions, LiveTorrent};
 use crate::engine::liveness::LivenessRules;
-use crate::engine::quic::{Failure, QuicBtApp, StopWhen};
-use crate::engine::tcp::{BtApp, TcpLanes};
-use crate::engine::verify::PoolVerifier;
-use crate::lanes::PathPolicy;
+use crate::engine::quic::{Failure, StopWhen};
+use crate::engine::tcp::TcpHub;
 use crate::net::{uring, ScionNet};
 use crate::quic::QuicTuning;
 use crate::scion::daemon::DaemonClient;
 use crate::scion::{parse_ia, Ia, PeerAddr, ScionAddr, ScionPath};
-use crate::storage::{self, HashPool, MmapStorage, Storage};
+use crate::storage::{self, HashPool, MmapStorage};
 use crate::torrent::meta::{self, Metainfo};
-use crate::torrent::session::{Session, SessionConfig};
 
 /// Lanes per peer when `-numPaths` is not given: every link-disjoint path, up to this cap.
-pub const DEFAULT_MAX_LANES: usize = 8;
-const PATH_REFRESH: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_LANES: usize = client::DEFAULT_MAX_LANES;
 
 pub fn load_torrent(path: &std::path::Path) -> Result<Arc<Metainfo>, CliError> {
     let bytes = fs::read(path)
@@ -48,6 +44,46 @@ fn parse_scion(s: &str, what: &str) -> Result<ScionAddr, CliError> {
     }
 }
 
+/// `-local`: a SCION address; an empty IP (`19-ffaa:1:c3f,[]:43000`, as in the original
+/// client's README) means this host's default address in that AS: the source IP the kernel
+/// picks to reach the SCION daemon.
+fn parse_local(s: &str, daemon: &str) -> Result<ScionAddr, CliError> {
+    let Some((ia, port)) = s.split_once(",[]:") else {
+        return parse_scion(s, "local address");
+    };
+    let ia = parse_ia(ia).map_err(|e| exit::usage(format!("invalid local address {s:?}: {e}")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|e| exit::usage(format!("invalid local address {s:?}: port: {e}")))?;
+    let ip = default_source_ip(daemon).map_err(|e| {
+        exit::usage(format!(
+            "local address {s:?} has no IP and none could be chosen towards the SCION daemon at {daemon}: {e}"
+        ))
+    })?;
+    Ok(ScionAddr::new(ia, ip, port))
+}
+
+/// The source IP the kernel would use towards `daemon` (`host:port`); nothing is sent.
+fn default_source_ip(daemon: &str) -> std::io::Result<IpAddr> {
+    use std::net::ToSocketAddrs;
+    let authority = daemon
+        .trim()
+        .strip_prefix("http://")
+        .unwrap_or(daemon.trim());
+    let to = authority
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the daemon address resolves to nothing"))?;
+    let any: SocketAddr = if to.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any)?;
+    s.connect(to)?;
+    Ok(s.local_addr()?.ip())
+}
+
 fn daemon_address(explicit: &Option<String>) -> String {
     explicit
         .clone()
@@ -55,90 +91,27 @@ fn daemon_address(explicit: &Option<String>) -> String {
 }
 
 async fn connect_daemon(addr: &str) -> Result<(DaemonClient, Ia), CliError> {
-    let d = DaemonClient::connect(addr)
-        .await
-        .map_err(|e| exit::daemon(format!("cannot reach the SCION daemon at {addr}: {e}")))?;
-    let ia = d
-        .local_ia()
-        .await
-        .map_err(|e| exit::daemon(format!("SCION daemon at {addr} did not answer: {e}")))?;
-    Ok((d, ia))
+    client::connect_daemon(addr).await.map_err(client_err)
 }
 
-/// Binds our SCION/UDP socket: the given address, or 127.0.0.1 with a free port inside the
-/// AS's port range (routers of a real AS only deliver to ports in that range).
 async fn bind_local(
     daemon: &DaemonClient,
     ia: Ia,
     local: Option<ScionAddr>,
 ) -> Result<(tokio_uring::net::UdpSocket, ScionAddr), CliError> {
-    if let Some(l) = local {
-        if l.ia != ia {
-            return Err(exit::usage(format!(
-                "local address is in AS {} but the SCION daemon serves AS {ia}",
-                l.ia
-            )));
-        }
-        let s = uring::bind(l.socket_addr())
-            .map_err(|e| exit::usage(format!("cannot bind {}: {e}", l.socket_addr())))?;
-        let port = s.local_addr().map(|a| a.port()).unwrap_or(l.port);
-        return Ok((s, l.with_port(port)));
-    }
-    let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let (lo, hi) = daemon.port_range().await.unwrap_or((0, 0));
-    let candidates: Vec<u16> = if lo > 0 && hi >= lo && !(lo <= 1024 && hi == 65535) {
-        let span = u32::from(hi - lo) + 1;
-        let start = rand::random::<u32>() % span;
-        (0..span.min(200))
-            .map(|k| lo + ((start + k) % span) as u16)
-            .collect()
-    } else {
-        vec![0]
-    };
-    let mut last = None;
-    for port in candidates {
-        match uring::bind(SocketAddr::new(host, port)) {
-            Ok(s) => {
-                let port = s.local_addr().map(|a| a.port()).unwrap_or(port);
-                return Ok((s, ScionAddr::new(ia, host, port)));
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(exit::other(format!("no free UDP port: {last:?}")))
+    client::bind_local(daemon, ia, local)
+        .await
+        .map_err(client_err)
 }
 
-/// Re-asks the daemon for paths to `dst` every few seconds, so lanes come back when a path
-/// reappears or a new one shows up.
-fn spawn_path_refresher(daemon: DaemonClient, dst: Ia, policy: PathPolicy, shared: SharedPaths) {
-    tokio_uring::spawn(async move {
-        let mut first = true;
-        loop {
-            let found = daemon.paths(dst, !first).await.map(|all| {
-                let offered = all.len();
-                (policy.filter(all), offered)
-            });
-            match found {
-                Ok((p, _)) if !p.is_empty() => *shared.borrow_mut() = Some(Ok(p)),
-                Ok((_, 0)) if first => {
-                    *shared.borrow_mut() = Some(Err(format!("no path to AS {dst}")))
-                }
-                Ok((_, n)) if first => {
-                    *shared.borrow_mut() = Some(Err(format!(
-                        "none of the {n} paths to AS {dst} satisfies the path policy {policy}"
-                    )))
-                }
-                Ok(_) => {}
-                Err(e) if first => {
-                    *shared.borrow_mut() =
-                        Some(Err(format!("path lookup for AS {dst} failed: {e}")))
-                }
-                Err(e) => tracing::warn!("path refresh for AS {dst} failed: {e}"),
-            }
-            first = false;
-            tokio::time::sleep(PATH_REFRESH).await;
-        }
-    });
+/// Maps the client's set-up errors to the exit codes the commands always used.
+fn client_err(e: ClientError) -> CliError {
+    match e {
+        ClientError::Daemon(m) => exit::daemon(m),
+        ClientError::Bind(m) => exit::usage(format!("cannot bind {m}")),
+        ClientError::WrongAs(m) => exit::usage(m),
+        ClientError::Io(m) | ClientError::Other(m) => exit::other(m),
+    }
 }
 
 fn open_storage(meta: &Metainfo, t: &TransferArgs) -> Result<Arc<MmapStorage>, CliError> {
@@ -191,7 +164,7 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
     let local = t
         .local
         .as_deref()
-        .map(|l| parse_scion(l, "local address"))
+        .map(|l| parse_local(l, &daemon_address(&t.sciond)))
         .transpose()?;
     let liveness = liveness_rules(&t)?;
     if t.mode == Mode::Download && peers.is_empty() && tcp_peers.is_empty() {
@@ -240,33 +213,27 @@ async fn run_transfer(
     let daemon_addr = daemon_address(&t.sciond);
     // Without a daemon, SCION is skipped when nothing asked for it (only IP peers, no -local).
     let scion = match connect_daemon(&daemon_addr).await {
-        Ok((daemon, ia)) => Some((daemon, ia)),
+        Ok((daemon, ia)) => {
+            let (socket, local) = bind_local(&daemon, ia, local).await?;
+            client::ScionSide {
+                socket,
+                local,
+                daemon: Some(daemon),
+            }
+        }
         Err(e) if peers.is_empty() && local.is_none() => {
             tracing::warn!("{e}; continuing without SCION (TCP only)");
-            None
+            client::placeholder_socket().map_err(client_err)?
         }
         Err(e) => return Err(e),
     };
-    let (socket, local, daemon) = match scion {
-        Some((daemon, ia)) => {
-            let (socket, local) = bind_local(&daemon, ia, local).await?;
-            (socket, local, Some(daemon))
-        }
-        None => {
-            // The driver still wants a socket; nothing is sent on it.
-            let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
-            let s = uring::bind(SocketAddr::new(host, 0))
-                .map_err(|e| exit::other(format!("cannot bind a UDP socket: {e}")))?;
-            let port = s.local_addr().map(|a| a.port()).unwrap_or(0);
-            let ia = parse_ia("0-0").map_err(|e| exit::other(e.to_string()))?;
-            (s, ScionAddr::new(ia, host, port), None)
-        }
-    };
-    let scion_on = daemon.is_some();
+    let scion_on = scion.daemon.is_some();
+    let local = scion.local;
 
     let started = Instant::now();
-    let pool =
-        HashPool::new(0).map_err(|e| exit::other(format!("cannot start hash workers: {e}")))?;
+    let pool = HashPool::new(0)
+        .map(Arc::new)
+        .map_err(|e| exit::other(format!("cannot start hash workers: {e}")))?;
     // Only data that was on disk can hold verified pieces (resume); fresh files are skipped.
     let have = storage::verify_where(&*storage, &meta, &pool, |p| storage.may_hold(p), |_, _| {});
     let resumed = have.count_ones();
@@ -281,59 +248,56 @@ async fn run_transfer(
         _ => {}
     }
 
-    let mut peer_id = *b"-BS0100-000000000000";
-    for b in &mut peer_id[8..] {
-        *b = b"0123456789abcdefghijklmnopqrstuvwxyz"[rand::random::<u32>() as usize % 36];
-    }
-    let mut cfg = SessionConfig::new(peer_id);
-    cfg.upload = true;
-    let verifier = PoolVerifier::new(pool, storage.clone(), meta.clone());
-    let session = Session::new(
-        meta.clone(),
-        Box::new(storage.clone()) as Box<dyn Storage>,
-        Box::new(verifier),
-        have,
-        cfg,
-        started,
-    );
-
-    let mut dialers = Vec::new();
-    for p in peers.iter().filter(|_| scion_on) {
-        let shared: SharedPaths = Rc::new(RefCell::new(None));
-        let Some(daemon) = &daemon else { break };
-        spawn_path_refresher(daemon.clone(), p.ia, t.path_policy.clone(), shared.clone());
-        let max = t.num_paths.unwrap_or(DEFAULT_MAX_LANES);
-        let mut d = PeerDialer::new(*p, max, shared, started);
-        // Default lane count: every link-disjoint path (known once the paths arrive).
-        d.only_disjoint = t.num_paths.is_none();
-        dialers.push(d);
-    }
-
     let complete_at_start = resumed == n;
     let stop_when = match (t.mode, t.keep_seeding) {
         (Mode::Download, false) => StopWhen::Complete,
         _ => StopWhen::Never,
     };
-    let quic = QuicBtApp::new(session, dialers, stop_when, started);
-    let mut tcp = TcpLanes::new(started);
-    tcp.liveness = ip.liveness;
+    let opts = EngineOptions {
+        max_lanes: t.num_paths,
+        liveness: ip.liveness,
+        exit_when_finished: true,
+    };
+    let paths = PathService::new(scion.daemon.clone(), t.path_policy.clone());
+    let hub = TcpHub::new(Default::default());
+    let mut client = Client::new(pool, paths, hub.clone(), opts, started);
     let want = ip.listen.unwrap_or(if scion_on {
         local.socket_addr()
     } else {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
     });
-    let tcp_addr = match tcp.listen(want) {
+    let tcp_addr = match client::listen_tcp(&hub, want, ip.listen.is_some()) {
         Ok(a) => a,
-        // Default address taken: any free port on the same IP.
-        Err(_) if ip.listen.is_none() => tcp
-            .listen(SocketAddr::new(want.ip(), 0))
-            .map_err(|e| exit::other(format!("cannot listen on TCP {}: {e}", want.ip())))?,
-        Err(e) => return Err(exit::usage(format!("cannot listen on TCP {want}: {e}"))),
+        Err(ClientError::Bind(m)) if ip.listen.is_some() => {
+            return Err(exit::usage(format!("cannot listen on {m}")))
+        }
+        Err(ClientError::Bind(m)) => return Err(exit::other(format!("cannot listen on {m}"))),
+        Err(e) => return Err(client_err(e)),
     };
-    for a in &ip.peers {
-        tcp.add_peer(*a, started);
-    }
-    let mut app = BtApp { quic, tcp };
+    client.tcp_listen = Some(tcp_addr);
+    client.local_scion = scion_on.then_some(local);
+    // The command line's peers are the first entries of the torrent's peer book.
+    let book: Vec<PeerAddr> = peers
+        .iter()
+        .filter(|_| scion_on)
+        .map(|p| PeerAddr::Scion(*p))
+        .chain(ip.peers.iter().map(|a| PeerAddr::Ip(*a)))
+        .collect();
+    let data_path = t.file.clone().or(t.out.clone()).unwrap_or_default();
+    let ih = client.add_live(
+        LiveTorrent {
+            meta: meta.clone(),
+            torrent_bytes: Vec::new(),
+            storage,
+            have,
+            out_dir: data_path.clone(),
+            data_path,
+            peers: book,
+            source: PeerSource::Cli,
+            stop_when,
+        },
+        started,
+    );
     let tuning = QuicTuning::default();
     let mut net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
 
@@ -354,13 +318,17 @@ async fn run_transfer(
         n,
         meta.total_length
     );
-    report::attach_progress(&mut app.quic, std::io::stderr().is_terminal());
+    report::attach_progress(app_of(&mut client, &ih)?, std::io::stderr().is_terminal());
     if !(t.mode == Mode::Download && complete_at_start && !t.keep_seeding) {
-        uring::run(socket, &mut net, &mut app)
+        uring::run(scion.socket, &mut net, &mut client)
             .await
             .map_err(|e| exit::other(e.to_string()))?;
     }
-    let summary = report::Summary::collect(&app.quic, &meta, resumed, started, &local);
+    if let Ok(mut bar) = super::PROGRESS_BAR.lock() {
+        bar.take();
+    }
+    let quic = app_of(&mut client, &ih)?;
+    let summary = report::Summary::collect(quic, &meta, resumed, started, &local);
     if t.print_metrics || t.mode == Mode::Download {
         print!("{summary}");
     }
@@ -374,12 +342,21 @@ async fn run_transfer(
             .write_json(json)
             .map_err(|e| exit::other(format!("cannot write {}: {e}", json.display())))?;
     }
-    match app.quic.failure.take() {
+    match quic.failure.take() {
         None => Ok(()),
         Some(Failure::Unreachable(m)) => Err(exit::unreachable(format!("peer unreachable: {m}"))),
         Some(Failure::NoPath(m)) => Err(exit::unreachable(m)),
         Some(Failure::Storage(m)) => Err(exit::storage(m)),
     }
+}
+
+fn app_of<'a>(
+    c: &'a mut Client,
+    ih: &crate::client::control::InfoHash,
+) -> Result<&'a mut crate::engine::quic::QuicBtApp, CliError> {
+    c.torrent_mut(ih)
+        .and_then(|t| t.app.as_mut())
+        .ok_or_else(|| exit::other("the torrent did not start"))
 }
 
 /// The subcommands that are not transfers.
@@ -564,4 +541,18 @@ async fn bwtest(b: BwtestArgs) -> Result<(), CliError> {
         return Err(exit::unreachable(format!("no data from {peer}")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_local_ip_is_the_source_address_towards_the_daemon() {
+        let a = parse_local("19-ffaa:1:c3f,[]:43000", "127.0.0.1:30255").unwrap();
+        assert_eq!(a.to_string(), "19-ffaa:1:c3f,[127.0.0.1]:43000");
+        let b = parse_local("1-ff00:0:112,[127.0.0.2]:5", "127.0.0.1:30255").unwrap();
+        assert_eq!(b.port, 5);
+        assert!(parse_local("1-ff00:0:112,[]:x", "127.0.0.1:30255").is_err());
+    }
 }

@@ -1,5 +1,236 @@
 //! The client: one process running many torrents over shared sockets (see `control` for the
 //! commands and snapshots front ends use to talk to it).
+//!
+//! * [`Client`] (in `driver`) owns what torrents share and is the event loop's app.
+//! * `router`: incoming lanes are held until their handshake names a torrent.
+//! * `torrent`: one torrent's state machine; `peer_book`: the peers it knows.
+//! * `paths`: SCION paths per destination AS, for every torrent.
+//! * `resume`: fast-resume data, the store trait, the start-up check decision.
 
+pub mod checker;
 pub mod control;
+pub mod driver;
+pub mod paths;
+pub mod peer_book;
+pub mod resume;
+pub mod router;
+pub mod torrent;
 pub mod trackers;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use control::{channel, ClientHandle, ClientSide};
+pub use driver::{Client, EngineOptions, LiveTorrent, DEFAULT_MAX_LANES};
+pub use resume::{FileStamp, ResumeData, ResumeStore, SavedTorrent, SavedTorrentSettings};
+
+use crate::engine::tcp::TcpHub;
+use crate::lanes::PathPolicy;
+use crate::net::{uring, ScionNet};
+use crate::quic::QuicTuning;
+use crate::scion::daemon::DaemonClient;
+use crate::scion::{parse_ia, Ia, ScionAddr};
+use crate::storage::HashPool;
+use paths::PathService;
+
+/// What the daemon's client runs with.
+pub struct ClientConfig {
+    /// SCION daemon address; None: the default (`SCION_DAEMON_ADDRESS` or the standard port).
+    pub sciond: Option<String>,
+    /// Our SCION address; None: 127.0.0.1 with a free port in the AS's range.
+    pub local: Option<ScionAddr>,
+    /// TCP listen address; None: the SCION address's IP and port (or any free port).
+    pub tcp_listen: Option<SocketAddr>,
+    /// Where state lives (the store decides the layout); created if missing.
+    pub data_dir: PathBuf,
+    /// Torrent list and fast-resume data; None: nothing survives a restart.
+    pub store: Option<Box<dyn ResumeStore>>,
+    pub path_policy: PathPolicy,
+    pub engine: EngineOptions,
+}
+
+impl ClientConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            sciond: None,
+            local: None,
+            tcp_listen: None,
+            data_dir,
+            store: None,
+            path_policy: PathPolicy::default(),
+            engine: EngineOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("SCION daemon: {0}")]
+    Daemon(String),
+    #[error("cannot bind {0}")]
+    Bind(String),
+    /// The local address is not in the SCION daemon's AS.
+    #[error("{0}")]
+    WrongAs(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The SCION side of a client: the bound socket and our address, or a placeholder socket when
+/// there is no SCION daemon (TCP only).
+pub struct ScionSide {
+    pub socket: tokio_uring::net::UdpSocket,
+    pub local: ScionAddr,
+    pub daemon: Option<DaemonClient>,
+}
+
+pub async fn connect_daemon(addr: &str) -> Result<(DaemonClient, Ia), ClientError> {
+    let d = DaemonClient::connect(addr).await.map_err(|e| {
+        ClientError::Daemon(format!("cannot reach the SCION daemon at {addr}: {e}"))
+    })?;
+    let ia = d
+        .local_ia()
+        .await
+        .map_err(|e| ClientError::Daemon(format!("SCION daemon at {addr} did not answer: {e}")))?;
+    Ok((d, ia))
+}
+
+/// Binds our SCION/UDP socket: the given address, or 127.0.0.1 with a free port inside the
+/// AS's port range (routers of a real AS only deliver to ports in that range).
+pub async fn bind_local(
+    daemon: &DaemonClient,
+    ia: Ia,
+    local: Option<ScionAddr>,
+) -> Result<(tokio_uring::net::UdpSocket, ScionAddr), ClientError> {
+    if let Some(l) = local {
+        if l.ia != ia {
+            return Err(ClientError::WrongAs(format!(
+                "local address is in AS {} but the SCION daemon serves AS {ia}",
+                l.ia
+            )));
+        }
+        let s = uring::bind(l.socket_addr())
+            .map_err(|e| ClientError::Bind(format!("{}: {e}", l.socket_addr())))?;
+        let port = s.local_addr().map(|a| a.port()).unwrap_or(l.port);
+        return Ok((s, l.with_port(port)));
+    }
+    let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let (lo, hi) = daemon.port_range().await.unwrap_or((0, 0));
+    let candidates: Vec<u16> = if lo > 0 && hi >= lo && !(lo <= 1024 && hi == 65535) {
+        let span = u32::from(hi - lo) + 1;
+        let start = rand::random::<u32>() % span;
+        (0..span.min(200))
+            .map(|k| lo + ((start + k) % span) as u16)
+            .collect()
+    } else {
+        vec![0]
+    };
+    let mut last = None;
+    for port in candidates {
+        match uring::bind(SocketAddr::new(host, port)) {
+            Ok(s) => {
+                let port = s.local_addr().map(|a| a.port()).unwrap_or(port);
+                return Ok((s, ScionAddr::new(ia, host, port)));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ClientError::Other(format!("no free UDP port: {last:?}")))
+}
+
+/// A UDP socket for the driver when SCION is off (nothing is sent on it).
+pub fn placeholder_socket() -> Result<ScionSide, ClientError> {
+    let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let s = uring::bind(SocketAddr::new(host, 0))
+        .map_err(|e| ClientError::Other(format!("cannot bind a UDP socket: {e}")))?;
+    let port = s.local_addr().map(|a| a.port()).unwrap_or(0);
+    let ia = parse_ia("0-0").map_err(|e| ClientError::Other(e.to_string()))?;
+    Ok(ScionSide {
+        socket: s,
+        local: ScionAddr::new(ia, host, port),
+        daemon: None,
+    })
+}
+
+/// Listens for TCP peers on `want`, or when that was only a default, on any free port of the
+/// same IP.
+pub fn listen_tcp(
+    hub: &TcpHub,
+    want: SocketAddr,
+    explicit: bool,
+) -> Result<SocketAddr, ClientError> {
+    match hub.listen(want) {
+        Ok(a) => Ok(a),
+        Err(_) if !explicit => hub
+            .listen(SocketAddr::new(want.ip(), 0))
+            .map_err(|e| ClientError::Bind(format!("TCP {}: {e}", want.ip()))),
+        Err(e) => Err(ClientError::Bind(format!("TCP {want}: {e}"))),
+    }
+}
+
+/// Runs the daemon's client until a `Shutdown` command: binds the sockets, loads the saved
+/// torrents, executes commands and publishes snapshots. Blocks (starts tokio-uring).
+pub fn run(cfg: ClientConfig, side: ClientSide) -> Result<(), ClientError> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| ClientError::Io(format!("cannot create {}: {e}", cfg.data_dir.display())))?;
+    tokio_uring::start(run_async(cfg, side))
+}
+
+async fn run_async(mut cfg: ClientConfig, side: ClientSide) -> Result<(), ClientError> {
+    let daemon_addr = cfg
+        .sciond
+        .clone()
+        .unwrap_or_else(DaemonClient::default_address);
+    let scion = match connect_daemon(&daemon_addr).await {
+        Ok((daemon, ia)) => {
+            let (socket, local) = bind_local(&daemon, ia, cfg.local).await?;
+            ScionSide {
+                socket,
+                local,
+                daemon: Some(daemon),
+            }
+        }
+        Err(e) if cfg.local.is_none() => {
+            tracing::warn!("{e}; running without SCION (TCP only)");
+            placeholder_socket()?
+        }
+        Err(e) => return Err(e),
+    };
+    let scion_on = scion.daemon.is_some();
+    let now = Instant::now();
+    let pool = HashPool::new(0)
+        .map(Arc::new)
+        .map_err(|e| ClientError::Other(format!("cannot start hash workers: {e}")))?;
+    let paths = PathService::new(scion.daemon.clone(), cfg.path_policy.clone());
+    let hub = TcpHub::new(Default::default());
+    let mut client = Client::new(pool, paths, hub.clone(), cfg.engine.clone(), now);
+    let want = cfg.tcp_listen.unwrap_or(if scion_on {
+        scion.local.socket_addr()
+    } else {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
+    });
+    client.tcp_listen = Some(listen_tcp(&hub, want, cfg.tcp_listen.is_some())?);
+    client.local_scion = scion_on.then_some(scion.local);
+    client.sciond = scion_on.then_some(daemon_addr);
+    if let Some(store) = cfg.store.take() {
+        client.set_store(store);
+    }
+    client.load_saved(now);
+    client.attach_control(side.commands, side.snapshots);
+    tracing::info!(
+        tcp = ?client.tcp_listen,
+        scion = ?client.local_scion,
+        torrents = client.torrent_count(),
+        "client running"
+    );
+    let tuning = QuicTuning::default();
+    let mut net =
+        ScionNet::new(scion.local, &tuning, true).map_err(|e| ClientError::Other(e.to_string()))?;
+    uring::run(scion.socket, &mut net, &mut client)
+        .await
+        .map_err(|e| ClientError::Other(e.to_string()))
+}

@@ -14,6 +14,8 @@ use crate::scion::{PathFingerprint, ScionAddr, ScionPath};
 /// How long a path that failed is avoided.
 const FAILED_PATH_QUARANTINE: Duration = Duration::from_secs(15);
 const REDIAL_BACKOFF: Duration = Duration::from_millis(500);
+/// How often a dialer waiting for paths looks again.
+const PATHS_POLL: Duration = Duration::from_millis(50);
 
 /// Paths to one destination AS, refreshed in the background by the daemon task.
 pub type SharedPaths = Rc<RefCell<Option<Result<Vec<ScionPath>, String>>>>;
@@ -97,6 +99,19 @@ impl PeerDialer {
         }
         self.next_dial = now + REDIAL_BACKOFF;
         want
+    }
+
+    /// When [`PeerDialer::due`] may have paths to dial: None while every lane it wants is
+    /// open. Paths arrive from a background task that does not wake the loop, so while they
+    /// are unknown it asks to be polled again soon.
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
+        let cap = match &*self.paths.borrow() {
+            Some(Ok(p)) if self.only_disjoint => disjoint_count(p).min(self.max_lanes),
+            Some(Ok(_)) => self.max_lanes,
+            Some(Err(_)) => return None,
+            None => return Some(now + PATHS_POLL),
+        };
+        (self.open.len() < cap).then(|| self.next_dial.max(now + PATHS_POLL))
     }
 
     pub fn dialled(&mut self, h: ConnectionHandle, path: &ScionPath) {

@@ -70,6 +70,11 @@ impl Liveness {
         now.saturating_duration_since(self.last_tx) >= rules.keepalive_every
     }
 
+    /// When this connection next needs attention: a keep-alive or the silence timeout.
+    pub fn next_deadline(&self, rules: &LivenessRules) -> Instant {
+        (self.last_tx + rules.keepalive_every).min(self.last_rx + rules.silent_timeout)
+    }
+
     /// Whether the peer has been silent for too long.
     pub fn is_silent(&self, rules: &LivenessRules, now: Instant) -> bool {
         now.saturating_duration_since(self.last_rx) > rules.silent_timeout

@@ -12,12 +12,16 @@ use crate::engine::dialer::PeerDialer;
 use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
+use crate::scion::{ScionAddr, ScionPath};
 use crate::torrent::session::{Action, LaneId, Session};
 
 struct LaneConn {
     lane: LaneId,
     stream: Option<StreamId>,
     label: String,
+    /// The remote's SCION address as the connection's route proves it.
+    remote: Option<ScionAddr>,
+    path: Option<ScionPath>,
     /// Flow control said no; wait for `Writable`.
     blocked: bool,
 }
@@ -64,6 +68,8 @@ pub struct QuicBtApp {
     /// Since when no peer has a live, handshaken lane (None while one has).
     no_peer_since: Option<Instant>,
     last_lane_error: Option<String>,
+    /// Remotes whose lanes the session closed for a ban (the peer book takes them).
+    pub banned: Vec<ScionAddr>,
 }
 
 impl QuicBtApp {
@@ -90,6 +96,7 @@ impl QuicBtApp {
             on_progress: None,
             no_peer_since: Some(now),
             last_lane_error: None,
+            banned: Vec::new(),
         }
     }
 
@@ -103,7 +110,7 @@ impl QuicBtApp {
     ) {
         let links = net
             .route(h)
-            .map(|r| path_links(&r.path.raw))
+            .map(|r| path_links(&r.path))
             .unwrap_or_default();
         let label = match net.route(h) {
             Some(r) if r.path.is_local() => "local".to_string(),
@@ -114,16 +121,23 @@ impl QuicBtApp {
         let lane = self.next_lane;
         self.next_lane += 1;
         self.lanes.insert(lane, h);
+        let path = net.route(h).map(|r| r.path.clone());
+        let remote = net.remote_addr(h);
         self.conns.insert(
             h,
             LaneConn {
                 lane,
                 stream: Some(stream),
                 label: label.clone(),
+                remote,
+                path,
                 blocked: false,
             },
         );
         self.session.add_lane(lane, outbound, label, now);
+        if let Some(r) = remote {
+            self.session.set_lane_origin(lane, r.to_string().as_bytes());
+        }
         self.session.set_lane_links(lane, links);
     }
 
@@ -209,13 +223,17 @@ impl QuicBtApp {
             match a {
                 Action::CloseLane { lane, reason } => {
                     if let Some(h) = self.lanes.remove(&lane) {
-                        self.conns.remove(&h);
+                        let lc = self.conns.remove(&h);
+                        if reason.contains("banned") {
+                            self.banned.extend(lc.and_then(|lc| lc.remote));
+                        }
                         if let Some(c) = net.quic.connection(h) {
                             c.close(now, VarInt::from_u32(1), reason.clone().into());
                         }
-                        if reason.starts_with("storage error") {
-                            self.failure = Some(Failure::Storage(reason));
-                        }
+                    }
+                    // TCP lanes too: a storage error ends a download whatever the transport.
+                    if reason.starts_with("storage error") && self.failure.is_none() {
+                        self.failure = Some(Failure::Storage(reason));
                     }
                 }
                 Action::Complete => {
@@ -270,6 +288,87 @@ impl QuicBtApp {
             tracing::info!(lane = lc.lane, path = %lc.label, "lane closed: {reason}");
             self.session.on_lane_closed(lc.lane, &reason, now);
         }
+    }
+}
+
+impl QuicBtApp {
+    /// Whether the connection is one of this torrent's lanes or dials.
+    pub fn owns(&self, h: ConnectionHandle) -> bool {
+        self.conns.contains_key(&h) || self.dialers.iter().any(|d| d.owns(h))
+    }
+
+    /// Takes over an incoming connection whose first stream's handshake named this torrent:
+    /// `buffered` is what the router already read from the stream.
+    pub fn adopt(
+        &mut self,
+        net: &mut ScionNet,
+        h: ConnectionHandle,
+        stream: StreamId,
+        buffered: &[u8],
+        now: Instant,
+    ) {
+        self.add_lane(net, h, stream, false, now);
+        if let Some(lc) = self.conns.get(&h) {
+            self.session.on_lane_data(lc.lane, buffered, now);
+        }
+        self.read(net, h, stream, now);
+    }
+
+    /// Closes every lane politely and stops dialling (pause, remove, shutdown).
+    pub fn close_all(&mut self, net: &mut ScionNet, reason: &str, now: Instant) {
+        for (h, lc) in self.conns.drain() {
+            if let Some(c) = net.quic.connection(h) {
+                c.close(now, VarInt::from_u32(0), reason.as_bytes().to_vec().into());
+            }
+            self.session.on_lane_closed(lc.lane, reason, now);
+        }
+        self.lanes.clear();
+        self.dialers.clear();
+    }
+
+    /// Open lanes: id, the remote's SCION address and the path.
+    pub fn lane_routes(&self) -> Vec<(LaneId, Option<ScionAddr>, Option<&ScionPath>)> {
+        self.conns
+            .values()
+            .map(|lc| (lc.lane, lc.remote, lc.path.as_ref()))
+            .collect()
+    }
+
+    /// Remotes that have a dialer.
+    pub fn dialing(&self, remote: &ScionAddr) -> bool {
+        self.dialers.iter().any(|d| d.remote == *remote)
+    }
+}
+
+impl QuicBtApp {
+    /// When this torrent's lanes next need the loop without a network event: session timers,
+    /// dials, the progress display, the "unreachable" verdict, output a stream could not take.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        let mut next = self.session.poll_timeout(now);
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        for d in &self.dialers {
+            if let Some(t) = d.next_due(now) {
+                at(t);
+            }
+        }
+        if self.on_progress.is_some() && self.progress_every.is_some() {
+            at(self.next_progress);
+        }
+        if self.stop_when == StopWhen::Complete && self.completed_at.is_none() {
+            if let Some(since) = self.no_peer_since {
+                at(since + self.connect_timeout);
+            }
+            if self.session.peer_count() == 0 {
+                // The verdict needs a look even before the first lane fails.
+                at(now + Duration::from_millis(100));
+            }
+        }
+        for lc in self.conns.values() {
+            if !lc.blocked && self.session.has_output(lc.lane) {
+                at(now + Duration::from_millis(1));
+            }
+        }
+        next
     }
 }
 
@@ -340,8 +439,9 @@ impl App for QuicBtApp {
                 }
             }
             self.closing_since = Some(now);
+            return Some(now + Duration::from_millis(20));
         }
-        Some(now + Duration::from_millis(50))
+        self.poll_timeout(now)
     }
 
     fn is_done(&self) -> bool {
@@ -349,18 +449,33 @@ impl App for QuicBtApp {
     }
 }
 
-/// Link identities of a path as seen from this host: link k is named by the hop interfaces up
-/// to and including it, so paths from here share link k exactly when they agree up to it.
-fn path_links(raw: &[u8]) -> Vec<u64> {
-    let hops = crate::scion::packet::path_interfaces(raw).unwrap_or_default();
+/// Link identities of a path as seen from this host: link k is named by the hops up to and
+/// including it, so paths from here share link k exactly when they agree up to it. Hops are
+/// full `ISD-AS#interface` pairs when the path knows them (paths we dialled), else the raw hop
+/// fields' interface ids after the source AS (paths remotes dialled us on).
+fn path_links(path: &ScionPath) -> Vec<u64> {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut links = Vec::new();
-    for (ingress, egress) in hops {
-        for v in [ingress, egress] {
-            for b in v.to_be_bytes() {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-            }
+    fn mix(h: &mut u64, v: u64) {
+        for b in v.to_be_bytes() {
+            *h = (*h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
+    }
+    mix(&mut h, path.src_ia.to_u64());
+    let mut links = Vec::new();
+    if !path.interfaces.is_empty() {
+        // Interfaces come in pairs: the two ends of each inter-AS link.
+        for pair in path.interfaces.chunks(2) {
+            for i in pair {
+                mix(&mut h, i.ia.to_u64());
+                mix(&mut h, u64::from(i.id));
+            }
+            links.push(h);
+        }
+        return links;
+    }
+    let hops = crate::scion::packet::path_interfaces(&path.raw).unwrap_or_default();
+    for (ingress, egress) in hops {
+        mix(&mut h, (u64::from(ingress) << 16) | u64::from(egress));
         if egress != 0 {
             links.push(h);
         }

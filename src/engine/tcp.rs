@@ -5,8 +5,9 @@
 //! peer connects (and reconnects while we still want data); each connection has a reader task
 //! (bytes → event queue) and a writer task (a queue of `Bytes` chunks from
 //! [`Session::poll_output`] → `write_all`, so piece data leaves as the storage's own `Bytes`
-//! without another copy). The synchronous part, [`TcpLanes`], moves events into the session
-//! and output into the queues from the driver loop; [`BtApp`] runs it beside [`QuicBtApp`].
+//! without another copy). The synchronous part, [`TcpLanes`] (one per torrent), moves events
+//! into the session and output into the queues from the driver loop; the listener and the
+//! event queue ([`TcpHub`]) are shared by all torrents of a client.
 //!
 //! Lane ids start at [`TCP_LANE_BASE`], far above the QUIC app's (which count up from 1).
 
@@ -21,9 +22,6 @@ use tokio::sync::Notify;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::engine::liveness::{Liveness, LivenessRules};
-use crate::engine::quic::{Failure, QuicBtApp};
-use crate::net::uring::App;
-use crate::net::{NetEvent, ScionNet};
 use crate::torrent::session::{LaneId, Session};
 
 /// First lane id of TCP lanes (QUIC lanes count up from 1).
@@ -36,21 +34,24 @@ const WRITEV_MAX: usize = 64;
 /// Wait between connection attempts to an IP peer.
 const REDIAL_AFTER: Duration = Duration::from_secs(2);
 
-enum TcpEvent {
+/// What the connection tasks report to the driver loop. Dials are tagged with the
+/// [`TcpLanes`] that made them (`owner`); accepted connections have no owner until the
+/// client's handshake router assigns them to a torrent.
+pub enum TcpEvent {
     Opened {
         lane: LaneId,
         outbound: bool,
         peer: SocketAddr,
         conn: Rc<Conn>,
-        dial: Option<usize>,
+        dial: Option<(u32, usize)>,
     },
     Data(LaneId, Vec<u8>),
     Closed(LaneId, String),
-    DialFailed(usize, String),
+    DialFailed(u32, usize, String),
 }
 
 /// What the driver and a connection's tasks share.
-struct Conn {
+pub struct Conn {
     stream: TcpStream,
     queue: RefCell<VecDeque<Bytes>>,
     queued: Cell<usize>,
@@ -59,7 +60,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn close(&self) {
+    pub fn close(&self) {
         if !self.closed.replace(true) {
             let _ = self.stream.shutdown(std::net::Shutdown::Both);
             self.wake_writer.notify_one();
@@ -69,9 +70,10 @@ impl Conn {
 
 struct Hub {
     events: RefCell<VecDeque<TcpEvent>>,
-    /// Wakes the driver loop (see [`App::wake_handle`]).
+    /// Wakes the driver loop (see [`crate::net::uring::App::wake_handle`]).
     wake: Rc<Notify>,
     next_lane: Cell<LaneId>,
+    next_owner: Cell<u32>,
 }
 
 impl Hub {
@@ -85,7 +87,7 @@ impl Hub {
         stream: TcpStream,
         peer: SocketAddr,
         outbound: bool,
-        dial: Option<usize>,
+        dial: Option<(u32, usize)>,
     ) {
         let _ = stream.set_nodelay(true);
         let lane = self.next_lane.get();
@@ -206,49 +208,29 @@ struct LaneConn {
     dial: Option<usize>,
 }
 
-struct Dial {
-    addr: SocketAddr,
-    /// Connecting or connected.
-    busy: bool,
-    next_try: Instant,
-    last_error: Option<String>,
-}
-
-/// The TCP side: listener, dials and connections, driven synchronously from the event loop.
-pub struct TcpLanes {
+/// The TCP side every torrent of a client shares: the listener, the connection tasks and the
+/// queue of their events.
+#[derive(Clone)]
+pub struct TcpHub {
     hub: Rc<Hub>,
-    lanes: HashMap<LaneId, LaneConn>,
-    dials: Vec<Dial>,
-    /// Where we listen, if we do.
-    pub listen_addr: Option<SocketAddr>,
-    /// Whether to keep (re)connecting to IP peers.
-    pub dial_enabled: bool,
-    /// Keep-alive interval and silent-peer timeout.
-    pub liveness: LivenessRules,
 }
 
-impl TcpLanes {
-    pub fn new(now: Instant) -> Self {
-        let _ = now;
+impl TcpHub {
+    pub fn new(wake: Rc<Notify>) -> Self {
         Self {
             hub: Rc::new(Hub {
                 events: RefCell::new(VecDeque::new()),
-                wake: Rc::new(Notify::new()),
+                wake,
                 next_lane: Cell::new(TCP_LANE_BASE),
+                next_owner: Cell::new(1),
             }),
-            lanes: HashMap::new(),
-            dials: Vec::new(),
-            listen_addr: None,
-            dial_enabled: true,
-            liveness: LivenessRules::default(),
         }
     }
 
     /// Listens on `addr` (must be called inside the tokio-uring runtime).
-    pub fn listen(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    pub fn listen(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
-        self.listen_addr = Some(local);
         let hub = self.hub.clone();
         tokio_uring::spawn(async move {
             loop {
@@ -267,8 +249,61 @@ impl TcpLanes {
         Ok(local)
     }
 
+    pub fn pop_event(&self) -> Option<TcpEvent> {
+        self.hub.events.borrow_mut().pop_front()
+    }
+
+    pub fn wake_handle(&self) -> Rc<Notify> {
+        self.hub.wake.clone()
+    }
+}
+
+struct Dial {
+    addr: SocketAddr,
+    /// Connecting or connected.
+    busy: bool,
+    next_try: Instant,
+    last_error: Option<String>,
+}
+
+/// The TCP side: listener, dials and connections, driven synchronously from the event loop.
+pub struct TcpLanes {
+    hub: Rc<Hub>,
+    /// Tags this torrent's dials in the shared hub's events.
+    owner: u32,
+    lanes: HashMap<LaneId, LaneConn>,
+    dials: Vec<Dial>,
+    /// Whether to keep (re)connecting to IP peers.
+    pub dial_enabled: bool,
+    /// Keep-alive interval and silent-peer timeout.
+    pub liveness: LivenessRules,
+}
+
+impl TcpLanes {
+    /// The TCP lanes of one torrent on a client's shared hub.
+    pub fn new(hub: &TcpHub) -> Self {
+        let owner = hub.hub.next_owner.get();
+        hub.hub.next_owner.set(owner + 1);
+        Self {
+            hub: hub.hub.clone(),
+            owner,
+            lanes: HashMap::new(),
+            dials: Vec::new(),
+            dial_enabled: true,
+            liveness: LivenessRules::default(),
+        }
+    }
+
+    /// The tag of this torrent's dials in [`TcpEvent`]s.
+    pub fn owner(&self) -> u32 {
+        self.owner
+    }
+
     /// An IP peer to connect to (and reconnect to after a loss).
     pub fn add_peer(&mut self, addr: SocketAddr, now: Instant) {
+        if self.dials.iter().any(|d| d.addr == addr) {
+            return;
+        }
         self.dials.push(Dial {
             addr,
             busy: false,
@@ -285,10 +320,6 @@ impl TcpLanes {
         self.dials.iter().find_map(|d| d.last_error.clone())
     }
 
-    pub fn wake_handle(&self) -> Rc<Notify> {
-        self.hub.wake.clone()
-    }
-
     fn dial(&mut self, now: Instant) {
         if !self.dial_enabled {
             return;
@@ -298,12 +329,12 @@ impl TcpLanes {
                 continue;
             }
             d.busy = true;
-            let (hub, addr) = (self.hub.clone(), d.addr);
+            let (hub, addr, owner) = (self.hub.clone(), d.addr, self.owner);
             tracing::info!(peer = %addr, "connecting over TCP");
             tokio_uring::spawn(async move {
                 match TcpStream::connect(addr).await {
-                    Ok(s) => hub.start_conn(s, addr, true, Some(i)),
-                    Err(e) => hub.push(TcpEvent::DialFailed(i, e.to_string())),
+                    Ok(s) => hub.start_conn(s, addr, true, Some((owner, i))),
+                    Err(e) => hub.push(TcpEvent::DialFailed(owner, i, e.to_string())),
                 }
             });
         }
@@ -319,56 +350,95 @@ impl TcpLanes {
         Some(lc)
     }
 
-    /// Feeds what the connections received into the session.
-    pub fn pump_in(&mut self, session: &mut Session, now: Instant) {
-        loop {
-            let Some(ev) = self.hub.events.borrow_mut().pop_front() else {
-                break;
-            };
-            match ev {
-                TcpEvent::Opened {
+    /// Feeds one event of this torrent's connections into the session (the client routes
+    /// events here by owner, and accepted connections once their handshake named this
+    /// torrent).
+    pub fn on_event(&mut self, ev: TcpEvent, session: &mut Session, now: Instant) {
+        match ev {
+            TcpEvent::Opened {
+                lane,
+                outbound,
+                peer,
+                conn,
+                dial,
+            } => {
+                session.add_lane(lane, outbound, format!("tcp {peer}"), now);
+                // Outgoing ports differ per connection: the peer is its IP.
+                session.set_lane_origin(lane, peer.ip().to_string().as_bytes());
+                self.lanes.insert(
                     lane,
-                    outbound,
-                    peer,
-                    conn,
-                    dial,
-                } => {
-                    session.add_lane(lane, outbound, format!("tcp {peer}"), now);
-                    self.lanes.insert(
-                        lane,
-                        LaneConn {
-                            conn,
-                            peer,
-                            liveness: Liveness::new(now),
-                            dial,
-                        },
-                    );
+                    LaneConn {
+                        conn,
+                        peer,
+                        liveness: Liveness::new(now),
+                        dial: dial.map(|d| d.1),
+                    },
+                );
+            }
+            TcpEvent::Data(lane, data) => {
+                if let Some(lc) = self.lanes.get_mut(&lane) {
+                    lc.liveness.received(now);
+                    session.on_lane_data(lane, &data, now);
                 }
-                TcpEvent::Data(lane, data) => {
-                    if let Some(lc) = self.lanes.get_mut(&lane) {
-                        lc.liveness.received(now);
-                        session.on_lane_data(lane, &data, now);
+            }
+            TcpEvent::Closed(lane, reason) => {
+                if let Some(lc) = self.lost(lane, now) {
+                    tracing::info!(lane, peer = %lc.peer, "TCP lane closed: {reason}");
+                    if let Some(d) = lc.dial.and_then(|i| self.dials.get_mut(i)) {
+                        d.last_error = Some(reason.clone());
                     }
+                    session.on_lane_closed(lane, &reason, now);
                 }
-                TcpEvent::Closed(lane, reason) => {
-                    if let Some(lc) = self.lost(lane, now) {
-                        tracing::info!(lane, peer = %lc.peer, "TCP lane closed: {reason}");
-                        if let Some(d) = lc.dial.and_then(|i| self.dials.get_mut(i)) {
-                            d.last_error = Some(reason.clone());
-                        }
-                        session.on_lane_closed(lane, &reason, now);
-                    }
-                }
-                TcpEvent::DialFailed(i, e) => {
-                    if let Some(d) = self.dials.get_mut(i) {
-                        tracing::warn!(peer = %d.addr, "TCP connect failed: {e}");
-                        d.busy = false;
-                        d.next_try = now + REDIAL_AFTER;
-                        d.last_error = Some(e);
-                    }
+            }
+            TcpEvent::DialFailed(_, i, e) => {
+                if let Some(d) = self.dials.get_mut(i) {
+                    tracing::warn!(peer = %d.addr, "TCP connect failed: {e}");
+                    d.busy = false;
+                    d.next_try = now + REDIAL_AFTER;
+                    d.last_error = Some(e);
                 }
             }
         }
+    }
+
+    pub fn owns_lane(&self, lane: LaneId) -> bool {
+        self.lanes.contains_key(&lane)
+    }
+
+    /// Open lanes and their remote address.
+    pub fn lane_peers(&self) -> Vec<(LaneId, SocketAddr)> {
+        self.lanes.iter().map(|(id, l)| (*id, l.peer)).collect()
+    }
+
+    /// When a dial waiting for its retry time is due (for `poll_timeout`).
+    pub fn next_dial(&self) -> Option<Instant> {
+        if !self.dial_enabled {
+            return None;
+        }
+        self.dials
+            .iter()
+            .filter(|d| !d.busy)
+            .map(|d| d.next_try)
+            .min()
+    }
+
+    /// Closes every lane and stops dialling (pause, remove). The session is told.
+    pub fn close_lanes(&mut self, session: &mut Session, reason: &str, now: Instant) {
+        self.dial_enabled = false;
+        let ids: Vec<LaneId> = self.lanes.keys().copied().collect();
+        for lane in ids {
+            if self.lost(lane, now).is_some() {
+                session.on_lane_closed(lane, reason, now);
+            }
+        }
+    }
+
+    /// Keep-alive or silence deadline of the open lanes (for `poll_timeout`).
+    pub fn next_liveness_deadline(&self) -> Option<Instant> {
+        self.lanes
+            .values()
+            .map(|l| l.liveness.next_deadline(&self.liveness))
+            .min()
     }
 
     /// Dials, closes what the session dropped, moves session output to the writers, sends
@@ -443,48 +513,12 @@ impl TcpLanes {
         self.dial_enabled = false;
     }
 
+    /// Whether it has IP peers it keeps dialling.
+    pub fn is_dialing(&self) -> bool {
+        self.dial_enabled && !self.dials.is_empty()
+    }
+
     pub fn lane_count(&self) -> usize {
         self.lanes.len()
-    }
-}
-
-/// The torrent session on QUIC/SCION and TCP at once.
-pub struct BtApp {
-    pub quic: QuicBtApp,
-    pub tcp: TcpLanes,
-}
-
-impl App for BtApp {
-    fn on_event(&mut self, net: &mut ScionNet, event: NetEvent, now: Instant) {
-        self.quic.on_event(net, event, now);
-    }
-
-    fn poll(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
-        self.tcp.pump_in(&mut self.quic.session, now);
-        let next = self.quic.poll(net, now);
-        self.tcp.pump_out(&mut self.quic.session, now);
-        if let Some(Failure::Unreachable(m)) = &mut self.quic.failure {
-            if !self.tcp.dials.is_empty() && !m.contains("TCP peers") {
-                let peers: Vec<String> = self.tcp.peers().iter().map(|p| p.to_string()).collect();
-                let why = self
-                    .tcp
-                    .last_error()
-                    .map(|e| format!(" (last TCP error: {e})"))
-                    .unwrap_or_default();
-                *m = format!("{m}; TCP peers {}{why}", peers.join(", "));
-            }
-        }
-        if self.quic.is_done() {
-            self.tcp.close_all();
-        }
-        next
-    }
-
-    fn is_done(&self) -> bool {
-        self.quic.is_done()
-    }
-
-    fn wake_handle(&self) -> Option<Rc<Notify>> {
-        Some(self.tcp.wake_handle())
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use quinn_proto::ConnectionHandle;
 
-use crate::quic::remotes::{path_key, PathKey, RemoteTable};
+use crate::quic::remotes::{route_key, PathKey, RemoteTable};
 use crate::quic::{QuicEndpoint, QuicEvent, QuicTuning};
 use crate::scion::packet::{self, Decoded, UdpEncoder};
 use crate::scion::{ScionAddr, ScionPath};
@@ -87,7 +87,12 @@ pub struct ScionNet {
     events: VecDeque<NetEvent>,
     quic_buf: Vec<u8>,
     pub errors: NetErrors,
+    /// When remotes without a connection are next dropped.
+    next_prune: Option<Instant>,
 }
+
+/// How often remotes whose connections are gone (or never came up) are dropped.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ScionNet {
     pub fn new(local: ScionAddr, tuning: &QuicTuning, accept: bool) -> anyhow::Result<Self> {
@@ -99,6 +104,7 @@ impl ScionNet {
             events: VecDeque::new(),
             quic_buf: Vec::with_capacity(64 * 1024),
             errors: NetErrors::default(),
+            next_prune: None,
         })
     }
 
@@ -250,6 +256,32 @@ impl ScionNet {
         while let Some(ev) = self.quic.poll_event() {
             self.events.push_back(NetEvent::Quic(ev));
         }
+        if self.next_prune.is_none_or(|t| now >= t) {
+            self.next_prune = Some(now + PRUNE_EVERY);
+            self.prune_remotes();
+        }
+    }
+
+    /// Drops remotes no connection uses: every unauthenticated (source, path) that sent us a
+    /// packet got one, and closed connections leave theirs behind.
+    fn prune_remotes(&mut self) {
+        if self.remotes.len() <= self.quic.connections().count() {
+            return;
+        }
+        let live: std::collections::HashSet<SocketAddr> = self
+            .quic
+            .connections()
+            .map(|(_, c)| c.remote_address())
+            .collect();
+        if self.remotes.retain(|k| live.contains(k)) > 0 {
+            let remotes = &self.remotes;
+            self.rx_keys.retain(|_, k| remotes.get(k).is_some());
+        }
+    }
+
+    /// Remotes known (for tests of the pruning).
+    pub fn remote_count(&self) -> usize {
+        self.remotes.len()
     }
 
     pub fn poll_event(&mut self) -> Option<NetEvent> {
@@ -300,7 +332,7 @@ fn interface_ids(raw: &[u8]) -> anyhow::Result<PathKey> {
         return Ok(Vec::new());
     }
     let hops = packet::path_interfaces(raw)?;
-    Ok(path_key(hops.into_iter().flat_map(|(a, b)| [a, b])))
+    Ok(route_key(&hops))
 }
 
 fn short_reason(debug: &str) -> String {

@@ -18,6 +18,8 @@ use tokio_uring::net::UdpSocket;
 use super::gso;
 use super::scion_net::{NetEvent, Outgoing, ScionNet};
 
+/// Longest sleep when neither QUIC nor the app has a deadline.
+const IDLE_SLEEP: Duration = Duration::from_secs(10);
 /// Datagrams submitted to the kernel per batch.
 const SEND_BATCH: usize = 64;
 /// Receive operations kept in flight.
@@ -158,7 +160,8 @@ pub async fn run(socket: UdpSocket, net: &mut ScionNet, app: &mut impl App) -> a
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(now + Duration::from_millis(100));
+            // Nothing due: sleep until an event (the cap only bounds a missed wake-up).
+            .unwrap_or(now + IDLE_SLEEP);
         let sleep = tokio::time::sleep_until(deadline.max(now).into());
         tokio::select! {
             _ = notify.notified() => {}

@@ -140,6 +140,23 @@ impl HashPool {
         });
     }
 
+    /// Like [`HashPool::submit`], but the result goes to `reply`: one pool serves many
+    /// torrents, each reading its own results.
+    pub fn submit_to(
+        &self,
+        piece: u32,
+        expected: [u8; 20],
+        data: PieceData,
+        reply: tokio::sync::mpsc::UnboundedSender<HashResult>,
+    ) {
+        self.send(Job {
+            piece,
+            expected,
+            data,
+            reply: Reply::Async(reply),
+        });
+    }
+
     /// A finished result if one is ready; never blocks.
     pub fn try_recv(&mut self) -> Option<HashResult> {
         self.results_rx.try_recv().ok()

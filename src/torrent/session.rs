@@ -84,6 +84,10 @@ pub trait Verifier {
     fn submit(&mut self, index: u32);
     /// A finished check: (piece, hash matched, time spent hashing).
     fn poll(&mut self) -> Option<(u32, bool, Duration)>;
+    /// Checks submitted whose result was not polled yet (0 if unknown).
+    fn pending(&self) -> usize {
+        0
+    }
 }
 
 /// Per-lane numbers for the summary and the live display.
@@ -113,6 +117,8 @@ struct Lane {
     am_interested: bool,
     /// What we last told the remote on this lane.
     am_choking: bool,
+    /// What the transport proves about the remote (see [`Session::set_lane_origin`]).
+    origin: Option<[u8; 20]>,
     /// Links of the lane's path (see [`Session::set_lane_links`]); empty if unknown.
     links: Vec<u64>,
     /// Seeding fairness: whether this lane may be unchoked (see `admit_lanes`).
@@ -235,6 +241,7 @@ impl Session {
             peer_choking: true,
             am_interested: false,
             am_choking: true,
+            origin: None,
             links: Vec::new(),
             admitted: true,
             requests_in: VecDeque::new(),
@@ -320,7 +327,14 @@ impl Session {
         if hs.peer_id == self.cfg.peer_id {
             return Err("connected to ourselves".into());
         }
-        if self.banned.contains(&hs.peer_id) {
+        // Peers are told apart by what the transport proves (see `set_lane_origin`), not by
+        // the id they claim: another host claiming the same id is another peer.
+        let key = self
+            .lanes
+            .get(&id)
+            .and_then(|l| l.origin)
+            .map_or(hs.peer_id, |o| origin_key(&o, &hs.peer_id));
+        if self.banned.contains(&key) {
             return Err("peer is banned (sent corrupt data)".into());
         }
         let (info_hash, our_id) = (self.meta.info_hash, self.cfg.peer_id);
@@ -334,7 +348,7 @@ impl Session {
         lane.handshake_seen = true;
         lane.fast = hs.supports_fast();
         lane.extended = hs.supports_extensions();
-        lane.peer = Some(hs.peer_id);
+        lane.peer = Some(key);
         if !lane.outbound {
             push_handshake(lane, info_hash, our_id);
         }
@@ -360,7 +374,7 @@ impl Session {
         } else if !announce.is_clear() {
             push(lane, &Message::bitfield(&announce));
         }
-        let peer = self.peers.entry(hs.peer_id).or_insert_with(|| Peer {
+        let peer = self.peers.entry(key).or_insert_with(|| Peer {
             has: Bitfield::new(num_pieces),
             lanes: Vec::new(),
             am_choking: true,
@@ -376,7 +390,7 @@ impl Session {
         if !peer.am_choking {
             self.next_choke = now;
         }
-        self.update_interest(hs.peer_id);
+        self.update_interest(key);
         Ok(())
     }
 
@@ -1180,6 +1194,51 @@ impl Session {
             .collect()
     }
 }
+
+/// The key of a peer: its claimed id bound to the transport's proof of where it is.
+fn origin_key(origin: &[u8; 20], peer_id: &PeerId) -> PeerId {
+    let mut buf = [0u8; 40];
+    buf[..20].copy_from_slice(origin);
+    buf[20..].copy_from_slice(peer_id);
+    crate::storage::hash::sha1(&buf)
+}
+
+impl Session {
+    /// Binds a lane to what its transport authenticates about the remote (a QUIC
+    /// connection's SCION address as its route proves it, a TCP connection's IP). Lanes join
+    /// one peer only if their origins and their handshakes' peer ids both agree, so nobody can
+    /// join or get banned another host's lanes by claiming its peer id. Call before the
+    /// lane's first bytes.
+    pub fn set_lane_origin(&mut self, id: LaneId, origin: &[u8]) {
+        if let Some(l) = self.lanes.get_mut(&id) {
+            l.origin = Some(crate::storage::hash::sha1(origin));
+        }
+    }
+
+    /// When the session next needs [`Session::tick`] without any new event: a choke round
+    /// while it has peers, a lane's stall check, verifications still being hashed. None when
+    /// nothing is due (no lanes, nothing pending): an idle torrent costs nothing.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        if !self.peers.is_empty() {
+            at(self.next_choke);
+        }
+        for l in self.lanes.values() {
+            if !l.stalled && !l.outstanding.is_empty() {
+                at(l.last_block + self.cfg.stall_timeout.max(l.rtt.unwrap_or_default() * 4));
+            }
+        }
+        if self.verifier.pending() > 0 {
+            // Results come from worker threads that cannot wake the loop: look again soon.
+            at(now + VERIFY_POLL);
+        }
+        next
+    }
+}
+
+/// How often pending piece verifications are looked for.
+const VERIFY_POLL: Duration = Duration::from_millis(2);
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

@@ -1,0 +1,1079 @@
+//! The [`Client`]: many torrents over one SCION/UDP socket (QUIC endpoint), one TCP listener,
+//! one SHA-1 pool and one path service, driven by [`crate::net::uring::run`] as its [`App`].
+//!
+//! Incoming lanes belong to nobody until their handshake names an info hash (the router);
+//! outgoing lanes belong to the torrent that dialled them. Commands from the front ends arrive
+//! on a queue that wakes the loop; a snapshot of everything is published every second and after
+//! each command.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use quinn_proto::{ConnectionHandle, StreamId, VarInt};
+use tokio::sync::{watch, Notify};
+
+use super::checker::Checker;
+use super::control::{
+    info_hash_hex, AddTorrent, ClientSnapshot, Command, ControlError, InfoHash, Limits, PeerSource,
+    SeedPolicy, TorrentSource, TorrentState,
+};
+use super::paths::PathService;
+use super::peer_book::PeerState;
+use super::resume::{self, plan_check, ResumeData, ResumeStore, SavedTorrent};
+use super::router::{PendingLane, Sniff};
+use super::torrent::{self, Torrent};
+use crate::engine::dialer::PeerDialer;
+use crate::engine::liveness::LivenessRules;
+use crate::engine::quic::{Failure, QuicBtApp, StopWhen};
+use crate::engine::tcp::{Conn, TcpEvent, TcpHub, TcpLanes};
+use crate::engine::verify::PoolVerifier;
+use crate::net::uring::App;
+use crate::net::{NetEvent, ScionNet};
+use crate::quic::QuicEvent;
+use crate::scion::{PeerAddr, ScionAddr};
+use crate::storage::{HashPool, MmapStorage, Storage};
+use crate::torrent::meta::Metainfo;
+use crate::torrent::session::{LaneId, PeerId, Session, SessionConfig};
+use crate::wire::Bitfield;
+
+/// Lanes per SCION peer when not configured: every link-disjoint path, up to this cap.
+pub const DEFAULT_MAX_LANES: usize = 8;
+/// Peers dialled at once per torrent.
+const MAX_ACTIVE_PEERS: usize = 50;
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+const RESUME_EVERY: Duration = Duration::from_secs(10);
+/// How long close frames get to leave at shutdown.
+const CLOSE_GRACE: Duration = Duration::from_millis(200);
+/// QUIC application close code for a lane whose handshake named no torrent of ours.
+const CLOSE_UNKNOWN_TORRENT: u32 = 3;
+
+/// How the client's torrents behave.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Lanes per SCION peer; None: every link-disjoint path up to [`DEFAULT_MAX_LANES`].
+    pub max_lanes: Option<usize>,
+    pub liveness: LivenessRules,
+    /// Stop the client when every torrent's app finished (single-shot download).
+    pub exit_when_finished: bool,
+}
+
+/// How a torrent that is ready to run is set up (single-shot commands pass their own).
+pub struct LiveTorrent {
+    pub meta: Arc<Metainfo>,
+    pub torrent_bytes: Vec<u8>,
+    pub storage: Arc<MmapStorage>,
+    pub have: Bitfield,
+    pub data_path: PathBuf,
+    pub out_dir: PathBuf,
+    pub peers: Vec<PeerAddr>,
+    pub source: PeerSource,
+    pub stop_when: StopWhen,
+}
+
+pub struct Client {
+    torrents: HashMap<InfoHash, Torrent>,
+    pool: Arc<HashPool>,
+    paths: PathService,
+    tcp: TcpHub,
+    pub tcp_listen: Option<SocketAddr>,
+    /// Our SCION address, if SCION is up.
+    pub local_scion: Option<ScionAddr>,
+    pub sciond: Option<String>,
+    peer_id: PeerId,
+    opts: EngineOptions,
+    /// Which torrent a QUIC connection belongs to (filled on first sight).
+    conn_owner: HashMap<ConnectionHandle, InfoHash>,
+    /// Incoming QUIC lanes waiting for their handshake.
+    pending_quic: HashMap<ConnectionHandle, (StreamId, PendingLane)>,
+    /// Incoming TCP lanes waiting for their handshake.
+    pending_tcp: HashMap<LaneId, (Rc<Conn>, SocketAddr, PendingLane)>,
+    /// TCP lane → torrent, and a torrent's TcpLanes owner tag → torrent.
+    tcp_lane_owner: HashMap<LaneId, InfoHash>,
+    tcp_owner: HashMap<u32, InfoHash>,
+    commands: Rc<RefCell<VecDeque<Command>>>,
+    snapshots: Option<watch::Sender<Arc<ClientSnapshot>>>,
+    store: Option<Box<dyn ResumeStore>>,
+    limits: Limits,
+    seed_policy: SeedPolicy,
+    next_snapshot: Instant,
+    next_resume: Instant,
+    shutting_down: Option<(Instant, Vec<super::control::Reply<()>>)>,
+    done: bool,
+    wake: Rc<Notify>,
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn new_peer_id() -> PeerId {
+    let mut id = *b"-BS0100-000000000000";
+    for b in &mut id[8..] {
+        *b = b"0123456789abcdefghijklmnopqrstuvwxyz"[rand::random::<u32>() as usize % 36];
+    }
+    id
+}
+
+impl Client {
+    /// A client over an existing hash pool, path service and TCP hub (call inside the
+    /// tokio-uring runtime).
+    pub fn new(
+        pool: Arc<HashPool>,
+        paths: PathService,
+        tcp: TcpHub,
+        opts: EngineOptions,
+        now: Instant,
+    ) -> Self {
+        let wake = tcp.wake_handle();
+        Self {
+            torrents: HashMap::new(),
+            pool,
+            paths,
+            tcp,
+            tcp_listen: None,
+            local_scion: None,
+            sciond: None,
+            peer_id: new_peer_id(),
+            opts,
+            conn_owner: HashMap::new(),
+            pending_quic: HashMap::new(),
+            pending_tcp: HashMap::new(),
+            tcp_lane_owner: HashMap::new(),
+            tcp_owner: HashMap::new(),
+            commands: Rc::new(RefCell::new(VecDeque::new())),
+            snapshots: None,
+            store: None,
+            limits: Limits::default(),
+            seed_policy: SeedPolicy::default(),
+            next_snapshot: now,
+            next_resume: now + RESUME_EVERY,
+            shutting_down: None,
+            done: false,
+            wake,
+        }
+    }
+
+    /// Takes commands from `rx` (a task moves them to the loop and wakes it) and publishes
+    /// snapshots on `tx`.
+    pub fn attach_control(
+        &mut self,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<Command>,
+        tx: watch::Sender<Arc<ClientSnapshot>>,
+    ) {
+        let (queue, wake) = (self.commands.clone(), self.wake.clone());
+        tokio_uring::spawn(async move {
+            while let Some(c) = rx.recv().await {
+                queue.borrow_mut().push_back(c);
+                wake.notify_one();
+            }
+        });
+        self.snapshots = Some(tx);
+    }
+
+    pub fn set_store(&mut self, store: Box<dyn ResumeStore>) {
+        self.store = Some(store);
+    }
+
+    pub fn torrent(&self, ih: &InfoHash) -> Option<&Torrent> {
+        self.torrents.get(ih)
+    }
+
+    pub fn torrent_mut(&mut self, ih: &InfoHash) -> Option<&mut Torrent> {
+        self.torrents.get_mut(ih)
+    }
+
+    pub fn torrent_count(&self) -> usize {
+        self.torrents.len()
+    }
+
+    fn session_config(&self) -> SessionConfig {
+        let mut cfg = SessionConfig::new(self.peer_id);
+        cfg.upload = true;
+        cfg
+    }
+
+    /// Adds a torrent whose data is already checked (single-shot commands check before the
+    /// loop starts, as they always did); it goes live at once.
+    pub fn add_live(&mut self, t: LiveTorrent, now: Instant) -> InfoHash {
+        let ih = t.meta.info_hash;
+        let settings = torrent::settings(t.out_dir, false, Limits::default(), &t.peers);
+        let mut tor = Torrent::new(
+            ih,
+            Some(t.meta.clone()),
+            t.torrent_bytes,
+            settings,
+            t.data_path,
+            now,
+        );
+        for p in &t.peers {
+            tor.book.add(*p, t.source);
+        }
+        tor.storage = Some(t.storage);
+        self.torrents.insert(ih, tor);
+        self.go_live(&ih, t.have, t.stop_when, now);
+        ih
+    }
+
+    /// Adds a torrent from its .torrent bytes: it is checked (trusting `resume` where the
+    /// files did not change) on the shared pool, then runs (or stays paused).
+    pub fn add_torrent(
+        &mut self,
+        bytes: Vec<u8>,
+        settings: resume::SavedTorrentSettings,
+        resume: Option<ResumeData>,
+        peers: &[(PeerAddr, PeerSource)],
+        now: Instant,
+    ) -> Result<InfoHash, ControlError> {
+        let meta = Metainfo::from_bytes(&bytes)
+            .map(Arc::new)
+            .map_err(|e| ControlError::BadTorrent(e.to_string()))?;
+        let ih = meta.info_hash;
+        if self.torrents.contains_key(&ih) {
+            return Err(ControlError::Duplicate(info_hash_hex(&ih)));
+        }
+        let data_path = settings.out_dir.join(&meta.name);
+        let storage = MmapStorage::create(&meta, &data_path)
+            .map(Arc::new)
+            .map_err(|e| ControlError::Storage(e.to_string()))?;
+        let stamps = resume::stamp_files(&meta, &data_path, storage.paths());
+        let plan = plan_check(&meta, resume.as_ref(), &stamps, |p| storage.may_hold(p));
+        tracing::info!(
+            torrent = %meta.name,
+            resumed = plan.resumed,
+            trusted = plan.trusted.count_ones(),
+            recheck = plan.recheck.len(),
+            "checking"
+        );
+        let mut t = Torrent::new(ih, Some(meta), bytes, settings, data_path, now);
+        for (p, s) in peers {
+            t.book.add(*p, *s);
+        }
+        for p in t.settings.peers.clone() {
+            if let Ok(a) = p.parse::<PeerAddr>() {
+                t.book.add(a, PeerSource::Resume);
+            }
+        }
+        t.storage = Some(storage);
+        t.checker = Some(Checker::new(plan.trusted, plan.recheck));
+        self.torrents.insert(ih, t);
+        Ok(ih)
+    }
+
+    /// Creates the session and lanes of a checked torrent.
+    fn go_live(&mut self, ih: &InfoHash, have: Bitfield, stop_when: StopWhen, now: Instant) {
+        let cfg = self.session_config();
+        let Some(t) = self.torrents.get_mut(ih) else {
+            return;
+        };
+        let (Some(meta), Some(storage)) = (t.meta.clone(), t.storage.clone()) else {
+            return;
+        };
+        t.pieces_resumed = have.count_ones();
+        t.dirty = true;
+        let verifier = PoolVerifier::new(self.pool.clone(), storage.clone(), meta.clone());
+        let session = Session::new(
+            meta,
+            Box::new(storage) as Box<dyn Storage>,
+            Box::new(verifier),
+            have,
+            cfg,
+            now,
+        );
+        let complete = session.is_complete();
+        t.app = Some(QuicBtApp::new(session, Vec::new(), stop_when, now));
+        let mut tcp = TcpLanes::new(&self.tcp);
+        tcp.liveness = self.opts.liveness;
+        self.tcp_owner.insert(tcp.owner(), *ih);
+        t.tcp = Some(tcp);
+        t.saved_have.get_or_insert(t.pieces_resumed);
+        if t.settings.paused {
+            t.state = TorrentState::Paused;
+            if let Some(tcp) = &mut t.tcp {
+                tcp.dial_enabled = false;
+            }
+        } else {
+            t.state = if complete {
+                TorrentState::Seeding
+            } else {
+                TorrentState::Downloading
+            };
+        }
+    }
+
+    fn owner_of(&mut self, h: ConnectionHandle) -> Option<InfoHash> {
+        if let Some(ih) = self.conn_owner.get(&h) {
+            return Some(*ih);
+        }
+        let ih = self
+            .torrents
+            .iter()
+            .find(|(_, t)| t.app.as_ref().is_some_and(|a| a.owns(h)))
+            .map(|(ih, _)| *ih)?;
+        self.conn_owner.insert(h, ih);
+        Some(ih)
+    }
+
+    /// Reads what an incoming lane's first stream holds; hands the lane over once the
+    /// handshake names a live torrent, refuses it if it names another.
+    fn route_quic(&mut self, net: &mut ScionNet, h: ConnectionHandle, id: StreamId, now: Instant) {
+        let mut data = Vec::new();
+        let mut finished = false;
+        if let Some(conn) = net.quic.connection(h) {
+            let mut stream = conn.recv_stream(id);
+            if let Ok(mut chunks) = stream.read(true) {
+                loop {
+                    match chunks.next(usize::MAX) {
+                        Ok(Some(c)) => data.extend_from_slice(&c.bytes),
+                        Ok(None) => {
+                            finished = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let _ = chunks.finalize();
+            };
+        }
+        let entry = self
+            .pending_quic
+            .entry(h)
+            .or_insert_with(|| (id, PendingLane::default()));
+        if entry.0 != id {
+            return; // only the first stream carries the lane
+        }
+        let verdict = entry.1.push(&data);
+        let refuse = |net: &mut ScionNet, why: &str| {
+            if let Some(c) = net.quic.connection(h) {
+                c.close(
+                    now,
+                    VarInt::from_u32(CLOSE_UNKNOWN_TORRENT),
+                    why.as_bytes().to_vec().into(),
+                );
+            }
+        };
+        match verdict {
+            Sniff::NeedMore if finished => {
+                self.pending_quic.remove(&h);
+                refuse(net, "closed before the handshake");
+            }
+            Sniff::NeedMore => {}
+            Sniff::NotBitTorrent => {
+                self.pending_quic.remove(&h);
+                tracing::debug!("incoming lane: not a BitTorrent handshake; closed");
+                refuse(net, "not a BitTorrent handshake");
+            }
+            Sniff::Torrent(ih) => {
+                let Some((stream, pending)) = self.pending_quic.remove(&h) else {
+                    return;
+                };
+                let remote = net.remote_addr(h);
+                let banned =
+                    |t: &Torrent| remote.is_some_and(|r| t.book.is_banned(&PeerAddr::Scion(r)));
+                match self
+                    .torrents
+                    .get_mut(&ih)
+                    .filter(|t| t.is_live() && !banned(t))
+                {
+                    Some(t) => {
+                        if let Some(r) = remote {
+                            t.book.incoming(PeerAddr::Scion(r));
+                        }
+                        if let Some(app) = &mut t.app {
+                            app.adopt(net, h, stream, &pending.buffered, now);
+                        }
+                        self.conn_owner.insert(h, ih);
+                    }
+                    None => {
+                        tracing::debug!(
+                            info_hash = %info_hash_hex(&ih),
+                            "incoming lane for a torrent we do not run; closed"
+                        );
+                        refuse(net, "unknown info hash");
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_tcp_event(&mut self, ev: TcpEvent, now: Instant) {
+        let lane = match &ev {
+            TcpEvent::Opened {
+                lane,
+                dial: None,
+                conn,
+                peer,
+                ..
+            } => {
+                self.pending_tcp
+                    .insert(*lane, (conn.clone(), *peer, PendingLane::default()));
+                return;
+            }
+            TcpEvent::Opened {
+                lane,
+                dial: Some((owner, _)),
+                ..
+            } => {
+                if let Some(ih) = self.tcp_owner.get(owner).copied() {
+                    self.tcp_lane_owner.insert(*lane, ih);
+                }
+                *lane
+            }
+            TcpEvent::DialFailed(owner, ..) => {
+                if let Some(ih) = self.tcp_owner.get(owner).copied() {
+                    self.deliver_tcp(&ih, ev, now);
+                }
+                return;
+            }
+            TcpEvent::Data(lane, _) | TcpEvent::Closed(lane, _) => *lane,
+        };
+        if let Some(ih) = self.tcp_lane_owner.get(&lane).copied() {
+            if matches!(ev, TcpEvent::Closed(..)) {
+                self.tcp_lane_owner.remove(&lane);
+            }
+            self.deliver_tcp(&ih, ev, now);
+            return;
+        }
+        match ev {
+            TcpEvent::Data(lane, data) => self.route_tcp(lane, &data, now),
+            TcpEvent::Closed(lane, _) => {
+                self.pending_tcp.remove(&lane);
+            }
+            // A dial of a torrent removed meanwhile.
+            TcpEvent::Opened { conn, .. } => conn.close(),
+            TcpEvent::DialFailed(..) => {}
+        }
+    }
+
+    fn deliver_tcp(&mut self, ih: &InfoHash, ev: TcpEvent, now: Instant) {
+        let Some(t) = self.torrents.get_mut(ih) else {
+            if let TcpEvent::Opened { conn, .. } = ev {
+                conn.close();
+            }
+            return;
+        };
+        t.dirty = true;
+        match (&mut t.tcp, &mut t.app) {
+            (Some(tcp), Some(app)) => tcp.on_event(ev, &mut app.session, now),
+            _ => {
+                if let TcpEvent::Opened { conn, .. } = ev {
+                    conn.close();
+                }
+            }
+        }
+    }
+
+    fn route_tcp(&mut self, lane: LaneId, data: &[u8], now: Instant) {
+        let Some((_, _, pending)) = self.pending_tcp.get_mut(&lane) else {
+            return;
+        };
+        match pending.push(data) {
+            Sniff::NeedMore => {}
+            Sniff::NotBitTorrent => {
+                if let Some((conn, peer, _)) = self.pending_tcp.remove(&lane) {
+                    tracing::debug!(%peer, "TCP peer: not a BitTorrent handshake; closed");
+                    conn.close();
+                }
+            }
+            Sniff::Torrent(ih) => {
+                let Some((conn, peer, pending)) = self.pending_tcp.remove(&lane) else {
+                    return;
+                };
+                let Some(t) = self.torrents.get_mut(&ih).filter(|t| t.is_live()) else {
+                    tracing::debug!(
+                        %peer,
+                        info_hash = %info_hash_hex(&ih),
+                        "TCP peer asked for a torrent we do not run; closed"
+                    );
+                    conn.close();
+                    return;
+                };
+                t.book.incoming(PeerAddr::Ip(peer));
+                self.tcp_lane_owner.insert(lane, ih);
+                let opened = TcpEvent::Opened {
+                    lane,
+                    outbound: false,
+                    peer,
+                    conn,
+                    dial: None,
+                };
+                self.deliver_tcp(&ih, opened, now);
+                self.deliver_tcp(&ih, TcpEvent::Data(lane, pending.buffered), now);
+            }
+        }
+    }
+
+    /// Starts dialling the peers the book releases.
+    fn dial_from_book(&mut self, now: Instant) {
+        let max_lanes = self.opts.max_lanes;
+        let scion_on = self.local_scion.is_some() && self.paths.has_daemon();
+        for t in self.torrents.values_mut() {
+            let due = t.dirty || t.poll_due.is_some_and(|d| d <= now);
+            if !due || !t.is_live() {
+                continue;
+            }
+            let room = MAX_ACTIVE_PEERS.saturating_sub(t.book.count(PeerState::Active));
+            if room == 0 {
+                continue;
+            }
+            for addr in t.book.take_dialable(now, room) {
+                match addr {
+                    PeerAddr::Scion(a) if scion_on => {
+                        let Some(app) = &mut t.app else { continue };
+                        if app.dialing(&a) {
+                            continue;
+                        }
+                        let shared = self.paths.paths_to(a.ia);
+                        let mut d =
+                            PeerDialer::new(a, max_lanes.unwrap_or(DEFAULT_MAX_LANES), shared, now);
+                        d.only_disjoint = max_lanes.is_none();
+                        app.dialers.push(d);
+                    }
+                    PeerAddr::Scion(a) => {
+                        tracing::warn!(peer = %a, "SCION is not available; cannot dial");
+                        t.book.failed(&addr, now);
+                    }
+                    PeerAddr::Ip(a) => {
+                        if let Some(tcp) = &mut t.tcp {
+                            tcp.add_peer(a, now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn pump_checkers(&mut self, now: Instant) {
+        let mut ready = Vec::new();
+        for (ih, t) in self.torrents.iter_mut() {
+            let (Some(c), Some(meta), Some(storage)) = (&mut t.checker, &t.meta, &t.storage) else {
+                continue;
+            };
+            if c.pump(&self.pool, &**storage, meta) {
+                ready.push(*ih);
+            }
+        }
+        for ih in ready {
+            let Some(c) = self.torrents.get_mut(&ih).and_then(|t| t.checker.take()) else {
+                continue;
+            };
+            self.go_live(&ih, c.into_have(), StopWhen::Never, now);
+        }
+    }
+
+    /// Moves each live torrent's session forward.
+    fn poll_torrents(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for t in self.torrents.values_mut() {
+            // Idle torrents (no lanes, no dials) are left alone until an event or their
+            // deadline: a thousand of them cost nothing per loop turn.
+            if !t.dirty && !t.is_busy() && t.poll_due.is_none_or(|d| d > now) {
+                next = [next, t.poll_due].into_iter().flatten().min();
+                continue;
+            }
+            t.dirty = false;
+            let (Some(app), Some(tcp)) = (&mut t.app, &mut t.tcp) else {
+                continue;
+            };
+            let d = app.poll(net, now);
+            tcp.pump_out(&mut app.session, now);
+            for a in app.banned.drain(..) {
+                t.book.ban(&PeerAddr::Scion(a));
+            }
+            if let Some(Failure::Unreachable(m)) = &mut app.failure {
+                if !tcp.peers().is_empty() && !m.contains("TCP peers") {
+                    let peers: Vec<String> = tcp.peers().iter().map(|p| p.to_string()).collect();
+                    let why = tcp
+                        .last_error()
+                        .map(|e| format!(" (last TCP error: {e})"))
+                        .unwrap_or_default();
+                    *m = format!("{m}; TCP peers {}{why}", peers.join(", "));
+                }
+            }
+            if let Some(Failure::Storage(m)) = &app.failure {
+                if t.state != TorrentState::Error {
+                    t.state = TorrentState::Error;
+                    t.error = Some(m.clone());
+                }
+            }
+            if app.is_done() {
+                tcp.close_all();
+            }
+            if t.state == TorrentState::Downloading && app.session.is_complete() {
+                t.state = TorrentState::Seeding;
+            }
+            let timers = [
+                d,
+                tcp.next_dial(),
+                tcp.next_liveness_deadline(),
+                t.book.next_deadline(),
+            ];
+            t.poll_due = timers.into_iter().flatten().min();
+            next = [next, t.poll_due].into_iter().flatten().min();
+        }
+        next
+    }
+
+    /// Saves resume data of torrents whose verified set changed (all with `force`), after
+    /// their data is on disk.
+    fn save_resume(&mut self, force: bool) {
+        let Some(store) = &mut self.store else { return };
+        for t in self.torrents.values_mut() {
+            save_one(store.as_mut(), t, force);
+        }
+    }
+
+    fn save_torrent_list(&mut self) {
+        let Some(store) = &mut self.store else { return };
+        let list: Vec<SavedTorrent<'_>> = self
+            .torrents
+            .values()
+            .map(|t| SavedTorrent {
+                info_hash: t.info_hash,
+                torrent: &t.torrent_bytes,
+                settings: &t.settings,
+            })
+            .collect();
+        if let Err(e) = store.save_torrents(&list) {
+            tracing::warn!("cannot save the torrent list: {e}");
+        }
+    }
+
+    fn stop_lanes(t: &mut Torrent, net: &mut ScionNet, reason: &str, now: Instant) {
+        if let (Some(app), Some(tcp)) = (&mut t.app, &mut t.tcp) {
+            app.close_all(net, reason, now);
+            tcp.close_lanes(&mut app.session, reason, now);
+        }
+        t.book.reset_active();
+    }
+
+    fn handle_command(&mut self, net: &mut ScionNet, cmd: Command, now: Instant) {
+        if self.shutting_down.is_some() {
+            match cmd {
+                // Answered when the shutdown is done.
+                Command::Shutdown(reply) => self.begin_shutdown(net, Some(reply), now),
+                cmd => reject_shutting_down(cmd),
+            }
+            return;
+        }
+        match cmd {
+            Command::Add(add, reply) => {
+                let r = self.add_command(*add, now);
+                // A caller that reads the snapshot after the reply sees the command's effect.
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::Pause(ih, reply) => {
+                let r = self.with_torrent(&ih, |t| {
+                    t.settings.paused = true;
+                    Ok(())
+                });
+                if r.is_ok() {
+                    if let Some(t) = self.torrents.get_mut(&ih) {
+                        Self::stop_lanes(t, net, "paused", now);
+                        if t.app.is_some() && t.state != TorrentState::Error {
+                            t.state = TorrentState::Paused;
+                        }
+                        if let Some(store) = &mut self.store {
+                            save_one(store.as_mut(), t, true);
+                        }
+                    }
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::Resume(ih, reply) => {
+                let r = self.with_torrent(&ih, |t| {
+                    t.settings.paused = false;
+                    if t.state == TorrentState::Paused {
+                        let complete = t.app.as_ref().is_some_and(|a| a.session.is_complete());
+                        t.state = if complete {
+                            TorrentState::Seeding
+                        } else {
+                            TorrentState::Downloading
+                        };
+                        if let Some(tcp) = &mut t.tcp {
+                            tcp.dial_enabled = true;
+                        }
+                    }
+                    Ok(())
+                });
+                if r.is_ok() {
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::Remove {
+                info_hash,
+                delete_data,
+                reply,
+            } => {
+                let r = match self.torrents.remove(&info_hash) {
+                    None => Err(ControlError::UnknownTorrent(info_hash_hex(&info_hash))),
+                    Some(mut t) => {
+                        Self::stop_lanes(&mut t, net, "torrent removed", now);
+                        self.conn_owner.retain(|_, ih| *ih != info_hash);
+                        self.tcp_lane_owner.retain(|_, ih| *ih != info_hash);
+                        self.tcp_owner.retain(|_, ih| *ih != info_hash);
+                        if let Some(store) = &mut self.store {
+                            if let Err(e) = store.remove(&info_hash) {
+                                tracing::warn!("cannot forget the torrent's resume data: {e}");
+                            }
+                        }
+                        let files: Vec<PathBuf> = t
+                            .storage
+                            .as_ref()
+                            .map(|s| s.paths().map(|p| p.to_path_buf()).collect())
+                            .unwrap_or_default();
+                        let (data_path, out_dir) =
+                            (t.data_path.clone(), t.settings.out_dir.clone());
+                        drop(t); // unmaps the files
+                        if delete_data {
+                            torrent::delete_data(&files, &data_path, &out_dir);
+                        }
+                        self.save_torrent_list();
+                        Ok(())
+                    }
+                };
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::AddPeers {
+                info_hash,
+                peers,
+                source,
+                reply,
+            } => {
+                let r = self.with_torrent(&info_hash, |t| Ok(t.add_peers(&peers, source)));
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::SetLimits {
+                info_hash,
+                limits,
+                reply,
+            } => {
+                let r = match info_hash {
+                    None => {
+                        self.limits = limits;
+                        Ok(())
+                    }
+                    Some(ih) => self.with_torrent(&ih, |t| {
+                        t.settings.limits = limits;
+                        Ok(())
+                    }),
+                };
+                if r.is_ok() && info_hash.is_some() {
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::SetSeedPolicy(p, reply) => {
+                self.seed_policy = p;
+                self.publish(now);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Shutdown(reply) => self.begin_shutdown(net, Some(reply), now),
+        }
+    }
+
+    fn with_torrent<T>(
+        &mut self,
+        ih: &InfoHash,
+        f: impl FnOnce(&mut Torrent) -> Result<T, ControlError>,
+    ) -> Result<T, ControlError> {
+        match self.torrents.get_mut(ih) {
+            Some(t) => f(t),
+            None => Err(ControlError::UnknownTorrent(info_hash_hex(ih))),
+        }
+    }
+
+    fn add_command(&mut self, add: AddTorrent, now: Instant) -> Result<InfoHash, ControlError> {
+        let bytes = match add.source {
+            TorrentSource::Metainfo(b) => b,
+            TorrentSource::Magnet(_) => {
+                return Err(ControlError::BadRequest(
+                    "magnet links are not supported yet".into(),
+                ))
+            }
+        };
+        let settings = torrent::settings(add.out_dir, add.paused, add.limits, &add.peers);
+        let peers: Vec<(PeerAddr, PeerSource)> =
+            add.peers.iter().map(|p| (*p, PeerSource::Api)).collect();
+        let ih = self.add_torrent(bytes, settings, None, &peers, now)?;
+        self.save_torrent_list();
+        Ok(ih)
+    }
+
+    /// Saves state, closes every lane politely, and stops the loop shortly after.
+    pub fn begin_shutdown(
+        &mut self,
+        net: &mut ScionNet,
+        reply: Option<super::control::Reply<()>>,
+        now: Instant,
+    ) {
+        if let Some((_, replies)) = &mut self.shutting_down {
+            replies.extend(reply);
+            return;
+        }
+        tracing::info!("shutting down");
+        self.save_resume(true);
+        self.save_torrent_list();
+        for t in self.torrents.values_mut() {
+            Self::stop_lanes(t, net, "shutting down", now);
+            if let Some(tcp) = &mut t.tcp {
+                tcp.close_all();
+            }
+        }
+        self.shutting_down = Some((now, reply.into_iter().collect()));
+    }
+
+    /// Loads every torrent the store remembers.
+    pub fn load_saved(&mut self, now: Instant) {
+        let Some(store) = &mut self.store else { return };
+        let saved = store.load_all();
+        let mut loaded = Vec::new();
+        for (bytes, settings) in saved {
+            let ih = Metainfo::from_bytes(&bytes).map(|m| m.info_hash).ok();
+            let resume = ih.and_then(|ih| store.load_resume(&ih));
+            loaded.push((bytes, settings, resume));
+        }
+        for (bytes, settings, resume) in loaded {
+            if let Err(e) = self.add_torrent(bytes, settings, resume, &[], now) {
+                tracing::warn!("cannot load a saved torrent: {e}");
+            }
+        }
+    }
+
+    pub fn snapshot(&mut self, now: Instant) -> ClientSnapshot {
+        let mut torrents: Vec<_> = self
+            .torrents
+            .values_mut()
+            .map(|t| {
+                let added = t.settings.added_unix;
+                t.snapshot(now, added)
+            })
+            .collect();
+        torrents.sort_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.cmp(&b.info_hash)));
+        let mut on_path: HashMap<crate::scion::PathFingerprint, usize> = HashMap::new();
+        for t in self.torrents.values() {
+            if let Some(app) = &t.app {
+                for p in app.lane_routes().into_iter().filter_map(|r| r.2) {
+                    *on_path.entry(p.fingerprint()).or_default() += 1;
+                }
+            }
+        }
+        ClientSnapshot {
+            at_unix_ms: unix_now().as_millis() as u64,
+            local_scion: self.local_scion.map(|a| a.to_string()),
+            tcp_listen: self.tcp_listen.map(|a| a.to_string()),
+            sciond: self.sciond.clone(),
+            limits: self.limits,
+            seed_policy: self.seed_policy,
+            torrents,
+            paths: self
+                .paths
+                .snapshot(now, |fp| on_path.get(&fp).copied().unwrap_or(0)),
+        }
+    }
+
+    fn publish(&mut self, now: Instant) {
+        if self.snapshots.is_none() {
+            return;
+        }
+        let snap = Arc::new(self.snapshot(now));
+        if let Some(tx) = &self.snapshots {
+            tx.send_replace(snap);
+        }
+        self.next_snapshot = now + SNAPSHOT_EVERY;
+    }
+
+    /// A lane died: the path service remembers a failure on its path.
+    fn note_lane_loss(&mut self, net: &mut ScionNet, h: ConnectionHandle, why: &str, now: Instant) {
+        if why.contains("(code 0)") || why == "drained" {
+            return;
+        }
+        if let Some(r) = net.route(h) {
+            let path = r.path.clone();
+            self.paths.record_failure(&path, why, now);
+        }
+    }
+}
+
+fn save_one(store: &mut dyn ResumeStore, t: &mut Torrent, force: bool) {
+    let (Some(app), Some(storage), Some(meta)) = (&t.app, &t.storage, &t.meta) else {
+        return;
+    };
+    let have = app.session.have().clone();
+    let n = have.count_ones();
+    if !force && t.saved_have == Some(n) {
+        return;
+    }
+    // The data first: a piece recorded as verified must be on disk.
+    if let Err(e) = storage.sync() {
+        tracing::warn!(torrent = %meta.name, "cannot sync data; resume data not saved: {e}");
+        return;
+    }
+    let stamps = resume::stamp_files(meta, &t.data_path, storage.paths());
+    let Some(r) = resume::resume_data(&have, stamps) else {
+        tracing::warn!(torrent = %meta.name, "cannot stat the data files; resume data not saved");
+        return;
+    };
+    match store.save_resume(&t.info_hash, &r) {
+        Ok(()) => t.saved_have = Some(n),
+        Err(e) => tracing::warn!(torrent = %meta.name, "cannot save resume data: {e}"),
+    }
+}
+
+fn reject_shutting_down(cmd: Command) {
+    let e = ControlError::ShuttingDown;
+    match cmd {
+        Command::Add(_, r) => {
+            let _ = r.send(Err(e));
+        }
+        Command::Pause(_, r) | Command::Resume(_, r) | Command::SetSeedPolicy(_, r) => {
+            let _ = r.send(Err(e));
+        }
+        Command::Remove { reply, .. } | Command::SetLimits { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::AddPeers { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::Shutdown(_) => unreachable!("handled by begin_shutdown"),
+    }
+}
+
+impl App for Client {
+    fn on_event(&mut self, net: &mut ScionNet, event: NetEvent, now: Instant) {
+        let h = match &event {
+            NetEvent::Quic(
+                QuicEvent::Connected(h)
+                | QuicEvent::StreamOpened(h, _)
+                | QuicEvent::Readable(h, _)
+                | QuicEvent::Writable(h, _)
+                | QuicEvent::Lost(h, _)
+                | QuicEvent::Drained(h),
+            ) => *h,
+            NetEvent::PathDown { handle, .. } => *handle,
+        };
+        match &event {
+            NetEvent::Quic(QuicEvent::Lost(_, why)) => {
+                let why = why.to_string();
+                self.note_lane_loss(net, h, &why, now);
+            }
+            NetEvent::PathDown { reason, .. } => {
+                let why = format!("path down ({reason})");
+                self.note_lane_loss(net, h, &why, now);
+            }
+            _ => {}
+        }
+        let gone = matches!(
+            event,
+            NetEvent::Quic(QuicEvent::Lost(..) | QuicEvent::Drained(_))
+        );
+        if let Some(ih) = self.owner_of(h) {
+            if let Some(t) = self.torrents.get_mut(&ih) {
+                t.dirty = true;
+                if let Some(app) = &mut t.app {
+                    app.on_event(net, event, now);
+                }
+            }
+            if gone {
+                self.conn_owner.remove(&h);
+            }
+            return;
+        }
+        match event {
+            NetEvent::Quic(QuicEvent::StreamOpened(h, id) | QuicEvent::Readable(h, id)) => {
+                self.route_quic(net, h, id, now)
+            }
+            NetEvent::Quic(QuicEvent::Lost(h, _) | QuicEvent::Drained(h)) => {
+                self.pending_quic.remove(&h);
+            }
+            NetEvent::PathDown { handle, .. } => {
+                self.pending_quic.remove(&handle);
+                if let Some(c) = net.quic.connection(handle) {
+                    c.close(now, VarInt::from_u32(2), b"path down".to_vec().into());
+                }
+            }
+            // An incoming connection is routed when its first stream speaks.
+            NetEvent::Quic(QuicEvent::Connected(_) | QuicEvent::Writable(..)) => {}
+        }
+    }
+
+    fn poll(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
+        let mut commanded = false;
+        loop {
+            let Some(cmd) = self.commands.borrow_mut().pop_front() else {
+                break;
+            };
+            self.handle_command(net, cmd, now);
+            commanded = true;
+            for t in self.torrents.values_mut() {
+                t.dirty = true;
+            }
+        }
+        while let Some(ev) = self.tcp.pop_event() {
+            self.handle_tcp_event(ev, now);
+        }
+        self.pump_checkers(now);
+        self.dial_from_book(now);
+        let mut next = self.poll_torrents(net, now);
+        if now >= self.next_resume {
+            self.save_resume(false);
+            self.next_resume = now + RESUME_EVERY;
+        }
+        if commanded || now >= self.next_snapshot {
+            self.publish(now);
+        }
+        if let Some((since, _)) = &self.shutting_down {
+            if now.saturating_duration_since(*since) > CLOSE_GRACE || net.quic.is_idle() {
+                self.done = true;
+                if let Some((_, replies)) = self.shutting_down.take() {
+                    for r in replies {
+                        let _ = r.send(Ok(()));
+                    }
+                }
+            }
+            return Some(now + Duration::from_millis(20));
+        }
+        if self.opts.exit_when_finished
+            && !self.torrents.is_empty()
+            && self
+                .torrents
+                .values()
+                .all(|t| t.app.as_ref().is_some_and(|a| a.is_done()))
+        {
+            self.done = true;
+        }
+        if self.torrents.values().any(|t| t.checker.is_some()) {
+            // Hash results arrive from worker threads, which cannot wake this loop.
+            next = Some(now + Duration::from_millis(5));
+        }
+        if self.snapshots.is_some() {
+            next = [next, Some(self.next_snapshot)].into_iter().flatten().min();
+        }
+        if self.store.is_some() {
+            next = [next, Some(self.next_resume)].into_iter().flatten().min();
+        }
+        next
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn wake_handle(&self) -> Option<Rc<Notify>> {
+        Some(self.wake.clone())
+    }
+}

@@ -1,0 +1,360 @@
+//! One torrent of the client and its state machine:
+//! `FetchingMetadata → Checking → Downloading ⇄ Paused`, `Downloading → Seeding`, `Error`.
+//!
+//! A torrent can exist with only its info hash (no metainfo yet, for magnet links later). Once
+//! its data is checked it gets a [`QuicBtApp`] (its session and QUIC lanes) and [`TcpLanes`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::checker::Checker;
+use super::control::{
+    info_hash_hex, FileSnapshot, InfoHash, LaneSnapshot, Limits, PeerSnapshot, PeerSource,
+    TorrentSnapshot, TorrentState, Transport,
+};
+use super::paths::path_snapshot;
+use super::peer_book::{PeerBook, PeerState};
+use super::resume::SavedTorrentSettings;
+use crate::engine::quic::QuicBtApp;
+use crate::engine::tcp::TcpLanes;
+use crate::metrics::Percentiles;
+use crate::scion::{PeerAddr, ScionPath};
+use crate::storage::MmapStorage;
+use crate::torrent::meta::Metainfo;
+
+/// Bytes of the last snapshot, for rates.
+#[derive(Default)]
+struct RateMemo {
+    at: Option<Instant>,
+    down: u64,
+    up: u64,
+    lanes: HashMap<(u64, String), (u64, u64)>,
+    rate_down: f64,
+    rate_up: f64,
+}
+
+pub struct Torrent {
+    pub info_hash: InfoHash,
+    /// None while fetching metadata.
+    pub meta: Option<Arc<Metainfo>>,
+    /// The .torrent bytes (saved with the torrent list).
+    pub torrent_bytes: Vec<u8>,
+    pub settings: SavedTorrentSettings,
+    pub state: TorrentState,
+    pub error: Option<String>,
+    /// Where the data lives: the file of a single-file torrent, the directory of a multi-file.
+    pub data_path: PathBuf,
+    pub storage: Option<Arc<MmapStorage>>,
+    pub checker: Option<Checker>,
+    pub app: Option<QuicBtApp>,
+    pub tcp: Option<TcpLanes>,
+    pub book: PeerBook,
+    /// Verified pieces when the torrent went live (resumed or found on disk).
+    pub pieces_resumed: u32,
+    /// Verified pieces at the last resume save (None: never saved).
+    pub saved_have: Option<u32>,
+    pub added: Instant,
+    /// When the torrent next needs a poll while it has no lanes (None: only on an event).
+    pub poll_due: Option<Instant>,
+    /// Something happened to it since its last poll (command, check done, new peers).
+    pub dirty: bool,
+    rates: RateMemo,
+}
+
+impl Torrent {
+    pub fn new(
+        info_hash: InfoHash,
+        meta: Option<Arc<Metainfo>>,
+        torrent_bytes: Vec<u8>,
+        settings: SavedTorrentSettings,
+        data_path: PathBuf,
+        now: Instant,
+    ) -> Self {
+        Self {
+            info_hash,
+            state: if meta.is_some() {
+                TorrentState::Checking
+            } else {
+                TorrentState::FetchingMetadata
+            },
+            meta,
+            torrent_bytes,
+            settings,
+            error: None,
+            data_path,
+            storage: None,
+            checker: None,
+            app: None,
+            tcp: None,
+            book: PeerBook::default(),
+            pieces_resumed: 0,
+            saved_have: None,
+            added: now,
+            poll_due: None,
+            dirty: true,
+            rates: RateMemo::default(),
+        }
+    }
+
+    /// Whether its lanes run (incoming lanes are accepted, peers dialled).
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self.state,
+            TorrentState::Downloading | TorrentState::Seeding
+        ) && self.app.is_some()
+    }
+
+    pub fn pieces_have(&self) -> u32 {
+        self.app
+            .as_ref()
+            .map(|a| a.session.have().count_ones())
+            .unwrap_or(0)
+    }
+
+    /// Whether it has lanes or dials under way (then it is polled on every loop turn).
+    pub fn is_busy(&self) -> bool {
+        let quic = self
+            .app
+            .as_ref()
+            .is_some_and(|a| a.session.lane_count() > 0 || !a.dialers.is_empty());
+        quic || self
+            .tcp
+            .as_ref()
+            .is_some_and(|t| t.lane_count() > 0 || t.is_dialing())
+    }
+
+    /// Adds peers to the book; returns how many were new.
+    pub fn add_peers(&mut self, peers: &[PeerAddr], source: PeerSource) -> usize {
+        peers.iter().filter(|p| self.book.add(**p, source)).count()
+    }
+
+    pub fn snapshot(&mut self, now: Instant, added_unix: u64) -> TorrentSnapshot {
+        let (name, size, piece_length, total) = match &self.meta {
+            Some(m) => (
+                m.name.clone(),
+                m.total_length,
+                u64::from(m.piece_length),
+                m.num_pieces(),
+            ),
+            None => (info_hash_hex(&self.info_hash), 0, 0, 0),
+        };
+        let have = self.pieces_have();
+        let mut lanes = Vec::new();
+        let mut peers: HashMap<String, PeerSnapshot> = HashMap::new();
+        let (mut bytes_down, mut bytes_up) = (0, 0);
+        let dt = self
+            .rates
+            .at
+            .map(|t| now.saturating_duration_since(t).as_secs_f64())
+            .filter(|d| *d > 0.05);
+        let mut memo = HashMap::new();
+        if let Some(app) = &self.app {
+            let s = &app.session;
+            bytes_down = s.bytes_down;
+            bytes_up = s.bytes_up;
+            let routes: HashMap<u64, (Option<String>, Option<&ScionPath>)> = app
+                .lane_routes()
+                .into_iter()
+                .map(|(id, r, p)| (id, (r.map(|a| a.to_string()), p)))
+                .collect();
+            let tcp_peers: HashMap<u64, SocketAddr> = self
+                .tcp
+                .as_ref()
+                .map(|t| t.lane_peers().into_iter().collect())
+                .unwrap_or_default();
+            for (id, l) in s.lane_stats() {
+                if l.closed.is_some() {
+                    continue;
+                }
+                let (peer, transport, path) = match (routes.get(&id), tcp_peers.get(&id)) {
+                    (Some((r, p)), _) => (r.clone().unwrap_or_default(), Transport::Scion, *p),
+                    (None, Some(a)) => (a.to_string(), Transport::Tcp, None),
+                    (None, None) => (String::new(), Transport::Tcp, None),
+                };
+                let key = (id, l.label.clone());
+                let prev = self.rates.lanes.get(&key).copied().unwrap_or((0, 0));
+                memo.insert(key, (l.bytes_down, l.bytes_up));
+                let rate = |now_b: u64, prev_b: u64| {
+                    dt.map(|d| now_b.saturating_sub(prev_b) as f64 / d)
+                        .unwrap_or(0.0)
+                };
+                let (rd, ru) = (rate(l.bytes_down, prev.0), rate(l.bytes_up, prev.1));
+                let pct = Percentiles::of(&l.block_latency);
+                let p = |v: f64| (pct.count > 0).then_some(v);
+                let e = peers.entry(peer.clone()).or_insert_with(|| PeerSnapshot {
+                    addr: peer.clone(),
+                    transport: transport.clone(),
+                    client: None,
+                    source: self
+                        .book
+                        .get(
+                            &peer
+                                .parse()
+                                .unwrap_or(PeerAddr::Ip(([0, 0, 0, 0], 0).into())),
+                        )
+                        .map(|e| e.source)
+                        .unwrap_or(PeerSource::Incoming),
+                    lanes: 0,
+                    bytes_down: 0,
+                    bytes_up: 0,
+                    rate_down: 0.0,
+                    rate_up: 0.0,
+                });
+                e.lanes += 1;
+                e.bytes_down += l.bytes_down;
+                e.bytes_up += l.bytes_up;
+                e.rate_down += rd;
+                e.rate_up += ru;
+                lanes.push(LaneSnapshot {
+                    id,
+                    peer,
+                    transport,
+                    label: l.label.clone(),
+                    path: path.map(path_snapshot),
+                    bytes_down: l.bytes_down,
+                    bytes_up: l.bytes_up,
+                    rate_down: rd,
+                    rate_up: ru,
+                    latency_ms_p50: p(pct.p50_ms),
+                    latency_ms_p90: p(pct.p90_ms),
+                    latency_ms_p99: p(pct.p99_ms),
+                    open: true,
+                    closed_reason: None,
+                });
+            }
+        }
+        if let Some(dt) = dt {
+            self.rates.rate_down = bytes_down.saturating_sub(self.rates.down) as f64 / dt;
+            self.rates.rate_up = bytes_up.saturating_sub(self.rates.up) as f64 / dt;
+        }
+        if dt.is_some() || self.rates.at.is_none() {
+            self.rates.at = Some(now);
+            self.rates.down = bytes_down;
+            self.rates.up = bytes_up;
+            self.rates.lanes = memo;
+        }
+        let files = self.file_progress();
+        let left = size.saturating_sub(files.iter().map(|f| f.done).sum());
+        let eta_secs = (self.rates.rate_down > 1.0 && left > 0)
+            .then(|| (left as f64 / self.rates.rate_down) as u64);
+        let mut peers: Vec<PeerSnapshot> = peers.into_values().collect();
+        peers.sort_by(|a, b| a.addr.cmp(&b.addr));
+        let peers_connected = peers.len();
+        TorrentSnapshot {
+            info_hash: info_hash_hex(&self.info_hash),
+            name,
+            size,
+            state: self.state,
+            error: self.error.clone(),
+            progress: if total == 0 {
+                0.0
+            } else {
+                f64::from(have) / f64::from(total)
+            },
+            pieces_have: have,
+            pieces_total: total,
+            piece_length,
+            bytes_down,
+            bytes_up,
+            rate_down: self.rates.rate_down,
+            rate_up: self.rates.rate_up,
+            ratio: if size == 0 {
+                0.0
+            } else {
+                bytes_up as f64 / size as f64
+            },
+            eta_secs,
+            out_dir: self.settings.out_dir.display().to_string(),
+            added_unix,
+            limits: self.settings.limits,
+            files,
+            peers,
+            lanes,
+            peers_known: self.book.len(),
+            peers_connected,
+            peers_banned: self.book.count(PeerState::Banned),
+        }
+    }
+
+    /// Verified bytes per file.
+    fn file_progress(&self) -> Vec<FileSnapshot> {
+        let Some(meta) = &self.meta else {
+            return Vec::new();
+        };
+        let have = self.app.as_ref().map(|a| a.session.have());
+        meta.files
+            .iter()
+            .filter(|f| !f.pad)
+            .map(|f| {
+                let mut done = 0u64;
+                if let (Some(have), true) = (have, f.length > 0) {
+                    let pl = u64::from(meta.piece_length);
+                    let first = (f.offset / pl) as u32;
+                    let last = ((f.offset + f.length - 1) / pl) as u32;
+                    for p in first..=last {
+                        if have.get(p) {
+                            let ps = u64::from(p) * pl;
+                            let pe = ps + u64::from(meta.piece_len(p));
+                            done += pe.min(f.offset + f.length) - ps.max(f.offset);
+                        }
+                    }
+                }
+                FileSnapshot {
+                    path: f.path.to_string_lossy().into_owned(),
+                    length: f.length,
+                    done,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Deletes a removed torrent's files, and the directories they leave empty, never anything
+/// outside `out_dir`.
+pub fn delete_data(files: &[PathBuf], data_path: &Path, out_dir: &Path) {
+    for f in files {
+        if !f.starts_with(out_dir) {
+            tracing::warn!(
+                "not deleting {}: outside {}",
+                f.display(),
+                out_dir.display()
+            );
+            continue;
+        }
+        if let Err(e) = std::fs::remove_file(f) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("cannot delete {}: {e}", f.display());
+            }
+        }
+        // Empty parent directories up to the torrent's own directory.
+        let mut dir = f.parent();
+        while let Some(d) = dir {
+            if !d.starts_with(data_path) || d == out_dir || std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+}
+
+/// The settings a torrent is created with.
+pub fn settings(
+    out_dir: PathBuf,
+    paused: bool,
+    limits: Limits,
+    peers: &[PeerAddr],
+) -> SavedTorrentSettings {
+    SavedTorrentSettings {
+        out_dir,
+        paused,
+        limits,
+        peers: peers.iter().map(|p| p.to_string()).collect(),
+        added_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    }
+}

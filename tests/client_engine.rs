@@ -1,0 +1,235 @@
+//! The multi-torrent client, driven only through its control channel: one client seeds two
+//! torrents (single- and multi-file), a second downloads both at once over TCP, with pause,
+//! resume, peers added while running, an unknown torrent refused, and removal with its data.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use btscion::client::control::{
+    AddTorrent, ClientHandle, ClientSnapshot, Command, InfoHash, PeerSource, TorrentSource,
+    TorrentState,
+};
+use btscion::client::{self, ClientConfig, ClientError};
+use btscion::scion::PeerAddr;
+
+struct Running {
+    handle: ClientHandle,
+    thread: Option<JoinHandle<Result<(), ClientError>>>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Running {
+    fn start(data_dir: &Path) -> Self {
+        let (handle, side) = client::channel();
+        let mut cfg = ClientConfig::new(data_dir.to_path_buf());
+        // Nothing listens there: the client runs TCP only.
+        cfg.sciond = Some("127.0.0.1:1".into());
+        cfg.tcp_listen = Some("127.0.0.1:0".parse().unwrap());
+        let thread = Some(std::thread::spawn(move || client::run(cfg, side)));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Self { handle, thread, rt }
+    }
+
+    fn add(&self, bytes: &[u8], out_dir: &Path, peers: Vec<PeerAddr>, paused: bool) -> InfoHash {
+        let add = AddTorrent {
+            source: TorrentSource::Metainfo(bytes.to_vec()),
+            out_dir: out_dir.to_path_buf(),
+            paused,
+            peers,
+            limits: Default::default(),
+        };
+        self.rt
+            .block_on(self.handle.call(|r| Command::Add(Box::new(add), r)))
+            .expect("add")
+    }
+
+    fn call(&self, make: impl FnOnce(btscion::client::control::Reply<()>) -> Command) {
+        self.rt.block_on(self.handle.call(make)).expect("command");
+    }
+
+    /// Waits (up to `secs`) for a snapshot that satisfies `ok`.
+    fn wait(&self, secs: u64, what: &str, ok: impl Fn(&ClientSnapshot) -> bool) -> ClientSnapshot {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.handle.snapshot();
+            if ok(&s) {
+                return (*s).clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last snapshot: {:#?}",
+                s.torrents
+                    .iter()
+                    .map(|t| (&t.name, t.state, t.pieces_have, t.peers_connected, &t.error))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn tcp(&self) -> SocketAddr {
+        let s = self.wait(10, "the TCP listener", |s| s.tcp_listen.is_some());
+        s.tcp_listen.unwrap().parse().unwrap()
+    }
+
+    fn shutdown(mut self) {
+        self.call(Command::Shutdown);
+        let r = self.thread.take().unwrap().join().unwrap();
+        assert!(r.is_ok(), "client ended with {r:?}");
+    }
+}
+
+fn state_of(s: &ClientSnapshot, ih: &InfoHash) -> Option<TorrentState> {
+    let hex = btscion::client::control::info_hash_hex(ih);
+    s.torrents
+        .iter()
+        .find(|t| t.info_hash == hex)
+        .map(|t| t.state)
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
+        .collect()
+}
+
+/// A single-file and a multi-file torrent under `dir/seed`; returns their .torrent bytes.
+fn make_torrents(dir: &Path) -> (PathBuf, Vec<u8>, Vec<u8>) {
+    let seed = dir.join("seed");
+    std::fs::create_dir_all(seed.join("multi/sub")).unwrap();
+    std::fs::write(seed.join("single.bin"), data(3 << 20, 1)).unwrap();
+    std::fs::write(seed.join("multi/a.bin"), data(1 << 20, 2)).unwrap();
+    std::fs::write(seed.join("multi/sub/b.bin"), data(700_001, 3)).unwrap();
+    let create = |p: PathBuf| {
+        btscion::torrent::meta::create(&p, Some(1 << 16), vec![], false, None).unwrap()
+    };
+    let single = create(seed.join("single.bin"));
+    let multi = create(seed.join("multi"));
+    (seed, single, multi)
+}
+
+#[test]
+fn one_client_downloads_two_torrents_from_another_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seed_dir, single, multi) = make_torrents(dir.path());
+
+    let seeder = Running::start(&dir.path().join("seeder-state"));
+    let s1 = seeder.add(&single, &seed_dir, vec![], false);
+    let s2 = seeder.add(&multi, &seed_dir, vec![], false);
+    seeder.wait(30, "the seeder to check its data", |s| {
+        state_of(s, &s1) == Some(TorrentState::Seeding)
+            && state_of(s, &s2) == Some(TorrentState::Seeding)
+    });
+    let seeder_addr = PeerAddr::Ip(seeder.tcp());
+
+    let out = dir.path().join("down");
+    let leecher = Running::start(&dir.path().join("leecher-state"));
+    // The multi-file torrent starts paused and without peers: added later through AddPeers.
+    let l1 = leecher.add(&single, &out, vec![seeder_addr], false);
+    let l2 = leecher.add(&multi, &out, vec![], true);
+    assert_eq!((l1, l2), (s1, s2));
+    leecher.wait(60, "the single-file download", |s| {
+        state_of(s, &l1) == Some(TorrentState::Seeding)
+    });
+    assert_eq!(
+        state_of(&leecher.handle.snapshot(), &l2),
+        Some(TorrentState::Paused)
+    );
+    leecher.call(|r| Command::Resume(l2, r));
+    let added = leecher
+        .rt
+        .block_on(leecher.handle.call(|r| Command::AddPeers {
+            info_hash: l2,
+            peers: vec![seeder_addr, seeder_addr],
+            source: PeerSource::Api,
+            reply: r,
+        }))
+        .unwrap();
+    assert_eq!(added, 1, "the same address twice is one peer");
+    let snap = leecher.wait(60, "the multi-file download", |s| {
+        state_of(s, &l2) == Some(TorrentState::Seeding)
+    });
+    let t2 = snap.torrents.iter().find(|t| t.name == "multi").unwrap();
+    assert!(
+        t2.files.iter().all(|f| f.done == f.length),
+        "{:?}",
+        t2.files
+    );
+
+    for rel in ["single.bin", "multi/a.bin", "multi/sub/b.bin"] {
+        assert!(
+            std::fs::read(seed_dir.join(rel)).unwrap() == std::fs::read(out.join(rel)).unwrap(),
+            "{rel} differs"
+        );
+    }
+
+    // The seeder saw both torrents' lanes on its one listener.
+    let s = seeder.handle.snapshot();
+    assert!(
+        s.torrents.iter().all(|t| t.bytes_up > 0),
+        "{:?}",
+        s.torrents
+    );
+
+    // Removing with its data stops its lanes and deletes its files, nothing else.
+    leecher.call(|r| Command::Remove {
+        info_hash: l2,
+        delete_data: true,
+        reply: r,
+    });
+    assert!(!out.join("multi").exists());
+    assert!(out.join("single.bin").exists());
+    assert_eq!(leecher.handle.snapshot().torrents.len(), 1);
+    let unknown = leecher
+        .rt
+        .block_on(leecher.handle.call(|r| Command::Pause([7; 20], r)));
+    assert!(unknown.is_err());
+    let magnet = leecher.rt.block_on(leecher.handle.call(|r| {
+        Command::Add(
+            Box::new(AddTorrent {
+                source: TorrentSource::Magnet("magnet:?xt=urn:btih:00".into()),
+                out_dir: out.clone(),
+                paused: false,
+                peers: vec![],
+                limits: Default::default(),
+            }),
+            r,
+        )
+    }));
+    assert!(
+        matches!(&magnet, Err(e) if e.to_string().contains("magnet links are not supported yet")),
+        "{magnet:?}"
+    );
+
+    leecher.shutdown();
+    seeder.shutdown();
+}
+
+#[test]
+fn an_incoming_lane_for_an_unknown_torrent_is_closed() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (seed_dir, single, _) = make_torrents(dir.path());
+    let c = Running::start(&dir.path().join("state"));
+    let ih = c.add(&single, &seed_dir, vec![], false);
+    c.wait(30, "seeding", |s| {
+        state_of(s, &ih) == Some(TorrentState::Seeding)
+    });
+    let mut tcp = std::net::TcpStream::connect(c.tcp()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut hs = vec![19u8];
+    hs.extend_from_slice(b"BitTorrent protocol");
+    hs.extend_from_slice(&[0; 8]);
+    hs.extend_from_slice(&[0xee; 20]); // no such torrent
+    hs.extend_from_slice(b"-XX0000-000000000000");
+    tcp.write_all(&hs).unwrap();
+    let mut buf = [0u8; 68];
+    // Closed without an answer.
+    assert_eq!(tcp.read(&mut buf).unwrap_or(0), 0);
+    c.shutdown();
+}
