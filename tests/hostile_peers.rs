@@ -31,22 +31,7 @@ fn swarm() -> Swarm {
     write_random(&src, LEN, 77);
     let torrent = path.join("x.torrent");
     make_torrent(&src, &torrent, Some(PIECE as u32));
-    let info = run(
-        &["info".into(), torrent.display().to_string()],
-        &[],
-        Duration::from_secs(30),
-    );
-    let hex = info
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("info hash:"))
-        .expect("info prints the info hash")
-        .trim()
-        .to_string();
-    let mut info_hash = [0u8; 20];
-    for (i, b) in info_hash.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
-    }
+    let info_hash = info_hash_of(&torrent);
     Swarm {
         _dir: dir,
         dir: path,

@@ -20,22 +20,7 @@ fn seeder(dir: &std::path::Path) -> (Client, String, [u8; 20]) {
     write_random(&src, 1_000_000, 61);
     let torrent = dir.join("x.torrent");
     make_torrent(&src, &torrent, Some(64 * 1024));
-    let info = run(
-        &["info".into(), torrent.display().to_string()],
-        &[],
-        Duration::from_secs(30),
-    );
-    let hex = info
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("info hash:"))
-        .expect("info prints the info hash")
-        .trim()
-        .to_string();
-    let mut hash = [0u8; 20];
-    for (i, b) in hash.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
-    }
+    let hash = info_hash_of(&torrent);
     let mut c = Command::new(bin());
     c.arg(format!("-inPath={}", torrent.display()))
         .arg("-seed=true")

@@ -118,25 +118,6 @@ fn lt_with_trackers(
     (p, port)
 }
 
-fn info_hash_of(torrent: &Path) -> [u8; 20] {
-    let o = Command::new(bin())
-        .arg("info")
-        .arg(torrent)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    let hex = text
-        .lines()
-        .find_map(|l| l.strip_prefix("info hash:"))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no info hash in {text}"));
-    let mut h = [0u8; 20];
-    for (i, b) in h.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
-    }
-    h
-}
-
 struct OpenTracker {
     _dir: tempfile::TempDir,
     _proc: Client,

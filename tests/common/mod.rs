@@ -127,6 +127,23 @@ pub struct Outcome {
 }
 
 /// Runs the binary to completion (killed after `timeout`).
+/// The info hash of a .torrent, as our `info` command prints it.
+pub fn info_hash_of(torrent: &Path) -> [u8; 20] {
+    let info = run(
+        &["info".into(), torrent.display().to_string()],
+        &[],
+        Duration::from_secs(30),
+    );
+    let hex = info
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("info hash:"))
+        .unwrap_or_else(|| panic!("no info hash in {}", info.stdout))
+        .trim()
+        .to_string();
+    btscion::client::control::parse_info_hash(&hex).expect("40 hex digits")
+}
+
 pub fn run(args: &[String], envs: &[(&str, String)], timeout: Duration) -> Outcome {
     let mut c = Command::new(bin());
     c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());

@@ -324,12 +324,12 @@ fn opt_u32(v: &Value, key: &'static str) -> Result<Option<u32>, ResponseError> {
     }
 }
 
-/// Decodes an announce response body. A `failure reason` is an error; peers beyond
-/// `limits.max_peers` are dropped (counted), a compact list of the wrong length is an error.
-pub fn parse_announce_response(
-    body: &[u8],
+/// What every tracker response starts with: a bounded body that is a bencoded dictionary and
+/// not a `failure reason`.
+fn response_dict<'a>(
+    body: &'a [u8],
     limits: &ResponseLimits,
-) -> Result<AnnounceResponse, ResponseError> {
+) -> Result<bencode::Value<'a>, ResponseError> {
     if body.len() > limits.max_body {
         return Err(ResponseError::TooLarge(limits.max_body));
     }
@@ -344,6 +344,16 @@ pub fn parse_announce_response(
                 .unwrap_or_else(|| "(not a string)".into()),
         ));
     }
+    Ok(v)
+}
+
+/// Decodes an announce response body. A `failure reason` is an error; peers beyond
+/// `limits.max_peers` are dropped (counted), a compact list of the wrong length is an error.
+pub fn parse_announce_response(
+    body: &[u8],
+    limits: &ResponseLimits,
+) -> Result<AnnounceResponse, ResponseError> {
+    let v = response_dict(body, limits)?;
     let mut r = AnnounceResponse {
         interval: opt_u32(&v, "interval")?,
         min_interval: opt_u32(&v, "min interval")?,
@@ -453,18 +463,7 @@ pub fn parse_scrape_response(
     body: &[u8],
     limits: &ResponseLimits,
 ) -> Result<Vec<(InfoHash, ScrapeStats)>, ResponseError> {
-    if body.len() > limits.max_body {
-        return Err(ResponseError::TooLarge(limits.max_body));
-    }
-    let v = bencode::decode(body)?;
-    if v.as_dict().is_none() {
-        return Err(ResponseError::NotADict);
-    }
-    if let Some(f) = v.get(b"failure reason") {
-        return Err(ResponseError::Failure(
-            f.as_bytes().map(text).unwrap_or_default(),
-        ));
-    }
+    let v = response_dict(body, limits)?;
     let files = match v.get(b"files") {
         None => return Ok(Vec::new()),
         Some(f) => f.as_dict().ok_or(ResponseError::WrongType("files"))?,
