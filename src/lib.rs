@@ -1,8 +1,10 @@
 //! bittorrent-over-scion: BitTorrent over QUIC/SCION (multipath) and TCP.
 
+pub mod api;
 pub mod bwtest;
 pub mod cli;
 pub mod client;
+pub mod daemon;
 pub mod engine;
 pub mod lanes;
 pub mod metrics;
@@ -10,6 +12,7 @@ pub mod net;
 pub mod quic;
 pub mod scion;
 pub mod storage;
+pub mod store;
 pub mod torrent;
 pub mod web_assets;
 pub mod wire;

@@ -26,6 +26,10 @@ fn main() -> ExitCode {
                 cli::init_logging(&c.log_level);
                 cli::run::transfer(TransferArgs::from_cli(Mode::Seed, c))
             }
+            Command::Daemon(d) => {
+                cli::init_logging(&d.log_level);
+                cli::run::tool(Command::Daemon(d))
+            }
             other => {
                 cli::init_logging("INFO");
                 cli::run::tool(other)

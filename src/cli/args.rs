@@ -57,6 +57,10 @@ pub enum Command {
     Bwtest(BwtestArgs),
     /// Run an in-memory BitTorrent tracker (HTTP and UDP/BEP 15; IP and SCION peers).
     Tracker(TrackerArgs),
+    /// Run many torrents in one long-lived process, driven through an HTTP API.
+    Daemon(DaemonArgs),
+    #[command(flatten)]
+    Remote(RemoteCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -242,4 +246,116 @@ pub struct TrackerArgs {
     /// UDP worker threads (one SO_REUSEPORT socket each) [default: number of CPUs].
     #[arg(long)]
     pub udp_threads: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DaemonArgs {
+    /// Where state lives (torrent list, .torrent files, fast-resume data)
+    /// [default: $XDG_DATA_HOME/bittorrent-over-scion, else ~/.local/share/bittorrent-over-scion].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Everything downloaded goes under this directory; API callers cannot name a path
+    /// outside it [default: <data-dir>/downloads].
+    #[arg(long)]
+    pub download_root: Option<PathBuf>,
+    /// Address of the HTTP API; a non-loopback address needs --http-token.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub http: std::net::SocketAddr,
+    /// Require `Authorization: Bearer TOKEN` on every API call.
+    #[arg(long, env = "BTS_HTTP_TOKEN", hide_env_values = true)]
+    pub http_token: Option<String>,
+    /// Own SCION address `ISD-AS,[IP]:Port`.
+    #[arg(long)]
+    pub local: Option<String>,
+    /// Where to accept plain BitTorrent over TCP, `IP:Port`.
+    #[arg(long)]
+    pub tcp_listen: Option<String>,
+    /// Log level: DEBUG, INFO, WARN, ERROR.
+    #[arg(long, default_value = "INFO")]
+    pub log_level: String,
+    #[command(flatten)]
+    pub scion: ScionOpts,
+}
+
+/// How the daemon commands reach a running daemon.
+#[derive(Args, Debug, Clone)]
+pub struct ApiOpts {
+    /// The daemon's API.
+    #[arg(long, env = "BTS_API", default_value = "http://127.0.0.1:7878")]
+    pub api: String,
+    /// The daemon's --http-token.
+    #[arg(long, env = "BTS_HTTP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Commands for a running daemon (`bittorrent-over-scion daemon`), through its HTTP API.
+#[derive(Subcommand, Debug, Clone)]
+pub enum RemoteCommand {
+    /// Add a torrent to the daemon (a .torrent file, read here and uploaded, or a magnet link).
+    Add {
+        /// A .torrent file or a magnet link.
+        torrent: String,
+        /// Output directory, relative to the daemon's download root.
+        #[arg(long)]
+        out_dir: Option<String>,
+        /// Add without starting.
+        #[arg(long)]
+        paused: bool,
+        /// A peer to dial (SCION `ISD-AS,[IP]:Port` or `IP:Port`); repeatable.
+        #[arg(long = "peer")]
+        peers: Vec<String>,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// List the daemon's torrents.
+    #[command(visible_alias = "ls")]
+    List {
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Show one torrent: files, peers, lanes.
+    Show {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Pause a torrent.
+    Pause {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Resume a paused torrent.
+    Resume {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Remove a torrent from the daemon.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        /// Delete the downloaded data too.
+        #[arg(long)]
+        delete_data: bool,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Give a running torrent more peers to dial.
+    AddPeer {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        /// SCION `ISD-AS,[IP]:Port` or `IP:Port`.
+        #[arg(required = true)]
+        peers: Vec<String>,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
 }

@@ -10,6 +10,8 @@ pub enum ExitKind {
     Unreachable = 4,
     Storage = 5,
     Daemon = 6,
+    /// The bittorrent-over-scion daemon's HTTP API cannot be reached.
+    ApiUnreachable = 7,
 }
 
 /// An error that ends the process with a specific exit code.
@@ -57,4 +59,29 @@ pub fn daemon(m: impl Into<String>) -> CliError {
 }
 pub fn other(m: impl Into<String>) -> CliError {
     CliError::new(ExitKind::Other, m)
+}
+
+/// The daemon commands' exit code for an error the daemon's API answered (one mapping, by
+/// the API's error `kind`; see README "The daemon"): no such torrent 4, bad torrent 3, bad
+/// request or refused token 2, storage 5, anything else 1.
+pub fn from_api(status: u16, kind: &str, message: &str) -> CliError {
+    let exit_kind = match kind {
+        "unknown_torrent" | "not_found" => ExitKind::Unreachable,
+        "bad_torrent" => ExitKind::BadTorrent,
+        "bad_request" | "unauthorized" | "forbidden" => ExitKind::Usage,
+        "storage" => ExitKind::Storage,
+        _ => ExitKind::Other,
+    };
+    CliError::new(exit_kind, format!("daemon answered {status}: {message}"))
+}
+
+/// The daemon's API did not answer at all.
+pub fn api_unreachable(api: &str, why: impl fmt::Display) -> CliError {
+    CliError::new(
+        ExitKind::ApiUnreachable,
+        format!(
+            "cannot reach the daemon at {api}: {why}\nhint: is the daemon running? Start it with \
+             `bittorrent-over-scion daemon`, or point --api (BTS_API) at it."
+        ),
+    )
 }

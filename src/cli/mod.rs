@@ -3,6 +3,7 @@
 pub mod args;
 pub mod exit;
 pub mod legacy;
+pub mod remote;
 pub mod report;
 pub mod run;
 pub mod tracker;

@@ -371,6 +371,8 @@ pub fn tool(cmd: Command) -> Result<(), CliError> {
         } => tokio_uring::start(paths(destination, daemon_address(&scion.sciond), refresh)),
         Command::Bwtest(b) => tokio_uring::start(bwtest(b)),
         Command::Tracker(t) => super::tracker::run(t),
+        Command::Daemon(d) => crate::daemon::run(d),
+        Command::Remote(r) => super::remote::run(r),
         Command::Download(_) | Command::Seed(_) => unreachable!("handled by transfer"),
     }
 }

@@ -1,0 +1,236 @@
+//! `POST /api/v1/torrents`: a torrent as JSON (base64 .torrent, a .torrent path inside the
+//! download root, or a magnet link), as raw `application/x-bittorrent` bytes, or as a browser's
+//! `multipart/form-data` upload. All three end in one [`AddRequest`] and one `Command::Add`.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use data_encoding::{BASE64, BASE64_NOPAD};
+use serde::{Deserialize, Serialize};
+
+use super::handlers::{json_rejection, parse_peers};
+use super::{ApiFailure, AppState, MAX_BODY};
+use crate::client::control::{info_hash_hex, AddTorrent, Command, Limits, TorrentSource};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AddJson {
+    torrent_base64: Option<String>,
+    torrent_path: Option<String>,
+    magnet: Option<String>,
+    out_dir: Option<String>,
+    #[serde(default)]
+    paused: bool,
+    #[serde(default)]
+    peers: Vec<String>,
+    #[serde(default)]
+    limits: Limits,
+}
+
+enum Source {
+    Bytes(Vec<u8>),
+    /// Inside the download root, checked before reading.
+    Path(String),
+    Magnet(String),
+}
+
+struct AddRequest {
+    source: Source,
+    out_dir: Option<String>,
+    paused: bool,
+    peers: Vec<String>,
+    limits: Limits,
+}
+
+#[derive(Serialize)]
+struct Created {
+    info_hash: String,
+}
+
+pub async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiFailure> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let request = if content_type.starts_with("application/x-bittorrent") {
+        from_raw(req).await?
+    } else if content_type.starts_with("multipart/form-data") {
+        from_multipart(req).await?
+    } else if content_type.starts_with("application/json") {
+        let Json(body) = Json::<AddJson>::from_request(req, &())
+            .await
+            .map_err(json_rejection)?;
+        from_json(body)?
+    } else {
+        return Err(ApiFailure::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_request",
+            "send application/json, application/x-bittorrent or multipart/form-data",
+        ));
+    };
+    let info_hash = submit(&s, request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            info_hash: info_hash_hex(&info_hash),
+        }),
+    )
+        .into_response())
+}
+
+fn from_json(b: AddJson) -> Result<AddRequest, ApiFailure> {
+    let source = match (b.torrent_base64, b.torrent_path, b.magnet) {
+        (Some(b64), None, None) => Source::Bytes(decode_base64(&b64)?),
+        (None, Some(p), None) => Source::Path(p),
+        (None, None, Some(m)) => Source::Magnet(m),
+        _ => {
+            return Err(ApiFailure::bad_request(
+                "give exactly one of torrent_base64, torrent_path, magnet",
+            ))
+        }
+    };
+    Ok(AddRequest {
+        source,
+        out_dir: b.out_dir,
+        paused: b.paused,
+        peers: b.peers,
+        limits: b.limits,
+    })
+}
+
+fn decode_base64(s: &str) -> Result<Vec<u8>, ApiFailure> {
+    let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    BASE64
+        .decode(compact.as_bytes())
+        .or_else(|_| BASE64_NOPAD.decode(compact.as_bytes()))
+        .map_err(|e| ApiFailure::bad_request(format!("torrent_base64 is not base64: {e}")))
+}
+
+/// The query of a raw upload: `?out_dir=D&paused=true&peer=P&peer=Q`.
+fn options_from_pairs(pairs: Vec<(String, String)>, req: &mut AddRequest) -> Result<(), ApiFailure> {
+    for (k, v) in pairs {
+        match k.as_str() {
+            "out_dir" => req.out_dir = Some(v),
+            "paused" => req.paused = parse_bool(&v)?,
+            "peer" => req.peers.push(v),
+            "magnet" => req.source = Source::Magnet(v),
+            "token" => {}
+            other => {
+                return Err(ApiFailure::bad_request(format!(
+                    "unknown option {other:?} (out_dir, paused, peer)"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_bool(v: &str) -> Result<bool, ApiFailure> {
+    match v {
+        "true" | "1" | "on" | "yes" => Ok(true),
+        "false" | "0" | "off" | "no" | "" => Ok(false),
+        _ => Err(ApiFailure::bad_request(format!(
+            "paused must be true or false, not {v:?}"
+        ))),
+    }
+}
+
+async fn from_raw(req: Request) -> Result<AddRequest, ApiFailure> {
+    let pairs = Query::<Vec<(String, String)>>::try_from_uri(req.uri())
+        .map_err(|e| ApiFailure::bad_request(e.body_text()))?
+        .0;
+    let bytes = Bytes::from_request(req, &())
+        .await
+        .map_err(|e| ApiFailure::new(e.status(), "bad_request", e.body_text()))?;
+    let mut r = AddRequest {
+        source: Source::Bytes(bytes.to_vec()),
+        out_dir: None,
+        paused: false,
+        peers: Vec::new(),
+        limits: Limits::default(),
+    };
+    options_from_pairs(pairs, &mut r)?;
+    Ok(r)
+}
+
+async fn from_multipart(req: Request) -> Result<AddRequest, ApiFailure> {
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiFailure::new(e.status(), "bad_request", e.body_text())
+    };
+    let mut form = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| ApiFailure::new(e.status(), "bad_request", e.body_text()))?;
+    let mut torrent = None;
+    let mut pairs = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "torrent" {
+            torrent = Some(field.bytes().await.map_err(bad)?.to_vec());
+        } else {
+            pairs.push((name, field.text().await.map_err(bad)?));
+        }
+    }
+    let mut r = AddRequest {
+        source: Source::Bytes(Vec::new()),
+        out_dir: None,
+        paused: false,
+        peers: Vec::new(),
+        limits: Limits::default(),
+    };
+    options_from_pairs(pairs, &mut r)?;
+    match (torrent, &r.source) {
+        (Some(t), Source::Bytes(_)) => r.source = Source::Bytes(t),
+        (None, Source::Magnet(_)) => {}
+        _ => {
+            return Err(ApiFailure::bad_request(
+                "the form needs a 'torrent' file field (or a 'magnet' field)",
+            ))
+        }
+    }
+    Ok(r)
+}
+
+/// Checks every caller-given value, then hands the torrent to the client.
+async fn submit(s: &AppState, r: AddRequest) -> Result<[u8; 20], ApiFailure> {
+    let out_dir = s.root.resolve(r.out_dir.as_deref().unwrap_or(""))?;
+    let peers = parse_peers(&r.peers)?;
+    let source = match r.source {
+        Source::Bytes(b) if b.is_empty() => {
+            return Err(ApiFailure::bad_request("the .torrent is empty"))
+        }
+        Source::Bytes(b) => TorrentSource::Metainfo(b),
+        Source::Path(p) => TorrentSource::Metainfo(read_torrent_file(s, &p).await?),
+        Source::Magnet(m) => {
+            if !m.starts_with("magnet:?") {
+                return Err(ApiFailure::bad_request("a magnet link starts with 'magnet:?'"));
+            }
+            TorrentSource::Magnet(m)
+        }
+    };
+    let add = AddTorrent {
+        source,
+        out_dir,
+        paused: r.paused,
+        peers,
+        limits: r.limits,
+    };
+    Ok(s.client.call(|reply| Command::Add(Box::new(add), reply)).await?)
+}
+
+async fn read_torrent_file(s: &AppState, requested: &str) -> Result<Vec<u8>, ApiFailure> {
+    let path = s.root.resolve(requested)?;
+    let cant = |e: std::io::Error| {
+        ApiFailure::bad_request(format!("cannot read torrent_path {requested:?}: {e}"))
+    };
+    let meta = tokio::fs::metadata(&path).await.map_err(cant)?;
+    if !meta.is_file() || meta.len() > MAX_BODY as u64 {
+        return Err(ApiFailure::bad_request(format!(
+            "torrent_path {requested:?} is not a .torrent file"
+        )));
+    }
+    tokio::fs::read(&path).await.map_err(cant)
+}

@@ -1,0 +1,209 @@
+//! The daemon's HTTP JSON API (axum), on a thread of its own with a small tokio runtime, apart
+//! from the client's io_uring thread. It talks to the client only through a [`ClientHandle`]:
+//! commands out, snapshots in. Routes are listed in [`router`]; `docs/openapi.yaml` describes
+//! them.
+
+mod add;
+mod auth;
+pub mod error;
+mod handlers;
+pub mod metrics;
+pub mod paths;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+use tokio::sync::oneshot;
+
+use crate::client::control::ClientHandle;
+pub use error::ApiFailure;
+pub use paths::{DownloadRoot, PathError};
+
+/// Largest request body (a .torrent upload): big torrents have megabytes of piece hashes.
+const MAX_BODY: usize = 64 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Required as `Authorization: Bearer TOKEN` (or `?token=`) on every API call when set.
+    pub token: Option<String>,
+    /// Nothing a caller names is written (or read) outside it; created if missing.
+    pub download_root: PathBuf,
+    /// Shown in `GET /api/v1/settings`.
+    pub data_dir: PathBuf,
+    /// Comment lines on the event stream while nothing changes.
+    pub sse_keep_alive: Duration,
+}
+
+impl ApiConfig {
+    pub fn new(listen: SocketAddr, download_root: PathBuf, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            token: None,
+            download_root,
+            data_dir,
+            sse_keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "refusing to serve the API on {0} without a token: use --http-token (or BTS_HTTP_TOKEN), or a loopback address"
+    )]
+    InsecureListen(SocketAddr),
+    #[error("the token must not be empty")]
+    EmptyToken,
+    #[error("download root {0}: {1}")]
+    DownloadRoot(PathBuf, std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("cannot start the API thread: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct AppState {
+    client: ClientHandle,
+    root: Arc<DownloadRoot>,
+    token: Option<Arc<str>>,
+    data_dir: Arc<PathBuf>,
+    listen: SocketAddr,
+    keep_alive: Duration,
+}
+
+/// The routes, for serving or for in-process tests (`tower::ServiceExt::oneshot`).
+pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError> {
+    if cfg.token.as_deref() == Some("") {
+        return Err(ApiError::EmptyToken);
+    }
+    if cfg.token.is_none() && !cfg.listen.ip().is_loopback() {
+        return Err(ApiError::InsecureListen(cfg.listen));
+    }
+    let root = DownloadRoot::new(&cfg.download_root)
+        .map_err(|e| ApiError::DownloadRoot(cfg.download_root.clone(), e))?;
+    let state = AppState {
+        client,
+        root: Arc::new(root),
+        token: cfg.token.as_deref().map(Arc::from),
+        data_dir: Arc::new(cfg.data_dir.clone()),
+        listen: cfg.listen,
+        keep_alive: cfg.sse_keep_alive,
+    };
+    use handlers as h;
+    let guarded = Router::new()
+        .route("/api/v1/torrents", get(h::list).post(add::add))
+        .route("/api/v1/torrents/{ih}", get(h::show).delete(h::remove))
+        .route("/api/v1/torrents/{ih}/pause", post(h::pause))
+        .route("/api/v1/torrents/{ih}/resume", post(h::resume))
+        .route("/api/v1/torrents/{ih}/peers", post(h::add_peers))
+        .route("/api/v1/torrents/{ih}/limits", put(h::set_limits))
+        .route("/api/v1/settings", get(h::settings).put(h::set_settings))
+        .route("/api/v1/paths", get(h::paths))
+        .route("/api/v1/snapshot", get(h::snapshot))
+        .route("/api/v1/events", get(h::events))
+        .route("/api/v1/openapi.yaml", get(h::openapi))
+        .route("/metrics", get(h::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check,
+        ));
+    // The UI's static files hold no data; the UI sends the token on its API calls.
+    let public = Router::new()
+        .route("/", get(h::ui_index))
+        .route("/ui/{*path}", get(h::ui_asset));
+    Ok(public
+        .merge(guarded)
+        .fallback(h::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state))
+}
+
+/// The running API thread. Dropping it (or [`ApiServer::stop`]) stops serving.
+pub struct ApiServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ApiServer {
+    /// The bound address (the real port when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving (open event streams are cut) and waits for the thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Checks the configuration, binds `cfg.listen` (so errors come back here, before the daemon
+/// says it is ready), and serves on a new thread with a 2-worker tokio runtime.
+pub fn spawn(cfg: ApiConfig, client: ClientHandle) -> Result<ApiServer, ApiError> {
+    let app = router(&cfg, client)?;
+    let listener = TcpListener::bind(cfg.listen).map_err(|e| ApiError::Bind(cfg.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ApiError::Bind(cfg.listen, e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ApiError::Bind(cfg.listen, e))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bts-api")
+        .enable_all()
+        .build()
+        .map_err(ApiError::Runtime)?;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("bts-api".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("API listener: {e}");
+                        return;
+                    }
+                };
+                tokio::select! {
+                    r = std::future::IntoFuture::into_future(axum::serve(listener, app)) => {
+                        if let Err(e) = r { tracing::error!("API server stopped: {e}"); }
+                    }
+                    _ = stop_rx => {}
+                }
+            });
+            // Event streams never end by themselves: don't wait for them.
+            runtime.shutdown_timeout(Duration::from_millis(200));
+        })
+        .map_err(ApiError::Runtime)?;
+    Ok(ApiServer {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}

@@ -1,0 +1,459 @@
+//! The daemon commands (`add`, `list`, `show`, `pause`, `resume`, `remove`, `add-peer`): a
+//! thin client of the daemon's HTTP API. Blocking `ureq`: one request per command needs no
+//! async runtime. Human tables by default, the API's JSON with `--json`.
+
+use std::time::Duration;
+
+use data_encoding::BASE64;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::args::{ApiOpts, RemoteCommand};
+use super::exit::{self, CliError};
+use crate::client::control::{Limits, TorrentSnapshot, TorrentState, Transport};
+
+pub fn run(cmd: RemoteCommand) -> Result<(), CliError> {
+    match cmd {
+        RemoteCommand::Add {
+            torrent,
+            out_dir,
+            paused,
+            peers,
+            api,
+        } => add(&Api::new(&api), &torrent, out_dir, paused, peers),
+        RemoteCommand::List { api } => list(&Api::new(&api)),
+        RemoteCommand::Show { torrent, api } => show(&Api::new(&api), &torrent),
+        RemoteCommand::Pause { torrent, api } => simple(&Api::new(&api), &torrent, "pause"),
+        RemoteCommand::Resume { torrent, api } => simple(&Api::new(&api), &torrent, "resume"),
+        RemoteCommand::Remove {
+            torrent,
+            delete_data,
+            api,
+        } => remove(&Api::new(&api), &torrent, delete_data),
+        RemoteCommand::AddPeer {
+            torrent,
+            peers,
+            api,
+        } => add_peer(&Api::new(&api), &torrent, peers),
+    }
+}
+
+struct Api {
+    base: String,
+    token: Option<String>,
+    json: bool,
+    agent: ureq::Agent,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    kind: String,
+}
+
+impl Api {
+    fn new(o: &ApiOpts) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Self {
+            base: o.api.trim_end_matches('/').to_string(),
+            token: o.token.clone(),
+            json: o.json,
+            agent,
+        }
+    }
+
+    /// Sends one request; a non-2xx answer becomes the mapped `CliError`.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Vec<u8>, CliError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let bytes = match body {
+            Some((content_type, bytes)) => {
+                req = req.header("Content-Type", content_type);
+                bytes
+            }
+            None => Vec::new(),
+        };
+        let req = req
+            .body(bytes)
+            .map_err(|e| exit::usage(format!("invalid --api URL {url:?}: {e}")))?;
+        let mut resp = match self.agent.run(req) {
+            Ok(r) => r,
+            Err(ureq::Error::BadUri(e)) => {
+                return Err(exit::usage(format!("invalid --api URL {url:?}: {e}")))
+            }
+            Err(e) => return Err(exit::api_unreachable(&self.base, e)),
+        };
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .read_to_vec()
+            .map_err(|e| exit::api_unreachable(&self.base, e))?;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => exit::from_api(status, &b.kind, &b.error),
+            Err(_) => exit::from_api(status, "", String::from_utf8_lossy(&bytes).trim()),
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<(T, Vec<u8>), CliError> {
+        let bytes = self.call("GET", path, None)?;
+        let v = serde_json::from_slice(&bytes)
+            .map_err(|e| exit::other(format!("unexpected answer from the daemon: {e}")))?;
+        Ok((v, bytes))
+    }
+
+    fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Vec<u8>, CliError> {
+        self.call(method, path, Some(("application/json", body.to_string().into_bytes())))
+    }
+
+    /// The info hash a user means: 40 hex digits, or a unique prefix of one, or an exact name.
+    fn resolve(&self, given: &str) -> Result<String, CliError> {
+        let lower = given.to_ascii_lowercase();
+        if lower.len() == 40 && lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(lower);
+        }
+        let (list, _) = self.get::<Vec<TorrentSnapshot>>("/api/v1/torrents")?;
+        let by_prefix: Vec<&TorrentSnapshot> = list
+            .iter()
+            .filter(|t| !lower.is_empty() && t.info_hash.starts_with(&lower))
+            .collect();
+        let matches = if by_prefix.is_empty() {
+            list.iter().filter(|t| t.name == given).collect()
+        } else {
+            by_prefix
+        };
+        match matches.as_slice() {
+            [one] => Ok(one.info_hash.clone()),
+            [] => Err(exit::from_api(
+                404,
+                "unknown_torrent",
+                &format!("no torrent matches {given:?}"),
+            )),
+            many => Err(exit::usage(format!(
+                "{given:?} is ambiguous: {}",
+                many.iter()
+                    .map(|t| format!("{} ({})", t.info_hash, t.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    fn print_json(&self, bytes: &[u8]) {
+        match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+            Err(_) => println!("{}", String::from_utf8_lossy(bytes)),
+        }
+    }
+}
+
+fn add(
+    api: &Api,
+    torrent: &str,
+    out_dir: Option<String>,
+    paused: bool,
+    peers: Vec<String>,
+) -> Result<(), CliError> {
+    let mut body = json!({ "paused": paused, "peers": peers });
+    if torrent.starts_with("magnet:") {
+        body["magnet"] = json!(torrent);
+    } else {
+        let bytes = std::fs::read(torrent)
+            .map_err(|e| exit::bad_torrent(format!("cannot read torrent {torrent}: {e}")))?;
+        body["torrent_base64"] = json!(BASE64.encode(&bytes));
+    }
+    if let Some(d) = out_dir {
+        body["out_dir"] = json!(d);
+    }
+    let answer = api.send_json("POST", "/api/v1/torrents", &body)?;
+    if api.json {
+        api.print_json(&answer);
+    } else {
+        #[derive(Deserialize)]
+        struct Created {
+            info_hash: String,
+        }
+        let c: Created = serde_json::from_slice(&answer)
+            .map_err(|e| exit::other(format!("unexpected answer from the daemon: {e}")))?;
+        println!("added {}{}", c.info_hash, if paused { " (paused)" } else { "" });
+    }
+    Ok(())
+}
+
+fn list(api: &Api) -> Result<(), CliError> {
+    let (list, raw) = api.get::<Vec<TorrentSnapshot>>("/api/v1/torrents")?;
+    if api.json {
+        api.print_json(&raw);
+        return Ok(());
+    }
+    print!("{}", table(&list));
+    Ok(())
+}
+
+/// The `list` table.
+pub fn table(list: &[TorrentSnapshot]) -> String {
+    let mut out = format!(
+        "{:<8}  {:<32}  {:>9}  {:>6}  {:<17}  {:>11}  {:>11}  {:>5}\n",
+        "ID", "NAME", "SIZE", "DONE", "STATE", "DOWN", "UP", "PEERS"
+    );
+    for t in list {
+        out += &format!(
+            "{:<8}  {:<32}  {:>9}  {:>5.1}%  {:<17}  {:>11}  {:>11}  {:>5}\n",
+            t.info_hash.get(..8).unwrap_or(&t.info_hash),
+            clip(&t.name, 32),
+            bytes(t.size),
+            t.progress * 100.0,
+            state(t.state),
+            rate(t.rate_down),
+            rate(t.rate_up),
+            t.peers_connected
+        );
+    }
+    if list.is_empty() {
+        out += "(no torrents)\n";
+    }
+    out
+}
+
+fn show(api: &Api, given: &str) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    let (t, raw) = api.get::<TorrentSnapshot>(&format!("/api/v1/torrents/{ih}"))?;
+    if api.json {
+        api.print_json(&raw);
+    } else {
+        print!("{}", details(&t));
+    }
+    Ok(())
+}
+
+/// The `show` text.
+pub fn details(t: &TorrentSnapshot) -> String {
+    let mut o = String::new();
+    let mut line = |k: &str, v: String| o += &format!("{k:<11} {v}\n");
+    line("name:", t.name.clone());
+    line("info hash:", t.info_hash.clone());
+    let err = t.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default();
+    line("state:", format!("{}{err}", state(t.state)));
+    line(
+        "progress:",
+        format!(
+            "{:.1}% of {} ({} of {} pieces of {})",
+            t.progress * 100.0,
+            bytes(t.size),
+            t.pieces_have,
+            t.pieces_total,
+            bytes(t.piece_length)
+        ),
+    );
+    line(
+        "transfer:",
+        format!(
+            "down {} at {}, up {} at {}, ratio {:.2}{}",
+            bytes(t.bytes_down),
+            rate(t.rate_down),
+            bytes(t.bytes_up),
+            rate(t.rate_up),
+            t.ratio,
+            t.eta_secs.map(|s| format!(", eta {s} s")).unwrap_or_default()
+        ),
+    );
+    line("limits:", limits(&t.limits));
+    line("out dir:", t.out_dir.clone());
+    line(
+        "peers:",
+        format!(
+            "{} connected, {} known, {} banned",
+            t.peers_connected, t.peers_known, t.peers_banned
+        ),
+    );
+    if !t.files.is_empty() {
+        o += "\nFILES\n";
+        for f in &t.files {
+            let pct = if f.length == 0 { 100.0 } else { f.done as f64 * 100.0 / f.length as f64 };
+            o += &format!("  {:>9}  {:>5.1}%  {}\n", bytes(f.length), pct, f.path);
+        }
+    }
+    if !t.peers.is_empty() {
+        o += &format!(
+            "\n  {:<40}  {:<5}  {:<8}  {:<16}  {:>5}  {:>9}  {:>9}\n",
+            "PEER", "VIA", "SOURCE", "CLIENT", "LANES", "DOWN", "UP"
+        );
+        for p in &t.peers {
+            o += &format!(
+                "  {:<40}  {:<5}  {:<8}  {:<16}  {:>5}  {:>9}  {:>9}\n",
+                clip(&p.addr, 40),
+                transport(&p.transport),
+                serde_json::to_value(p.source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                clip(p.client.as_deref().unwrap_or("-"), 16),
+                p.lanes,
+                bytes(p.bytes_down),
+                bytes(p.bytes_up)
+            );
+        }
+    }
+    if !t.lanes.is_empty() {
+        o += &format!(
+            "\n  {:<28}  {:<24}  {:>9}  {:>11}  {:>20}  {:<6}\n",
+            "LANE PEER", "PATH", "DOWN", "RATE", "LATENCY p50/p90/p99", "STATE"
+        );
+        for l in &t.lanes {
+            let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+            o += &format!(
+                "  {:<28}  {:<24}  {:>9}  {:>11}  {:>17} ms  {:<6}\n",
+                clip(&l.peer, 28),
+                clip(&l.label, 24),
+                bytes(l.bytes_down),
+                rate(l.rate_down),
+                format!(
+                    "{}/{}/{}",
+                    ms(l.latency_ms_p50),
+                    ms(l.latency_ms_p90),
+                    ms(l.latency_ms_p99)
+                ),
+                if l.open { "open" } else { "closed" }
+            );
+        }
+    }
+    o
+}
+
+fn simple(api: &Api, given: &str, action: &str) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    api.call("POST", &format!("/api/v1/torrents/{ih}/{action}"), None)?;
+    done(api, &ih, &format!("{action}d"))
+}
+
+fn remove(api: &Api, given: &str, delete_data: bool) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    api.call(
+        "DELETE",
+        &format!("/api/v1/torrents/{ih}?delete_data={delete_data}"),
+        None,
+    )?;
+    done(
+        api,
+        &ih,
+        if delete_data { "removed (data deleted)" } else { "removed (data kept)" },
+    )
+}
+
+fn done(api: &Api, ih: &str, what: &str) -> Result<(), CliError> {
+    if api.json {
+        println!("{}", json!({ "info_hash": ih, "done": what }));
+    } else {
+        println!("{what} {ih}");
+    }
+    Ok(())
+}
+
+fn add_peer(api: &Api, given: &str, peers: Vec<String>) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    let answer = api.send_json(
+        "POST",
+        &format!("/api/v1/torrents/{ih}/peers"),
+        &json!({ "peers": peers }),
+    )?;
+    if api.json {
+        api.print_json(&answer);
+    } else {
+        #[derive(Deserialize)]
+        struct Added {
+            added: usize,
+        }
+        let a: Added = serde_json::from_slice(&answer)
+            .map_err(|e| exit::other(format!("unexpected answer from the daemon: {e}")))?;
+        println!("{} new peer(s) for {ih}", a.added);
+    }
+    Ok(())
+}
+
+fn state(s: TorrentState) -> &'static str {
+    match s {
+        TorrentState::FetchingMetadata => "fetching metadata",
+        TorrentState::Checking => "checking",
+        TorrentState::Downloading => "downloading",
+        TorrentState::Seeding => "seeding",
+        TorrentState::Paused => "paused",
+        TorrentState::Error => "error",
+    }
+}
+
+fn transport(t: &Transport) -> &'static str {
+    match t {
+        Transport::Scion => "scion",
+        Transport::Tcp => "tcp",
+    }
+}
+
+fn limits(l: &Limits) -> String {
+    let one = |v: Option<u64>| v.map_or("unlimited".to_string(), |b| rate(b as f64));
+    format!("down {}, up {}", one(l.download_bps), one(l.upload_bps))
+}
+
+/// 1536 → "1.5 KiB".
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn rate(bps: f64) -> String {
+    format!("{}/s", bytes(bps.max(0.0) as u64))
+}
+
+fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut c: String = s.chars().take(width.saturating_sub(1)).collect();
+        c.push('…');
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(clip("abc", 4), "abc");
+    }
+}

@@ -1,0 +1,533 @@
+//! The daemon's HTTP API over real HTTP, against a test double of the client loop: status
+//! codes, error bodies, access control, path confinement, SSE framing, metrics text.
+
+mod api_support;
+
+use std::io::{BufRead, BufReader};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use api_support::{make_torrent, Fake};
+use btscion::api::{self, ApiConfig, ApiError};
+use btscion::client::control;
+use data_encoding::BASE64;
+use serde_json::{json, Value};
+
+struct Resp {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+    fn kind(&self) -> String {
+        self.json()["kind"].as_str().unwrap_or("").to_string()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Resp {
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let mut r = agent().run(b.body(body).unwrap()).expect("HTTP answer");
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    Resp {
+        status: r.status().as_u16(),
+        content_type,
+        body: r.body_mut().read_to_string().unwrap(),
+    }
+}
+
+fn get(f: &Fake, path: &str) -> Resp {
+    send("GET", &format!("{}{path}", f.base), &[], vec![])
+}
+
+fn post_json(f: &Fake, path: &str, body: Value) -> Resp {
+    send(
+        "POST",
+        &format!("{}{path}", f.base),
+        &[("content-type", "application/json")],
+        body.to_string().into_bytes(),
+    )
+}
+
+fn add_b64(f: &Fake, torrent: &[u8], extra: Value) -> Resp {
+    let mut body = json!({ "torrent_base64": BASE64.encode(torrent) });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    post_json(f, "/api/v1/torrents", body)
+}
+
+#[test]
+fn a_torrent_through_its_life() {
+    let f = Fake::start(None);
+    let t = make_torrent(f.dir.path(), "a.bin", 1);
+    let r = add_b64(
+        &f,
+        &t,
+        json!({ "out_dir": "movies", "paused": true, "peers": ["127.0.0.1:6881"],
+                "limits": { "download_bps": 1000, "upload_bps": null } }),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ih = r.json()["info_hash"].as_str().unwrap().to_string();
+    assert_eq!(ih.len(), 40);
+    assert_eq!(f.seen().out_dirs, vec![f.root.join("movies")]);
+
+    let list = get(&f, "/api/v1/torrents").json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["info_hash"], ih.as_str());
+    assert_eq!(list[0]["state"], "paused");
+    assert_eq!(list[0]["limits"]["download_bps"], 1000);
+
+    // Upper-case info hashes are the same torrent.
+    let one = get(&f, &format!("/api/v1/torrents/{}", ih.to_uppercase()));
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["name"], "a.bin");
+
+    let r = post_json(&f, &format!("/api/v1/torrents/{ih}/resume"), json!({}));
+    assert_eq!((r.status, r.body.as_str()), (204, ""));
+    assert_eq!(get(&f, &format!("/api/v1/torrents/{ih}")).json()["state"], "downloading");
+    let r = post_json(&f, &format!("/api/v1/torrents/{ih}/pause"), json!({}));
+    assert_eq!(r.status, 204);
+    assert_eq!(get(&f, &format!("/api/v1/torrents/{ih}")).json()["state"], "paused");
+
+    let peers = json!({ "peers": ["127.0.0.1:6881", "1-ff00:0:112,[127.0.0.1]:40001"] });
+    let r = post_json(&f, &format!("/api/v1/torrents/{ih}/peers"), peers);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({ "added": 1 }));
+
+    let r = send(
+        "PUT",
+        &format!("{}/api/v1/torrents/{ih}/limits", f.base),
+        &[("content-type", "application/json")],
+        br#"{"download_bps": null, "upload_bps": 5000}"#.to_vec(),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let one = get(&f, &format!("/api/v1/torrents/{ih}")).json();
+    assert_eq!(one["limits"], json!({ "download_bps": null, "upload_bps": 5000 }));
+
+    let r = send(
+        "DELETE",
+        &format!("{}/api/v1/torrents/{ih}?delete_data=true", f.base),
+        &[],
+        vec![],
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(f.seen().removed, vec![(ih.clone(), true)]);
+    let r = get(&f, &format!("/api/v1/torrents/{ih}"));
+    assert_eq!((r.status, r.kind()), (404, "unknown_torrent".into()));
+    let r = post_json(&f, &format!("/api/v1/torrents/{ih}/pause"), json!({}));
+    assert_eq!((r.status, r.kind()), (404, "unknown_torrent".into()));
+}
+
+#[test]
+fn every_way_to_add_a_torrent() {
+    let f = Fake::start(None);
+    let a = make_torrent(f.dir.path(), "a.bin", 1);
+    let b = make_torrent(f.dir.path(), "b.bin", 2);
+    let c = make_torrent(f.dir.path(), "c.bin", 3);
+
+    // Raw bytes, options in the query.
+    let r = send(
+        "POST",
+        &format!("{}/api/v1/torrents?out_dir=raw&paused=true&peer=127.0.0.1:7000&peer=127.0.0.1:7001", f.base),
+        &[("content-type", "application/x-bittorrent")],
+        a.clone(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let list = get(&f, "/api/v1/torrents").json();
+    assert_eq!(list[0]["state"], "paused");
+    assert_eq!(f.seen().peers, vec!["127.0.0.1:7000", "127.0.0.1:7001"]);
+
+    // A browser's form upload.
+    let boundary = "XyZboundary";
+    let mut form = Vec::new();
+    form.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"out_dir\"\r\n\r\nform\r\n")
+            .as_bytes(),
+    );
+    form.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"torrent\"; filename=\"b.torrent\"\r\nContent-Type: application/x-bittorrent\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    form.extend_from_slice(&b);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    let r = send(
+        "POST",
+        &format!("{}/api/v1/torrents", f.base),
+        &[("content-type", &ct)],
+        form,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // A .torrent file inside the download root.
+    std::fs::write(f.root.join("c.torrent"), &c).unwrap();
+    let r = post_json(&f, "/api/v1/torrents", json!({ "torrent_path": "c.torrent" }));
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    assert_eq!(
+        f.seen().out_dirs,
+        vec![f.root.join("raw"), f.root.join("form"), f.root.clone()]
+    );
+    assert_eq!(get(&f, "/api/v1/torrents").json().as_array().unwrap().len(), 3);
+
+    // What is refused, and how.
+    let r = add_b64(&f, &a, json!({}));
+    assert_eq!((r.status, r.kind()), (409, "duplicate".into()));
+    let r = add_b64(&f, b"d4:spam", json!({}));
+    assert_eq!((r.status, r.kind()), (422, "bad_torrent".into()));
+    let r = post_json(&f, "/api/v1/torrents", json!({ "paused": true }));
+    assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
+    let r = post_json(
+        &f,
+        "/api/v1/torrents",
+        json!({ "magnet": "magnet:?xt=urn:btih:00", "torrent_path": "c.torrent" }),
+    );
+    assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
+    let r = add_b64(&f, &a, json!({ "peers": ["not an address"] }));
+    assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
+    assert!(r.json()["error"].as_str().unwrap().contains("not an address"));
+    let r = post_json(&f, "/api/v1/torrents", json!({ "torrent_base64": "!!!" }));
+    assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
+    let r = post_json(&f, "/api/v1/torrents", json!({ "unknown_field": 1 }));
+    assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
+    let r = send(
+        "POST",
+        &format!("{}/api/v1/torrents", f.base),
+        &[("content-type", "application/json")],
+        b"{not json".to_vec(),
+    );
+    assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
+    let r = send(
+        "POST",
+        &format!("{}/api/v1/torrents", f.base),
+        &[("content-type", "text/plain")],
+        b"x".to_vec(),
+    );
+    assert_eq!(r.status, 415);
+    let r = post_json(&f, "/api/v1/torrents", json!({ "magnet": "http://x" }));
+    assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
+}
+
+#[test]
+fn caller_paths_never_leave_the_download_root() {
+    let f = Fake::start(None);
+    let t = make_torrent(f.dir.path(), "a.bin", 1);
+    let outside = f.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, f.root.join("escape")).unwrap();
+    std::fs::write(outside.join("x.torrent"), &t).unwrap();
+
+    for out_dir in [
+        "..",
+        "../outside",
+        "a/../../outside",
+        "/etc",
+        outside.to_str().unwrap(),
+        "escape",
+        "escape/deeper",
+    ] {
+        let r = add_b64(&f, &t, json!({ "out_dir": out_dir }));
+        assert_eq!((r.status, r.kind()), (400, "bad_request".into()), "{out_dir}");
+    }
+    for path in [
+        "/etc/passwd",
+        "../outside/x.torrent",
+        "escape/x.torrent",
+        outside.join("x.torrent").to_str().unwrap(),
+    ] {
+        let r = post_json(&f, "/api/v1/torrents", json!({ "torrent_path": path }));
+        assert_eq!((r.status, r.kind()), (400, "bad_request".into()), "{path}");
+    }
+    let r = send(
+        "POST",
+        &format!("{}/api/v1/torrents?out_dir=../x", f.base),
+        &[("content-type", "application/x-bittorrent")],
+        t.clone(),
+    );
+    assert_eq!(r.status, 400);
+    assert!(f.seen().out_dirs.is_empty(), "nothing reached the client");
+
+    // An absolute path inside the root is fine.
+    let inside = f.root.join("ok");
+    let r = add_b64(&f, &t, json!({ "out_dir": inside.to_str().unwrap() }));
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(f.seen().out_dirs, vec![inside]);
+}
+
+#[test]
+fn a_token_guards_every_api_call() {
+    let f = Fake::start(Some("s3cret"));
+    for path in ["/api/v1/torrents", "/api/v1/snapshot", "/metrics", "/api/v1/events"] {
+        let r = get(&f, path);
+        assert_eq!((r.status, r.kind()), (401, "unauthorized".into()), "{path}");
+    }
+    let url = format!("{}/api/v1/torrents", f.base);
+    let r = send("GET", &url, &[("authorization", "Bearer wrong")], vec![]);
+    assert_eq!(r.status, 401);
+    let r = send("GET", &url, &[("authorization", "Bearer s3cret")], vec![]);
+    assert_eq!(r.status, 200);
+    let r = get(&f, "/api/v1/torrents?token=s3cret");
+    assert_eq!(r.status, 200);
+    let r = get(&f, "/api/v1/torrents?token=s3cre");
+    assert_eq!(r.status, 401);
+    let r = send(
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        b"{}".to_vec(),
+    );
+    assert_eq!(r.status, 401, "mutating calls are checked before anything else");
+    // The UI's static files are public (they hold no data).
+    let r = get(&f, "/");
+    assert_eq!(r.status, 200);
+    assert!(r.content_type.starts_with("text/html"));
+}
+
+#[test]
+fn non_loopback_without_a_token_is_refused() {
+    let (handle, _side) = control::channel();
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = ApiConfig::new(
+        "0.0.0.0:0".parse().unwrap(),
+        d.path().join("dl"),
+        d.path().to_path_buf(),
+    );
+    assert!(matches!(
+        api::router(&cfg, handle.clone()),
+        Err(ApiError::InsecureListen(_))
+    ));
+    cfg.token = Some(String::new());
+    assert!(matches!(
+        api::router(&cfg, handle.clone()),
+        Err(ApiError::EmptyToken)
+    ));
+    cfg.token = Some("t".into());
+    assert!(api::router(&cfg, handle).is_ok());
+}
+
+#[test]
+fn cross_site_posts_are_refused() {
+    let f = Fake::start(None);
+    let t = make_torrent(f.dir.path(), "a.bin", 1);
+    let url = format!("{}/api/v1/torrents", f.base);
+    let host = f.base.trim_start_matches("http://").to_string();
+    let r = send(
+        "POST",
+        &url,
+        &[("content-type", "application/x-bittorrent"), ("origin", "http://evil.example")],
+        t.clone(),
+    );
+    assert_eq!((r.status, r.kind()), (403, "forbidden".into()));
+    let same = format!("http://{host}");
+    let r = send(
+        "POST",
+        &url,
+        &[("content-type", "application/x-bittorrent"), ("origin", &same)],
+        t,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[test]
+fn settings_read_and_change() {
+    let f = Fake::start(None);
+    let s = get(&f, "/api/v1/settings").json();
+    assert_eq!(s["download_root"], f.root.to_str().unwrap());
+    assert_eq!(s["local_scion"], "1-ff00:0:111,[127.0.0.1]:40000");
+    assert_eq!(s["limits"], json!({ "download_bps": null, "upload_bps": null }));
+    let r = send(
+        "PUT",
+        &format!("{}/api/v1/settings", f.base),
+        &[("content-type", "application/json")],
+        json!({ "limits": { "download_bps": 100, "upload_bps": 200 },
+                "seed_policy": { "stop_at_ratio": 2.0, "stop_after_secs": null } })
+        .to_string()
+        .into_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let s = get(&f, "/api/v1/settings").json();
+    assert_eq!(s["limits"], json!({ "download_bps": 100, "upload_bps": 200 }));
+    assert_eq!(s["seed_policy"]["stop_at_ratio"], 2.0);
+    let r = send(
+        "PUT",
+        &format!("{}/api/v1/settings", f.base),
+        &[("content-type", "application/json")],
+        br#"{"download_root": "/"}"#.to_vec(),
+    );
+    assert_eq!((r.status, r.kind()), (400, "bad_request".into()), "read-only");
+}
+
+#[test]
+fn snapshot_paths_and_errors_are_json() {
+    let f = Fake::start(None);
+    let s = get(&f, "/api/v1/snapshot");
+    assert_eq!(s.status, 200);
+    assert!(s.content_type.starts_with("application/json"));
+    assert_eq!(s.json()["tcp_listen"], "127.0.0.1:40000");
+    assert_eq!(get(&f, "/api/v1/paths").json(), json!([]));
+    let r = get(&f, "/api/v1/nope");
+    assert_eq!((r.status, r.kind()), (404, "not_found".into()));
+    let r = get(&f, "/api/v1/torrents/xyz");
+    assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
+    let r = get(&f, "/ui/missing.js");
+    assert_eq!(r.status, 404);
+    let r = get(&f, "/api/v1/openapi.yaml");
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("openapi: 3"), "{}", &r.body[..40.min(r.body.len())]);
+    for route in [
+        "/api/v1/torrents/{info_hash}/pause",
+        "/api/v1/events",
+        "/metrics",
+        "/api/v1/settings",
+    ] {
+        assert!(r.body.contains(&format!("  {route}:")), "openapi lacks {route}");
+    }
+}
+
+/// Reads the event stream on a thread: one message per line.
+fn stream_lines(url: String) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let resp = agent.get(&url).call().expect("event stream");
+        let ct = resp.headers().get("content-type").unwrap().to_str().unwrap();
+        let _ = tx.send(format!("content-type: {ct}"));
+        let reader = BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The next `data:` of a `snapshot` event.
+fn next_snapshot(rx: &mpsc::Receiver<String>) -> Value {
+    let mut event = None;
+    loop {
+        let line = rx.recv_timeout(Duration::from_secs(5)).expect("an event in time");
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = Some(e.to_string());
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            assert_eq!(event.as_deref(), Some("snapshot"));
+            return serde_json::from_str(d).unwrap();
+        }
+    }
+}
+
+#[test]
+fn event_stream_sends_snapshots_and_keep_alives() {
+    let f = Fake::start_with(None, Duration::from_millis(300));
+    let rx = stream_lines(format!("{}/api/v1/events", f.base));
+    let ct = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(ct, "content-type: text/event-stream");
+    let first = next_snapshot(&rx);
+    assert_eq!(first["torrents"], json!([]));
+
+    let t = make_torrent(f.dir.path(), "a.bin", 1);
+    assert_eq!(add_b64(&f, &t, json!({})).status, 201);
+    let second = next_snapshot(&rx);
+    assert_eq!(second["torrents"][0]["name"], "a.bin");
+
+    // Nothing changes now: keep-alive comments arrive.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let line = rx.recv_timeout(Duration::from_secs(5)).expect("keep-alive");
+        if line.starts_with(':') {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no keep-alive");
+    }
+}
+
+#[test]
+fn event_stream_is_rate_limited() {
+    let f = Fake::start(None);
+    let rx = stream_lines(format!("{}/api/v1/events", f.base));
+    next_snapshot(&rx);
+    // Ten changes in a burst come out as at most a few events.
+    for i in 0..10u8 {
+        let t = make_torrent(f.dir.path(), &format!("t{i}.bin"), i);
+        assert_eq!(add_b64(&f, &t, json!({})).status, 201);
+    }
+    let start = std::time::Instant::now();
+    let mut last = next_snapshot(&rx);
+    let mut events = 1;
+    while last["torrents"].as_array().unwrap().len() < 10 {
+        last = next_snapshot(&rx);
+        events += 1;
+    }
+    assert!(events <= 4, "{events} events for one burst");
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn metrics_in_prometheus_text() {
+    let f = Fake::start(None);
+    let t = make_torrent(f.dir.path(), "a.bin", 1);
+    let ih = add_b64(&f, &t, json!({})).json()["info_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = get(&f, "/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r.content_type.starts_with("text/plain; version=0.0.4"), "{}", r.content_type);
+    let m = r.body;
+    for want in [
+        "# TYPE bts_torrent_downloaded_bytes_total counter".to_string(),
+        format!("bts_torrent_downloaded_bytes_total{{info_hash=\"{ih}\"}} 16384"),
+        format!("bts_torrent_info{{info_hash=\"{ih}\",name=\"a.bin\"}} 1"),
+        format!("bts_torrent_state{{info_hash=\"{ih}\",state=\"downloading\"}} 1"),
+        format!("bts_torrent_state{{info_hash=\"{ih}\",state=\"paused\"}} 0"),
+        format!("bts_torrent_progress_ratio{{info_hash=\"{ih}\"}} 0.25"),
+        format!("bts_torrent_peers{{info_hash=\"{ih}\",kind=\"connected\"}} 1"),
+        "# TYPE bts_lane_downloaded_bytes_total counter".to_string(),
+        format!(
+            "bts_lane_downloaded_bytes_total{{info_hash=\"{ih}\",label=\"via 1-ff00:0:110\",path=\"1-ff00:0:111#1>1-ff00:0:110#2\",peer=\"1-ff00:0:112,[127.0.0.1]:40001\",transport=\"scion\"}} 16384"
+        ),
+        "quantile=\"0.99\",transport=\"scion\"} 0.009".to_string(),
+        "bts_torrents 1".to_string(),
+    ] {
+        assert!(m.contains(&want), "missing {want:?} in\n{m}");
+    }
+}
+
+#[test]
+fn the_ui_is_served() {
+    let f = Fake::start(None);
+    let r = get(&f, "/");
+    assert_eq!(r.status, 200);
+    assert!(r.content_type.starts_with("text/html"));
+    assert_eq!(r.body.as_bytes(), btscion::web_assets::asset("").unwrap().0);
+}
