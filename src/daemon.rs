@@ -98,7 +98,9 @@ fn download_root_of(args: &DaemonArgs, data_dir: &Path) -> PathBuf {
 /// refused, and `Shutdown` ends the daemon cleanly.
 fn run_client(cfg: &DaemonConfig, store: Store, mut side: ClientSide) -> Result<(), CliError> {
     let _ = (cfg, store);
-    tracing::error!("engine not available in this build: every command is answered 'shutting down'");
+    tracing::error!(
+        "engine not available in this build: every command is answered 'shutting down'"
+    );
     while let Some(cmd) = side.commands.blocking_recv() {
         if let Command::Shutdown(reply) = cmd {
             let _ = reply.send(Ok(()));

@@ -36,12 +36,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn send(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Resp {
+fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Resp {
     let mut b = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         b = b.header(*k, *v);
@@ -108,10 +103,16 @@ fn a_torrent_through_its_life() {
 
     let r = post_json(&f, &format!("/api/v1/torrents/{ih}/resume"), json!({}));
     assert_eq!((r.status, r.body.as_str()), (204, ""));
-    assert_eq!(get(&f, &format!("/api/v1/torrents/{ih}")).json()["state"], "downloading");
+    assert_eq!(
+        get(&f, &format!("/api/v1/torrents/{ih}")).json()["state"],
+        "downloading"
+    );
     let r = post_json(&f, &format!("/api/v1/torrents/{ih}/pause"), json!({}));
     assert_eq!(r.status, 204);
-    assert_eq!(get(&f, &format!("/api/v1/torrents/{ih}")).json()["state"], "paused");
+    assert_eq!(
+        get(&f, &format!("/api/v1/torrents/{ih}")).json()["state"],
+        "paused"
+    );
 
     let peers = json!({ "peers": ["127.0.0.1:6881", "1-ff00:0:112,[127.0.0.1]:40001"] });
     let r = post_json(&f, &format!("/api/v1/torrents/{ih}/peers"), peers);
@@ -126,7 +127,10 @@ fn a_torrent_through_its_life() {
     );
     assert_eq!(r.status, 204, "{}", r.body);
     let one = get(&f, &format!("/api/v1/torrents/{ih}")).json();
-    assert_eq!(one["limits"], json!({ "download_bps": null, "upload_bps": 5000 }));
+    assert_eq!(
+        one["limits"],
+        json!({ "download_bps": null, "upload_bps": 5000 })
+    );
 
     let r = send(
         "DELETE",
@@ -152,7 +156,10 @@ fn every_way_to_add_a_torrent() {
     // Raw bytes, options in the query.
     let r = send(
         "POST",
-        &format!("{}/api/v1/torrents?out_dir=raw&paused=true&peer=127.0.0.1:7000&peer=127.0.0.1:7001", f.base),
+        &format!(
+            "{}/api/v1/torrents?out_dir=raw&paused=true&peer=127.0.0.1:7000&peer=127.0.0.1:7001",
+            f.base
+        ),
         &[("content-type", "application/x-bittorrent")],
         a.clone(),
     );
@@ -187,14 +194,21 @@ fn every_way_to_add_a_torrent() {
 
     // A .torrent file inside the download root.
     std::fs::write(f.root.join("c.torrent"), &c).unwrap();
-    let r = post_json(&f, "/api/v1/torrents", json!({ "torrent_path": "c.torrent" }));
+    let r = post_json(
+        &f,
+        "/api/v1/torrents",
+        json!({ "torrent_path": "c.torrent" }),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
 
     assert_eq!(
         f.seen().out_dirs,
         vec![f.root.join("raw"), f.root.join("form"), f.root.clone()]
     );
-    assert_eq!(get(&f, "/api/v1/torrents").json().as_array().unwrap().len(), 3);
+    assert_eq!(
+        get(&f, "/api/v1/torrents").json().as_array().unwrap().len(),
+        3
+    );
 
     // What is refused, and how.
     let r = add_b64(&f, &a, json!({}));
@@ -211,7 +225,10 @@ fn every_way_to_add_a_torrent() {
     assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
     let r = add_b64(&f, &a, json!({ "peers": ["not an address"] }));
     assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
-    assert!(r.json()["error"].as_str().unwrap().contains("not an address"));
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("not an address"));
     let r = post_json(&f, "/api/v1/torrents", json!({ "torrent_base64": "!!!" }));
     assert_eq!((r.status, r.kind()), (400, "bad_request".into()));
     let r = post_json(&f, "/api/v1/torrents", json!({ "unknown_field": 1 }));
@@ -253,7 +270,11 @@ fn caller_paths_never_leave_the_download_root() {
         "escape/deeper",
     ] {
         let r = add_b64(&f, &t, json!({ "out_dir": out_dir }));
-        assert_eq!((r.status, r.kind()), (400, "bad_request".into()), "{out_dir}");
+        assert_eq!(
+            (r.status, r.kind()),
+            (400, "bad_request".into()),
+            "{out_dir}"
+        );
     }
     for path in [
         "/etc/passwd",
@@ -283,7 +304,12 @@ fn caller_paths_never_leave_the_download_root() {
 #[test]
 fn a_token_guards_every_api_call() {
     let f = Fake::start(Some("s3cret"));
-    for path in ["/api/v1/torrents", "/api/v1/snapshot", "/metrics", "/api/v1/events"] {
+    for path in [
+        "/api/v1/torrents",
+        "/api/v1/snapshot",
+        "/metrics",
+        "/api/v1/events",
+    ] {
         let r = get(&f, path);
         assert_eq!((r.status, r.kind()), (401, "unauthorized".into()), "{path}");
     }
@@ -302,7 +328,10 @@ fn a_token_guards_every_api_call() {
         &[("content-type", "application/json")],
         b"{}".to_vec(),
     );
-    assert_eq!(r.status, 401, "mutating calls are checked before anything else");
+    assert_eq!(
+        r.status, 401,
+        "mutating calls are checked before anything else"
+    );
     // The UI's static files are public (they hold no data).
     let r = get(&f, "/");
     assert_eq!(r.status, 200);
@@ -340,7 +369,10 @@ fn cross_site_posts_are_refused() {
     let r = send(
         "POST",
         &url,
-        &[("content-type", "application/x-bittorrent"), ("origin", "http://evil.example")],
+        &[
+            ("content-type", "application/x-bittorrent"),
+            ("origin", "http://evil.example"),
+        ],
         t.clone(),
     );
     assert_eq!((r.status, r.kind()), (403, "forbidden".into()));
@@ -348,7 +380,10 @@ fn cross_site_posts_are_refused() {
     let r = send(
         "POST",
         &url,
-        &[("content-type", "application/x-bittorrent"), ("origin", &same)],
+        &[
+            ("content-type", "application/x-bittorrent"),
+            ("origin", &same),
+        ],
         t,
     );
     assert_eq!(r.status, 201, "{}", r.body);
@@ -360,7 +395,10 @@ fn settings_read_and_change() {
     let s = get(&f, "/api/v1/settings").json();
     assert_eq!(s["download_root"], f.root.to_str().unwrap());
     assert_eq!(s["local_scion"], "1-ff00:0:111,[127.0.0.1]:40000");
-    assert_eq!(s["limits"], json!({ "download_bps": null, "upload_bps": null }));
+    assert_eq!(
+        s["limits"],
+        json!({ "download_bps": null, "upload_bps": null })
+    );
     let r = send(
         "PUT",
         &format!("{}/api/v1/settings", f.base),
@@ -372,7 +410,10 @@ fn settings_read_and_change() {
     );
     assert_eq!(r.status, 204, "{}", r.body);
     let s = get(&f, "/api/v1/settings").json();
-    assert_eq!(s["limits"], json!({ "download_bps": 100, "upload_bps": 200 }));
+    assert_eq!(
+        s["limits"],
+        json!({ "download_bps": 100, "upload_bps": 200 })
+    );
     assert_eq!(s["seed_policy"]["stop_at_ratio"], 2.0);
     let r = send(
         "PUT",
@@ -380,7 +421,11 @@ fn settings_read_and_change() {
         &[("content-type", "application/json")],
         br#"{"download_root": "/"}"#.to_vec(),
     );
-    assert_eq!((r.status, r.kind()), (400, "bad_request".into()), "read-only");
+    assert_eq!(
+        (r.status, r.kind()),
+        (400, "bad_request".into()),
+        "read-only"
+    );
 }
 
 #[test]
@@ -399,14 +444,21 @@ fn snapshot_paths_and_errors_are_json() {
     assert_eq!(r.status, 404);
     let r = get(&f, "/api/v1/openapi.yaml");
     assert_eq!(r.status, 200);
-    assert!(r.body.starts_with("openapi: 3"), "{}", &r.body[..40.min(r.body.len())]);
+    assert!(
+        r.body.starts_with("openapi: 3"),
+        "{}",
+        &r.body[..40.min(r.body.len())]
+    );
     for route in [
         "/api/v1/torrents/{info_hash}/pause",
         "/api/v1/events",
         "/metrics",
         "/api/v1/settings",
     ] {
-        assert!(r.body.contains(&format!("  {route}:")), "openapi lacks {route}");
+        assert!(
+            r.body.contains(&format!("  {route}:")),
+            "openapi lacks {route}"
+        );
     }
 }
 
@@ -419,7 +471,12 @@ fn stream_lines(url: String) -> mpsc::Receiver<String> {
             .build()
             .into();
         let resp = agent.get(&url).call().expect("event stream");
-        let ct = resp.headers().get("content-type").unwrap().to_str().unwrap();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap();
         let _ = tx.send(format!("content-type: {ct}"));
         let reader = BufReader::new(resp.into_body().into_reader());
         for line in reader.lines() {
@@ -436,7 +493,9 @@ fn stream_lines(url: String) -> mpsc::Receiver<String> {
 fn next_snapshot(rx: &mpsc::Receiver<String>) -> Value {
     let mut event = None;
     loop {
-        let line = rx.recv_timeout(Duration::from_secs(5)).expect("an event in time");
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("an event in time");
         if let Some(e) = line.strip_prefix("event: ") {
             event = Some(e.to_string());
         } else if let Some(d) = line.strip_prefix("data: ") {
@@ -502,7 +561,11 @@ fn metrics_in_prometheus_text() {
         .to_string();
     let r = get(&f, "/metrics");
     assert_eq!(r.status, 200);
-    assert!(r.content_type.starts_with("text/plain; version=0.0.4"), "{}", r.content_type);
+    assert!(
+        r.content_type.starts_with("text/plain; version=0.0.4"),
+        "{}",
+        r.content_type
+    );
     let m = r.body;
     for want in [
         "# TYPE bts_torrent_downloaded_bytes_total counter".to_string(),

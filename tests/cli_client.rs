@@ -51,7 +51,15 @@ fn drive_a_torrent_from_the_command_line() {
 
     let out = ok(
         &f,
-        &["add", file.to_str().unwrap(), "--out-dir", "films", "--paused", "--peer", "127.0.0.1:7000"],
+        &[
+            "add",
+            file.to_str().unwrap(),
+            "--out-dir",
+            "films",
+            "--paused",
+            "--peer",
+            "127.0.0.1:7000",
+        ],
     );
     let ih = out
         .strip_prefix("added ")
@@ -64,10 +72,16 @@ fn drive_a_torrent_from_the_command_line() {
 
     let table = ok(&f, &["list"]);
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[0].starts_with("ID") && lines[0].contains("STATE"), "{table}");
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("STATE"),
+        "{table}"
+    );
     assert!(lines[1].starts_with(&ih[..8]), "{table}");
     assert!(lines[1].contains("movie.bin") && lines[1].contains("paused"));
-    assert!(lines[1].contains("39.1 KiB") && lines[1].contains("25.0%"), "{table}");
+    assert!(
+        lines[1].contains("39.1 KiB") && lines[1].contains("25.0%"),
+        "{table}"
+    );
 
     let json: Value = serde_json::from_str(&ok(&f, &["ls", "--json"])).unwrap();
     assert_eq!(json[0]["info_hash"], ih.as_str());
@@ -75,15 +89,24 @@ fn drive_a_torrent_from_the_command_line() {
     let prefix = &ih[..6];
     let details = ok(&f, &["show", prefix]);
     assert!(details.contains(&format!("info hash:  {ih}")), "{details}");
-    assert!(details.contains("via 1-ff00:0:110") && details.contains("2/5/9 ms"), "{details}");
+    assert!(
+        details.contains("via 1-ff00:0:110") && details.contains("2/5/9 ms"),
+        "{details}"
+    );
     let by_name = ok(&f, &["show", "movie.bin", "--json"]);
-    assert_eq!(serde_json::from_str::<Value>(&by_name).unwrap()["name"], "movie.bin");
+    assert_eq!(
+        serde_json::from_str::<Value>(&by_name).unwrap()["name"],
+        "movie.bin"
+    );
 
     assert_eq!(ok(&f, &["resume", prefix]), format!("resumed {ih}\n"));
     assert!(ok(&f, &["list"]).contains("downloading"));
     assert_eq!(ok(&f, &["pause", prefix]), format!("paused {ih}\n"));
 
-    let out = ok(&f, &["add-peer", prefix, "127.0.0.1:7000", "127.0.0.1:7001"]);
+    let out = ok(
+        &f,
+        &["add-peer", prefix, "127.0.0.1:7000", "127.0.0.1:7001"],
+    );
     assert_eq!(out, format!("1 new peer(s) for {ih}\n"));
 
     assert_eq!(
@@ -114,10 +137,18 @@ fn exit_codes_follow_the_table() {
     let t = make_torrent(f.dir.path(), "a.bin", 1);
     let file = f.dir.path().join("a.torrent");
     std::fs::write(&file, &t).unwrap();
-    let o = cli(&f, &["add", file.to_str().unwrap(), "--out-dir", "../up"], None);
+    let o = cli(
+        &f,
+        &["add", file.to_str().unwrap(), "--out-dir", "../up"],
+        None,
+    );
     assert_eq!(o.code, 2, "path outside the root: {}", o.stderr);
     assert!(o.stderr.contains("'..'"), "{}", o.stderr);
-    let o = cli(&f, &["add", file.to_str().unwrap(), "--peer", "nonsense"], None);
+    let o = cli(
+        &f,
+        &["add", file.to_str().unwrap(), "--peer", "nonsense"],
+        None,
+    );
     assert_eq!(o.code, 2, "bad peer: {}", o.stderr);
 
     // Nobody listening.
@@ -126,7 +157,11 @@ fn exit_codes_follow_the_table() {
         .local_addr()
         .unwrap()
         .port();
-    let o = cli(&f, &["list", "--api", &format!("http://127.0.0.1:{port}")], None);
+    let o = cli(
+        &f,
+        &["list", "--api", &format!("http://127.0.0.1:{port}")],
+        None,
+    );
     assert_eq!(o.code, 7, "{}", o.stderr);
     assert!(o.stderr.contains("is the daemon running?"), "{}", o.stderr);
 }

@@ -81,11 +81,22 @@ fn serves_the_api_keeps_state_in_the_data_dir_and_stops_on_sigterm() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("state");
     let (mut daemon, line) = start(
-        &["--data-dir", data.to_str().unwrap(), "--http", "127.0.0.1:0"],
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--http",
+            "127.0.0.1:0",
+        ],
         &[],
     );
-    assert!(line.ends_with(&format!("(data dir {})", data.display())), "{line}");
-    assert!(data.join("torrents").is_dir(), "the store lives in the data dir");
+    assert!(
+        line.ends_with(&format!("(data dir {})", data.display())),
+        "{line}"
+    );
+    assert!(
+        data.join("torrents").is_dir(),
+        "the store lives in the data dir"
+    );
     assert!(data.join("downloads").is_dir(), "the default download root");
 
     let (status, body) = get(&daemon.addr, "/api/v1/settings");
@@ -110,7 +121,10 @@ fn sigint_stops_it_too_and_the_data_dir_defaults_to_xdg() {
     let d = tempfile::tempdir().unwrap();
     let (mut daemon, line) = start(&["--http", "127.0.0.1:0"], &[("XDG_DATA_HOME", d.path())]);
     let want = d.path().join("bittorrent-over-scion");
-    assert!(line.ends_with(&format!("(data dir {})", want.display())), "{line}");
+    assert!(
+        line.ends_with(&format!("(data dir {})", want.display())),
+        "{line}"
+    );
     assert!(want.join("torrents").is_dir());
     assert_eq!(stop_with(&mut daemon, libc::SIGINT), 0);
 }
@@ -133,7 +147,14 @@ fn a_token_is_required_off_loopback() {
 fn with_a_token_every_call_needs_it() {
     let d = tempfile::tempdir().unwrap();
     let (mut daemon, _) = start(
-        &["--data-dir", d.path().to_str().unwrap(), "--http", "127.0.0.1:0", "--http-token", "t0k"],
+        &[
+            "--data-dir",
+            d.path().to_str().unwrap(),
+            "--http",
+            "127.0.0.1:0",
+            "--http-token",
+            "t0k",
+        ],
         &[],
     );
     assert_eq!(get(&daemon.addr, "/api/v1/torrents").0, 401);

@@ -111,7 +111,10 @@ fn decode_base64(s: &str) -> Result<Vec<u8>, ApiFailure> {
 }
 
 /// The query of a raw upload: `?out_dir=D&paused=true&peer=P&peer=Q`.
-fn options_from_pairs(pairs: Vec<(String, String)>, req: &mut AddRequest) -> Result<(), ApiFailure> {
+fn options_from_pairs(
+    pairs: Vec<(String, String)>,
+    req: &mut AddRequest,
+) -> Result<(), ApiFailure> {
     for (k, v) in pairs {
         match k.as_str() {
             "out_dir" => req.out_dir = Some(v),
@@ -206,7 +209,9 @@ async fn submit(s: &AppState, r: AddRequest) -> Result<[u8; 20], ApiFailure> {
         Source::Path(p) => TorrentSource::Metainfo(read_torrent_file(s, &p).await?),
         Source::Magnet(m) => {
             if !m.starts_with("magnet:?") {
-                return Err(ApiFailure::bad_request("a magnet link starts with 'magnet:?'"));
+                return Err(ApiFailure::bad_request(
+                    "a magnet link starts with 'magnet:?'",
+                ));
             }
             TorrentSource::Magnet(m)
         }
@@ -218,7 +223,9 @@ async fn submit(s: &AppState, r: AddRequest) -> Result<[u8; 20], ApiFailure> {
         peers,
         limits: r.limits,
     };
-    Ok(s.client.call(|reply| Command::Add(Box::new(add), reply)).await?)
+    Ok(s.client
+        .call(|reply| Command::Add(Box::new(add), reply))
+        .await?)
 }
 
 async fn read_torrent_file(s: &AppState, requested: &str) -> Result<Vec<u8>, ApiFailure> {

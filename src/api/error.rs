@@ -86,7 +86,11 @@ mod tests {
     #[test]
     fn each_control_error_has_its_status() {
         let cases = [
-            (ControlError::UnknownTorrent("x".into()), 404, "unknown_torrent"),
+            (
+                ControlError::UnknownTorrent("x".into()),
+                404,
+                "unknown_torrent",
+            ),
             (ControlError::Duplicate("x".into()), 409, "duplicate"),
             (ControlError::BadTorrent("x".into()), 422, "bad_torrent"),
             (ControlError::BadRequest("x".into()), 400, "bad_request"),

@@ -35,9 +35,7 @@ fn find(snap: &ClientSnapshot, ih: &str) -> ApiResult<TorrentSnapshot> {
         .iter()
         .find(|t| t.info_hash == ih)
         .cloned()
-        .ok_or_else(|| {
-            crate::client::control::ControlError::UnknownTorrent(ih.to_string()).into()
-        })
+        .ok_or_else(|| crate::client::control::ControlError::UnknownTorrent(ih.to_string()).into())
 }
 
 pub fn parse_peers(peers: &[String]) -> ApiResult<Vec<PeerAddr>> {

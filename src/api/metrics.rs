@@ -200,7 +200,9 @@ pub fn render(snap: &ClientSnapshot) -> String {
     for dest in &snap.paths {
         for known in &dest.paths {
             let labels = [dest.ia.as_str(), known.path.fingerprint.as_str()];
-            path_lanes.with_label_values(&labels).set(known.lanes as i64);
+            path_lanes
+                .with_label_values(&labels)
+                .set(known.lanes as i64);
             path_up
                 .with_label_values(&labels)
                 .set(i64::from(known.failed.is_none()));

@@ -82,12 +82,7 @@ struct AppState {
 
 /// The routes, for serving or for in-process tests (`tower::ServiceExt::oneshot`).
 pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError> {
-    if cfg.token.as_deref() == Some("") {
-        return Err(ApiError::EmptyToken);
-    }
-    if cfg.token.is_none() && !cfg.listen.ip().is_loopback() {
-        return Err(ApiError::InsecureListen(cfg.listen));
-    }
+    check_access(cfg)?;
     let root = DownloadRoot::new(&cfg.download_root)
         .map_err(|e| ApiError::DownloadRoot(cfg.download_root.clone(), e))?;
     let state = AppState {
@@ -161,10 +156,21 @@ impl Drop for ApiServer {
     }
 }
 
+/// A token, if given, is not empty; without one only loopback addresses are served.
+fn check_access(cfg: &ApiConfig) -> Result<(), ApiError> {
+    if cfg.token.as_deref() == Some("") {
+        return Err(ApiError::EmptyToken);
+    }
+    if cfg.token.is_none() && !cfg.listen.ip().is_loopback() {
+        return Err(ApiError::InsecureListen(cfg.listen));
+    }
+    Ok(())
+}
+
 /// Checks the configuration, binds `cfg.listen` (so errors come back here, before the daemon
 /// says it is ready), and serves on a new thread with a 2-worker tokio runtime.
-pub fn spawn(cfg: ApiConfig, client: ClientHandle) -> Result<ApiServer, ApiError> {
-    let app = router(&cfg, client)?;
+pub fn spawn(mut cfg: ApiConfig, client: ClientHandle) -> Result<ApiServer, ApiError> {
+    check_access(&cfg)?;
     let listener = TcpListener::bind(cfg.listen).map_err(|e| ApiError::Bind(cfg.listen, e))?;
     let addr = listener
         .local_addr()
@@ -172,6 +178,8 @@ pub fn spawn(cfg: ApiConfig, client: ClientHandle) -> Result<ApiServer, ApiError
     listener
         .set_nonblocking(true)
         .map_err(|e| ApiError::Bind(cfg.listen, e))?;
+    cfg.listen = addr; // settings show the real port when asked for port 0
+    let app = router(&cfg, client)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bts-api")

@@ -123,7 +123,10 @@ mod tests {
         let inside = root.path().join("movies");
         assert_eq!(root.resolve(inside.to_str().unwrap()).unwrap(), inside);
         for p in ["/etc", "/", d.path().to_str().unwrap()] {
-            assert!(matches!(root.resolve(p), Err(PathError::Outside(..))), "{p}");
+            assert!(
+                matches!(root.resolve(p), Err(PathError::Outside(..))),
+                "{p}"
+            );
         }
         // A sibling whose name starts like the root is not inside it.
         let sibling = format!("{}-evil/x", root.path().display());
@@ -162,7 +165,10 @@ mod tests {
         std::fs::create_dir(d.path().join("real-root")).unwrap();
         symlink(d.path().join("real-root"), d.path().join("link-root")).unwrap();
         let root = DownloadRoot::new(&d.path().join("link-root")).unwrap();
-        assert_eq!(root.path(), d.path().join("real-root").canonicalize().unwrap());
+        assert_eq!(
+            root.path(),
+            d.path().join("real-root").canonicalize().unwrap()
+        );
         assert!(root.resolve("x").unwrap().starts_with(root.path()));
     }
 

@@ -123,7 +123,11 @@ impl Api {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<Vec<u8>, CliError> {
-        self.call(method, path, Some(("application/json", body.to_string().into_bytes())))
+        self.call(
+            method,
+            path,
+            Some(("application/json", body.to_string().into_bytes())),
+        )
     }
 
     /// The info hash a user means: 40 hex digits, or a unique prefix of one, or an exact name.
@@ -195,7 +199,11 @@ fn add(
         }
         let c: Created = serde_json::from_slice(&answer)
             .map_err(|e| exit::other(format!("unexpected answer from the daemon: {e}")))?;
-        println!("added {}{}", c.info_hash, if paused { " (paused)" } else { "" });
+        println!(
+            "added {}{}",
+            c.info_hash,
+            if paused { " (paused)" } else { "" }
+        );
     }
     Ok(())
 }
@@ -252,7 +260,11 @@ pub fn details(t: &TorrentSnapshot) -> String {
     let mut line = |k: &str, v: String| o += &format!("{k:<11} {v}\n");
     line("name:", t.name.clone());
     line("info hash:", t.info_hash.clone());
-    let err = t.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default();
+    let err = t
+        .error
+        .as_ref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
     line("state:", format!("{}{err}", state(t.state)));
     line(
         "progress:",
@@ -274,7 +286,9 @@ pub fn details(t: &TorrentSnapshot) -> String {
             bytes(t.bytes_up),
             rate(t.rate_up),
             t.ratio,
-            t.eta_secs.map(|s| format!(", eta {s} s")).unwrap_or_default()
+            t.eta_secs
+                .map(|s| format!(", eta {s} s"))
+                .unwrap_or_default()
         ),
     );
     line("limits:", limits(&t.limits));
@@ -289,7 +303,11 @@ pub fn details(t: &TorrentSnapshot) -> String {
     if !t.files.is_empty() {
         o += "\nFILES\n";
         for f in &t.files {
-            let pct = if f.length == 0 { 100.0 } else { f.done as f64 * 100.0 / f.length as f64 };
+            let pct = if f.length == 0 {
+                100.0
+            } else {
+                f.done as f64 * 100.0 / f.length as f64
+            };
             o += &format!("  {:>9}  {:>5.1}%  {}\n", bytes(f.length), pct, f.path);
         }
     }
@@ -356,7 +374,11 @@ fn remove(api: &Api, given: &str, delete_data: bool) -> Result<(), CliError> {
     done(
         api,
         &ih,
-        if delete_data { "removed (data deleted)" } else { "removed (data kept)" },
+        if delete_data {
+            "removed (data deleted)"
+        } else {
+            "removed (data kept)"
+        },
     )
 }
 

@@ -5,7 +5,7 @@ fn entry(byte: u8, added: u64) -> TorrentEntry {
         info_hash: [byte; 20],
         name: format!("t{byte}"),
         out_dir: PathBuf::from("/downloads/x"),
-        paused: byte % 2 == 0,
+        paused: byte.is_multiple_of(2),
         limits: Limits {
             download_bps: Some(1000),
             upload_bps: None,
@@ -191,7 +191,9 @@ fn remove_forgets_and_open_cleans_temp_files() {
     store.save_torrent(&e).unwrap();
     store.save_metainfo(&e.info_hash, b"x").unwrap();
     store.save_resume(&e.info_hash, &resume(8)).unwrap();
-    let leftover = store.dir_of(&e.info_hash).join(format!("{TEMP_PREFIX}resume.json-1-1"));
+    let leftover = store
+        .dir_of(&e.info_hash)
+        .join(format!("{TEMP_PREFIX}resume.json-1-1"));
     fs::write(&leftover, b"half").unwrap();
     let store = Store::open(d.path()).unwrap();
     assert!(!leftover.exists());
@@ -211,5 +213,8 @@ fn resume_file_is_readable_json() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["format"], 1);
     assert_eq!(v["data"]["have"], "a000");
-    assert_eq!(v["data"]["files"][0]["mtime_ns"].to_string(), "1700000000123456789");
+    assert_eq!(
+        v["data"]["files"][0]["mtime_ns"].to_string(),
+        "1700000000123456789"
+    );
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use btscion::api::{self, ApiConfig, ApiServer};
 use btscion::client::control::{
     self, info_hash_hex, ClientSide, ClientSnapshot, Command, ControlError, HopSnapshot,
-    LaneSnapshot, PathSnapshot, TorrentSnapshot, TorrentState, TorrentSource, Transport,
+    LaneSnapshot, PathSnapshot, TorrentSnapshot, TorrentSource, TorrentState, Transport,
 };
 use btscion::torrent::meta::{self, Metainfo};
 
@@ -112,9 +112,9 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
         match cmd {
             Command::Add(add, reply) => {
                 let result = match &add.source {
-                    TorrentSource::Magnet(_) => {
-                        Err(ControlError::BadRequest("magnet links: not in the fake".into()))
-                    }
+                    TorrentSource::Magnet(_) => Err(ControlError::BadRequest(
+                        "magnet links: not in the fake".into(),
+                    )),
                     TorrentSource::Metainfo(bytes) => Metainfo::from_bytes(bytes)
                         .map_err(|e| ControlError::BadTorrent(e.to_string()))
                         .and_then(|m| {
@@ -138,9 +138,13 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
             Command::Pause(ih, reply) => {
                 set_state(&mut snap, &ih, TorrentState::Paused, reply, &mut publish)
             }
-            Command::Resume(ih, reply) => {
-                set_state(&mut snap, &ih, TorrentState::Downloading, reply, &mut publish)
-            }
+            Command::Resume(ih, reply) => set_state(
+                &mut snap,
+                &ih,
+                TorrentState::Downloading,
+                reply,
+                &mut publish,
+            ),
             Command::Remove {
                 info_hash,
                 delete_data,
