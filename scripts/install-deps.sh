@@ -5,6 +5,12 @@
 set -euo pipefail
 
 packages=(cmake clang libclang-dev pkg-config mktorrent iproute2 python3)
+# The web UI's browser test: Debian's Chromium driven by playwright-core (npm), never a
+# downloaded browser. Node 20+ and npm are taken from Debian only when no node/npm is installed
+# (a NodeSource nodejs already ships npm, and Debian's npm package would conflict with it).
+packages+=(chromium chromium-driver)
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 if [ "${WITH_CLIENTS:-1}" = 1 ]; then
   packages+=(python3-libtorrent transmission-cli transmission-daemon aria2 opentracker)
 fi

@@ -1,0 +1,143 @@
+// One torrent: summary, the SCION paths of each peer (live), peers and files.
+
+import { h } from '../dom.js';
+import * as f from '../format.js';
+import { laneHistory } from '../live.js';
+import { hopSequence, goodputChart } from '../paths.js';
+import { progressBar, stateBadge, torrentActions } from './list.js';
+
+function stat(label, value) {
+  return h('div', { class: 'stat' }, h('dt', null, label), h('dd', null, value));
+}
+
+function limitText(bps) {
+  return bps ? `${f.rate(bps)}` : 'unlimited';
+}
+
+function summary(t) {
+  return h('dl', { class: 'stats' },
+    stat('Size', t.size ? f.bytes(t.size) : '—'),
+    stat('Downloaded', f.bytes(t.bytes_down)),
+    stat('Uploaded', f.bytes(t.bytes_up)),
+    stat('Ratio', f.ratio(t.ratio)),
+    stat('Down', f.rate(t.rate_down)),
+    stat('Up', f.rate(t.rate_up)),
+    stat('ETA', t.state === 'downloading' ? f.duration(t.eta_secs) : '—'),
+    stat('Pieces', `${t.pieces_have} / ${t.pieces_total} × ${f.bytes(t.piece_length)}`),
+    stat('Peers', `${t.peers_connected} connected, ${t.peers_known} known, ${t.peers_banned} banned`),
+    stat('Limits', `↓ ${limitText(t.limits.download_bps)}, ↑ ${limitText(t.limits.upload_bps)}`),
+    stat('Saved in', h('code', null, t.out_dir || '.')),
+    stat('Info hash', h('code', { class: 'hash' }, t.info_hash)));
+}
+
+function laneRow(t, lane, now) {
+  const p = lane.path;
+  return h(
+    'li',
+    {
+      class: `lane${lane.open ? '' : ' closed'}`,
+      'data-key': String(lane.id),
+      'data-lane': String(lane.id),
+      'data-fingerprint': p ? p.fingerprint : '',
+      'data-bytes': String(lane.bytes_down + lane.bytes_up),
+      'data-open': lane.open ? 'true' : 'false',
+    },
+    h('div', { class: 'lane-path' },
+      h('div', { class: 'lane-title' },
+        h('span', { class: 'lane-label' }, lane.label || `lane ${lane.id}`),
+        lane.open ? null : h('span', { class: 'badge state-error' }, 'closed'),
+        p ? h('span', { class: 'muted' }, `MTU ${p.mtu}${p.latency_ms !== null && p.latency_ms !== undefined ? ` · path latency ${f.ms(p.latency_ms)}` : ''}`) : null),
+      hopSequence(p),
+      lane.closed_reason ? h('p', { class: 'lane-reason' }, `Closed: ${lane.closed_reason}`) : null),
+    h('dl', { class: 'lane-stats' },
+      stat('Goodput', h('span', null, h('span', { class: 'down-text' }, `↓ ${f.rate(lane.rate_down)}`), ' ', h('span', { class: 'up-text' }, `↑ ${f.rate(lane.rate_up)}`))),
+      stat('Bytes', `↓ ${f.bytes(lane.bytes_down)} ↑ ${f.bytes(lane.bytes_up)}`),
+      stat('Block latency', `p50 ${f.ms(lane.latency_ms_p50)} · p99 ${f.ms(lane.latency_ms_p99)}`)),
+    goodputChart(laneHistory(t.info_hash, lane.id), now),
+  );
+}
+
+function pathsSection(t, now) {
+  const scionLanes = t.lanes.filter((l) => l.transport === 'scion');
+  const byPeer = new Map();
+  for (const l of scionLanes) {
+    if (!byPeer.has(l.peer)) byPeer.set(l.peer, []);
+    byPeer.get(l.peer).push(l);
+  }
+  const peerInfo = new Map(t.peers.map((p) => [p.addr, p]));
+  const tcpLanes = t.lanes.length - scionLanes.length;
+  return h('section', { class: 'card', 'aria-labelledby': 'paths-title' },
+    h('h2', { id: 'paths-title' }, 'SCION paths'),
+    byPeer.size === 0
+      ? h('p', { class: 'empty' }, 'No SCION peer is connected.')
+      : [...byPeer].map(([peer, lanes]) => {
+        const info = peerInfo.get(peer);
+        const open = lanes.filter((l) => l.open).length;
+        return h('article', { class: 'scion-peer', 'data-key': peer, 'data-peer': peer },
+          h('h3', null, h('code', null, peer),
+            h('span', { class: 'muted' }, ` ${info && info.client ? info.client : 'unknown client'} · ${open} of ${lanes.length} lanes open`)),
+          h('ol', { class: 'lanes' }, lanes.map((l) => laneRow(t, l, now))));
+      }),
+    tcpLanes ? h('p', { class: 'muted' }, `${tcpLanes} TCP connection${tcpLanes > 1 ? 's' : ''} (no SCION path) — see Peers.`) : null);
+}
+
+function peersSection(t) {
+  const cell = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
+  return h('section', { class: 'card', 'aria-labelledby': 'peers-title' },
+    h('h2', { id: 'peers-title' }, `Peers (${t.peers.length})`),
+    t.peers.length === 0 ? h('p', { class: 'empty' }, 'No peer is connected.') : h('table', { class: 'responsive peers' },
+      h('thead', null, h('tr', null,
+        ['Address', 'Transport', 'Client', 'Source', 'Lanes', 'Down', 'Up', 'Downloaded', 'Uploaded'].map((c, i) => h('th', { scope: 'col', class: i >= 4 ? 'num' : null }, c)))),
+      h('tbody', null, t.peers.map((p) => h('tr', { 'data-key': p.addr, 'data-peer': p.addr, 'data-transport': p.transport },
+        h('th', { scope: 'row' }, h('code', null, p.addr)),
+        cell('Transport', h('span', { class: `badge transport-${p.transport}` }, p.transport === 'scion' ? 'SCION' : 'TCP')),
+        cell('Client', p.client || '—'),
+        cell('Source', f.sourceLabel(p.source)),
+        cell('Lanes', String(p.lanes), 'num'),
+        cell('Down', f.rate(p.rate_down), 'num'),
+        cell('Up', f.rate(p.rate_up), 'num'),
+        cell('Downloaded', f.bytes(p.bytes_down), 'num'),
+        cell('Uploaded', f.bytes(p.bytes_up), 'num'))))));
+}
+
+function filesSection(t) {
+  return h('section', { class: 'card', 'aria-labelledby': 'files-title' },
+    h('h2', { id: 'files-title' }, `Files (${t.files.length})`),
+    t.files.length === 0 ? h('p', { class: 'empty' }, 'No file list yet (metadata not fetched).') : h('table', { class: 'responsive files' },
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Path'), h('th', { scope: 'col', class: 'num' }, 'Size'), h('th', { scope: 'col' }, 'Done'))),
+      h('tbody', null, t.files.map((file) => h('tr', { 'data-key': file.path },
+        h('th', { scope: 'row', class: 'file-path' }, file.path),
+        h('td', { 'data-label': 'Size', class: 'num' }, f.bytes(file.length)),
+        h('td', { 'data-label': 'Done', class: 'progress-cell' },
+          progressBar(file.length ? file.done / file.length : 1, null, `Progress of ${file.path}`)))))));
+}
+
+function peersForm(t) {
+  return h('form', { class: 'inline-form', 'data-form': 'add-peers', 'data-ih': t.info_hash, 'data-static': true },
+    h('label', { for: 'peer-input' }, 'Add peers'),
+    h('input', { id: 'peer-input', name: 'peers', type: 'text', placeholder: '1-ff00:0:112,[127.0.0.1]:31000 192.0.2.1:6881', spellcheck: 'false', autocomplete: 'off' }),
+    h('button', { type: 'submit' }, 'Add'));
+}
+
+export function detailView(snap, infoHash) {
+  if (!snap) return h('p', { class: 'empty' }, 'Waiting for the daemon…');
+  const t = (snap.torrents || []).find((x) => x.info_hash === infoHash);
+  if (!t) {
+    return h('section', null, h('p', null, h('a', { href: '#/' }, '← All torrents')),
+      h('h1', null, 'Torrent not found'),
+      h('p', { class: 'empty' }, `No torrent with info hash ${infoHash} (it may have been removed).`));
+  }
+  return h('section', { class: 'detail', 'data-ih': t.info_hash, 'data-state': t.state, 'aria-labelledby': 'detail-title' },
+    h('p', { class: 'crumb' }, h('a', { href: '#/' }, '← All torrents')),
+    h('div', { class: 'page-head' },
+      h('h1', { id: 'detail-title' }, t.name || t.info_hash),
+      stateBadge(t.state),
+      torrentActions(t)),
+    t.error ? h('p', { class: 'notice error', role: 'alert' }, t.error) : null,
+    progressBar(t.progress, t.state, `Progress of ${t.name}`),
+    summary(t),
+    pathsSection(t, snap.at_unix_ms || Date.now()),
+    peersSection(t),
+    h('section', { class: 'card' }, h('h2', null, 'More peers'), peersForm(t)),
+    filesSection(t));
+}
