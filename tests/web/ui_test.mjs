@@ -138,17 +138,23 @@ async function run() {
     }
     const paths = new Set([...seen.values()].filter((l) => l.bytes > 0).map((l) => l.fingerprint));
     const state = await detail.getAttribute('.detail', 'data-state');
-    if (!liveShots && paths.size >= 2 && state === 'downloading') {
+    const progress = Number(await detail.getAttribute('.detail', 'data-progress'));
+    if (process.env.UI_TEST_DEBUG) log(`state ${state} progress ${progress} paths ${paths.size}`);
+    // Past half-way the goodput charts have some history to show.
+    if (!liveShots && paths.size >= 2 && state === 'downloading' && progress >= 0.5) {
       liveShots = true;
-      await detail.waitForTimeout(1500); // some chart history
       await detail.screenshot({ path: path.join(shotDir, 'detail-live.png'), fullPage: true });
       await page.screenshot({ path: path.join(shotDir, 'list-live.png'), fullPage: true });
     }
     if (state === 'seeding') break;
-    check(state !== 'error', `the torrent went into error: ${await detail.textContent('.detail .notice.error').catch(() => '?')}`);
+    if (state === 'error') {
+      const why = await detail.locator('.detail .notice.error').textContent({ timeout: 2000 }).catch(() => '?');
+      check(false, `the torrent went into error: ${why}`);
+    }
     check(Date.now() < deadline, `not complete after ${completeTimeout / 1000} s (state ${state})`);
     await detail.waitForTimeout(250);
   }
+  if (!liveShots) log('the download was too quick for screenshots while it ran');
   log(`complete; lanes seen: ${JSON.stringify([...seen.values()].map(({ id, fingerprint, bytes }) => ({ id, fingerprint, bytes })))}`);
   fail();
 

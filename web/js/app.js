@@ -372,6 +372,29 @@ $('token-form').addEventListener('submit', (ev) => {
   tokenDialog.close('ok');
 });
 
+// ---- focus trap ----------------------------------------------------------------------------
+
+// A modal <dialog> makes the page inert, but Tab can still leave it for the browser's own UI;
+// keep Tab cycling inside the open dialog.
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), textarea:not([disabled]), select:not([disabled]), [tabindex]:not([tabindex="-1"])';
+document.addEventListener('keydown', (ev) => {
+  if (ev.key !== 'Tab') return;
+  const dialog = document.querySelector('dialog[open]');
+  if (!dialog) return;
+  const items = [...dialog.querySelectorAll(FOCUSABLE)].filter((el) => el.offsetParent !== null);
+  if (!items.length) return;
+  const first = items[0];
+  const last = items[items.length - 1];
+  const inside = dialog.contains(document.activeElement);
+  if (ev.shiftKey && (document.activeElement === first || !inside)) {
+    ev.preventDefault();
+    last.focus();
+  } else if (!ev.shiftKey && (document.activeElement === last || !inside)) {
+    ev.preventDefault();
+    first.focus();
+  }
+});
+
 // ---- start ---------------------------------------------------------------------------------
 
 let framePending = false;

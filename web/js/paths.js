@@ -30,24 +30,35 @@ export function hopSequence(path) {
 const W = 240;
 const H = 56;
 
-function polyline(samples, field, maxV, now, cls) {
+const MIN_WINDOW_MS = 30_000;
+
+function polyline(samples, field, maxV, now, windowMs, cls) {
   const points = samples
     .map((p) => {
-      const x = W - ((now - p.t) / HISTORY_MS) * W;
+      const x = W - ((now - p.t) / windowMs) * W;
       const y = H - 2 - (p[field] / maxV) * (H - 6);
-      return `${x.toFixed(1)},${y.toFixed(1)}`;
-    })
-    .join(' ');
-  return s('polyline', { class: cls, points, fill: 'none', 'vector-effect': 'non-scaling-stroke' });
+      return [x.toFixed(1), y.toFixed(1)];
+    });
+  const line = points.map((p) => p.join(',')).join(' ');
+  const area = `${points[0][0]},${H} ${line} ${points[points.length - 1][0]},${H}`;
+  return [
+    s('polygon', { class: `area ${cls}`, points: area }),
+    s('polyline', { class: cls, points: line, fill: 'none', 'vector-effect': 'non-scaling-stroke' }),
+  ];
 }
 
 /** A small chart of one lane's goodput, download and upload; `now` = the latest snapshot time. */
 export function goodputChart(samples, now) {
   const maxV = Math.max(1, ...samples.map((p) => Math.max(p.down, p.up)));
+  // The time axis grows with the history (a short transfer still fills a readable part of it)
+  // up to the two minutes kept.
+  const span = samples.length ? now - samples[0].t : 0;
+  const windowMs = Math.min(HISTORY_MS, Math.max(MIN_WINDOW_MS, Math.ceil(span / 10_000) * 10_000));
+  const windowText = windowMs >= 60_000 ? `${+(windowMs / 60_000).toFixed(1)} min` : `${windowMs / 1000} s`;
   const hasDown = samples.some((p) => p.down > 0);
   const hasUp = samples.some((p) => p.up > 0);
   const summary = samples.length
-    ? `Goodput over the last ${Math.round(HISTORY_MS / 60000)} minutes, peak ${rate(maxV)}`
+    ? `Goodput over the last ${windowText}, peak ${maxV > 1 ? rate(maxV) : '0'}`
     : 'No goodput samples yet';
   return h(
     'figure',
@@ -57,14 +68,14 @@ export function goodputChart(samples, now) {
       { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': summary },
       s('line', { class: 'grid', x1: 0, x2: W, y1: H / 2, y2: H / 2, 'vector-effect': 'non-scaling-stroke' }),
       s('line', { class: 'grid', x1: 0, x2: W, y1: H - 1, y2: H - 1, 'vector-effect': 'non-scaling-stroke' }),
-      samples.length > 1 && (hasDown || !hasUp) ? polyline(samples, 'down', maxV, now, 'down') : null,
-      samples.length > 1 && hasUp ? polyline(samples, 'up', maxV, now, 'up') : null,
+      samples.length > 1 && (hasDown || !hasUp) ? polyline(samples, 'down', maxV, now, windowMs, 'down') : null,
+      samples.length > 1 && hasUp ? polyline(samples, 'up', maxV, now, windowMs, 'up') : null,
     ),
     h('figcaption', null,
-      h('span', null, `peak ${rate(maxV)}`),
+      h('span', null, maxV > 1 ? `peak ${rate(maxV)}` : 'no traffic'),
       h('span', { class: 'legend' },
         hasDown || !hasUp ? h('span', { class: 'key down' }, 'down') : null,
         hasUp ? h('span', { class: 'key up' }, 'up') : null),
-      h('span', null, '2 min')),
+      h('span', null, `last ${windowText}`)),
   );
 }

@@ -30,8 +30,10 @@ function summary(t) {
     stat('Info hash', h('code', { class: 'hash' }, t.info_hash)));
 }
 
-function laneRow(t, lane, now) {
+function laneRow(t, lane, now, peerBytes) {
   const p = lane.path;
+  const bytes = lane.bytes_down + lane.bytes_up;
+  const share = peerBytes > 0 ? `${Math.round((bytes / peerBytes) * 100)} % of the peer's` : '—';
   return h(
     'li',
     {
@@ -39,7 +41,7 @@ function laneRow(t, lane, now) {
       'data-key': String(lane.id),
       'data-lane': String(lane.id),
       'data-fingerprint': p ? p.fingerprint : '',
-      'data-bytes': String(lane.bytes_down + lane.bytes_up),
+      'data-bytes': String(bytes),
       'data-open': lane.open ? 'true' : 'false',
     },
     h('div', { class: 'lane-path' },
@@ -50,9 +52,10 @@ function laneRow(t, lane, now) {
       hopSequence(p),
       lane.closed_reason ? h('p', { class: 'lane-reason' }, `Closed: ${lane.closed_reason}`) : null),
     h('dl', { class: 'lane-stats' },
-      stat('Goodput', h('span', null, h('span', { class: 'down-text' }, `↓ ${f.rate(lane.rate_down)}`), ' ', h('span', { class: 'up-text' }, `↑ ${f.rate(lane.rate_up)}`))),
+      stat('Goodput', h('span', null, h('span', { class: 'down-text nw' }, `↓ ${f.rate(lane.rate_down)}`), ' ', h('span', { class: 'up-text nw' }, `↑ ${f.rate(lane.rate_up)}`))),
       stat('Bytes', `↓ ${f.bytes(lane.bytes_down)} ↑ ${f.bytes(lane.bytes_up)}`),
-      stat('Block latency', `p50 ${f.ms(lane.latency_ms_p50)} · p99 ${f.ms(lane.latency_ms_p99)}`)),
+      stat('Block latency', h('span', null, h('span', { class: 'nw' }, `p50 ${f.ms(lane.latency_ms_p50)}`), ' · ', h('span', { class: 'nw' }, `p99 ${f.ms(lane.latency_ms_p99)}`))),
+      stat('Share', share)),
     goodputChart(laneHistory(t.info_hash, lane.id), now),
   );
 }
@@ -73,10 +76,11 @@ function pathsSection(t, now) {
       : [...byPeer].map(([peer, lanes]) => {
         const info = peerInfo.get(peer);
         const open = lanes.filter((l) => l.open).length;
+        const peerBytes = lanes.reduce((sum, l) => sum + l.bytes_down + l.bytes_up, 0);
         return h('article', { class: 'scion-peer', 'data-key': peer, 'data-peer': peer },
           h('h3', null, h('code', null, peer),
             h('span', { class: 'muted' }, ` ${info && info.client ? info.client : 'unknown client'} · ${open} of ${lanes.length} lanes open`)),
-          h('ol', { class: 'lanes' }, lanes.map((l) => laneRow(t, l, now))));
+          h('ol', { class: 'lanes' }, lanes.map((l) => laneRow(t, l, now, peerBytes))));
       }),
     tcpLanes ? h('p', { class: 'muted' }, `${tcpLanes} TCP connection${tcpLanes > 1 ? 's' : ''} (no SCION path) — see Peers.`) : null);
 }
@@ -127,7 +131,7 @@ export function detailView(snap, infoHash) {
       h('h1', null, 'Torrent not found'),
       h('p', { class: 'empty' }, `No torrent with info hash ${infoHash} (it may have been removed).`));
   }
-  return h('section', { class: 'detail', 'data-ih': t.info_hash, 'data-state': t.state, 'aria-labelledby': 'detail-title' },
+  return h('section', { class: 'detail', 'data-ih': t.info_hash, 'data-state': t.state, 'data-progress': t.progress, 'aria-labelledby': 'detail-title' },
     h('p', { class: 'crumb' }, h('a', { href: '#/' }, '← All torrents')),
     h('div', { class: 'page-head' },
       h('h1', { id: 'detail-title' }, t.name || t.info_hash),

@@ -37,7 +37,7 @@ export function settingsView(settings, loadError) {
   const kib = (v) => (v ? +(v / KIB).toFixed(1) : '');
   return h('section', { 'aria-labelledby': 'settings-title' },
     h('h1', { id: 'settings-title' }, 'Settings'),
-    h('form', { class: 'card settings-form', id: 'settings-form', 'data-form': 'settings', 'data-static': true },
+    h('form', { class: 'card settings-form', id: 'settings-form', 'data-form': 'settings', 'data-static': true, novalidate: true },
       h('h2', null, 'Limits'),
       h('p', { class: 'hint' }, 'For all torrents together. Empty = unlimited.'),
       h('div', { class: 'field-row' },
