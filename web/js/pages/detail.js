@@ -25,7 +25,7 @@ function summary(t) {
     stat('ETA', t.state === 'downloading' ? f.duration(t.eta_secs) : '—'),
     stat('Pieces', `${t.pieces_have} / ${t.pieces_total} × ${f.bytes(t.piece_length)}`),
     stat('Peers', `${t.peers_connected} connected, ${t.peers_known} known, ${t.peers_banned} banned`),
-    stat('Limits', `↓ ${limitText(t.limits.download_bps)}, ↑ ${limitText(t.limits.upload_bps)}`),
+    stat('Limits', `↓ ${limitText(t.limits && t.limits.download_bps)}, ↑ ${limitText(t.limits && t.limits.upload_bps)}`),
     stat('Saved in', h('code', null, t.out_dir || '.')),
     stat('Info hash', h('code', { class: 'hash' }, t.info_hash)));
 }
