@@ -76,14 +76,17 @@ function renderChrome() {
   const snap = live.snapshot;
   const conn = $('conn');
   const labels = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' };
-  conn.textContent = labels[live.connection];
-  conn.dataset.state = live.connection;
+  // A status region: touch it only on a change, or screen readers repeat it every update.
+  if (conn.dataset.state !== live.connection) {
+    conn.textContent = labels[live.connection];
+    conn.dataset.state = live.connection;
+  }
   const banner = $('banner');
-  if (live.connection === 'reconnecting') {
+  const lost = `Lost the connection to the daemon — reconnecting…${live.lastError ? ` (${live.lastError})` : ''}`;
+  if (live.connection !== 'reconnecting') banner.hidden = true;
+  else if (banner.hidden || banner.textContent !== lost) {
     banner.hidden = false;
-    banner.textContent = `Lost the connection to the daemon — reconnecting…${live.lastError ? ` (${live.lastError})` : ''}`;
-  } else {
-    banner.hidden = true;
+    banner.textContent = lost;
   }
   if (snap) {
     let down = 0;
