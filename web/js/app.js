@@ -297,6 +297,16 @@ document.addEventListener('submit', async (ev) => {
       showInfo(`${out.added} new peer${out.added === 1 ? '' : 's'}`);
       input.value = '';
     }
+  } else if (form.dataset.form === 'limits') {
+    ev.preventDefault();
+    const limits = {};
+    for (const [key, id] of [['download_bps', 'torrent-limit-down'], ['upload_bps', 'torrent-limit-up']]) {
+      const raw = form.querySelector(`#${id}`).value.trim();
+      const v = raw === '' ? null : Number(raw);
+      if (v !== null && (!Number.isFinite(v) || v < 0)) return showError(new Error('a limit is a number ≥ 0 (KiB/s) or empty'), 'Setting limits');
+      limits[key] = v === null ? null : Math.round(v * 1024);
+    }
+    if ((await act('Setting limits', () => api.setLimits(form.dataset.ih, limits))) !== undefined) showInfo('Limits set');
   } else if (form.dataset.form === 'settings') {
     ev.preventDefault();
     const err = $('settings-error');

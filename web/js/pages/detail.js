@@ -116,8 +116,20 @@ function filesSection(t) {
           progressBar(file.length ? file.done / file.length : 1, null, `Progress of ${file.path}`)))))));
 }
 
+function limitsForm(t) {
+  const kib = (v) => (v ? +(v / 1024).toFixed(1) : '');
+  const l = t.limits || {};
+  const field = (id, label, value) => h('span', { class: 'inline-field' },
+    h('label', { for: id }, label, h('span', { class: 'hint' }, ' KiB/s')),
+    h('input', { id, type: 'number', min: 0, step: 'any', inputmode: 'decimal', value: kib(value), placeholder: 'unlimited' }));
+  return h('form', { class: 'inline-form', 'data-form': 'limits', 'data-ih': t.info_hash, 'data-key': `limits-${t.info_hash}`, 'data-static': true, novalidate: true },
+    field('torrent-limit-down', 'Download', l.download_bps),
+    field('torrent-limit-up', 'Upload', l.upload_bps),
+    h('button', { type: 'submit' }, 'Set limits'));
+}
+
 function peersForm(t) {
-  return h('form', { class: 'inline-form', 'data-form': 'add-peers', 'data-ih': t.info_hash, 'data-static': true },
+  return h('form', { class: 'inline-form', 'data-form': 'add-peers', 'data-ih': t.info_hash, 'data-key': `peers-${t.info_hash}`, 'data-static': true },
     h('label', { for: 'peer-input' }, 'Add peers'),
     h('input', { id: 'peer-input', name: 'peers', type: 'text', placeholder: '1-ff00:0:112,[127.0.0.1]:31000 192.0.2.1:6881', spellcheck: 'false', autocomplete: 'off' }),
     h('button', { type: 'submit' }, 'Add'));
@@ -143,5 +155,7 @@ export function detailView(snap, infoHash) {
     pathsSection(t, snap.at_unix_ms || Date.now()),
     peersSection(t),
     h('section', { class: 'card' }, h('h2', null, 'More peers'), peersForm(t)),
+    h('section', { class: 'card' }, h('h2', null, 'Limits for this torrent'),
+      h('p', { class: 'hint' }, 'Empty = unlimited (the global limits still apply).'), limitsForm(t)),
     filesSection(t));
 }
