@@ -8,7 +8,8 @@
 // lane, bytes on at least two distinct paths), pauses, resumes and removes it (with its data
 // unless UI_TEST_KEEP_DATA=1). Fails on any console or page error. Environment: CHROMIUM (the
 // browser, default /usr/bin/chromium), UI_TEST_TIMEOUT_S (completion wait, default 300),
-// UI_TEST_TOKEN (API token, typed into the page's prompt when asked).
+// UI_TEST_TOKEN (API token, typed into the page's prompt when asked), UI_TEST_DEBUG=1 (log each
+// poll of the detail page).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,16 +40,23 @@ function check(cond, message) {
 }
 
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'bts-ui-test-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-  viewport: { width: 1360, height: 900 },
-  colorScheme: 'light',
-});
+let context;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    viewport: { width: 1360, height: 900 },
+    colorScheme: 'light',
+  });
+} catch (e) {
+  console.error(`FAIL: could not start ${executablePath}: ${e.message}`);
+  fs.rmSync(profile, { recursive: true, force: true });
+  process.exit(1);
+}
 
 /** Any console error, page error or native dialog in `p` fails the test. */
 function watch(p, name) {
