@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use crate::api::{self, ApiConfig, ApiError};
 use crate::cli::args::DaemonArgs;
 use crate::cli::exit::{self, CliError};
-use crate::client::control::{self, ClientHandle, ClientSide, Command, ControlError};
-use crate::store::Store;
+use crate::client::control::{self, ClientHandle, ClientSide, Command};
+use crate::client::ClientConfig;
+use crate::store::{ClientStore, Store};
 
 const APP_DIR: &str = "bittorrent-over-scion";
 
@@ -60,7 +61,8 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         ApiError::DownloadRoot(..) => exit::storage(e.to_string()),
         ApiError::Bind(..) | ApiError::Runtime(_) => exit::other(e.to_string()),
     })?;
-    shutdown_on_signals(handle).map_err(|e| exit::other(format!("signal handlers: {e}")))?;
+    shutdown_on_signals(handle.clone())
+        .map_err(|e| exit::other(format!("signal handlers: {e}")))?;
 
     let cfg = DaemonConfig {
         download_root: download_root_of(&args, &data_dir),
@@ -70,17 +72,38 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         tcp_listen: args.tcp_listen,
         sciond: args.scion.sciond,
     };
-    println!(
-        "daemon listening on http://{} (data dir {})",
-        cfg.http,
-        cfg.data_dir.display()
-    );
-    let _ = std::io::stdout().flush();
+    announce_ready_when_loaded(&handle, &cfg);
 
     let result = run_client(&cfg, store, side);
     server.stop();
     tracing::info!("daemon stopped");
     result
+}
+
+/// Prints the ready line once the client published its first snapshot (sockets bound, saved
+/// torrents loaded), so a script that waits for it never sees a known torrent missing.
+fn announce_ready_when_loaded(handle: &ClientHandle, cfg: &DaemonConfig) {
+    let mut snapshots = handle.subscribe();
+    let line = format!(
+        "daemon listening on http://{} (data dir {})",
+        cfg.http,
+        cfg.data_dir.display()
+    );
+    let spawned = std::thread::Builder::new()
+        .name("bts-ready".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().build();
+            if let Ok(rt) = rt {
+                // An error means the client is gone (start-up failed): no ready line then.
+                if rt.block_on(snapshots.changed()).is_ok() {
+                    println!("{line}");
+                    let _ = std::io::stdout().flush();
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the ready-line thread: {e}");
+    }
 }
 
 fn download_root_of(args: &DaemonArgs, data_dir: &Path) -> PathBuf {
@@ -92,35 +115,28 @@ fn download_root_of(args: &DaemonArgs, data_dir: &Path) -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
-/// SEAM (lead, at merge): replace the body by building the engine's `ClientConfig` from `cfg`
-/// (and `impl ResumeStore for Store`), then `crate::client::run(config, side)`, mapping
-/// `ClientError` to an exit code. Until then: no engine in this build, every command is
-/// refused, and `Shutdown` ends the daemon cleanly.
-fn run_client(cfg: &DaemonConfig, store: Store, mut side: ClientSide) -> Result<(), CliError> {
-    let _ = (cfg, store);
-    tracing::error!(
-        "engine not available in this build: every command is answered 'shutting down'"
-    );
-    while let Some(cmd) = side.commands.blocking_recv() {
-        if let Command::Shutdown(reply) = cmd {
-            let _ = reply.send(Ok(()));
-            return Ok(());
-        }
-        refuse(cmd, ControlError::ShuttingDown);
-    }
-    Ok(())
-}
-
-/// Answers a command with an error, whatever its reply type.
-pub fn refuse(cmd: Command, e: ControlError) {
-    match cmd {
-        Command::Add(_, r) => drop(r.send(Err(e))),
-        Command::Pause(_, r) | Command::Resume(_, r) => drop(r.send(Err(e))),
-        Command::Remove { reply, .. } => drop(reply.send(Err(e))),
-        Command::AddPeers { reply, .. } => drop(reply.send(Err(e))),
-        Command::SetLimits { reply, .. } => drop(reply.send(Err(e))),
-        Command::SetSeedPolicy(_, r) | Command::Shutdown(r) => drop(r.send(Err(e))),
-    }
+/// Runs the engine on this thread until a `Shutdown` command (from a signal or the API).
+fn run_client(cfg: &DaemonConfig, store: Store, side: ClientSide) -> Result<(), CliError> {
+    let sciond = crate::cli::run::daemon_address(&cfg.sciond);
+    let local = cfg
+        .local
+        .as_deref()
+        .map(|s| crate::cli::run::parse_local(s, &sciond))
+        .transpose()?;
+    let tcp_listen = cfg
+        .tcp_listen
+        .as_deref()
+        .map(|s| {
+            s.parse::<SocketAddr>()
+                .map_err(|e| exit::usage(format!("invalid --tcp-listen {s:?}: {e}")))
+        })
+        .transpose()?;
+    let mut config = ClientConfig::new(cfg.data_dir.clone());
+    config.sciond = Some(sciond);
+    config.local = local;
+    config.tcp_listen = tcp_listen;
+    config.store = Some(Box::new(ClientStore::new(store)));
+    crate::client::run(config, side).map_err(crate::cli::run::client_err)
 }
 
 /// A small thread that turns SIGINT/SIGTERM into `Command::Shutdown`; a second signal while

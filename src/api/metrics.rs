@@ -85,7 +85,7 @@ pub fn render(snap: &ClientSnapshot) -> String {
     let size = f.int_gauge("torrent_size_bytes", "Total bytes.", &t);
     let pieces = f.int_gauge(
         "torrent_pieces",
-        "Pieces verified (have) and in the torrent (total).",
+        "Pieces verified (have), in the torrent (total), found verified at start (resumed), hashed at start (checked).",
         &["info_hash", "kind"],
     );
     let peers = f.int_gauge(
@@ -162,6 +162,12 @@ pub fn render(snap: &ClientSnapshot) -> String {
         pieces
             .with_label_values(&[ih, "total"])
             .set(tor.pieces_total.into());
+        pieces
+            .with_label_values(&[ih, "resumed"])
+            .set(tor.pieces_resumed.into());
+        pieces
+            .with_label_values(&[ih, "checked"])
+            .set(tor.pieces_checked.into());
         for (kind, n) in [
             ("known", tor.peers_known),
             ("connected", tor.peers_connected),

@@ -47,7 +47,7 @@ fn parse_scion(s: &str, what: &str) -> Result<ScionAddr, CliError> {
 /// `-local`: a SCION address; an empty IP (`19-ffaa:1:c3f,[]:43000`, as in the original
 /// client's README) means this host's default address in that AS: the source IP the kernel
 /// picks to reach the SCION daemon.
-fn parse_local(s: &str, daemon: &str) -> Result<ScionAddr, CliError> {
+pub(crate) fn parse_local(s: &str, daemon: &str) -> Result<ScionAddr, CliError> {
     let Some((ia, port)) = s.split_once(",[]:") else {
         return parse_scion(s, "local address");
     };
@@ -84,7 +84,7 @@ fn default_source_ip(daemon: &str) -> std::io::Result<IpAddr> {
     Ok(s.local_addr()?.ip())
 }
 
-fn daemon_address(explicit: &Option<String>) -> String {
+pub(crate) fn daemon_address(explicit: &Option<String>) -> String {
     explicit
         .clone()
         .unwrap_or_else(DaemonClient::default_address)
@@ -105,7 +105,7 @@ async fn bind_local(
 }
 
 /// Maps the client's set-up errors to the exit codes the commands always used.
-fn client_err(e: ClientError) -> CliError {
+pub(crate) fn client_err(e: ClientError) -> CliError {
     match e {
         ClientError::Daemon(m) => exit::daemon(m),
         ClientError::Bind(m) => exit::usage(format!("cannot bind {m}")),

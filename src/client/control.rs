@@ -201,6 +201,12 @@ pub struct TorrentSnapshot {
     /// Verified fraction, 0..=1.
     pub progress: f64,
     pub pieces_have: u32,
+    /// Pieces found verified when the torrent went live this run (trusted from fast-resume
+    /// data or hashed on disk); `pieces_have - pieces_resumed` came from peers since.
+    pub pieces_resumed: u32,
+    /// Pieces hashed on disk when it started this run (0: fast-resume data was trusted for
+    /// every piece).
+    pub pieces_checked: u32,
     pub pieces_total: u32,
     pub piece_length: u64,
     pub bytes_down: u64,

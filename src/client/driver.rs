@@ -24,7 +24,7 @@ use super::control::{
 };
 use super::paths::PathService;
 use super::peer_book::PeerState;
-use super::resume::{self, plan_check, ResumeData, ResumeStore, SavedTorrent};
+use super::resume::{self, plan_check, ClientSettings, ResumeData, ResumeStore, SavedTorrent};
 use super::router::{PendingLane, Sniff};
 use super::torrent::{self, Torrent};
 use crate::engine::dialer::PeerDialer;
@@ -36,8 +36,10 @@ use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
 use crate::scion::{PeerAddr, ScionAddr};
+use crate::storage::mmap::resolve_paths;
 use crate::storage::{HashPool, MmapStorage, Storage};
 use crate::torrent::meta::Metainfo;
+use crate::torrent::rate::{Limiter, SharedBucket};
 use crate::torrent::session::{LaneId, PeerId, Session, SessionConfig};
 use crate::wire::Bitfield;
 
@@ -99,6 +101,9 @@ pub struct Client {
     snapshots: Option<watch::Sender<Arc<ClientSnapshot>>>,
     store: Option<Box<dyn ResumeStore>>,
     limits: Limits,
+    /// The global limits' buckets, shared by every torrent's session.
+    global_down: SharedBucket,
+    global_up: SharedBucket,
     seed_policy: SeedPolicy,
     next_snapshot: Instant,
     next_resume: Instant,
@@ -151,6 +156,8 @@ impl Client {
             snapshots: None,
             store: None,
             limits: Limits::default(),
+            global_down: SharedBucket::new(None, now),
+            global_up: SharedBucket::new(None, now),
             seed_policy: SeedPolicy::default(),
             next_snapshot: now,
             next_resume: now + RESUME_EVERY,
@@ -175,6 +182,8 @@ impl Client {
             }
         });
         self.snapshots = Some(tx);
+        // The first snapshot says the client runs with its saved torrents loaded.
+        self.publish(Instant::now());
     }
 
     pub fn set_store(&mut self, store: Box<dyn ResumeStore>) {
@@ -239,10 +248,13 @@ impl Client {
             return Err(ControlError::Duplicate(info_hash_hex(&ih)));
         }
         let data_path = settings.out_dir.join(&meta.name);
+        // Stamped before the storage opens the files: reserving space may touch their mtime.
+        let paths =
+            resolve_paths(&meta, &data_path).map_err(|e| ControlError::Storage(e.to_string()))?;
+        let stamps = resume::stamp_files(&meta, &data_path, paths.iter().map(|p| p.as_path()));
         let storage = MmapStorage::create(&meta, &data_path)
             .map(Arc::new)
             .map_err(|e| ControlError::Storage(e.to_string()))?;
-        let stamps = resume::stamp_files(&meta, &data_path, storage.paths());
         let plan = plan_check(&meta, resume.as_ref(), &stamps, |p| storage.may_hold(p));
         tracing::info!(
             torrent = %meta.name,
@@ -261,6 +273,7 @@ impl Client {
             }
         }
         t.storage = Some(storage);
+        t.pieces_checked = plan.recheck.len() as u32;
         t.checker = Some(Checker::new(plan.trusted, plan.recheck));
         self.torrents.insert(ih, t);
         Ok(ih)
@@ -269,6 +282,7 @@ impl Client {
     /// Creates the session and lanes of a checked torrent.
     fn go_live(&mut self, ih: &InfoHash, have: Bitfield, stop_when: StopWhen, now: Instant) {
         let cfg = self.session_config();
+        let (global_down, global_up) = (self.global_down.clone(), self.global_up.clone());
         let Some(t) = self.torrents.get_mut(ih) else {
             return;
         };
@@ -278,13 +292,17 @@ impl Client {
         t.pieces_resumed = have.count_ones();
         t.dirty = true;
         let verifier = PoolVerifier::new(self.pool.clone(), storage.clone(), meta.clone());
-        let session = Session::new(
+        let mut session = Session::new(
             meta,
             Box::new(storage) as Box<dyn Storage>,
             Box::new(verifier),
             have,
             cfg,
             now,
+        );
+        session.set_rate_limits(
+            Limiter::new(vec![t.down_bucket.clone(), global_down]),
+            Limiter::new(vec![t.up_bucket.clone(), global_up]),
         );
         let complete = session.is_complete();
         t.app = Some(QuicBtApp::new(session, Vec::new(), stop_when, now));
@@ -570,6 +588,8 @@ impl Client {
     /// Moves each live torrent's session forward.
     fn poll_torrents(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
+        let policy = self.seed_policy;
+        let mut goal_reached = false;
         for t in self.torrents.values_mut() {
             // Idle torrents (no lanes, no dials) are left alone until an event or their
             // deadline: a thousand of them cost nothing per loop turn.
@@ -608,14 +628,42 @@ impl Client {
             if t.state == TorrentState::Downloading && app.session.is_complete() {
                 t.state = TorrentState::Seeding;
             }
+            let size = t.meta.as_ref().map_or(0, |m| m.total_length);
+            let ratio = app.session.bytes_up as f64 / size.max(1) as f64;
+            let goal = match t.state {
+                TorrentState::Seeding => {
+                    let since = *t.seeding_since.get_or_insert(now);
+                    seed_goal(&policy, ratio, since, now)
+                }
+                _ => {
+                    t.seeding_since = None;
+                    SeedGoal::Never
+                }
+            };
             let timers = [
                 d,
                 tcp.next_dial(),
                 tcp.next_liveness_deadline(),
                 t.book.next_deadline(),
+                match goal {
+                    SeedGoal::At(at) => Some(at),
+                    _ => None,
+                },
             ];
             t.poll_due = timers.into_iter().flatten().min();
+            if let SeedGoal::Reached(why) = goal {
+                tracing::info!(torrent = %t.name(), "seeding goal reached ({why}): pausing");
+                t.settings.paused = true;
+                Self::stop_lanes(t, net, "seeding goal reached", now);
+                t.state = TorrentState::Paused;
+                t.error = Some(format!("paused: seeding goal reached ({why})"));
+                t.poll_due = None;
+                goal_reached = true;
+            }
             next = [next, t.poll_due].into_iter().flatten().min();
+        }
+        if goal_reached {
+            self.save_torrent_list();
         }
         next
     }
@@ -636,6 +684,7 @@ impl Client {
             .values()
             .map(|t| SavedTorrent {
                 info_hash: t.info_hash,
+                name: t.meta.as_ref().map_or("", |m| m.name.as_str()),
                 torrent: &t.torrent_bytes,
                 settings: &t.settings,
             })
@@ -693,6 +742,7 @@ impl Client {
                 let r = self.with_torrent(&ih, |t| {
                     t.settings.paused = false;
                     if t.state == TorrentState::Paused {
+                        t.error = None;
                         let complete = t.app.as_ref().is_some_and(|a| a.session.is_complete());
                         t.state = if complete {
                             TorrentState::Seeding
@@ -763,11 +813,12 @@ impl Client {
             } => {
                 let r = match info_hash {
                     None => {
-                        self.limits = limits;
+                        self.set_global_limits(limits, now);
+                        self.save_client_settings();
                         Ok(())
                     }
                     Some(ih) => self.with_torrent(&ih, |t| {
-                        t.settings.limits = limits;
+                        t.set_limits(limits, now);
                         Ok(())
                     }),
                 };
@@ -779,6 +830,7 @@ impl Client {
             }
             Command::SetSeedPolicy(p, reply) => {
                 self.seed_policy = p;
+                self.save_client_settings();
                 self.publish(now);
                 let _ = reply.send(Ok(()));
             }
@@ -837,8 +889,31 @@ impl Client {
         self.shutting_down = Some((now, reply.into_iter().collect()));
     }
 
-    /// Loads every torrent the store remembers.
+    fn set_global_limits(&mut self, limits: Limits, now: Instant) {
+        self.limits = limits;
+        self.global_down.set_rate(limits.download_bps, now);
+        self.global_up.set_rate(limits.upload_bps, now);
+    }
+
+    fn save_client_settings(&mut self) {
+        let settings = ClientSettings {
+            limits: self.limits,
+            seed_policy: self.seed_policy,
+        };
+        if let Some(store) = &mut self.store {
+            if let Err(e) = store.save_client_settings(&settings) {
+                tracing::warn!("cannot save the client settings: {e}");
+            }
+        }
+    }
+
+    /// Loads the client settings and every torrent the store remembers.
     pub fn load_saved(&mut self, now: Instant) {
+        let Some(store) = &mut self.store else { return };
+        if let Some(s) = store.load_client_settings() {
+            self.seed_policy = s.seed_policy;
+            self.set_global_limits(s.limits, now);
+        }
         let Some(store) = &mut self.store else { return };
         let saved = store.load_all();
         let mut loaded = Vec::new();
@@ -906,6 +981,34 @@ impl Client {
             let path = r.path.clone();
             self.paths.record_failure(&path, why, now);
         }
+    }
+}
+
+/// Where a seeding torrent stands against the seeding policy.
+#[derive(Debug, PartialEq)]
+enum SeedGoal {
+    Never,
+    /// Not yet; the time limit is due then.
+    At(Instant),
+    Reached(String),
+}
+
+fn seed_goal(policy: &SeedPolicy, ratio: f64, since: Instant, now: Instant) -> SeedGoal {
+    if let Some(r) = policy.stop_at_ratio {
+        if ratio >= r {
+            return SeedGoal::Reached(format!("ratio {ratio:.2} >= {r}"));
+        }
+    }
+    match policy.stop_after_secs {
+        Some(secs) => {
+            let at = since + Duration::from_secs(secs);
+            if now >= at {
+                SeedGoal::Reached(format!("seeded for {secs} s"))
+            } else {
+                SeedGoal::At(at)
+            }
+        }
+        None => SeedGoal::Never,
     }
 }
 

@@ -99,8 +99,10 @@ pub async fn connect_daemon(addr: &str) -> Result<(DaemonClient, Ia), ClientErro
     Ok((d, ia))
 }
 
-/// Binds our SCION/UDP socket: the given address, or 127.0.0.1 with a free port inside the
-/// AS's port range (routers of a real AS only deliver to ports in that range).
+/// Binds our SCION/UDP socket: the given address, or when it has no port (or there is no
+/// address, then on 127.0.0.1) a free port inside the AS's port range: routers of a real AS
+/// (and pocketscion's) only deliver to ports in that range, so an ephemeral port picked by
+/// the kernel would receive nothing.
 pub async fn bind_local(
     daemon: &DaemonClient,
     ia: Ia,
@@ -113,12 +115,13 @@ pub async fn bind_local(
                 l.ia
             )));
         }
-        let s = uring::bind(l.socket_addr())
-            .map_err(|e| ClientError::Bind(format!("{}: {e}", l.socket_addr())))?;
-        let port = s.local_addr().map(|a| a.port()).unwrap_or(l.port);
-        return Ok((s, l.with_port(port)));
+        if l.port != 0 {
+            let s = uring::bind(l.socket_addr())
+                .map_err(|e| ClientError::Bind(format!("{}: {e}", l.socket_addr())))?;
+            return Ok((s, l));
+        }
     }
-    let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let host = local.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |l| l.host);
     let (lo, hi) = daemon.port_range().await.unwrap_or((0, 0));
     let candidates: Vec<u16> = if lo > 0 && hi >= lo && !(lo <= 1024 && hi == 65535) {
         let span = u32::from(hi - lo) + 1;

@@ -10,7 +10,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use super::control::{InfoHash, Limits};
+use super::control::{InfoHash, Limits, SeedPolicy};
 use crate::torrent::meta::Metainfo;
 use crate::wire::Bitfield;
 
@@ -27,12 +27,46 @@ pub struct FileStamp {
 /// A torrent's verified pieces and the stamps of its files at the time they were saved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResumeData {
-    /// Bitfield bytes (BEP 3 order: piece 0 is the high bit of byte 0).
+    /// Bitfield bytes (BEP 3 order: piece 0 is the high bit of byte 0); hex in JSON.
+    #[serde(with = "hex_bytes")]
     pub have: Vec<u8>,
     pub num_pieces: u32,
     /// One stamp per file of the torrent, in torrent order (padding files included, with a
     /// zero stamp).
     pub files: Vec<FileStamp>,
+}
+
+impl ResumeData {
+    /// The bitfield has exactly the bytes `num_pieces` needs and no bits past the last piece.
+    pub fn check(&self) -> Result<(), String> {
+        let want = (self.num_pieces as usize).div_ceil(8);
+        if self.have.len() != want {
+            return Err(format!(
+                "bitfield has {} bytes, {} pieces need {want}",
+                self.have.len(),
+                self.num_pieces
+            ));
+        }
+        let spare = want * 8 - self.num_pieces as usize;
+        if spare > 0 && self.have[want - 1] & ((1u8 << spare) - 1) != 0 {
+            return Err("bitfield has bits set past the last piece".into());
+        }
+        Ok(())
+    }
+}
+
+mod hex_bytes {
+    use data_encoding::HEXLOWER_PERMISSIVE;
+    use serde::Deserialize;
+    pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&HEXLOWER_PERMISSIVE.encode(b))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        HEXLOWER_PERMISSIVE
+            .decode(s.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// What is remembered about a torrent besides its metainfo.
@@ -53,6 +87,8 @@ pub struct SavedTorrentSettings {
 #[derive(Debug, Clone, Copy)]
 pub struct SavedTorrent<'a> {
     pub info_hash: InfoHash,
+    /// Display name (empty while the metadata is unknown).
+    pub name: &'a str,
     /// The .torrent file's bytes.
     pub torrent: &'a [u8],
     pub settings: &'a SavedTorrentSettings,
@@ -70,6 +106,22 @@ pub trait ResumeStore: Send {
     fn save_torrents(&mut self, list: &[SavedTorrent<'_>]) -> std::io::Result<()>;
     /// Forgets a torrent (its entry and its resume data).
     fn remove(&mut self, info_hash: &InfoHash) -> std::io::Result<()>;
+    /// The client-wide settings last saved, if any.
+    fn load_client_settings(&mut self) -> Option<ClientSettings> {
+        None
+    }
+    fn save_client_settings(&mut self, _settings: &ClientSettings) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Settings of the whole client that survive a restart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientSettings {
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub seed_policy: SeedPolicy,
 }
 
 /// How a torrent's data is checked on start.

@@ -24,6 +24,7 @@ use crate::metrics::Percentiles;
 use crate::scion::{PeerAddr, ScionPath};
 use crate::storage::MmapStorage;
 use crate::torrent::meta::Metainfo;
+use crate::torrent::rate::SharedBucket;
 
 /// Bytes of the last snapshot, for rates.
 #[derive(Default)]
@@ -54,6 +55,8 @@ pub struct Torrent {
     pub book: PeerBook,
     /// Verified pieces when the torrent went live (resumed or found on disk).
     pub pieces_resumed: u32,
+    /// Pieces hashed at start this run.
+    pub pieces_checked: u32,
     /// Verified pieces at the last resume save (None: never saved).
     pub saved_have: Option<u32>,
     pub added: Instant,
@@ -61,6 +64,11 @@ pub struct Torrent {
     pub poll_due: Option<Instant>,
     /// Something happened to it since its last poll (command, check done, new peers).
     pub dirty: bool,
+    /// Since when it has been seeding (for the seeding policy's time limit).
+    pub seeding_since: Option<Instant>,
+    /// Its own rate limits (the client's global ones apply on top).
+    pub down_bucket: SharedBucket,
+    pub up_bucket: SharedBucket,
     rates: RateMemo,
 }
 
@@ -73,6 +81,8 @@ impl Torrent {
         data_path: PathBuf,
         now: Instant,
     ) -> Self {
+        let down_bucket = SharedBucket::new(settings.limits.download_bps, now);
+        let up_bucket = SharedBucket::new(settings.limits.upload_bps, now);
         Self {
             info_hash,
             state: if meta.is_some() {
@@ -91,12 +101,31 @@ impl Torrent {
             tcp: None,
             book: PeerBook::default(),
             pieces_resumed: 0,
+            pieces_checked: 0,
             saved_have: None,
             added: now,
             poll_due: None,
             dirty: true,
+            seeding_since: None,
+            down_bucket,
+            up_bucket,
             rates: RateMemo::default(),
         }
+    }
+
+    /// Display name: the metainfo's, else the info hash.
+    pub fn name(&self) -> String {
+        self.meta.as_ref().map_or_else(
+            || super::control::info_hash_hex(&self.info_hash),
+            |m| m.name.clone(),
+        )
+    }
+
+    /// Applies new limits to its buckets and remembers them.
+    pub fn set_limits(&mut self, limits: super::control::Limits, now: Instant) {
+        self.settings.limits = limits;
+        self.down_bucket.set_rate(limits.download_bps, now);
+        self.up_bucket.set_rate(limits.upload_bps, now);
     }
 
     /// Whether its lanes run (incoming lanes are accepted, peers dialled).
@@ -255,6 +284,8 @@ impl Torrent {
                 f64::from(have) / f64::from(total)
             },
             pieces_have: have,
+            pieces_resumed: self.pieces_resumed,
+            pieces_checked: self.pieces_checked,
             pieces_total: total,
             piece_length,
             bytes_down,

@@ -126,15 +126,24 @@ impl ScionNet {
         };
         let key_ids = interface_ids(&path.raw)?;
         let encoder = UdpEncoder::new(&self.local, &remote, &path.raw)?;
-        // A fresh route even if an old connection used the same path: a reconnect after
-        // failover must not inherit a stale next hop.
-        if let Some(old) = self.remotes.lookup(&remote, &key_ids) {
-            self.remotes.remove(&old);
-            self.rx_keys.retain(|_, k| *k != old);
-        }
-        let key = self.remotes.key_for(&remote, key_ids, || {
-            Route::new(path.clone(), next_hop, encoder)
-        });
+        // Every connection to one remote on one route shares its key: quinn-proto drops a
+        // client's packets that come from another remote than its own, so a second connection
+        // (another torrent with the same peer) must not take the key away from the first. A
+        // reconnect (after failover, or with a refreshed path) updates the route in place, so
+        // it never keeps a stale next hop.
+        let key = match self.remotes.lookup(&remote, &key_ids) {
+            Some(key) => {
+                if let Some(r) = self.remotes.get_mut(&key) {
+                    r.route.path = path.clone();
+                    r.route.next_hop = next_hop;
+                    r.route.encoder = encoder;
+                }
+                key
+            }
+            None => self.remotes.key_for(&remote, key_ids, || {
+                Route::new(path.clone(), next_hop, encoder)
+            }),
+        };
         self.quic.connect(now, key)
     }
 

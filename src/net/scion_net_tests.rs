@@ -259,3 +259,40 @@ fn structured_garbage(next: &mut impl FnMut() -> u64) -> Vec<u8> {
     pkt.extend(payload);
     pkt
 }
+
+/// Two torrents dialing the same peer on the same path: both connections complete their
+/// handshake (the second must not take the first one's remote away).
+#[test]
+fn two_connections_to_one_peer_on_one_path_both_connect() {
+    let tuning = QuicTuning::default();
+    let (mut a, mut b) = (
+        ScionNet::new(addr(1001), &tuning, false).unwrap(),
+        ScionNet::new(addr(1002), &tuning, true).unwrap(),
+    );
+    let mut now = Instant::now();
+    let path = ScionPath::local(addr(1002).ia);
+    let first = a.connect(now, addr(1002), &path).unwrap();
+    let second = a.connect(now, addr(1002), &path).unwrap();
+    assert_ne!(first, second);
+    let mut connected = std::collections::HashSet::new();
+    for _ in 0..2_000 {
+        let (_, pa) = deliver(&mut a, &mut b, now, false);
+        let (_, pb) = deliver(&mut b, &mut a, now, false);
+        while let Some(ev) = a.poll_event() {
+            if let NetEvent::Quic(QuicEvent::Connected(h)) = ev {
+                connected.insert(h);
+            }
+        }
+        while b.poll_event().is_some() {}
+        if connected.len() == 2 {
+            break;
+        }
+        if pa + pb == 0 {
+            now += Duration::from_millis(5);
+        }
+    }
+    assert!(
+        connected.contains(&first) && connected.contains(&second),
+        "connected: {connected:?} of {first:?}, {second:?}"
+    );
+}

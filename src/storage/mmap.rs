@@ -92,6 +92,15 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |e| StorageError::from_io(path, 0, e)
 }
 
+/// Whether `file` already has `len` bytes, all backed by disk blocks: then there is nothing to
+/// reserve, and leaving it alone keeps its mtime (fallocate sets it, which would make a
+/// seeder's data look modified and void its fast-resume data).
+fn fully_allocated(file: &File, len: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata()
+        .is_ok_and(|m| m.len() == len && m.blocks().saturating_mul(512) >= len)
+}
+
 /// Reserves `len` bytes for `file` so that a full disk fails here rather than
 /// with SIGBUS on a later write through the map. Uses `fallocate` on Linux
 /// and writes zeros where the filesystem cannot ([`fill_holes`]).
@@ -263,7 +272,9 @@ impl MmapStorage {
                 .truncate(false)
                 .open(&p)
                 .map_err(io(&p))?;
-            preallocate(&file, &p, f.length)?;
+            if !fully_allocated(&file, f.length) {
+                preallocate(&file, &p, f.length)?;
+            }
             let map = map_file(&file, &p, f.length, true)?;
             files.push(Arc::new(FileMap {
                 path: p,

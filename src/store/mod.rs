@@ -8,6 +8,7 @@
 //! <data-dir>/torrents/<info-hash>/metainfo.torrent  the .torrent bytes (absent while a magnet
 //!                                                   link's metadata is being fetched)
 //! <data-dir>/torrents/<info-hash>/resume.json       ResumeData
+//! <data-dir>/client.json                            ClientSettings (global limits, seeding)
 //! ```
 //!
 //! Every file is replaced atomically ([`atomic::write_atomic`]): a crash leaves the old or the
@@ -16,6 +17,8 @@
 //! failing the whole daemon: a torrent without usable resume data is simply re-checked.
 
 pub mod atomic;
+mod resume_store;
+pub use resume_store::ClientStore;
 
 use std::collections::HashMap;
 use std::fs;
@@ -26,12 +29,14 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::client::control::{info_hash_hex, parse_info_hash, InfoHash, Limits};
+pub use crate::client::resume::{ClientSettings, FileStamp, ResumeData};
 use atomic::{sync_dir, write_atomic, TEMP_PREFIX};
 
 const TORRENTS_DIR: &str = "torrents";
 const SETTINGS: &str = "settings.json";
 const METAINFO: &str = "metainfo.torrent";
 const RESUME: &str = "resume.json";
+const CLIENT_SETTINGS: &str = "client.json";
 /// Version of the JSON files' shape; a newer one is refused rather than misread.
 const FORMAT: u32 = 1;
 
@@ -80,43 +85,6 @@ pub struct TorrentEntry {
     /// Peers given by the user (command line, API), dialled again after a restart.
     #[serde(default)]
     pub peers: Vec<String>,
-}
-
-/// Which pieces were verified on disk, and the files as they were then: on load, a file whose
-/// size or mtime differs is re-checked instead of trusted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResumeData {
-    /// Bitfield, BitTorrent order (piece 0 = high bit of byte 0); stored as hex.
-    #[serde(with = "hex_bytes")]
-    pub have: Vec<u8>,
-    pub num_pieces: u32,
-    pub files: Vec<FileStamp>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileStamp {
-    pub path: String,
-    pub length: u64,
-    pub mtime_ns: i128,
-}
-
-impl ResumeData {
-    /// The bitfield has exactly the bytes `num_pieces` needs and no bits past the last piece.
-    pub fn check(&self) -> Result<(), String> {
-        let want = (self.num_pieces as usize).div_ceil(8);
-        if self.have.len() != want {
-            return Err(format!(
-                "bitfield has {} bytes, {} pieces need {want}",
-                self.have.len(),
-                self.num_pieces
-            ));
-        }
-        let spare = want * 8 - self.num_pieces as usize;
-        if spare > 0 && self.have[want - 1] & ((1u8 << spare) - 1) != 0 {
-            return Err("bitfield has bits set past the last piece".into());
-        }
-        Ok(())
-    }
 }
 
 /// One torrent as found on disk.
@@ -295,6 +263,28 @@ impl Store {
         Ok(Some(data))
     }
 
+    /// The client-wide settings (`<data-dir>/client.json`), `Ok(None)` when never saved.
+    pub fn load_client_settings(&self) -> Result<Option<ClientSettings>, StoreError> {
+        let path = self.client_settings_path();
+        match fs::read(&path) {
+            Ok(bytes) => decode(&path, &bytes).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    pub fn save_client_settings(&self, settings: &ClientSettings) -> Result<(), StoreError> {
+        let path = self.client_settings_path();
+        write_atomic(&path, &encode(settings)).map_err(|e| StoreError::io(&path, e))
+    }
+
+    fn client_settings_path(&self) -> PathBuf {
+        self.torrents
+            .parent()
+            .unwrap_or(&self.torrents)
+            .join(CLIENT_SETTINGS)
+    }
+
     /// Forgets a torrent (its downloaded data is not touched). Removing an unknown one is fine.
     pub fn remove(&self, info_hash: &InfoHash) -> Result<(), StoreError> {
         let dir = self.dir_of(info_hash);
@@ -392,20 +382,6 @@ mod hex_info_hash {
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<InfoHash, D::Error> {
         let s = String::deserialize(d)?;
         parse_info_hash(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-mod hex_bytes {
-    use super::*;
-    use data_encoding::HEXLOWER_PERMISSIVE;
-    pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&HEXLOWER_PERMISSIVE.encode(b))
-    }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        HEXLOWER_PERMISSIVE
-            .decode(s.as_bytes())
-            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -3,4 +3,5 @@
 pub mod lenient;
 pub mod meta;
 pub mod picker;
+pub mod rate;
 pub mod session;

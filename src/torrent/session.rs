@@ -18,6 +18,7 @@ use crate::storage::hash::sha1;
 use crate::storage::Storage;
 use crate::torrent::meta::Metainfo;
 use crate::torrent::picker::{BlockOutcome, BlockRef, Picker, BLOCK_LEN};
+use crate::torrent::rate::Limiter;
 use crate::wire::{
     encode, encode_piece_header, Bitfield, DecoderLimits, ExtensionHandshake, Handshake, Message,
     MessageDecoder, EXTENSION_HANDSHAKE_ID,
@@ -172,6 +173,9 @@ pub struct Session {
     /// Closed lanes' stats, kept for the summary.
     finished_lanes: Vec<LaneStats>,
     scratch: Vec<BlockRef>,
+    /// Rate limits on what we request and what we serve.
+    down_limit: Limiter,
+    up_limit: Limiter,
 }
 
 impl Session {
@@ -206,7 +210,15 @@ impl Session {
             bytes_up: 0,
             finished_lanes: Vec::new(),
             scratch: Vec::new(),
+            down_limit: Limiter::unlimited(),
+            up_limit: Limiter::unlimited(),
         }
+    }
+
+    /// Limits what this session requests (`down`) and serves (`up`).
+    pub fn set_rate_limits(&mut self, down: Limiter, up: Limiter) {
+        self.down_limit = down;
+        self.up_limit = up;
     }
 
     pub fn meta(&self) -> &Metainfo {
@@ -1046,7 +1058,12 @@ impl Session {
             if lane.outstanding.len() >= depth {
                 continue;
             }
-            let want = depth - lane.outstanding.len();
+            let budget = self.down_limit.budget(now);
+            if budget == 0 {
+                break;
+            }
+            let want = (depth - lane.outstanding.len())
+                .min(usize::try_from(budget.div_ceil(u64::from(BLOCK_LEN))).unwrap_or(usize::MAX));
             let Some(pid) = lane.peer else { continue };
             let Some(peer) = self.peers.get(&pid) else {
                 continue;
@@ -1065,6 +1082,8 @@ impl Session {
                 // last block before an idle spell (e.g. the wait for an unchoke).
                 lane.last_block = now;
             }
+            let asked: u64 = self.scratch.iter().map(|b| u64::from(b.len)).sum();
+            self.down_limit.take(asked);
             for b in self.scratch.drain(..) {
                 lane.outstanding.insert(b, now);
                 push(
@@ -1084,9 +1103,13 @@ impl Session {
     pub fn poll_output(&mut self, id: LaneId, now: Instant) -> Option<Bytes> {
         let lane = self.lanes.get_mut(&id)?;
         while lane.outbox_bytes < OUTBOX_TARGET {
+            if lane.requests_in.is_empty() || !self.up_limit.allows(now) {
+                break;
+            }
             let Some(b) = lane.requests_in.pop_front() else {
                 break;
             };
+            self.up_limit.take(u64::from(b.len));
             match self.storage.read_block(b.piece, b.begin, b.len) {
                 Ok(data) => {
                     let mut head = BytesMut::with_capacity(13);
@@ -1119,10 +1142,13 @@ impl Session {
         }
     }
 
+    /// Whether [`Session::poll_output`] has something for the lane now (requests waiting for
+    /// the upload limit do not count: [`Session::poll_timeout`] says when they can go).
     pub fn has_output(&self, id: LaneId) -> bool {
-        self.lanes
-            .get(&id)
-            .is_some_and(|l| !l.outbox.is_empty() || !l.requests_in.is_empty())
+        self.lanes.get(&id).is_some_and(|l| {
+            !l.outbox.is_empty()
+                || (!l.requests_in.is_empty() && self.up_limit.ready_at(Instant::now()).is_none())
+        })
     }
 
     pub fn lane_ids(&self) -> Vec<LaneId> {
@@ -1227,6 +1253,17 @@ impl Session {
         for l in self.lanes.values() {
             if !l.stalled && !l.outstanding.is_empty() {
                 at(l.last_block + self.cfg.stall_timeout.max(l.rtt.unwrap_or_default() * 4));
+            }
+        }
+        // A direction held back by its rate limit moves again when the bucket refills.
+        if !self.picker.is_complete() && !self.lanes.is_empty() {
+            if let Some(t) = self.down_limit.ready_at(now) {
+                at(t);
+            }
+        }
+        if self.lanes.values().any(|l| !l.requests_in.is_empty()) {
+            if let Some(t) = self.up_limit.ready_at(now) {
+                at(t);
             }
         }
         if self.verifier.pending() > 0 {

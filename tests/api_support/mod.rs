@@ -278,6 +278,8 @@ fn torrent(m: &Metainfo, add: &control::AddTorrent, hex: String) -> TorrentSnaps
         error: None,
         progress: 0.25,
         pieces_have: 1,
+        pieces_resumed: 0,
+        pieces_checked: 0,
         pieces_total: m.num_pieces(),
         piece_length: m.piece_length.into(),
         bytes_down: 16384,

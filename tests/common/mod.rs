@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod daemons;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

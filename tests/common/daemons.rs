@@ -1,0 +1,234 @@
+//! Real `bittorrent-over-scion daemon` processes for end-to-end tests, driven over their HTTP
+//! API (and the CLI client), and restarted or killed on demand.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::bin;
+
+/// A running daemon; killed (SIGKILL) when dropped.
+pub struct Daemon {
+    pub child: Child,
+    /// `127.0.0.1:PORT` of its API.
+    pub api: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    starts: u32,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Starts `daemon --data-dir DATA --http 127.0.0.1:0 ARGS` and waits for its ready line.
+    pub fn start(data_dir: &Path, args: &[String], envs: &[(&str, String)]) -> Daemon {
+        let mut all = vec![
+            "daemon".to_string(),
+            format!("--data-dir={}", data_dir.display()),
+            "--http=127.0.0.1:0".to_string(),
+        ];
+        all.extend(args.iter().cloned());
+        let envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let log = data_dir.with_extension("log");
+        let (child, api) = spawn(&all, &envs, &log, 0);
+        Daemon {
+            child,
+            api,
+            data_dir: data_dir.to_path_buf(),
+            log,
+            args: all,
+            envs,
+            starts: 1,
+        }
+    }
+
+    /// Kills the process at once (no state saved) and starts it again with the same flags.
+    pub fn kill9_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.restart();
+    }
+
+    /// Starts the process again after it exited.
+    pub fn restart(&mut self) {
+        let (child, api) = spawn(&self.args, &self.envs, &self.log, self.starts);
+        self.child = child;
+        self.api = api;
+        self.starts += 1;
+    }
+
+    /// SIGTERM, then waits for the exit code.
+    pub fn terminate(&mut self) -> i32 {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not stop on SIGTERM; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api)
+    }
+
+    /// An API call with a JSON body (or none); returns status and parsed body (Null if empty).
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        let bytes = match body {
+            Some(v) => {
+                b = b.header("content-type", "application/json");
+                v.to_string().into_bytes()
+            }
+            None => Vec::new(),
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut r = agent
+            .run(b.body(bytes).unwrap())
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}; log:\n{}", self.log_text()));
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        let v = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, v)
+    }
+
+    /// A call that must succeed (2xx); returns its body.
+    pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method, path, body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status}: {v}"
+        );
+        v
+    }
+
+    pub fn snapshot(&self) -> Value {
+        self.ok("GET", "/api/v1/snapshot", None)
+    }
+
+    /// One torrent's detail.
+    pub fn torrent(&self, ih: &str) -> Value {
+        self.ok("GET", &format!("/api/v1/torrents/{ih}"), None)
+    }
+
+    /// Polls one torrent's detail until `done` says so; panics with the last detail and the
+    /// log after `timeout`.
+    pub fn wait_torrent(
+        &self,
+        ih: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = self.torrent(ih);
+            if done(&t) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "torrent {ih} did not get there in {timeout:?}: {t:#}\nlog:\n{}",
+                tail(&self.log_text(), 60)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs the CLI client against this daemon; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let o = Command::new(bin())
+            .args(args)
+            .arg(format!("--api=http://{}", self.api))
+            .env_remove("BTS_HTTP_TOKEN")
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+}
+
+/// A state name as the API writes it.
+pub fn state(t: &Value) -> &str {
+    t["state"].as_str().unwrap_or("")
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+fn spawn(args: &[String], envs: &[(String, String)], log: &Path, starts: u32) -> (Child, String) {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut c = Command::new(bin());
+    c.args(args)
+        .env_remove("BTS_HTTP_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(log_file);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            panic!(
+                "daemon (start {starts}) printed no ready line; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
+    let api = line
+        .strip_prefix("daemon listening on http://")
+        .and_then(|s| s.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
+        .to_string();
+    (child, api)
+}

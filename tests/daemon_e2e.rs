@@ -1,0 +1,345 @@
+//! Two real daemons on the real local SCION network (pocketscion), driven only through the HTTP
+//! API and the CLI client: one seeds three torrents over SCION and TCP, the other downloads all
+//! three at once, with pause/resume, remove, a peer added while running, rate limits, `kill -9`
+//! at random moments and a clean restart that trusts its fast-resume data.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::daemons::{state, Daemon};
+use common::{daemon, make_torrent, same_tree, testnet, write_random, LEAF_A, LEAF_B};
+use data_encoding::BASE64;
+use serde_json::{json, Value};
+
+const MIB: usize = 1024 * 1024;
+
+struct Swarm {
+    _tn: common::Testnet,
+    seeder: Daemon,
+    leecher: Daemon,
+    /// The seeder's SCION and TCP addresses.
+    scion: String,
+    tcp: String,
+}
+
+fn seed_root(work: &Path) -> PathBuf {
+    work.join("seed-root")
+}
+
+/// A seeder daemon in LEAF_A seeding `torrents` (prepared by [`make_data`] under `work`'s seed
+/// root) over SCION and TCP, and an empty leecher daemon in LEAF_B.
+fn swarm(work: &Path, torrents: &[&str]) -> Swarm {
+    let tn = testnet("three-paths");
+    let seeder = Daemon::start(
+        &work.join("seeder"),
+        &[
+            format!("--local={LEAF_A},[127.0.0.1]:0"),
+            format!("--download-root={}", seed_root(work).display()),
+            format!("--sciond={}", daemon(&tn, LEAF_A)),
+        ],
+        &[],
+    );
+    for name in torrents {
+        let (status, v) = seeder.call(
+            "POST",
+            "/api/v1/torrents",
+            Some(json!({ "torrent_path": format!("torrents/{name}.torrent"), "out_dir": "" })),
+        );
+        assert_eq!(status, 201, "seeder add {name}: {v}");
+    }
+    let snap = wait_snapshot(&seeder, |s| {
+        let list = s["torrents"].as_array().unwrap();
+        s["local_scion"].is_string()
+            && list.len() == torrents.len()
+            && list.iter().all(|t| state(t) == "seeding")
+    });
+    let scion = snap["local_scion"].as_str().unwrap().to_string();
+    let tcp = snap["tcp_listen"].as_str().unwrap().to_string();
+    let leecher = Daemon::start(
+        &work.join("leecher"),
+        &[
+            format!("--local={LEAF_B},[127.0.0.1]:0"),
+            format!("--sciond={}", daemon(&tn, LEAF_B)),
+        ],
+        &[],
+    );
+    wait_snapshot(&leecher, |s| s["local_scion"].is_string());
+    Swarm {
+        _tn: tn,
+        seeder,
+        leecher,
+        scion,
+        tcp,
+    }
+}
+
+fn wait_snapshot(d: &Daemon, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = d.snapshot();
+        if ok(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "snapshot never got there: {s:#}\nlog:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Writes data under the seed root and its .torrent into `<root>/torrents/<name>.torrent`.
+fn make_data(work: &Path, name: &str, files: &[(&str, usize)], piece: u32) -> PathBuf {
+    let root = seed_root(work);
+    for (i, (rel, len)) in files.iter().enumerate() {
+        write_random(&root.join(rel), *len, 7 + i as u64 * 31 + name.len() as u64);
+    }
+    let top = root.join(files[0].0.split('/').next().unwrap());
+    let torrent = root.join("torrents").join(format!("{name}.torrent"));
+    std::fs::create_dir_all(torrent.parent().unwrap()).unwrap();
+    make_torrent(&top, &torrent, Some(piece));
+    torrent
+}
+
+fn open_lanes(t: &Value) -> Vec<&Value> {
+    t["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["open"].as_bool() == Some(true))
+        .collect()
+}
+
+fn have(t: &Value) -> u64 {
+    t["pieces_have"].as_u64().unwrap()
+}
+
+fn progress(t: &Value) -> f64 {
+    t["progress"].as_f64().unwrap()
+}
+
+fn add_api(d: &Daemon, torrent: &Path, extra: Value) -> String {
+    let mut body = json!({ "torrent_base64": BASE64.encode(&std::fs::read(torrent).unwrap()) });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (status, v) = d.call("POST", "/api/v1/torrents", Some(body));
+    assert_eq!(status, 201, "add: {v}");
+    v["info_hash"].as_str().unwrap().to_string()
+}
+
+fn cli_ok(d: &Daemon, args: &[&str]) -> String {
+    let (code, out, err) = d.cli(args);
+    assert_eq!(code, 0, "{args:?} failed ({code}): {out}{err}");
+    out
+}
+
+#[test]
+fn a_daemon_downloads_three_torrents_from_another_driven_by_api_and_cli() {
+    let work = tempfile::tempdir().unwrap();
+    // Data first (the seeder adds it at start): a big single file, a multi-file tree, a small
+    // single file.
+    let alpha = make_data(work.path(), "alpha", &[("alpha.bin", 40 * MIB)], 256 * 1024);
+    let bravo = make_data(
+        work.path(),
+        "bravo",
+        &[
+            ("bravo/a.bin", 6 * MIB),
+            ("bravo/sub/b.bin", 3 * MIB + 123),
+            ("bravo/c.txt", 1000),
+        ],
+        64 * 1024,
+    );
+    let charlie = make_data(
+        work.path(),
+        "charlie",
+        &[("charlie.bin", 5 * MIB + 7)],
+        64 * 1024,
+    );
+    let s = swarm(work.path(), &["alpha", "bravo", "charlie"]);
+    let (seeder, leecher) = (&s.seeder, &s.leecher);
+    let root = seed_root(work.path());
+
+    // alpha: through the API, over SCION and TCP, slowed down so there is a middle to act in.
+    let a = add_api(
+        leecher,
+        &alpha,
+        json!({ "peers": [s.scion, s.tcp], "limits": { "download_bps": 6_000_000 } }),
+    );
+    // bravo: through the CLI client.
+    let out = cli_ok(
+        leecher,
+        &[
+            "add",
+            bravo.to_str().unwrap(),
+            "--peer",
+            &s.scion,
+            "--peer",
+            &s.tcp,
+        ],
+    );
+    let b = out.split_whitespace().nth(1).unwrap().to_string();
+    // charlie: no peers yet.
+    let c = add_api(leecher, &charlie, json!({}));
+
+    // Both transports carry alpha's bytes; SCION lanes name their path.
+    let t = leecher.wait_torrent(&a, Duration::from_secs(120), |t| {
+        let lanes = t["lanes"].as_array().unwrap();
+        progress(t) > 0.1
+            && lanes.iter().any(|l| {
+                l["transport"] == "scion"
+                    && l["bytes_down"].as_u64() > Some(0)
+                    && l["path"]["hops"].as_array().is_some_and(|h| !h.is_empty())
+            })
+            && lanes
+                .iter()
+                .any(|l| l["transport"] == "tcp" && l["bytes_down"].as_u64() > Some(0))
+    });
+    assert!(progress(&t) < 0.9, "alpha was not slowed down: {t:#}");
+
+    // Pause: lanes close and nothing more arrives.
+    cli_ok(leecher, &["pause", &a]);
+    let t = leecher.wait_torrent(&a, Duration::from_secs(20), |t| {
+        state(t) == "paused" && open_lanes(t).is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let paused_at = have(&leecher.torrent(&a));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        have(&leecher.torrent(&a)),
+        paused_at,
+        "a paused torrent kept downloading: {t:#}"
+    );
+
+    // charlie has no peer to get data from, until one is added while it runs.
+    let t = leecher.torrent(&c);
+    assert_eq!(have(&t), 0, "charlie got data without a peer: {t:#}");
+    assert_eq!(t["peers_known"].as_u64(), Some(0));
+    let out = cli_ok(leecher, &["add-peer", &c, &s.scion]);
+    assert!(out.contains("1 new peer"), "{out}");
+
+    cli_ok(leecher, &["resume", &a]);
+    leecher.wait_torrent(&a, Duration::from_secs(60), |t| {
+        state(t) == "downloading" && have(t) > paused_at
+    });
+
+    // Remove alpha mid-download (keeping its data): the seeder's lanes for it close.
+    let before = have(&leecher.torrent(&a));
+    assert!(
+        (before as f64) < 0.95 * leecher.torrent(&a)["pieces_total"].as_f64().unwrap(),
+        "alpha finished too early to test removal"
+    );
+    cli_ok(leecher, &["remove", &a]);
+    let (status, _) = leecher.call("GET", &format!("/api/v1/torrents/{a}"), None);
+    assert_eq!(status, 404, "a removed torrent is still listed");
+    seeder.wait_torrent(&a, Duration::from_secs(20), |t| open_lanes(t).is_empty());
+
+    // Added again without a limit: what is on disk is found by the check, the rest arrives.
+    let a2 = add_api(leecher, &alpha, json!({ "peers": [s.scion] }));
+    assert_eq!(a2, a);
+    let t = leecher.wait_torrent(&a, Duration::from_secs(60), |t| state(t) != "checking");
+    assert!(
+        t["pieces_resumed"].as_u64().unwrap() + 2 >= before,
+        "the re-added torrent did not find its data ({before} pieces before): {t:#}"
+    );
+
+    for ih in [&a, &b, &c] {
+        leecher.wait_torrent(ih, Duration::from_secs(300), |t| state(t) == "seeding");
+    }
+    let downloads = s.leecher.data_dir.join("downloads");
+    for name in ["alpha.bin", "bravo", "charlie.bin"] {
+        same_tree(&root.join(name), &downloads.join(name));
+    }
+
+    // The list as the CLI prints it names all three.
+    let out = cli_ok(leecher, &["ls"]);
+    for name in ["alpha.bin", "bravo", "charlie.bin"] {
+        assert!(out.contains(name), "ls lacks {name}:\n{out}");
+    }
+}
+
+/// `bts_torrent_pieces{kind=...}` of one torrent, from `/metrics`.
+fn pieces_metric(d: &Daemon, ih: &str, kind: &str) -> Option<u64> {
+    let (status, text) = d.call("GET", "/metrics", None);
+    assert_eq!(status, 200);
+    let text = text.as_str().unwrap_or_default().to_string();
+    let want_ih = format!("info_hash=\"{ih}\"");
+    let want_kind = format!("kind=\"{kind}\"");
+    text.lines()
+        .filter(|l| l.starts_with("bts_torrent_pieces{"))
+        .find(|l| l.contains(&want_ih) && l.contains(&want_kind))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+#[test]
+fn kill_dash_nine_at_twenty_random_moments_loses_no_verified_piece() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = make_data(work.path(), "delta", &[("delta.bin", 32 * MIB)], 128 * 1024);
+    let Swarm {
+        _tn,
+        seeder: _seeder,
+        mut leecher,
+        scion,
+        ..
+    } = swarm(work.path(), &["delta"]);
+    // Slow enough that most kills land mid-download.
+    let ih = add_api(
+        &leecher,
+        &torrent,
+        json!({ "peers": [scion], "limits": { "download_bps": 1_000_000 } }),
+    );
+    let mut x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill moments seed {x}");
+    let mut mid_download = 0;
+    for kill in 0..20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::thread::sleep(Duration::from_millis(100 + x % 900));
+        // What the metrics say was verified, read right before the kill (the truth at the
+        // kill can only be more).
+        let before = pieces_metric(&leecher, &ih, "have").expect("the torrent is listed");
+        let total = pieces_metric(&leecher, &ih, "total").unwrap();
+        if before > 0 && before < total {
+            mid_download += 1;
+        }
+        eprintln!("kill {kill}: {before} of {total} pieces verified");
+        leecher.kill9_and_restart();
+        let t = leecher.wait_torrent(&ih, Duration::from_secs(120), |t| {
+            !matches!(state(t), "checking" | "")
+        });
+        let resumed = pieces_metric(&leecher, &ih, "resumed").unwrap();
+        assert!(
+            resumed >= before,
+            "kill {kill}: {before} pieces were verified before the kill, only {resumed} after \
+             the restart (they would be downloaded again): {t:#}"
+        );
+    }
+    assert!(
+        mid_download >= 10,
+        "only {mid_download} of 20 kills hit the download in the middle"
+    );
+    leecher.wait_torrent(&ih, Duration::from_secs(300), |t| state(t) == "seeding");
+    same_tree(
+        &seed_root(work.path()).join("delta.bin"),
+        &leecher.data_dir.join("downloads/delta.bin"),
+    );
+
+    // A clean stop and start trusts the fast-resume data: nothing is hashed again.
+    assert_eq!(leecher.terminate(), 0, "log:\n{}", leecher.log_text());
+    leecher.restart();
+    let t = leecher.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "seeding");
+    assert_eq!(t["pieces_checked"].as_u64(), Some(0), "{t:#}");
+    assert_eq!(t["pieces_resumed"], t["pieces_total"], "{t:#}");
+    // The limit given at add survived every restart.
+    assert_eq!(t["limits"]["download_bps"].as_u64(), Some(1_000_000));
+}
