@@ -3,7 +3,17 @@
 # paths between two ASes), seed a file in one AS, download it in the other over all paths at
 # once, and print the results.
 #   SIZE_MIB=256 scripts/demo.sh
+#   scripts/demo.sh --ui     then also: a seeding and a downloading daemon on the same network,
+#                            the same file again at 8 MiB/s, and the downloader's web UI left
+#                            running (http://127.0.0.1:7878/) until Ctrl-C
 set -euo pipefail
+ui=0
+for arg in "$@"; do
+  case "$arg" in
+    --ui) ui=1 ;;
+    *) echo "usage: $0 [--ui]" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --release --workspace --quiet
@@ -45,3 +55,34 @@ else
   echo "== FAILED: download differs" >&2
   exit 1
 fi
+
+[ "$ui" = 1 ] || exit 0
+
+echo "== the daemons and the web UI"
+mkdir -p "$work/seed-root"
+ln "$work/data.bin" "$work/seed-root/data.bin"
+SCION_DAEMON_ADDRESS=$(daemon $seeder_as) $bin daemon --data-dir "$work/seeder-state" \
+  --download-root "$work/seed-root" --http 127.0.0.1:7879 \
+  --local "$seeder_as,[127.0.0.1]:43001" --log-level WARN >"$work/seeder-daemon.log" 2>&1 &
+SCION_DAEMON_ADDRESS=$(daemon $leecher_as) $bin daemon --data-dir "$work/leecher-state" \
+  --http "${UI_HTTP:-127.0.0.1:7878}" --local "$leecher_as,[127.0.0.1]:0" --log-level WARN \
+  >"$work/leecher-daemon.log" 2>&1 &
+api=http://${UI_HTTP:-127.0.0.1:7878}
+for _ in $(seq 1 100); do
+  $bin ls --api http://127.0.0.1:7879 >/dev/null 2>&1 && $bin ls --api "$api" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+$bin add "$work/data.torrent" --api http://127.0.0.1:7879
+# 8 MiB/s, so the transfer lasts long enough to watch.
+python3 - "$api" <<'PY'
+import json, sys, urllib.request
+body = json.dumps({"limits": {"download_bps": 8 << 20, "upload_bps": None},
+                   "seed_policy": {"stop_at_ratio": None, "stop_after_secs": None}}).encode()
+req = urllib.request.Request(sys.argv[1] + "/api/v1/settings", data=body, method="PUT",
+                             headers={"Content-Type": "application/json"})
+urllib.request.urlopen(req).read()
+PY
+$bin add "$work/data.torrent" --peer "$seeder_as,[127.0.0.1]:43001" --api "$api"
+echo "== open $api/ in a browser: the torrent's page shows which SCION paths carry its bytes"
+echo "   (the CLI works too: $bin ls --api $api). Ctrl-C stops the daemons and the network."
+wait
