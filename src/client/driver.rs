@@ -106,6 +106,8 @@ pub struct Client {
     global_up: SharedBucket,
     seed_policy: SeedPolicy,
     next_snapshot: Instant,
+    /// A state change worth publishing before the next periodic snapshot.
+    publish_due: bool,
     next_resume: Instant,
     shutting_down: Option<(Instant, Vec<super::control::Reply<()>>)>,
     done: bool,
@@ -160,6 +162,7 @@ impl Client {
             global_up: SharedBucket::new(None, now),
             seed_policy: SeedPolicy::default(),
             next_snapshot: now,
+            publish_due: false,
             next_resume: now + RESUME_EVERY,
             shutting_down: None,
             done: false,
@@ -577,6 +580,8 @@ impl Client {
                 ready.push(*ih);
             }
         }
+        // A torrent that finished its check is news: publish it now, not at the next tick.
+        self.publish_due |= !ready.is_empty();
         for ih in ready {
             let Some(c) = self.torrents.get_mut(&ih).and_then(|t| t.checker.take()) else {
                 continue;
@@ -590,6 +595,7 @@ impl Client {
         let mut next: Option<Instant> = None;
         let policy = self.seed_policy;
         let mut goal_reached = false;
+        let mut publish_due = false;
         for t in self.torrents.values_mut() {
             // Idle torrents (no lanes, no dials) are left alone until an event or their
             // deadline: a thousand of them cost nothing per loop turn.
@@ -627,6 +633,7 @@ impl Client {
             }
             if t.state == TorrentState::Downloading && app.session.is_complete() {
                 t.state = TorrentState::Seeding;
+                publish_due = true;
             }
             let size = t.meta.as_ref().map_or(0, |m| m.total_length);
             let ratio = app.session.bytes_up as f64 / size.max(1) as f64;
@@ -665,6 +672,7 @@ impl Client {
         if goal_reached {
             self.save_torrent_list();
         }
+        self.publish_due |= publish_due || goal_reached;
         next
     }
 
@@ -935,7 +943,7 @@ impl Client {
             .values_mut()
             .map(|t| {
                 let added = t.settings.added_unix;
-                t.snapshot(now, added)
+                t.snapshot_cached(now, added)
             })
             .collect();
         torrents.sort_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.cmp(&b.info_hash)));
@@ -1136,7 +1144,8 @@ impl App for Client {
             self.save_resume(false);
             self.next_resume = now + RESUME_EVERY;
         }
-        if commanded || now >= self.next_snapshot {
+        if commanded || self.publish_due || now >= self.next_snapshot {
+            self.publish_due = false;
             self.publish(now);
         }
         if let Some((since, _)) = &self.shutting_down {

@@ -70,6 +70,7 @@ pub struct Torrent {
     pub down_bucket: SharedBucket,
     pub up_bucket: SharedBucket,
     rates: RateMemo,
+    cached_snapshot: Option<TorrentSnapshot>,
 }
 
 impl Torrent {
@@ -110,6 +111,7 @@ impl Torrent {
             down_bucket,
             up_bucket,
             rates: RateMemo::default(),
+            cached_snapshot: None,
         }
     }
 
@@ -158,6 +160,36 @@ impl Torrent {
     /// Adds peers to the book; returns how many were new.
     pub fn add_peers(&mut self, peers: &[PeerAddr], source: PeerSource) -> usize {
         peers.iter().filter(|p| self.book.add(**p, source)).count()
+    }
+
+    /// [`Torrent::snapshot`], reusing the last one while the torrent is idle and nothing it
+    /// shows changed: a thousand idle torrents cost a clone each per publish, not a rebuild.
+    pub fn snapshot_cached(&mut self, now: Instant, added_unix: u64) -> TorrentSnapshot {
+        let idle = !self.is_busy() && self.checker.is_none();
+        if let Some(c) = self.cached_snapshot.as_ref().filter(|_| idle) {
+            let (down, up) = self
+                .app
+                .as_ref()
+                .map_or((0, 0), |a| (a.session.bytes_down, a.session.bytes_up));
+            // Anything a lane could have changed between two publishes shows in these.
+            let unchanged = c.rate_down == 0.0
+                && c.rate_up == 0.0
+                && c.lanes.is_empty()
+                && c.bytes_down == down
+                && c.bytes_up == up
+                && c.state == self.state
+                && c.error == self.error
+                && c.limits == self.settings.limits
+                && c.pieces_have == self.pieces_have()
+                && c.peers_known == self.book.len()
+                && c.peers_banned == self.book.count(PeerState::Banned);
+            if unchanged {
+                return c.clone();
+            }
+        }
+        let s = self.snapshot(now, added_unix);
+        self.cached_snapshot = Some(s.clone());
+        s
     }
 
     pub fn snapshot(&mut self, now: Instant, added_unix: u64) -> TorrentSnapshot {
