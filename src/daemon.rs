@@ -74,8 +74,14 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
     };
     announce_ready_when_loaded(&handle, &cfg);
 
+    let trackers = crate::discovery::spawn_trackers(handle.clone())
+        .map_err(|e| exit::other(format!("cannot start the tracker front end: {e}")))?;
     let result = run_client(&cfg, store, side);
     server.stop();
+    // The client is gone; the tracker front end tells the trackers `stopped` and ends.
+    if trackers.join().is_err() {
+        tracing::warn!("the tracker front end panicked");
+    }
     tracing::info!("daemon stopped");
     result
 }

@@ -5,6 +5,7 @@ pub mod bwtest;
 pub mod cli;
 pub mod client;
 pub mod daemon;
+pub mod discovery;
 pub mod engine;
 pub mod lanes;
 pub mod metrics;

@@ -296,3 +296,103 @@ fn libtorrent_downloads_from_our_seeder_found_via_our_http_tracker() {
 fn libtorrent_downloads_from_our_seeder_found_via_our_udp_tracker() {
     libtorrent_downloads_via_our_tracker(true);
 }
+
+/// Two daemons that were given no peers at all: the seeder announces to opentracker, the
+/// leecher finds it there and downloads. The torrent lists a dead tracker first; its status
+/// says why it failed while the working one delivers.
+#[test]
+fn a_daemon_finds_another_daemon_through_opentracker() {
+    use common::daemons::{state, Daemon};
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = dir.path().join("seed");
+    let src = seed_root.join("content.bin");
+    write_random(&src, 5 * 1024 * 1024 + 99, 77);
+    // The info hash does not depend on the trackers: a torrent without any names it for the
+    // whitelist, then the real one lists a dead tracker and opentracker in two tiers.
+    let plain = dir.path().join("plain.torrent");
+    make_torrent(&src, &plain, Some(64 * 1024));
+    let ot = opentracker(&info_hash_of(&plain));
+    let dead = format!("http://127.0.0.1:{}/announce", free_port());
+    let live = format!("udp://127.0.0.1:{}", ot.port);
+    let torrent = seed_root.join("x.torrent");
+    let o = Command::new(bin())
+        .arg("create")
+        .arg(&src)
+        .arg("-o")
+        .arg(&torrent)
+        .args([
+            "--piece-length",
+            "65536",
+            "--announce",
+            &dead,
+            "--announce",
+            &live,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tcp_only = |name: &str, root: Option<&Path>| {
+        let mut args = vec![
+            // No SCION daemon there: TCP only, as an IP-only client would be.
+            "--sciond=127.0.0.1:9".to_string(),
+            format!("--tcp-listen=127.0.0.1:{}", free_port()),
+        ];
+        if let Some(r) = root {
+            args.push(format!("--download-root={}", r.display()));
+        }
+        Daemon::start(&dir.path().join(name), &args, &[])
+    };
+    let seeder = tcp_only("seeder", Some(&seed_root));
+    let leecher = tcp_only("leecher", None);
+    let ih = seeder.ok(
+        "POST",
+        "/api/v1/torrents",
+        Some(serde_json::json!({ "torrent_path": "x.torrent", "out_dir": "" })),
+    )["info_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    seeder.wait_torrent(&ih, Duration::from_secs(60), |t| {
+        t["trackers"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|s| s["state"] == "working"))
+    });
+    let out = leecher.cli(&["add", torrent.to_str().unwrap()]);
+    assert_eq!(out.0, 0, "{out:?}");
+    // The only peer the leecher ever connects to came from the tracker.
+    let from_tracker = std::cell::Cell::new(false);
+    let t = leecher.wait_torrent(&ih, Duration::from_secs(120), |t| {
+        let peers = t["peers"].as_array().unwrap();
+        assert!(peers.iter().all(|p| p["source"] == "tracker"), "{t:#}");
+        from_tracker.set(from_tracker.get() || !peers.is_empty());
+        state(t) == "seeding"
+    });
+    same_tree(&src, &leecher.data_dir.join("downloads/content.bin"));
+    assert!(
+        from_tracker.get() || t["peers_known"].as_u64() >= Some(1),
+        "no peer from the tracker was ever seen: {t:#}"
+    );
+    // The dead tracker says why it is not used.
+    let t = leecher.wait_torrent(&ih, Duration::from_secs(30), |t| {
+        let trackers = t["trackers"].as_array().unwrap();
+        let state_of = |url: &str| {
+            trackers
+                .iter()
+                .find(|s| s["url"] == url)
+                .map(|s| s["state"].clone())
+        };
+        state_of(&dead) == Some("backing_off".into()) && state_of(&live) == Some("working".into())
+    });
+    let dead_status = t["trackers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["url"] == dead.as_str())
+        .unwrap();
+    assert!(
+        dead_status["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{t:#}"
+    );
+}

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::scion::PeerAddr;
+pub use bt_tracker::client::{TrackerState, TrackerStatus};
 
 /// A torrent's v1 info hash.
 pub type InfoHash = [u8; 20];
@@ -89,6 +90,12 @@ pub enum Command {
         reply: Reply<()>,
     },
     SetSeedPolicy(SeedPolicy, Reply<()>),
+    /// What the trackers of a torrent answered lately (from the daemon's tracker front end),
+    /// shown in its snapshot. No reply.
+    TrackerStatus {
+        info_hash: InfoHash,
+        trackers: Vec<TrackerStatus>,
+    },
     /// Save state, tell peers, stop.
     Shutdown(Reply<()>),
 }
@@ -225,6 +232,12 @@ pub struct TorrentSnapshot {
     pub peers_known: usize,
     pub peers_connected: usize,
     pub peers_banned: usize,
+    /// The torrent's tracker tiers (BEP 12), from its metainfo.
+    #[serde(default)]
+    pub announce: Vec<Vec<String>>,
+    /// Each tracker's last answer or failure, once the tracker front end reported it.
+    #[serde(default)]
+    pub trackers: Vec<TrackerStatus>,
 }
 
 /// A path the path service knows to a destination AS.
@@ -294,6 +307,11 @@ impl ClientHandle {
             .send(make(tx))
             .map_err(|_| ControlError::ShuttingDown)?;
         rx.await.map_err(|_| ControlError::ShuttingDown)?
+    }
+
+    /// Sends a command that has no reply; false when the client is gone.
+    pub fn notify(&self, cmd: Command) -> bool {
+        self.commands.send(cmd).is_ok()
     }
 
     /// The latest published state.

@@ -842,6 +842,14 @@ impl Client {
                 self.publish(now);
                 let _ = reply.send(Ok(()));
             }
+            Command::TrackerStatus {
+                info_hash,
+                trackers,
+            } => {
+                if let Some(t) = self.torrents.get_mut(&info_hash) {
+                    t.trackers = trackers;
+                }
+            }
             Command::Shutdown(reply) => self.begin_shutdown(net, Some(reply), now),
         }
     }
@@ -1060,6 +1068,7 @@ fn reject_shutting_down(cmd: Command) {
         Command::AddPeers { reply, .. } => {
             let _ = reply.send(Err(e));
         }
+        Command::TrackerStatus { .. } => {}
         Command::Shutdown(_) => unreachable!("handled by begin_shutdown"),
     }
 }

@@ -71,6 +71,8 @@ pub struct Torrent {
     pub up_bucket: SharedBucket,
     rates: RateMemo,
     cached_snapshot: Option<TorrentSnapshot>,
+    /// Last tracker statuses reported by the tracker front end.
+    pub trackers: Vec<super::control::TrackerStatus>,
 }
 
 impl Torrent {
@@ -112,6 +114,7 @@ impl Torrent {
             up_bucket,
             rates: RateMemo::default(),
             cached_snapshot: None,
+            trackers: Vec::new(),
         }
     }
 
@@ -182,7 +185,8 @@ impl Torrent {
                 && c.limits == self.settings.limits
                 && c.pieces_have == self.pieces_have()
                 && c.peers_known == self.book.len()
-                && c.peers_banned == self.book.count(PeerState::Banned);
+                && c.peers_banned == self.book.count(PeerState::Banned)
+                && c.trackers == self.trackers;
             if unchanged {
                 return c.clone();
             }
@@ -339,6 +343,10 @@ impl Torrent {
             peers_known: self.book.len(),
             peers_connected,
             peers_banned: self.book.count(PeerState::Banned),
+            announce: self.meta.as_ref().map_or_else(Vec::new, |m| {
+                bt_tracker::client::tiers_from_metainfo(m.announce.as_deref(), &m.announce_list)
+            }),
+            trackers: self.trackers.clone(),
         }
     }
 

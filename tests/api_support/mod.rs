@@ -214,6 +214,7 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                 let _ = reply.send(Ok(()));
                 publish(&mut snap);
             }
+            Command::TrackerStatus { .. } => {}
             Command::Shutdown(reply) => {
                 seen.lock().unwrap().shutdown = true;
                 let _ = reply.send(Ok(()));
@@ -280,6 +281,8 @@ fn torrent(m: &Metainfo, add: &control::AddTorrent, hex: String) -> TorrentSnaps
         pieces_have: 1,
         pieces_resumed: 0,
         pieces_checked: 0,
+        announce: vec![],
+        trackers: vec![],
         pieces_total: m.num_pieces(),
         piece_length: m.piece_length.into(),
         bytes_down: 16384,
