@@ -396,3 +396,88 @@ fn a_daemon_finds_another_daemon_through_opentracker() {
         "{t:#}"
     );
 }
+
+/// The single-shot commands use the torrent's trackers too: a seeder and a leecher given no
+/// peers find each other through opentracker (HTTP); a torrent whose only tracker is dead
+/// fails with a message that names it.
+#[test]
+fn single_shot_seed_and_download_find_each_other_through_opentracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("seed").join("content.bin");
+    write_random(&src, 2 * 1024 * 1024 + 5, 78);
+    let plain = dir.path().join("plain.torrent");
+    make_torrent(&src, &plain, Some(64 * 1024));
+    let ot = opentracker(&info_hash_of(&plain));
+    let url = format!("http://127.0.0.1:{}/announce", ot.port);
+    let torrent = dir.path().join("x.torrent");
+    let create = |announce: &str, out: &Path| {
+        let o = Command::new(bin())
+            .arg("create")
+            .arg(&src)
+            .arg("-o")
+            .arg(out)
+            .args(["--piece-length", "65536", "--announce", announce])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    create(&url, &torrent);
+    let seed_port = free_port();
+    let _seeder = Client::spawn(
+        {
+            let mut c = Command::new(bin());
+            c.arg("seed")
+                .arg("--torrent")
+                .arg(&torrent)
+                .arg("--path")
+                .arg(&src)
+                .arg(format!("--tcp-listen=127.0.0.1:{seed_port}"))
+                .arg("--sciond=127.0.0.1:9");
+            c
+        },
+        dir.path().join("seeder.log"),
+    );
+    let out = dir.path().join("out.bin");
+    let o = run(
+        &[
+            "download".into(),
+            "--torrent".into(),
+            torrent.display().to_string(),
+            "--path".into(),
+            out.display().to_string(),
+            "--sciond=127.0.0.1:9".into(),
+        ],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert!(
+        o.status.success(),
+        "download failed: {}{}",
+        o.stdout,
+        o.stderr
+    );
+    same_tree(&src, &out);
+
+    // Only a dead tracker: exit 4, and the message says what the tracker did.
+    let dead = format!("http://127.0.0.1:{}/announce", free_port());
+    let lonely = dir.path().join("dead.torrent");
+    create(&dead, &lonely);
+    let o = run(
+        &[
+            "download".into(),
+            "--torrent".into(),
+            lonely.display().to_string(),
+            "--path".into(),
+            dir.path().join("nothing.bin").display().to_string(),
+            "--sciond=127.0.0.1:9".into(),
+        ],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert_eq!(o.status.code(), Some(4), "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains(&dead) && o.stderr.contains("backing_off"),
+        "the failure does not name the dead tracker: {}",
+        o.stderr
+    );
+}

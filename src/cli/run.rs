@@ -10,7 +10,7 @@ use super::args::{BwtestArgs, Command, CreateArgs, Mode, TransferArgs};
 use super::exit::{self, CliError};
 use super::report;
 use crate::bwtest::{BwClient, BwServer};
-use crate::client::control::PeerSource;
+use crate::client::control::{self, PeerSource};
 use crate::client::paths::PathService;
 use crate::client::{self, Client, ClientError, EngineOptions, LiveTorrent};
 use crate::engine::liveness::LivenessRules;
@@ -167,9 +167,10 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         .map(|l| parse_local(l, &daemon_address(&t.sciond)))
         .transpose()?;
     let liveness = liveness_rules(&t)?;
-    if t.mode == Mode::Download && peers.is_empty() && tcp_peers.is_empty() {
+    let has_trackers = meta.announce.is_some() || !meta.announce_list.is_empty();
+    if t.mode == Mode::Download && peers.is_empty() && tcp_peers.is_empty() && !has_trackers {
         return Err(exit::usage(
-            "downloading needs at least one peer: -peer / --peer",
+            "downloading needs at least one peer (-peer / --peer) or a torrent with trackers",
         ));
     }
     let storage = open_storage(&meta, &t)?;
@@ -319,6 +320,18 @@ async fn run_transfer(
         meta.total_length
     );
     report::attach_progress(app_of(&mut client, &ih)?, std::io::stderr().is_terminal());
+    // The torrent's trackers, if any, announce it and feed peers into its book, as in the
+    // daemon. They end (with `stopped`) when the client's snapshots end, below.
+    let (handle, side) = control::channel();
+    let trackers = if meta.announce.is_some() || !meta.announce_list.is_empty() {
+        client.attach_control(side.commands, side.snapshots);
+        Some(
+            crate::discovery::spawn_trackers(handle)
+                .map_err(|e| exit::other(format!("cannot start the tracker client: {e}")))?,
+        )
+    } else {
+        None
+    };
     if !(t.mode == Mode::Download && complete_at_start && !t.keep_seeding) {
         uring::run(scion.socket, &mut net, &mut client)
             .await
@@ -342,12 +355,45 @@ async fn run_transfer(
             .write_json(json)
             .map_err(|e| exit::other(format!("cannot write {}: {e}", json.display())))?;
     }
-    match quic.failure.take() {
+    let failure = quic.failure.take();
+    let tracker_report = client
+        .torrent_mut(&ih)
+        .map(|t| tracker_report(&t.trackers))
+        .unwrap_or_default();
+    // Ends the snapshots: the tracker client says `stopped` and returns.
+    drop(client);
+    if let Some(t) = trackers {
+        let _ = t.join();
+    }
+    match failure {
         None => Ok(()),
-        Some(Failure::Unreachable(m)) => Err(exit::unreachable(format!("peer unreachable: {m}"))),
+        Some(Failure::Unreachable(m)) => Err(exit::unreachable(format!(
+            "peer unreachable: {m}{tracker_report}"
+        ))),
         Some(Failure::NoPath(m)) => Err(exit::unreachable(m)),
         Some(Failure::Storage(m)) => Err(exit::storage(m)),
     }
+}
+
+/// "; trackers: URL: state (error), ..." for a failure message; empty without trackers.
+fn tracker_report(trackers: &[crate::client::control::TrackerStatus]) -> String {
+    if trackers.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = trackers
+        .iter()
+        .map(|s| {
+            let state = serde_json::to_value(&s.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            match &s.last_error {
+                Some(e) => format!("{}: {state} ({e})", s.url),
+                None => format!("{}: {state}, {} peers", s.url, s.peers_received),
+            }
+        })
+        .collect();
+    format!("; trackers: {}", each.join(", "))
 }
 
 fn app_of<'a>(

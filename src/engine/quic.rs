@@ -268,9 +268,13 @@ impl QuicBtApp {
                 .as_ref()
                 .map(|e| format!(" (last error: {e})"))
                 .unwrap_or_default();
+            let to = if peers.is_empty() {
+                "any peer (none known)".to_string()
+            } else {
+                peers.join(", ")
+            };
             self.failure = Some(Failure::Unreachable(format!(
-                "no working lane to {} for {:?}{why}",
-                peers.join(", "),
+                "no working lane to {to} for {:?}{why}",
                 self.connect_timeout
             )));
         }
