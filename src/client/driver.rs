@@ -1053,6 +1053,33 @@ fn save_one(store: &mut dyn ResumeStore, t: &mut Torrent, force: bool) {
     }
 }
 
+/// Which torrents a command may change (and so need a poll afterwards).
+enum Touches {
+    None,
+    One(InfoHash),
+    All,
+}
+
+fn touched_by(cmd: &Command) -> Touches {
+    match cmd {
+        // A new torrent starts dirty; a tracker report only changes what is shown.
+        Command::Add(..) | Command::TrackerStatus { .. } => Touches::None,
+        Command::Pause(ih, _) | Command::Resume(ih, _) => Touches::One(*ih),
+        Command::Remove { info_hash, .. } | Command::AddPeers { info_hash, .. } => {
+            Touches::One(*info_hash)
+        }
+        Command::SetLimits {
+            info_hash: Some(ih),
+            ..
+        } => Touches::One(*ih),
+        Command::SetLimits {
+            info_hash: None, ..
+        }
+        | Command::SetSeedPolicy(..)
+        | Command::Shutdown(_) => Touches::All,
+    }
+}
+
 fn reject_shutting_down(cmd: Command) {
     let e = ControlError::ShuttingDown;
     match cmd {
@@ -1137,10 +1164,19 @@ impl App for Client {
             let Some(cmd) = self.commands.borrow_mut().pop_front() else {
                 break;
             };
+            let touches = touched_by(&cmd);
             self.handle_command(net, cmd, now);
             commanded = true;
-            for t in self.torrents.values_mut() {
-                t.dirty = true;
+            // Only the torrents a command concerns get a poll: with a thousand torrents, an
+            // API call or a tracker report must not walk them all.
+            match touches {
+                Touches::One(ih) => {
+                    if let Some(t) = self.torrents.get_mut(&ih) {
+                        t.dirty = true;
+                    }
+                }
+                Touches::All => self.torrents.values_mut().for_each(|t| t.dirty = true),
+                Touches::None => {}
             }
         }
         while let Some(ev) = self.tcp.pop_event() {
