@@ -199,6 +199,14 @@ fn a_daemon_downloads_three_torrents_from_another_driven_by_api_and_cli() {
                 .any(|l| l["transport"] == "tcp" && l["bytes_down"].as_u64() > Some(0))
     });
     assert!(progress(&t) < 0.9, "alpha was not slowed down: {t:#}");
+    // The CLI names each SCION lane by the core AS its path crosses.
+    let shown = cli_ok(leecher, &["show", &a]);
+    assert!(
+        ["110", "120", "130"]
+            .iter()
+            .any(|c| shown.contains(&format!("via 1-ff00:0:{c}"))),
+        "{shown}"
+    );
 
     // Pause: lanes close and nothing more arrives.
     cli_ok(leecher, &["pause", &a]);

@@ -337,12 +337,16 @@ pub fn details(t: &TorrentSnapshot) -> String {
             "\n  {:<28}  {:<24}  {:>9}  {:>11}  {:>20}  {:<6}\n",
             "LANE PEER", "PATH", "DOWN", "RATE", "LATENCY p50/p90/p99", "STATE"
         );
-        for l in &t.lanes {
+        // A lane is named by the hop that tells its path apart (`via 1-ff00:0:120`), as in
+        // the single-shot live line; `--json` has the whole path.
+        let labels: Vec<&str> = t.lanes.iter().map(|l| l.label.as_str()).collect();
+        let names = super::report::short_names(&labels);
+        for (l, name) in t.lanes.iter().zip(&names) {
             let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
             o += &format!(
                 "  {:<28}  {:<24}  {:>9}  {:>11}  {:>17} ms  {:<6}\n",
                 clip(&l.peer, 28),
-                clip(&l.label, 24),
+                clip(name, 24),
                 bytes(l.bytes_down),
                 rate(l.rate_down),
                 format!(

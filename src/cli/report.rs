@@ -203,7 +203,7 @@ fn lane_line(s: &Session) -> String {
 /// Names lanes by what tells their paths apart: the first transit AS (or interface) a lane's
 /// path crosses that not every other path crosses, e.g. `via 1-ff00:0:120`. Labels that are
 /// not SCION paths (TCP, same-AS) are kept, shortened.
-fn short_names(labels: &[&str]) -> Vec<String> {
+pub(crate) fn short_names(labels: &[&str]) -> Vec<String> {
     let hops: Vec<Option<Vec<&str>>> = labels
         .iter()
         .map(|l| {
