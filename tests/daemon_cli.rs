@@ -1,15 +1,13 @@
 //! The `daemon` subcommand as a process: the ready line, where state lives, access rules, and a
 //! clean exit on SIGTERM/SIGINT.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_bittorrent-over-scion"))
-}
+mod common;
+
+use common::bin;
 
 struct Daemon {
     child: Child,
@@ -25,31 +23,15 @@ impl Drop for Daemon {
 
 /// Starts a daemon and waits for its ready line; returns it and the line.
 fn start(args: &[&str], envs: &[(&str, &Path)]) -> (Daemon, String) {
-    let mut c = Command::new(bin());
-    c.arg("daemon")
-        .args(args)
-        .env_remove("BTS_HTTP_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    let mut child = c.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the daemon prints its ready line");
-    let addr = line
-        .strip_prefix("daemon listening on http://")
-        .and_then(|s| s.split(' ').next())
-        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
-        .to_string();
+    let mut all = vec!["daemon".to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.display().to_string()))
+        .collect();
+    let (child, line) = common::daemons::spawn_ready(&all, &envs, None)
+        .unwrap_or_else(|why| panic!("the daemon printed no ready line: {why}"));
+    let addr = common::daemons::api_of(&line);
     (Daemon { child, addr }, line)
 }
 

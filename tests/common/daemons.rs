@@ -196,16 +196,46 @@ fn tail(s: &str, lines: usize) -> String {
 }
 
 fn spawn(args: &[String], envs: &[(String, String)], log: &Path, starts: u32) -> (Child, String) {
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
+    let (child, line) = spawn_ready(args, envs, Some(log)).unwrap_or_else(|why| {
+        panic!(
+            "daemon (start {starts}) printed no ready line ({why}); log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    });
+    (child, api_of(&line))
+}
+
+/// `127.0.0.1:PORT` from the ready line `daemon listening on http://127.0.0.1:PORT (...)`.
+pub fn api_of(ready_line: &str) -> String {
+    ready_line
+        .strip_prefix("daemon listening on http://")
+        .and_then(|s| s.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected ready line {ready_line:?}"))
+        .to_string()
+}
+
+/// Runs the binary with `args` (the `daemon` subcommand and its flags) and waits up to 60 s
+/// for its first line on stdout, the ready line; stderr goes to `log` (appended) or nowhere.
+pub fn spawn_ready(
+    args: &[String],
+    envs: &[(String, String)],
+    log: Option<&Path>,
+) -> Result<(Child, String), String> {
+    let stderr = match log {
+        Some(log) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        ),
+        None => Stdio::null(),
+    };
     let mut c = Command::new(bin());
     c.args(args)
         .env_remove("BTS_HTTP_TOKEN")
         .stdout(Stdio::piped())
-        .stderr(log_file);
+        .stderr(stderr);
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -217,18 +247,12 @@ fn spawn(args: &[String], envs: &[(String, String)], log: &Path, starts: u32) ->
             let _ = tx.send(line);
         }
     });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| {
-            panic!(
-                "daemon (start {starts}) printed no ready line; log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            )
-        });
-    let api = line
-        .strip_prefix("daemon listening on http://")
-        .and_then(|s| s.split(' ').next())
-        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
-        .to_string();
-    (child, api)
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) => Ok((child, line)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e.to_string())
+        }
+    }
 }
