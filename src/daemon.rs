@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::api::{self, ApiConfig, ApiError};
 use crate::cli::args::DaemonArgs;
@@ -19,8 +19,6 @@ const APP_DIR: &str = "bittorrent-over-scion";
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub data_dir: PathBuf,
-    /// Canonical; every torrent's `out_dir` lies inside it (checked by the API).
-    pub download_root: PathBuf,
     pub http: SocketAddr,
     /// Own SCION address `ISD-AS,[IP]:Port`.
     pub local: Option<String>,
@@ -65,7 +63,6 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         .map_err(|e| exit::other(format!("signal handlers: {e}")))?;
 
     let cfg = DaemonConfig {
-        download_root: download_root_of(&args, &data_dir),
         data_dir,
         http: server.local_addr(),
         local: args.local,
@@ -112,15 +109,6 @@ fn announce_ready_when_loaded(handle: &ClientHandle, cfg: &DaemonConfig) {
     }
 }
 
-fn download_root_of(args: &DaemonArgs, data_dir: &Path) -> PathBuf {
-    let root = args
-        .download_root
-        .clone()
-        .unwrap_or_else(|| data_dir.join("downloads"));
-    // The API created it; use the same canonical path it checks against.
-    root.canonicalize().unwrap_or(root)
-}
-
 /// Runs the engine on this thread until a `Shutdown` command (from a signal or the API).
 fn run_client(cfg: &DaemonConfig, store: Store, side: ClientSide) -> Result<(), CliError> {
     let sciond = crate::cli::run::daemon_address(&cfg.sciond);
@@ -132,10 +120,7 @@ fn run_client(cfg: &DaemonConfig, store: Store, side: ClientSide) -> Result<(), 
     let tcp_listen = cfg
         .tcp_listen
         .as_deref()
-        .map(|s| {
-            s.parse::<SocketAddr>()
-                .map_err(|e| exit::usage(format!("invalid --tcp-listen {s:?}: {e}")))
-        })
+        .map(crate::cli::run::parse_tcp_listen)
         .transpose()?;
     let mut config = ClientConfig::new(cfg.data_dir.clone());
     config.sciond = Some(sciond);

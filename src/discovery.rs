@@ -41,7 +41,7 @@ async fn run(handle: ClientHandle) {
     let mut running: HashMap<String, Running> = HashMap::new();
     loop {
         let snap = snapshots.borrow_and_update().clone();
-        reconcile(&handle, &snap, peer_id, &mut running).await;
+        reconcile(&handle, &snap, peer_id, &mut running);
         if snapshots.changed().await.is_err() {
             break;
         }
@@ -56,8 +56,9 @@ async fn run(handle: ClientHandle) {
     }
 }
 
-/// Starts announcers for torrents that want one and stops those whose torrent no longer does.
-async fn reconcile(
+/// Starts announcers for torrents that want one and stops those whose torrent no longer does
+/// (on the current runtime).
+fn reconcile(
     handle: &ClientHandle,
     snap: &ClientSnapshot,
     peer_id: [u8; 20],

@@ -44,6 +44,12 @@ fn parse_scion(s: &str, what: &str) -> Result<ScionAddr, CliError> {
     }
 }
 
+/// `--tcp-listen`: where to accept BitTorrent over TCP, `IP:Port`.
+pub(crate) fn parse_tcp_listen(a: &str) -> Result<SocketAddr, CliError> {
+    a.parse::<SocketAddr>()
+        .map_err(|e| exit::usage(format!("invalid TCP listen address {a:?}: {e}")))
+}
+
 /// `-local`: a SCION address; an empty IP (`19-ffaa:1:c3f,[]:43000`, as in the original
 /// client's README) means this host's default address in that AS: the source IP the kernel
 /// picks to reach the SCION daemon.
@@ -153,22 +159,15 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
             Err(e) => return Err(exit::usage(format!("invalid peer address {p:?}: {e}"))),
         }
     }
-    let tcp_listen = t
-        .tcp_listen
-        .as_deref()
-        .map(|a| {
-            a.parse::<SocketAddr>()
-                .map_err(|e| exit::usage(format!("invalid TCP listen address {a:?}: {e}")))
-        })
-        .transpose()?;
+    let tcp_listen = t.tcp_listen.as_deref().map(parse_tcp_listen).transpose()?;
     let local = t
         .local
         .as_deref()
         .map(|l| parse_local(l, &daemon_address(&t.sciond)))
         .transpose()?;
     let liveness = liveness_rules(&t)?;
-    let has_trackers = meta.announce.is_some() || !meta.announce_list.is_empty();
-    if t.mode == Mode::Download && peers.is_empty() && tcp_peers.is_empty() && !has_trackers {
+    if t.mode == Mode::Download && peers.is_empty() && tcp_peers.is_empty() && !meta.has_trackers()
+    {
         return Err(exit::usage(
             "downloading needs at least one peer (-peer / --peer) or a torrent with trackers",
         ));
@@ -323,7 +322,7 @@ async fn run_transfer(
     // The torrent's trackers, if any, announce it and feed peers into its book, as in the
     // daemon. They end (with `stopped`) when the client's snapshots end, below.
     let (handle, side) = control::channel();
-    let trackers = if meta.announce.is_some() || !meta.announce_list.is_empty() {
+    let trackers = if meta.has_trackers() {
         client.attach_control(side.commands, side.snapshots);
         Some(
             crate::discovery::spawn_trackers(handle)

@@ -925,8 +925,7 @@ impl Client {
 
     /// Loads the client settings and every torrent the store remembers.
     pub fn load_saved(&mut self, now: Instant) {
-        let Some(store) = &mut self.store else { return };
-        if let Some(s) = store.load_client_settings() {
+        if let Some(s) = self.store.as_mut().and_then(|s| s.load_client_settings()) {
             self.seed_policy = s.seed_policy;
             self.set_global_limits(s.limits, now);
         }

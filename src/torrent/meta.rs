@@ -325,6 +325,11 @@ impl Metainfo {
     }
 
     /// Number of pieces.
+    /// Whether it names any tracker (`announce` or `announce-list`).
+    pub fn has_trackers(&self) -> bool {
+        self.announce.is_some() || self.announce_list.iter().any(|t| !t.is_empty())
+    }
+
     pub fn num_pieces(&self) -> u32 {
         // Validated at parse time: fits in u32.
         self.pieces.len() as u32

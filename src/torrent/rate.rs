@@ -74,6 +74,11 @@ impl TokenBucket {
         }
     }
 
+    /// In debt as of the last time it was looked at (no clock: refills are not counted).
+    fn in_debt(&self) -> bool {
+        self.rate.is_some() && self.tokens <= 0.0
+    }
+
     /// When the budget turns positive again (None: it is now, or unlimited).
     fn ready_at(&self, now: Instant) -> Option<Instant> {
         let rate = self.rate?;
@@ -150,6 +155,12 @@ impl Limiter {
         for b in &self.buckets {
             b.lock().take(bytes);
         }
+    }
+
+    /// Whether a bucket was in debt when last charged or refilled. Reads no clock (for
+    /// questions that get no `now`); [`Limiter::ready_at`] says when the debt is paid.
+    pub fn in_debt(&self) -> bool {
+        self.buckets.iter().any(|b| b.lock().in_debt())
     }
 
     /// When a blocked direction may move again (None: it may now).
@@ -242,6 +253,11 @@ mod tests {
             l.take(BLOCK);
         }
         assert_eq!(l.ready_at(now), None);
+        assert!(!l.in_debt());
+        bucket.set_rate(Some(100_000), now);
+        l.take(1_000_000);
+        assert!(l.in_debt() && l.ready_at(now).is_some());
+        bucket.set_rate(None, now);
         bucket.set_rate(Some(100_000), now);
         assert_eq!(bucket.rate(), Some(100_000));
         let sent = drain(&l, now, 10);

@@ -1146,8 +1146,7 @@ impl Session {
     /// the upload limit do not count: [`Session::poll_timeout`] says when they can go).
     pub fn has_output(&self, id: LaneId) -> bool {
         self.lanes.get(&id).is_some_and(|l| {
-            !l.outbox.is_empty()
-                || (!l.requests_in.is_empty() && self.up_limit.ready_at(Instant::now()).is_none())
+            !l.outbox.is_empty() || (!l.requests_in.is_empty() && !self.up_limit.in_debt())
         })
     }
 
