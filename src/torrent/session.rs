@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 use crate::metrics::{self, RateEstimator};
 use crate::storage::hash::sha1;
 use crate::storage::Storage;
+use crate::torrent::fair_share::{fair_shares, LaneRoom};
 use crate::torrent::meta::Metainfo;
 use crate::torrent::picker::{BlockOutcome, BlockRef, Picker, BLOCK_LEN};
 use crate::torrent::rate::Limiter;
@@ -127,6 +128,9 @@ struct Lane {
     /// Remote's requests waiting to be served.
     requests_in: VecDeque<BlockRef>,
     last_block: Instant,
+    /// When requests were last added (a count of `fill_requests` rounds): turns for a
+    /// rate-limited budget (see `fair_share`).
+    last_asked: u64,
     stalled: bool,
     rate: RateEstimator,
     /// The transport's RTT, if it has one (QUIC); TCP lanes do not know theirs.
@@ -173,6 +177,8 @@ pub struct Session {
     /// Closed lanes' stats, kept for the summary.
     finished_lanes: Vec<LaneStats>,
     scratch: Vec<BlockRef>,
+    /// Counts `fill_requests` rounds (for `Lane::last_asked`).
+    fill_round: u64,
     /// Rate limits on what we request and what we serve.
     down_limit: Limiter,
     up_limit: Limiter,
@@ -210,6 +216,7 @@ impl Session {
             bytes_up: 0,
             finished_lanes: Vec::new(),
             scratch: Vec::new(),
+            fill_round: 0,
             down_limit: Limiter::unlimited(),
             up_limit: Limiter::unlimited(),
         }
@@ -258,6 +265,7 @@ impl Session {
             admitted: true,
             requests_in: VecDeque::new(),
             last_block: now,
+            last_asked: 0,
             stalled: false,
             rate: RateEstimator::new(now),
             rtt: None,
@@ -1050,20 +1058,32 @@ impl Session {
             .map(|(id, l)| (*id, l.rate.rate()))
             .collect();
         order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        for (id, _) in order {
+        let budget = self.down_limit.budget(now);
+        if budget == 0 {
+            return;
+        }
+        let budget_blocks =
+            usize::try_from(budget.div_ceil(u64::from(BLOCK_LEN))).unwrap_or(usize::MAX);
+        let rooms: Vec<LaneRoom> = order
+            .iter()
+            .map(|(id, _)| {
+                let lane = &self.lanes[id];
+                LaneRoom {
+                    free: Self::pipeline_depth(lane).saturating_sub(lane.outstanding.len()),
+                    in_flight: lane.outstanding.len(),
+                    last_asked: lane.last_asked,
+                }
+            })
+            .collect();
+        let shares = fair_shares(&rooms, budget_blocks);
+        self.fill_round += 1;
+        for ((id, _), want) in order.into_iter().zip(shares) {
+            if want == 0 {
+                continue;
+            }
             let Some(lane) = self.lanes.get(&id) else {
                 continue;
             };
-            let depth = Self::pipeline_depth(lane);
-            if lane.outstanding.len() >= depth {
-                continue;
-            }
-            let budget = self.down_limit.budget(now);
-            if budget == 0 {
-                break;
-            }
-            let want = (depth - lane.outstanding.len())
-                .min(usize::try_from(budget.div_ceil(u64::from(BLOCK_LEN))).unwrap_or(usize::MAX));
             let Some(pid) = lane.peer else { continue };
             let Some(peer) = self.peers.get(&pid) else {
                 continue;
@@ -1081,6 +1101,9 @@ impl Session {
                 // The stall clock starts when the lane has something to deliver, not at the
                 // last block before an idle spell (e.g. the wait for an unchoke).
                 lane.last_block = now;
+            }
+            if !self.scratch.is_empty() {
+                lane.last_asked = self.fill_round;
             }
             let asked: u64 = self.scratch.iter().map(|b| u64::from(b.len)).sum();
             self.down_limit.take(asked);

@@ -642,3 +642,55 @@ fn request_flood_from_a_peer_that_never_reads_is_bounded() {
     }
     assert!(seed.poll_action().is_none(), "a reading peer stays");
 }
+
+#[test]
+fn under_a_download_limit_lanes_that_join_late_still_get_their_share() {
+    use crate::torrent::rate::{Limiter, SharedBucket};
+    let mut now = Instant::now();
+    let data = content(4_000_000, 3);
+    let meta = torrent(&data, 64 * 1024);
+    let (mut seed, _) = session(&meta, Some(data.clone()), 1, now);
+    let (mut leech, store) = session(&meta, None, 2, now);
+    let limit = Limiter::new(vec![SharedBucket::new(Some(1_000_000), now)]);
+    leech.set_rate_limits(limit, Limiter::unlimited());
+    // One lane runs alone first and becomes "the fast one".
+    leech.add_lane(1, true, "path 1".into(), now);
+    seed.add_lane(1, false, "path 1".into(), now);
+    for _ in 0..200 {
+        now += Duration::from_millis(5);
+        pump(&mut leech, &mut seed, &[1], now);
+    }
+    let lanes = [1, 2, 3];
+    for &l in &lanes[1..] {
+        leech.add_lane(l, true, format!("path {l}"), now);
+        seed.add_lane(l, false, format!("path {l}"), now);
+    }
+    let before: Vec<u64> = leech
+        .lane_stats()
+        .iter()
+        .map(|(_, s)| s.bytes_down)
+        .collect();
+    for _ in 0..400 {
+        now += Duration::from_millis(5);
+        pump(&mut leech, &mut seed, &lanes, now);
+    }
+    let mut stats = leech.lane_stats();
+    stats.sort_by_key(|(id, _)| *id);
+    let gained: Vec<u64> = stats
+        .iter()
+        .map(|(id, s)| s.bytes_down - if *id == 1 { before[0] } else { 0 })
+        .collect();
+    let total: u64 = gained.iter().sum();
+    assert!(
+        total > 1_000_000,
+        "the limit lets ~2 MB through in 2 s: {gained:?}"
+    );
+    for (lane, g) in gained.iter().enumerate() {
+        assert!(
+            *g * 5 > total,
+            "lane {} got {g} of {total} bytes: {gained:?}",
+            lane + 1
+        );
+    }
+    assert!(!leech.is_complete() || store.contents() == data);
+}
