@@ -112,7 +112,11 @@ fn reconcile(
 }
 
 fn wants_announcer(t: &TorrentSnapshot) -> bool {
-    !t.announce.is_empty() && matches!(t.state, TorrentState::Downloading | TorrentState::Seeding)
+    !t.announce.is_empty()
+        && matches!(
+            t.state,
+            TorrentState::FetchingMetadata | TorrentState::Downloading | TorrentState::Seeding
+        )
 }
 
 /// Hands each status change of an announcer to the client, for the torrent's snapshot.

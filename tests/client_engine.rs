@@ -1,6 +1,7 @@
 //! The multi-torrent client, driven only through its control channel: one client seeds two
 //! torrents (single- and multi-file), a second downloads both at once over TCP, with pause,
-//! resume, peers added while running, an unknown torrent refused, and removal with its data.
+//! resume, peers added while running, an unknown torrent refused, removal with its data, and
+//! magnet links whose metadata comes from the other client.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,8 +37,23 @@ impl Running {
     }
 
     fn add(&self, bytes: &[u8], out_dir: &Path, peers: Vec<PeerAddr>, paused: bool) -> InfoHash {
+        self.add_source(
+            TorrentSource::Metainfo(bytes.to_vec()),
+            out_dir,
+            peers,
+            paused,
+        )
+    }
+
+    fn add_source(
+        &self,
+        source: TorrentSource,
+        out_dir: &Path,
+        peers: Vec<PeerAddr>,
+        paused: bool,
+    ) -> InfoHash {
         let add = AddTorrent {
-            source: TorrentSource::Metainfo(bytes.to_vec()),
+            source,
             out_dir: out_dir.to_path_buf(),
             paused,
             peers,
@@ -200,7 +216,7 @@ fn one_client_downloads_two_torrents_from_another_over_tcp() {
         )
     }));
     assert!(
-        matches!(&magnet, Err(e) if e.to_string().contains("magnet links are not supported yet")),
+        matches!(&magnet, Err(e) if e.to_string().contains("bad magnet link")),
         "{magnet:?}"
     );
 
@@ -230,4 +246,76 @@ fn an_incoming_lane_for_an_unknown_torrent_is_closed() {
     // Closed without an answer.
     assert_eq!(tcp.read(&mut buf).unwrap_or(0), 0);
     c.shutdown();
+}
+
+fn hex(ih: &InfoHash) -> String {
+    btscion::client::control::info_hash_hex(ih)
+}
+
+#[test]
+fn magnet_links_fetch_their_metadata_from_a_peer_then_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seed_dir, single, multi) = make_torrents(dir.path());
+    let seeder = Running::start(&dir.path().join("seeder-state"));
+    let s1 = seeder.add(&single, &seed_dir, vec![], false);
+    let s2 = seeder.add(&multi, &seed_dir, vec![], false);
+    seeder.wait(30, "the seeder to check its data", |s| {
+        state_of(s, &s1) == Some(TorrentState::Seeding)
+            && state_of(s, &s2) == Some(TorrentState::Seeding)
+    });
+    let seeder_addr = seeder.tcp();
+
+    let out = dir.path().join("down");
+    let leecher = Running::start(&dir.path().join("leecher-state"));
+    // The multi-file torrent: the link names its peer (x.pe) and nothing else.
+    let link = format!("magnet:?xt=urn:btih:{}&x.pe={seeder_addr}", hex(&s2));
+    let m2 = leecher.add_source(TorrentSource::Magnet(link), &out, vec![], false);
+    assert_eq!(m2, s2);
+    // The single-file one, in base32 with a name, and no peer yet.
+    let b32 = data_encoding::BASE32.encode(&s1);
+    let link = format!("magnet:?xt=urn:btih:{b32}&dn=the%20single%20file");
+    let m1 = leecher.add_source(TorrentSource::Magnet(link), &out, vec![], false);
+    assert_eq!(m1, s1);
+    let snap = leecher.handle.snapshot();
+    let t1 = snap
+        .torrents
+        .iter()
+        .find(|t| t.info_hash == hex(&s1))
+        .unwrap();
+    assert_eq!(t1.state, TorrentState::FetchingMetadata);
+    assert_eq!(t1.name, "the single file");
+
+    leecher.wait(60, "the multi-file magnet download", |s| {
+        state_of(s, &s2) == Some(TorrentState::Seeding)
+    });
+    for rel in ["multi/a.bin", "multi/sub/b.bin"] {
+        assert!(
+            std::fs::read(seed_dir.join(rel)).unwrap() == std::fs::read(out.join(rel)).unwrap(),
+            "{rel} differs"
+        );
+    }
+    // The other waits for a peer until one is added while it runs.
+    assert_eq!(
+        state_of(&leecher.handle.snapshot(), &s1),
+        Some(TorrentState::FetchingMetadata)
+    );
+    let added = leecher
+        .rt
+        .block_on(leecher.handle.call(|r| Command::AddPeers {
+            info_hash: s1,
+            peers: vec![PeerAddr::Ip(seeder_addr)],
+            source: PeerSource::Api,
+            reply: r,
+        }))
+        .unwrap();
+    assert_eq!(added, 1);
+    leecher.wait(60, "the single-file magnet download", |s| {
+        state_of(s, &s1) == Some(TorrentState::Seeding)
+    });
+    assert!(
+        std::fs::read(seed_dir.join("single.bin")).unwrap()
+            == std::fs::read(out.join("single.bin")).unwrap()
+    );
+    leecher.shutdown();
+    seeder.shutdown();
 }

@@ -38,6 +38,7 @@ use crate::quic::QuicEvent;
 use crate::scion::{PeerAddr, ScionAddr};
 use crate::storage::mmap::resolve_paths;
 use crate::storage::{HashPool, MmapStorage, Storage};
+use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::meta::Metainfo;
 use crate::torrent::rate::{Limiter, SharedBucket};
 use crate::torrent::session::{LaneId, PeerId, Session, SessionConfig};
@@ -250,36 +251,113 @@ impl Client {
         if self.torrents.contains_key(&ih) {
             return Err(ControlError::Duplicate(info_hash_hex(&ih)));
         }
-        let data_path = settings.out_dir.join(&meta.name);
-        // Stamped before the storage opens the files: reserving space may touch their mtime.
-        let paths =
-            resolve_paths(&meta, &data_path).map_err(|e| ControlError::Storage(e.to_string()))?;
-        let stamps = resume::stamp_files(&meta, &data_path, paths.iter().map(|p| p.as_path()));
-        let storage = MmapStorage::create(&meta, &data_path)
-            .map(Arc::new)
-            .map_err(|e| ControlError::Storage(e.to_string()))?;
-        let plan = plan_check(&meta, resume.as_ref(), &stamps, |p| storage.may_hold(p));
-        tracing::info!(
-            torrent = %meta.name,
-            resumed = plan.resumed,
-            trusted = plan.trusted.count_ones(),
-            recheck = plan.recheck.len(),
-            "checking"
-        );
-        let mut t = Torrent::new(ih, Some(meta), bytes, settings, data_path, now);
-        for (p, s) in peers {
-            t.book.add(*p, *s);
-        }
-        for p in t.settings.peers.clone() {
-            if let Ok(a) = p.parse::<PeerAddr>() {
-                t.book.add(a, PeerSource::Resume);
-            }
-        }
-        t.storage = Some(storage);
-        t.pieces_checked = plan.recheck.len() as u32;
-        t.checker = Some(Checker::new(plan.trusted, plan.recheck));
+        let mut t = Torrent::new(ih, None, Vec::new(), settings, PathBuf::new(), now);
+        add_known_peers(&mut t, peers);
+        attach_metadata(&mut t, meta, bytes, resume.as_ref())?;
         self.torrents.insert(ih, t);
         Ok(ih)
+    }
+
+    /// Adds a magnet link: the torrent exists with its info hash only and fetches its
+    /// metadata from the peers it learns of (the link's `x.pe`, `peers`, trackers from `tr`),
+    /// then is checked and runs like any other.
+    pub fn add_magnet(
+        &mut self,
+        uri: &str,
+        mut settings: resume::SavedTorrentSettings,
+        peers: &[(PeerAddr, PeerSource)],
+        now: Instant,
+    ) -> Result<InfoHash, ControlError> {
+        let magnet = bt_ext::parse_magnet(uri)
+            .map_err(|e| ControlError::BadTorrent(format!("bad magnet link: {e}")))?;
+        let ih = magnet.info_hash;
+        if self.torrents.contains_key(&ih) {
+            return Err(ControlError::Duplicate(info_hash_hex(&ih)));
+        }
+        settings.magnet = Some(uri.trim().to_string());
+        let data_path = settings.out_dir.clone();
+        let mut t = Torrent::new(ih, None, Vec::new(), settings, data_path, now);
+        for p in &magnet.peers {
+            t.book.add(*p, PeerSource::Magnet);
+        }
+        add_known_peers(&mut t, peers);
+        tracing::info!(
+            info_hash = %info_hash_hex(&ih),
+            peers = t.book.len(),
+            trackers = magnet.trackers.len(),
+            "magnet link: fetching metadata"
+        );
+        t.magnet = Some(magnet);
+        let paused = t.settings.paused;
+        if paused {
+            t.state = TorrentState::Paused;
+        }
+        self.torrents.insert(ih, t);
+        if !paused {
+            self.start_fetch(&ih, now);
+        }
+        Ok(ih)
+    }
+
+    /// Starts (again) fetching a magnet torrent's metadata.
+    fn start_fetch(&mut self, ih: &InfoHash, now: Instant) {
+        let client_name = self.session_config().client_name;
+        let Some(t) = self.torrents.get_mut(ih).filter(|t| t.meta.is_none()) else {
+            return;
+        };
+        let fetch = super::magnet::Fetch::new(
+            *ih,
+            self.peer_id,
+            client_name,
+            &self.tcp,
+            self.opts.liveness,
+            now,
+        );
+        self.tcp_owner.insert(fetch.tcp.owner(), *ih);
+        t.fetch = Some(fetch);
+        t.state = TorrentState::FetchingMetadata;
+        t.book.reset_active();
+        t.dirty = true;
+    }
+
+    /// A magnet torrent's metadata arrived: its fetch lanes close, its .torrent is written
+    /// from the info dictionary, and it is checked, then runs, dialling its peers again.
+    fn finish_fetch(&mut self, net: &mut ScionNet, ih: &InfoHash, info: &[u8], now: Instant) {
+        let Some(t) = self.torrents.get_mut(ih) else {
+            return;
+        };
+        if let Some(mut f) = t.fetch.take() {
+            f.close(net, "metadata complete", now);
+            self.tcp_owner.remove(&f.tcp.owner());
+        }
+        self.conn_owner.retain(|_, owner| owner != ih);
+        self.tcp_lane_owner.retain(|_, owner| owner != ih);
+        t.book.reset_active();
+        let trackers: Vec<String> = t.announce().into_iter().flatten().collect();
+        let attached = bt_ext::torrent_file(info, &trackers)
+            .map_err(|e| ControlError::BadTorrent(e.to_string()))
+            .and_then(|bytes| {
+                let meta = Metainfo::from_bytes(&bytes)
+                    .map(Arc::new)
+                    .map_err(|e| ControlError::BadTorrent(e.to_string()))?;
+                if meta.info_hash != *ih {
+                    return Err(ControlError::BadTorrent(
+                        "the fetched metadata names another info hash".into(),
+                    ));
+                }
+                attach_metadata(t, meta, bytes, None)
+            });
+        match attached {
+            Ok(()) => tracing::info!(torrent = %t.name(), "metadata fetched; checking"),
+            Err(e) => {
+                tracing::warn!(info_hash = %info_hash_hex(ih), "unusable metadata: {e}");
+                t.state = TorrentState::Error;
+                t.error = Some(format!("unusable metadata: {e}"));
+            }
+        }
+        t.dirty = true;
+        self.publish_due = true;
+        self.save_torrent_list();
     }
 
     /// Creates the session and lanes of a checked torrent.
@@ -335,7 +413,10 @@ impl Client {
         let ih = self
             .torrents
             .iter()
-            .find(|(_, t)| t.app.as_ref().is_some_and(|a| a.owns(h)))
+            .find(|(_, t)| {
+                t.app.as_ref().is_some_and(|a| a.owns(h))
+                    || t.fetch.as_ref().is_some_and(|f| f.app.owns(h))
+            })
             .map(|(ih, _)| *ih)?;
         self.conn_owner.insert(h, ih);
         Some(ih)
@@ -400,7 +481,7 @@ impl Client {
                 match self
                     .torrents
                     .get_mut(&ih)
-                    .filter(|t| t.is_live() && !banned(t))
+                    .filter(|t| t.accepts_lanes() && !banned(t))
                 {
                     Some(t) => {
                         if let Some(r) = remote {
@@ -408,6 +489,8 @@ impl Client {
                         }
                         if let Some(app) = &mut t.app {
                             app.adopt(net, h, stream, &pending.buffered, now);
+                        } else if let Some(f) = &mut t.fetch {
+                            f.app.adopt(net, h, stream, &pending.buffered, now);
                         }
                         self.conn_owner.insert(h, ih);
                     }
@@ -480,8 +563,9 @@ impl Client {
             return;
         };
         t.dirty = true;
-        match (&mut t.tcp, &mut t.app) {
-            (Some(tcp), Some(app)) => tcp.on_event(ev, &mut app.session, now),
+        match (&mut t.tcp, &mut t.app, &mut t.fetch) {
+            (Some(tcp), Some(app), _) => tcp.on_event(ev, &mut app.session, now),
+            (_, _, Some(f)) => f.tcp.on_event(ev, &mut f.app.session, now),
             _ => {
                 if let TcpEvent::Opened { conn, .. } = ev {
                     conn.close();
@@ -506,7 +590,7 @@ impl Client {
                 let Some((conn, peer, pending)) = self.pending_tcp.remove(&lane) else {
                     return;
                 };
-                let Some(t) = self.torrents.get_mut(&ih).filter(|t| t.is_live()) else {
+                let Some(t) = self.torrents.get_mut(&ih).filter(|t| t.accepts_lanes()) else {
                     tracing::debug!(
                         %peer,
                         info_hash = %info_hash_hex(&ih),
@@ -530,13 +614,14 @@ impl Client {
         }
     }
 
-    /// Starts dialling the peers the book releases.
+    /// Starts dialling the peers the book releases (into the torrent's lanes, or into its
+    /// metadata fetch's while it has no metadata).
     fn dial_from_book(&mut self, now: Instant) {
         let max_lanes = self.opts.max_lanes;
         let scion_on = self.local_scion.is_some() && self.paths.has_daemon();
         for t in self.torrents.values_mut() {
             let due = t.dirty || t.poll_due.is_some_and(|d| d <= now);
-            if !due || !t.is_live() {
+            if !due || !(t.is_live() || t.fetch.is_some()) {
                 continue;
             }
             let room = MAX_ACTIVE_PEERS.saturating_sub(t.book.count(PeerState::Active));
@@ -544,27 +629,23 @@ impl Client {
                 continue;
             }
             for addr in t.book.take_dialable(now, room) {
-                match addr {
-                    PeerAddr::Scion(a) if scion_on => {
-                        let Some(app) = &mut t.app else { continue };
-                        if app.dialing(&a) {
-                            continue;
-                        }
-                        let shared = self.paths.paths_to(a.ia);
-                        let mut d =
-                            PeerDialer::new(a, max_lanes.unwrap_or(DEFAULT_MAX_LANES), shared, now);
-                        d.only_disjoint = max_lanes.is_none();
-                        app.dialers.push(d);
+                let dialed = match (&mut t.app, &mut t.tcp, &mut t.fetch) {
+                    (Some(app), Some(tcp), _) => {
+                        dial(app, tcp, addr, scion_on, max_lanes, &mut self.paths, now)
                     }
-                    PeerAddr::Scion(a) => {
-                        tracing::warn!(peer = %a, "SCION is not available; cannot dial");
-                        t.book.failed(&addr, now);
-                    }
-                    PeerAddr::Ip(a) => {
-                        if let Some(tcp) = &mut t.tcp {
-                            tcp.add_peer(a, now);
-                        }
-                    }
+                    (_, _, Some(f)) => dial(
+                        &mut f.app,
+                        &mut f.tcp,
+                        addr,
+                        scion_on,
+                        max_lanes,
+                        &mut self.paths,
+                        now,
+                    ),
+                    _ => true,
+                };
+                if !dialed {
+                    t.book.failed(&addr, now);
                 }
             }
         }
@@ -596,7 +677,8 @@ impl Client {
         let policy = self.seed_policy;
         let mut goal_reached = false;
         let mut publish_due = false;
-        for t in self.torrents.values_mut() {
+        let mut fetched = Vec::new();
+        for (ih, t) in self.torrents.iter_mut() {
             // Idle torrents (no lanes, no dials) are left alone until an event or their
             // deadline: a thousand of them cost nothing per loop turn.
             if !t.dirty && !t.is_busy() && t.poll_due.is_none_or(|d| d > now) {
@@ -604,6 +686,22 @@ impl Client {
                 continue;
             }
             t.dirty = false;
+            if let Some(f) = &mut t.fetch {
+                let d = f.app.poll(net, now);
+                f.tcp.pump_out(&mut f.app.session, now);
+                if let Some(info) = f.app.session.take_info() {
+                    fetched.push((*ih, info));
+                }
+                let timers = [
+                    d,
+                    f.tcp.next_dial(),
+                    f.tcp.next_liveness_deadline(),
+                    t.book.next_deadline(),
+                ];
+                t.poll_due = timers.into_iter().flatten().min();
+                next = [next, t.poll_due].into_iter().flatten().min();
+                continue;
+            }
             let (Some(app), Some(tcp)) = (&mut t.app, &mut t.tcp) else {
                 continue;
             };
@@ -669,6 +767,9 @@ impl Client {
             }
             next = [next, t.poll_due].into_iter().flatten().min();
         }
+        for (ih, info) in fetched {
+            self.finish_fetch(net, &ih, &info, now);
+        }
         if goal_reached {
             self.save_torrent_list();
         }
@@ -707,6 +808,9 @@ impl Client {
             app.close_all(net, reason, now);
             tcp.close_lanes(&mut app.session, reason, now);
         }
+        if let Some(mut f) = t.fetch.take() {
+            f.close(net, reason, now);
+        }
         t.book.reset_active();
     }
 
@@ -734,7 +838,8 @@ impl Client {
                 if r.is_ok() {
                     if let Some(t) = self.torrents.get_mut(&ih) {
                         Self::stop_lanes(t, net, "paused", now);
-                        if t.app.is_some() && t.state != TorrentState::Error {
+                        let stoppable = t.app.is_some() || t.meta.is_none();
+                        if stoppable && t.state != TorrentState::Error {
                             t.state = TorrentState::Paused;
                         }
                         if let Some(store) = &mut self.store {
@@ -763,6 +868,13 @@ impl Client {
                     }
                     Ok(())
                 });
+                let refetch = self
+                    .torrents
+                    .get(&ih)
+                    .is_some_and(|t| t.meta.is_none() && t.fetch.is_none() && !t.settings.paused);
+                if refetch {
+                    self.start_fetch(&ih, now);
+                }
                 if r.is_ok() {
                     self.save_torrent_list();
                 }
@@ -866,18 +978,15 @@ impl Client {
     }
 
     fn add_command(&mut self, add: AddTorrent, now: Instant) -> Result<InfoHash, ControlError> {
-        let bytes = match add.source {
-            TorrentSource::Metainfo(b) => b,
-            TorrentSource::Magnet(_) => {
-                return Err(ControlError::BadRequest(
-                    "magnet links are not supported yet".into(),
-                ))
-            }
-        };
         let settings = torrent::settings(add.out_dir, add.paused, add.limits, &add.peers);
         let peers: Vec<(PeerAddr, PeerSource)> =
             add.peers.iter().map(|p| (*p, PeerSource::Api)).collect();
-        let ih = self.add_torrent(bytes, settings, None, &peers, now)?;
+        let ih = match add.source {
+            TorrentSource::Metainfo(bytes) => {
+                self.add_torrent(bytes, settings, None, &peers, now)?
+            }
+            TorrentSource::Magnet(uri) => self.add_magnet(&uri, settings, &peers, now)?,
+        };
         self.save_torrent_list();
         Ok(ih)
     }
@@ -938,7 +1047,11 @@ impl Client {
             loaded.push((bytes, settings, resume));
         }
         for (bytes, settings, resume) in loaded {
-            if let Err(e) = self.add_torrent(bytes, settings, resume, &[], now) {
+            let added = match (bytes.is_empty(), settings.magnet.clone()) {
+                (true, Some(uri)) => self.add_magnet(&uri, settings, &[], now),
+                _ => self.add_torrent(bytes, settings, resume, &[], now),
+            };
+            if let Err(e) = added {
                 tracing::warn!("cannot load a saved torrent: {e}");
             }
         }
@@ -1006,6 +1119,84 @@ enum SeedGoal {
     /// Not yet; the time limit is due then.
     At(Instant),
     Reached(String),
+}
+
+/// Starts dialling one peer: SCION lanes through the path service, or TCP. False when it
+/// cannot be dialled at all (SCION is not up).
+fn dial<S: LaneProtocol>(
+    app: &mut QuicBtApp<S>,
+    tcp: &mut TcpLanes,
+    addr: PeerAddr,
+    scion_on: bool,
+    max_lanes: Option<usize>,
+    paths: &mut PathService,
+    now: Instant,
+) -> bool {
+    match addr {
+        PeerAddr::Scion(a) if scion_on => {
+            if !app.dialing(&a) {
+                let shared = paths.paths_to(a.ia);
+                let mut d = PeerDialer::new(a, max_lanes.unwrap_or(DEFAULT_MAX_LANES), shared, now);
+                d.only_disjoint = max_lanes.is_none();
+                app.dialers.push(d);
+            }
+            true
+        }
+        PeerAddr::Scion(a) => {
+            tracing::warn!(peer = %a, "SCION is not available; cannot dial");
+            false
+        }
+        PeerAddr::Ip(a) => {
+            tcp.add_peer(a, now);
+            true
+        }
+    }
+}
+
+/// Puts peers into a new torrent's book: the given ones, then those saved with its settings.
+fn add_known_peers(t: &mut Torrent, peers: &[(PeerAddr, PeerSource)]) {
+    for (p, s) in peers {
+        t.book.add(*p, *s);
+    }
+    for p in t.settings.peers.clone() {
+        if let Ok(a) = p.parse::<PeerAddr>() {
+            t.book.add(a, PeerSource::Resume);
+        }
+    }
+}
+
+/// Gives a torrent its metainfo and storage and starts its check (trusting `resume` where the
+/// files did not change).
+fn attach_metadata(
+    t: &mut Torrent,
+    meta: Arc<Metainfo>,
+    bytes: Vec<u8>,
+    resume: Option<&ResumeData>,
+) -> Result<(), ControlError> {
+    let data_path = t.settings.out_dir.join(&meta.name);
+    // Stamped before the storage opens the files: reserving space may touch their mtime.
+    let paths =
+        resolve_paths(&meta, &data_path).map_err(|e| ControlError::Storage(e.to_string()))?;
+    let stamps = resume::stamp_files(&meta, &data_path, paths.iter().map(|p| p.as_path()));
+    let storage = MmapStorage::create(&meta, &data_path)
+        .map(Arc::new)
+        .map_err(|e| ControlError::Storage(e.to_string()))?;
+    let plan = plan_check(&meta, resume, &stamps, |p| storage.may_hold(p));
+    tracing::info!(
+        torrent = %meta.name,
+        resumed = plan.resumed,
+        trusted = plan.trusted.count_ones(),
+        recheck = plan.recheck.len(),
+        "checking"
+    );
+    t.meta = Some(meta);
+    t.torrent_bytes = bytes;
+    t.data_path = data_path;
+    t.storage = Some(storage);
+    t.state = TorrentState::Checking;
+    t.pieces_checked = plan.recheck.len() as u32;
+    t.checker = Some(Checker::new(plan.trusted, plan.recheck));
+    Ok(())
 }
 
 fn seed_goal(policy: &SeedPolicy, ratio: f64, since: Instant, now: Instant) -> SeedGoal {
@@ -1132,6 +1323,8 @@ impl App for Client {
                 t.dirty = true;
                 if let Some(app) = &mut t.app {
                     app.on_event(net, event, now);
+                } else if let Some(f) = &mut t.fetch {
+                    f.app.on_event(net, event, now);
                 }
             }
             if gone {

@@ -10,6 +10,7 @@
 pub mod checker;
 pub mod control;
 pub mod driver;
+pub mod magnet;
 pub mod paths;
 pub mod peer_book;
 pub mod resume;

@@ -81,6 +81,9 @@ pub struct SavedTorrentSettings {
     pub peers: Vec<String>,
     #[serde(default)]
     pub added_unix: u64,
+    /// The magnet link it was added from (all there is until its metadata arrived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub magnet: Option<String>,
 }
 
 /// One entry of the torrent list handed to [`ResumeStore::save_torrents`].
@@ -97,7 +100,8 @@ pub struct SavedTorrent<'a> {
 /// Where the client keeps its torrent list and fast-resume data. Implementations write
 /// atomically (temp file, fsync, rename); the client calls them from its event loop.
 pub trait ResumeStore: Send {
-    /// Every saved torrent: its .torrent bytes and settings.
+    /// Every saved torrent: its .torrent bytes (empty for a magnet link whose metadata had not
+    /// arrived: `settings.magnet` has the link) and settings.
     fn load_all(&mut self) -> Vec<(Vec<u8>, SavedTorrentSettings)>;
     /// The last saved resume data of a torrent, if any.
     fn load_resume(&mut self, info_hash: &InfoHash) -> Option<ResumeData>;

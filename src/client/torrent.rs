@@ -52,6 +52,10 @@ pub struct Torrent {
     pub checker: Option<Checker>,
     pub app: Option<QuicBtApp>,
     pub tcp: Option<TcpLanes>,
+    /// The metadata fetch of a magnet link (while fetching).
+    pub fetch: Option<super::magnet::Fetch>,
+    /// The magnet link it was added from (name, trackers and peers before the metadata).
+    pub magnet: Option<bt_ext::Magnet>,
     pub book: PeerBook,
     /// Verified pieces when the torrent went live (resumed or found on disk).
     pub pieces_resumed: u32,
@@ -102,6 +106,8 @@ impl Torrent {
             checker: None,
             app: None,
             tcp: None,
+            fetch: None,
+            magnet: None,
             book: PeerBook::default(),
             pieces_resumed: 0,
             pieces_checked: 0,
@@ -118,12 +124,26 @@ impl Torrent {
         }
     }
 
-    /// Display name: the metainfo's, else the info hash.
+    /// Display name: the metainfo's, else the magnet link's `dn`, else the info hash.
     pub fn name(&self) -> String {
-        self.meta.as_ref().map_or_else(
-            || super::control::info_hash_hex(&self.info_hash),
-            |m| m.name.clone(),
-        )
+        if let Some(m) = &self.meta {
+            return m.name.clone();
+        }
+        self.magnet
+            .as_ref()
+            .and_then(|m| m.display_name.clone())
+            .unwrap_or_else(|| super::control::info_hash_hex(&self.info_hash))
+    }
+
+    /// Tracker tiers (BEP 12): the metainfo's, else the magnet link's `tr` (one tier each).
+    pub fn announce(&self) -> Vec<Vec<String>> {
+        match (&self.meta, &self.magnet) {
+            (Some(m), _) => {
+                bt_tracker::client::tiers_from_metainfo(m.announce.as_deref(), &m.announce_list)
+            }
+            (None, Some(m)) => m.trackers.iter().map(|t| vec![t.clone()]).collect(),
+            (None, None) => Vec::new(),
+        }
     }
 
     /// Applies new limits to its buckets and remembers them.
@@ -139,6 +159,11 @@ impl Torrent {
             self.state,
             TorrentState::Downloading | TorrentState::Seeding
         ) && self.app.is_some()
+    }
+
+    /// Whether incoming lanes are taken: it runs, or it fetches its metadata.
+    pub fn accepts_lanes(&self) -> bool {
+        self.is_live() || self.fetch.is_some()
     }
 
     pub fn pieces_have(&self) -> u32 {
@@ -158,6 +183,7 @@ impl Torrent {
             .tcp
             .as_ref()
             .is_some_and(|t| t.lane_count() > 0 || t.is_dialing())
+            || self.fetch.as_ref().is_some_and(|f| f.is_busy())
     }
 
     /// Adds peers to the book; returns how many were new.
@@ -204,7 +230,7 @@ impl Torrent {
                 u64::from(m.piece_length),
                 m.num_pieces(),
             ),
-            None => (info_hash_hex(&self.info_hash), 0, 0, 0),
+            None => (self.name(), 0, 0, 0),
         };
         let have = self.pieces_have();
         let mut lanes = Vec::new();
@@ -343,9 +369,7 @@ impl Torrent {
             peers_known: self.book.len(),
             peers_connected,
             peers_banned: self.book.count(PeerState::Banned),
-            announce: self.meta.as_ref().map_or_else(Vec::new, |m| {
-                bt_tracker::client::tiers_from_metainfo(m.announce.as_deref(), &m.announce_list)
-            }),
+            announce: self.announce(),
             trackers: self.trackers.clone(),
         }
     }
@@ -427,5 +451,6 @@ pub fn settings(
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+        magnet: None,
     }
 }

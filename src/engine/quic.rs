@@ -13,6 +13,7 @@ use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
 use crate::scion::{ScionAddr, ScionPath};
+use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::session::{Action, LaneId, Session};
 
 struct LaneConn {
@@ -46,10 +47,12 @@ pub enum Failure {
 }
 
 /// Called with the session for the live progress display.
-pub type ProgressFn = Box<dyn FnMut(&Session)>;
+pub type ProgressFn<S = Session> = Box<dyn FnMut(&S)>;
 
-pub struct QuicBtApp {
-    pub session: Session,
+/// The QUIC lanes of one torrent around the protocol that runs on them: the torrent's
+/// [`Session`], or a magnet link's metadata fetch.
+pub struct QuicBtApp<S = Session> {
+    pub session: S,
     conns: HashMap<ConnectionHandle, LaneConn>,
     lanes: HashMap<LaneId, ConnectionHandle>,
     next_lane: LaneId,
@@ -64,7 +67,7 @@ pub struct QuicBtApp {
     /// Called with a one-line status every `progress_every`.
     pub progress_every: Option<Duration>,
     next_progress: Instant,
-    pub on_progress: Option<ProgressFn>,
+    pub on_progress: Option<ProgressFn<S>>,
     /// Since when no peer has a live, handshaken lane (None while one has).
     no_peer_since: Option<Instant>,
     last_lane_error: Option<String>,
@@ -72,13 +75,8 @@ pub struct QuicBtApp {
     pub banned: Vec<ScionAddr>,
 }
 
-impl QuicBtApp {
-    pub fn new(
-        session: Session,
-        dialers: Vec<PeerDialer>,
-        stop_when: StopWhen,
-        now: Instant,
-    ) -> Self {
+impl<S: LaneProtocol> QuicBtApp<S> {
+    pub fn new(session: S, dialers: Vec<PeerDialer>, stop_when: StopWhen, now: Instant) -> Self {
         Self {
             session,
             conns: HashMap::new(),
@@ -295,7 +293,7 @@ impl QuicBtApp {
     }
 }
 
-impl QuicBtApp {
+impl<S: LaneProtocol> QuicBtApp<S> {
     /// Whether the connection is one of this torrent's lanes or dials.
     pub fn owns(&self, h: ConnectionHandle) -> bool {
         self.conns.contains_key(&h) || self.dialers.iter().any(|d| d.owns(h))
@@ -344,7 +342,7 @@ impl QuicBtApp {
     }
 }
 
-impl QuicBtApp {
+impl<S: LaneProtocol> QuicBtApp<S> {
     /// When this torrent's lanes next need the loop without a network event: session timers,
     /// dials, the progress display, the "unreachable" verdict, output a stream could not take.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
@@ -376,7 +374,7 @@ impl QuicBtApp {
     }
 }
 
-impl App for QuicBtApp {
+impl<S: LaneProtocol> App for QuicBtApp<S> {
     fn on_event(&mut self, net: &mut ScionNet, event: NetEvent, now: Instant) {
         match event {
             NetEvent::Quic(QuicEvent::Connected(h)) => {

@@ -4,7 +4,7 @@
 //! Every TCP connection is one lane. A listener task accepts connections, a dial task per IP
 //! peer connects (and reconnects while we still want data); each connection has a reader task
 //! (bytes → event queue) and a writer task (a queue of `Bytes` chunks from
-//! [`Session::poll_output`] → `write_all`, so piece data leaves as the storage's own `Bytes`
+//! [`LaneProtocol::poll_output`] → `write_all`, so piece data leaves as the storage's own `Bytes`
 //! without another copy). The synchronous part, [`TcpLanes`] (one per torrent), moves events
 //! into the session and output into the queues from the driver loop; the listener and the
 //! event queue ([`TcpHub`]) are shared by all torrents of a client.
@@ -22,7 +22,8 @@ use tokio::sync::Notify;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::engine::liveness::{Liveness, LivenessRules};
-use crate::torrent::session::{LaneId, Session};
+use crate::torrent::lane_protocol::LaneProtocol;
+use crate::torrent::session::LaneId;
 
 /// First lane id of TCP lanes (QUIC lanes count up from 1).
 pub const TCP_LANE_BASE: LaneId = 1 << 48;
@@ -353,7 +354,7 @@ impl TcpLanes {
     /// Feeds one event of this torrent's connections into the session (the client routes
     /// events here by owner, and accepted connections once their handshake named this
     /// torrent).
-    pub fn on_event(&mut self, ev: TcpEvent, session: &mut Session, now: Instant) {
+    pub fn on_event(&mut self, ev: TcpEvent, session: &mut impl LaneProtocol, now: Instant) {
         match ev {
             TcpEvent::Opened {
                 lane,
@@ -423,7 +424,7 @@ impl TcpLanes {
     }
 
     /// Closes every lane and stops dialling (pause, remove). The session is told.
-    pub fn close_lanes(&mut self, session: &mut Session, reason: &str, now: Instant) {
+    pub fn close_lanes(&mut self, session: &mut impl LaneProtocol, reason: &str, now: Instant) {
         self.dial_enabled = false;
         let ids: Vec<LaneId> = self.lanes.keys().copied().collect();
         for lane in ids {
@@ -443,7 +444,7 @@ impl TcpLanes {
 
     /// Dials, closes what the session dropped, moves session output to the writers, sends
     /// keep-alives and times out silent peers.
-    pub fn pump_out(&mut self, session: &mut Session, now: Instant) {
+    pub fn pump_out(&mut self, session: &mut impl LaneProtocol, now: Instant) {
         self.dial(now);
         let open: std::collections::HashSet<LaneId> = session.lane_ids().into_iter().collect();
         let gone: Vec<LaneId> = self

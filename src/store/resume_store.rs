@@ -36,16 +36,21 @@ impl ResumeStore for ClientStore {
         };
         let mut out = Vec::new();
         for t in loaded.torrents {
-            let Some(bytes) = t.metainfo else {
-                // A magnet link whose metadata never arrived: kept on disk for a build that
-                // fetches metadata, not loaded by this one.
-                tracing::warn!(
-                    name = %t.entry.name,
-                    "saved torrent has no metadata yet; left on disk"
-                );
-                continue;
+            let bytes = match t.metainfo {
+                Some(bytes) => {
+                    self.metainfo_written.insert(t.entry.info_hash);
+                    bytes
+                }
+                // A magnet link whose metadata had not arrived: added again from the link.
+                None if t.entry.magnet.is_some() => Vec::new(),
+                None => {
+                    tracing::warn!(
+                        name = %t.entry.name,
+                        "saved torrent has neither metadata nor a magnet link; left on disk"
+                    );
+                    continue;
+                }
             };
-            self.metainfo_written.insert(t.entry.info_hash);
             let e = t.entry;
             out.push((
                 bytes,
@@ -55,6 +60,7 @@ impl ResumeStore for ClientStore {
                     limits: e.limits,
                     peers: e.peers,
                     added_unix: e.added_unix,
+                    magnet: e.magnet,
                 },
             ));
         }
@@ -124,7 +130,7 @@ fn entry_of(t: &SavedTorrent<'_>) -> TorrentEntry {
         paused: s.paused,
         limits: s.limits,
         added_unix: s.added_unix,
-        magnet: None,
+        magnet: s.magnet.clone(),
         peers: s.peers.clone(),
     }
 }

@@ -1,8 +1,10 @@
 //! Torrent-level logic: metainfo today; picker and session live here too.
 
 pub mod fair_share;
+pub mod lane_protocol;
 pub mod lenient;
 pub mod meta;
+pub mod metadata_session;
 pub mod picker;
 pub mod rate;
 pub mod session;

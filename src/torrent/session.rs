@@ -22,7 +22,7 @@ use crate::torrent::picker::{BlockOutcome, BlockRef, Picker, BLOCK_LEN};
 use crate::torrent::rate::Limiter;
 use crate::wire::{
     encode, encode_piece_header, Bitfield, DecoderLimits, ExtensionHandshake, Handshake, Message,
-    MessageDecoder, EXTENSION_HANDSHAKE_ID,
+    MessageDecoder, EXTENSION_HANDSHAKE_ID, UT_METADATA_ID,
 };
 
 pub type LaneId = u64;
@@ -137,6 +137,8 @@ struct Lane {
     rtt: Option<Duration>,
     /// How many requests the peer says it queues (BEP 10 `reqq`).
     peer_reqq: Option<usize>,
+    /// The id the peer wants ut_metadata messages on (None: it does not fetch metadata).
+    peer_ut_metadata: Option<u8>,
     stats: LaneStats,
 }
 
@@ -270,6 +272,7 @@ impl Session {
             rate: RateEstimator::new(now),
             rtt: None,
             peer_reqq: None,
+            peer_ut_metadata: None,
             stats: LaneStats {
                 label,
                 bytes_down: 0,
@@ -362,6 +365,8 @@ impl Session {
         let upload = self.cfg.upload;
         let client = self.cfg.client_name.clone();
         let num_pieces = self.meta.num_pieces();
+        let metadata_size = Some(self.meta.info_bytes.len())
+            .filter(|&n| n > 0 && n <= bt_ext::metadata::MAX_METADATA_SIZE);
         let Some(lane) = self.lanes.get_mut(&id) else {
             return Ok(());
         };
@@ -374,8 +379,10 @@ impl Session {
         }
         if lane.extended {
             let ext = ExtensionHandshake {
+                m: [("ut_metadata".to_string(), UT_METADATA_ID)].into(),
                 v: Some(client),
                 reqq: Some(MAX_QUEUED_REQUESTS as u32),
+                metadata_size: metadata_size.map(|n| n as u64),
                 ..Default::default()
             };
             if let Ok(msg) = ext.to_message() {
@@ -507,10 +514,13 @@ impl Session {
                 self.on_block(id, pid, index, begin, data, now)?
             }
             Message::Extended { id: ext, payload } => {
-                if ext == EXTENSION_HANDSHAKE_ID {
+                if ext == UT_METADATA_ID {
+                    self.serve_metadata(id, &payload);
+                } else if ext == EXTENSION_HANDSHAKE_ID {
                     if let Ok(h) = ExtensionHandshake::decode(&payload) {
                         if let Some(l) = self.lanes.get_mut(&id) {
                             l.peer_reqq = h.reqq.map(|r| r as usize);
+                            l.peer_ut_metadata = h.id_of("ut_metadata");
                         }
                         if let Some(p) = self.peers.get_mut(&pid) {
                             p.client = h.v;
@@ -520,6 +530,44 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Answers a peer's ut_metadata request (BEP 9) from the info dictionary we hold.
+    /// Malformed messages are ignored; a peer that does not read its answers gets rejects.
+    fn serve_metadata(&mut self, id: LaneId, payload: &[u8]) {
+        use bt_ext::metadata::{piece_count, piece_len, METADATA_PIECE_LEN};
+        use bt_ext::MetadataMessage;
+        let Ok(MetadataMessage::Request { piece }) = bt_ext::decode_metadata_message(payload)
+        else {
+            return;
+        };
+        let info = &self.meta.info_bytes;
+        let Some(lane) = self.lanes.get_mut(&id) else {
+            return;
+        };
+        let Some(their_id) = lane.peer_ut_metadata else {
+            return;
+        };
+        let servable = piece < piece_count(info.len())
+            && info.len() <= bt_ext::metadata::MAX_METADATA_SIZE
+            && lane.outbox_bytes < OUTBOX_TARGET;
+        let answer = if servable {
+            let start = piece as usize * METADATA_PIECE_LEN;
+            MetadataMessage::Data {
+                piece,
+                total_size: info.len() as u64,
+                data: info[start..start + piece_len(info.len(), piece)].to_vec(),
+            }
+        } else {
+            MetadataMessage::Reject { piece }
+        };
+        push(
+            lane,
+            &Message::Extended {
+                id: their_id,
+                payload: Bytes::from(answer.encode()),
+            },
+        );
     }
 
     fn set_peer_has(&mut self, pid: PeerId, bf: Bitfield) {

@@ -694,3 +694,91 @@ fn under_a_download_limit_lanes_that_join_late_still_get_their_share() {
     }
     assert!(!leech.is_complete() || store.contents() == data);
 }
+
+/// Moves bytes both ways between any two lane protocols until nothing moves.
+fn pump_any(
+    a: &mut impl crate::torrent::lane_protocol::LaneProtocol,
+    b: &mut impl crate::torrent::lane_protocol::LaneProtocol,
+    lanes: &[LaneId],
+    now: Instant,
+) -> usize {
+    let mut moved = 0;
+    a.tick(now);
+    b.tick(now);
+    for &l in lanes {
+        while let Some(chunk) = a.poll_output(l, now) {
+            moved += chunk.len();
+            b.on_lane_data(l, &chunk, now);
+        }
+        while let Some(chunk) = b.poll_output(l, now) {
+            moved += chunk.len();
+            a.on_lane_data(l, &chunk, now);
+        }
+    }
+    moved
+}
+
+#[test]
+fn a_magnet_fetches_the_info_dictionary_from_a_seeding_session() {
+    use crate::torrent::lane_protocol::LaneProtocol;
+    use crate::torrent::metadata_session::MetadataSession;
+    let now = Instant::now();
+    let data = content(3_000_000, 9);
+    // Small pieces: an info dictionary of several 16 KiB metadata pieces.
+    let meta = torrent(&data, 1024);
+    assert!(meta.info_bytes.len() > 2 * 16 * 1024);
+    let (mut seed, _) = session(&meta, Some(data), 1, now);
+    let mut fetch = MetadataSession::new(meta.info_hash, [2; 20], "test".into());
+    for l in [1, 2] {
+        LaneProtocol::add_lane(&mut fetch, l, true, String::new(), now);
+        seed.add_lane(l, false, format!("path {l}"), now);
+    }
+    for _ in 0..50 {
+        if pump_any(&mut fetch, &mut seed, &[1, 2], now) == 0 {
+            break;
+        }
+    }
+    let info = fetch.take_info().expect("metadata complete");
+    assert_eq!(info, meta.info_bytes.to_vec());
+    assert_eq!(crate::storage::hash::sha1(&info), meta.info_hash);
+}
+
+#[test]
+fn a_magnet_fetch_drops_a_peer_without_metadata_and_refuses_another_torrent() {
+    use crate::torrent::lane_protocol::LaneProtocol;
+    use crate::torrent::metadata_session::MetadataSession;
+    let now = Instant::now();
+    let data = content(100_000, 4);
+    let meta = torrent(&data, 16 * 1024);
+    let other = torrent(&content(100_000, 5), 16 * 1024);
+    let (mut wrong, _) = session(&other, Some(content(100_000, 5)), 1, now);
+    let mut fetch = MetadataSession::new(meta.info_hash, [2; 20], "test".into());
+    LaneProtocol::add_lane(&mut fetch, 1, true, String::new(), now);
+    wrong.add_lane(1, false, "x".into(), now);
+    pump_any(&mut fetch, &mut wrong, &[1], now);
+    let closes: Vec<_> = std::iter::from_fn(|| LaneProtocol::poll_action(&mut wrong)).collect();
+    assert!(
+        closes
+            .iter()
+            .any(|a| matches!(a, Action::CloseLane { lane: 1, reason } if reason.contains("another torrent"))),
+        "the seeder of another torrent refuses: {closes:?}"
+    );
+    // A peer that answers the handshake but offers no metadata is dropped with a reason.
+    let mut fetch = MetadataSession::new(meta.info_hash, [2; 20], "test".into());
+    LaneProtocol::add_lane(&mut fetch, 1, true, String::new(), now);
+    let mut hs = crate::wire::Handshake::new(meta.info_hash, [7; 20]);
+    hs.set_extensions(true);
+    let mut buf = bytes::BytesMut::new();
+    hs.encode(&mut buf);
+    let ext = crate::wire::ExtensionHandshake::default()
+        .to_message()
+        .unwrap();
+    buf.extend_from_slice(&encoded(&ext));
+    fetch.on_lane_data(1, &buf, now);
+    let a = LaneProtocol::poll_action(&mut fetch);
+    assert!(
+        matches!(&a, Some(Action::CloseLane { lane: 1, reason }) if reason.contains("ut_metadata")),
+        "{a:?}"
+    );
+    assert!(fetch.take_info().is_none());
+}

@@ -16,6 +16,8 @@ use super::WireError;
 
 /// Extended message id of the extension handshake.
 pub const EXTENSION_HANDSHAKE_ID: u8 = 0;
+/// The id we want ut_metadata (BEP 9) messages on (the one libtorrent uses too).
+pub const UT_METADATA_ID: u8 = 2;
 /// Nesting limit for extension payloads.
 const MAX_DEPTH: usize = 16;
 

@@ -1,0 +1,55 @@
+//! Magnet links in the client. A torrent added from a magnet link exists with its info hash
+//! only; while it fetches its metadata it has a [`Fetch`]: QUIC and TCP lanes of its own around
+//! a [`MetadataSession`], dialled from the same peer book. When the info dictionary arrives
+//! (verified against the info hash) the fetch lanes close, the .torrent is written from it, and
+//! the torrent is checked and runs like any other, dialling the same peers again.
+
+use std::time::Instant;
+
+use crate::engine::liveness::LivenessRules;
+use crate::engine::quic::{QuicBtApp, StopWhen};
+use crate::engine::tcp::{TcpHub, TcpLanes};
+use crate::net::ScionNet;
+use crate::torrent::lane_protocol::LaneProtocol;
+use crate::torrent::metadata_session::MetadataSession;
+use crate::torrent::session::PeerId;
+
+/// The metadata fetch of one magnet torrent.
+pub struct Fetch {
+    pub app: QuicBtApp<MetadataSession>,
+    pub tcp: TcpLanes,
+}
+
+impl Fetch {
+    pub fn new(
+        info_hash: [u8; 20],
+        peer_id: PeerId,
+        client_name: String,
+        hub: &TcpHub,
+        liveness: LivenessRules,
+        now: Instant,
+    ) -> Self {
+        let session = MetadataSession::new(info_hash, peer_id, client_name);
+        let mut tcp = TcpLanes::new(hub);
+        tcp.liveness = liveness;
+        Self {
+            app: QuicBtApp::new(session, Vec::new(), StopWhen::Never, now),
+            tcp,
+        }
+    }
+
+    /// Closes every lane and dial of the fetch.
+    pub fn close(&mut self, net: &mut ScionNet, reason: &str, now: Instant) {
+        self.app.close_all(net, reason, now);
+        self.tcp.close_lanes(&mut self.app.session, reason, now);
+    }
+
+    /// Whether it has lanes or dials under way.
+    pub fn is_busy(&self) -> bool {
+        self.app.session.peer_count() > 0
+            || !self.app.session.lane_ids().is_empty()
+            || !self.app.dialers.is_empty()
+            || self.tcp.lane_count() > 0
+            || self.tcp.is_dialing()
+    }
+}
