@@ -344,10 +344,61 @@ fn kill_dash_nine_at_twenty_random_moments_loses_no_verified_piece() {
 
     // A clean stop and start trusts the fast-resume data: nothing is hashed again.
     assert_eq!(leecher.terminate(), 0, "log:\n{}", leecher.log_text());
+    assert_eq!(leecher.terminate(), 0);
     leecher.restart();
     let t = leecher.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "seeding");
     assert_eq!(t["pieces_checked"].as_u64(), Some(0), "{t:#}");
     assert_eq!(t["pieces_resumed"], t["pieces_total"], "{t:#}");
     // The limit given at add survived every restart.
     assert_eq!(t["limits"]["download_bps"].as_u64(), Some(1_000_000));
+}
+
+/// A magnet link added through the CLI client: it exists before its metadata (named by its
+/// `dn`), is still there after a restart, fetches the metadata over SCION from the peer added
+/// while it runs, downloads, and after another restart is an ordinary torrent that trusts its
+/// resume data.
+#[test]
+fn a_magnet_link_survives_restarts_and_downloads_over_scion() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = make_data(
+        work.path(),
+        "echo",
+        &[("echo/a.bin", 3 * MIB + 5), ("echo/b/c.bin", 2 * MIB)],
+        64 * 1024,
+    );
+    let ih = btscion::client::control::info_hash_hex(&common::info_hash_of(&torrent));
+    let Swarm {
+        _tn,
+        seeder: _seeder,
+        mut leecher,
+        scion,
+        ..
+    } = swarm(work.path(), &["echo"]);
+    let link = format!("magnet:?xt=urn:btih:{ih}&dn=echo%20(magnet)");
+    let out = cli_ok(&leecher, &["add", &link]);
+    assert!(out.contains(&ih), "{out}");
+    let t = leecher.torrent(&ih);
+    assert_eq!(state(&t), "fetching_metadata", "{t:#}");
+    assert_eq!(t["name"], "echo (magnet)");
+
+    assert_eq!(leecher.terminate(), 0);
+    leecher.restart();
+    let t = leecher.wait_torrent(&ih, Duration::from_secs(30), |t| {
+        state(t) == "fetching_metadata"
+    });
+    assert_eq!(t["name"], "echo (magnet)", "the link was kept: {t:#}");
+
+    cli_ok(&leecher, &["add-peer", &ih, &scion]);
+    let t = leecher.wait_torrent(&ih, Duration::from_secs(120), |t| state(t) == "seeding");
+    assert_eq!(t["name"], "echo", "the name now comes from the metadata");
+    same_tree(
+        &seed_root(work.path()).join("echo"),
+        &leecher.data_dir.join("downloads/echo"),
+    );
+
+    assert_eq!(leecher.terminate(), 0);
+    leecher.restart();
+    let t = leecher.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "seeding");
+    assert_eq!(t["pieces_checked"].as_u64(), Some(0), "{t:#}");
+    assert_eq!(t["pieces_resumed"], t["pieces_total"], "{t:#}");
 }

@@ -281,3 +281,64 @@ fn bad_inputs_end_with_documented_exit_codes() {
     );
     assert_eq!(r.status.code(), Some(6), "{}", r.stderr);
 }
+
+/// A magnet link with only the info hash and the seeder's SCION address (`x.pe`), given to the
+/// original client's `-inPath`: the metadata comes over a SCION lane, then the data over every
+/// disjoint path. A link whose only peer seeds another torrent ends with exit 4 and the reason.
+#[test]
+fn a_magnet_link_downloads_over_scion_with_the_original_flags() {
+    let tn = testnet("three-paths");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("content");
+    write_random(&src.join("a.bin"), 3_000_001, 31);
+    write_random(&src.join("sub/b.bin"), 1_234_567, 32);
+    let torrent = dir.path().join("m.torrent");
+    make_torrent(&src, &torrent, Some(64 * 1024));
+    let ih = btscion::client::control::info_hash_hex(&info_hash_of(&torrent));
+    let (_seed, addr) = seeder(&tn, LEAF_B, &torrent, &src, dir.path(), &[]);
+    let out = dir.path().join("out");
+    let metrics = dir.path().join("m.json");
+    let magnet = format!("magnet:?xt=urn:btih:{ih}&x.pe={addr}");
+    let r = run(
+        &[
+            format!("-inPath={magnet}"),
+            format!("-outPath={}", out.display()),
+            format!("-metricsJson={}", metrics.display()),
+        ],
+        &[("SCION_DAEMON_ADDRESS", daemon(&tn, LEAF_A))],
+        std::time::Duration::from_secs(300),
+    );
+    assert!(
+        r.status.success(),
+        "magnet download failed: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    same_tree(&src, &out);
+    assert!(
+        lanes_with_bytes(&json(&metrics)) >= 2,
+        "the data came over several paths: {}",
+        json(&metrics)
+    );
+
+    // The only peer seeds something else: no metadata, exit 4, and why.
+    let other = dir.path().join("other.bin");
+    write_random(&other, 100_000, 33);
+    let other_t = dir.path().join("other.torrent");
+    make_torrent(&other, &other_t, None);
+    let (_wrong, wrong_addr) = seeder(&tn, LEAF_B, &other_t, &other, dir.path(), &[]);
+    let r = run(
+        &[
+            format!("-inPath=magnet:?xt=urn:btih:{ih}&x.pe={wrong_addr}"),
+            format!("-outPath={}", dir.path().join("out2").display()),
+        ],
+        &[("SCION_DAEMON_ADDRESS", daemon(&tn, LEAF_A))],
+        std::time::Duration::from_secs(120),
+    );
+    assert_eq!(r.status.code(), Some(4), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no peer gave the metadata"),
+        "{}",
+        r.stderr
+    );
+}

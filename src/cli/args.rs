@@ -72,9 +72,13 @@ pub struct ScionOpts {
 
 #[derive(Args, Debug, Clone)]
 pub struct TransferCli {
-    /// The .torrent file.
+    /// The .torrent file, or (download) a magnet link: its metadata is fetched from its peers
+    /// first.
     #[arg(long, short = 't')]
     pub torrent: PathBuf,
+    /// Write the metadata fetched for a magnet link as a .torrent file.
+    #[arg(long, value_name = "FILE")]
+    pub save_torrent: Option<PathBuf>,
     /// Where the data is (seed) or goes (download): the file for a single-file torrent, the
     /// directory for a multi-file torrent.
     #[arg(long, short = 'o')]
@@ -195,6 +199,8 @@ pub struct TransferArgs {
     pub log_level: String,
     pub sciond: Option<String>,
     pub path_policy: PathPolicy,
+    /// Where to write a magnet link's fetched metadata.
+    pub save_torrent: Option<PathBuf>,
 }
 
 impl TransferArgs {
@@ -222,7 +228,16 @@ impl TransferArgs {
             log_level: c.log_level,
             sciond: c.scion.sciond,
             path_policy: c.path_policy.unwrap_or_default(),
+            save_torrent: c.save_torrent,
         }
+    }
+
+    /// Whether the torrent is given as a magnet link.
+    pub fn torrent_is_magnet(&self) -> bool {
+        self.torrent
+            .as_ref()
+            .and_then(|p| p.to_str())
+            .is_some_and(|s| s.starts_with("magnet:"))
     }
 }
 

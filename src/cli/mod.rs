@@ -3,9 +3,11 @@
 pub mod args;
 pub mod exit;
 pub mod legacy;
+pub mod magnet;
 pub mod remote;
 pub mod report;
 pub mod run;
+pub mod single;
 pub mod tracker;
 
 /// Logs go to stderr; `level` is the original client's DEBUG|INFO|WARN|ERROR (or RUST_LOG).

@@ -11,16 +11,14 @@ use super::exit::{self, CliError};
 use super::report;
 use crate::bwtest::{BwClient, BwServer};
 use crate::client::control::{self, PeerSource};
-use crate::client::paths::PathService;
 use crate::client::{self, Client, ClientError, EngineOptions, LiveTorrent};
 use crate::engine::liveness::LivenessRules;
 use crate::engine::quic::{Failure, StopWhen};
-use crate::engine::tcp::TcpHub;
 use crate::net::{uring, ScionNet};
 use crate::quic::QuicTuning;
 use crate::scion::daemon::DaemonClient;
 use crate::scion::{parse_ia, Ia, PeerAddr, ScionAddr, ScionPath};
-use crate::storage::{self, HashPool, MmapStorage};
+use crate::storage::{self, MmapStorage};
 use crate::torrent::meta::{self, Metainfo};
 
 /// Lanes per peer when `-numPaths` is not given: every link-disjoint path, up to this cap.
@@ -96,11 +94,11 @@ pub(crate) fn daemon_address(explicit: &Option<String>) -> String {
         .unwrap_or_else(DaemonClient::default_address)
 }
 
-async fn connect_daemon(addr: &str) -> Result<(DaemonClient, Ia), CliError> {
+pub(crate) async fn connect_daemon(addr: &str) -> Result<(DaemonClient, Ia), CliError> {
     client::connect_daemon(addr).await.map_err(client_err)
 }
 
-async fn bind_local(
+pub(crate) async fn bind_local(
     daemon: &DaemonClient,
     ia: Ia,
     local: Option<ScionAddr>,
@@ -148,17 +146,18 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         .torrent
         .clone()
         .ok_or_else(|| exit::usage("a torrent is required: -inPath / --torrent"))?;
-    let meta = load_torrent(&torrent)?;
-    // SCION peers get QUIC lanes over SCION paths, IP peers a plain BitTorrent TCP connection.
-    let mut peers: Vec<ScionAddr> = Vec::new();
-    let mut tcp_peers: Vec<SocketAddr> = Vec::new();
-    for p in &t.peers {
-        match p.parse::<PeerAddr>() {
-            Ok(PeerAddr::Scion(a)) => peers.push(a),
-            Ok(PeerAddr::Ip(a)) => tcp_peers.push(a),
-            Err(e) => return Err(exit::usage(format!("invalid peer address {p:?}: {e}"))),
-        }
+    let mut t = t;
+    let meta = match torrent.to_str().filter(|s| s.starts_with("magnet:")) {
+        Some(uri) => super::magnet::metadata_of_magnet(&mut t, uri)?,
+        None => load_torrent(&torrent)?,
+    };
+    if let (Some(path), false) = (&t.save_torrent, t.torrent_is_magnet()) {
+        return Err(exit::usage(format!(
+            "--save-torrent {} is for magnet links; the torrent is a file already",
+            path.display()
+        )));
     }
+    let (peers, tcp_peers) = super::single::split_peers(&t.peers)?;
     let tcp_listen = t.tcp_listen.as_deref().map(parse_tcp_listen).transpose()?;
     let local = t
         .local
@@ -189,7 +188,7 @@ struct IpPeers {
 }
 
 /// `--keepalive` / `--peer-timeout` (seconds) over the defaults.
-fn liveness_rules(t: &TransferArgs) -> Result<LivenessRules, CliError> {
+pub(crate) fn liveness_rules(t: &TransferArgs) -> Result<LivenessRules, CliError> {
     let defaults = LivenessRules::default();
     let secs = |v: Option<f64>, default: Duration, what: &str| -> Result<Duration, CliError> {
         v.map_or(Ok(default), |s| {
@@ -210,30 +209,22 @@ async fn run_transfer(
     local: Option<ScionAddr>,
     storage: Arc<MmapStorage>,
 ) -> Result<(), CliError> {
-    let daemon_addr = daemon_address(&t.sciond);
-    // Without a daemon, SCION is skipped when nothing asked for it (only IP peers, no -local).
-    let scion = match connect_daemon(&daemon_addr).await {
-        Ok((daemon, ia)) => {
-            let (socket, local) = bind_local(&daemon, ia, local).await?;
-            client::ScionSide {
-                socket,
-                local,
-                daemon: Some(daemon),
-            }
-        }
-        Err(e) if peers.is_empty() && local.is_none() => {
-            tracing::warn!("{e}; continuing without SCION (TCP only)");
-            client::placeholder_socket().map_err(client_err)?
-        }
-        Err(e) => return Err(e),
+    let opts = EngineOptions {
+        max_lanes: t.num_paths,
+        liveness: ip.liveness,
+        exit_when_finished: true,
+        ..Default::default()
     };
-    let scion_on = scion.daemon.is_some();
-    let local = scion.local;
-
-    let started = Instant::now();
-    let pool = HashPool::new(0)
-        .map(Arc::new)
-        .map_err(|e| exit::other(format!("cannot start hash workers: {e}")))?;
+    let super::single::Single {
+        mut client,
+        socket,
+        mut net,
+        local,
+        scion_on,
+        tcp_addr,
+        started,
+    } = super::single::start_single(&t, &peers, local, ip.listen, opts).await?;
+    let pool = client.pool();
     // Only data that was on disk can hold verified pieces (resume); fresh files are skipped.
     let have = storage::verify_where(&*storage, &meta, &pool, |p| storage.may_hold(p), |_, _| {});
     let resumed = have.count_ones();
@@ -253,29 +244,6 @@ async fn run_transfer(
         (Mode::Download, false) => StopWhen::Complete,
         _ => StopWhen::Never,
     };
-    let opts = EngineOptions {
-        max_lanes: t.num_paths,
-        liveness: ip.liveness,
-        exit_when_finished: true,
-    };
-    let paths = PathService::new(scion.daemon.clone(), t.path_policy.clone());
-    let hub = TcpHub::new(Default::default());
-    let mut client = Client::new(pool, paths, hub.clone(), opts, started);
-    let want = ip.listen.unwrap_or(if scion_on {
-        local.socket_addr()
-    } else {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
-    });
-    let tcp_addr = match client::listen_tcp(&hub, want, ip.listen.is_some()) {
-        Ok(a) => a,
-        Err(ClientError::Bind(m)) if ip.listen.is_some() => {
-            return Err(exit::usage(format!("cannot listen on {m}")))
-        }
-        Err(ClientError::Bind(m)) => return Err(exit::other(format!("cannot listen on {m}"))),
-        Err(e) => return Err(client_err(e)),
-    };
-    client.tcp_listen = Some(tcp_addr);
-    client.local_scion = scion_on.then_some(local);
     // The command line's peers are the first entries of the torrent's peer book.
     let book: Vec<PeerAddr> = peers
         .iter()
@@ -298,9 +266,6 @@ async fn run_transfer(
         },
         started,
     );
-    let tuning = QuicTuning::default();
-    let mut net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
-
     // The SCION address stays the last token (after " as ").
     let scion_shown = if scion_on {
         local.to_string()
@@ -332,7 +297,7 @@ async fn run_transfer(
         None
     };
     if !(t.mode == Mode::Download && complete_at_start && !t.keep_seeding) {
-        uring::run(scion.socket, &mut net, &mut client)
+        uring::run(socket, &mut net, &mut client)
             .await
             .map_err(|e| exit::other(e.to_string()))?;
     }
@@ -375,7 +340,7 @@ async fn run_transfer(
 }
 
 /// "; trackers: URL: state (error), ..." for a failure message; empty without trackers.
-fn tracker_report(trackers: &[crate::client::control::TrackerStatus]) -> String {
+pub(crate) fn tracker_report(trackers: &[crate::client::control::TrackerStatus]) -> String {
     if trackers.is_empty() {
         return String::new();
     }

@@ -63,6 +63,12 @@ pub struct EngineOptions {
     pub liveness: LivenessRules,
     /// Stop the client when every torrent's app finished (single-shot download).
     pub exit_when_finished: bool,
+    /// Stop once every torrent knows its metadata (a single-shot magnet download fetches it
+    /// first, then runs as with a .torrent); a fetch with no peer for `connect_timeout`
+    /// fails.
+    pub metadata_only: bool,
+    /// How long a metadata-only fetch may go without a peer.
+    pub connect_timeout: Option<Duration>,
 }
 
 /// How a torrent that is ready to run is set up (single-shot commands pass their own).
@@ -202,6 +208,11 @@ impl Client {
         self.torrents.get_mut(ih)
     }
 
+    /// The shared SHA-1 pool (single-shot commands check their data on it before the loop).
+    pub fn pool(&self) -> Arc<HashPool> {
+        self.pool.clone()
+    }
+
     pub fn torrent_count(&self) -> usize {
         self.torrents.len()
     }
@@ -334,6 +345,7 @@ impl Client {
         self.tcp_lane_owner.retain(|_, owner| owner != ih);
         t.book.reset_active();
         let trackers: Vec<String> = t.announce().into_iter().flatten().collect();
+        let metadata_only = self.opts.metadata_only;
         let attached = bt_ext::torrent_file(info, &trackers)
             .map_err(|e| ControlError::BadTorrent(e.to_string()))
             .and_then(|bytes| {
@@ -345,10 +357,17 @@ impl Client {
                         "the fetched metadata names another info hash".into(),
                     ));
                 }
+                if metadata_only {
+                    // The caller takes the .torrent and goes on with it.
+                    t.meta = Some(meta);
+                    t.torrent_bytes = bytes;
+                    t.state = TorrentState::Paused;
+                    return Ok(());
+                }
                 attach_metadata(t, meta, bytes, None)
             });
         match attached {
-            Ok(()) => tracing::info!(torrent = %t.name(), "metadata fetched; checking"),
+            Ok(()) => tracing::info!(torrent = %t.name(), "metadata fetched"),
             Err(e) => {
                 tracing::warn!(info_hash = %info_hash_hex(ih), "unusable metadata: {e}");
                 t.state = TorrentState::Error;
@@ -358,6 +377,9 @@ impl Client {
         t.dirty = true;
         self.publish_due = true;
         self.save_torrent_list();
+        if metadata_only {
+            self.done = self.torrents.values().all(|t| t.meta.is_some());
+        }
     }
 
     /// Creates the session and lanes of a checked torrent.
@@ -691,6 +713,15 @@ impl Client {
                 f.tcp.pump_out(&mut f.app.session, now);
                 if let Some(info) = f.app.session.take_info() {
                     fetched.push((*ih, info));
+                }
+                let give_up = self
+                    .opts
+                    .connect_timeout
+                    .filter(|_| self.opts.metadata_only);
+                if give_up.is_some_and(|limit| f.peerless_for(now) > limit) {
+                    t.state = TorrentState::Error;
+                    t.error = Some(format!("no peer gave the metadata: {}", f.problem()));
+                    self.done = true;
                 }
                 let timers = [
                     d,

@@ -18,6 +18,8 @@ use crate::torrent::session::PeerId;
 pub struct Fetch {
     pub app: QuicBtApp<MetadataSession>,
     pub tcp: TcpLanes,
+    /// Since when no peer has had a handshaken lane (None while one has).
+    no_peer_since: Option<Instant>,
 }
 
 impl Fetch {
@@ -35,6 +37,32 @@ impl Fetch {
         Self {
             app: QuicBtApp::new(session, Vec::new(), StopWhen::Never, now),
             tcp,
+            no_peer_since: Some(now),
+        }
+    }
+
+    /// How long it has had no peer to ask (zero while it has one).
+    pub fn peerless_for(&mut self, now: Instant) -> std::time::Duration {
+        if self.app.session.peer_count() > 0 {
+            self.no_peer_since = None;
+            return std::time::Duration::ZERO;
+        }
+        now.saturating_duration_since(*self.no_peer_since.get_or_insert(now))
+    }
+
+    /// Why the peers tried so far gave no metadata, for an error message.
+    pub fn problem(&self) -> String {
+        let mut why = Vec::new();
+        if let Some(p) = &self.app.session.last_problem {
+            why.push(p.clone());
+        }
+        if let Some(e) = self.tcp.last_error() {
+            why.push(format!("TCP: {e}"));
+        }
+        if why.is_empty() {
+            "no peer answered".into()
+        } else {
+            why.join("; ")
         }
     }
 

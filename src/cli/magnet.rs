@@ -1,0 +1,114 @@
+//! A single-shot download of a magnet link: first the metadata (BEP 9), fetched by a client of
+//! its own from the link's peers (`x.pe`), the command line's and the link's trackers' (`tr`);
+//! then the download runs as with a .torrent, dialling those peers again.
+
+use std::fs;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::args::{Mode, TransferArgs};
+use super::exit::{self, CliError};
+use super::run::{liveness_rules, tracker_report};
+use super::single::{split_peers, start_single};
+use crate::client::control::{self, PeerSource};
+use crate::client::EngineOptions;
+use crate::net::uring;
+use crate::scion::PeerAddr;
+use crate::torrent::meta::Metainfo;
+
+/// How long the fetch waits without any peer to ask before it gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The metadata of `uri`. The link's peers join `t.peers`; `--save-torrent` gets the .torrent.
+pub fn metadata_of_magnet(t: &mut TransferArgs, uri: &str) -> Result<Arc<Metainfo>, CliError> {
+    if t.mode == Mode::Seed {
+        return Err(exit::usage(
+            "seeding needs a .torrent file, not a magnet link",
+        ));
+    }
+    let magnet = bt_ext::parse_magnet(uri)
+        .map_err(|e| exit::bad_torrent(format!("bad magnet link: {e}")))?;
+    for p in &magnet.peers {
+        let p = p.to_string();
+        if !t.peers.contains(&p) {
+            t.peers.push(p);
+        }
+    }
+    if t.peers.is_empty() && magnet.trackers.is_empty() {
+        return Err(exit::usage(
+            "fetching a magnet link's metadata needs a peer (-peer / --peer, or x.pe in the \
+             link) or a tracker (tr in the link)",
+        ));
+    }
+    let bytes = tokio_uring::start(fetch(t.clone(), uri.to_string()))?;
+    if let Some(path) = &t.save_torrent {
+        fs::write(path, &bytes)
+            .map_err(|e| exit::other(format!("cannot write {}: {e}", path.display())))?;
+        tracing::info!("metadata saved as {}", path.display());
+    }
+    Metainfo::from_bytes(&bytes)
+        .map(Arc::new)
+        .map_err(|e| exit::bad_torrent(format!("fetched metadata: {e}")))
+}
+
+/// Runs a client until the magnet torrent's metadata arrived; its .torrent bytes.
+async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
+    let (peers, tcp_peers) = split_peers(&t.peers)?;
+    let opts = EngineOptions {
+        // One lane per SCION peer is plenty for a few metadata pieces.
+        max_lanes: Some(1),
+        liveness: liveness_rules(&t)?,
+        metadata_only: true,
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        ..Default::default()
+    };
+    let mut single = start_single(&t, &peers, None, None, opts).await?;
+    let book: Vec<(PeerAddr, PeerSource)> = peers
+        .iter()
+        .filter(|_| single.scion_on)
+        .map(|p| PeerAddr::Scion(*p))
+        .chain(tcp_peers.iter().map(|a| PeerAddr::Ip(*a)))
+        .map(|p| (p, PeerSource::Cli))
+        .collect();
+    let out_dir = t.out.clone().unwrap_or_default();
+    let settings = crate::client::torrent::settings(out_dir, false, Default::default(), &[]);
+    let ih = single
+        .client
+        .add_magnet(&uri, settings, &book, Instant::now())
+        .map_err(|e| exit::bad_torrent(e.to_string()))?;
+    println!(
+        "fetching the metadata of {} tcp {} as {}",
+        control::info_hash_hex(&ih),
+        single.tcp_addr,
+        single.local
+    );
+    // The link's trackers announce it and feed peers into its book.
+    let (handle, side) = control::channel();
+    single.client.attach_control(side.commands, side.snapshots);
+    let trackers = crate::discovery::spawn_trackers(handle)
+        .map_err(|e| exit::other(format!("cannot start the tracker client: {e}")))?;
+    uring::run(single.socket, &mut single.net, &mut single.client)
+        .await
+        .map_err(|e| exit::other(e.to_string()))?;
+    let outcome = single.client.torrent(&ih).map(|t| {
+        (
+            t.torrent_bytes.clone(),
+            t.error.clone(),
+            tracker_report(&t.trackers),
+        )
+    });
+    // Ends the snapshots: the tracker client says `stopped` and returns.
+    drop(single.client);
+    let _ = trackers.join();
+    match outcome {
+        Some((bytes, _, _)) if !bytes.is_empty() => Ok(bytes),
+        Some((_, Some(e), report)) if e.starts_with("unusable metadata") => {
+            Err(exit::bad_torrent(format!("{e}{report}")))
+        }
+        Some((_, e, report)) => Err(exit::unreachable(format!(
+            "{}{report}",
+            e.unwrap_or_else(|| "no peer gave the metadata".into())
+        ))),
+        None => Err(exit::other("the magnet torrent vanished")),
+    }
+}

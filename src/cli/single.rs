@@ -1,0 +1,102 @@
+//! The client of a single-shot command (`seed`, `download`, the original client's flags): SCION
+//! when a daemon answers (or is required), the TCP listener, and the loop's network side.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::args::TransferArgs;
+use super::exit::{self, CliError};
+use super::run::{bind_local, client_err, connect_daemon, daemon_address};
+use crate::client::paths::PathService;
+use crate::client::{self, Client, ClientError, EngineOptions};
+use crate::engine::tcp::TcpHub;
+use crate::net::ScionNet;
+use crate::quic::QuicTuning;
+use crate::scion::{PeerAddr, ScionAddr};
+use crate::storage::HashPool;
+
+pub struct Single {
+    pub client: Client,
+    pub socket: tokio_uring::net::UdpSocket,
+    pub net: ScionNet,
+    pub local: ScionAddr,
+    pub scion_on: bool,
+    pub tcp_addr: SocketAddr,
+    pub started: Instant,
+}
+
+/// Sets up the client. Without a SCION daemon it goes on over TCP only, unless SCION was
+/// asked for (SCION peers, `local`).
+pub async fn start_single(
+    t: &TransferArgs,
+    scion_peers: &[ScionAddr],
+    local: Option<ScionAddr>,
+    tcp_listen: Option<SocketAddr>,
+    opts: EngineOptions,
+) -> Result<Single, CliError> {
+    let daemon_addr = daemon_address(&t.sciond);
+    let scion = match connect_daemon(&daemon_addr).await {
+        Ok((daemon, ia)) => {
+            let (socket, local) = bind_local(&daemon, ia, local).await?;
+            client::ScionSide {
+                socket,
+                local,
+                daemon: Some(daemon),
+            }
+        }
+        Err(e) if scion_peers.is_empty() && local.is_none() => {
+            tracing::warn!("{e}; continuing without SCION (TCP only)");
+            client::placeholder_socket().map_err(client_err)?
+        }
+        Err(e) => return Err(e),
+    };
+    let scion_on = scion.daemon.is_some();
+    let local = scion.local;
+    let started = Instant::now();
+    let pool = HashPool::new(0)
+        .map(Arc::new)
+        .map_err(|e| exit::other(format!("cannot start hash workers: {e}")))?;
+    let paths = PathService::new(scion.daemon.clone(), t.path_policy.clone());
+    let hub = TcpHub::new(Default::default());
+    let mut client = Client::new(pool, paths, hub.clone(), opts, started);
+    let want = tcp_listen.unwrap_or(if scion_on {
+        local.socket_addr()
+    } else {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
+    });
+    let tcp_addr = match client::listen_tcp(&hub, want, tcp_listen.is_some()) {
+        Ok(a) => a,
+        Err(ClientError::Bind(m)) if tcp_listen.is_some() => {
+            return Err(exit::usage(format!("cannot listen on {m}")))
+        }
+        Err(ClientError::Bind(m)) => return Err(exit::other(format!("cannot listen on {m}"))),
+        Err(e) => return Err(client_err(e)),
+    };
+    client.tcp_listen = Some(tcp_addr);
+    client.local_scion = scion_on.then_some(local);
+    let tuning = QuicTuning::default();
+    let net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
+    Ok(Single {
+        client,
+        socket: scion.socket,
+        net,
+        local,
+        scion_on,
+        tcp_addr,
+        started,
+    })
+}
+
+/// SCION peers get QUIC lanes over SCION paths, IP peers a plain BitTorrent TCP connection.
+pub fn split_peers(peers: &[String]) -> Result<(Vec<ScionAddr>, Vec<SocketAddr>), CliError> {
+    let (mut scion, mut tcp) = (Vec::new(), Vec::new());
+    for p in peers {
+        match p.parse::<PeerAddr>() {
+            Ok(PeerAddr::Scion(a)) => scion.push(a),
+            Ok(PeerAddr::Ip(a)) => tcp.push(a),
+            Err(e) => return Err(exit::usage(format!("invalid peer address {p:?}: {e}"))),
+        }
+    }
+    Ok((scion, tcp))
+}
