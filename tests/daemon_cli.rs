@@ -95,6 +95,17 @@ fn serves_the_api_keeps_state_in_the_data_dir_and_stops_on_sigterm() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
+    // A second daemon on the same data dir would overwrite the first one's state: refused.
+    let o = Command::new(bin())
+        .args(["daemon", "--http", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("BTS_HTTP_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(5), "{err}");
+    assert!(err.contains("in use by another daemon"), "{err}");
+
     assert_eq!(stop_with(&mut daemon, libc::SIGTERM), 0);
 }
 

@@ -36,6 +36,7 @@ const TORRENTS_DIR: &str = "torrents";
 const SETTINGS: &str = "settings.json";
 const METAINFO: &str = "metainfo.torrent";
 const RESUME: &str = "resume.json";
+const LOCK: &str = "lock";
 const CLIENT_SETTINGS: &str = "client.json";
 /// Version of the JSON files' shape; a newer one is refused rather than misread.
 const FORMAT: u32 = 1;
@@ -46,6 +47,8 @@ pub enum StoreError {
     Io { path: PathBuf, source: io::Error },
     #[error("{} is damaged: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    #[error("{} is in use by another daemon (its lock {} is held)", dir.display(), lock.display())]
+    InUse { dir: PathBuf, lock: PathBuf },
 }
 
 impl StoreError {
@@ -117,6 +120,8 @@ pub struct Store {
     torrents: PathBuf,
     /// Last settings bytes written per torrent: `save_torrents` rewrites only what changed.
     written: Mutex<HashMap<InfoHash, Vec<u8>>>,
+    /// Held open: the data dir's lock (see `lock_data_dir`).
+    _lock: fs::File,
 }
 
 impl Store {
@@ -125,9 +130,11 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let torrents = data_dir.join(TORRENTS_DIR);
         fs::create_dir_all(&torrents).map_err(|e| StoreError::io(&torrents, e))?;
+        let lock = lock_data_dir(data_dir)?;
         let store = Self {
             torrents,
             written: Mutex::new(HashMap::new()),
+            _lock: lock,
         };
         for dir in store.torrent_dirs()? {
             remove_temp_files(&dir);
@@ -338,6 +345,33 @@ impl Store {
         dirs.sort();
         Ok(dirs)
     }
+}
+
+/// Takes `<data-dir>/lock` for as long as the store lives: two daemons writing one torrent
+/// list and one set of resume files would each overwrite what the other saved. The lock is
+/// released by the kernel when the process ends, however it ends.
+fn lock_data_dir(data_dir: &Path) -> Result<fs::File, StoreError> {
+    use std::os::fd::AsRawFd;
+    let path = data_dir.join(LOCK);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            StoreError::InUse {
+                dir: data_dir.to_path_buf(),
+                lock: path,
+            }
+        } else {
+            StoreError::io(&path, e)
+        });
+    }
+    Ok(file)
 }
 
 fn remove_temp_files(dir: &Path) {

@@ -45,6 +45,7 @@ fn round_trip_of_torrents_metainfo_and_resume() {
     store.save_resume(&a.info_hash, &resume(13)).unwrap();
 
     // A fresh Store, as after a restart.
+    drop(store);
     let loaded = Store::open(d.path()).unwrap().load_all().unwrap();
     assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
     assert_eq!(loaded.torrents.len(), 2);
@@ -100,7 +101,9 @@ fn garbage_settings_skip_that_torrent_with_a_clear_error() {
     // A torn write (what a non-atomic writer could leave) and plain garbage.
     let full = fs::read(settings_path(&store, 1)).unwrap();
     fs::write(settings_path(&store, 1), &full[..full.len() / 2]).unwrap();
-    let loaded = Store::open(d.path()).unwrap().load_all().unwrap();
+    drop(store);
+    let store = Store::open(d.path()).unwrap();
+    let loaded = store.load_all().unwrap();
     assert_eq!(loaded.torrents.len(), 1);
     assert_eq!(loaded.torrents[0].entry.info_hash, [3; 20]);
     assert_eq!(loaded.skipped.len(), 1);
@@ -195,6 +198,7 @@ fn remove_forgets_and_open_cleans_temp_files() {
         .dir_of(&e.info_hash)
         .join(format!("{TEMP_PREFIX}resume.json-1-1"));
     fs::write(&leftover, b"half").unwrap();
+    drop(store);
     let store = Store::open(d.path()).unwrap();
     assert!(!leftover.exists());
 
@@ -217,4 +221,18 @@ fn resume_file_is_readable_json() {
         v["data"]["files"][0]["mtime_ns"].to_string(),
         "1700000000123456789"
     );
+}
+
+#[test]
+fn a_second_store_on_the_same_data_dir_is_refused_until_the_first_is_gone() {
+    let d = tempfile::tempdir().unwrap();
+    let first = Store::open(d.path()).unwrap();
+    let second = Store::open(d.path());
+    assert!(
+        matches!(&second, Err(e) if e.to_string().contains("in use by another daemon")),
+        "{:?}",
+        second.err()
+    );
+    drop(first);
+    Store::open(d.path()).expect("the lock is released with the store");
 }
