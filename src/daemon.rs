@@ -26,6 +26,8 @@ pub struct DaemonConfig {
     pub tcp_listen: Option<String>,
     /// SCION daemon gRPC address.
     pub sciond: Option<String>,
+    /// Our DHT node's UDP port, if one runs (sent to peers, BEP 5).
+    pub dht_port: Option<u16>,
 }
 
 /// `$XDG_DATA_HOME/bittorrent-over-scion`, else `~/.local/share/bittorrent-over-scion`.
@@ -62,19 +64,38 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
     shutdown_on_signals(handle.clone())
         .map_err(|e| exit::other(format!("signal handlers: {e}")))?;
 
-    let cfg = DaemonConfig {
+    let mut cfg = DaemonConfig {
         data_dir,
         http: server.local_addr(),
         local: args.local,
         tcp_listen: args.tcp_listen,
         sciond: args.scion.sciond,
+        dht_port: None,
     };
     announce_ready_when_loaded(&handle, &cfg);
 
     let trackers = crate::discovery::spawn_trackers(handle.clone())
         .map_err(|e| exit::other(format!("cannot start the tracker front end: {e}")))?;
+    let dht = match args.dht {
+        Some(listen) => {
+            let opts = crate::discovery::DhtOptions {
+                listen,
+                bootstrap: args.dht_bootstrap.clone(),
+                state_file: Some(cfg.data_dir.join("dht.dat")),
+            };
+            let (thread, addr) = crate::discovery::spawn_dht(handle.clone(), opts)
+                .map_err(|e| exit::usage(format!("cannot run the DHT on {listen}: {e}")))?;
+            tracing::info!(%addr, "DHT over UDP/IP");
+            cfg.dht_port = Some(addr.port());
+            Some(thread)
+        }
+        None => None,
+    };
     let result = run_client(&cfg, store, side);
     server.stop();
+    if dht.is_some_and(|t| t.join().is_err()) {
+        tracing::warn!("the DHT front end panicked");
+    }
     // The client is gone; the tracker front end tells the trackers `stopped` and ends.
     if trackers.join().is_err() {
         tracing::warn!("the tracker front end panicked");
@@ -127,6 +148,7 @@ fn run_client(cfg: &DaemonConfig, store: Store, side: ClientSide) -> Result<(), 
     config.local = local;
     config.tcp_listen = tcp_listen;
     config.store = Some(Box::new(ClientStore::new(store)));
+    config.engine.dht_port = cfg.dht_port;
     crate::client::run(config, side).map_err(crate::cli::run::client_err)
 }
 

@@ -285,6 +285,13 @@ pub struct DaemonArgs {
     /// Where to accept plain BitTorrent over TCP, `IP:Port`.
     #[arg(long)]
     pub tcp_listen: Option<String>,
+    /// Run a mainline DHT node (BEP 5, over UDP/IP) on this address, e.g. 0.0.0.0:6881; its
+    /// routing table is kept in the data dir.
+    #[arg(long, value_name = "ADDR")]
+    pub dht: Option<std::net::SocketAddr>,
+    /// A DHT node to ask while the routing table is empty, `IP:Port` (repeatable).
+    #[arg(long = "dht-bootstrap", value_name = "ADDR", requires = "dht")]
+    pub dht_bootstrap: Vec<std::net::SocketAddr>,
     /// Log level: DEBUG, INFO, WARN, ERROR.
     #[arg(long, default_value = "INFO")]
     pub log_level: String,

@@ -140,7 +140,10 @@ fn open_storage(meta: &Metainfo, t: &TransferArgs) -> Result<Arc<MmapStorage>, C
 
 pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
     if t.enable_dht {
-        tracing::warn!("the DHT is not supported yet; -enableDht is ignored");
+        tracing::warn!(
+            "-enableDht (the original client's DHT over SCION) is not supported yet and is \
+             ignored; the daemon runs a DHT over UDP/IP (daemon --dht ADDR)"
+        );
     }
     let torrent = t
         .torrent

@@ -238,6 +238,9 @@ pub struct TorrentSnapshot {
     /// Each tracker's last answer or failure, once the tracker front end reported it.
     #[serde(default)]
     pub trackers: Vec<TrackerStatus>,
+    /// BEP 27: peers only from its trackers (no DHT, no peer exchange).
+    #[serde(default)]
+    pub private: bool,
 }
 
 /// A path the path service knows to a destination AS.

@@ -69,6 +69,8 @@ pub struct EngineOptions {
     pub metadata_only: bool,
     /// How long a metadata-only fetch may go without a peer.
     pub connect_timeout: Option<Duration>,
+    /// Our DHT node's UDP port, if one runs (see [`SessionConfig::dht_port`]).
+    pub dht_port: Option<u16>,
 }
 
 /// How a torrent that is ready to run is set up (single-shot commands pass their own).
@@ -220,6 +222,7 @@ impl Client {
     fn session_config(&self) -> SessionConfig {
         let mut cfg = SessionConfig::new(self.peer_id);
         cfg.upload = true;
+        cfg.dht_port = self.opts.dht_port;
         cfg
     }
 

@@ -371,6 +371,7 @@ impl Torrent {
             peers_banned: self.book.count(PeerState::Banned),
             announce: self.announce(),
             trackers: self.trackers.clone(),
+            private: self.meta.as_ref().is_some_and(|m| m.private),
         }
     }
 

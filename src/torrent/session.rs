@@ -55,6 +55,9 @@ pub struct SessionConfig {
     pub stall_timeout: Duration,
     /// Serve requests (a leecher also uploads to other leechers).
     pub upload: bool,
+    /// The UDP port of our DHT node, if one runs: advertised in the handshake and sent to
+    /// peers that run one too (BEP 5 `port`).
+    pub dht_port: Option<u16>,
 }
 
 impl SessionConfig {
@@ -65,6 +68,7 @@ impl SessionConfig {
             upload_slots: 8,
             stall_timeout: Duration::from_secs(3),
             upload: true,
+            dht_port: None,
         }
     }
 }
@@ -284,7 +288,12 @@ impl Session {
             },
         };
         if outbound {
-            push_handshake(&mut lane, self.meta.info_hash, self.cfg.peer_id);
+            push_handshake(
+                &mut lane,
+                self.meta.info_hash,
+                self.cfg.peer_id,
+                self.cfg.dht_port,
+            );
         }
         self.lanes.insert(id, lane);
     }
@@ -360,7 +369,8 @@ impl Session {
         if self.banned.contains(&key) {
             return Err("peer is banned (sent corrupt data)".into());
         }
-        let (info_hash, our_id) = (self.meta.info_hash, self.cfg.peer_id);
+        let (info_hash, our_id, dht_port) =
+            (self.meta.info_hash, self.cfg.peer_id, self.cfg.dht_port);
         let have = self.picker.have().clone();
         let upload = self.cfg.upload;
         let client = self.cfg.client_name.clone();
@@ -375,7 +385,7 @@ impl Session {
         lane.extended = hs.supports_extensions();
         lane.peer = Some(key);
         if !lane.outbound {
-            push_handshake(lane, info_hash, our_id);
+            push_handshake(lane, info_hash, our_id, dht_port);
         }
         if lane.extended {
             let ext = ExtensionHandshake {
@@ -400,6 +410,9 @@ impl Session {
             push(lane, &Message::HaveNone);
         } else if !announce.is_clear() {
             push(lane, &Message::bitfield(&announce));
+        }
+        if let (Some(port), true) = (dht_port, hs.supports_dht()) {
+            push(lane, &Message::Port(port));
         }
         let peer = self.peers.entry(key).or_insert_with(|| Peer {
             has: Bitfield::new(num_pieces),
@@ -1266,10 +1279,11 @@ fn reject(lane: &mut Lane, b: &BlockRef) {
     }
 }
 
-fn push_handshake(lane: &mut Lane, info_hash: [u8; 20], peer_id: PeerId) {
+fn push_handshake(lane: &mut Lane, info_hash: [u8; 20], peer_id: PeerId, dht: Option<u16>) {
     let mut hs = Handshake::new(info_hash, peer_id);
     hs.set_fast(true);
     hs.set_extensions(true);
+    hs.set_dht(dht.is_some());
     let mut buf = BytesMut::new();
     hs.encode(&mut buf);
     lane.outbox_bytes += buf.len();

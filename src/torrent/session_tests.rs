@@ -782,3 +782,47 @@ fn a_magnet_fetch_drops_a_peer_without_metadata_and_refuses_another_torrent() {
     );
     assert!(fetch.take_info().is_none());
 }
+
+/// With a DHT node running, the handshake says so and a peer that runs one too gets our
+/// port (BEP 5); a peer without the DHT bit gets no `port` message.
+#[test]
+fn the_dht_port_goes_to_peers_that_run_a_dht() {
+    use crate::wire::{Handshake, Message};
+    let now = Instant::now();
+    let data = content(100_000, 8);
+    let meta = torrent(&data, 16 * 1024);
+    let storage = Arc::new(MemStorage::with_data(&meta, data));
+    let verifier = InlineVerifier {
+        storage: storage.clone(),
+        meta: meta.clone(),
+        done: VecDeque::new(),
+    };
+    let mut cfg = SessionConfig::new([1; 20]);
+    cfg.dht_port = Some(7000);
+    let mut s = Session::new(
+        meta.clone(),
+        Box::new(storage),
+        Box::new(verifier),
+        Bitfield::full(meta.num_pieces()),
+        cfg,
+        now,
+    );
+    for (lane, dht) in [(1, true), (2, false)] {
+        s.add_lane(lane, false, "x".into(), now);
+        let mut hs = Handshake::new(meta.info_hash, [lane as u8 + 10; 20]);
+        hs.set_dht(dht);
+        s.on_lane_data(lane, &hs.to_bytes(), now);
+        let mut dec = crate::wire::MessageDecoder::new(Default::default());
+        while let Some(chunk) = s.poll_output(lane, now) {
+            dec.push(&chunk);
+        }
+        let ours = dec.next_handshake().unwrap().expect("our handshake");
+        assert!(ours.supports_dht());
+        let msgs: Vec<Message> = std::iter::from_fn(|| dec.next_message().unwrap()).collect();
+        assert_eq!(
+            msgs.contains(&Message::Port(7000)),
+            dht,
+            "lane {lane}: {msgs:?}"
+        );
+    }
+}

@@ -77,6 +77,11 @@ impl Handshake {
         self.set_bit(EXTENSION_BIT, on)
     }
 
+    /// Sets or clears the DHT bit (BEP 5: we run a DHT node and send `port`).
+    pub fn set_dht(&mut self, on: bool) {
+        self.set_bit(DHT_BIT, on)
+    }
+
     /// The 68 wire bytes.
     pub fn to_bytes(&self) -> [u8; HANDSHAKE_LEN] {
         let mut b = [0u8; HANDSHAKE_LEN];

@@ -283,6 +283,7 @@ fn torrent(m: &Metainfo, add: &control::AddTorrent, hex: String) -> TorrentSnaps
         pieces_checked: 0,
         announce: vec![],
         trackers: vec![],
+        private: false,
         pieces_total: m.num_pieces(),
         piece_length: m.piece_length.into(),
         bytes_down: 16384,

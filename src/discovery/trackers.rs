@@ -1,6 +1,5 @@
-//! Peer discovery as a front end of the client: like the HTTP API, it only reads snapshots and
-//! sends commands. Today: trackers. Every torrent that runs (downloading or seeding) and has
-//! trackers gets an announcer (`bt-tracker`); peers it finds go into the torrent's peer book
+//! Trackers as a discovery front end. Every torrent that runs (fetching its metadata,
+//! downloading or seeding) and has trackers gets an announcer (`bt-tracker`); peers it finds go into the torrent's peer book
 //! (`AddPeers`, source `tracker`), and its per-tracker status comes back into the torrent's
 //! snapshot (`TrackerStatus`). A torrent that pauses, fails or goes away stops its announcer,
 //! which tells the trackers `stopped`; so does a client that shuts down.
@@ -14,7 +13,7 @@ use bt_tracker::client::{AnnouncerConfig, AnnouncerHandle};
 use tokio::sync::watch;
 
 use crate::client::control::{
-    parse_info_hash, ClientHandle, ClientSnapshot, Command, TorrentSnapshot, TorrentState,
+    parse_info_hash, ClientHandle, ClientSnapshot, Command, TorrentSnapshot,
 };
 use crate::client::trackers::spawn_announcer;
 use crate::scion::ScionAddr;
@@ -112,11 +111,7 @@ fn reconcile(
 }
 
 fn wants_announcer(t: &TorrentSnapshot) -> bool {
-    !t.announce.is_empty()
-        && matches!(
-            t.state,
-            TorrentState::FetchingMetadata | TorrentState::Downloading | TorrentState::Seeding
-        )
+    !t.announce.is_empty() && super::wants_peers(t)
 }
 
 /// Hands each status change of an announcer to the client, for the torrent's snapshot.

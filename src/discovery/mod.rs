@@ -1,0 +1,19 @@
+//! Peer discovery as front ends of the client: like the HTTP API they only read snapshots and
+//! send commands (`AddPeers` with their source), each on a thread of its own. Trackers
+//! ([`trackers`]) and the mainline DHT over UDP/IP ([`dht`]).
+
+pub mod dht;
+pub mod trackers;
+
+pub use dht::{spawn_dht, DhtOptions};
+pub use trackers::spawn_trackers;
+
+use crate::client::control::{TorrentSnapshot, TorrentState};
+
+/// Whether a torrent is looking for peers: it fetches its metadata, downloads or seeds.
+fn wants_peers(t: &TorrentSnapshot) -> bool {
+    matches!(
+        t.state,
+        TorrentState::FetchingMetadata | TorrentState::Downloading | TorrentState::Seeding
+    )
+}
