@@ -319,3 +319,73 @@ fn magnet_links_fetch_their_metadata_from_a_peer_then_download() {
     leecher.shutdown();
     seeder.shutdown();
 }
+
+/// Peer exchange: leecher A knows only the seeder S, leecher B knows only A. B learns S from
+/// A's ut_pex and downloads from both. Limits keep everyone busy long enough: S uploads at
+/// 1 MB/s, A downloads at 400 kB/s.
+#[test]
+fn a_peer_learnt_through_pex_delivers() {
+    use btscion::client::control::Limits;
+    let limit = |r: &Running, ih: InfoHash, down: Option<u64>, up: Option<u64>| {
+        r.call(|reply| Command::SetLimits {
+            info_hash: Some(ih),
+            limits: Limits {
+                download_bps: down,
+                upload_bps: up,
+            },
+            reply,
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (seed_dir, single, _) = make_torrents(dir.path());
+    let s = Running::start(&dir.path().join("s"));
+    let ih = s.add(&single, &seed_dir, vec![], false);
+    s.wait(30, "S seeding", |x| {
+        state_of(x, &ih) == Some(TorrentState::Seeding)
+    });
+    limit(&s, ih, None, Some(1_000_000));
+    let s_addr = s.tcp();
+
+    let a = Running::start(&dir.path().join("a"));
+    a.add(
+        &single,
+        &dir.path().join("a-out"),
+        vec![PeerAddr::Ip(s_addr)],
+        true,
+    );
+    limit(&a, ih, Some(400_000), None);
+    a.call(|r| Command::Resume(ih, r));
+    a.wait(60, "A to have a few pieces", |x| {
+        x.torrents.iter().any(|t| t.pieces_have >= 4)
+    });
+    let a_addr = a.tcp();
+
+    let b = Running::start(&dir.path().join("b"));
+    b.add(
+        &single,
+        &dir.path().join("b-out"),
+        vec![PeerAddr::Ip(a_addr)],
+        false,
+    );
+    let delivered = |x: &ClientSnapshot, addr: SocketAddr, source: PeerSource| {
+        x.torrents
+            .iter()
+            .flat_map(|t| &t.peers)
+            .any(|p| p.addr == addr.to_string() && p.source == source && p.bytes_down > 0)
+    };
+    b.wait(
+        60,
+        "B to download from S, learnt through PEX, and from A",
+        |x| delivered(x, s_addr, PeerSource::Pex) && delivered(x, a_addr, PeerSource::Api),
+    );
+    b.wait(60, "B complete", |x| {
+        state_of(x, &ih) == Some(TorrentState::Seeding)
+    });
+    assert!(
+        std::fs::read(seed_dir.join("single.bin")).unwrap()
+            == std::fs::read(dir.path().join("b-out/single.bin")).unwrap()
+    );
+    b.shutdown();
+    a.shutdown();
+    s.shutdown();
+}

@@ -48,6 +48,8 @@ use crate::wire::Bitfield;
 pub const DEFAULT_MAX_LANES: usize = 8;
 /// Peers dialled at once per torrent.
 const MAX_ACTIVE_PEERS: usize = 50;
+/// Peer exchange fills a torrent's peer book up to this size (the book has its own cap).
+const MAX_BOOK_FROM_PEX: usize = 500;
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 const RESUME_EVERY: Duration = Duration::from_secs(10);
 /// How long close frames get to leave at shutdown.
@@ -223,6 +225,7 @@ impl Client {
         let mut cfg = SessionConfig::new(self.peer_id);
         cfg.upload = true;
         cfg.dht_port = self.opts.dht_port;
+        cfg.tcp_port = self.tcp_listen.map(|a| a.port());
         cfg
     }
 
@@ -741,6 +744,15 @@ impl Client {
             };
             let d = app.poll(net, now);
             tcp.pump_out(&mut app.session, now);
+            let learnt = app.session.take_pex_peers();
+            let pex_new = if t.book.len() < MAX_BOOK_FROM_PEX {
+                learnt
+                    .iter()
+                    .filter(|p| t.book.add(**p, PeerSource::Pex))
+                    .count()
+            } else {
+                0
+            };
             for a in app.banned.drain(..) {
                 t.book.ban(&PeerAddr::Scion(a));
             }
@@ -781,6 +793,8 @@ impl Client {
             };
             let timers = [
                 d,
+                // New peers from PEX are dialled on the next turn.
+                (pex_new > 0).then_some(now),
                 tcp.next_dial(),
                 tcp.next_liveness_deadline(),
                 t.book.next_deadline(),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::scion::PeerAddr;
 use crate::torrent::session::{Action, LaneId, Session};
 
 pub trait LaneProtocol {
@@ -16,6 +17,9 @@ pub trait LaneProtocol {
     fn add_lane(&mut self, id: LaneId, outbound: bool, label: String, now: Instant);
     /// What the transport proves about the remote (see [`Session::set_lane_origin`]).
     fn set_lane_origin(&mut self, id: LaneId, origin: &[u8]);
+    /// The remote's address; `listening`: connections to it reach the remote (see
+    /// [`Session::set_lane_remote`]).
+    fn set_lane_remote(&mut self, _id: LaneId, _addr: PeerAddr, _listening: bool) {}
     /// Link identities of the lane's path (lanes sharing links compete).
     fn set_lane_links(&mut self, _id: LaneId, _links: Vec<u64>) {}
     /// The transport's RTT estimate.
@@ -41,6 +45,9 @@ impl LaneProtocol for Session {
     }
     fn set_lane_origin(&mut self, id: LaneId, origin: &[u8]) {
         Session::set_lane_origin(self, id, origin)
+    }
+    fn set_lane_remote(&mut self, id: LaneId, addr: PeerAddr, listening: bool) {
+        Session::set_lane_remote(self, id, addr, listening)
     }
     fn set_lane_links(&mut self, id: LaneId, links: Vec<u64>) {
         Session::set_lane_links(self, id, links)

@@ -5,6 +5,7 @@ pub mod lane_protocol;
 pub mod lenient;
 pub mod meta;
 pub mod metadata_session;
+pub mod pex;
 pub mod picker;
 pub mod rate;
 pub mod session;

@@ -10,19 +10,22 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bt_ext::PexFlags;
 use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 
 use crate::metrics::{self, RateEstimator};
+use crate::scion::PeerAddr;
 use crate::storage::hash::sha1;
 use crate::storage::Storage;
 use crate::torrent::fair_share::{fair_shares, LaneRoom};
 use crate::torrent::meta::Metainfo;
+use crate::torrent::pex::Pex;
 use crate::torrent::picker::{BlockOutcome, BlockRef, Picker, BLOCK_LEN};
 use crate::torrent::rate::Limiter;
 use crate::wire::{
     encode, encode_piece_header, Bitfield, DecoderLimits, ExtensionHandshake, Handshake, Message,
-    MessageDecoder, EXTENSION_HANDSHAKE_ID, UT_METADATA_ID,
+    MessageDecoder, EXTENSION_HANDSHAKE_ID, UT_METADATA_ID, UT_PEX_ID,
 };
 
 pub type LaneId = u64;
@@ -34,6 +37,8 @@ const MAX_REQUEST_LEN: u32 = 128 * 1024;
 const MAX_QUEUED_REQUESTS: usize = 4096;
 /// Bytes of piece data materialised into a lane's outbox ahead of the transport.
 const OUTBOX_TARGET: usize = 4 << 20;
+/// How often the session looks whether a peer exchange message is due.
+const PEX_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Messages a lane may have waiting unread before a flood of requests (each refused with a
 /// message) closes it; a full outbox of piece data is about 2 * OUTBOX_TARGET / 16 KiB = 512.
 const MAX_UNREAD_MESSAGES: usize = 16 * 1024;
@@ -58,6 +63,9 @@ pub struct SessionConfig {
     /// The UDP port of our DHT node, if one runs: advertised in the handshake and sent to
     /// peers that run one too (BEP 5 `port`).
     pub dht_port: Option<u16>,
+    /// Our TCP listen port, told to peers in the extension handshake (`p`), so that a peer we
+    /// dialled can name us in its peer exchange.
+    pub tcp_port: Option<u16>,
 }
 
 impl SessionConfig {
@@ -69,6 +77,7 @@ impl SessionConfig {
             stall_timeout: Duration::from_secs(3),
             upload: true,
             dht_port: None,
+            tcp_port: None,
         }
     }
 }
@@ -143,6 +152,11 @@ struct Lane {
     peer_reqq: Option<usize>,
     /// The id the peer wants ut_metadata messages on (None: it does not fetch metadata).
     peer_ut_metadata: Option<u8>,
+    /// The id the peer wants ut_pex messages on (None: no peer exchange with it).
+    peer_ut_pex: Option<u8>,
+    /// The remote's address as the transport knows it, and whether its port is one the
+    /// remote accepts connections on (see [`Session::set_lane_remote`]).
+    remote: Option<(PeerAddr, bool)>,
     stats: LaneStats,
 }
 
@@ -185,6 +199,9 @@ pub struct Session {
     scratch: Vec<BlockRef>,
     /// Counts `fill_requests` rounds (for `Lane::last_asked`).
     fill_round: u64,
+    /// Peer exchange (off for private torrents).
+    pex: Pex,
+    next_pex_check: Instant,
     /// Rate limits on what we request and what we serve.
     down_limit: Limiter,
     up_limit: Limiter,
@@ -223,6 +240,8 @@ impl Session {
             finished_lanes: Vec::new(),
             scratch: Vec::new(),
             fill_round: 0,
+            pex: Pex::default(),
+            next_pex_check: now,
             down_limit: Limiter::unlimited(),
             up_limit: Limiter::unlimited(),
         }
@@ -277,6 +296,8 @@ impl Session {
             rtt: None,
             peer_reqq: None,
             peer_ut_metadata: None,
+            peer_ut_pex: None,
+            remote: None,
             stats: LaneStats {
                 label,
                 bytes_down: 0,
@@ -375,6 +396,8 @@ impl Session {
         let upload = self.cfg.upload;
         let client = self.cfg.client_name.clone();
         let num_pieces = self.meta.num_pieces();
+        let private = self.meta.private;
+        let tcp_port = self.cfg.tcp_port;
         let metadata_size = Some(self.meta.info_bytes.len())
             .filter(|&n| n > 0 && n <= bt_ext::metadata::MAX_METADATA_SIZE);
         let Some(lane) = self.lanes.get_mut(&id) else {
@@ -384,13 +407,28 @@ impl Session {
         lane.fast = hs.supports_fast();
         lane.extended = hs.supports_extensions();
         lane.peer = Some(key);
+        if let Some((addr, true)) = lane.remote {
+            // We dialled it, or it reached us from the socket it listens on.
+            let flags = if lane.outbound {
+                PexFlags::REACHABLE
+            } else {
+                0
+            };
+            self.pex.set_addr(key, addr, PexFlags(flags));
+        }
         if !lane.outbound {
             push_handshake(lane, info_hash, our_id, dht_port);
         }
         if lane.extended {
+            let mut m: std::collections::BTreeMap<String, u8> =
+                [("ut_metadata".to_string(), UT_METADATA_ID)].into();
+            if !private {
+                m.insert("ut_pex".to_string(), UT_PEX_ID);
+            }
             let ext = ExtensionHandshake {
-                m: [("ut_metadata".to_string(), UT_METADATA_ID)].into(),
+                m,
                 v: Some(client),
+                p: tcp_port,
                 reqq: Some(MAX_QUEUED_REQUESTS as u32),
                 metadata_size: metadata_size.map(|n| n as u64),
                 ..Default::default()
@@ -529,11 +567,23 @@ impl Session {
             Message::Extended { id: ext, payload } => {
                 if ext == UT_METADATA_ID {
                     self.serve_metadata(id, &payload);
+                } else if ext == UT_PEX_ID && !self.meta.private {
+                    self.pex.on_message(pid, &payload, now);
                 } else if ext == EXTENSION_HANDSHAKE_ID {
                     if let Ok(h) = ExtensionHandshake::decode(&payload) {
                         if let Some(l) = self.lanes.get_mut(&id) {
                             l.peer_reqq = h.reqq.map(|r| r as usize);
                             l.peer_ut_metadata = h.id_of("ut_metadata");
+                            l.peer_ut_pex = h.id_of("ut_pex");
+                            // An inbound TCP peer names its listen port here.
+                            if let (Some((PeerAddr::Ip(a), false)), Some(port)) = (l.remote, h.p) {
+                                if port != 0 {
+                                    let addr =
+                                        PeerAddr::Ip(std::net::SocketAddr::new(a.ip(), port));
+                                    l.remote = Some((addr, true));
+                                    self.pex.set_addr(pid, addr, PexFlags(0));
+                                }
+                            }
                         }
                         if let Some(p) = self.peers.get_mut(&pid) {
                             p.client = h.v;
@@ -788,6 +838,7 @@ impl Session {
                 if let Some(p) = self.peers.remove(&pid) {
                     self.picker.peer_removed(&p.has);
                 }
+                self.pex.forget(&pid);
             }
         }
     }
@@ -807,6 +858,59 @@ impl Session {
         }
         self.detect_stalls(now);
         self.fill_requests(now);
+        self.exchange_peers(now);
+    }
+
+    /// Tells each peer that speaks ut_pex what changed in the swarm (at most once a minute).
+    fn exchange_peers(&mut self, now: Instant) {
+        // At most once a second: ticks come with every batch of packets.
+        if self.meta.private || now < self.next_pex_check || self.peers.is_empty() {
+            return;
+        }
+        self.next_pex_check = now + PEX_CHECK_EVERY;
+        for (pid, p) in &self.peers {
+            self.pex.set_seed(pid, p.has.is_full());
+        }
+        // Each peer gets PEX on one of its lanes that speaks it.
+        let pex_lanes: HashMap<PeerId, (LaneId, u8)> = self
+            .peers
+            .iter()
+            .filter_map(|(pid, p)| {
+                p.lanes.iter().find_map(|l| {
+                    let id = self.lanes.get(l)?.peer_ut_pex?;
+                    Some((*pid, (*l, id)))
+                })
+            })
+            .collect();
+        let due = self.pex.poll_messages(now, pex_lanes.keys().copied());
+        for (pid, payload) in due {
+            let Some((lane_id, their_id)) = pex_lanes.get(&pid) else {
+                continue;
+            };
+            if let Some(lane) = self.lanes.get_mut(lane_id) {
+                push(
+                    lane,
+                    &Message::Extended {
+                        id: *their_id,
+                        payload: Bytes::from(payload),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Peers learnt through peer exchange since the last call (for the peer book).
+    pub fn take_pex_peers(&mut self) -> Vec<PeerAddr> {
+        self.pex.take_found()
+    }
+
+    /// The remote's address as the transport knows it; `listening` when connections to that
+    /// address reach it (we dialled it, or it is a QUIC endpoint's one socket). An inbound TCP
+    /// connection's port is not: its extension handshake's `p` names the listen port.
+    pub fn set_lane_remote(&mut self, id: LaneId, addr: PeerAddr, listening: bool) {
+        if let Some(l) = self.lanes.get_mut(&id) {
+            l.remote = Some((addr, listening));
+        }
     }
 
     fn collect_verifications(&mut self, now: Instant) {
@@ -1348,6 +1452,11 @@ impl Session {
         if self.lanes.values().any(|l| !l.requests_in.is_empty()) {
             if let Some(t) = self.up_limit.ready_at(now) {
                 at(t);
+            }
+        }
+        if !self.meta.private && !self.peers.is_empty() {
+            if let Some(t) = self.pex.poll_timeout(now) {
+                at(t.max(self.next_pex_check));
             }
         }
         if self.verifier.pending() > 0 {

@@ -826,3 +826,89 @@ fn the_dht_port_goes_to_peers_that_run_a_dht() {
         );
     }
 }
+
+/// A handshake and an extension handshake as a peer with `m: {ut_pex: 1}` (and `p`) sends it.
+fn pex_peer_greeting(meta: &Metainfo, id: u8, port: Option<u16>) -> Vec<u8> {
+    use crate::wire::{ExtensionHandshake, Handshake};
+    let mut hs = Handshake::new(meta.info_hash, [id; 20]);
+    hs.set_extensions(true);
+    let mut out = hs.to_bytes().to_vec();
+    let ext = ExtensionHandshake {
+        m: [("ut_pex".to_string(), 1)].into(),
+        p: port,
+        ..Default::default()
+    };
+    out.extend_from_slice(&encoded(&ext.to_message().unwrap()));
+    out
+}
+
+/// ut_pex payloads a session sent on a lane.
+fn pex_sent(s: &mut Session, lane: LaneId, now: Instant) -> Vec<bt_ext::PexMessage> {
+    let mut dec = crate::wire::MessageDecoder::new(Default::default());
+    while let Some(chunk) = s.poll_output(lane, now) {
+        dec.push(&chunk);
+    }
+    dec.next_handshake().unwrap();
+    std::iter::from_fn(|| dec.next_message().unwrap())
+        .filter_map(|m| match m {
+            crate::wire::Message::Extended { id: 1, payload } => {
+                Some(bt_ext::decode_pex_message(&payload).unwrap())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn pex_names_each_peer_to_the_other_by_its_listen_address_and_takes_what_peers_tell() {
+    use crate::scion::PeerAddr;
+    let now = Instant::now();
+    let data = content(100_000, 9);
+    let meta = torrent(&data, 16 * 1024);
+    let (mut s, _) = session(&meta, Some(data), 1, now);
+    let a: PeerAddr = "10.0.0.1:6881".parse().unwrap();
+    let b_conn: PeerAddr = "10.0.0.2:50000".parse().unwrap();
+    let b_listen: PeerAddr = "10.0.0.2:7777".parse().unwrap();
+    // A: we dialled it. B: it dialled us from an ephemeral port and names its port in `p`.
+    s.add_lane(1, true, "a".into(), now);
+    s.set_lane_remote(1, a, true);
+    s.add_lane(2, false, "b".into(), now);
+    s.set_lane_remote(2, b_conn, false);
+    s.on_lane_data(1, &pex_peer_greeting(&meta, 10, None), now);
+    s.on_lane_data(2, &pex_peer_greeting(&meta, 11, Some(7777)), now);
+    s.tick(now);
+    let to_a = pex_sent(&mut s, 1, now);
+    let to_b = pex_sent(&mut s, 2, now);
+    assert_eq!(to_a.len(), 1, "{to_a:?}");
+    assert_eq!(
+        to_a[0].added.iter().map(|x| x.0).collect::<Vec<_>>(),
+        [b_listen]
+    );
+    assert_eq!(to_b[0].added.iter().map(|x| x.0).collect::<Vec<_>>(), [a]);
+    // Nothing new: nothing more, even a minute later.
+    s.tick(now + Duration::from_secs(61));
+    assert!(pex_sent(&mut s, 1, now).is_empty());
+
+    // What B tells us goes to the peer book; a flood right after is ignored.
+    let told = |n: u8| {
+        let msg = bt_ext::PexMessage {
+            added: vec![(
+                PeerAddr::Ip(([192, 168, 0, n], 6881).into()),
+                bt_ext::PexFlags(0),
+            )],
+            dropped: vec![],
+        };
+        encoded(&crate::wire::Message::Extended {
+            id: crate::wire::UT_PEX_ID,
+            payload: msg.encode().into(),
+        })
+    };
+    s.on_lane_data(2, &told(1), now);
+    for n in 2..100 {
+        s.on_lane_data(2, &told(n), now);
+    }
+    assert_eq!(
+        s.take_pex_peers(),
+        vec![PeerAddr::Ip(([192, 168, 0, 1], 6881).into())]
+    );
+}

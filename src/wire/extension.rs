@@ -18,6 +18,8 @@ use super::WireError;
 pub const EXTENSION_HANDSHAKE_ID: u8 = 0;
 /// The id we want ut_metadata (BEP 9) messages on (the one libtorrent uses too).
 pub const UT_METADATA_ID: u8 = 2;
+/// The id we want ut_pex (BEP 11) messages on (libtorrent's too).
+pub const UT_PEX_ID: u8 = 1;
 /// Nesting limit for extension payloads.
 const MAX_DEPTH: usize = 16;
 

@@ -19,7 +19,7 @@ pub mod handshake;
 pub mod message;
 
 pub use bitfield::Bitfield;
-pub use extension::{ExtensionHandshake, EXTENSION_HANDSHAKE_ID, UT_METADATA_ID};
+pub use extension::{ExtensionHandshake, EXTENSION_HANDSHAKE_ID, UT_METADATA_ID, UT_PEX_ID};
 pub use handshake::{Handshake, HANDSHAKE_LEN, PROTOCOL};
 pub use message::{
     encode, encode_piece_header, encode_zero_copy, DecoderLimits, Message, MessageDecoder,
