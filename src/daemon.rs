@@ -91,10 +91,13 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         }
         None => None,
     };
+    let dht_scion = spawn_scion_dht(args.dht_scion, &args.dht_scion_bootstrap, &cfg, &handle)?;
     let result = run_client(&cfg, store, side);
     server.stop();
-    if dht.is_some_and(|t| t.join().is_err()) {
-        tracing::warn!("the DHT front end panicked");
+    for t in dht.into_iter().chain(dht_scion) {
+        if t.join().is_err() {
+            tracing::warn!("a DHT front end panicked");
+        }
     }
     // The client is gone; the tracker front end tells the trackers `stopped` and ends.
     if trackers.join().is_err() {
@@ -102,6 +105,41 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
     }
     tracing::info!("daemon stopped");
     result
+}
+
+/// Starts the DHT over SCION if asked for (`--dht-scion`), on --local's host.
+fn spawn_scion_dht(
+    port: Option<u16>,
+    bootstrap: &[String],
+    cfg: &DaemonConfig,
+    handle: &ClientHandle,
+) -> Result<Option<std::thread::JoinHandle<()>>, CliError> {
+    let Some(port) = port else {
+        return Ok(None);
+    };
+    let sciond = crate::cli::run::daemon_address(&cfg.sciond);
+    let bootstrap = bootstrap
+        .iter()
+        .map(|b| {
+            b.parse::<crate::scion::ScionAddr>()
+                .map_err(|e| exit::usage(format!("--dht-scion-bootstrap {b}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let host = match cfg.local.as_deref() {
+        Some(l) => Some(crate::cli::run::parse_local(l, &sciond)?.host),
+        None => None,
+    };
+    let opts = crate::discovery::ScionDhtOptions {
+        sciond,
+        host,
+        port,
+        bootstrap,
+        state_file: Some(cfg.data_dir.join("dht-scion.dat")),
+    };
+    let (thread, addr) = crate::discovery::spawn_scion_dht(handle.clone(), opts)
+        .map_err(|e| exit::daemon(format!("cannot run the DHT over SCION: {e}")))?;
+    tracing::info!(%addr, "DHT over SCION");
+    Ok(Some(thread))
 }
 
 /// Prints the ready line once the client published its first snapshot (sockets bound, saved

@@ -59,6 +59,9 @@ pub enum Command {
     Tracker(TrackerArgs),
     /// Run many torrents in one long-lived process, driven through an HTTP API.
     Daemon(DaemonArgs),
+    /// Run a bare DHT node over SCION (a bootstrap node for an AS): it answers and routes, and
+    /// looks up nothing itself.
+    DhtNode(DhtNodeArgs),
     #[command(flatten)]
     Remote(RemoteCommand),
 }
@@ -242,6 +245,24 @@ impl TransferArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct DhtNodeArgs {
+    /// UDP port (0: a free one of the AS's dispatched range); the original client uses 7000.
+    #[arg(long, default_value_t = 7000)]
+    pub port: u16,
+    /// Host IP to bind [default: 127.0.0.1].
+    #[arg(long)]
+    pub host: Option<std::net::IpAddr>,
+    /// Another node to join through, `ISD-AS,[IP]:Port` (repeatable).
+    #[arg(long = "bootstrap", value_name = "ADDR")]
+    pub bootstrap: Vec<String>,
+    /// Keep the routing table in this file between runs.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    #[command(flatten)]
+    pub scion: ScionOpts,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct TrackerArgs {
     /// Serve HTTP announces/scrapes on this address, e.g. 0.0.0.0:6969.
     #[arg(long, value_name = "ADDR")]
@@ -292,6 +313,17 @@ pub struct DaemonArgs {
     /// A DHT node to ask while the routing table is empty, `IP:Port` (repeatable).
     #[arg(long = "dht-bootstrap", value_name = "ADDR", requires = "dht")]
     pub dht_bootstrap: Vec<std::net::SocketAddr>,
+    /// Run a DHT node over SCION (the original client's DHT) on this UDP port of --local's host
+    /// (0: a free port of the AS's range); its routing table is kept in the data dir.
+    #[arg(long, value_name = "PORT")]
+    pub dht_scion: Option<u16>,
+    /// A DHT node over SCION to ask while the table is empty, `ISD-AS,[IP]:Port` (repeatable).
+    #[arg(
+        long = "dht-scion-bootstrap",
+        value_name = "ADDR",
+        requires = "dht_scion"
+    )]
+    pub dht_scion_bootstrap: Vec<String>,
     /// Log level: DEBUG, INFO, WARN, ERROR.
     #[arg(long, default_value = "INFO")]
     pub log_level: String,

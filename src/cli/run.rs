@@ -385,9 +385,36 @@ pub fn tool(cmd: Command) -> Result<(), CliError> {
         Command::Bwtest(b) => tokio_uring::start(bwtest(b)),
         Command::Tracker(t) => super::tracker::run(t),
         Command::Daemon(d) => crate::daemon::run(d),
+        Command::DhtNode(d) => dht_node(d),
         Command::Remote(r) => super::remote::run(r),
         Command::Download(_) | Command::Seed(_) => unreachable!("handled by transfer"),
     }
+}
+
+/// `dht-node`: a bare DHT node over SCION until it is killed.
+fn dht_node(d: super::args::DhtNodeArgs) -> Result<(), CliError> {
+    let bootstrap = d
+        .bootstrap
+        .iter()
+        .map(|b| {
+            b.parse::<ScionAddr>()
+                .map_err(|e| exit::usage(format!("--bootstrap {b}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| exit::other(e.to_string()))?;
+    rt.block_on(async {
+        let sciond = daemon_address(&d.scion.sciond);
+        let socket = crate::discovery::scion_udp::ScionUdp::bind(&sciond, d.host, d.port)
+            .await
+            .map_err(|e| exit::daemon(format!("cannot bind the DHT socket: {e}")))?;
+        println!("dht node on {}", socket.local_addr());
+        crate::discovery::dht::run_scion_node(socket, bootstrap, d.state)
+            .await
+            .map_err(|e| exit::other(format!("DHT socket: {e}")))
+    })
 }
 
 fn create(c: CreateArgs) -> Result<(), CliError> {

@@ -123,18 +123,8 @@ pub async fn bind_local(
         }
     }
     let host = local.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |l| l.host);
-    let (lo, hi) = daemon.port_range().await.unwrap_or((0, 0));
-    let candidates: Vec<u16> = if lo > 0 && hi >= lo && !(lo <= 1024 && hi == 65535) {
-        let span = u32::from(hi - lo) + 1;
-        let start = rand::random::<u32>() % span;
-        (0..span.min(200))
-            .map(|k| lo + ((start + k) % span) as u16)
-            .collect()
-    } else {
-        vec![0]
-    };
     let mut last = None;
-    for port in candidates {
+    for port in port_candidates(daemon).await {
         match uring::bind(SocketAddr::new(host, port)) {
             Ok(s) => {
                 let port = s.local_addr().map(|a| a.port()).unwrap_or(port);
@@ -144,6 +134,21 @@ pub async fn bind_local(
         }
     }
     Err(ClientError::Other(format!("no free UDP port: {last:?}")))
+}
+
+/// Ports to try for a SCION/UDP socket: up to 200 of the AS's dispatched range from a random
+/// start, or just 0 (any) when the daemon names no narrower range.
+pub async fn port_candidates(daemon: &DaemonClient) -> Vec<u16> {
+    let (lo, hi) = daemon.port_range().await.unwrap_or((0, 0));
+    if lo > 0 && hi >= lo && !(lo <= 1024 && hi == 65535) {
+        let span = u32::from(hi - lo) + 1;
+        let start = rand::random::<u32>() % span;
+        (0..span.min(200))
+            .map(|k| lo + ((start + k) % span) as u16)
+            .collect()
+    } else {
+        vec![0]
+    }
 }
 
 /// A UDP socket for the driver when SCION is off (nothing is sent on it).

@@ -1,9 +1,10 @@
-//! The mainline DHT over UDP/IP as a discovery front end (BEP 5): one `bt-dht` node on a UDP
-//! socket of its own, on a thread of its own. Every public torrent that looks for peers is
-//! announced (get_peers, then announce_peer with our TCP port) when it appears and every
-//! [`REANNOUNCE`] after; the peers found go into its peer book (`AddPeers`, source `dht`).
-//! Private torrents (BEP 27) are left out. The routing table is saved in the data dir, so a
-//! restart needs no bootstrap node.
+//! The mainline DHT as a discovery front end (BEP 5), over UDP/IP and over SCION/UDP: each is
+//! one `bt-dht` node on a socket of its own, on a thread of its own. Every public torrent that
+//! looks for peers is announced (get_peers, then announce_peer with our port: TCP for the IP
+//! DHT, the QUIC socket's for the SCION DHT) when it appears and every [`REANNOUNCE`] after;
+//! the peers found go into its peer book (`AddPeers`, source `dht`). Private torrents (BEP 27)
+//! are left out. The routing tables are saved in the data dir, so a restart needs no bootstrap
+//! node.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -12,12 +13,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bt_dht::udp::UdpDriver;
-use bt_dht::{Config, Dht, DhtEvent, LookupId};
+use bt_dht::{Config, Dht, DhtAddr, DhtEvent, LookupId};
 
+use super::scion_udp::ScionUdp;
 use crate::client::control::{
     parse_info_hash, ClientHandle, ClientSnapshot, Command, InfoHash, PeerSource,
 };
-use crate::scion::PeerAddr;
+use crate::scion::{PeerAddr, ScionAddr};
 
 /// How often a torrent is announced again (BEP 5 peers expire after 30 min in most nodes).
 const REANNOUNCE: Duration = Duration::from_secs(15 * 60);
@@ -55,7 +57,11 @@ pub fn spawn_dht(
         .spawn(move || {
             rt.block_on(async move {
                 match tokio::net::UdpSocket::from_std(socket) {
-                    Ok(s) => run(handle, s, opts).await,
+                    Ok(s) => {
+                        let dht = engine(opts.bootstrap.clone(), &opts.state_file, Instant::now());
+                        let node = IpNode(UdpDriver::with_socket(s, dht));
+                        run(handle, node, opts.state_file).await
+                    }
                     Err(e) => tracing::error!("DHT socket: {e}"),
                 }
             })
@@ -63,12 +69,145 @@ pub fn spawn_dht(
     Ok((thread, local))
 }
 
-fn engine(opts: &DhtOptions, now: Instant) -> Dht<SocketAddr> {
+/// Where and how the DHT node over SCION runs.
+#[derive(Debug, Clone)]
+pub struct ScionDhtOptions {
+    /// The SCION daemon of our AS.
+    pub sciond: String,
+    /// Our host (None: 127.0.0.1) and port (0: a free one of the AS's dispatched range).
+    pub host: Option<std::net::IpAddr>,
+    pub port: u16,
+    /// Nodes to ask while the routing table is empty (`ISD-AS,[IP]:port`).
+    pub bootstrap: Vec<ScionAddr>,
+    pub state_file: Option<PathBuf>,
+}
+
+/// Like [`spawn_dht`] for the DHT over SCION (the original client's address format, see
+/// `bt_dht`), on a SCION/UDP socket of its own. Returns its SCION address.
+pub fn spawn_scion_dht(
+    handle: ClientHandle,
+    opts: ScionDhtOptions,
+) -> std::io::Result<(JoinHandle<()>, ScionAddr)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let socket = rt.block_on(ScionUdp::bind(&opts.sciond, opts.host, opts.port))?;
+    let local = socket.local_addr();
+    let thread = std::thread::Builder::new()
+        .name("bts-dht-scion".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let dht = engine(opts.bootstrap.clone(), &opts.state_file, Instant::now());
+                let node = ScionNode { socket, dht };
+                run(handle, node, opts.state_file).await
+            })
+        })?;
+    Ok((thread, local))
+}
+
+/// Runs a DHT node over SCION that serves the DHT and looks up nothing itself (a bootstrap
+/// node for an AS, `dht-node`; tests run many of them). Ends only on a socket error.
+pub async fn run_scion_node(
+    socket: ScionUdp,
+    bootstrap: Vec<ScionAddr>,
+    state_file: Option<PathBuf>,
+) -> std::io::Result<()> {
+    let mut node = ScionNode {
+        socket,
+        dht: engine(bootstrap, &state_file, Instant::now()),
+    };
+    if let Err(e) = node.dht.bootstrap(Instant::now()) {
+        tracing::warn!("DHT bootstrap: {e}");
+    }
+    let mut next_save = Instant::now() + SAVE_EVERY;
+    loop {
+        node.step().await?;
+        while let Some(ev) = node.dht.poll_event() {
+            if let DhtEvent::Bootstrapped { nodes } = ev {
+                tracing::info!(nodes, "DHT bootstrapped");
+            }
+        }
+        if Instant::now() >= next_save {
+            save(&node.dht, &state_file);
+            next_save = Instant::now() + SAVE_EVERY;
+        }
+    }
+}
+
+/// A DHT engine and the socket it runs on.
+trait Node {
+    type Addr: DhtAddr;
+    fn dht(&mut self) -> &mut Dht<Self::Addr>;
+    /// Sends what the engine queued, then waits for a datagram or the engine's deadline.
+    /// Cancel-safe.
+    async fn step(&mut self) -> std::io::Result<()>;
+    fn peer(a: Self::Addr) -> PeerAddr;
+    /// The port peers should connect to, from the client's snapshot.
+    fn announce_port(snap: &ClientSnapshot) -> Option<u16>;
+}
+
+struct IpNode(UdpDriver);
+
+impl Node for IpNode {
+    type Addr = SocketAddr;
+    fn dht(&mut self) -> &mut Dht<SocketAddr> {
+        &mut self.0.dht
+    }
+    async fn step(&mut self) -> std::io::Result<()> {
+        self.0.step().await
+    }
+    fn peer(a: SocketAddr) -> PeerAddr {
+        PeerAddr::Ip(a)
+    }
+    fn announce_port(snap: &ClientSnapshot) -> Option<u16> {
+        let tcp = snap.tcp_listen.as_deref()?;
+        tcp.parse::<SocketAddr>().ok().map(|a| a.port())
+    }
+}
+
+struct ScionNode {
+    socket: ScionUdp,
+    dht: Dht<ScionAddr>,
+}
+
+impl Node for ScionNode {
+    type Addr = ScionAddr;
+    fn dht(&mut self) -> &mut Dht<ScionAddr> {
+        &mut self.dht
+    }
+    async fn step(&mut self) -> std::io::Result<()> {
+        while let Some((to, bytes)) = self.dht.poll_transmit() {
+            self.socket.send_to(&to, &bytes).await?;
+        }
+        let deadline = self
+            .dht
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            r = self.socket.recv_from() => {
+                let (from, payload) = r?;
+                self.dht.handle_datagram(from, &payload, Instant::now());
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+        self.dht.handle_timeout(Instant::now());
+        Ok(())
+    }
+    fn peer(a: ScionAddr) -> PeerAddr {
+        PeerAddr::Scion(a)
+    }
+    fn announce_port(snap: &ClientSnapshot) -> Option<u16> {
+        let quic = snap.local_scion.as_deref()?;
+        quic.parse::<ScionAddr>().ok().map(|a| a.port)
+    }
+}
+
+fn engine<A: DhtAddr>(bootstrap: Vec<A>, state_file: &Option<PathBuf>, now: Instant) -> Dht<A> {
     let config = || Config {
-        bootstrap: opts.bootstrap.clone(),
+        bootstrap: bootstrap.clone(),
         ..Config::default()
     };
-    let saved = opts.state_file.as_ref().and_then(|p| std::fs::read(p).ok());
+    let saved = state_file.as_ref().and_then(|p| std::fs::read(p).ok());
     match saved.map(|bytes| Dht::restore(config(), &bytes, now)) {
         Some(Ok(dht)) => dht,
         Some(Err(e)) => {
@@ -79,8 +218,8 @@ fn engine(opts: &DhtOptions, now: Instant) -> Dht<SocketAddr> {
     }
 }
 
-fn save(dht: &Dht<SocketAddr>, opts: &DhtOptions) {
-    let Some(path) = &opts.state_file else { return };
+fn save<A: DhtAddr>(dht: &Dht<A>, state_file: &Option<PathBuf>) {
+    let Some(path) = state_file else { return };
     let tmp = path.with_extension("tmp");
     let written = std::fs::write(&tmp, dht.save()).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = written {
@@ -96,20 +235,19 @@ struct Announced {
     empty_rounds: u32,
 }
 
-async fn run(handle: ClientHandle, socket: tokio::net::UdpSocket, opts: DhtOptions) {
+async fn run<N: Node>(handle: ClientHandle, mut node: N, state_file: Option<PathBuf>) {
     let now = Instant::now();
-    let mut driver = UdpDriver::with_socket(socket, engine(&opts, now));
-    if let Err(e) = driver.dht.bootstrap(now) {
+    if let Err(e) = node.dht().bootstrap(now) {
         tracing::warn!("DHT bootstrap: {e}");
     }
-    tracing::info!(id = %hex(&driver.dht.id().0), "DHT node running");
+    tracing::info!(kind = N::Addr::KIND, id = %hex(&node.dht().id().0), "DHT node running");
     let mut snapshots = handle.subscribe();
     let mut torrents: HashMap<InfoHash, Announced> = HashMap::new();
     let mut lookups: HashMap<LookupId, InfoHash> = HashMap::new();
     let mut next_save = now + SAVE_EVERY;
     loop {
         tokio::select! {
-            r = driver.step() => {
+            r = node.step() => {
                 if let Err(e) = r {
                     tracing::error!("DHT socket failed: {e}; the DHT stops");
                     break;
@@ -122,32 +260,29 @@ async fn run(handle: ClientHandle, socket: tokio::net::UdpSocket, opts: DhtOptio
             }
         }
         let now = Instant::now();
-        while let Some(ev) = driver.dht.poll_event() {
-            on_event(&handle, ev, &mut lookups, &mut torrents);
+        while let Some(ev) = node.dht().poll_event() {
+            on_event::<N>(&handle, ev, &mut lookups, &mut torrents);
         }
         let snap = snapshots.borrow().clone();
-        announce_due(&mut driver.dht, &snap, &mut torrents, &mut lookups, now);
+        let port = N::announce_port(&snap);
+        announce_due(node.dht(), &snap, port, &mut torrents, &mut lookups, now);
         if now >= next_save {
-            save(&driver.dht, &opts);
+            save(node.dht(), &state_file);
             next_save = now + SAVE_EVERY;
         }
     }
-    save(&driver.dht, &opts);
+    save(node.dht(), &state_file);
 }
 
 /// Starts an announce for every torrent that wants peers and is due; forgets the others.
-fn announce_due(
-    dht: &mut Dht<SocketAddr>,
+fn announce_due<A: DhtAddr>(
+    dht: &mut Dht<A>,
     snap: &ClientSnapshot,
+    port: Option<u16>,
     torrents: &mut HashMap<InfoHash, Announced>,
     lookups: &mut HashMap<LookupId, InfoHash>,
     now: Instant,
 ) {
-    let port = snap
-        .tcp_listen
-        .as_deref()
-        .and_then(|a| a.parse::<SocketAddr>().ok())
-        .map(|a| a.port());
     let wanted: Vec<InfoHash> = snap
         .torrents
         .iter()
@@ -160,7 +295,7 @@ fn announce_due(
         if !due || lookups.values().any(|l| *l == ih) {
             continue;
         }
-        // Without a TCP listener there is nothing to announce; look for peers only.
+        // Without a listener there is nothing to announce; look for peers only.
         let started = match port {
             Some(p) => dht.announce(bt_dht::Id(ih), Some(p), now),
             None => dht.get_peers(bt_dht::Id(ih), now),
@@ -180,9 +315,9 @@ fn announce_due(
     }
 }
 
-fn on_event(
+fn on_event<N: Node>(
     handle: &ClientHandle,
-    ev: DhtEvent<SocketAddr>,
+    ev: DhtEvent<N::Addr>,
     lookups: &mut HashMap<LookupId, InfoHash>,
     torrents: &mut HashMap<InfoHash, Announced>,
 ) {
@@ -195,11 +330,11 @@ fn on_event(
                 a.peers_found += peers.len();
             }
             tracing::debug!(info_hash = %hex(&ih), peers = peers.len(), "DHT peers");
-            add_peers(handle, ih, peers);
+            add_peers(handle, ih, peers.into_iter().map(N::peer).collect());
         }
         // Someone announced a torrent of ours to our node: a peer, without a lookup.
         DhtEvent::PeerAnnounced { info_hash, peer } if torrents.contains_key(&info_hash.0) => {
-            add_peers(handle, info_hash.0, vec![peer]);
+            add_peers(handle, info_hash.0, vec![N::peer(peer)]);
         }
         DhtEvent::LookupDone {
             lookup,
@@ -227,8 +362,7 @@ fn on_event(
 }
 
 /// Hands peers to the client without waiting: the node goes on answering meanwhile.
-fn add_peers(handle: &ClientHandle, info_hash: InfoHash, peers: Vec<SocketAddr>) {
-    let peers: Vec<PeerAddr> = peers.into_iter().map(PeerAddr::Ip).collect();
+fn add_peers(handle: &ClientHandle, info_hash: InfoHash, peers: Vec<PeerAddr>) {
     let handle = handle.clone();
     tokio::spawn(async move {
         let _ = handle

@@ -1,11 +1,12 @@
 //! Peer discovery as front ends of the client: like the HTTP API they only read snapshots and
 //! send commands (`AddPeers` with their source), each on a thread of its own. Trackers
-//! ([`trackers`]) and the mainline DHT over UDP/IP ([`dht`]).
+//! ([`trackers`]) and the mainline DHT over UDP/IP and over SCION ([`dht`], [`scion_udp`]).
 
 pub mod dht;
+pub mod scion_udp;
 pub mod trackers;
 
-pub use dht::{spawn_dht, DhtOptions};
+pub use dht::{spawn_dht, spawn_scion_dht, DhtOptions, ScionDhtOptions};
 pub use trackers::spawn_trackers;
 
 use crate::client::control::{TorrentSnapshot, TorrentState};
