@@ -26,8 +26,12 @@ pub struct DaemonConfig {
     pub tcp_listen: Option<String>,
     /// SCION daemon gRPC address.
     pub sciond: Option<String>,
-    /// Our DHT node's UDP port, if one runs (sent to peers, BEP 5).
+    /// Our DHT nodes' UDP ports, if they run (sent to peers, BEP 5).
     pub dht_port: Option<u16>,
+    pub dht_scion_port: Option<u16>,
+    /// Where the client hands DHT nodes named by peers (BEP 5 `port`).
+    pub dht_ip_nodes: Option<crate::discovery::dht::NodeSender<SocketAddr>>,
+    pub dht_scion_nodes: Option<crate::discovery::dht::NodeSender<crate::scion::ScionAddr>>,
 }
 
 /// `$XDG_DATA_HOME/bittorrent-over-scion`, else `~/.local/share/bittorrent-over-scion`.
@@ -71,6 +75,9 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         tcp_listen: args.tcp_listen,
         sciond: args.scion.sciond,
         dht_port: None,
+        dht_scion_port: None,
+        dht_ip_nodes: None,
+        dht_scion_nodes: None,
     };
     announce_ready_when_loaded(&handle, &cfg);
 
@@ -83,15 +90,16 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
                 bootstrap: args.dht_bootstrap.clone(),
                 state_file: Some(cfg.data_dir.join("dht.dat")),
             };
-            let (thread, addr) = crate::discovery::spawn_dht(handle.clone(), opts)
+            let (thread, addr, nodes) = crate::discovery::spawn_dht(handle.clone(), opts)
                 .map_err(|e| exit::usage(format!("cannot run the DHT on {listen}: {e}")))?;
             tracing::info!(%addr, "DHT over UDP/IP");
             cfg.dht_port = Some(addr.port());
+            cfg.dht_ip_nodes = Some(nodes);
             Some(thread)
         }
         None => None,
     };
-    let dht_scion = spawn_scion_dht(args.dht_scion, &args.dht_scion_bootstrap, &cfg, &handle)?;
+    let dht_scion = spawn_scion_dht(args.dht_scion, &args.dht_scion_bootstrap, &mut cfg, &handle)?;
     let result = run_client(&cfg, store, side);
     server.stop();
     for t in dht.into_iter().chain(dht_scion) {
@@ -111,7 +119,7 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
 fn spawn_scion_dht(
     port: Option<u16>,
     bootstrap: &[String],
-    cfg: &DaemonConfig,
+    cfg: &mut DaemonConfig,
     handle: &ClientHandle,
 ) -> Result<Option<std::thread::JoinHandle<()>>, CliError> {
     let Some(port) = port else {
@@ -136,9 +144,11 @@ fn spawn_scion_dht(
         bootstrap,
         state_file: Some(cfg.data_dir.join("dht-scion.dat")),
     };
-    let (thread, addr) = crate::discovery::spawn_scion_dht(handle.clone(), opts)
+    let (thread, addr, nodes) = crate::discovery::spawn_scion_dht(handle.clone(), opts)
         .map_err(|e| exit::daemon(format!("cannot run the DHT over SCION: {e}")))?;
     tracing::info!(%addr, "DHT over SCION");
+    cfg.dht_scion_nodes = Some(nodes);
+    cfg.dht_scion_port = Some(addr.port);
     Ok(Some(thread))
 }
 
@@ -187,6 +197,9 @@ fn run_client(cfg: &DaemonConfig, store: Store, side: ClientSide) -> Result<(), 
     config.tcp_listen = tcp_listen;
     config.store = Some(Box::new(ClientStore::new(store)));
     config.engine.dht_port = cfg.dht_port;
+    config.engine.dht_scion_port = cfg.dht_scion_port;
+    config.engine.dht_ip_nodes = cfg.dht_ip_nodes.clone();
+    config.engine.dht_scion_nodes = cfg.dht_scion_nodes.clone();
     crate::client::run(config, side).map_err(crate::cli::run::client_err)
 }
 

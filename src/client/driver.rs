@@ -71,8 +71,12 @@ pub struct EngineOptions {
     pub metadata_only: bool,
     /// How long a metadata-only fetch may go without a peer.
     pub connect_timeout: Option<Duration>,
-    /// Our DHT node's UDP port, if one runs (see [`SessionConfig::dht_port`]).
+    /// Our DHT nodes' UDP ports, if they run (see [`SessionConfig::dht_port`]).
     pub dht_port: Option<u16>,
+    pub dht_scion_port: Option<u16>,
+    /// Where DHT nodes named by peers (BEP 5 `port`) go: the DHT over IP and over SCION.
+    pub dht_ip_nodes: Option<crate::discovery::dht::NodeSender<SocketAddr>>,
+    pub dht_scion_nodes: Option<crate::discovery::dht::NodeSender<ScionAddr>>,
 }
 
 /// How a torrent that is ready to run is set up (single-shot commands pass their own).
@@ -225,6 +229,7 @@ impl Client {
         let mut cfg = SessionConfig::new(self.peer_id);
         cfg.upload = true;
         cfg.dht_port = self.opts.dht_port;
+        cfg.dht_scion_port = self.opts.dht_scion_port;
         cfg.tcp_port = self.tcp_listen.map(|a| a.port());
         cfg
     }
@@ -744,6 +749,14 @@ impl Client {
             };
             let d = app.poll(net, now);
             tcp.pump_out(&mut app.session, now);
+            for node in app.session.take_dht_nodes() {
+                // A full queue drops the node: the DHT has enough to do.
+                match (node, &self.opts.dht_ip_nodes, &self.opts.dht_scion_nodes) {
+                    (PeerAddr::Ip(a), Some(tx), _) => drop(tx.try_send(a)),
+                    (PeerAddr::Scion(a), _, Some(tx)) => drop(tx.try_send(a)),
+                    _ => {}
+                }
+            }
             let learnt = app.session.take_pex_peers();
             let pex_new = if t.book.len() < MAX_BOOK_FROM_PEX {
                 learnt

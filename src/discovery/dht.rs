@@ -28,6 +28,12 @@ const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 /// How often the routing table is saved.
 const SAVE_EVERY: Duration = Duration::from_secs(5 * 60);
+/// DHT nodes from peers' `port` messages waiting for the node (more are dropped).
+const NODE_QUEUE: usize = 256;
+
+/// Where the client hands the DHT nodes its peers name in BEP 5 `port` messages.
+pub type NodeSender<A> = tokio::sync::mpsc::Sender<A>;
+type NodeReceiver<A> = tokio::sync::mpsc::Receiver<A>;
 
 /// Where and how the DHT node runs.
 #[derive(Debug, Clone)]
@@ -45,7 +51,8 @@ pub struct DhtOptions {
 pub fn spawn_dht(
     handle: ClientHandle,
     opts: DhtOptions,
-) -> std::io::Result<(JoinHandle<()>, SocketAddr)> {
+) -> std::io::Result<(JoinHandle<()>, SocketAddr, NodeSender<SocketAddr>)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(NODE_QUEUE);
     let socket = UdpSocket::bind(opts.listen)?;
     socket.set_nonblocking(true)?;
     let local = socket.local_addr()?;
@@ -60,13 +67,13 @@ pub fn spawn_dht(
                     Ok(s) => {
                         let dht = engine(opts.bootstrap.clone(), &opts.state_file, Instant::now());
                         let node = IpNode(UdpDriver::with_socket(s, dht));
-                        run(handle, node, opts.state_file).await
+                        run(handle, node, rx, opts.state_file).await
                     }
                     Err(e) => tracing::error!("DHT socket: {e}"),
                 }
             })
         })?;
-    Ok((thread, local))
+    Ok((thread, local, tx))
 }
 
 /// Where and how the DHT node over SCION runs.
@@ -87,7 +94,8 @@ pub struct ScionDhtOptions {
 pub fn spawn_scion_dht(
     handle: ClientHandle,
     opts: ScionDhtOptions,
-) -> std::io::Result<(JoinHandle<()>, ScionAddr)> {
+) -> std::io::Result<(JoinHandle<()>, ScionAddr, NodeSender<ScionAddr>)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(NODE_QUEUE);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -99,10 +107,10 @@ pub fn spawn_scion_dht(
             rt.block_on(async move {
                 let dht = engine(opts.bootstrap.clone(), &opts.state_file, Instant::now());
                 let node = ScionNode { socket, dht };
-                run(handle, node, opts.state_file).await
+                run(handle, node, rx, opts.state_file).await
             })
         })?;
-    Ok((thread, local))
+    Ok((thread, local, tx))
 }
 
 /// Runs a DHT node over SCION that serves the DHT and looks up nothing itself (a bootstrap
@@ -235,7 +243,12 @@ struct Announced {
     empty_rounds: u32,
 }
 
-async fn run<N: Node>(handle: ClientHandle, mut node: N, state_file: Option<PathBuf>) {
+async fn run<N: Node>(
+    handle: ClientHandle,
+    mut node: N,
+    mut nodes: NodeReceiver<N::Addr>,
+    state_file: Option<PathBuf>,
+) {
     let now = Instant::now();
     if let Err(e) = node.dht().bootstrap(now) {
         tracing::warn!("DHT bootstrap: {e}");
@@ -258,6 +271,7 @@ async fn run<N: Node>(handle: ClientHandle, mut node: N, state_file: Option<Path
                     break; // the client is gone
                 }
             }
+            Some(addr) = nodes.recv() => node.dht().add_node(addr, Instant::now()),
         }
         let now = Instant::now();
         while let Some(ev) = node.dht().poll_event() {

@@ -37,6 +37,8 @@ const MAX_REQUEST_LEN: u32 = 128 * 1024;
 const MAX_QUEUED_REQUESTS: usize = 4096;
 /// Bytes of piece data materialised into a lane's outbox ahead of the transport.
 const OUTBOX_TARGET: usize = 4 << 20;
+/// DHT nodes from `port` messages kept until the client collects them.
+const MAX_DHT_NODES: usize = 64;
 /// How often the session looks whether a peer exchange message is due.
 const PEX_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Messages a lane may have waiting unread before a flood of requests (each refused with a
@@ -63,6 +65,8 @@ pub struct SessionConfig {
     /// The UDP port of our DHT node, if one runs: advertised in the handshake and sent to
     /// peers that run one too (BEP 5 `port`).
     pub dht_port: Option<u16>,
+    /// The same for our DHT over SCION (sent to SCION peers instead).
+    pub dht_scion_port: Option<u16>,
     /// Our TCP listen port, told to peers in the extension handshake (`p`), so that a peer we
     /// dialled can name us in its peer exchange.
     pub tcp_port: Option<u16>,
@@ -77,6 +81,7 @@ impl SessionConfig {
             stall_timeout: Duration::from_secs(3),
             upload: true,
             dht_port: None,
+            dht_scion_port: None,
             tcp_port: None,
         }
     }
@@ -202,6 +207,8 @@ pub struct Session {
     /// Peer exchange (off for private torrents).
     pex: Pex,
     next_pex_check: Instant,
+    /// DHT nodes from peers' `port` messages, not yet collected.
+    dht_nodes: Vec<PeerAddr>,
     /// Rate limits on what we request and what we serve.
     down_limit: Limiter,
     up_limit: Limiter,
@@ -242,6 +249,7 @@ impl Session {
             fill_round: 0,
             pex: Pex::default(),
             next_pex_check: now,
+            dht_nodes: Vec::new(),
             down_limit: Limiter::unlimited(),
             up_limit: Limiter::unlimited(),
         }
@@ -309,12 +317,8 @@ impl Session {
             },
         };
         if outbound {
-            push_handshake(
-                &mut lane,
-                self.meta.info_hash,
-                self.cfg.peer_id,
-                self.cfg.dht_port,
-            );
+            let dht = self.cfg.dht_port.or(self.cfg.dht_scion_port);
+            push_handshake(&mut lane, self.meta.info_hash, self.cfg.peer_id, dht);
         }
         self.lanes.insert(id, lane);
     }
@@ -390,8 +394,17 @@ impl Session {
         if self.banned.contains(&key) {
             return Err("peer is banned (sent corrupt data)".into());
         }
-        let (info_hash, our_id, dht_port) =
-            (self.meta.info_hash, self.cfg.peer_id, self.cfg.dht_port);
+        let scion_peer = self
+            .lanes
+            .get(&id)
+            .is_some_and(|l| matches!(l.remote, Some((PeerAddr::Scion(_), _))));
+        let dht_port = if scion_peer {
+            self.cfg.dht_scion_port
+        } else {
+            self.cfg.dht_port
+        };
+        let any_dht = self.cfg.dht_port.or(self.cfg.dht_scion_port);
+        let (info_hash, our_id) = (self.meta.info_hash, self.cfg.peer_id);
         let have = self.picker.have().clone();
         let upload = self.cfg.upload;
         let client = self.cfg.client_name.clone();
@@ -417,7 +430,7 @@ impl Session {
             self.pex.set_addr(key, addr, PexFlags(flags));
         }
         if !lane.outbound {
-            push_handshake(lane, info_hash, our_id, dht_port);
+            push_handshake(lane, info_hash, our_id, any_dht);
         }
         if lane.extended {
             let mut m: std::collections::BTreeMap<String, u8> =
@@ -479,7 +492,8 @@ impl Session {
     fn on_message(&mut self, id: LaneId, msg: Message, now: Instant) -> Result<(), String> {
         let pid = self.peer_of(id).ok_or("message before handshake")?;
         match msg {
-            Message::KeepAlive | Message::Port(_) | Message::SuggestPiece { .. } => {}
+            Message::Port(port) => self.on_dht_port(id, port),
+            Message::KeepAlive | Message::SuggestPiece { .. } => {}
             Message::AllowedFast { .. } => {}
             Message::Choke => {
                 if let Some(l) = self.lanes.get_mut(&id) {
@@ -897,6 +911,26 @@ impl Session {
                 );
             }
         }
+    }
+
+    /// A peer's BEP 5 `port`: its DHT node is at its address with that port (kept for the
+    /// client's DHT, bounded; a peer repeating it adds nothing).
+    fn on_dht_port(&mut self, id: LaneId, port: u16) {
+        let Some((addr, _)) = self.lanes.get(&id).and_then(|l| l.remote) else {
+            return;
+        };
+        let node = match addr {
+            PeerAddr::Ip(a) => PeerAddr::Ip(std::net::SocketAddr::new(a.ip(), port)),
+            PeerAddr::Scion(a) => PeerAddr::Scion(crate::scion::ScionAddr::new(a.ia, a.host, port)),
+        };
+        if port != 0 && self.dht_nodes.len() < MAX_DHT_NODES && !self.dht_nodes.contains(&node) {
+            self.dht_nodes.push(node);
+        }
+    }
+
+    /// DHT nodes peers told us about (BEP 5 `port`) since the last call.
+    pub fn take_dht_nodes(&mut self) -> Vec<PeerAddr> {
+        std::mem::take(&mut self.dht_nodes)
     }
 
     /// Peers learnt through peer exchange since the last call (for the peer book).

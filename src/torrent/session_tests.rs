@@ -912,3 +912,26 @@ fn pex_names_each_peer_to_the_other_by_its_listen_address_and_takes_what_peers_t
         vec![PeerAddr::Ip(([192, 168, 0, 1], 6881).into())]
     );
 }
+
+/// A peer's `port` names its DHT node: its address with that port, once, for the client.
+#[test]
+fn a_peers_port_message_names_its_dht_node() {
+    use crate::scion::PeerAddr;
+    use crate::wire::{Handshake, Message};
+    let now = Instant::now();
+    let data = content(50_000, 3);
+    let meta = torrent(&data, 16 * 1024);
+    let (mut s, _) = session(&meta, Some(data), 1, now);
+    s.add_lane(1, false, "x".into(), now);
+    s.set_lane_remote(1, "10.1.2.3:50000".parse().unwrap(), false);
+    let mut bytes = Handshake::new(meta.info_hash, [9; 20]).to_bytes().to_vec();
+    for _ in 0..3 {
+        bytes.extend_from_slice(&encoded(&Message::Port(6881)));
+    }
+    s.on_lane_data(1, &bytes, now);
+    assert_eq!(
+        s.take_dht_nodes(),
+        vec![PeerAddr::Ip("10.1.2.3:6881".parse().unwrap())]
+    );
+    assert!(s.take_dht_nodes().is_empty());
+}
