@@ -3,7 +3,8 @@
 //! bootstrap node, and 27 in this process), a seeding daemon and a downloading daemon that
 //! both know only the bootstrap node. The leecher gets a
 //! magnet link with nothing but the info hash, finds the seeder through the DHT, fetches the
-//! metadata and the data over SCION lanes.
+//! metadata and the data over SCION lanes; so does a single-shot download with the original
+//! client's -enableDht / -dhtBootstrapAddr in a third AS.
 
 mod common;
 
@@ -94,5 +95,26 @@ fn thirty_dht_nodes_over_scion_lead_a_bare_magnet_link_to_its_seeder() {
     );
     leecher.wait_torrent(&ih, Duration::from_secs(180), |t| state(t) == "seeding");
     same_tree(&src, &leecher.data_dir.join("downloads/content"));
+
+    // The original client's flags: a single-shot download in a third AS with -enableDht.
+    let third = ases.iter().find(|a| *a != LEAF_A && *a != LEAF_B).unwrap();
+    let out = work.path().join("single-out");
+    let r = common::run(
+        &[
+            format!("-inPath=magnet:?xt=urn:btih:{ih}"),
+            format!("-outPath={}", out.display()),
+            "-enableDht".into(),
+            format!("-dhtBootstrapAddr={boot}"),
+        ],
+        &[("SCION_DAEMON_ADDRESS", daemon(&tn, third))],
+        Duration::from_secs(240),
+    );
+    assert!(
+        r.status.success(),
+        "single-shot DHT download failed: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    same_tree(&src, &out);
     drop(rt);
 }

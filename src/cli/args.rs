@@ -19,8 +19,9 @@ bittorrent-over-scion -inPath=x.torrent -outPath=out.bin -peer=\"1-ff00:0:112,[1
 Original flags: -inPath .torrent file; -file source data (seeder); -seed seed if true; -local own SCION address \
 ISD-AS,[IP]:Port; -peer remote SCION address (several separated by ';'); -outPath output (leecher); \
 -logLevel DEBUG|INFO|WARN|ERROR; -numPaths max paths per peer (default: all disjoint paths, up to 8); \
--printMetrics print the summary; -exportMetricsTo FILE.csv per-path rows; -enableDht/-dhtPort/-dhtBootstrapAddr: \
-DHT is not supported yet (accepted, ignored with a warning); -dialBackStartPort: accepted for compatibility, unused \
+-printMetrics print the summary; -exportMetricsTo FILE.csv per-path rows; -enableDht runs the DHT over SCION \
+(-dhtPort, default a free port of the AS's range; -dhtBootstrapAddr ISD-AS,[IP]:port, repeatable; also the torrent's nodes); \
+-dialBackStartPort: accepted for compatibility, unused \
 (lanes are opened by the leecher, no dial-back).\n\n\
 Exit codes: 0 ok, 1 other error, 2 bad usage or address, 3 bad torrent, 4 peer unreachable or no path, \
 5 storage error (disk full, permissions), 6 SCION daemon unreachable."
@@ -204,6 +205,10 @@ pub struct TransferArgs {
     pub path_policy: PathPolicy,
     /// Where to write a magnet link's fetched metadata.
     pub save_torrent: Option<PathBuf>,
+    /// The DHT over SCION's port (`-dhtPort`; 0 or none: a free port of the AS's range).
+    pub dht_port: Option<u16>,
+    /// `-dhtBootstrapAddr` (repeatable), `ISD-AS,[IP]:port`.
+    pub dht_bootstrap: Vec<String>,
 }
 
 impl TransferArgs {
@@ -232,6 +237,8 @@ impl TransferArgs {
             sciond: c.scion.sciond,
             path_policy: c.path_policy.unwrap_or_default(),
             save_torrent: c.save_torrent,
+            dht_port: None,
+            dht_bootstrap: Vec::new(),
         }
     }
 

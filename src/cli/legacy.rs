@@ -114,7 +114,15 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
                 )
             }
             "enableDht" => t.enable_dht = parse_bool(name, &value)?,
-            "dhtPort" | "dhtBootstrapAddr" | "dialBackStartPort" => {}
+            "dhtPort" => {
+                t.dht_port = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("-dhtPort: {value:?} is not a port"))?,
+                )
+            }
+            "dhtBootstrapAddr" => t.dht_bootstrap.push(value),
+            "dialBackStartPort" => {}
             "printMetrics" => t.print_metrics = parse_bool(name, &value)?,
             "pathPolicy" => t.path_policy = value.parse()?,
             "metricsJson" => t.metrics_json = Some(PathBuf::from(value)),

@@ -18,6 +18,8 @@ use crate::torrent::meta::Metainfo;
 
 /// How long the fetch waits without any peer to ask before it gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// With the DHT, finding a first peer takes a few lookups.
+const DHT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The metadata of `uri`. The link's peers join `t.peers`; `--save-torrent` gets the .torrent.
 pub fn metadata_of_magnet(t: &mut TransferArgs, uri: &str) -> Result<Arc<Metainfo>, CliError> {
@@ -34,10 +36,10 @@ pub fn metadata_of_magnet(t: &mut TransferArgs, uri: &str) -> Result<Arc<Metainf
             t.peers.push(p);
         }
     }
-    if t.peers.is_empty() && magnet.trackers.is_empty() {
+    if t.peers.is_empty() && magnet.trackers.is_empty() && !t.enable_dht {
         return Err(exit::usage(
             "fetching a magnet link's metadata needs a peer (-peer / --peer, or x.pe in the \
-             link) or a tracker (tr in the link)",
+             link), a tracker (tr in the link) or the DHT (-enableDht)",
         ));
     }
     let bytes = tokio_uring::start(fetch(t.clone(), uri.to_string()))?;
@@ -54,14 +56,21 @@ pub fn metadata_of_magnet(t: &mut TransferArgs, uri: &str) -> Result<Arc<Metainf
 /// Runs a client until the magnet torrent's metadata arrived; its .torrent bytes.
 async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
     let (peers, tcp_peers) = split_peers(&t.peers)?;
-    let opts = EngineOptions {
+    let mut opts = EngineOptions {
         // One lane per SCION peer is plenty for a few metadata pieces.
         max_lanes: Some(1),
         liveness: liveness_rules(&t)?,
         metadata_only: true,
-        connect_timeout: Some(CONNECT_TIMEOUT),
+        connect_timeout: Some(if t.enable_dht {
+            DHT_CONNECT_TIMEOUT
+        } else {
+            CONNECT_TIMEOUT
+        }),
         ..Default::default()
     };
+    // The link's trackers and the DHT announce it and feed peers into its book.
+    let (handle, side) = control::channel();
+    let dht = super::single::start_scion_dht(&t, &handle, &[], &mut opts)?;
     let mut single = start_single(&t, &peers, None, None, opts).await?;
     let book: Vec<(PeerAddr, PeerSource)> = peers
         .iter()
@@ -82,8 +91,6 @@ async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
         single.tcp_addr,
         single.local
     );
-    // The link's trackers announce it and feed peers into its book.
-    let (handle, side) = control::channel();
     single.client.attach_control(side.commands, side.snapshots);
     let trackers = crate::discovery::spawn_trackers(handle)
         .map_err(|e| exit::other(format!("cannot start the tracker client: {e}")))?;
@@ -100,6 +107,9 @@ async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
     // Ends the snapshots: the tracker client says `stopped` and returns.
     drop(single.client);
     let _ = trackers.join();
+    if let Some(d) = dht {
+        let _ = d.join();
+    }
     match outcome {
         Some((bytes, _, _)) if !bytes.is_empty() => Ok(bytes),
         Some((_, Some(e), report)) if e.starts_with("unusable metadata") => {

@@ -139,12 +139,6 @@ fn open_storage(meta: &Metainfo, t: &TransferArgs) -> Result<Arc<MmapStorage>, C
 }
 
 pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
-    if t.enable_dht {
-        tracing::warn!(
-            "-enableDht (the original client's DHT over SCION) is not supported yet and is \
-             ignored; the daemon runs a DHT over UDP/IP (daemon --dht ADDR)"
-        );
-    }
     let torrent = t
         .torrent
         .clone()
@@ -168,10 +162,15 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         .map(|l| parse_local(l, &daemon_address(&t.sciond)))
         .transpose()?;
     let liveness = liveness_rules(&t)?;
-    if t.mode == Mode::Download && peers.is_empty() && tcp_peers.is_empty() && !meta.has_trackers()
+    if t.mode == Mode::Download
+        && peers.is_empty()
+        && tcp_peers.is_empty()
+        && !meta.has_trackers()
+        && !t.enable_dht
     {
         return Err(exit::usage(
-            "downloading needs at least one peer (-peer / --peer) or a torrent with trackers",
+            "downloading needs at least one peer (-peer / --peer), a torrent with trackers or \
+             the DHT (-enableDht)",
         ));
     }
     let storage = open_storage(&meta, &t)?;
@@ -212,12 +211,16 @@ async fn run_transfer(
     local: Option<ScionAddr>,
     storage: Arc<MmapStorage>,
 ) -> Result<(), CliError> {
-    let opts = EngineOptions {
+    let mut opts = EngineOptions {
         max_lanes: t.num_paths,
         liveness: ip.liveness,
         exit_when_finished: true,
         ..Default::default()
     };
+    // Trackers and the DHT, if any, feed peers into the torrent's book, as in the daemon.
+    // They end (trackers with `stopped`) when the client's snapshots end, below.
+    let (handle, side) = control::channel();
+    let dht = super::single::start_scion_dht(&t, &handle, &meta.nodes, &mut opts)?;
     let super::single::Single {
         mut client,
         socket,
@@ -287,11 +290,10 @@ async fn run_transfer(
         meta.total_length
     );
     report::attach_progress(app_of(&mut client, &ih)?, std::io::stderr().is_terminal());
-    // The torrent's trackers, if any, announce it and feed peers into its book, as in the
-    // daemon. They end (with `stopped`) when the client's snapshots end, below.
-    let (handle, side) = control::channel();
-    let trackers = if meta.has_trackers() {
+    if meta.has_trackers() || dht.is_some() {
         client.attach_control(side.commands, side.snapshots);
+    }
+    let trackers = if meta.has_trackers() {
         Some(
             crate::discovery::spawn_trackers(handle)
                 .map_err(|e| exit::other(format!("cannot start the tracker client: {e}")))?,
@@ -329,7 +331,7 @@ async fn run_transfer(
         .unwrap_or_default();
     // Ends the snapshots: the tracker client says `stopped` and returns.
     drop(client);
-    if let Some(t) = trackers {
+    for t in trackers.into_iter().chain(dht) {
         let _ = t.join();
     }
     match failure {

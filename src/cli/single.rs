@@ -100,3 +100,49 @@ pub fn split_peers(peers: &[String]) -> Result<(Vec<ScionAddr>, Vec<SocketAddr>)
     }
     Ok((scion, tcp))
 }
+
+/// The original client's DHT over SCION for a single-shot command (`-enableDht`): a node on
+/// `-dhtPort` (none: a free port of the AS's range) of `-local`'s host, bootstrapped from
+/// `-dhtBootstrapAddr` and the torrent's `nodes`. Its port and node queue go into `opts`; it
+/// ends when the client's snapshots end (join the handle).
+pub fn start_scion_dht(
+    t: &TransferArgs,
+    handle: &crate::client::ClientHandle,
+    torrent_nodes: &[PeerAddr],
+    opts: &mut EngineOptions,
+) -> Result<Option<std::thread::JoinHandle<()>>, CliError> {
+    if !t.enable_dht {
+        return Ok(None);
+    }
+    let mut bootstrap: Vec<ScionAddr> = torrent_nodes
+        .iter()
+        .filter_map(|n| match n {
+            PeerAddr::Scion(a) => Some(*a),
+            PeerAddr::Ip(_) => None,
+        })
+        .collect();
+    for b in &t.dht_bootstrap {
+        let a = b
+            .parse::<ScionAddr>()
+            .map_err(|e| exit::usage(format!("-dhtBootstrapAddr {b}: {e}")))?;
+        bootstrap.push(a);
+    }
+    let sciond = daemon_address(&t.sciond);
+    let host = match t.local.as_deref() {
+        Some(l) => Some(super::run::parse_local(l, &sciond)?.host),
+        None => None,
+    };
+    let dht_opts = crate::discovery::ScionDhtOptions {
+        sciond,
+        host,
+        port: t.dht_port.unwrap_or(0),
+        bootstrap,
+        state_file: None,
+    };
+    let (thread, addr, nodes) = crate::discovery::spawn_scion_dht(handle.clone(), dht_opts)
+        .map_err(|e| exit::daemon(format!("cannot run the DHT over SCION: {e}")))?;
+    tracing::info!(%addr, "DHT over SCION");
+    opts.dht_scion_port = Some(addr.port);
+    opts.dht_scion_nodes = Some(nodes);
+    Ok(Some(thread))
+}

@@ -96,20 +96,39 @@ pub fn spawn_scion_dht(
     opts: ScionDhtOptions,
 ) -> std::io::Result<(JoinHandle<()>, ScionAddr, NodeSender<ScionAddr>)> {
     let (tx, rx) = tokio::sync::mpsc::channel(NODE_QUEUE);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let socket = rt.block_on(ScionUdp::bind(&opts.sciond, opts.host, opts.port))?;
-    let local = socket.local_addr();
+    // Bound on the node's own runtime and thread (the caller may be inside a runtime), the
+    // outcome sent back so that a bind error is the caller's error.
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("bts-dht-scion".into())
         .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = bound_tx.send(Err(e));
+                    return;
+                }
+            };
             rt.block_on(async move {
+                let socket = match ScionUdp::bind(&opts.sciond, opts.host, opts.port).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = bound_tx.send(Ok(socket.local_addr()));
                 let dht = engine(opts.bootstrap.clone(), &opts.state_file, Instant::now());
                 let node = ScionNode { socket, dht };
                 run(handle, node, rx, opts.state_file).await
             })
         })?;
+    let local = bound_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the DHT thread ended before binding"))??;
     Ok((thread, local, tx))
 }
 

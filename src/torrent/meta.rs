@@ -97,6 +97,9 @@ pub struct Metainfo {
     pub announce_list: Vec<Vec<String>>,
     /// BEP 27 `private` flag.
     pub private: bool,
+    /// DHT nodes from the top-level `nodes` key (BEP 5 `[["host", port], ...]`, and the
+    /// original client's `[["ISD-AS,[IP]", port], ...]`); unusable entries are left out.
+    pub nodes: Vec<crate::scion::PeerAddr>,
     /// Free-text comment.
     pub comment: Option<String>,
     /// `created by`.
@@ -256,6 +259,7 @@ impl Metainfo {
         let mut comment = None;
         let mut created_by = None;
         let mut creation_date = None;
+        let mut nodes = Vec::new();
         // Optional top-level fields of the wrong type are ignored (as other
         // clients do): they must not make a valid torrent unusable.
         while let Some((key, value)) = root.next_pair()? {
@@ -273,6 +277,13 @@ impl Metainfo {
                 b"announce-list" => {
                     if let Object::List(l) = value {
                         announce_list = parse_announce_list(l)?;
+                    }
+                }
+                b"nodes" => {
+                    if let Object::List(l) = value {
+                        nodes = bt_dht::parse_torrent_nodes(l.into_raw()?)
+                            .map(|(ok, _unusable)| ok)
+                            .unwrap_or_default();
                     }
                 }
                 b"comment" => comment = opt_string(value),
@@ -293,6 +304,7 @@ impl Metainfo {
         meta.comment = comment;
         meta.created_by = created_by;
         meta.creation_date = creation_date;
+        meta.nodes = nodes;
         Ok(meta)
     }
 
@@ -391,6 +403,7 @@ impl ParsedInfo {
             announce: None,
             announce_list: Vec::new(),
             private: self.private,
+            nodes: Vec::new(),
             comment: None,
             created_by: None,
             creation_date: None,
@@ -1668,5 +1681,34 @@ mod tests {
             let v: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             let _ = Metainfo::from_bytes(&v);
         }
+    }
+
+    /// The `nodes` key, in BEP 5's form and the original client's SCION form, is read; an
+    /// unusable entry (host name) is left out, a `nodes` of the wrong type ignored.
+    #[test]
+    fn dht_nodes_of_both_kinds_are_read() {
+        let B::D(mut root) = single(100, 64, 2) else {
+            unreachable!()
+        };
+        root.push((
+            "nodes",
+            B::L(vec![
+                B::L(vec![s("19-ffaa:1:c3f,[141.44.25.148]"), B::I(7000)]),
+                B::L(vec![s("10.0.0.1"), B::I(6881)]),
+                B::L(vec![s("router.example.org"), B::I(6881)]),
+            ]),
+        ));
+        let m = Metainfo::from_bytes(&to_vec(&B::D(root.clone()))).unwrap();
+        let want: Vec<crate::scion::PeerAddr> = vec![
+            "19-ffaa:1:c3f,[141.44.25.148]:7000".parse().unwrap(),
+            "10.0.0.1:6881".parse().unwrap(),
+        ];
+        assert_eq!(m.nodes, want);
+        let last = root.len() - 1;
+        root[last].1 = s("garbage");
+        assert!(Metainfo::from_bytes(&to_vec(&B::D(root)))
+            .unwrap()
+            .nodes
+            .is_empty());
     }
 }
