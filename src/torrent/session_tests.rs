@@ -83,25 +83,6 @@ fn session(
     (s, storage)
 }
 
-/// Moves bytes both ways on every lane pair until nothing moves. Lane `i` of `a` is
-/// connected to lane `i` of `b`.
-fn pump(a: &mut Session, b: &mut Session, lanes: &[LaneId], now: Instant) -> usize {
-    let mut moved = 0;
-    a.tick(now);
-    b.tick(now);
-    for &l in lanes {
-        while let Some(chunk) = a.poll_output(l, now) {
-            moved += chunk.len();
-            b.on_lane_data(l, &chunk, now);
-        }
-        while let Some(chunk) = b.poll_output(l, now) {
-            moved += chunk.len();
-            a.on_lane_data(l, &chunk, now);
-        }
-    }
-    moved
-}
-
 #[test]
 fn leecher_downloads_everything_over_three_lanes_of_one_peer() {
     let mut now = Instant::now();
@@ -695,8 +676,9 @@ fn under_a_download_limit_lanes_that_join_late_still_get_their_share() {
     assert!(!leech.is_complete() || store.contents() == data);
 }
 
-/// Moves bytes both ways between any two lane protocols until nothing moves.
-fn pump_any(
+/// Moves bytes both ways on every lane pair (lane `i` of `a` to lane `i` of `b`): one tick
+/// each, then everything either side has to write.
+fn pump(
     a: &mut impl crate::torrent::lane_protocol::LaneProtocol,
     b: &mut impl crate::torrent::lane_protocol::LaneProtocol,
     lanes: &[LaneId],
@@ -734,7 +716,7 @@ fn a_magnet_fetches_the_info_dictionary_from_a_seeding_session() {
         seed.add_lane(l, false, format!("path {l}"), now);
     }
     for _ in 0..50 {
-        if pump_any(&mut fetch, &mut seed, &[1, 2], now) == 0 {
+        if pump(&mut fetch, &mut seed, &[1, 2], now) == 0 {
             break;
         }
     }
@@ -755,7 +737,7 @@ fn a_magnet_fetch_drops_a_peer_without_metadata_and_refuses_another_torrent() {
     let mut fetch = MetadataSession::new(meta.info_hash, [2; 20], "test".into());
     LaneProtocol::add_lane(&mut fetch, 1, true, String::new(), now);
     wrong.add_lane(1, false, "x".into(), now);
-    pump_any(&mut fetch, &mut wrong, &[1], now);
+    pump(&mut fetch, &mut wrong, &[1], now);
     let closes: Vec<_> = std::iter::from_fn(|| LaneProtocol::poll_action(&mut wrong)).collect();
     assert!(
         closes
