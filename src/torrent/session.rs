@@ -444,6 +444,12 @@ impl Session {
                 p: tcp_port,
                 reqq: Some(MAX_QUEUED_REQUESTS as u32),
                 metadata_size: metadata_size.map(|n| n as u64),
+                // Where the peer's packets come from, as we see it (BEP 10 `yourip`): lets a
+                // client behind NAT learn its public address.
+                yourip: match lane.remote {
+                    Some((PeerAddr::Ip(a), _)) => Some(a.ip()),
+                    _ => None,
+                },
                 ..Default::default()
             };
             if let Ok(msg) = ext.to_message() {

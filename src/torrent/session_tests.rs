@@ -917,3 +917,47 @@ fn a_peers_port_message_names_its_dht_node() {
     );
     assert!(s.take_dht_nodes().is_empty());
 }
+
+/// Our extension handshake tells an IP peer where we see it coming from (`yourip`), and names
+/// our TCP port (`p`) and the extensions we speak.
+#[test]
+fn our_extension_handshake_says_yourip_p_and_m() {
+    use crate::wire::{ExtensionHandshake, Message, EXTENSION_HANDSHAKE_ID};
+    let now = Instant::now();
+    let data = content(50_000, 4);
+    let meta = torrent(&data, 16 * 1024);
+    let storage = Arc::new(MemStorage::with_data(&meta, data));
+    let verifier = InlineVerifier {
+        storage: storage.clone(),
+        meta: meta.clone(),
+        done: VecDeque::new(),
+    };
+    let mut cfg = SessionConfig::new([1; 20]);
+    cfg.tcp_port = Some(51413);
+    let mut s = Session::new(
+        meta.clone(),
+        Box::new(storage),
+        Box::new(verifier),
+        Bitfield::full(meta.num_pieces()),
+        cfg,
+        now,
+    );
+    s.add_lane(1, false, "x".into(), now);
+    s.set_lane_remote(1, "192.0.2.7:40000".parse().unwrap(), false);
+    s.on_lane_data(1, &pex_peer_greeting(&meta, 10, None), now);
+    let ext = sent_messages(&mut s, 1, now)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Extended {
+                id: EXTENSION_HANDSHAKE_ID,
+                payload,
+            } => Some(ExtensionHandshake::decode(&payload).unwrap()),
+            _ => None,
+        })
+        .expect("an extension handshake");
+    assert_eq!(ext.yourip, Some("192.0.2.7".parse().unwrap()));
+    assert_eq!(ext.p, Some(51413));
+    assert_eq!(ext.id_of("ut_metadata"), Some(2));
+    assert_eq!(ext.id_of("ut_pex"), Some(1));
+    assert_eq!(ext.metadata_size, Some(meta.info_bytes.len() as u64));
+}
