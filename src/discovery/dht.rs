@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bt_dht::udp::UdpDriver;
-use bt_dht::{Config, Dht, DhtAddr, DhtEvent, LookupId};
+use bt_dht::{Config, Dht, DhtAddr, DhtEvent, LookupId, Want};
 
 use super::scion_udp::ScionUdp;
 use crate::client::control::{
@@ -65,7 +65,13 @@ pub fn spawn_dht(
             rt.block_on(async move {
                 match tokio::net::UdpSocket::from_std(socket) {
                     Ok(s) => {
-                        let dht = engine(opts.bootstrap.clone(), &opts.state_file, Instant::now());
+                        let families = families_of(opts.listen.ip());
+                        let dht = engine(
+                            opts.bootstrap.clone(),
+                            families,
+                            &opts.state_file,
+                            Instant::now(),
+                        );
                         let node = IpNode(UdpDriver::with_socket(s, dht));
                         run(handle, node, rx, opts.state_file).await
                     }
@@ -121,7 +127,8 @@ pub fn spawn_scion_dht(
                     }
                 };
                 let _ = bound_tx.send(Ok(socket.local_addr()));
-                let dht = engine(opts.bootstrap.clone(), &opts.state_file, Instant::now());
+                let families = families_of(socket.local_addr().host);
+                let dht = engine(opts.bootstrap.clone(), families, &opts.state_file, Instant::now());
                 let node = ScionNode { socket, dht };
                 run(handle, node, rx, opts.state_file).await
             })
@@ -139,9 +146,10 @@ pub async fn run_scion_node(
     bootstrap: Vec<ScionAddr>,
     state_file: Option<PathBuf>,
 ) -> std::io::Result<()> {
+    let families = families_of(socket.local_addr().host);
     let mut node = ScionNode {
         socket,
-        dht: engine(bootstrap, &state_file, Instant::now()),
+        dht: engine(bootstrap, families, &state_file, Instant::now()),
     };
     if let Err(e) = node.dht.bootstrap(Instant::now()) {
         tracing::warn!("DHT bootstrap: {e}");
@@ -229,9 +237,24 @@ impl Node for ScionNode {
     }
 }
 
-fn engine<A: DhtAddr>(bootstrap: Vec<A>, state_file: &Option<PathBuf>, now: Instant) -> Dht<A> {
+/// BEP 32: which address families a node on `ip` can reach (a `::` socket is dual-stack).
+fn families_of(ip: std::net::IpAddr) -> Want {
+    match ip {
+        std::net::IpAddr::V4(_) => Want { n4: true, n6: false },
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => Want { n4: true, n6: true },
+        std::net::IpAddr::V6(_) => Want { n4: false, n6: true },
+    }
+}
+
+fn engine<A: DhtAddr>(
+    bootstrap: Vec<A>,
+    families: Want,
+    state_file: &Option<PathBuf>,
+    now: Instant,
+) -> Dht<A> {
     let config = || Config {
         bootstrap: bootstrap.clone(),
+        families,
         ..Config::default()
     };
     let saved = state_file.as_ref().and_then(|p| std::fs::read(p).ok());

@@ -30,6 +30,9 @@ pub const TCP_LANE_BASE: LaneId = 1 << 48;
 /// Bytes queued for a connection's writer before we stop taking output from the session.
 const QUEUE_HIGH: usize = 1 << 20;
 const READ_BUF: usize = 64 * 1024;
+/// Bytes read from one connection and not yet taken by the driver before its reader waits:
+/// a peer that floods faster than the loop decodes costs at most this much memory.
+const MAX_UNREAD: usize = 256 * 1024;
 /// Chunks (block headers and blocks) handed to one `writev`.
 const WRITEV_MAX: usize = 64;
 /// Wait between connection attempts to an IP peer.
@@ -58,6 +61,7 @@ pub struct Conn {
     queued: Cell<usize>,
     closed: Cell<bool>,
     wake_writer: Notify,
+    read_gate: Rc<ReadGate>,
 }
 
 impl Conn {
@@ -65,12 +69,31 @@ impl Conn {
         if !self.closed.replace(true) {
             let _ = self.stream.shutdown(std::net::Shutdown::Both);
             self.wake_writer.notify_one();
+            self.read_gate.resume.notify_one();
         }
+    }
+}
+
+/// Backpressure between a connection's reader task and the driver (see [`MAX_UNREAD`]).
+#[derive(Default)]
+struct ReadGate {
+    unread: Cell<usize>,
+    resume: Notify,
+}
+
+/// Removes a reader's gate when its task ends.
+struct ForgetGate(Rc<Hub>, LaneId);
+
+impl Drop for ForgetGate {
+    fn drop(&mut self) {
+        self.0.gates.borrow_mut().remove(&self.1);
     }
 }
 
 struct Hub {
     events: RefCell<VecDeque<TcpEvent>>,
+    /// Per lane: what its reader queued and the driver has not taken yet.
+    gates: RefCell<HashMap<LaneId, Rc<ReadGate>>>,
     /// Wakes the driver loop (see [`crate::net::uring::App::wake_handle`]).
     wake: Rc<Notify>,
     next_lane: Cell<LaneId>,
@@ -93,12 +116,15 @@ impl Hub {
         let _ = stream.set_nodelay(true);
         let lane = self.next_lane.get();
         self.next_lane.set(lane + 1);
+        let gate = Rc::new(ReadGate::default());
+        self.gates.borrow_mut().insert(lane, gate.clone());
         let conn = Rc::new(Conn {
             stream,
             queue: RefCell::new(VecDeque::new()),
             queued: Cell::new(0),
             closed: Cell::new(false),
             wake_writer: Notify::new(),
+            read_gate: gate.clone(),
         });
         self.push(TcpEvent::Opened {
             lane,
@@ -109,9 +135,17 @@ impl Hub {
         });
         let (hub, c) = (self.clone(), conn.clone());
         tokio_uring::spawn(async move {
+            // However the reader ends, its lane's gate goes.
+            let _forget = ForgetGate(hub.clone(), lane);
             // The kernel fills spare capacity: no zeroing of 64 KiB per read.
             let mut buf = Vec::with_capacity(READ_BUF);
             loop {
+                while gate.unread.get() > MAX_UNREAD && !c.closed.get() {
+                    gate.resume.notified().await;
+                }
+                if c.closed.get() {
+                    return;
+                }
                 buf.clear();
                 let (res, b) = c.stream.read(buf).await;
                 buf = b;
@@ -124,8 +158,16 @@ impl Hub {
                         return;
                     }
                     Ok(n) => {
-                        let mut data = std::mem::replace(&mut buf, Vec::with_capacity(READ_BUF));
-                        data.truncate(n);
+                        // A full read hands its buffer over; a short one is copied out, so
+                        // a queued event never holds 64 KiB for a few bytes.
+                        let data = if n >= READ_BUF / 2 {
+                            let mut d = std::mem::replace(&mut buf, Vec::with_capacity(READ_BUF));
+                            d.truncate(n);
+                            d
+                        } else {
+                            buf[..n].to_vec()
+                        };
+                        gate.unread.set(gate.unread.get() + n);
                         hub.push(TcpEvent::Data(lane, data));
                     }
                     Err(e) => {
@@ -221,6 +263,7 @@ impl TcpHub {
         Self {
             hub: Rc::new(Hub {
                 events: RefCell::new(VecDeque::new()),
+                gates: RefCell::new(HashMap::new()),
                 wake,
                 next_lane: Cell::new(TCP_LANE_BASE),
                 next_owner: Cell::new(1),
@@ -251,7 +294,19 @@ impl TcpHub {
     }
 
     pub fn pop_event(&self) -> Option<TcpEvent> {
-        self.hub.events.borrow_mut().pop_front()
+        let ev = self.hub.events.borrow_mut().pop_front()?;
+        match &ev {
+            TcpEvent::Data(lane, data) => {
+                if let Some(g) = self.hub.gates.borrow().get(lane) {
+                    g.unread.set(g.unread.get().saturating_sub(data.len()));
+                    if g.unread.get() <= MAX_UNREAD {
+                        g.resume.notify_one();
+                    }
+                }
+            }
+            _ => {}
+        }
+        Some(ev)
     }
 
     pub fn wake_handle(&self) -> Rc<Notify> {

@@ -43,7 +43,7 @@ const MAX_DHT_NODES: usize = 64;
 const PEX_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Messages a lane may have waiting unread before a flood of requests (each refused with a
 /// message) closes it; a full outbox of piece data is about 2 * OUTBOX_TARGET / 16 KiB = 512.
-const MAX_UNREAD_MESSAGES: usize = 16 * 1024;
+const MAX_UNREAD_MESSAGES: usize = 2048;
 const MIN_PIPELINE: usize = 16;
 const MAX_PIPELINE: usize = 4096;
 /// Lanes without an RTT estimate keep this much data requested ahead.
