@@ -128,7 +128,12 @@ pub fn spawn_scion_dht(
                 };
                 let _ = bound_tx.send(Ok(socket.local_addr()));
                 let families = families_of(socket.local_addr().host);
-                let dht = engine(opts.bootstrap.clone(), families, &opts.state_file, Instant::now());
+                let dht = engine(
+                    opts.bootstrap.clone(),
+                    families,
+                    &opts.state_file,
+                    Instant::now(),
+                );
                 let node = ScionNode { socket, dht };
                 run(handle, node, rx, opts.state_file).await
             })
@@ -240,9 +245,15 @@ impl Node for ScionNode {
 /// BEP 32: which address families a node on `ip` can reach (a `::` socket is dual-stack).
 fn families_of(ip: std::net::IpAddr) -> Want {
     match ip {
-        std::net::IpAddr::V4(_) => Want { n4: true, n6: false },
+        std::net::IpAddr::V4(_) => Want {
+            n4: true,
+            n6: false,
+        },
         std::net::IpAddr::V6(v6) if v6.is_unspecified() => Want { n4: true, n6: true },
-        std::net::IpAddr::V6(_) => Want { n4: false, n6: true },
+        std::net::IpAddr::V6(_) => Want {
+            n4: false,
+            n6: true,
+        },
     }
 }
 

@@ -233,6 +233,20 @@ async function run() {
   await page.locator(`tr[data-ih="${ih}"]`).waitFor({ state: 'detached', timeout: 15_000 });
   log('removed');
   fail();
+
+  step = 'add the same torrent again by its magnet link';
+  await page.click('header button[data-action="open-add"]');
+  await page.fill('#add-magnet', `magnet:?xt=urn:btih:${ih}`);
+  if (peer) await page.fill('#add-peers', peer);
+  const again = page.waitForResponse((r) => r.url().endsWith('/api/v1/torrents') && r.request().method() === 'POST');
+  await page.click('#add-submit');
+  const res2 = await again;
+  const body2 = await res2.json().catch(() => ({}));
+  check(res2.status() === 201 && body2.info_hash === ih, `magnet POST answered ${res2.status()}: ${JSON.stringify(body2)}`);
+  // Metadata first, then the data: the list shows it seeding in the end.
+  await page.locator(`tr[data-ih="${ih}"][data-state="seeding"]`).waitFor({ timeout: completeTimeout });
+  log('magnet link downloaded');
+  fail();
 }
 
 let code = 0;
