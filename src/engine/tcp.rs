@@ -295,16 +295,13 @@ impl TcpHub {
 
     pub fn pop_event(&self) -> Option<TcpEvent> {
         let ev = self.hub.events.borrow_mut().pop_front()?;
-        match &ev {
-            TcpEvent::Data(lane, data) => {
-                if let Some(g) = self.hub.gates.borrow().get(lane) {
-                    g.unread.set(g.unread.get().saturating_sub(data.len()));
-                    if g.unread.get() <= MAX_UNREAD {
-                        g.resume.notify_one();
-                    }
+        if let TcpEvent::Data(lane, data) = &ev {
+            if let Some(g) = self.hub.gates.borrow().get(lane) {
+                g.unread.set(g.unread.get().saturating_sub(data.len()));
+                if g.unread.get() <= MAX_UNREAD {
+                    g.resume.notify_one();
                 }
             }
-            _ => {}
         }
         Some(ev)
     }
