@@ -11,6 +11,7 @@ use super::exit::{self, CliError};
 use super::run::{liveness_rules, tracker_report};
 use super::single::{split_peers, start_single};
 use crate::client::control::{self, PeerSource};
+use crate::client::magnet::FetchFailure;
 use crate::client::EngineOptions;
 use crate::net::uring;
 use crate::scion::PeerAddr;
@@ -100,7 +101,7 @@ async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
     let outcome = single.client.torrent(&ih).map(|t| {
         (
             t.torrent_bytes.clone(),
-            t.error.clone(),
+            t.fetch_failure.clone(),
             tracker_report(&t.trackers),
         )
     });
@@ -112,12 +113,14 @@ async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
     }
     match outcome {
         Some((bytes, _, _)) if !bytes.is_empty() => Ok(bytes),
-        Some((_, Some(e), report)) if e.starts_with("unusable metadata") => {
-            Err(exit::bad_torrent(format!("{e}{report}")))
+        Some((_, Some(f @ FetchFailure::Unusable(_)), report)) => {
+            Err(exit::bad_torrent(format!("{f}{report}")))
         }
-        Some((_, e, report)) => Err(exit::unreachable(format!(
-            "{}{report}",
-            e.unwrap_or_else(|| "no peer gave the metadata".into())
+        Some((_, Some(f @ FetchFailure::NoPeer(_)), report)) => {
+            Err(exit::unreachable(format!("{f}{report}")))
+        }
+        Some((_, None, report)) => Err(exit::unreachable(format!(
+            "no peer gave the metadata{report}"
         ))),
         None => Err(exit::other("the magnet torrent vanished")),
     }

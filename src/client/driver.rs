@@ -380,9 +380,11 @@ impl Client {
         match attached {
             Ok(()) => tracing::info!(torrent = %t.name(), "metadata fetched"),
             Err(e) => {
-                tracing::warn!(info_hash = %info_hash_hex(ih), "unusable metadata: {e}");
+                let failure = super::magnet::FetchFailure::Unusable(e.to_string());
+                tracing::warn!(info_hash = %info_hash_hex(ih), "{failure}");
                 t.state = TorrentState::Error;
-                t.error = Some(format!("unusable metadata: {e}"));
+                t.error = Some(failure.to_string());
+                t.fetch_failure = Some(failure);
             }
         }
         t.dirty = true;
@@ -730,8 +732,10 @@ impl Client {
                     .connect_timeout
                     .filter(|_| self.opts.metadata_only);
                 if give_up.is_some_and(|limit| f.peerless_for(now) > limit) {
+                    let failure = super::magnet::FetchFailure::NoPeer(f.problem());
                     t.state = TorrentState::Error;
-                    t.error = Some(format!("no peer gave the metadata: {}", f.problem()));
+                    t.error = Some(failure.to_string());
+                    t.fetch_failure = Some(failure);
                     self.done = true;
                 }
                 let timers = [

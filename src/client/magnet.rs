@@ -14,6 +14,18 @@ use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::metadata_session::MetadataSession;
 use crate::torrent::session::PeerId;
 
+/// Why a magnet torrent has no metadata and gave up (the single-shot command maps it to an
+/// exit code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchFailure {
+    /// No peer to ask for the metadata (single shot: after its connect timeout).
+    #[error("no peer gave the metadata: {0}")]
+    NoPeer(String),
+    /// The metadata arrived but does not make a usable torrent.
+    #[error("unusable metadata: {0}")]
+    Unusable(String),
+}
+
 /// The metadata fetch of one magnet torrent.
 pub struct Fetch {
     pub app: QuicBtApp<MetadataSession>,

@@ -46,6 +46,8 @@ pub struct Torrent {
     pub settings: SavedTorrentSettings,
     pub state: TorrentState,
     pub error: Option<String>,
+    /// How a magnet torrent's metadata fetch failed, if it did (its `error` says it too).
+    pub fetch_failure: Option<super::magnet::FetchFailure>,
     /// Where the data lives: the file of a single-file torrent, the directory of a multi-file.
     pub data_path: PathBuf,
     pub storage: Option<Arc<MmapStorage>>,
@@ -101,6 +103,7 @@ impl Torrent {
             torrent_bytes,
             settings,
             error: None,
+            fetch_failure: None,
             data_path,
             storage: None,
             checker: None,
