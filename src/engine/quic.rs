@@ -134,7 +134,6 @@ impl<S: LaneProtocol> QuicBtApp<S> {
         );
         self.session.add_lane(lane, outbound, label, now);
         if let Some(r) = remote {
-            self.session.set_lane_origin(lane, r.to_string().as_bytes());
             // A QUIC endpoint sends and listens on one socket: its address takes connections.
             self.session
                 .set_lane_remote(lane, crate::scion::PeerAddr::Scion(r), true);

@@ -416,8 +416,6 @@ impl TcpLanes {
                 dial,
             } => {
                 session.add_lane(lane, outbound, format!("tcp {peer}"), now);
-                // Outgoing ports differ per connection: the peer is its IP.
-                session.set_lane_origin(lane, peer.ip().to_string().as_bytes());
                 // A peer we dialled listens on that address; an incoming one names its
                 // listen port in its extension handshake.
                 session.set_lane_remote(lane, crate::scion::PeerAddr::Ip(peer), outbound);

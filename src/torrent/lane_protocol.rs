@@ -15,10 +15,8 @@ use crate::torrent::session::{Action, LaneId, Session};
 pub trait LaneProtocol {
     /// A new byte stream (outbound: we dialled it, our handshake goes first).
     fn add_lane(&mut self, id: LaneId, outbound: bool, label: String, now: Instant);
-    /// What the transport proves about the remote (see [`Session::set_lane_origin`]).
-    fn set_lane_origin(&mut self, id: LaneId, origin: &[u8]);
-    /// The remote's address; `listening`: connections to it reach the remote (see
-    /// [`Session::set_lane_remote`]).
+    /// The remote's address as the transport proves it; `listening`: connections to it reach
+    /// the remote (see [`Session::set_lane_remote`]). Call before the lane's first bytes.
     fn set_lane_remote(&mut self, _id: LaneId, _addr: PeerAddr, _listening: bool) {}
     /// Link identities of the lane's path (lanes sharing links compete).
     fn set_lane_links(&mut self, _id: LaneId, _links: Vec<u64>) {}
@@ -42,9 +40,6 @@ pub trait LaneProtocol {
 impl LaneProtocol for Session {
     fn add_lane(&mut self, id: LaneId, outbound: bool, label: String, now: Instant) {
         Session::add_lane(self, id, outbound, label, now)
-    }
-    fn set_lane_origin(&mut self, id: LaneId, origin: &[u8]) {
-        Session::set_lane_origin(self, id, origin)
     }
     fn set_lane_remote(&mut self, id: LaneId, addr: PeerAddr, listening: bool) {
         Session::set_lane_remote(self, id, addr, listening)

@@ -220,8 +220,6 @@ impl LaneProtocol for MetadataSession {
         self.lanes.insert(id, lane);
     }
 
-    fn set_lane_origin(&mut self, _id: LaneId, _origin: &[u8]) {}
-
     fn on_lane_data(&mut self, id: LaneId, data: &[u8], now: Instant) {
         let Some(lane) = self.lanes.get_mut(&id) else {
             return;

@@ -137,7 +137,7 @@ struct Lane {
     am_interested: bool,
     /// What we last told the remote on this lane.
     am_choking: bool,
-    /// What the transport proves about the remote (see [`Session::set_lane_origin`]).
+    /// What the transport proves about the remote (see [`Session::set_lane_remote`]).
     origin: Option<[u8; 20]>,
     /// Links of the lane's path (see [`Session::set_lane_links`]); empty if unknown.
     links: Vec<u64>,
@@ -384,7 +384,7 @@ impl Session {
         if hs.peer_id == self.cfg.peer_id {
             return Err("connected to ourselves".into());
         }
-        // Peers are told apart by what the transport proves (see `set_lane_origin`), not by
+        // Peers are told apart by what the transport proves (see `set_lane_remote`), not by
         // the id they claim: another host claiming the same id is another peer.
         let key = self
             .lanes
@@ -944,11 +944,22 @@ impl Session {
         self.pex.take_found()
     }
 
-    /// The remote's address as the transport knows it; `listening` when connections to that
+    /// The remote's address as the transport proves it (a QUIC connection's SCION address as
+    /// its route proves it, a TCP connection's peer); `listening` when connections to that
     /// address reach it (we dialled it, or it is a QUIC endpoint's one socket). An inbound TCP
     /// connection's port is not: its extension handshake's `p` names the listen port.
+    ///
+    /// It also binds the lane to its origin: a SCION peer's full address, a TCP peer's IP
+    /// (outgoing ports differ per connection). Lanes join one peer only if their origins and
+    /// their handshakes' peer ids both agree, so nobody can join or get banned another host's
+    /// lanes by claiming its peer id. Call before the lane's first bytes.
     pub fn set_lane_remote(&mut self, id: LaneId, addr: PeerAddr, listening: bool) {
         if let Some(l) = self.lanes.get_mut(&id) {
+            let origin = match addr {
+                PeerAddr::Scion(a) => a.to_string(),
+                PeerAddr::Ip(a) => a.ip().to_string(),
+            };
+            l.origin = Some(crate::storage::hash::sha1(origin.as_bytes()));
             l.remote = Some((addr, listening));
         }
     }
@@ -1458,17 +1469,6 @@ fn origin_key(origin: &[u8; 20], peer_id: &PeerId) -> PeerId {
 }
 
 impl Session {
-    /// Binds a lane to what its transport authenticates about the remote (a QUIC
-    /// connection's SCION address as its route proves it, a TCP connection's IP). Lanes join
-    /// one peer only if their origins and their handshakes' peer ids both agree, so nobody can
-    /// join or get banned another host's lanes by claiming its peer id. Call before the
-    /// lane's first bytes.
-    pub fn set_lane_origin(&mut self, id: LaneId, origin: &[u8]) {
-        if let Some(l) = self.lanes.get_mut(&id) {
-            l.origin = Some(crate::storage::hash::sha1(origin));
-        }
-    }
-
     /// When the session next needs [`Session::tick`] without any new event: a choke round
     /// while it has peers, a lane's stall check, verifications still being hashed. None when
     /// nothing is due (no lanes, nothing pending): an idle torrent costs nothing.
