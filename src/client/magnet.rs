@@ -86,8 +86,7 @@ impl Fetch {
 
     /// Whether it has lanes or dials under way.
     pub fn is_busy(&self) -> bool {
-        self.app.session.peer_count() > 0
-            || !self.app.session.lane_ids().is_empty()
+        self.app.session.lane_count() > 0
             || !self.app.dialers.is_empty()
             || self.tcp.lane_count() > 0
             || self.tcp.is_dialing()

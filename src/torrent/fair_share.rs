@@ -17,13 +17,16 @@ pub struct LaneRoom {
     pub last_asked: u64,
 }
 
-/// Blocks to request on each lane (same order as `lanes`) within `budget` blocks.
-pub fn fair_shares(lanes: &[LaneRoom], budget: usize) -> Vec<usize> {
+/// Blocks to request on each lane (same order as `lanes`) within `budget` blocks, written to
+/// `shares` (a buffer the caller keeps: this runs on every tick of a busy torrent).
+pub fn fair_shares(lanes: &[LaneRoom], budget: usize, shares: &mut Vec<usize>) {
+    shares.clear();
     let wanted = lanes.iter().fold(0usize, |s, l| s.saturating_add(l.free));
     if wanted <= budget {
-        return lanes.iter().map(|l| l.free).collect();
+        shares.extend(lanes.iter().map(|l| l.free));
+        return;
     }
-    let mut shares = vec![0; lanes.len()];
+    shares.resize(lanes.len(), 0);
     let mut left = budget;
     // Smallest rooms first: a lane whose room is below an equal share of what is left takes
     // it all; from the first that does not, every lane gets the same level.
@@ -56,12 +59,17 @@ pub fn fair_shares(lanes: &[LaneRoom], budget: usize) -> Vec<usize> {
             left -= 1;
         }
     }
-    shares
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fair_shares(lanes: &[LaneRoom], budget: usize) -> Vec<usize> {
+        let mut shares = Vec::new();
+        super::fair_shares(lanes, budget, &mut shares);
+        shares
+    }
 
     fn room(free: usize, in_flight: usize) -> LaneRoom {
         LaneRoom {

@@ -61,6 +61,11 @@ impl MetadataSession {
         self.info.take()
     }
 
+    /// Open lanes (handshaken or not).
+    pub fn lane_count(&self) -> usize {
+        self.lanes.len()
+    }
+
     /// Pieces of metadata received and the total (0 while no peer said how big it is).
     pub fn progress(&self) -> (u32, u32) {
         self.assembler.progress()

@@ -176,6 +176,14 @@ struct Peer {
     client: Option<String>,
 }
 
+/// `fill_requests`' buffers, kept between calls.
+#[derive(Default)]
+struct FillScratch {
+    order: Vec<(LaneId, f64)>,
+    rooms: Vec<LaneRoom>,
+    shares: Vec<usize>,
+}
+
 pub struct Session {
     meta: Arc<Metainfo>,
     storage: Box<dyn Storage>,
@@ -204,6 +212,7 @@ pub struct Session {
     scratch: Vec<BlockRef>,
     /// Counts `fill_requests` rounds (for `Lane::last_asked`).
     fill_round: u64,
+    fill_scratch: FillScratch,
     /// Peer exchange (off for private torrents).
     pex: Pex,
     next_pex_check: Instant,
@@ -247,6 +256,7 @@ impl Session {
             finished_lanes: Vec::new(),
             scratch: Vec::new(),
             fill_round: 0,
+            fill_scratch: FillScratch::default(),
             pex: Pex::default(),
             next_pex_check: now,
             dht_nodes: Vec::new(),
@@ -1266,34 +1276,39 @@ impl Session {
         if self.picker.is_complete() {
             return;
         }
-        // Fastest lanes first, so the slow ones get what is left (and endgame duplicates).
-        let mut order: Vec<(LaneId, f64)> = self
-            .lanes
-            .iter()
-            .filter(|(_, l)| l.handshake_seen && !l.peer_choking && l.am_interested)
-            .map(|(id, l)| (*id, l.rate.rate()))
-            .collect();
-        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let budget = self.down_limit.budget(now);
         if budget == 0 {
             return;
         }
         let budget_blocks =
             usize::try_from(budget.div_ceil(u64::from(BLOCK_LEN))).unwrap_or(usize::MAX);
-        let rooms: Vec<LaneRoom> = order
-            .iter()
-            .map(|(id, _)| {
-                let lane = &self.lanes[id];
-                LaneRoom {
-                    free: Self::pipeline_depth(lane).saturating_sub(lane.outstanding.len()),
-                    in_flight: lane.outstanding.len(),
-                    last_asked: lane.last_asked,
-                }
-            })
-            .collect();
-        let shares = fair_shares(&rooms, budget_blocks);
+        // Fastest lanes first, so the slow ones get what is left (and endgame duplicates).
+        // The buffers are kept across calls: this runs on every tick of a busy torrent.
+        let FillScratch {
+            mut order,
+            mut rooms,
+            mut shares,
+        } = std::mem::take(&mut self.fill_scratch);
+        order.clear();
+        order.extend(
+            self.lanes
+                .iter()
+                .filter(|(_, l)| l.handshake_seen && !l.peer_choking && l.am_interested)
+                .map(|(id, l)| (*id, l.rate.rate())),
+        );
+        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        rooms.clear();
+        rooms.extend(order.iter().map(|(id, _)| {
+            let lane = &self.lanes[id];
+            LaneRoom {
+                free: Self::pipeline_depth(lane).saturating_sub(lane.outstanding.len()),
+                in_flight: lane.outstanding.len(),
+                last_asked: lane.last_asked,
+            }
+        }));
+        fair_shares(&rooms, budget_blocks, &mut shares);
         self.fill_round += 1;
-        for ((id, _), want) in order.into_iter().zip(shares) {
+        for (&(id, _), &want) in order.iter().zip(&shares) {
             if want == 0 {
                 continue;
             }
@@ -1335,6 +1350,11 @@ impl Session {
                 );
             }
         }
+        self.fill_scratch = FillScratch {
+            order,
+            rooms,
+            shares,
+        };
     }
 
     /// Next chunks to write on a lane. Piece data is read from storage only here, when the
