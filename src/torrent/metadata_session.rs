@@ -11,12 +11,12 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use bt_ext::{decode_metadata_message, MetadataAssembler, MetadataEvent, MetadataMessage};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::session::{Action, LaneId, PeerId};
 use crate::wire::{
-    encode, DecoderLimits, ExtensionHandshake, Handshake, Message, MessageDecoder,
+    encode_bytes, DecoderLimits, ExtensionHandshake, Handshake, Message, MessageDecoder,
     EXTENSION_HANDSHAKE_ID, UT_METADATA_ID,
 };
 
@@ -64,11 +64,6 @@ impl MetadataSession {
     /// Open lanes (handshaken or not).
     pub fn lane_count(&self) -> usize {
         self.lanes.len()
-    }
-
-    /// Pieces of metadata received and the total (0 while no peer said how big it is).
-    pub fn progress(&self) -> (u32, u32) {
-        self.assembler.progress()
     }
 
     fn close(&mut self, id: LaneId, reason: String) {
@@ -279,16 +274,11 @@ impl LaneProtocol for MetadataSession {
 }
 
 fn push(lane: &mut MetaLane, msg: &Message) {
-    let mut buf = BytesMut::with_capacity(msg.wire_len());
-    encode(msg, &mut buf);
-    lane.outbox.push_back(buf.freeze());
+    lane.outbox.push_back(encode_bytes(msg));
 }
 
 fn push_handshake(lane: &mut MetaLane, info_hash: [u8; 20], peer_id: PeerId) {
-    let mut hs = Handshake::new(info_hash, peer_id);
-    hs.set_fast(true);
-    hs.set_extensions(true);
-    let mut buf = BytesMut::new();
-    hs.encode(&mut buf);
-    lane.outbox.push_back(buf.freeze());
+    let hs = Handshake::ours(info_hash, peer_id, false);
+    lane.outbox
+        .push_back(Bytes::copy_from_slice(&hs.to_bytes()));
 }

@@ -24,8 +24,8 @@ use crate::torrent::pex::Pex;
 use crate::torrent::picker::{BlockOutcome, BlockRef, Picker, BLOCK_LEN};
 use crate::torrent::rate::Limiter;
 use crate::wire::{
-    encode, encode_piece_header, Bitfield, DecoderLimits, ExtensionHandshake, Handshake, Message,
-    MessageDecoder, EXTENSION_HANDSHAKE_ID, UT_METADATA_ID, UT_PEX_ID,
+    encode_bytes, encode_piece_header, Bitfield, DecoderLimits, ExtensionHandshake, Handshake,
+    Message, MessageDecoder, EXTENSION_HANDSHAKE_ID, UT_METADATA_ID, UT_PEX_ID,
 };
 
 pub type LaneId = u64;
@@ -1434,10 +1434,12 @@ impl Session {
 }
 
 fn push(lane: &mut Lane, msg: &Message) {
-    let mut buf = BytesMut::with_capacity(msg.wire_len());
-    encode(msg, &mut buf);
-    lane.outbox_bytes += buf.len();
-    lane.outbox.push_back(buf.freeze());
+    push_bytes(lane, encode_bytes(msg));
+}
+
+fn push_bytes(lane: &mut Lane, b: Bytes) {
+    lane.outbox_bytes += b.len();
+    lane.outbox.push_back(b);
 }
 
 /// Tells a fast-extension peer that a request will not be served (others just never get it).
@@ -1455,14 +1457,8 @@ fn reject(lane: &mut Lane, b: &BlockRef) {
 }
 
 fn push_handshake(lane: &mut Lane, info_hash: [u8; 20], peer_id: PeerId, dht: Option<u16>) {
-    let mut hs = Handshake::new(info_hash, peer_id);
-    hs.set_fast(true);
-    hs.set_extensions(true);
-    hs.set_dht(dht.is_some());
-    let mut buf = BytesMut::new();
-    hs.encode(&mut buf);
-    lane.outbox_bytes += buf.len();
-    lane.outbox.push_back(buf.freeze());
+    let hs = Handshake::ours(info_hash, peer_id, dht.is_some());
+    push_bytes(lane, Bytes::copy_from_slice(&hs.to_bytes()));
 }
 
 pub fn hex(b: &[u8]) -> String {

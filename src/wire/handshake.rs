@@ -67,6 +67,16 @@ impl Handshake {
         self.bit(DHT_BIT)
     }
 
+    /// The handshake we send: fast extension (BEP 6) and extension protocol (BEP 10) on, the
+    /// DHT bit (BEP 5) when we run a DHT node.
+    pub fn ours(info_hash: [u8; 20], peer_id: [u8; 20], dht: bool) -> Self {
+        let mut hs = Handshake::new(info_hash, peer_id);
+        hs.set_fast(true);
+        hs.set_extensions(true);
+        hs.set_dht(dht);
+        hs
+    }
+
     /// Sets or clears the fast-extension bit.
     pub fn set_fast(&mut self, on: bool) {
         self.set_bit(FAST_BIT, on)

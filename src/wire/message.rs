@@ -190,6 +190,13 @@ impl Message {
 }
 
 /// Appends `msg` to `buf` (copies `Piece` data; see [`encode_zero_copy`]).
+/// One message as its own buffer (control messages; piece data goes by [`encode_zero_copy`]).
+pub fn encode_bytes(msg: &Message) -> Bytes {
+    let mut buf = BytesMut::with_capacity(msg.wire_len());
+    encode(msg, &mut buf);
+    buf.freeze()
+}
+
 pub fn encode(msg: &Message, buf: &mut BytesMut) {
     if let Some(data) = encode_zero_copy(msg, buf) {
         buf.put_slice(&data);

@@ -22,8 +22,8 @@ pub use bitfield::Bitfield;
 pub use extension::{ExtensionHandshake, EXTENSION_HANDSHAKE_ID, UT_METADATA_ID, UT_PEX_ID};
 pub use handshake::{Handshake, HANDSHAKE_LEN, PROTOCOL};
 pub use message::{
-    encode, encode_piece_header, encode_zero_copy, DecoderLimits, Message, MessageDecoder,
-    MessageId, DEFAULT_MAX_BLOCK_LEN, DEFAULT_MAX_MESSAGE_LEN, PIECE_HEADER_LEN,
+    encode, encode_bytes, encode_piece_header, encode_zero_copy, DecoderLimits, Message,
+    MessageDecoder, MessageId, DEFAULT_MAX_BLOCK_LEN, DEFAULT_MAX_MESSAGE_LEN, PIECE_HEADER_LEN,
 };
 
 /// Errors decoding peer input.
