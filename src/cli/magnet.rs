@@ -73,11 +73,9 @@ async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
     let (handle, side) = control::channel();
     let dht = super::single::start_scion_dht(&t, &handle, &[], &mut opts)?;
     let mut single = start_single(&t, &peers, None, None, opts).await?;
-    let book: Vec<(PeerAddr, PeerSource)> = peers
-        .iter()
-        .filter(|_| single.scion_on)
-        .map(|p| PeerAddr::Scion(*p))
-        .chain(tcp_peers.iter().map(|a| PeerAddr::Ip(*a)))
+    let book: Vec<(PeerAddr, PeerSource)> = single
+        .book(&peers, &tcp_peers)
+        .into_iter()
         .map(|p| (p, PeerSource::Cli))
         .collect();
     let out_dir = t.out.clone().unwrap_or_default();

@@ -221,6 +221,9 @@ async fn run_transfer(
     // They end (trackers with `stopped`) when the client's snapshots end, below.
     let (handle, side) = control::channel();
     let dht = super::single::start_scion_dht(&t, &handle, &meta.nodes, &mut opts)?;
+    let single = super::single::start_single(&t, &peers, local, ip.listen, opts).await?;
+    // The command line's peers are the first entries of the torrent's peer book.
+    let book = single.book(&peers, &ip.peers);
     let super::single::Single {
         mut client,
         socket,
@@ -229,7 +232,7 @@ async fn run_transfer(
         scion_on,
         tcp_addr,
         started,
-    } = super::single::start_single(&t, &peers, local, ip.listen, opts).await?;
+    } = single;
     let pool = client.pool();
     // Only data that was on disk can hold verified pieces (resume); fresh files are skipped.
     let have = storage::verify_where(&*storage, &meta, &pool, |p| storage.may_hold(p), |_, _| {});
@@ -250,13 +253,6 @@ async fn run_transfer(
         (Mode::Download, false) => StopWhen::Complete,
         _ => StopWhen::Never,
     };
-    // The command line's peers are the first entries of the torrent's peer book.
-    let book: Vec<PeerAddr> = peers
-        .iter()
-        .filter(|_| scion_on)
-        .map(|p| PeerAddr::Scion(*p))
-        .chain(ip.peers.iter().map(|a| PeerAddr::Ip(*a)))
-        .collect();
     let data_path = t.file.clone().or(t.out.clone()).unwrap_or_default();
     let ih = client.add_live(
         LiveTorrent {

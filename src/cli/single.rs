@@ -88,6 +88,19 @@ pub async fn start_single(
     })
 }
 
+impl Single {
+    /// The command line's peers as the first entries of a torrent's peer book: SCION peers
+    /// only when SCION is up.
+    pub fn book(&self, scion: &[ScionAddr], tcp: &[SocketAddr]) -> Vec<PeerAddr> {
+        scion
+            .iter()
+            .filter(|_| self.scion_on)
+            .map(|p| PeerAddr::Scion(*p))
+            .chain(tcp.iter().map(|a| PeerAddr::Ip(*a)))
+            .collect()
+    }
+}
+
 /// SCION peers get QUIC lanes over SCION paths, IP peers a plain BitTorrent TCP connection.
 pub fn split_peers(peers: &[String]) -> Result<(Vec<ScionAddr>, Vec<SocketAddr>), CliError> {
     let (mut scion, mut tcp) = (Vec::new(), Vec::new());

@@ -65,13 +65,8 @@ pub fn spawn_dht(
             rt.block_on(async move {
                 match tokio::net::UdpSocket::from_std(socket) {
                     Ok(s) => {
-                        let families = families_of(opts.listen.ip());
-                        let dht = engine(
-                            opts.bootstrap.clone(),
-                            families,
-                            &opts.state_file,
-                            Instant::now(),
-                        );
+                        let dht =
+                            engine(opts.bootstrap.clone(), opts.listen.ip(), &opts.state_file);
                         let node = IpNode(UdpDriver::with_socket(s, dht));
                         run(handle, node, rx, opts.state_file).await
                     }
@@ -127,12 +122,10 @@ pub fn spawn_scion_dht(
                     }
                 };
                 let _ = bound_tx.send(Ok(socket.local_addr()));
-                let families = families_of(socket.local_addr().host);
                 let dht = engine(
                     opts.bootstrap.clone(),
-                    families,
+                    socket.local_addr().host,
                     &opts.state_file,
-                    Instant::now(),
                 );
                 let node = ScionNode { socket, dht };
                 run(handle, node, rx, opts.state_file).await
@@ -151,11 +144,8 @@ pub async fn run_scion_node(
     bootstrap: Vec<ScionAddr>,
     state_file: Option<PathBuf>,
 ) -> std::io::Result<()> {
-    let families = families_of(socket.local_addr().host);
-    let mut node = ScionNode {
-        socket,
-        dht: engine(bootstrap, families, &state_file, Instant::now()),
-    };
+    let dht = engine(bootstrap, socket.local_addr().host, &state_file);
+    let mut node = ScionNode { socket, dht };
     if let Err(e) = node.dht.bootstrap(Instant::now()) {
         tracing::warn!("DHT bootstrap: {e}");
     }
@@ -257,15 +247,16 @@ fn families_of(ip: std::net::IpAddr) -> Want {
     }
 }
 
+/// A node on `local_ip`: restored from `state_file` if that holds a usable table.
 fn engine<A: DhtAddr>(
     bootstrap: Vec<A>,
-    families: Want,
+    local_ip: std::net::IpAddr,
     state_file: &Option<PathBuf>,
-    now: Instant,
 ) -> Dht<A> {
+    let now = Instant::now();
     let config = || Config {
         bootstrap: bootstrap.clone(),
-        families,
+        families: families_of(local_ip),
         ..Config::default()
     };
     let saved = state_file.as_ref().and_then(|p| std::fs::read(p).ok());
