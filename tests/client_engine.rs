@@ -64,6 +64,18 @@ impl Running {
             .expect("add")
     }
 
+    /// Adds peers to a running torrent (as the API would); how many were new.
+    fn add_peers(&self, info_hash: InfoHash, peers: Vec<PeerAddr>) -> usize {
+        self.rt
+            .block_on(self.handle.call(|reply| Command::AddPeers {
+                info_hash,
+                peers,
+                source: PeerSource::Api,
+                reply,
+            }))
+            .expect("add peers")
+    }
+
     fn call(&self, make: impl FnOnce(btscion::client::control::Reply<()>) -> Command) {
         self.rt.block_on(self.handle.call(make)).expect("command");
     }
@@ -157,15 +169,7 @@ fn one_client_downloads_two_torrents_from_another_over_tcp() {
         Some(TorrentState::Paused)
     );
     leecher.call(|r| Command::Resume(l2, r));
-    let added = leecher
-        .rt
-        .block_on(leecher.handle.call(|r| Command::AddPeers {
-            info_hash: l2,
-            peers: vec![seeder_addr, seeder_addr],
-            source: PeerSource::Api,
-            reply: r,
-        }))
-        .unwrap();
+    let added = leecher.add_peers(l2, vec![seeder_addr, seeder_addr]);
     assert_eq!(added, 1, "the same address twice is one peer");
     let snap = leecher.wait(60, "the multi-file download", |s| {
         state_of(s, &l2) == Some(TorrentState::Seeding)
@@ -299,15 +303,7 @@ fn magnet_links_fetch_their_metadata_from_a_peer_then_download() {
         state_of(&leecher.handle.snapshot(), &s1),
         Some(TorrentState::FetchingMetadata)
     );
-    let added = leecher
-        .rt
-        .block_on(leecher.handle.call(|r| Command::AddPeers {
-            info_hash: s1,
-            peers: vec![PeerAddr::Ip(seeder_addr)],
-            source: PeerSource::Api,
-            reply: r,
-        }))
-        .unwrap();
+    let added = leecher.add_peers(s1, vec![PeerAddr::Ip(seeder_addr)]);
     assert_eq!(added, 1);
     leecher.wait(60, "the single-file magnet download", |s| {
         state_of(s, &s1) == Some(TorrentState::Seeding)

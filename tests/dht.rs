@@ -53,14 +53,7 @@ fn a_daemon_finds_another_through_the_dht_from_a_bare_magnet_link() {
     make_torrent(&src, &torrent, Some(32 * 1024));
     let (seed_dht, leech_dht) = (free_udp_port(), free_udp_port());
     let seeder = daemon(&dir.path().join("seeder"), seed_dht, None, Some(&seed_root));
-    let ih = seeder.ok(
-        "POST",
-        "/api/v1/torrents",
-        Some(serde_json::json!({ "torrent_path": "x.torrent", "out_dir": "" })),
-    )["info_hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ih = seeder.add_torrent_path("x.torrent", "");
     seeder.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "seeding");
 
     let mut leecher = daemon(&dir.path().join("leecher"), leech_dht, Some(seed_dht), None);
@@ -87,11 +80,13 @@ fn a_bare_magnet_link_is_downloaded_from_libtorrent_found_through_the_dht() {
     let ours = daemon(&dir.path().join("ours"), our_dht, None, None);
 
     // libtorrent seeds, bootstraps from our node and announces the torrent to it.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/lt_dht_seed.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/lt_magnet.py");
     let mut c = Command::new(PYTHON);
     c.arg(script)
+        .arg("seed")
         .arg(&torrent)
         .arg(&lt_dir)
+        .arg("--dht")
         .arg(format!("127.0.0.1:{our_dht}"));
     let mut lt = Client::spawn(c, dir.path().join("lt.log"));
     lt.wait_for("SEEDING", Duration::from_secs(60));

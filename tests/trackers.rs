@@ -344,14 +344,7 @@ fn a_daemon_finds_another_daemon_through_opentracker() {
     };
     let seeder = tcp_only("seeder", Some(&seed_root));
     let leecher = tcp_only("leecher", None);
-    let ih = seeder.ok(
-        "POST",
-        "/api/v1/torrents",
-        Some(serde_json::json!({ "torrent_path": "x.torrent", "out_dir": "" })),
-    )["info_hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ih = seeder.add_torrent_path("x.torrent", "");
     seeder.wait_torrent(&ih, Duration::from_secs(60), |t| {
         t["trackers"]
             .as_array()

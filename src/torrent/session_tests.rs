@@ -57,6 +57,16 @@ fn session(
     id: u8,
     now: Instant,
 ) -> (Session, Arc<MemStorage>) {
+    session_with(meta, data, SessionConfig::new([id; 20]), now)
+}
+
+/// Like [`session`] with a configuration of the test's own.
+fn session_with(
+    meta: &Arc<Metainfo>,
+    data: Option<Vec<u8>>,
+    cfg: SessionConfig,
+    now: Instant,
+) -> (Session, Arc<MemStorage>) {
     let full = data.is_some();
     let storage = Arc::new(match data {
         Some(d) => MemStorage::with_data(meta, d),
@@ -77,7 +87,7 @@ fn session(
         Box::new(storage.clone()),
         Box::new(verifier),
         have,
-        SessionConfig::new([id; 20]),
+        cfg,
         now,
     );
     (s, storage)
@@ -773,22 +783,9 @@ fn the_dht_port_goes_to_peers_that_run_a_dht() {
     let now = Instant::now();
     let data = content(100_000, 8);
     let meta = torrent(&data, 16 * 1024);
-    let storage = Arc::new(MemStorage::with_data(&meta, data));
-    let verifier = InlineVerifier {
-        storage: storage.clone(),
-        meta: meta.clone(),
-        done: VecDeque::new(),
-    };
     let mut cfg = SessionConfig::new([1; 20]);
     cfg.dht_port = Some(7000);
-    let mut s = Session::new(
-        meta.clone(),
-        Box::new(storage),
-        Box::new(verifier),
-        Bitfield::full(meta.num_pieces()),
-        cfg,
-        now,
-    );
+    let (mut s, _) = session_with(&meta, Some(data), cfg, now);
     for (lane, dht) in [(1, true), (2, false)] {
         s.add_lane(lane, false, "x".into(), now);
         let mut hs = Handshake::new(meta.info_hash, [lane as u8 + 10; 20]);
@@ -926,22 +923,9 @@ fn our_extension_handshake_says_yourip_p_and_m() {
     let now = Instant::now();
     let data = content(50_000, 4);
     let meta = torrent(&data, 16 * 1024);
-    let storage = Arc::new(MemStorage::with_data(&meta, data));
-    let verifier = InlineVerifier {
-        storage: storage.clone(),
-        meta: meta.clone(),
-        done: VecDeque::new(),
-    };
     let mut cfg = SessionConfig::new([1; 20]);
     cfg.tcp_port = Some(51413);
-    let mut s = Session::new(
-        meta.clone(),
-        Box::new(storage),
-        Box::new(verifier),
-        Bitfield::full(meta.num_pieces()),
-        cfg,
-        now,
-    );
+    let (mut s, _) = session_with(&meta, Some(data), cfg, now);
     s.add_lane(1, false, "x".into(), now);
     s.set_lane_remote(1, "192.0.2.7:40000".parse().unwrap(), false);
     s.on_lane_data(1, &pex_peer_greeting(&meta, 10, None), now);

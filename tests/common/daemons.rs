@@ -137,6 +137,17 @@ impl Daemon {
         v
     }
 
+    /// Adds a .torrent that lies in the download root (its data under `out_dir` there);
+    /// returns the info hash.
+    pub fn add_torrent_path(&self, torrent: &str, out_dir: &str) -> String {
+        let v = self.ok(
+            "POST",
+            "/api/v1/torrents",
+            Some(serde_json::json!({ "torrent_path": torrent, "out_dir": out_dir })),
+        );
+        v["info_hash"].as_str().expect("an info hash").to_string()
+    }
+
     pub fn snapshot(&self) -> Value {
         self.ok("GET", "/api/v1/snapshot", None)
     }

@@ -1,15 +1,18 @@
 """libtorrent on 127.0.0.1 for the magnet / ut_metadata interop tests (run with /usr/bin/python3).
 
-usage: lt_magnet.py seed TORRENT SAVE_DIR
+usage: lt_magnet.py seed TORRENT SAVE_DIR [--dht BOOTSTRAP_IP:PORT]
            Seeds TORRENT from SAVE_DIR. Prints "LISTEN <port>", "MAGNET <uri>" (info hash only,
            as libtorrent writes it, minus trackers) and "SEEDING" once it has every piece; runs
-           until killed. Serves metadata (ut_metadata) to anyone who asks.
+           until killed. Serves metadata (ut_metadata) to anyone who asks. With --dht it runs
+           libtorrent's DHT (loopback addresses allowed), bootstraps from that node and
+           announces the torrent every 3 s once seeding.
        lt_magnet.py fetch MAGNET SAVE_DIR PEER_IP:PORT [--download] [--save-torrent FILE]
            Adds MAGNET, connects to PEER, prints "METADATA <size> <info-hash-hex> <name>" when
            the info dictionary arrived (and, with --save-torrent, writes it as a .torrent);
            with --download it goes on and prints "DONE" when complete. Exit 0 on success,
            1 after the timeout.
-DHT, LSD, UPnP, NAT-PMP and trackers are off: peers are connected directly. uTP is off (our
+LSD, UPnP, NAT-PMP and trackers are off (the DHT too unless asked for): peers are connected
+directly. uTP is off (our
 client speaks TCP). Alerts go to stderr.
 """
 import sys
@@ -20,10 +23,18 @@ import libtorrent as lt
 TIMEOUT = 120
 
 
-def session():
+def session(dht_bootstrap=None):
+    dht = {
+        "enable_dht": True,
+        "dht_bootstrap_nodes": dht_bootstrap,
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_prefer_verified_node_ids": False,
+        "dht_ignore_dark_internet": False,
+    } if dht_bootstrap else {"enable_dht": False}
     return lt.session({
+        **dht,
         "listen_interfaces": "127.0.0.1:0",
-        "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
@@ -36,10 +47,11 @@ def session():
     })
 
 
-def flags():
-    return (lt.torrent_flags.default_flags | lt.torrent_flags.override_trackers
-            | lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd) \
+def flags(dht=False):
+    f = (lt.torrent_flags.default_flags | lt.torrent_flags.override_trackers
+         | lt.torrent_flags.disable_lsd) \
         & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+    return f if dht else f | lt.torrent_flags.disable_dht
 
 
 def print_listen(ses):
@@ -55,23 +67,28 @@ def drain(ses):
         print("alert:", a.message(), file=sys.stderr, flush=True)
 
 
-def seed(torrent, save):
-    ses = session()
+def seed(torrent, save, dht_bootstrap):
+    ses = session(dht_bootstrap)
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save
     atp.trackers = []
-    atp.flags = flags()
+    atp.flags = flags(dht_bootstrap is not None)
     h = ses.add_torrent(atp)
     print_listen(ses)
     magnet = "magnet:?xt=urn:btih:" + str(atp.ti.info_hashes().v1)
     print("MAGNET", magnet, flush=True)
     said = False
+    next_announce = 0
     while True:
         drain(ses)
         if h.status().is_seeding and not said:
             said = True
             print("SEEDING", flush=True)
+        if said and dht_bootstrap and time.time() > next_announce:
+            # Often: the test's DHT is one node that may not have answered yet.
+            next_announce = time.time() + 3
+            h.force_dht_announce()
         time.sleep(0.1)
 
 
@@ -118,7 +135,9 @@ def fetch(magnet, save, peer, download, save_torrent):
 
 def main(argv):
     if len(argv) >= 3 and argv[0] == "seed":
-        seed(argv[1], argv[2])
+        rest = argv[3:]
+        dht = rest[rest.index("--dht") + 1] if "--dht" in rest else None
+        seed(argv[1], argv[2], dht)
     elif len(argv) >= 4 and argv[0] == "fetch":
         rest = argv[4:]
         save_torrent = None
