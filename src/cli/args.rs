@@ -289,6 +289,15 @@ pub struct TrackerArgs {
     /// UDP worker threads (one SO_REUSEPORT socket each) [default: number of CPUs].
     #[arg(long)]
     pub udp_threads: Option<usize>,
+    /// Serve HTTP over QUIC/SCION on this UDP port in the SCION daemon's AS (0: a free port of
+    /// the AS's dispatched range). Clients use http://[ISD-AS,IP]:PORT/announce.
+    #[arg(long, value_name = "PORT")]
+    pub scion: Option<u16>,
+    /// Host IP the SCION side binds [default: 127.0.0.1].
+    #[arg(long, value_name = "IP")]
+    pub scion_host: Option<std::net::IpAddr>,
+    #[command(flatten)]
+    pub sciond: ScionOpts,
 }
 
 #[derive(Args, Debug, Clone)]

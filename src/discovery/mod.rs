@@ -1,8 +1,10 @@
 //! Peer discovery as front ends of the client: like the HTTP API they only read snapshots and
 //! send commands (`AddPeers` with their source), each on a thread of its own. Trackers
-//! ([`trackers`]) and the mainline DHT over UDP/IP and over SCION ([`dht`], [`scion_udp`]).
+//! ([`trackers`], over IP and, with [`scion_http`], over QUIC/SCION) and the mainline DHT over
+//! UDP/IP and over SCION ([`dht`], [`scion_udp`]).
 
 pub mod dht;
+pub mod scion_http;
 pub mod scion_udp;
 pub mod trackers;
 

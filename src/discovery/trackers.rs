@@ -9,13 +9,14 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bt_tracker::client::{AnnouncerConfig, AnnouncerHandle};
+use bt_tracker::client::{AnnouncerConfig, AnnouncerHandle, ScionHttp};
 use tokio::sync::watch;
 
 use crate::client::control::{
     parse_info_hash, ClientHandle, ClientSnapshot, Command, TorrentSnapshot,
 };
 use crate::client::trackers::spawn_announcer;
+use crate::discovery::scion_http::LazyScionHttp;
 use crate::scion::ScionAddr;
 
 /// Starts the tracker front end on a thread of its own; it ends (after telling the trackers
@@ -38,9 +39,21 @@ async fn run(handle: ClientHandle) {
     let mut snapshots = handle.subscribe();
     let peer_id = announce_peer_id();
     let mut running: HashMap<String, Running> = HashMap::new();
+    let mut scion_http: Option<ScionHttp> = None;
     loop {
         let snap = snapshots.borrow_and_update().clone();
-        reconcile(&handle, &snap, peer_id, &mut running);
+        if scion_http.is_none() {
+            // Trackers over SCION once the client runs with SCION; the socket opens at first use.
+            scion_http = snap.sciond.clone().map(|sciond| {
+                let host = snap
+                    .local_scion
+                    .as_deref()
+                    .and_then(|a| a.parse::<ScionAddr>().ok())
+                    .map(|a| a.host);
+                ScionHttp(std::sync::Arc::new(LazyScionHttp::new(sciond, host)))
+            });
+        }
+        reconcile(&handle, &snap, peer_id, scion_http.as_ref(), &mut running);
         if snapshots.changed().await.is_err() {
             break;
         }
@@ -61,6 +74,7 @@ fn reconcile(
     handle: &ClientHandle,
     snap: &ClientSnapshot,
     peer_id: [u8; 20],
+    scion_http: Option<&ScionHttp>,
     running: &mut HashMap<String, Running>,
 ) {
     let wanted: HashMap<&str, &TorrentSnapshot> = snap
@@ -98,6 +112,7 @@ fn reconcile(
                 .local_scion
                 .as_deref()
                 .and_then(|a| a.parse::<ScionAddr>().ok()),
+            scion_http: scion_http.cloned(),
             ..AnnouncerConfig::default()
         };
         let announcer = spawn_announcer(handle.clone(), info_hash, t.announce.clone(), config);

@@ -83,6 +83,11 @@ pub fn endpoint_config(t: &QuicTuning) -> EndpointConfig {
 
 /// A server configuration with a fresh self-signed certificate.
 pub fn server_config(t: &QuicTuning) -> anyhow::Result<ServerConfig> {
+    server_config_alpn(t, ALPN)
+}
+
+/// The same for another application protocol (HTTP over QUIC/SCION).
+pub fn server_config_alpn(t: &QuicTuning, alpn: &[u8]) -> anyhow::Result<ServerConfig> {
     let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()])?;
     let cert = CertificateDer::from(certified.cert.der().to_vec());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
@@ -92,7 +97,7 @@ pub fn server_config(t: &QuicTuning) -> anyhow::Result<ServerConfig> {
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     tls.max_early_data_size = 0;
     let crypto = QuicServerConfig::try_from(tls)?;
     let mut cfg = ServerConfig::with_crypto(Arc::new(crypto));
@@ -104,13 +109,18 @@ pub fn server_config(t: &QuicTuning) -> anyhow::Result<ServerConfig> {
 
 /// A client configuration that accepts any (self-signed) server certificate.
 pub fn client_config(t: &QuicTuning) -> anyhow::Result<ClientConfig> {
+    client_config_alpn(t, ALPN)
+}
+
+/// The same for another application protocol (HTTP over QUIC/SCION).
+pub fn client_config_alpn(t: &QuicTuning, alpn: &[u8]) -> anyhow::Result<ClientConfig> {
     let provider = provider();
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
         .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = QuicClientConfig::try_from(tls)?;
     let mut cfg = ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(transport(t));

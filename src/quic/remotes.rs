@@ -111,6 +111,10 @@ impl<A: Hash + Eq + Clone, R> RemoteTable<A, R> {
         before - self.by_key.len()
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&SocketAddr, &Remote<A, R>)> {
+        self.by_key.iter()
+    }
+
     pub fn len(&self) -> usize {
         self.by_key.len()
     }

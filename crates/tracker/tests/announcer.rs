@@ -374,7 +374,8 @@ async fn tiers_fail_over_and_promote() {
     let mut cfg = config(2000, None);
     cfg.http_timeout = Duration::from_millis(300);
     let link = Arc::new(TestLink::default());
-    // Tier 0: a SCION tracker (unsupported for now) and a dead one; tier 1: the good one.
+    // Tier 0: a SCION tracker (unsupported: no SCION connector here) and a dead one; tier 1:
+    // the good one.
     let h = client::spawn(
         [3; 20],
         vec![vec![scion.clone(), dead.clone()], vec![good.clone()]],

@@ -15,7 +15,7 @@ use scion_addr::{PeerAddr, ScionAddr};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::client::transport::{self, AnnounceError, TrackerUrl, UdpSession};
+use crate::client::transport::{self, AnnounceError, ScionHttp, TrackerUrl, UdpSession};
 use crate::http::{AnnounceRequest, AnnounceResponse, Event, ResponseLimits};
 use crate::udp::Retransmit;
 use crate::InfoHash;
@@ -48,6 +48,8 @@ pub struct AnnouncerConfig {
     pub port: u16,
     /// Our SCION address: sent as `scion=` so HTTP trackers return SCION peers too.
     pub scion: Option<ScionAddr>,
+    /// Reaches trackers at SCION addresses (HTTP over QUIC/SCION); none without SCION.
+    pub scion_http: Option<ScionHttp>,
     pub numwant: u32,
     /// `key` parameter (stays the same for the announcer's life).
     pub key: u32,
@@ -74,6 +76,7 @@ impl Default for AnnouncerConfig {
             peer_id: *b"-BS0001-000000000000",
             port: 6881,
             scion: None,
+            scion_http: None,
             numwant: 50,
             key: rand::random(),
             http_timeout: Duration::from_secs(20),
@@ -212,7 +215,7 @@ pub fn spawn(
         let mut tier = Vec::new();
         for u in urls {
             tier.push(entries.len());
-            entries.push(Entry::new(u, t));
+            entries.push(Entry::new(u, t, config.scion_http.is_some()));
         }
         // BEP 12: shuffle each tier once.
         tier.shuffle(&mut rng);
@@ -255,8 +258,14 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(url: &str, tier: usize) -> Self {
-        let parsed = transport::parse_tracker_url(url);
+    /// `scion`: whether trackers at SCION addresses can be reached (else they are unsupported).
+    fn new(url: &str, tier: usize, scion: bool) -> Self {
+        let parsed = match transport::parse_tracker_url(url) {
+            Ok(TrackerUrl::ScionHttp { .. }) if !scion => Err(AnnounceError::Unsupported(format!(
+                "{url}: a tracker over SCION, but this client runs without SCION (no SCION daemon)"
+            ))),
+            other => other,
+        };
         let (state, err) = match &parsed {
             Ok(_) => (TrackerState::NotContacted, None),
             Err(e) => (TrackerState::Unsupported, Some(e.to_string())),
@@ -439,10 +448,11 @@ impl Announcer {
             self.config.udp_retransmit,
             self.config.limits,
         );
+        let scion = self.config.scion_http.as_ref();
         let e = &mut self.entries[i];
         match &e.url {
-            Ok(u @ TrackerUrl::Http { .. }) => {
-                transport::http_announce(u, req, http_timeout, &limits).await
+            Ok(u @ (TrackerUrl::Http { .. } | TrackerUrl::ScionHttp { .. })) => {
+                transport::http_announce(u, req, http_timeout, &limits, scion).await
             }
             Ok(u @ TrackerUrl::Udp { .. }) => {
                 transport::udp_announce(u, &mut e.udp, req, &retransmit, &limits).await
@@ -534,10 +544,16 @@ impl Announcer {
             let (mut udp, cfg) = (e.udp.clone(), self.config.clone());
             set.spawn(async move {
                 match &url {
-                    TrackerUrl::Http { .. } => {
-                        transport::http_announce(&url, &req, cfg.stop_timeout, &cfg.limits)
-                            .await
-                            .map(drop)
+                    TrackerUrl::Http { .. } | TrackerUrl::ScionHttp { .. } => {
+                        transport::http_announce(
+                            &url,
+                            &req,
+                            cfg.stop_timeout,
+                            &cfg.limits,
+                            cfg.scion_http.as_ref(),
+                        )
+                        .await
+                        .map(drop)
                     }
                     TrackerUrl::Udp { .. } => transport::udp_announce(
                         &url,

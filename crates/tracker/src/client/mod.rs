@@ -1,4 +1,4 @@
-//! The tracker client: [`transport`] does one announce over HTTP or UDP, [`announcer`] keeps a
+//! The tracker client: [`transport`] does one announce over HTTP (TCP or QUIC/SCION) or UDP, [`announcer`] keeps a
 //! torrent announced to its tiers.
 
 pub mod announcer;
@@ -8,4 +8,6 @@ pub use announcer::{
     spawn, tiers_from_metainfo, AnnouncerConfig, AnnouncerHandle, AnnouncerStatus, BoxFuture,
     TorrentLink, TrackerState, TrackerStatus, TransferStats,
 };
-pub use transport::{parse_tracker_url, AnnounceError, TrackerUrl};
+pub use transport::{
+    parse_tracker_url, AnnounceError, HttpIo, ScionConnector, ScionHttp, TrackerUrl,
+};

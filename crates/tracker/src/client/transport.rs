@@ -1,17 +1,41 @@
-//! One announce to one tracker: HTTP/1.1 over TCP (hyper's client connection, plain `http://`)
-//! or BEP 15 over a tokio UDP socket.
+//! One announce to one tracker: HTTP/1.1 over TCP (hyper's client connection, plain `http://`),
+//! HTTP/1.1 over a QUIC stream over SCION (a host in SCION's mangled URL form; the connection
+//! comes from a [`ScionConnector`] the binary provides), or BEP 15 over a tokio UDP socket.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rand::Rng;
 use url::Url;
 
+use crate::client::BoxFuture;
 use crate::http::{self, AnnounceRequest, AnnounceResponse, ResponseError, ResponseLimits};
 use crate::udp::{self, Retransmit, UdpError};
+use crate::ScionAddr;
+
+/// A byte stream HTTP/1.1 runs on: a TCP stream, or a QUIC stream over SCION.
+pub trait HttpIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> HttpIo for T {}
+
+/// Opens a connection for HTTP to a tracker at a SCION address. The binary implements it (it
+/// owns the SCION side); without one, SCION tracker URLs fail with a clear reason.
+pub trait ScionConnector: Send + Sync + 'static {
+    fn connect(&self, addr: ScionAddr) -> BoxFuture<'_, Result<Box<dyn HttpIo>, AnnounceError>>;
+}
+
+/// A shareable [`ScionConnector`] (for configurations that are `Clone + Debug`).
+#[derive(Clone)]
+pub struct ScionHttp(pub Arc<dyn ScionConnector>);
+
+impl std::fmt::Debug for ScionHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScionHttp")
+    }
+}
 
 /// How a tracker URL is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +48,13 @@ pub enum TrackerUrl {
     },
     /// `udp://host:port`.
     Udp { host: String, port: u16 },
+    /// `http://[<ISD-AS>,<IP>]:port/path?query`: HTTP over QUIC/SCION. `host` is the bracketed
+    /// authority as written, for the `Host:` header.
+    ScionHttp {
+        addr: ScionAddr,
+        host: String,
+        target: String,
+    },
 }
 
 /// Why a tracker could not be used for an announce.
@@ -56,15 +87,14 @@ pub enum AnnounceError {
     Response(#[from] ResponseError),
 }
 
-/// Classifies a tracker URL. A host in SCION's mangled form (`[1-ff00:0:112,127.0.0.1]`) is
-/// recognised and refused with a clear reason until HTTP over QUIC/SCION is wired.
+/// Classifies a tracker URL. A host in SCION's mangled form, as scion-apps writes it in URLs
+/// (`[1-ff00:0:112,127.0.0.1]`, `[1-ff00:0:112,::1]` or `[1-ff00:0:112,[::1]]`), makes it an
+/// HTTP-over-QUIC/SCION tracker.
 pub fn parse_tracker_url(s: &str) -> Result<TrackerUrl, AnnounceError> {
     let unsupported = |why: &str| AnnounceError::Unsupported(format!("{s}: {why}"));
     if let Some(rest) = s.strip_prefix("http://") {
-        if rest.starts_with('[') && rest.split(']').next().is_some_and(|h| h.contains(',')) {
-            return Err(unsupported(
-                "HTTP over QUIC/SCION is not available in this build yet",
-            ));
+        if let Some(url) = parse_scion_http(rest) {
+            return url.map_err(|why| unsupported(&why));
         }
     }
     let u = Url::parse(s).map_err(|e| unsupported(&e.to_string()))?;
@@ -98,6 +128,56 @@ pub fn parse_tracker_url(s: &str) -> Result<TrackerUrl, AnnounceError> {
     }
 }
 
+/// `[<ISD-AS>,<IP>]:port/target` after `http://`; `None` if the host is not in SCION form.
+fn parse_scion_http(rest: &str) -> Option<Result<TrackerUrl, String>> {
+    let inner = rest.strip_prefix('[')?;
+    let (ia, after_comma) = inner.split_once(',')?;
+    if ia.contains(']') {
+        return None; // an IPv6 literal host, not SCION
+    }
+    // The host is an IPv4 or IPv6 literal, the latter maybe in brackets of its own.
+    let (ip, after) = match after_comma.strip_prefix('[') {
+        Some(v6) => {
+            let (ip, tail) = v6.split_once("]]")?;
+            (ip, tail)
+        }
+        None => after_comma.split_once(']')?,
+    };
+    let authority_len = rest.len() - after.len();
+    Some((|| {
+        let ia = scion_addr::parse_ia(ia).map_err(|e| format!("bad ISD-AS {ia:?}: {e}"))?;
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("bad host address {ip:?} in a SCION URL"))?;
+        let (port, target) = match after.strip_prefix(':') {
+            Some(p) => {
+                let end = p.find(['/', '?']).unwrap_or(p.len());
+                let port = p[..end]
+                    .parse::<u16>()
+                    .map_err(|_| format!("bad port {:?}", &p[..end]))?;
+                (port, &p[end..])
+            }
+            None if after.is_empty() || after.starts_with(['/', '?']) => (80, after),
+            None => return Err(format!("unexpected {after:?} after the host")),
+        };
+        let target = match target {
+            "" => "/".to_string(),
+            t if t.starts_with('?') => format!("/{t}"),
+            t => t.to_string(),
+        };
+        let host = &rest[..authority_len];
+        Ok(TrackerUrl::ScionHttp {
+            addr: ScionAddr::new(ia, ip, port),
+            host: if port == 80 {
+                host.to_string()
+            } else {
+                format!("{host}:{port}")
+            },
+            target,
+        })
+    })())
+}
+
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, AnnounceError> {
     let err = |reason: String| AnnounceError::Resolve {
         host: host.to_string(),
@@ -118,53 +198,162 @@ pub async fn http_get(
     max_body: usize,
 ) -> Result<(u16, Bytes), AnnounceError> {
     let work = async {
-        let addr = resolve(host, port).await?;
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| AnnounceError::Connect(format!("{addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| AnnounceError::Http(e.to_string()))?;
-        let conn = tokio::spawn(conn);
-        let host_header = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let req = hyper::Request::get(target)
-            .header(hyper::header::HOST, host_header)
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("bittorrent-over-scion/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(hyper::header::CONNECTION, "close")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| AnnounceError::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| AnnounceError::Http(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = Limited::new(resp.into_body(), max_body)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    AnnounceError::Response(ResponseError::TooLarge(max_body))
-                } else {
-                    AnnounceError::Http(e.to_string())
-                }
-            })?
-            .to_bytes();
-        conn.abort();
-        Ok((status, body))
+        let (stream, host_header) = tcp_connect(host, port).await?;
+        http_exchange(stream, &host_header, Request::get(target), max_body).await
     };
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| AnnounceError::Timeout(timeout))?
+}
+
+/// A TCP connection for HTTP, with the `Host:` header for it.
+async fn tcp_connect(
+    host: &str,
+    port: u16,
+) -> Result<(tokio::net::TcpStream, String), AnnounceError> {
+    let addr = resolve(host, port).await?;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| AnnounceError::Connect(format!("{addr}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let host_header = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok((stream, host_header))
+}
+
+/// The same GET to a tracker at a SCION address, over a connection from `connector`.
+pub async fn scion_http_get(
+    connector: &dyn ScionConnector,
+    addr: ScionAddr,
+    host_header: &str,
+    target: &str,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<(u16, Bytes), AnnounceError> {
+    let work = async {
+        let io = connector.connect(addr).await?;
+        http_exchange(io, host_header, Request::get(target), max_body).await
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| AnnounceError::Timeout(timeout))?
+}
+
+/// What to ask on a connection: method, target, body.
+pub struct Request {
+    method: hyper::Method,
+    target: String,
+    content_type: Option<&'static str>,
+    body: Bytes,
+}
+
+impl Request {
+    pub fn get(target: &str) -> Self {
+        Self {
+            method: hyper::Method::GET,
+            target: target.to_string(),
+            content_type: None,
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn post(target: &str, content_type: &'static str, body: Bytes) -> Self {
+        Self {
+            method: hyper::Method::POST,
+            target: target.to_string(),
+            content_type: Some(content_type),
+            body,
+        }
+    }
+}
+
+/// One request on an open connection; the response body is read up to `max_body` bytes.
+async fn http_exchange(
+    io: impl HttpIo,
+    host_header: &str,
+    r: Request,
+    max_body: usize,
+) -> Result<(u16, Bytes), AnnounceError> {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| AnnounceError::Http(e.to_string()))?;
+    let conn = tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(r.method)
+        .uri(r.target)
+        .header(hyper::header::HOST, host_header)
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("bittorrent-over-scion/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(hyper::header::CONNECTION, "close");
+    if let Some(ct) = r.content_type {
+        req = req.header(hyper::header::CONTENT_TYPE, ct);
+    }
+    let req = req
+        .body(Full::new(r.body))
+        .map_err(|e| AnnounceError::Http(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| AnnounceError::Http(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), max_body)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                AnnounceError::Response(ResponseError::TooLarge(max_body))
+            } else {
+                AnnounceError::Http(e.to_string())
+            }
+        })?
+        .to_bytes();
+    conn.abort();
+    Ok((status, body))
+}
+
+/// POSTs `body` to an `http://` URL, over TCP or, for a host in SCION form, over QUIC/SCION;
+/// returns the response status (used for the original client's `-exportMetricsTo=http://…`).
+pub async fn http_post(
+    url: &str,
+    content_type: &'static str,
+    body: Bytes,
+    timeout: Duration,
+    scion: Option<&ScionHttp>,
+) -> Result<u16, AnnounceError> {
+    const MAX_REPLY: usize = 64 * 1024;
+    let work = async {
+        match parse_tracker_url(url)? {
+            TrackerUrl::Http { host, port, target } => {
+                let (stream, host_header) = tcp_connect(&host, port).await?;
+                let r = Request::post(&target, content_type, body);
+                http_exchange(stream, &host_header, r, MAX_REPLY).await
+            }
+            TrackerUrl::ScionHttp { addr, host, target } => {
+                let Some(connector) = scion else {
+                    return Err(AnnounceError::Unsupported(format!(
+                        "{url}: a SCION address, but SCION is not available (no SCION daemon)"
+                    )));
+                };
+                let io = connector.0.connect(addr).await?;
+                let r = Request::post(&target, content_type, body);
+                http_exchange(io, &host, r, MAX_REPLY).await
+            }
+            TrackerUrl::Udp { .. } => Err(AnnounceError::Unsupported(format!(
+                "{url}: not an http:// URL"
+            ))),
+        }
+    };
+    let (status, _) = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| AnnounceError::Timeout(timeout))??;
+    Ok(status)
 }
 
 /// An HTTP announce.
@@ -173,12 +362,35 @@ pub async fn http_announce(
     req: &AnnounceRequest,
     timeout: Duration,
     limits: &ResponseLimits,
+    scion: Option<&ScionHttp>,
 ) -> Result<AnnounceResponse, AnnounceError> {
-    let TrackerUrl::Http { host, port, target } = url else {
-        return Err(AnnounceError::Unsupported("not an http:// tracker".into()));
+    let (status, body) = match url {
+        TrackerUrl::Http { host, port, target } => {
+            let target = http::announce_url(target, req);
+            http_get(host, *port, &target, timeout, limits.max_body).await?
+        }
+        TrackerUrl::ScionHttp { addr, host, target } => {
+            let Some(connector) = scion else {
+                return Err(AnnounceError::Unsupported(format!(
+                    "{host}: a tracker over SCION, but this client runs without SCION \
+                     (no SCION daemon)"
+                )));
+            };
+            let target = http::announce_url(target, req);
+            scion_http_get(
+                &*connector.0,
+                *addr,
+                host,
+                &target,
+                timeout,
+                limits.max_body,
+            )
+            .await?
+        }
+        TrackerUrl::Udp { .. } => {
+            return Err(AnnounceError::Unsupported("not an http:// tracker".into()))
+        }
     };
-    let target = http::announce_url(target, req);
-    let (status, body) = http_get(host, *port, &target, timeout, limits.max_body).await?;
     match http::parse_announce_response(&body, limits) {
         Ok(r) => Ok(r),
         // A failure reason is the clearest message, whatever the status.
@@ -384,8 +596,47 @@ mod tests {
                 port: 6969
             }
         );
+        assert_eq!(
+            parse_tracker_url("http://[1-ff00:0:112,127.0.0.1]:6969/announce").unwrap(),
+            TrackerUrl::ScionHttp {
+                addr: "1-ff00:0:112,[127.0.0.1]:6969".parse().unwrap(),
+                host: "[1-ff00:0:112,127.0.0.1]:6969".into(),
+                target: "/announce".into()
+            }
+        );
+        for (url, addr, target) in [
+            (
+                "http://[1-ff00:0:112,::1]:7/a?k=1",
+                "1-ff00:0:112,[::1]:7",
+                "/a?k=1",
+            ),
+            (
+                "http://[2-64512,[fd00::2]]:8/announce",
+                "2-64512,[fd00::2]:8",
+                "/announce",
+            ),
+            (
+                "http://[1-ff00:0:112,10.0.0.1]",
+                "1-ff00:0:112,[10.0.0.1]:80",
+                "/",
+            ),
+        ] {
+            match parse_tracker_url(url).unwrap() {
+                TrackerUrl::ScionHttp {
+                    addr: a, target: t, ..
+                } => {
+                    assert_eq!((a, t.as_str()), (addr.parse().unwrap(), target), "{url}")
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
         for (bad, hint) in [
-            ("http://[1-ff00:0:112,127.0.0.1]:6969/announce", "SCION"),
+            (
+                "http://[1-ff00:0:112,notanip]:6969/announce",
+                "host address",
+            ),
+            ("http://[1-ff00:0:112,127.0.0.1]:x/announce", "port"),
+            ("http://[99999999-1,127.0.0.1]:1/announce", "ISD-AS"),
             ("https://t.example/announce", "https"),
             ("udp://t.example", "port"),
             ("wss://t", "scheme"),

@@ -1,6 +1,6 @@
 //! The tracker's request handling, independent of any socket: an HTTP request target
-//! (`/announce?…`) or a UDP datagram in, response bytes out. The HTTP entry point is what an
-//! HTTP-over-QUIC/SCION front end will call too.
+//! (`/announce?…`) or a UDP datagram in, response bytes out. The HTTP entry point serves
+//! HTTP over TCP and HTTP over QUIC/SCION alike; only [`Remote`] differs.
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -13,7 +13,26 @@ use crate::http::{
 };
 use crate::server::swarm::{CompactLists, Peer, PeerUpdate, Swarms, Wanted};
 use crate::udp::{self, Request};
-use crate::{bencode, InfoHash};
+use crate::{bencode, InfoHash, ScionAddr};
+
+/// Where an HTTP request came from: an IP socket, or a SCION address (HTTP over QUIC/SCION).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remote {
+    Ip(SocketAddr),
+    Scion(ScionAddr),
+}
+
+impl From<SocketAddr> for Remote {
+    fn from(a: SocketAddr) -> Self {
+        Remote::Ip(a)
+    }
+}
+
+impl From<ScionAddr> for Remote {
+    fn from(a: ScionAddr) -> Self {
+        Remote::Scion(a)
+    }
+}
 
 /// How the tracker behaves.
 #[derive(Debug, Clone)]
@@ -118,7 +137,8 @@ impl Tracker {
     }
 
     /// Handles an HTTP GET for `target` (`/announce?…` or `/scrape?…`) from `remote`.
-    pub fn handle_http(&self, target: &[u8], remote: SocketAddr, now: Instant) -> HttpReply {
+    pub fn handle_http(&self, target: &[u8], remote: impl Into<Remote>, now: Instant) -> HttpReply {
+        let remote = remote.into();
         let (path, query) = match target.iter().position(|&b| b == b'?') {
             Some(i) => (&target[..i], &target[i + 1..]),
             None => (target, &b""[..]),
@@ -141,7 +161,7 @@ impl Tracker {
         }
     }
 
-    fn http_announce(&self, query: &[u8], remote: SocketAddr, now: Instant) -> Vec<u8> {
+    fn http_announce(&self, query: &[u8], remote: Remote, now: Instant) -> Vec<u8> {
         let r = match parse_announce_query(query) {
             Ok(r) => r,
             Err(e) => return bencode::failure(&e.to_string()),
@@ -149,20 +169,28 @@ impl Tracker {
         if !self.allowed(&r.info_hash) {
             return bencode::failure(NOT_ALLOWED);
         }
-        let ip = canonical(remote.ip());
+        // Over SCION the connection proves the AS and host; the port is the announced one (the
+        // `scion` parameter's, else `port`): the announce need not come from the peer's socket.
+        let (ip, scion) = match remote {
+            Remote::Ip(a) => (Some(SocketAddr::new(canonical(a.ip()), r.port)), r.scion),
+            Remote::Scion(a) => {
+                let port = r.scion.map_or(r.port, |s| s.port);
+                (None, Some(ScionAddr::new(a.ia, a.host, port)))
+            }
+        };
         let update = PeerUpdate {
             info_hash: r.info_hash,
             peer: Peer {
                 id: r.peer_id,
-                ip: SocketAddr::new(ip, r.port),
-                scion: r.scion,
+                ip,
+                scion,
                 seeder: r.left == 0,
                 last_seen: now,
             },
             stopped: r.event == Event::Stopped,
             completed: r.event == Event::Completed,
         };
-        let wanted = if r.scion.is_some() {
+        let wanted = if scion.is_some() {
             Wanted::IpAndScion
         } else {
             Wanted::Ip
@@ -198,12 +226,16 @@ impl Tracker {
             let peers: Vec<DictPeer> = lists
                 .selected
                 .iter()
-                .map(|p| DictPeer {
-                    peer_id: &p.id,
-                    addr: match (wanted, p.scion) {
-                        (Wanted::IpAndScion, Some(s)) => s.into(),
-                        _ => p.ip.into(),
-                    },
+                .filter_map(|p| {
+                    let addr = match (wanted, p.scion, p.ip) {
+                        (Wanted::IpAndScion, Some(s), _) => s.into(),
+                        (_, _, Some(ip)) => ip.into(),
+                        _ => return None,
+                    };
+                    Some(DictPeer {
+                        peer_id: &p.id,
+                        addr,
+                    })
                 })
                 .collect();
             write_dict_response(&mut out, &body, &peers);
@@ -288,7 +320,7 @@ impl Tracker {
                     info_hash: a.info_hash,
                     peer: Peer {
                         id: a.peer_id,
-                        ip: SocketAddr::new(ip, a.port),
+                        ip: Some(SocketAddr::new(ip, a.port)),
                         scion: None,
                         seeder: a.left == 0,
                         last_seen: now,
@@ -409,6 +441,52 @@ mod tests {
                 "compact={compact}"
             );
         }
+    }
+
+    #[test]
+    fn announces_over_scion_register_the_source_as_a_scion_peer() {
+        let t = Tracker::new(TrackerConfig::default());
+        let now = Instant::now();
+        let l = ResponseLimits::default();
+        // Over SCION: AS and host from the connection, port from the `scion` parameter, or from
+        // `port` without one; a lie about the AS in the parameter is not believed.
+        let from_a: ScionAddr = "1-ff00:0:111,[127.0.0.1]:40001".parse().unwrap();
+        let from_b: ScionAddr = "1-ff00:0:112,[127.0.0.1]:40002".parse().unwrap();
+        t.handle_http(
+            announce(7, Some("1-ff00:0:999,[10.9.9.9]:31000"), true).as_bytes(),
+            from_a,
+            now,
+        );
+        let r = t.handle_http(announce(8, None, true).as_bytes(), from_b, now);
+        let got = parse_announce_response(&r.body, &l).unwrap();
+        assert_eq!(
+            got.peers,
+            vec!["1-ff00:0:111,[127.0.0.1]:31000".parse().unwrap()]
+        );
+        // An IP client sees neither (they have no IP address it could use).
+        let r = t.handle_http(
+            announce(9, None, true).as_bytes(),
+            "127.0.0.1:5000".parse::<SocketAddr>().unwrap(),
+            now,
+        );
+        let got = parse_announce_response(&r.body, &l).unwrap();
+        assert!(got.peers.is_empty(), "{:?}", got.peers);
+        // A SCION client gets both SCION peers (and the IP one), as dictionaries too.
+        let r = t.handle_http(
+            announce(10, None, false).as_bytes(),
+            "1-ff00:0:113,[127.0.0.1]:1".parse::<ScionAddr>().unwrap(),
+            now,
+        );
+        let mut got = parse_announce_response(&r.body, &l).unwrap().peers;
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "1-ff00:0:111,[127.0.0.1]:31000".parse().unwrap(),
+                "1-ff00:0:112,[127.0.0.1]:8".parse().unwrap(),
+                "127.0.0.1:9".parse().unwrap(),
+            ]
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::server::core::{Tracker, TrackerConfig};
+use crate::server::core::{Remote, Tracker, TrackerConfig};
 use crate::server::swarm::CompactLists;
 
 /// Where and how to serve.
@@ -57,6 +57,11 @@ pub struct RunningServer {
 impl RunningServer {
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
+    }
+
+    /// The tracker itself, for more front ends (HTTP over QUIC/SCION) on the same swarms.
+    pub fn shared_tracker(&self) -> Arc<Tracker> {
+        self.tracker.clone()
     }
 
     pub fn stop(mut self) {
@@ -239,25 +244,34 @@ async fn serve_http(
         let _ = stream.set_nodelay(true);
         let t = tracker.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let t = t.clone();
-                async move { Ok::<_, Infallible>(respond(&t, &req, remote)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .max_buf_size(16 * 1024)
-                .serve_connection(TokioIo::new(stream), svc);
-            let _ = tokio::time::timeout(Duration::from_secs(120), conn).await;
+            serve_http_connection(t, stream, Remote::Ip(remote)).await;
             drop(permit);
         });
     }
 }
 
+/// Serves HTTP/1.1 requests on one connection (a TCP stream, or a QUIC stream over SCION)
+/// until the client closes it, it idles, or two minutes pass.
+pub async fn serve_http_connection<IO>(tracker: Arc<Tracker>, io: IO, remote: Remote)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let t = tracker.clone();
+        async move { Ok::<_, Infallible>(respond(&t, &req, remote)) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(16 * 1024)
+        .serve_connection(TokioIo::new(io), svc);
+    let _ = tokio::time::timeout(Duration::from_secs(120), conn).await;
+}
+
 fn respond<B>(
     t: &Tracker,
     req: &hyper::Request<B>,
-    remote: SocketAddr,
+    remote: Remote,
 ) -> hyper::Response<Full<Bytes>> {
     let reply = if req.method() == hyper::Method::GET {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());

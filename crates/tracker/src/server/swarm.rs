@@ -1,6 +1,7 @@
 //! The in-memory swarms: one per info hash, sharded by hash so UDP worker threads rarely
-//! contend. Peers are keyed by their IP socket address (address the request came from + the
-//! announced port), as opentracker does, so a peer id cannot evict someone else's entry.
+//! contend. Peers are keyed by the address the request came from with the announced port
+//! (an IP socket address as opentracker does, or a SCION address for announces that came over
+//! SCION), so a peer id cannot evict someone else's entry.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,18 +20,37 @@ const SHARDS: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
     pub id: [u8; 20],
-    /// The address the request came from, with the announced port.
-    pub ip: SocketAddr,
-    /// Its SCION address if it announced one (`scion` parameter).
+    /// The IP address the request came from, with the announced port; `None` for a peer that
+    /// announced over SCION (its host address is only meaningful inside its AS).
+    pub ip: Option<SocketAddr>,
+    /// Its SCION address: the `scion` parameter of an IP announce, or where a SCION announce
+    /// came from.
     pub scion: Option<ScionAddr>,
     pub seeder: bool,
     pub last_seen: Instant,
 }
 
+/// What identifies a peer within a swarm (see the module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerKey {
+    Ip(SocketAddr),
+    Scion(ScionAddr),
+}
+
+impl Peer {
+    pub fn key(&self) -> Option<PeerKey> {
+        match (self.ip, self.scion) {
+            (Some(ip), _) => Some(PeerKey::Ip(ip)),
+            (None, Some(s)) => Some(PeerKey::Scion(s)),
+            (None, None) => None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Swarm {
     peers: Vec<Peer>,
-    index: HashMap<SocketAddr, usize>,
+    index: HashMap<PeerKey, usize>,
     seeders: u32,
     /// `completed` events seen.
     downloaded: u32,
@@ -39,12 +59,14 @@ struct Swarm {
 impl Swarm {
     fn remove_at(&mut self, i: usize) {
         let p = self.peers.swap_remove(i);
-        self.index.remove(&p.ip);
+        if let Some(k) = p.key() {
+            self.index.remove(&k);
+        }
         if p.seeder {
             self.seeders -= 1;
         }
-        if let Some(moved) = self.peers.get(i) {
-            self.index.insert(moved.ip, i);
+        if let Some(k) = self.peers.get(i).and_then(Peer::key) {
+            self.index.insert(k, i);
         }
     }
 
@@ -134,6 +156,12 @@ impl Swarms {
         start: usize,
         out: &mut CompactLists,
     ) -> AnnounceOutcome {
+        let Some(key) = u.peer.key() else {
+            return AnnounceOutcome {
+                stats: self.scrape(&u.info_hash),
+                selected: 0,
+            };
+        };
         let mut shard = self
             .shard(&u.info_hash)
             .lock()
@@ -147,7 +175,7 @@ impl Swarms {
             };
         }
         let swarm = shard.entry(u.info_hash).or_default();
-        match swarm.index.get(&u.peer.ip).copied() {
+        match swarm.index.get(&key).copied() {
             Some(i) if u.stopped => swarm.remove_at(i),
             Some(i) => {
                 let old = &mut swarm.peers[i];
@@ -163,7 +191,7 @@ impl Swarms {
             None if u.stopped => {}
             None => {
                 if swarm.peers.len() < self.max_peers_per_swarm {
-                    swarm.index.insert(u.peer.ip, swarm.peers.len());
+                    swarm.index.insert(key, swarm.peers.len());
                     swarm.peers.push(u.peer);
                     if u.peer.seeder {
                         swarm.seeders += 1;
@@ -184,7 +212,7 @@ impl Swarms {
                     break;
                 }
                 let p = &swarm.peers[(start + k) % n];
-                if p.ip == u.peer.ip || (u.peer.seeder && p.seeder) {
+                if p.key() == Some(key) || (u.peer.seeder && p.seeder) {
                     continue;
                 }
                 if select(p, wanted, family, out) {
@@ -244,11 +272,15 @@ fn select(p: &Peer, wanted: Wanted, family: Option<bool>, out: &mut CompactLists
         out.selected.push(*p);
         return true;
     }
-    let v6 = p.ip.is_ipv6();
+    // A SCION-only peer is of no use to an IP-only requester.
+    let Some(ip) = p.ip else {
+        return false;
+    };
+    let v6 = ip.is_ipv6();
     if family.is_some_and(|want_v6| want_v6 != v6) {
         return false;
     }
-    compact::write_ip(p.ip, if v6 { &mut out.peers6 } else { &mut out.peers });
+    compact::write_ip(ip, if v6 { &mut out.peers6 } else { &mut out.peers });
     out.selected.push(*p);
     true
 }
@@ -260,7 +292,7 @@ mod tests {
     fn peer(ip: &str, scion: Option<&str>, seeder: bool, now: Instant) -> Peer {
         Peer {
             id: [1; 20],
-            ip: ip.parse().unwrap(),
+            ip: Some(ip.parse().unwrap()),
             scion: scion.map(|s| s.parse().unwrap()),
             seeder,
             last_seen: now,
@@ -342,5 +374,76 @@ mod tests {
         );
         assert!(s.peers(&[9; 20]).is_empty());
         assert_eq!(s.scrape(&[9; 20]), ScrapeStats::default());
+    }
+
+    #[test]
+    fn scion_only_peers_are_keyed_by_scion_address_and_hidden_from_ip_clients() {
+        let s = Swarms::new(100, 100);
+        let now = Instant::now();
+        let mut out = CompactLists::default();
+        let scion_peer = |addr: &str| Peer {
+            id: [2; 20],
+            ip: None,
+            scion: Some(addr.parse().unwrap()),
+            seeder: false,
+            last_seen: now,
+        };
+        // Same host and port in two ASes: two peers, not one entry overwritten.
+        s.announce(
+            &upd(scion_peer("1-ff00:0:111,[127.0.0.1]:9")),
+            50,
+            Wanted::IpAndScion,
+            None,
+            0,
+            &mut out,
+        );
+        s.announce(
+            &upd(scion_peer("1-ff00:0:112,[127.0.0.1]:9")),
+            50,
+            Wanted::IpAndScion,
+            None,
+            0,
+            &mut out,
+        );
+        assert_eq!(s.peers(&[9; 20]).len(), 2);
+        out.clear();
+        let o = s.announce(
+            &upd(peer("10.0.0.1:1", None, false, now)),
+            50,
+            Wanted::Ip,
+            None,
+            0,
+            &mut out,
+        );
+        assert_eq!(
+            (o.selected, out.peers.len()),
+            (0, 0),
+            "an IP client cannot use SCION-only peers"
+        );
+        out.clear();
+        let o = s.announce(
+            &upd(scion_peer("1-ff00:0:113,[127.0.0.1]:9")),
+            50,
+            Wanted::IpAndScion,
+            None,
+            0,
+            &mut out,
+        );
+        assert_eq!(o.selected, 3);
+        assert_eq!((out.peers_scion.len(), out.peers.len()), (28, 6));
+        // Stopping removes exactly that peer.
+        let mut stop = upd(scion_peer("1-ff00:0:111,[127.0.0.1]:9"));
+        stop.stopped = true;
+        s.announce(&stop, 50, Wanted::IpAndScion, None, 0, &mut out);
+        let left: Vec<_> = s
+            .peers(&[9; 20])
+            .iter()
+            .filter_map(|p| p.scion)
+            .map(|a| a.ia.to_string())
+            .collect();
+        assert!(
+            !left.contains(&"1-ff00:0:111".to_string()) && left.len() == 2,
+            "{left:?}"
+        );
     }
 }
