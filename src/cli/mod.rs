@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod exit;
+pub mod export;
 pub mod legacy;
 pub mod magnet;
 pub mod remote;

@@ -86,6 +86,11 @@ impl Summary {
     }
 
     pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.csv())
+    }
+
+    /// One row per lane (path), with a header line.
+    pub fn csv(&self) -> String {
         let mut out = String::from(
             "path,bytes_down,bytes_up,seconds,goodput_mbit,block_latency_p50_ms,block_latency_p90_ms,block_latency_p99_ms,block_latency_max_ms,closed\n",
         );
@@ -104,7 +109,7 @@ impl Summary {
                 l.closed.clone().unwrap_or_default().replace('"', "'")
             ));
         }
-        std::fs::write(path, out)
+        out
     }
 
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {

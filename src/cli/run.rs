@@ -310,10 +310,8 @@ async fn run_transfer(
     if t.print_metrics || t.mode == Mode::Download {
         print!("{summary}");
     }
-    if let Some(csv) = &t.export_metrics {
-        summary
-            .write_csv(csv)
-            .map_err(|e| exit::other(format!("cannot write {}: {e}", csv.display())))?;
+    if let Some(target) = &t.export_metrics {
+        super::export::export_csv(&summary, target, &t.sciond, local.host)?;
     }
     if let Some(json) = &t.metrics_json {
         summary
