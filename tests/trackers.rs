@@ -476,3 +476,122 @@ fn single_shot_seed_and_download_find_each_other_through_opentracker() {
         o.stderr
     );
 }
+
+/// A fake HTTP tracker on a thread: answers every request with `body` (after reading the
+/// request head), or, without a body, accepts and never answers.
+fn fake_http_tracker(body: Option<Vec<u8>>) -> String {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/announce", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            let Some(body) = &body else {
+                held.push(stream); // silent: keep it open, say nothing
+                continue;
+            };
+            let mut reader = std::io::BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let mut s = reader.into_inner();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    url
+}
+
+/// A whole daemon against hostile trackers, all the torrent lists (one tier each): truncated
+/// bencode, a compact list of the wrong length, a body over the size cap, one that never
+/// answers, and one that answers with 5,000 peers. The download still completes from a peer
+/// given by hand; each tracker's status says what was wrong; at most 1,000 peers are taken
+/// from the huge answer.
+#[test]
+fn a_daemon_survives_hostile_trackers_and_says_why_each_failed() {
+    use common::daemons::{state, Daemon};
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = dir.path().join("seed");
+    let src = seed_root.join("content.bin");
+    write_random(&src, 3 * 1024 * 1024 + 7, 79);
+    let mut huge = b"d8:intervali1800e5:peers30000:".to_vec();
+    for i in 0..5000u32 {
+        // 127.0.0.1 on ports nobody listens on (refused at once).
+        huge.extend_from_slice(&[127, 0, 0, 1]);
+        huge.extend_from_slice(&(20000 + (i % 20000) as u16).to_be_bytes());
+    }
+    huge.push(b'e');
+    let mut oversized = b"d5:peers1000000:".to_vec();
+    oversized.resize(oversized.len() + 1_000_000, 0);
+    oversized.push(b'e');
+    let trackers = [
+        (
+            fake_http_tracker(Some(b"d8:intervali1800e5:peers".to_vec())),
+            "not bencode",
+        ),
+        (
+            fake_http_tracker(Some(b"d8:intervali1800e5:peers5:abcdee".to_vec())),
+            "multiple of the 6-byte",
+        ),
+        (fake_http_tracker(Some(oversized)), "larger than"),
+        (fake_http_tracker(None), "no answer within"),
+    ];
+    let huge_url = fake_http_tracker(Some(huge));
+    let torrent = seed_root.join("x.torrent");
+    let mut c = Command::new(bin());
+    c.arg("create")
+        .arg(&src)
+        .arg("-o")
+        .arg(&torrent)
+        .args(["--piece-length", "65536"]);
+    for (url, _) in &trackers {
+        c.args(["--announce", url]);
+    }
+    c.args(["--announce", &huge_url]);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let tcp_only = |name: &str, root: Option<&Path>| {
+        let tcp = format!("127.0.0.1:{}", free_port());
+        let mut args = vec![
+            "--sciond=127.0.0.1:9".to_string(),
+            format!("--tcp-listen={tcp}"),
+        ];
+        if let Some(r) = root {
+            args.push(format!("--download-root={}", r.display()));
+        }
+        (Daemon::start(&dir.path().join(name), &args, &[]), tcp)
+    };
+    let (seeder, seeder_tcp) = tcp_only("seeder", Some(&seed_root));
+    let (leecher, _) = tcp_only("leecher", None);
+    let ih = seeder.add_torrent_path("x.torrent", "");
+    seeder.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "seeding");
+    let out = leecher.cli(&["add", torrent.to_str().unwrap(), "--peer", &seeder_tcp]);
+    assert_eq!(out.0, 0, "{out:?}");
+    leecher.wait_torrent(&ih, Duration::from_secs(120), |t| state(t) == "seeding");
+    same_tree(&src, &leecher.data_dir.join("downloads/content.bin"));
+
+    // Every hostile tracker has been tried (the silent one takes the 20 s HTTP timeout) and
+    // says why it failed; the huge answer was taken, capped.
+    let t = leecher.wait_torrent(&ih, Duration::from_secs(90), |t| {
+        let list = t["trackers"].as_array().unwrap();
+        list.iter()
+            .any(|s| s["url"] == huge_url.as_str() && s["state"] == "working")
+    });
+    let list = t["trackers"].as_array().unwrap();
+    for (url, why) in &trackers {
+        let s = list.iter().find(|s| s["url"] == url.as_str()).unwrap();
+        assert_eq!(s["state"], "backing_off", "{s:#}");
+        let err = s["last_error"].as_str().unwrap_or_default();
+        assert!(err.contains(why), "{url}: expected {why:?} in {err:?}");
+    }
+    let h = list.iter().find(|s| s["url"] == huge_url.as_str()).unwrap();
+    assert_eq!(h["last_peers"].as_u64(), Some(1000), "{h:#}");
+    // The daemon is still fine and serves its API.
+    assert_eq!(state(&leecher.torrent(&ih)), "seeding");
+}
