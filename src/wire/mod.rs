@@ -17,6 +17,8 @@ pub mod bitfield;
 pub mod extension;
 pub mod handshake;
 pub mod message;
+#[cfg(test)]
+mod proptests;
 
 pub use bitfield::Bitfield;
 pub use extension::{ExtensionHandshake, EXTENSION_HANDSHAKE_ID, UT_METADATA_ID, UT_PEX_ID};
