@@ -332,3 +332,147 @@ fn too_small_disk_fails_at_start_with_exit_code_5() {
     assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("disk full"), "{stderr}");
 }
+
+/// Hostile peers over QUIC/SCION (the lanes' ALPN, played by the test with quinn over SCION)
+/// against our single-shot seeder: malformed and out-of-range messages, a huge length prefix,
+/// a second stream on a lane, a request flood from a peer that never reads; each such lane is
+/// closed, the seeder's memory stays bounded, and an honest leecher in another AS still
+/// downloads byte-identically over SCION.
+#[test]
+fn hostile_lanes_over_quic_scion_are_closed_and_the_seeder_keeps_serving() {
+    use btscion::discovery::scion_http::ScionHttpEndpoint;
+    use btscion::quic::config::ALPN;
+
+    let tn = testnet("two-as");
+    let ases: Vec<String> = tn.state().ases.keys().cloned().collect();
+    let s = swarm();
+    let (seed, addr) = common::seeder(&tn, &ases[0], &s.torrent, &s.src, &s.dir, &[]);
+    let pid = seed.child.id();
+    let target: btscion::scion::ScionAddr = addr.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let attacker = rt
+        .block_on(ScionHttpEndpoint::bind_alpn(
+            &daemon(&tn, &ases[1]),
+            None,
+            0,
+            ALPN,
+            false,
+        ))
+        .unwrap();
+    let pieces = LEN.div_ceil(PIECE) as u32;
+    let info_hash = s.info_hash;
+
+    // A lane: the handshake both ways, then `interested`.
+    let lane = |tag: u8| {
+        rt.block_on(async {
+            let conn = attacker.connect(target).await.expect("a QUIC connection");
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            send.write_all(&handshake(info_hash, id(tag)))
+                .await
+                .unwrap();
+            let mut theirs = [0u8; 68];
+            recv.read_exact(&mut theirs).await.unwrap();
+            assert_eq!(&theirs[28..48], &info_hash);
+            send.write_all(&msg(2, &[])).await.unwrap();
+            (conn, send, recv)
+        })
+    };
+    // Whether the seeder closes the connection within `t` (draining what it sends meanwhile).
+    let closed_within = |conn: &quinn::Connection, recv: &mut quinn::RecvStream, t: Duration| {
+        rt.block_on(async {
+            tokio::time::timeout(t, async {
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    tokio::select! {
+                        _ = conn.closed() => return,
+                        r = recv.read(&mut buf) => if !matches!(r, Ok(Some(_))) {
+                            conn.closed().await;
+                            return;
+                        }
+                    }
+                }
+            })
+            .await
+            .is_ok()
+        })
+    };
+
+    let attacks: Vec<(&str, Vec<u8>)> = vec![
+        ("huge length prefix", vec![0xff, 0xff, 0xff, 0xf0, 7]),
+        ("wrong length for a fixed-size message", msg(4, &[0, 0])),
+        (
+            "request past a piece end",
+            request(6, 0, PIECE as u32 - 100, 16384),
+        ),
+        ("request longer than allowed", request(6, 0, 0, 1 << 20)),
+        (
+            "a block we never asked for, too large",
+            msg(7, &vec![0; 1 << 20]),
+        ),
+    ];
+    for (i, (what, bytes)) in attacks.iter().enumerate() {
+        let (conn, mut send, mut recv) = lane(i as u8);
+        let _ = rt.block_on(send.write_all(bytes));
+        assert!(
+            closed_within(&conn, &mut recv, Duration::from_secs(10)),
+            "{what}: lane not closed"
+        );
+        assert!(alive(pid), "{what}: the seeder died");
+    }
+
+    // A second stream on a lane: the lane is closed with the code for it.
+    let (conn, _send, mut recv) = lane(50);
+    rt.block_on(async {
+        let (mut s2, _r2) = conn.open_bi().await.unwrap();
+        s2.write_all(&msg(2, &[])).await.unwrap();
+    });
+    assert!(
+        closed_within(&conn, &mut recv, Duration::from_secs(10)),
+        "second stream: lane not closed"
+    );
+    let reason = rt.block_on(conn.closed());
+    assert!(
+        matches!(&reason, quinn::ConnectionError::ApplicationClosed(c)
+            if c.error_code == btscion::engine::quic::CLOSE_SECOND_STREAM.into()),
+        "{reason:?}"
+    );
+
+    // Request floods from lanes that never read: flow control and the unread bound keep the
+    // seeder's memory in check, and it stays up.
+    let before = rss_kib(pid);
+    let mut flooders = Vec::new();
+    for tag in 0..4u8 {
+        let (conn, mut send, recv) = lane(60 + tag);
+        let mut flood = Vec::new();
+        for round in 0..20_000u32 {
+            let index = round % pieces;
+            flood.extend(request(6, index, (round % 4) * 16384, 16384));
+            flood.extend(request(8, index, (round % 4) * 16384, 16384));
+            flood.extend(msg(4, &index.to_be_bytes()));
+        }
+        // Written in the background: the seeder may stop reading or close, which is allowed.
+        rt.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(20), send.write_all(&flood)).await;
+            send
+        });
+        flooders.push((conn, recv));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let after = rss_kib(pid);
+    assert!(alive(pid), "the seeder died under the floods");
+    eprintln!("seeder RSS {before} KiB before, {after} KiB after the QUIC floods");
+    assert!(
+        after < before + 64 * 1024,
+        "seeder RSS grew from {before} KiB to {after} KiB for QUIC peers that never read"
+    );
+
+    let out = s.dir.join("after-quic-attacks.bin");
+    let r = leech(&tn, &ases[1], &s.torrent, &out, &addr, &[]);
+    assert!(r.status.success(), "honest download failed: {}", r.stderr);
+    same_tree(&s.src, &out);
+    drop(flooders);
+}

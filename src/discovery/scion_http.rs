@@ -37,6 +37,17 @@ impl ScionHttpEndpoint {
         port: u16,
         serve: bool,
     ) -> std::io::Result<Self> {
+        Self::bind_alpn(sciond, host, port, ALPN_HTTP, serve).await
+    }
+
+    /// The same endpoint for another application protocol (tests play lanes' peers with it).
+    pub async fn bind_alpn(
+        sciond: &str,
+        host: Option<IpAddr>,
+        port: u16,
+        alpn: &[u8],
+        serve: bool,
+    ) -> std::io::Result<Self> {
         let (io, local, daemon) = bind_in_as(sciond, host, port).await?;
         let socket = Arc::new(ScionQuinnSocket::new(io, local));
         let tuning = QuicTuning {
@@ -45,7 +56,7 @@ impl ScionHttpEndpoint {
             ..QuicTuning::default()
         };
         let server = if serve {
-            Some(config::server_config_alpn(&tuning, ALPN_HTTP).map_err(std::io::Error::other)?)
+            Some(config::server_config_alpn(&tuning, alpn).map_err(std::io::Error::other)?)
         } else {
             None
         };
@@ -56,7 +67,7 @@ impl ScionHttpEndpoint {
             Arc::new(quinn::TokioRuntime),
         )?;
         endpoint.set_default_client_config(
-            config::client_config_alpn(&tuning, ALPN_HTTP).map_err(std::io::Error::other)?,
+            config::client_config_alpn(&tuning, alpn).map_err(std::io::Error::other)?,
         );
         Ok(Self {
             endpoint,
@@ -69,8 +80,8 @@ impl ScionHttpEndpoint {
         self.socket.local()
     }
 
-    /// A QUIC connection to `addr` with one stream open for an HTTP exchange.
-    pub async fn open(&self, addr: ScionAddr) -> Result<HttpStream, AnnounceError> {
+    /// A QUIC connection to `addr` over the daemon's first path to its AS.
+    pub async fn connect(&self, addr: ScionAddr) -> Result<quinn::Connection, AnnounceError> {
         let path = self
             .paths
             .lock()
@@ -84,12 +95,16 @@ impl ScionHttpEndpoint {
             .socket
             .route_to(&addr, &path)
             .map_err(|e| AnnounceError::Connect(format!("{addr}: {e}")))?;
-        let conn = self
-            .endpoint
+        self.endpoint
             .connect(key, config::SERVER_NAME)
             .map_err(|e| AnnounceError::Connect(format!("{addr}: {e}")))?
             .await
-            .map_err(|e| AnnounceError::Connect(format!("{addr} over SCION: {e}")))?;
+            .map_err(|e| AnnounceError::Connect(format!("{addr} over SCION: {e}")))
+    }
+
+    /// A QUIC connection to `addr` with one stream open for an HTTP exchange.
+    pub async fn open(&self, addr: ScionAddr) -> Result<HttpStream, AnnounceError> {
+        let conn = self.connect(addr).await?;
         let (send, recv) = conn
             .open_bi()
             .await

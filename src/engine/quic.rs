@@ -144,6 +144,15 @@ impl<S: LaneProtocol> QuicBtApp<S> {
     fn read(&mut self, net: &mut ScionNet, h: ConnectionHandle, id: StreamId, now: Instant) {
         let Some(lc) = self.conns.get(&h) else { return };
         let lane = lc.lane;
+        if lc.stream.is_some_and(|s| s != id) {
+            // One lane, one stream: its bytes must not be mixed into the lane's message stream.
+            let reason = "peer opened a second stream on a lane";
+            if let Some(c) = net.quic.connection(h) {
+                c.close(now, VarInt::from_u32(CLOSE_SECOND_STREAM), reason.into());
+            }
+            self.lane_lost(h, reason.to_string(), now);
+            return;
+        }
         let Some(conn) = net.quic.connection(h) else {
             return;
         };
@@ -294,6 +303,9 @@ impl<S: LaneProtocol> QuicBtApp<S> {
         }
     }
 }
+
+/// QUIC close code for a peer that opened more than one stream on a lane.
+pub const CLOSE_SECOND_STREAM: u32 = 4;
 
 impl<S: LaneProtocol> QuicBtApp<S> {
     /// Whether the connection is one of this torrent's lanes or dials.
