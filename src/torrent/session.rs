@@ -44,6 +44,12 @@ const PEX_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Messages a lane may have waiting unread before a flood of requests (each refused with a
 /// message) closes it; a full outbox of piece data is about 2 * OUTBOX_TARGET / 16 KiB = 512.
 const MAX_UNREAD_MESSAGES: usize = 2048;
+/// Requests a lane we never unchoked may send before it is closed (a well-behaved peer sends
+/// none: we give no allowed-fast pieces). libtorrent disconnects after 300.
+const MAX_REQUESTS_NEVER_UNCHOKED: u32 = 512;
+/// The same once it was unchoked: it may have our whole advertised queue (`reqq`) in flight
+/// when our choke reaches it.
+const MAX_REQUESTS_WHILE_CHOKED: u32 = MAX_QUEUED_REQUESTS as u32 + 512;
 const MIN_PIPELINE: usize = 16;
 const MAX_PIPELINE: usize = 4096;
 /// Lanes without an RTT estimate keep this much data requested ahead.
@@ -137,6 +143,10 @@ struct Lane {
     am_interested: bool,
     /// What we last told the remote on this lane.
     am_choking: bool,
+    /// Whether we ever unchoked it, and requests it sent since our last choke (see
+    /// `MAX_REQUESTS_WHILE_CHOKED`).
+    ever_unchoked: bool,
+    requests_while_choked: u32,
     /// What the transport proves about the remote (see [`Session::set_lane_remote`]).
     origin: Option<[u8; 20]>,
     /// Links of the lane's path (see [`Session::set_lane_links`]); empty if unknown.
@@ -303,6 +313,8 @@ impl Session {
             peer_choking: true,
             am_interested: false,
             am_choking: true,
+            ever_unchoked: false,
+            requests_while_choked: 0,
             origin: None,
             links: Vec::new(),
             admitted: true,
@@ -699,6 +711,20 @@ impl Session {
         let Some(lane) = self.lanes.get_mut(&id) else {
             return Ok(());
         };
+        if lane.am_choking {
+            lane.requests_while_choked += 1;
+            let limit = if lane.ever_unchoked {
+                MAX_REQUESTS_WHILE_CHOKED
+            } else {
+                MAX_REQUESTS_NEVER_UNCHOKED
+            };
+            if lane.requests_while_choked > limit {
+                return Err(format!(
+                    "peer sent {} requests while choked",
+                    lane.requests_while_choked
+                ));
+            }
+        }
         let servable = self.cfg.upload && !lane.am_choking && have;
         let b = BlockRef {
             piece: index,
@@ -1206,6 +1232,10 @@ impl Session {
                 continue;
             }
             lane.am_choking = should_choke;
+            if !should_choke {
+                lane.ever_unchoked = true;
+                lane.requests_while_choked = 0;
+            }
             push(
                 lane,
                 if should_choke {
