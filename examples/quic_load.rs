@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use btscion::discovery::scion_http::ScionHttpEndpoint;
+use btscion::discovery::scion_http::ScionQuicEndpoint;
 use btscion::quic::config::ALPN;
 use btscion::scion::ScionAddr;
 
@@ -46,7 +46,7 @@ async fn main() {
     let peers: usize = arg(&args, "--peers").parse().unwrap();
 
     let endpoint = Arc::new(
-        ScionHttpEndpoint::bind_alpn(&sciond, None, 0, ALPN, false)
+        ScionQuicEndpoint::bind_alpn(&sciond, None, 0, ALPN, false)
             .await
             .expect("a SCION socket"),
     );

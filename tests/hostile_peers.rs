@@ -340,7 +340,7 @@ fn too_small_disk_fails_at_start_with_exit_code_5() {
 /// downloads byte-identically over SCION.
 #[test]
 fn hostile_lanes_over_quic_scion_are_closed_and_the_seeder_keeps_serving() {
-    use btscion::discovery::scion_http::ScionHttpEndpoint;
+    use btscion::discovery::scion_http::ScionQuicEndpoint;
     use btscion::quic::config::ALPN;
 
     let tn = testnet("two-as");
@@ -355,7 +355,7 @@ fn hostile_lanes_over_quic_scion_are_closed_and_the_seeder_keeps_serving() {
         .build()
         .unwrap();
     let attacker = rt
-        .block_on(ScionHttpEndpoint::bind_alpn(
+        .block_on(ScionQuicEndpoint::bind_alpn(
             &daemon(&tn, &ases[1]),
             None,
             0,

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use btscion::discovery::scion_http::ScionHttpEndpoint;
+use btscion::discovery::scion_http::ScionQuicEndpoint;
 use common::clients::Client;
 use common::daemons::{state, Daemon};
 use common::{daemon, info_hash_of, same_tree, seeder, testnet, write_random, LEAF_A, LEAF_B};
@@ -181,7 +181,7 @@ fn single_shot_commands_use_a_scion_tracker_and_post_metrics_over_scion() {
         .build()
         .unwrap();
     let sink = rt
-        .block_on(ScionHttpEndpoint::bind(&daemon(&tn, &third), None, 0, true))
+        .block_on(ScionQuicEndpoint::bind(&daemon(&tn, &third), None, 0, true))
         .unwrap();
     let sink_url = scion_url(&sink.local_addr().to_string(), "/metrics");
     let received = rt.spawn(async move {

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use bt_tracker::server::{self, parse_allow_list, ServerConfig, TrackerConfig};
 
-use crate::discovery::scion_http::ScionHttpEndpoint;
+use crate::discovery::scion_http::ScionQuicEndpoint;
 
 use super::args::TrackerArgs;
 use super::exit::{self, CliError};
@@ -78,7 +78,7 @@ fn serve_scion(
         .build()
         .map_err(|e| exit::other(format!("tracker: {e}")))?;
     let endpoint = rt
-        .block_on(ScionHttpEndpoint::bind(&sciond, a.scion_host, port, true))
+        .block_on(ScionQuicEndpoint::bind(&sciond, a.scion_host, port, true))
         .map_err(|e| {
             exit::other(format!(
                 "tracker: cannot serve over SCION (SCION daemon {sciond}): {e}"

@@ -1,7 +1,9 @@
 //! HTTP over QUIC over SCION, as scion-apps' `shttp` does it: HTTP/1.1 on one bidirectional
-//! QUIC stream per request, ALPN `qs`. One endpoint (async `quinn` on a SCION/UDP socket of its
-//! own, [`ScionQuinnSocket`]) dials trackers for the announcer ([`ScionConnector`]) and the
-//! metrics export, and serves the tracker server's SCION side ([`serve_tracker`]).
+//! QUIC stream per request, ALPN `qs`. A [`ScionQuicEndpoint`] (async `quinn` on a SCION/UDP
+//! socket of its own, [`ScionQuinnSocket`]) dials trackers for the announcer
+//! ([`ScionConnector`]) and the metrics export, and serves the tracker server's SCION side
+//! ([`ScionQuicEndpoint::serve_tracker`]). With another ALPN it is a plain QUIC-over-SCION
+//! client: the tests and `examples/quic_load.rs` play lanes' peers with it.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,13 +25,13 @@ const IDLE: Duration = Duration::from_secs(30);
 /// Requests served at once by the tracker's SCION side; beyond it, accepting waits.
 const MAX_SERVING: usize = 4096;
 
-pub struct ScionHttpEndpoint {
+pub struct ScionQuicEndpoint {
     endpoint: quinn::Endpoint,
     socket: Arc<ScionQuinnSocket>,
     paths: Mutex<PathCache>,
 }
 
-impl ScionHttpEndpoint {
+impl ScionQuicEndpoint {
     /// Binds in the AS of the SCION daemon at `sciond`; `serve` also accepts connections.
     pub async fn bind(
         sciond: &str,
@@ -208,7 +210,7 @@ impl tokio::io::AsyncWrite for HttpStream {
 pub struct LazyScionHttp {
     sciond: String,
     host: Option<IpAddr>,
-    endpoint: tokio::sync::OnceCell<Arc<ScionHttpEndpoint>>,
+    endpoint: tokio::sync::OnceCell<Arc<ScionQuicEndpoint>>,
 }
 
 impl LazyScionHttp {
@@ -220,10 +222,10 @@ impl LazyScionHttp {
         }
     }
 
-    pub async fn endpoint(&self) -> Result<Arc<ScionHttpEndpoint>, AnnounceError> {
+    pub async fn endpoint(&self) -> Result<Arc<ScionQuicEndpoint>, AnnounceError> {
         self.endpoint
             .get_or_try_init(|| async {
-                ScionHttpEndpoint::bind(&self.sciond, self.host, 0, false)
+                ScionQuicEndpoint::bind(&self.sciond, self.host, 0, false)
                     .await
                     .map(Arc::new)
                     .map_err(|e| {
