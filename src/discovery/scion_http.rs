@@ -111,10 +111,7 @@ impl ScionQuicEndpoint {
             .open_bi()
             .await
             .map_err(|e| AnnounceError::Connect(format!("{addr}: {e}")))?;
-        Ok(HttpStream {
-            _conn: conn,
-            io: tokio::io::join(recv, send),
-        })
+        Ok(tokio::io::join(recv, send))
     }
 
     /// The next connection attempt with the SCION address it comes from (its handshake is the
@@ -157,53 +154,10 @@ impl ScionQuicEndpoint {
             });
         }
     }
-
-    /// Closes every connection and lets the peers know.
-    pub async fn close(&self) {
-        self.endpoint.close(0u32.into(), b"bye");
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
-    }
 }
 
-/// One HTTP exchange's QUIC stream; keeps its connection open while in use.
-pub struct HttpStream {
-    _conn: quinn::Connection,
-    io: tokio::io::Join<quinn::RecvStream, quinn::SendStream>,
-}
-
-impl tokio::io::AsyncRead for HttpStream {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for HttpStream {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
+/// One HTTP exchange's QUIC stream (its halves keep the connection open while in use).
+pub type HttpStream = tokio::io::Join<quinn::RecvStream, quinn::SendStream>;
 
 /// The announcer's way to trackers over SCION: binds the endpoint at first use (a client with
 /// no SCION tracker never opens the socket) and keeps it.
@@ -222,7 +176,7 @@ impl LazyScionHttp {
         }
     }
 
-    pub async fn endpoint(&self) -> Result<Arc<ScionQuicEndpoint>, AnnounceError> {
+    async fn endpoint(&self) -> Result<Arc<ScionQuicEndpoint>, AnnounceError> {
         self.endpoint
             .get_or_try_init(|| async {
                 ScionQuicEndpoint::bind(&self.sciond, self.host, 0, false)

@@ -261,9 +261,7 @@ impl Entry {
     /// `scion`: whether trackers at SCION addresses can be reached (else they are unsupported).
     fn new(url: &str, tier: usize, scion: bool) -> Self {
         let parsed = match transport::parse_tracker_url(url) {
-            Ok(TrackerUrl::ScionHttp { .. }) if !scion => Err(AnnounceError::Unsupported(format!(
-                "{url}: a tracker over SCION, but this client runs without SCION (no SCION daemon)"
-            ))),
+            Ok(TrackerUrl::ScionHttp { .. }) if !scion => Err(transport::no_scion(url)),
             other => other,
         };
         let (state, err) = match &parsed {

@@ -189,23 +189,6 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, AnnounceError> {
     addrs.next().ok_or_else(|| err("no addresses".into()))
 }
 
-/// One HTTP announce (or any GET returning bencode) with an overall timeout and a body cap.
-pub async fn http_get(
-    host: &str,
-    port: u16,
-    target: &str,
-    timeout: Duration,
-    max_body: usize,
-) -> Result<(u16, Bytes), AnnounceError> {
-    let work = async {
-        let (stream, host_header) = tcp_connect(host, port).await?;
-        http_exchange(stream, &host_header, Request::get(target), max_body).await
-    };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| AnnounceError::Timeout(timeout))?
-}
-
 /// A TCP connection for HTTP, with the `Host:` header for it.
 async fn tcp_connect(
     host: &str,
@@ -224,18 +207,46 @@ async fn tcp_connect(
     Ok((stream, host_header))
 }
 
-/// The same GET to a tracker at a SCION address, over a connection from `connector`.
-pub async fn scion_http_get(
-    connector: &dyn ScionConnector,
-    addr: ScionAddr,
-    host_header: &str,
-    target: &str,
+/// Why a URL with a SCION host cannot be used: this client has no SCION side.
+pub(crate) fn no_scion(url: &str) -> AnnounceError {
+    AnnounceError::Unsupported(format!(
+        "{url}: a SCION address, but this client runs without SCION (no SCION daemon)"
+    ))
+}
+
+/// Opens the connection an `http://` URL names — TCP, or a QUIC stream over SCION from
+/// `scion` — and returns it with its `Host:` header and request target.
+async fn connect_http<'u>(
+    url: &'u TrackerUrl,
+    scion: Option<&ScionHttp>,
+) -> Result<(Box<dyn HttpIo>, String, &'u str), AnnounceError> {
+    match url {
+        TrackerUrl::Http { host, port, target } => {
+            let (stream, host_header) = tcp_connect(host, *port).await?;
+            Ok((Box::new(stream), host_header, target))
+        }
+        TrackerUrl::ScionHttp { addr, host, target } => {
+            let connector = scion.ok_or_else(|| no_scion(host))?;
+            Ok((connector.0.connect(*addr).await?, host.clone(), target))
+        }
+        TrackerUrl::Udp { host, .. } => Err(AnnounceError::Unsupported(format!(
+            "{host}: not an http:// tracker"
+        ))),
+    }
+}
+
+/// One request to an `http://` URL (built from the URL's target), with an overall timeout and a
+/// cap on the response body.
+async fn http_request(
+    url: &TrackerUrl,
+    scion: Option<&ScionHttp>,
+    request: impl FnOnce(&str) -> Request,
     timeout: Duration,
     max_body: usize,
 ) -> Result<(u16, Bytes), AnnounceError> {
     let work = async {
-        let io = connector.connect(addr).await?;
-        http_exchange(io, host_header, Request::get(target), max_body).await
+        let (io, host_header, target) = connect_http(url, scion).await?;
+        http_exchange(io, &host_header, request(target), max_body).await
     };
     tokio::time::timeout(timeout, work)
         .await
@@ -328,31 +339,9 @@ pub async fn http_post(
     scion: Option<&ScionHttp>,
 ) -> Result<u16, AnnounceError> {
     const MAX_REPLY: usize = 64 * 1024;
-    let work = async {
-        match parse_tracker_url(url)? {
-            TrackerUrl::Http { host, port, target } => {
-                let (stream, host_header) = tcp_connect(&host, port).await?;
-                let r = Request::post(&target, content_type, body);
-                http_exchange(stream, &host_header, r, MAX_REPLY).await
-            }
-            TrackerUrl::ScionHttp { addr, host, target } => {
-                let Some(connector) = scion else {
-                    return Err(AnnounceError::Unsupported(format!(
-                        "{url}: a SCION address, but SCION is not available (no SCION daemon)"
-                    )));
-                };
-                let io = connector.0.connect(addr).await?;
-                let r = Request::post(&target, content_type, body);
-                http_exchange(io, &host, r, MAX_REPLY).await
-            }
-            TrackerUrl::Udp { .. } => Err(AnnounceError::Unsupported(format!(
-                "{url}: not an http:// URL"
-            ))),
-        }
-    };
-    let (status, _) = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| AnnounceError::Timeout(timeout))??;
+    let url = parse_tracker_url(url)?;
+    let post = |target: &str| Request::post(target, content_type, body);
+    let (status, _) = http_request(&url, scion, post, timeout, MAX_REPLY).await?;
     Ok(status)
 }
 
@@ -364,33 +353,8 @@ pub async fn http_announce(
     limits: &ResponseLimits,
     scion: Option<&ScionHttp>,
 ) -> Result<AnnounceResponse, AnnounceError> {
-    let (status, body) = match url {
-        TrackerUrl::Http { host, port, target } => {
-            let target = http::announce_url(target, req);
-            http_get(host, *port, &target, timeout, limits.max_body).await?
-        }
-        TrackerUrl::ScionHttp { addr, host, target } => {
-            let Some(connector) = scion else {
-                return Err(AnnounceError::Unsupported(format!(
-                    "{host}: a tracker over SCION, but this client runs without SCION \
-                     (no SCION daemon)"
-                )));
-            };
-            let target = http::announce_url(target, req);
-            scion_http_get(
-                &*connector.0,
-                *addr,
-                host,
-                &target,
-                timeout,
-                limits.max_body,
-            )
-            .await?
-        }
-        TrackerUrl::Udp { .. } => {
-            return Err(AnnounceError::Unsupported("not an http:// tracker".into()))
-        }
-    };
+    let get = |target: &str| Request::get(&http::announce_url(target, req));
+    let (status, body) = http_request(url, scion, get, timeout, limits.max_body).await?;
     match http::parse_announce_response(&body, limits) {
         Ok(r) => Ok(r),
         // A failure reason is the clearest message, whatever the status.
