@@ -14,7 +14,7 @@ use btscion::discovery::dht::run_scion_node;
 use btscion::discovery::scion_udp::ScionUdp;
 use btscion::scion::ScionAddr;
 use common::clients::Client;
-use common::daemons::{state, Daemon};
+use common::daemons::{peers_all_from, scion_bytes_down, state, Daemon};
 use common::{
     daemon, info_hash_of, make_torrent, same_tree, testnet, write_random, LEAF_A, LEAF_B,
 };
@@ -76,20 +76,9 @@ fn thirty_dht_nodes_over_scion_lead_a_bare_magnet_link_to_its_seeder() {
     assert_eq!(out.0, 0, "{out:?}");
     let t = leecher.wait_torrent(&ih, Duration::from_secs(180), |t| state(t) == "seeding");
     // Its lanes stay open after the download: they show where the data came from.
-    let scion_bytes: u64 = t["lanes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["transport"] == "scion")
-        .filter_map(|l| l["bytes_down"].as_u64())
-        .sum();
-    assert!(scion_bytes > 0, "no bytes over SCION lanes: {t:#}");
-    let peers = t["peers"].as_array().unwrap();
+    assert!(scion_bytes_down(&t) > 0, "no bytes over SCION lanes: {t:#}");
     assert!(
-        !peers.is_empty()
-            && peers
-                .iter()
-                .all(|p| p["source"] == "dht" || p["source"] == "incoming"),
+        peers_all_from(&t, "dht"),
         "every peer came from the DHT (or dialled us): {t:#}"
     );
     same_tree(&src, &leecher.data_dir.join("downloads/content"));

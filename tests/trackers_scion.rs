@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use btscion::discovery::scion_http::ScionQuicEndpoint;
 use common::clients::Client;
-use common::daemons::{state, Daemon};
+use common::daemons::{peers_all_from, scion_bytes_down, state, Daemon};
 use common::{daemon, info_hash_of, same_tree, seeder, testnet, write_random, LEAF_A, LEAF_B};
 use serde_json::json;
 
@@ -112,22 +112,14 @@ fn four_leechers_find_each_other_through_a_tracker_over_scion() {
             trackers.iter().any(|tr| tr["state"] == "working"),
             "the SCION tracker answered: {t:#}"
         );
-        let peers = t["peers"].as_array().unwrap();
         assert!(
-            !peers.is_empty()
-                && peers
-                    .iter()
-                    .all(|p| p["source"] == "tracker" || p["source"] == "incoming"),
+            peers_all_from(&t, "tracker"),
             "every peer came from the tracker (or dialled us): {t:#}"
         );
-        let scion_bytes: u64 = t["lanes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|l| l["transport"] == "scion")
-            .filter_map(|l| l["bytes_down"].as_u64())
-            .sum();
-        assert!(scion_bytes > 0, "bytes came over SCION lanes: {t:#}");
+        assert!(
+            scion_bytes_down(&t) > 0,
+            "bytes came over SCION lanes: {t:#}"
+        );
     }
     // The seeder sent far less than the four copies the leechers received: the rest they
     // got from each other.

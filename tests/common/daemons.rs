@@ -201,6 +201,26 @@ pub fn state(t: &Value) -> &str {
     t["state"].as_str().unwrap_or("")
 }
 
+/// Bytes a torrent's detail shows downloaded over its SCION lanes.
+pub fn scion_bytes_down(t: &Value) -> u64 {
+    t["lanes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["transport"] == "scion")
+        .filter_map(|l| l["bytes_down"].as_u64())
+        .sum()
+}
+
+/// Whether a torrent's detail lists peers and every one came from `source` or dialled us.
+pub fn peers_all_from(t: &Value, source: &str) -> bool {
+    let peers = t["peers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    !peers.is_empty()
+        && peers
+            .iter()
+            .all(|p| p["source"] == source || p["source"] == "incoming")
+}
+
 fn tail(s: &str, lines: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")
