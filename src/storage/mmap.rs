@@ -1,6 +1,15 @@
 //! [`MmapStorage`]: the torrent's files mapped with `memmap2`.
+//!
+//! Reads (hashing, seeding) are zero-copy slices of a read-only map. Received blocks are
+//! written with `pwrite`, not stored through the map: a store into a page that is not yet in
+//! the page cache faults, and the kernel first reads (for a preallocated file: zeroes) the
+//! page before our copy overwrites it. A 16 KiB `pwrite` covers whole pages, so the kernel
+//! skips that; measured A/B on a 1 GiB QUIC/SCION download, leecher system time fell from
+//! ~1.7 to ~0.9 s (perf/RESULTS.md). A failed write is an error value (ENOSPC, EIO), never
+//! the SIGBUS a store through a map gets.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,6 +26,9 @@ use super::{PieceData, Storage, StorageError};
 struct FileMap {
     path: PathBuf,
     map: Option<MmapRaw>,
+    /// The file, open for writing, of a download: blocks go in with `pwrite` (the map is
+    /// read-only).
+    file: Option<File>,
     /// A BEP 47 padding file: reads as zeros, writes are dropped, nothing on disk.
     pad: bool,
     /// Bytes that were on disk before we opened it (all of it when seeding): data beyond
@@ -29,6 +41,7 @@ impl FileMap {
         Self {
             path,
             map: None,
+            file: None,
             pad: true,
             existing: 0,
         }
@@ -188,12 +201,8 @@ fn available_bytes(dir: &Path) -> Option<u64> {
     (r == 0).then(|| (st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
-fn map_file(
-    file: &File,
-    path: &Path,
-    len: u64,
-    writable: bool,
-) -> Result<Option<MmapRaw>, StorageError> {
+/// Maps `len` bytes of `file` read-only (none for an empty file).
+fn map_file(file: &File, path: &Path, len: u64) -> Result<Option<MmapRaw>, StorageError> {
     if len == 0 {
         return Ok(None);
     }
@@ -201,14 +210,11 @@ fn map_file(
         path: path.to_path_buf(),
         source: std::io::Error::other("file too large to map on this platform"),
     })?;
-    let mut opts = MmapOptions::new();
-    opts.len(ulen);
-    let map = if writable {
-        opts.map_raw(file)
-    } else {
-        opts.map_raw_read_only(file)
-    };
-    map.map(Some).map_err(io(path))
+    MmapOptions::new()
+        .len(ulen)
+        .map_raw_read_only(file)
+        .map(Some)
+        .map_err(io(path))
 }
 
 impl MmapStorage {
@@ -275,10 +281,11 @@ impl MmapStorage {
             if !fully_allocated(&file, f.length) {
                 preallocate(&file, &p, f.length)?;
             }
-            let map = map_file(&file, &p, f.length, true)?;
+            let map = map_file(&file, &p, f.length)?;
             files.push(Arc::new(FileMap {
                 path: p,
                 map,
+                file: Some(file),
                 pad: false,
                 existing,
             }));
@@ -306,6 +313,7 @@ impl MmapStorage {
                     files.push(Arc::new(FileMap {
                         path: p,
                         map: None,
+                        file: None,
                         pad: false,
                         existing: 0,
                     }));
@@ -321,7 +329,7 @@ impl MmapStorage {
                     actual,
                 });
             }
-            let map = map_file(&file, &p, f.length, false)?;
+            let map = map_file(&file, &p, f.length)?;
             if let Some(m) = &map {
                 // Peers request pieces in no particular order.
                 let _ = m.advise(Advice::Random);
@@ -329,6 +337,7 @@ impl MmapStorage {
             files.push(Arc::new(FileMap {
                 path: p,
                 map,
+                file: None,
                 pad: false,
                 existing: actual,
             }));
@@ -365,7 +374,7 @@ impl MmapStorage {
         })
     }
 
-    /// Writes every dirty page to disk and waits for it (msync `MS_SYNC`): after this returns,
+    /// Writes every dirty page to disk and waits for it (`fdatasync`): after this returns,
     /// every piece written so far survives a crash. Fast-resume calls it before it records
     /// pieces as verified.
     pub fn sync(&self) -> Result<(), StorageError> {
@@ -373,8 +382,8 @@ impl MmapStorage {
             return Ok(());
         }
         for f in self.files.iter() {
-            if let Some(m) = &f.map {
-                m.flush().map_err(io(&f.path))?;
+            if let Some(file) = &f.file {
+                file.sync_data().map_err(io(&f.path))?;
             }
         }
         Ok(())
@@ -469,18 +478,11 @@ impl Storage for MmapStorage {
             let f = self.file_for(s)?;
             if f.pad {
                 pos += s.len as usize;
-            } else if let Some(m) = &f.map {
+            } else {
+                let file = f.file.as_ref().ok_or(StorageError::ReadOnly)?;
                 let n = s.len as usize;
-                // SAFETY: the span lies inside the map (checked by file_for),
-                // the map is writable, and `data[pos..pos + n]` is in bounds
-                // because the spans add up to `len == data.len()`.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        data[pos..pos + n].as_ptr(),
-                        m.as_mut_ptr().add(s.file_offset as usize),
-                        n,
-                    );
-                }
+                file.write_all_at(&data[pos..pos + n], s.file_offset)
+                    .map_err(io(&f.path))?;
                 pos += n;
             }
         }
@@ -499,14 +501,8 @@ impl Storage for MmapStorage {
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        if !self.writable {
-            return Ok(());
-        }
-        for f in self.files.iter() {
-            if let Some(m) = &f.map {
-                m.flush_async().map_err(io(&f.path))?;
-            }
-        }
+        // Nothing to hand over: `pwrite` put every block into the page cache already, and the
+        // kernel writes it back on its own. [`MmapStorage::sync`] is the barrier that waits.
         Ok(())
     }
 }
