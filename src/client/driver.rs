@@ -6,6 +6,7 @@
 //! on a queue that wakes the loop; a snapshot of everything is published every second and after
 //! each command.
 
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -104,7 +105,7 @@ pub struct Client {
     peer_id: PeerId,
     opts: EngineOptions,
     /// Which torrent a QUIC connection belongs to (filled on first sight).
-    conn_owner: HashMap<ConnectionHandle, InfoHash>,
+    conn_owner: FxHashMap<ConnectionHandle, InfoHash>,
     /// Incoming QUIC lanes waiting for their handshake.
     pending_quic: HashMap<ConnectionHandle, (StreamId, PendingLane)>,
     /// Incoming TCP lanes waiting for their handshake.
@@ -164,7 +165,7 @@ impl Client {
             sciond: None,
             peer_id: new_peer_id(),
             opts,
-            conn_owner: HashMap::new(),
+            conn_owner: FxHashMap::default(),
             pending_quic: HashMap::new(),
             pending_tcp: HashMap::new(),
             tcp_lane_owner: HashMap::new(),

@@ -84,6 +84,9 @@ pub struct ScionNet {
     /// Received raw path -> its direction-independent key, so the per-packet cost is a hash of
     /// the path bytes instead of parsing its hop fields.
     rx_keys: HashMap<(ScionAddr, Bytes), SocketAddr>,
+    /// The last hit of `rx_keys`: a bulk transfer's packets come in runs from one remote on
+    /// one path, and comparing against the last one skips the hash and the key copy.
+    last_rx: Option<((ScionAddr, Bytes), SocketAddr)>,
     events: VecDeque<NetEvent>,
     quic_buf: Vec<u8>,
     pub errors: NetErrors,
@@ -101,6 +104,7 @@ impl ScionNet {
             quic: QuicEndpoint::new(tuning, accept)?,
             remotes: RemoteTable::default(),
             rx_keys: HashMap::new(),
+            last_rx: None,
             events: VecDeque::new(),
             quic_buf: Vec::with_capacity(64 * 1024),
             errors: NetErrors::default(),
@@ -227,10 +231,16 @@ impl ScionNet {
         path: &[u8],
         from: SocketAddr,
     ) -> Option<SocketAddr> {
+        if let Some(((s, p), k)) = &self.last_rx {
+            if *s == src && p[..] == *path {
+                return Some(*k);
+            }
+        }
         // Borrowed lookup would need raw_entry; the copy is only a few dozen bytes.
         let cache_key = (src, Bytes::copy_from_slice(path));
-        if let Some(k) = self.rx_keys.get(&cache_key) {
-            return Some(*k);
+        if let Some(&k) = self.rx_keys.get(&cache_key) {
+            self.last_rx = Some((cache_key, k));
+            return Some(k);
         }
         let ids: PathKey = interface_ids(path).ok()?;
         let received = packet::path_interfaces(path).ok()?;
@@ -255,7 +265,8 @@ impl ScionNet {
         if self.rx_keys.len() > 4096 {
             self.rx_keys.clear();
         }
-        self.rx_keys.insert(cache_key, key);
+        self.rx_keys.insert(cache_key.clone(), key);
+        self.last_rx = Some((cache_key, key));
         Some(key)
     }
 
@@ -285,6 +296,7 @@ impl ScionNet {
         if self.remotes.retain(|k| live.contains(k)) > 0 {
             let remotes = &self.remotes;
             self.rx_keys.retain(|_, k| remotes.get(k).is_some());
+            self.last_rx = None;
         }
     }
 

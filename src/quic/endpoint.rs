@@ -8,7 +8,8 @@
 //! key is synthetic (see [`crate::quic::remotes`]): one key per (remote address, path), which
 //! pins every connection to one SCION path.
 
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,7 +50,7 @@ pub struct Outgoing {
 
 pub struct QuicEndpoint {
     endpoint: Endpoint,
-    conns: HashMap<ConnectionHandle, Connection>,
+    conns: FxHashMap<ConnectionHandle, Connection>,
     /// Round-robin order for transmits, so one busy connection cannot starve the others.
     order: Vec<ConnectionHandle>,
     next_rr: usize,
@@ -78,7 +79,7 @@ impl QuicEndpoint {
         );
         Ok(Self {
             endpoint,
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             order: Vec::new(),
             next_rr: 0,
             client: config::client_config(tuning)?,

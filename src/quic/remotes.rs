@@ -8,6 +8,7 @@
 //! connection that was opened on the forward path, while two routes that merely cross the same
 //! interface ids in another order or through other ASes stay apart.
 
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -42,7 +43,8 @@ pub struct Remote<A, R> {
 }
 
 pub struct RemoteTable<A, R> {
-    by_key: HashMap<SocketAddr, Remote<A, R>>,
+    /// Keyed by the synthetic addresses this table hands out, hence FxHash.
+    by_key: FxHashMap<SocketAddr, Remote<A, R>>,
     by_route: HashMap<(A, PathKey), SocketAddr>,
     next: u64,
 }
@@ -50,7 +52,7 @@ pub struct RemoteTable<A, R> {
 impl<A: Hash + Eq + Clone, R> Default for RemoteTable<A, R> {
     fn default() -> Self {
         Self {
-            by_key: HashMap::new(),
+            by_key: FxHashMap::default(),
             by_route: HashMap::new(),
             next: 1,
         }

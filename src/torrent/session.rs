@@ -6,6 +6,7 @@
 //! connection). Lanes whose handshakes carry the same peer id are one peer: one bitfield, one
 //! choke state, and the scheduler spreads that peer's blocks over all of its lanes.
 
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,7 +139,7 @@ struct Lane {
     outbox: VecDeque<Bytes>,
     outbox_bytes: usize,
     /// Our requests on this lane and when each was sent.
-    outstanding: HashMap<BlockRef, Instant>,
+    outstanding: FxHashMap<BlockRef, Instant>,
     peer_choking: bool,
     am_interested: bool,
     /// What we last told the remote on this lane.
@@ -200,7 +201,7 @@ pub struct Session {
     verifier: Box<dyn Verifier>,
     cfg: SessionConfig,
     picker: Picker,
-    lanes: HashMap<LaneId, Lane>,
+    lanes: FxHashMap<LaneId, Lane>,
     peers: HashMap<PeerId, Peer>,
     banned: HashSet<PeerId>,
     /// Who sent each block of a piece still being assembled (to ban liars).
@@ -249,7 +250,7 @@ impl Session {
             verifier,
             cfg,
             picker,
-            lanes: HashMap::new(),
+            lanes: FxHashMap::default(),
             peers: HashMap::new(),
             banned: HashSet::new(),
             contributors: HashMap::new(),
@@ -309,7 +310,7 @@ impl Session {
             extended: false,
             outbox: VecDeque::new(),
             outbox_bytes: 0,
-            outstanding: HashMap::new(),
+            outstanding: FxHashMap::default(),
             peer_choking: true,
             am_interested: false,
             am_choking: true,
@@ -1193,7 +1194,7 @@ impl Session {
         loop {
             let mut progress = false;
             for lanes in remaining.iter_mut() {
-                let overlap = |id: &LaneId, lanes: &HashMap<LaneId, Lane>| {
+                let overlap = |id: &LaneId, lanes: &FxHashMap<LaneId, Lane>| {
                     lanes.get(id).map_or(usize::MAX, |l| {
                         l.links.iter().filter(|x| used.contains(x)).count()
                     })
