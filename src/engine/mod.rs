@@ -3,5 +3,6 @@
 pub mod dialer;
 pub mod liveness;
 pub mod quic;
+pub mod stream_chunks;
 pub mod tcp;
 pub mod verify;

@@ -6,10 +6,10 @@
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use quinn_proto::{ConnectionHandle, StreamId, VarInt, WriteError};
 
 use crate::engine::dialer::PeerDialer;
+use crate::engine::stream_chunks;
 use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
@@ -74,44 +74,6 @@ pub struct QuicBtApp<S = Session> {
     last_lane_error: Option<String>,
     /// Remotes whose lanes the session closed for a ban (the peer book takes them).
     pub banned: Vec<ScionAddr>,
-}
-
-/// Bytes gathered into one chunk before it goes to quinn.
-///
-/// quinn keeps a stream's unacknowledged data as a queue of the chunks it was given and finds
-/// the bytes of every STREAM frame by walking that queue from its start
-/// (`SendBuffer::get`), so the cost per packet grows with the number of chunks in flight.
-/// Lanes alternate a 13-byte piece header and a 16 KiB block: a 16 MiB window held ~2,000
-/// chunks. One copy into 64 KiB chunks costs less than that walk (measured A/B in
-/// perf/RESULTS.md).
-const STREAM_CHUNK: usize = 64 * 1024;
-
-/// The next chunk for a lane's stream: small chunks from the protocol joined up to
-/// [`STREAM_CHUNK`] bytes; a chunk that is already large enough goes as it is (no copy).
-fn next_stream_chunk<S: LaneProtocol>(
-    session: &mut S,
-    lane: LaneId,
-    now: Instant,
-) -> Option<Bytes> {
-    let first = session.poll_output(lane, now)?;
-    if first.len() >= STREAM_CHUNK {
-        return Some(first);
-    }
-    let mut buf = BytesMut::with_capacity(STREAM_CHUNK);
-    buf.extend_from_slice(&first);
-    while buf.len() < STREAM_CHUNK {
-        let Some(mut next) = session.poll_output(lane, now) else {
-            break;
-        };
-        let room = STREAM_CHUNK - buf.len();
-        if next.len() > room {
-            buf.extend_from_slice(&next.split_to(room));
-            session.unpoll_output(lane, next);
-            break;
-        }
-        buf.extend_from_slice(&next);
-    }
-    Some(buf.freeze())
 }
 
 impl<S: LaneProtocol> QuicBtApp<S> {
@@ -227,7 +189,14 @@ impl<S: LaneProtocol> QuicBtApp<S> {
             };
             self.session.set_lane_rtt(lc.lane, conn.rtt());
             let mut send = conn.send_stream(stream);
-            while let Some(chunk) = next_stream_chunk(&mut self.session, lc.lane, now) {
+            while let Some(chunk) = stream_chunks::next(
+                &mut stream_chunks::LaneOutput {
+                    session: &mut self.session,
+                    lane: lc.lane,
+                    now,
+                },
+                &stream_chunks::BUDGET,
+            ) {
                 let mut one = [chunk];
                 match send.write_chunks(&mut one) {
                     Ok(w) => {
