@@ -10,6 +10,7 @@
 #       SIZE_MIB=1024    torrent size for the download comparison (b)
 #       BULK_MIB=256     torrent size for the bulk-seeding test (c); disk: (LEECHERS+1) x BULK_MIB
 #       LEECHERS=8       leechers at once in (c)
+#       BULK_RUNTIMES="1 2"   seeder io_uring runtimes (-runtimes) measured in (c)
 #       SECTIONS="hash transport download bulk multipath"   which parts to run
 #       SKIP_BUILD=1     do not run cargo build
 #       TRANSMISSION=0   skip the Transmission seeder comparison even if installed
@@ -24,6 +25,7 @@ BW_DURATION=${BW_DURATION:-5}
 SIZE_MIB=${SIZE_MIB:-1024}
 BULK_MIB=${BULK_MIB:-256}
 LEECHERS=${LEECHERS:-8}
+BULK_RUNTIMES=${BULK_RUNTIMES:-"1 2"}
 SECTIONS=${SECTIONS:-"hash transport download bulk multipath"}
 TRANSMISSION=${TRANSMISSION:-1}
 WORK=${WORK:-$ROOT/target/perf-work}
@@ -185,10 +187,10 @@ make_data() { # path MiB
   head -c $(($2 * 1024 * 1024)) /dev/urandom >"$1"
 }
 
-# Runs our seeder in the background: sets SEED_PID. args: torrent data port as
+# Runs our seeder in the background: sets SEED_PID. args: torrent data port as [runtimes]
 start_our_seeder() {
   SCION_DAEMON_ADDRESS=$(daemon "$4") "$BIN" -inPath="$1" -seed=true -file="$2" \
-    -local="$4,[127.0.0.1]:$3" -logLevel=WARN >"$WORK/seeder.$3.log" 2>&1 &
+    -local="$4,[127.0.0.1]:$3" -runtimes="${5:-1}" -logLevel=WARN >"$WORK/seeder.$3.log" 2>&1 &
   SEED_PID=$!
   PIDS+=("$SEED_PID")
   wait_port udp "$3" || sleep 1
@@ -355,14 +357,17 @@ if has bulk; then
   "$BIN" create "$WORK/bulk/data.bin" -o "$WORK/bulk/data.torrent" >/dev/null
   bytes=$((BULK_MIB * 1024 * 1024 * LEECHERS))
   for i in $(seq "$RUNS"); do
+  # 1 and 2 io_uring runtimes in the seeder, alternated so both see the same noise.
+  for rt in $BULK_RUNTIMES; do
+    name="ours_1x${LEECHERS}"; [[ $rt == 1 ]] || name="ours_1x${LEECHERS}_${rt}runtimes"
     port=$(next_port)
-    start_our_seeder "$WORK/bulk/data.torrent" "$WORK/bulk/data.bin" "$port" "$AS_A"
+    start_our_seeder "$WORK/bulk/data.torrent" "$WORK/bulk/data.bin" "$port" "$AS_A" "$rt"
     rss_sampler "$SEED_PID" "$WORK/bulkseed.rss" &
     c0=$(cpu_s "$SEED_PID")
     t0=$(now)
     lp=()
     for k in $(seq "$LEECHERS"); do
-      our_leecher "$WORK/bulk/data.torrent" "$WORK/bulk/out$k.bin" "$AS_A,[127.0.0.1]:$port" "$(daemon "$AS_A")" "bulk$i.$k" &
+      our_leecher "$WORK/bulk/data.torrent" "$WORK/bulk/out$k.bin" "$AS_A,[127.0.0.1]:$port" "$(daemon "$AS_A")" "bulk$i.$rt.$k" &
       lp+=($!)
     done
     ok=1
@@ -373,17 +378,18 @@ if has bulk; then
     wall=$(echo "$t1 - $t0" | bc -l)
     gib=$(echo "$bytes / 1073741824" | bc -l)
     if [[ $ok == 1 ]]; then
-      rec bulk "ours_1x${LEECHERS}" wall_s "$(printf %.3f "$wall")"
-      rec bulk "ours_1x${LEECHERS}" aggregate_upload_mbit "$(echo "$bytes * 8 / $wall / 1000000" | bc -l | xargs printf %.1f)"
-      rec bulk "ours_1x${LEECHERS}" seeder_cpu_s_per_gib "$(echo "($c1 - $c0) / $gib" | bc -l | xargs printf %.2f)"
-      rec bulk "ours_1x${LEECHERS}" seeder_peak_rss_mib "$((stot / 1024))"
-      rec bulk "ours_1x${LEECHERS}" seeder_peak_anon_mib "$((sanon / 1024))"
-      log "  bulk: ${wall}s for $LEECHERS x ${BULK_MIB} MiB, seeder cpu $(echo "$c1 - $c0" | bc -l) s"
+      rec bulk "$name" wall_s "$(printf %.3f "$wall")"
+      rec bulk "$name" aggregate_upload_mbit "$(echo "$bytes * 8 / $wall / 1000000" | bc -l | xargs printf %.1f)"
+      rec bulk "$name" seeder_cpu_s_per_gib "$(echo "($c1 - $c0) / $gib" | bc -l | xargs printf %.2f)"
+      rec bulk "$name" seeder_peak_rss_mib "$((stot / 1024))"
+      rec bulk "$name" seeder_peak_anon_mib "$((sanon / 1024))"
+      log "  bulk ($rt runtimes): ${wall}s for $LEECHERS x ${BULK_MIB} MiB, seeder cpu $(echo "$c1 - $c0" | bc -l) s"
     else
-      log "  bulk: a leecher FAILED"; tail -3 "$WORK"/leech.bulk"$i".*.log >&2 || true
+      log "  bulk ($rt runtimes): a leecher FAILED"; tail -3 "$WORK"/leech.bulk"$i.$rt".*.log >&2 || true
     fi
     kill "$SEED_PID" 2>/dev/null || true; wait "$SEED_PID" 2>/dev/null || true
     rm -f "$WORK"/bulk/out*.bin
+  done
   done
   rm -rf "$WORK/bulk"
 fi
@@ -433,6 +439,8 @@ summary() { # section name metric -> median
   ratio "seeder_cpu_per_gib ours/libtorrent" "$(summary download ours seeder_cpu_s_per_gib)" "$(summary download libtorrent_tcp seeder_cpu_s_per_gib)"
   ratio "seeder_cpu_per_gib ours/transmission" "$(summary download ours seeder_cpu_s_per_gib)" "$(summary download transmission_seed_lt_leech seeder_cpu_s_per_gib)"
   ratio "seeder_cpu_per_gib ours_tcp/transmission" "$(summary download ours_tcp seeder_cpu_s_per_gib)" "$(summary download transmission_seed_lt_leech seeder_cpu_s_per_gib)"
+  ratio "leecher_cpu_per_gib ours/libtorrent" "$(summary download ours leecher_cpu_s_per_gib)" "$(summary download libtorrent_tcp leecher_cpu_s_per_gib)"
+  ratio "bulk aggregate 2runtimes/1runtime" "$(summary bulk "ours_1x${LEECHERS}_2runtimes" aggregate_upload_mbit)" "$(summary bulk "ours_1x${LEECHERS}" aggregate_upload_mbit)"
   ratio "multipath 3paths/1path" "$(summary multipath capped_3paths goodput_mbit)" "$(summary multipath capped_1paths goodput_mbit)"
   ratio "multipath 3paths/3R (R=50)" "$(summary multipath capped_3paths goodput_mbit)" 150
   echo "(cross-AS goodput is bounded by the simulated routers: ~25-35k packets/s, i.e. roughly 300-420 Mbit/s at ~1200-byte payloads)"

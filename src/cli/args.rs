@@ -123,6 +123,10 @@ pub struct TransferCli {
     /// Keep seeding after the download completes.
     #[arg(long)]
     pub keep_seeding: bool,
+    /// Seed on this many io_uring runtimes (threads), each with its own socket on the SCION
+    /// port; QUIC connections are spread over them by connection id [default: 1].
+    #[arg(long, value_name = "N")]
+    pub runtimes: Option<u8>,
     /// Log level: DEBUG, INFO, WARN, ERROR.
     #[arg(long, default_value = "INFO")]
     pub log_level: String,
@@ -200,6 +204,8 @@ pub struct TransferArgs {
     pub metrics_json: Option<PathBuf>,
     pub enable_dht: bool,
     pub keep_seeding: bool,
+    /// io_uring runtimes for seeding (`--runtimes`).
+    pub runtimes: Option<u8>,
     pub log_level: String,
     pub sciond: Option<String>,
     pub path_policy: PathPolicy,
@@ -233,6 +239,7 @@ impl TransferArgs {
             metrics_json: c.metrics_json,
             enable_dht: false,
             keep_seeding: c.keep_seeding,
+            runtimes: c.runtimes,
             log_level: c.log_level,
             sciond: c.scion.sciond,
             path_policy: c.path_policy.unwrap_or_default(),

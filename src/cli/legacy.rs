@@ -27,6 +27,7 @@ const FLAGS: &[(&str, bool)] = &[
     // Ours, in the same style: see `--path-policy`.
     ("pathPolicy", true),
     ("metricsJson", true),
+    ("runtimes", true),
     ("tcpListen", true),
     ("tcp-listen", true),
     ("keepAlive", true),
@@ -126,6 +127,12 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             "printMetrics" => t.print_metrics = parse_bool(name, &value)?,
             "pathPolicy" => t.path_policy = value.parse()?,
             "metricsJson" => t.metrics_json = Some(PathBuf::from(value)),
+            "runtimes" => {
+                t.runtimes =
+                    Some(value.parse().map_err(|_| {
+                        format!("-runtimes: {value:?} is not a number from 1 to 64")
+                    })?)
+            }
             "exportMetricsTo" => t.export_metrics = Some(PathBuf::from(value)),
             _ => unreachable!("flag table and match agree"),
         }

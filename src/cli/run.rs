@@ -162,6 +162,18 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         .map(|l| parse_local(l, &daemon_address(&t.sciond)))
         .transpose()?;
     let liveness = liveness_rules(&t)?;
+    match t.runtimes {
+        Some(n) if n == 0 || n > super::runtimes::MAX_RUNTIMES => {
+            return Err(exit::usage(format!(
+                "--runtimes {n}: from 1 to {}",
+                super::runtimes::MAX_RUNTIMES
+            )))
+        }
+        Some(n) if n > 1 && t.mode != Mode::Seed => {
+            return Err(exit::usage("--runtimes is for seeding"))
+        }
+        _ => {}
+    }
     if t.mode == Mode::Download
         && peers.is_empty()
         && tcp_peers.is_empty()
@@ -254,6 +266,25 @@ async fn run_transfer(
         _ => StopWhen::Never,
     };
     let data_path = t.file.clone().or(t.out.clone()).unwrap_or_default();
+    let runtimes = t.runtimes.unwrap_or(1);
+    let extra_runtimes = match runtimes {
+        n if n > 1 && scion_on => Some(super::runtimes::SeedJob {
+            meta: meta.clone(),
+            storage: storage.clone(),
+            have: have.clone(),
+            data_path: data_path.clone(),
+            local,
+            sciond: daemon_address(&t.sciond),
+            policy: t.path_policy.clone(),
+            opts: client.options().clone(),
+            pool: pool.clone(),
+        }),
+        n if n > 1 => {
+            tracing::warn!("SCION is off: --runtimes {n} ignored, TCP runs on one runtime");
+            None
+        }
+        _ => None,
+    };
     let ih = client.add_live(
         LiveTorrent {
             meta: meta.clone(),
@@ -297,8 +328,12 @@ async fn run_transfer(
     } else {
         None
     };
+    let shared = match extra_runtimes {
+        Some(job) => Some((0, super::runtimes::start(&socket, runtimes, job)?)),
+        None => None,
+    };
     if !(t.mode == Mode::Download && complete_at_start && !t.keep_seeding) {
-        uring::run(socket, &mut net, &mut client)
+        uring::run_shared(socket, &mut net, &mut client, shared)
             .await
             .map_err(|e| exit::other(e.to_string()))?;
     }

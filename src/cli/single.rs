@@ -76,7 +76,10 @@ pub async fn start_single(
     client.tcp_listen = Some(tcp_addr);
     client.local_scion = scion_on.then_some(local);
     client.sciond = scion_on.then_some(daemon_addr);
-    let tuning = QuicTuning::default();
+    let tuning = match t.runtimes {
+        Some(n) if n > 1 && scion_on => super::runtimes::tuning(0, n),
+        _ => QuicTuning::default(),
+    };
     let net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
     Ok(Single {
         client,

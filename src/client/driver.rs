@@ -222,6 +222,11 @@ impl Client {
         self.pool.clone()
     }
 
+    /// How this client's torrents behave.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
     pub fn torrent_count(&self) -> usize {
         self.torrents.len()
     }

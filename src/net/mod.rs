@@ -5,6 +5,7 @@ pub mod scion_net;
 #[cfg(test)]
 mod scion_net_tests;
 pub mod scion_quinn;
+pub mod steering;
 pub mod uring;
 
 pub use scion_net::{NetEvent, Outgoing, Route, ScionNet};

@@ -18,6 +18,8 @@ use crate::quic::{QuicEndpoint, QuicEvent, QuicTuning};
 use crate::scion::packet::{self, Decoded, UdpEncoder};
 use crate::scion::{ScionAddr, ScionPath};
 
+use super::steering::Steering;
+
 /// How to reach one (remote, path).
 #[derive(Debug)]
 pub struct Route {
@@ -92,6 +94,11 @@ pub struct ScionNet {
     pub errors: NetErrors,
     /// When remotes without a connection are next dropped.
     next_prune: Option<Instant>,
+    /// Set when several runtimes share the port (see [`super::steering`]).
+    steering: Option<Steering>,
+    /// Packets of another runtime's connections, and SCMP messages every runtime must see:
+    /// (runtime, underlay source, SCION packet). The driver passes them on.
+    misdirected: Vec<(u8, SocketAddr, Vec<u8>)>,
 }
 
 /// How often remotes whose connections are gone (or never came up) are dropped.
@@ -109,6 +116,8 @@ impl ScionNet {
             quic_buf: Vec::with_capacity(64 * 1024),
             errors: NetErrors::default(),
             next_prune: None,
+            steering: tuning.steering,
+            misdirected: Vec::new(),
         })
     }
 
@@ -171,8 +180,45 @@ impl ScionNet {
         while !rest.is_empty() {
             let n = packet::first_packet_len(rest).unwrap_or(rest.len());
             let (pkt, tail) = rest.split_at(n);
-            self.on_packet(now, from, pkt);
+            if !self.steer_away(from, pkt) {
+                self.on_packet(now, from, pkt);
+            }
             rest = tail;
+        }
+    }
+
+    /// A packet another runtime passed on (see [`ScionNet::take_misdirected`]): handled here,
+    /// never passed on again.
+    pub fn on_passed_packet(&mut self, now: Instant, from: SocketAddr, pkt: &[u8]) {
+        self.on_packet(now, from, pkt);
+    }
+
+    /// Packets to pass to other runtimes: (runtime index, underlay source, SCION packet).
+    pub fn take_misdirected(&mut self) -> Vec<(u8, SocketAddr, Vec<u8>)> {
+        std::mem::take(&mut self.misdirected)
+    }
+
+    /// With several runtimes: queues a packet that belongs to another runtime's connection
+    /// (true: not for us), and a copy of each SCMP message for every other runtime (their
+    /// connections may use the path it reports on).
+    fn steer_away(&mut self, from: SocketAddr, pkt: &[u8]) -> bool {
+        let Some(s) = self.steering else {
+            return false;
+        };
+        match s.owner(pkt) {
+            Some(owner) if owner != s.index => {
+                self.misdirected.push((owner, from, pkt.to_vec()));
+                true
+            }
+            Some(_) => false,
+            None => {
+                if pkt.get(4) == Some(&packet::PROTO_SCMP) {
+                    for other in (0..s.count).filter(|&i| i != s.index) {
+                        self.misdirected.push((other, from, pkt.to_vec()));
+                    }
+                }
+                false
+            }
         }
     }
 

@@ -296,3 +296,75 @@ fn two_connections_to_one_peer_on_one_path_both_connect() {
         "connected: {connected:?} of {first:?}, {second:?}"
     );
 }
+
+/// Two runtimes share a port and the kernel hands every datagram to the first (as UDP GRO may
+/// for one underlay flow): the first passes on what belongs to the second's connections, and
+/// every connection comes up on the runtime its connection id names.
+#[test]
+fn runtimes_pass_on_packets_of_each_others_connections() {
+    use crate::net::steering::Steering;
+    let tuning = |i| QuicTuning {
+        steering: Steering::new(i, 2),
+        ..QuicTuning::default()
+    };
+    let mut a = ScionNet::new(addr(1001), &QuicTuning::default(), false).unwrap();
+    a.set_max_datagrams(10);
+    let mut group = [
+        ScionNet::new(addr(1002), &tuning(0), true).unwrap(),
+        ScionNet::new(addr(1002), &tuning(1), true).unwrap(),
+    ];
+    let mut now = Instant::now();
+    let path = ScionPath::local(addr(1002).ia);
+    let handles: Vec<_> = (0..16)
+        .map(|_| a.connect(now, addr(1002), &path).unwrap())
+        .collect();
+    let (mut connected, mut accepted) = (std::collections::HashSet::new(), [0usize; 2]);
+    let mut passed = 0;
+    for _ in 0..5_000 {
+        let underlay = a.local().socket_addr();
+        let mut buf = Vec::new();
+        let mut moved = 0;
+        a.drive(now);
+        while a.poll_datagram(now, &mut buf).is_some() {
+            group[0].on_datagram(now, underlay, &buf);
+            moved += 1;
+        }
+        for (to, from, pkt) in group[0].take_misdirected() {
+            assert_eq!(to, 1);
+            passed += 1;
+            group[1].on_passed_packet(now, from, &pkt);
+        }
+        for (i, g) in group.iter_mut().enumerate() {
+            let (_, p) = deliver(g, &mut a, now, false);
+            moved += p;
+            while let Some(ev) = g.poll_event() {
+                if let NetEvent::Quic(QuicEvent::Connected(_)) = ev {
+                    accepted[i] += 1;
+                }
+            }
+        }
+        while let Some(ev) = a.poll_event() {
+            if let NetEvent::Quic(QuicEvent::Connected(h)) = ev {
+                connected.insert(h);
+            }
+        }
+        if connected.len() == handles.len() {
+            break;
+        }
+        if moved == 0 {
+            now += Duration::from_millis(5);
+        }
+    }
+    assert_eq!(
+        connected.len(),
+        handles.len(),
+        "accepted per runtime: {accepted:?}"
+    );
+    assert_eq!(accepted[0] + accepted[1], handles.len());
+    // 16 random client-chosen ids all on one runtime: a chance of 2^-15.
+    assert!(
+        accepted[1] > 0 && passed > 0,
+        "{accepted:?}, {passed} passed"
+    );
+    assert_eq!(group[0].errors.undecodable + group[1].errors.undecodable, 0);
+}

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -17,6 +18,7 @@ use tokio_uring::net::UdpSocket;
 
 use super::gso;
 use super::scion_net::{NetEvent, Outgoing, ScionNet};
+use super::steering::Mailboxes;
 
 /// Longest sleep when neither QUIC nor the app has a deadline.
 const IDLE_SLEEP: Duration = Duration::from_secs(10);
@@ -55,6 +57,11 @@ fn take_buf(pool: &BufPool) -> Vec<u8> {
 
 /// Binds a UDP socket for SCION traffic (SO_REUSEPORT so several runtimes can share a port).
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    bind_std(addr).map(UdpSocket::from_std)
+}
+
+/// [`bind`] for a socket that another thread's runtime will take over.
+pub fn bind_std(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let domain = if addr.is_ipv4() {
         socket2::Domain::IPV4
     } else {
@@ -70,7 +77,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     }
     s.bind(&addr.into())?;
     s.set_nonblocking(true)?;
-    Ok(UdpSocket::from_std(s.into()))
+    Ok(s.into())
 }
 
 fn spawn_receivers(
@@ -113,6 +120,20 @@ fn spawn_receivers(
 
 /// Runs `app` on `net` over `socket` until the app is done.
 pub async fn run(socket: UdpSocket, net: &mut ScionNet, app: &mut impl App) -> anyhow::Result<()> {
+    run_shared(socket, net, app, None).await
+}
+
+/// One of several runtimes on one port: `shared` is this runtime's index and the mailboxes
+/// through which runtimes pass each other packets the kernel delivered to the wrong socket.
+pub type SharedPort = (u8, Arc<Mailboxes>);
+
+/// [`run`] as one of several runtimes sharing the socket's port.
+pub async fn run_shared(
+    socket: UdpSocket,
+    net: &mut ScionNet,
+    app: &mut impl App,
+    shared: Option<SharedPort>,
+) -> anyhow::Result<()> {
     let socket = Rc::new(socket);
     let rx: RxQueue = Rc::new(RefCell::new(VecDeque::new()));
     let notify = Rc::new(Notify::new());
@@ -136,6 +157,14 @@ pub async fn run(socket: UdpSocket, net: &mut ScionNet, app: &mut impl App) -> a
             let mut free = pool.borrow_mut();
             if free.len() < POOL_MAX {
                 free.push(pkt);
+            }
+        }
+        if let Some((me, mail)) = &shared {
+            for (to, from, pkt) in net.take_misdirected() {
+                mail.post(to, from, pkt);
+            }
+            for (from, pkt) in mail.take(*me) {
+                net.on_passed_packet(now, from, &pkt);
             }
         }
         net.drive(now);
@@ -168,6 +197,12 @@ pub async fn run(socket: UdpSocket, net: &mut ScionNet, app: &mut impl App) -> a
             _ = async {
                 match &extra {
                     Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+            _ = async {
+                match &shared {
+                    Some((me, mail)) => mail.posted(*me).await,
                     None => std::future::pending().await,
                 }
             } => {}

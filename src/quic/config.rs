@@ -39,6 +39,8 @@ pub struct QuicTuning {
     pub receive_window: u64,
     pub idle_timeout: Duration,
     pub keep_alive: Duration,
+    /// Set when several runtimes share the port: connection ids name this runtime.
+    pub steering: Option<crate::net::steering::Steering>,
 }
 
 impl Default for QuicTuning {
@@ -48,6 +50,7 @@ impl Default for QuicTuning {
             receive_window: 16 << 20,
             idle_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(2),
+            steering: None,
         }
     }
 }
@@ -78,6 +81,9 @@ pub fn endpoint_config(t: &QuicTuning) -> EndpointConfig {
     let mut cfg = EndpointConfig::default();
     // Clamp to what the endpoint accepts; the path MTU bounds it further per connection.
     let _ = cfg.max_udp_payload_size(t.max_udp_payload.max(1200));
+    if let Some(s) = t.steering {
+        cfg.cid_generator(move || Box::new(s.cids()));
+    }
     cfg
 }
 

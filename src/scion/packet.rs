@@ -48,8 +48,9 @@ pub const MAX_HEADER_LEN: usize = 255 * 4;
 /// Largest number of hop fields in a SCION path.
 pub const MAX_HOPS: usize = 64;
 
-const PROTO_UDP: u8 = 17;
-const PROTO_SCMP: u8 = 202;
+/// SCION next-header numbers.
+pub const PROTO_UDP: u8 = 17;
+pub const PROTO_SCMP: u8 = 202;
 const PATH_TYPE_EMPTY: u8 = 0;
 const PATH_TYPE_SCION: u8 = 1;
 /// Flow id written into every packet (as scionproto's snet does).

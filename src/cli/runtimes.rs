@@ -1,0 +1,124 @@
+//! Seeding on several io_uring runtimes (`--runtimes N`, `-runtimes=N`): one thread per
+//! runtime, each with its own socket on the seeder's SCION port, its own QUIC endpoint and its
+//! own copy of the torrent's session over the shared storage (see [`crate::net::steering`] for
+//! how packets find their runtime). Runtime 0 is the one the command started: it keeps the TCP
+//! listener, the trackers, the DHT and the progress display; the others only serve the QUIC
+//! connections the kernel steers to them.
+
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::exit::{self, CliError};
+use super::run::{client_err, connect_daemon};
+use crate::client::control::PeerSource;
+use crate::client::paths::PathService;
+use crate::client::{Client, EngineOptions, LiveTorrent};
+use crate::engine::quic::StopWhen;
+use crate::engine::tcp::TcpHub;
+use crate::lanes::policy::PathPolicy;
+use crate::net::steering::{attach_reuseport_program, Mailboxes, Steering};
+use crate::net::{uring, ScionNet};
+use crate::quic::QuicTuning;
+use crate::scion::ScionAddr;
+use crate::storage::{HashPool, MmapStorage};
+use crate::torrent::meta::Metainfo;
+use crate::wire::bitfield::Bitfield;
+
+/// Largest `--runtimes`.
+pub const MAX_RUNTIMES: u8 = 64;
+
+/// What every extra runtime seeds.
+#[derive(Clone)]
+pub struct SeedJob {
+    pub meta: Arc<Metainfo>,
+    pub storage: Arc<MmapStorage>,
+    pub have: Bitfield,
+    pub data_path: std::path::PathBuf,
+    pub local: ScionAddr,
+    pub sciond: String,
+    pub policy: PathPolicy,
+    pub opts: EngineOptions,
+    pub pool: Arc<HashPool>,
+}
+
+/// QUIC settings of runtime `index` of `count`.
+pub fn tuning(index: u8, count: u8) -> QuicTuning {
+    QuicTuning {
+        steering: Steering::new(index, count),
+        ..QuicTuning::default()
+    }
+}
+
+/// Binds runtimes 1..count to the port of `first` (runtime 0's socket, bound already),
+/// attaches the steering program to the group and starts a seeding thread per runtime.
+pub fn start(first: &impl AsRawFd, count: u8, job: SeedJob) -> Result<Arc<Mailboxes>, CliError> {
+    let mail = Mailboxes::new(count);
+    let addr = job.local.socket_addr();
+    // Bind order is the group's socket order, which the program's result indexes.
+    let sockets = (1..count)
+        .map(|_| uring::bind_std(addr))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| exit::other(format!("cannot bind another socket on {addr}: {e}")))?;
+    attach_reuseport_program(first, count)
+        .map_err(|e| exit::other(format!("cannot steer packets between runtimes: {e}")))?;
+    for (socket, index) in sockets.into_iter().zip(1u8..) {
+        let (job, mail) = (job.clone(), mail.clone());
+        std::thread::Builder::new()
+            .name(format!("runtime-{index}"))
+            .spawn(move || {
+                let span = tracing::info_span!("runtime", index);
+                let _inside = span.enter();
+                let run = seed(index, count, socket, job, mail);
+                if let Err(e) = tokio_uring::start(run) {
+                    tracing::error!("runtime {index} stopped: {e}");
+                }
+            })
+            .map_err(|e| exit::other(format!("cannot start runtime {index}: {e}")))?;
+    }
+    Ok(mail)
+}
+
+/// One extra runtime: a client seeding the job's torrent on its own socket, until the process
+/// ends.
+async fn seed(
+    index: u8,
+    count: u8,
+    socket: std::net::UdpSocket,
+    job: SeedJob,
+    mail: Arc<Mailboxes>,
+) -> Result<(), CliError> {
+    let (daemon, _) = connect_daemon(&job.sciond).await?;
+    let started = Instant::now();
+    let paths = PathService::new(Some(daemon), job.policy.clone());
+    let mut client = Client::new(
+        job.pool,
+        paths,
+        TcpHub::new(Default::default()),
+        job.opts,
+        started,
+    );
+    client.local_scion = Some(job.local);
+    client.sciond = Some(job.sciond);
+    let mut net = ScionNet::new(job.local, &tuning(index, count), true)
+        .map_err(|e| exit::other(e.to_string()))?;
+    client.add_live(
+        LiveTorrent {
+            meta: job.meta,
+            torrent_bytes: Vec::new(),
+            storage: job.storage,
+            have: job.have,
+            out_dir: job.data_path.clone(),
+            data_path: job.data_path,
+            peers: Vec::new(),
+            source: PeerSource::Cli,
+            stop_when: StopWhen::Never,
+        },
+        started,
+    );
+    tracing::info!("seeding on {}", job.local);
+    let socket = tokio_uring::net::UdpSocket::from_std(socket);
+    uring::run_shared(socket, &mut net, &mut client, Some((index, mail)))
+        .await
+        .map_err(|e| client_err(crate::client::ClientError::Other(e.to_string())))
+}
