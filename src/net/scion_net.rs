@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use quinn_proto::ConnectionHandle;
 
 use crate::quic::remotes::{route_key, PathKey, RemoteTable};
@@ -77,6 +77,40 @@ pub struct NetErrors {
     pub not_for_us: u64,
     pub bad_path: u64,
     pub scmp: u64,
+}
+
+/// A received datagram (a GRO batch of up to ~40 SCION packets) copied once, on the first
+/// QUIC payload found in it; each payload is then split off that copy (quinn wants to own
+/// and decrypt it in place) without another allocation or copy.
+struct RxCopy<'a> {
+    src: &'a [u8],
+    copy: Option<BytesMut>,
+    /// Offset in `src` where `copy` starts.
+    at: usize,
+}
+
+impl<'a> RxCopy<'a> {
+    fn new(src: &'a [u8]) -> Self {
+        Self {
+            src,
+            copy: None,
+            at: 0,
+        }
+    }
+
+    /// `part`, a slice of the datagram after every part taken before, as owned bytes.
+    fn take(&mut self, part: &[u8]) -> BytesMut {
+        let off = (part.as_ptr() as usize).wrapping_sub(self.src.as_ptr() as usize);
+        if off < self.at || off + part.len() > self.src.len() {
+            // Not a later part of this datagram (cannot happen with the decoder's slices).
+            return BytesMut::from(part);
+        }
+        let src = self.src;
+        let copy = self.copy.get_or_insert_with(|| BytesMut::from(src));
+        copy.advance(off - self.at);
+        self.at = off + part.len();
+        copy.split_to(part.len())
+    }
 }
 
 pub struct ScionNet {
@@ -177,11 +211,12 @@ impl ScionNet {
     /// coalesced them (UDP GRO).
     pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         let mut rest = data;
+        let mut rx = RxCopy::new(data);
         while !rest.is_empty() {
             let n = packet::first_packet_len(rest).unwrap_or(rest.len());
             let (pkt, tail) = rest.split_at(n);
             if !self.steer_away(from, pkt) {
-                self.on_packet(now, from, pkt);
+                self.on_packet(now, from, pkt, &mut rx);
             }
             rest = tail;
         }
@@ -190,7 +225,7 @@ impl ScionNet {
     /// A packet another runtime passed on (see [`ScionNet::take_misdirected`]): handled here,
     /// never passed on again.
     pub fn on_passed_packet(&mut self, now: Instant, from: SocketAddr, pkt: &[u8]) {
-        self.on_packet(now, from, pkt);
+        self.on_packet(now, from, pkt, &mut RxCopy::new(pkt));
     }
 
     /// Packets to pass to other runtimes: (runtime index, underlay source, SCION packet).
@@ -222,7 +257,7 @@ impl ScionNet {
         }
     }
 
-    fn on_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    fn on_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8], rx: &mut RxCopy) {
         match packet::decode(data) {
             Ok(Decoded::Udp {
                 src,
@@ -242,7 +277,7 @@ impl ScionNet {
                     r.bytes_received += payload.len() as u64;
                     r.packets_received += 1;
                 }
-                self.quic.handle_datagram(now, key, BytesMut::from(payload));
+                self.quic.handle_datagram(now, key, rx.take(payload));
             }
             Ok(Decoded::Scmp { message, .. }) => {
                 self.errors.scmp += 1;
