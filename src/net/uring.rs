@@ -271,6 +271,11 @@ async fn send(
             let (res, buf) = socket.send_to(buf, to.next_hop).await;
             (res, buf, to)
         }
+        // Long SCION paths make a full batch larger than one UDP datagram may be.
+        Some(_) if buf.len() > gso::MAX_BATCH_BYTES => {
+            send_split(socket, &buf, to).await;
+            (Ok(buf.len()), buf, to)
+        }
         Some(segment) => {
             let cmsg = gso::control_message(segment);
             let (res, mut bufs, _) = socket
