@@ -28,20 +28,6 @@ fn plain(log: &str) -> String {
     out
 }
 
-fn download(tn: &Testnet, ia: &str, torrent: PathBuf, out: PathBuf, peer: String) -> Outcome {
-    let args = vec![
-        format!("-inPath={}", torrent.display()),
-        format!("-outPath={}", out.display()),
-        format!("-peer={peer}"),
-        "-seed=false".into(),
-    ];
-    run(
-        &args,
-        &[("SCION_DAEMON_ADDRESS", daemon(tn, ia))],
-        Duration::from_secs(600),
-    )
-}
-
 #[test]
 fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
     let tn = testnet("three-paths");
@@ -70,8 +56,8 @@ fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
         let runs: Vec<_> = leechers
             .iter()
             .map(|(ia, out)| {
-                let (tn, torrent, addr) = (&tn, torrent.clone(), addr.clone());
-                s.spawn(move || download(tn, ia, torrent, out.clone(), addr))
+                let (tn, torrent, addr) = (&tn, &torrent, &addr);
+                s.spawn(move || leech(tn, ia, torrent, out, addr, &[]))
             })
             .collect();
         for (r, (ia, out)) in runs.into_iter().zip(&leechers) {
