@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::exit::{self, CliError};
-use super::run::{client_err, connect_daemon};
+use super::run::connect_daemon;
 use crate::client::control::PeerSource;
 use crate::client::paths::PathService;
 use crate::client::{Client, EngineOptions, LiveTorrent};
@@ -120,5 +120,5 @@ async fn seed(
     let socket = tokio_uring::net::UdpSocket::from_std(socket);
     uring::run_shared(socket, &mut net, &mut client, Some((index, mail)))
         .await
-        .map_err(|e| client_err(crate::client::ClientError::Other(e.to_string())))
+        .map_err(|e| exit::other(e.to_string()))
 }
