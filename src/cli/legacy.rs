@@ -128,10 +128,12 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             "pathPolicy" => t.path_policy = value.parse()?,
             "metricsJson" => t.metrics_json = Some(PathBuf::from(value)),
             "runtimes" => {
-                t.runtimes =
-                    Some(value.parse().map_err(|_| {
-                        format!("-runtimes: {value:?} is not a number from 1 to 64")
-                    })?)
+                t.runtimes = Some(value.parse().map_err(|_| {
+                    format!(
+                        "-runtimes: {value:?} is not a number from 1 to {}",
+                        crate::net::steering::MAX_RUNTIMES
+                    )
+                })?)
             }
             "exportMetricsTo" => t.export_metrics = Some(PathBuf::from(value)),
             _ => unreachable!("flag table and match agree"),

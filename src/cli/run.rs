@@ -14,6 +14,7 @@ use crate::client::control::{self, PeerSource};
 use crate::client::{self, Client, ClientError, EngineOptions, LiveTorrent};
 use crate::engine::liveness::LivenessRules;
 use crate::engine::quic::{Failure, StopWhen};
+use crate::net::steering::MAX_RUNTIMES;
 use crate::net::{uring, ScionNet};
 use crate::quic::QuicTuning;
 use crate::scion::daemon::DaemonClient;
@@ -143,6 +144,7 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         .torrent
         .clone()
         .ok_or_else(|| exit::usage("a torrent is required: -inPath / --torrent"))?;
+    check_runtimes(&t)?;
     let mut t = t;
     let meta = match torrent.to_str().filter(|s| s.starts_with("magnet:")) {
         Some(uri) => super::magnet::metadata_of_magnet(&mut t, uri)?,
@@ -162,18 +164,6 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         .map(|l| parse_local(l, &daemon_address(&t.sciond)))
         .transpose()?;
     let liveness = liveness_rules(&t)?;
-    match t.runtimes {
-        Some(n) if n == 0 || n > super::runtimes::MAX_RUNTIMES => {
-            return Err(exit::usage(format!(
-                "--runtimes {n}: from 1 to {}",
-                super::runtimes::MAX_RUNTIMES
-            )))
-        }
-        Some(n) if n > 1 && t.mode != Mode::Seed => {
-            return Err(exit::usage("--runtimes is for seeding"))
-        }
-        _ => {}
-    }
     if t.mode == Mode::Download
         && peers.is_empty()
         && tcp_peers.is_empty()
@@ -192,6 +182,17 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         liveness,
     };
     tokio_uring::start(run_transfer(t, meta, peers, ip, local, storage))
+}
+
+/// `--runtimes`: 1 to [`MAX_RUNTIMES`], more than one only for seeding.
+fn check_runtimes(t: &TransferArgs) -> Result<(), CliError> {
+    match t.runtimes {
+        Some(n) if n == 0 || n > MAX_RUNTIMES => Err(exit::usage(format!(
+            "--runtimes {n}: from 1 to {MAX_RUNTIMES}"
+        ))),
+        Some(n) if n > 1 && t.mode != Mode::Seed => Err(exit::usage("--runtimes is for seeding")),
+        _ => Ok(()),
+    }
 }
 
 /// The TCP side of a transfer.
@@ -242,6 +243,7 @@ async fn run_transfer(
         mut net,
         local,
         scion_on,
+        runtimes,
         tcp_addr,
         started,
     } = single;
@@ -266,25 +268,17 @@ async fn run_transfer(
         _ => StopWhen::Never,
     };
     let data_path = t.file.clone().or(t.out.clone()).unwrap_or_default();
-    let runtimes = t.runtimes.unwrap_or(1);
-    let extra_runtimes = match runtimes {
-        n if n > 1 && scion_on => Some(super::runtimes::SeedJob {
-            meta: meta.clone(),
-            storage: storage.clone(),
-            have: have.clone(),
-            data_path: data_path.clone(),
-            local,
-            sciond: daemon_address(&t.sciond),
-            policy: t.path_policy.clone(),
-            opts: client.options().clone(),
-            pool: pool.clone(),
-        }),
-        n if n > 1 => {
-            tracing::warn!("SCION is off: --runtimes {n} ignored, TCP runs on one runtime");
-            None
-        }
-        _ => None,
-    };
+    let extra_runtimes = (runtimes > 1).then(|| super::runtimes::SeedJob {
+        meta: meta.clone(),
+        storage: storage.clone(),
+        have: have.clone(),
+        data_path: data_path.clone(),
+        local,
+        sciond: daemon_address(&t.sciond),
+        policy: t.path_policy.clone(),
+        opts: client.options().clone(),
+        pool: pool.clone(),
+    });
     let ih = client.add_live(
         LiveTorrent {
             meta: meta.clone(),

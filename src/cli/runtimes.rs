@@ -25,9 +25,6 @@ use crate::storage::{HashPool, MmapStorage};
 use crate::torrent::meta::Metainfo;
 use crate::wire::bitfield::Bitfield;
 
-/// Largest `--runtimes`.
-pub const MAX_RUNTIMES: u8 = 64;
-
 /// What every extra runtime seeds.
 #[derive(Clone)]
 pub struct SeedJob {
@@ -42,7 +39,7 @@ pub struct SeedJob {
     pub pool: Arc<HashPool>,
 }
 
-/// QUIC settings of runtime `index` of `count`.
+/// QUIC settings of runtime `index` of `count` (plain ones for a single runtime).
 pub fn tuning(index: u8, count: u8) -> QuicTuning {
     QuicTuning {
         steering: Steering::new(index, count),

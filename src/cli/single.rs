@@ -12,7 +12,6 @@ use crate::client::paths::PathService;
 use crate::client::{self, Client, ClientError, EngineOptions};
 use crate::engine::tcp::TcpHub;
 use crate::net::ScionNet;
-use crate::quic::QuicTuning;
 use crate::scion::{PeerAddr, ScionAddr};
 use crate::storage::HashPool;
 
@@ -22,6 +21,9 @@ pub struct Single {
     pub net: ScionNet,
     pub local: ScionAddr,
     pub scion_on: bool,
+    /// io_uring runtimes to seed on: `--runtimes`, or 1 when SCION is off (only QUIC lanes
+    /// are spread over runtimes).
+    pub runtimes: u8,
     pub tcp_addr: SocketAddr,
     pub started: Instant,
 }
@@ -76,10 +78,14 @@ pub async fn start_single(
     client.tcp_listen = Some(tcp_addr);
     client.local_scion = scion_on.then_some(local);
     client.sciond = scion_on.then_some(daemon_addr);
-    let tuning = match t.runtimes {
-        Some(n) if n > 1 && scion_on => super::runtimes::tuning(0, n),
-        _ => QuicTuning::default(),
+    let runtimes = match t.runtimes {
+        Some(n) if n > 1 && !scion_on => {
+            tracing::warn!("SCION is off: --runtimes {n} ignored, TCP runs on one runtime");
+            1
+        }
+        n => n.unwrap_or(1),
     };
+    let tuning = super::runtimes::tuning(0, runtimes);
     let net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
     Ok(Single {
         client,
@@ -87,6 +93,7 @@ pub async fn start_single(
         net,
         local,
         scion_on,
+        runtimes,
         tcp_addr,
         started,
     })

@@ -247,7 +247,7 @@ impl ScionNet {
             }
             Some(_) => false,
             None => {
-                if pkt.get(4) == Some(&packet::PROTO_SCMP) {
+                if super::steering::is_scmp(pkt) {
                     for other in (0..s.count).filter(|&i| i != s.index) {
                         self.misdirected.push((other, from, pkt.to_vec()));
                     }

@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 
 use quinn_proto::{ConnectionId, ConnectionIdGenerator};
 
-use crate::scion::packet::PROTO_UDP as SCION_UDP;
+use crate::scion::packet::{PROTO_SCMP, PROTO_UDP as SCION_UDP};
 
 /// Length of our QUIC connection ids (quinn's default).
 const CID_LEN: usize = 8;
@@ -31,6 +31,9 @@ const CID_LEN: usize = 8;
 const NEXT_HDR: usize = 4;
 const HDR_LEN: usize = 5;
 const UDP_HDR: usize = 8;
+
+/// Most runtimes on one port (`--runtimes`).
+pub const MAX_RUNTIMES: u8 = 64;
 
 /// This runtime's place among `count` runtimes sharing a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +43,10 @@ pub struct Steering {
 }
 
 impl Steering {
-    /// `count` runtimes (1 to 64); `None` for one runtime, which needs no steering.
+    /// `count` runtimes (up to [`MAX_RUNTIMES`]); `None` for one runtime, which needs no
+    /// steering.
     pub fn new(index: u8, count: u8) -> Option<Self> {
-        (count > 1 && index < count && count <= 64).then_some(Self { index, count })
+        (count > 1 && index < count && count <= MAX_RUNTIMES).then_some(Self { index, count })
     }
 
     /// Which runtime a SCION packet's QUIC connection belongs to, by the same rule as the BPF
@@ -55,6 +59,12 @@ impl Steering {
     pub fn cids(&self) -> RuntimeCids {
         RuntimeCids { steering: *self }
     }
+}
+
+/// Whether a SCION packet is an SCMP message (every runtime must see those: their
+/// connections may use the path it reports on).
+pub fn is_scmp(scion_packet: &[u8]) -> bool {
+    scion_packet.get(NEXT_HDR) == Some(&PROTO_SCMP)
 }
 
 /// The first byte of the destination connection id of a QUIC packet inside a SCION/UDP packet.
