@@ -12,7 +12,6 @@
 //! [`BUDGET`]: past it, chunks go to quinn as they are (zero-copy, slower), and a thousand
 //! slow or hostile peers cannot each pin a send window of copies.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -97,15 +96,6 @@ impl<S: LaneProtocol> Output for LaneOutput<'_, S> {
     }
 }
 
-impl Output for VecDeque<Bytes> {
-    fn poll(&mut self) -> Option<Bytes> {
-        self.pop_front()
-    }
-    fn unpoll(&mut self, rest: Bytes) {
-        self.push_front(rest)
-    }
-}
-
 /// The next chunk for a lane's stream: the output's chunks joined up to [`CHUNK`] bytes, or
 /// the next chunk as it is when it is large already or `budget` is spent.
 pub fn next(out: &mut impl Output, budget: &'static Budget) -> Option<Bytes> {
@@ -136,6 +126,16 @@ pub fn next(out: &mut impl Output, budget: &'static Budget) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
+
+    impl Output for VecDeque<Bytes> {
+        fn poll(&mut self) -> Option<Bytes> {
+            self.pop_front()
+        }
+        fn unpoll(&mut self, rest: Bytes) {
+            self.push_front(rest)
+        }
+    }
 
     /// A lane's output as the session makes it: header, block, header, block...
     fn lane_output(blocks: usize) -> (VecDeque<Bytes>, Vec<u8>) {
