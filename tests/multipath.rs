@@ -11,10 +11,7 @@ use common::*;
 fn download_survives_a_link_going_down_midway() {
     let tn = testnet("three-paths");
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.bin");
-    write_random(&data, 48 << 20, 11);
-    let torrent = dir.path().join("d.torrent");
-    make_torrent(&data, &torrent, Some(128 * 1024));
+    let (data, torrent) = random_torrent(dir.path(), 48 << 20, 11, Some(128 * 1024));
     let (_seed, addr) = seeder(&tn, LEAF_B, &torrent, &data, dir.path(), &[]);
     let out = dir.path().join("out.bin");
     let metrics = dir.path().join("m.json");
@@ -83,10 +80,7 @@ fn download_survives_a_link_going_down_midway() {
 fn path_policy_excludes_a_path_completely() {
     let tn = testnet("three-paths");
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.bin");
-    write_random(&data, 8 << 20, 12);
-    let torrent = dir.path().join("d.torrent");
-    make_torrent(&data, &torrent, None);
+    let (data, torrent) = random_torrent(dir.path(), 8 << 20, 12, None);
     let (_seed, addr) = seeder(&tn, LEAF_B, &torrent, &data, dir.path(), &[]);
     let out = dir.path().join("out.bin");
     let metrics = dir.path().join("m.json");

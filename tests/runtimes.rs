@@ -32,10 +32,7 @@ fn plain(log: &str) -> String {
 fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
     let tn = testnet("three-paths");
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.bin");
-    write_random(&data, 12 << 20, 11);
-    let torrent = dir.path().join("d.torrent");
-    make_torrent(&data, &torrent, None);
+    let (data, torrent) = random_torrent(dir.path(), 12 << 20, 11, None);
     let (seed, addr) = seeder(
         &tn,
         LEAF_A,
@@ -86,10 +83,7 @@ fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
 #[test]
 fn runtimes_is_for_seeding_and_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.bin");
-    write_random(&data, 1 << 16, 3);
-    let torrent = dir.path().join("d.torrent");
-    make_torrent(&data, &torrent, None);
+    let (data, torrent) = random_torrent(dir.path(), 1 << 16, 3, None);
     let t = format!("-inPath={}", torrent.display());
     for (args, why) in [
         (

@@ -86,10 +86,7 @@ fn multi_file_torrent_with_nested_dirs_and_empty_file() {
 fn one_seeder_serves_two_leechers_at_once() {
     let tn = testnet("three-paths");
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.bin");
-    write_random(&data, 8 << 20, 5);
-    let torrent = dir.path().join("d.torrent");
-    make_torrent(&data, &torrent, None);
+    let (data, torrent) = random_torrent(dir.path(), 8 << 20, 5, None);
     let (_seed, addr) = seeder(&tn, LEAF_B, &torrent, &data, dir.path(), &[]);
     let handles: Vec<_> = (0..2)
         .map(|i| {
@@ -125,10 +122,7 @@ fn one_seeder_serves_two_leechers_at_once() {
 fn killed_leecher_resumes_without_downloading_verified_pieces_again() {
     let tn = testnet("two-as");
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.bin");
-    write_random(&data, 32 << 20, 6);
-    let torrent = dir.path().join("d.torrent");
-    make_torrent(&data, &torrent, Some(64 * 1024));
+    let (data, torrent) = random_torrent(dir.path(), 32 << 20, 6, Some(64 * 1024));
     let ases: Vec<String> = tn.state().ases.keys().cloned().collect();
     // Slow the seeder down so that there is time to kill the leecher half-way.
     let (_seed, addr) = seeder(&tn, &ases[0], &torrent, &data, dir.path(), &[]);

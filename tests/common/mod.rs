@@ -60,6 +60,21 @@ pub fn make_torrent(source: &Path, out: &Path, piece_len: Option<u32>) {
     );
 }
 
+/// `len` bytes of [`write_random`] content in `dir/data.bin` and its torrent in `dir/d.torrent`
+/// (`piece_len` as for [`make_torrent`]); returns (data, torrent).
+pub fn random_torrent(
+    dir: &Path,
+    len: usize,
+    seed: u64,
+    piece_len: Option<u32>,
+) -> (PathBuf, PathBuf) {
+    let data = dir.join("data.bin");
+    write_random(&data, len, seed);
+    let torrent = dir.join("d.torrent");
+    make_torrent(&data, &torrent, piece_len);
+    (data, torrent)
+}
+
 /// A child process that is killed when dropped.
 pub struct Proc {
     pub child: Child,
