@@ -32,6 +32,8 @@ pub struct DaemonConfig {
     /// Where the client hands DHT nodes named by peers (BEP 5 `port`).
     pub dht_ip_nodes: Option<crate::discovery::dht::NodeSender<SocketAddr>>,
     pub dht_scion_nodes: Option<crate::discovery::dht::NodeSender<crate::scion::ScionAddr>>,
+    /// io_uring runtimes on the SCION port (`--runtimes`).
+    pub runtimes: u8,
 }
 
 /// `$XDG_DATA_HOME/bittorrent-over-scion`, else `~/.local/share/bittorrent-over-scion`.
@@ -78,6 +80,7 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         dht_scion_port: None,
         dht_ip_nodes: None,
         dht_scion_nodes: None,
+        runtimes: args.runtimes,
     };
     announce_ready_when_loaded(&handle, &cfg);
 
@@ -200,6 +203,7 @@ fn run_client(cfg: &DaemonConfig, store: Store, side: ClientSide) -> Result<(), 
     config.engine.dht_scion_port = cfg.dht_scion_port;
     config.engine.dht_ip_nodes = cfg.dht_ip_nodes.clone();
     config.engine.dht_scion_nodes = cfg.dht_scion_nodes.clone();
+    config.runtimes = cfg.runtimes;
     crate::client::run(config, side).map_err(crate::cli::run::client_err)
 }
 

@@ -1,13 +1,15 @@
-//! A seeder on several io_uring runtimes (`-runtimes=N`) on the real local SCION network:
-//! every leecher, in the seeder's AS and across ASes (where every packet arrives from the
-//! border router's underlay address, so only the connection id can steer it), downloads
-//! byte-identical data, and the connections are served by more than one runtime.
+//! A seeder and a daemon on several io_uring runtimes (`-runtimes=N`, `daemon --runtimes N`)
+//! on the real local SCION network: every leecher, in the seeder's AS and across ASes (where
+//! every packet arrives from the border router's underlay address, so only the connection id
+//! can steer it), downloads byte-identical data, and the connections are served by more than
+//! one runtime.
 
 mod common;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::daemons::{state, Daemon};
 use common::*;
 
 /// The seeder's log without ANSI colour codes.
@@ -76,6 +78,102 @@ fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
     assert!(served(false) > 0, "runtime 0 served no lane:\n{log}");
     assert!(
         log.contains("runtime{index=1}") && log.contains("seeding on"),
+        "runtime 1 did not start:\n{log}"
+    );
+}
+
+/// Leechers 0..5 in LEAF_A (one lane each), 5..8 in LEAF_B (a lane per path): 14
+/// connections, each steered to a runtime by its connection id. Each must get the data.
+fn eight_leechers(
+    tn: &Testnet,
+    dir: &std::path::Path,
+    torrent: &std::path::Path,
+    data: &std::path::Path,
+    addr: &str,
+) {
+    let leechers: Vec<(&str, PathBuf)> = (0..8)
+        .map(|i| {
+            let ia = if i < 5 { LEAF_A } else { LEAF_B };
+            (ia, dir.join(format!("out{i}.bin")))
+        })
+        .collect();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = leechers
+            .iter()
+            .map(|(ia, out)| s.spawn(move || leech(tn, ia, torrent, out, addr, &[])))
+            .collect();
+        for (r, (ia, out)) in runs.into_iter().zip(&leechers) {
+            let r = r.join().unwrap();
+            assert!(r.status.success(), "leecher in {ia} failed: {}", r.stderr);
+            same_tree(data, out);
+        }
+    });
+}
+
+#[test]
+fn a_daemon_on_two_runtimes_serves_complete_torrents_from_both_and_shows_one_client() {
+    let tn = testnet("three-paths");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let (data, _) = random_torrent(&root, 12 << 20, 21, None);
+    let mut d = Daemon::start(
+        &dir.path().join("state"),
+        &[
+            format!("--local={LEAF_A},[127.0.0.1]:0"),
+            format!("--download-root={}", root.display()),
+            format!("--sciond={}", daemon(&tn, LEAF_A)),
+            "--runtimes=2".into(),
+        ],
+        &[],
+    );
+    let ih = d.add_torrent_path("d.torrent", "");
+    d.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "seeding");
+    let addr = d.snapshot()["local_scion"].as_str().unwrap().to_string();
+    eight_leechers(&tn, dir.path(), &root.join("d.torrent"), &data, &addr);
+
+    // What runtime 1 uploaded shows in the API beside runtime 0's (its snapshot is merged at
+    // most a second later), and the torrent's upload total and ratio count both.
+    let size = 12u64 << 20;
+    let by_runtime = |t: &serde_json::Value| -> Vec<u64> {
+        t["uploaded_by_runtime"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
+    };
+    let t = d.wait_torrent(&ih, Duration::from_secs(20), |t| {
+        let up = by_runtime(t);
+        up.len() == 2 && up.iter().all(|b| *b > 0) && up.iter().sum::<u64>() >= size
+    });
+    let up = by_runtime(&t);
+    let total = t["bytes_up"].as_u64().unwrap();
+    assert_eq!(total, up[0] + up[1], "{t:#}");
+    let ratio = t["ratio"].as_f64().unwrap();
+    assert!((ratio - total as f64 / size as f64).abs() < 1e-9, "{t:#}");
+
+    // Paused, it is served nowhere: a new leecher finds no runtime that answers for it.
+    d.ok("POST", &format!("/api/v1/torrents/{ih}/pause"), None);
+    std::thread::sleep(Duration::from_millis(1500));
+    let late = leech(
+        &tn,
+        LEAF_A,
+        &root.join("d.torrent"),
+        &dir.path().join("late.bin"),
+        &addr,
+        &[],
+    );
+    assert!(
+        !late.status.success(),
+        "a paused torrent was served: {}",
+        late.stdout
+    );
+
+    assert_eq!(d.terminate(), 0, "log:\n{}", d.log_text());
+    let log = plain(&d.log_text());
+    assert!(
+        log.contains("runtime{index=1}") && log.contains("serving complete torrents"),
         "runtime 1 did not start:\n{log}"
     );
 }

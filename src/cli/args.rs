@@ -347,6 +347,12 @@ pub struct DaemonArgs {
         requires = "dht_scion"
     )]
     pub dht_scion_bootstrap: Vec<String>,
+    /// io_uring runtimes (threads), each with its own socket on the SCION port: QUIC
+    /// connections are spread over them by connection id; runtimes past the first serve the
+    /// complete torrents (see README, "Several runtimes on one port").
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=i64::from(crate::net::steering::MAX_RUNTIMES)))]
+    pub runtimes: u8,
     /// Log level: DEBUG, INFO, WARN, ERROR.
     #[arg(long, default_value = "INFO")]
     pub log_level: String,

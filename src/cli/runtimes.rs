@@ -1,7 +1,6 @@
-//! Seeding on several io_uring runtimes (`--runtimes N`, `-runtimes=N`): one thread per
-//! runtime, each with its own socket on the seeder's SCION port, its own QUIC endpoint and its
-//! own copy of the torrent's session over the shared storage (see [`crate::net::steering`] for
-//! how packets find their runtime). Runtime 0 is the one the command started: it keeps the TCP
+//! A single-shot seeder on several io_uring runtimes (`--runtimes N`, `-runtimes=N`; see
+//! [`crate::client::runtimes`]): each extra runtime seeds its own copy of the torrent's
+//! session over the shared storage. Runtime 0 is the one the command started: it keeps the TCP
 //! listener, the trackers, the DHT and the progress display; the others only serve the QUIC
 //! connections the kernel steers to them.
 
@@ -13,13 +12,13 @@ use super::exit::{self, CliError};
 use super::run::connect_daemon;
 use crate::client::control::PeerSource;
 use crate::client::paths::PathService;
+use crate::client::runtimes::{self, tuning};
 use crate::client::{Client, EngineOptions, LiveTorrent};
 use crate::engine::quic::StopWhen;
 use crate::engine::tcp::TcpHub;
 use crate::lanes::policy::PathPolicy;
-use crate::net::steering::{attach_reuseport_program, Mailboxes, Steering};
+use crate::net::steering::Mailboxes;
 use crate::net::{uring, ScionNet};
-use crate::quic::QuicTuning;
 use crate::scion::ScionAddr;
 use crate::storage::{HashPool, MmapStorage};
 use crate::torrent::meta::Metainfo;
@@ -39,41 +38,14 @@ pub struct SeedJob {
     pub pool: Arc<HashPool>,
 }
 
-/// QUIC settings of runtime `index` of `count` (plain ones for a single runtime).
-pub fn tuning(index: u8, count: u8) -> QuicTuning {
-    QuicTuning {
-        steering: Steering::new(index, count),
-        ..QuicTuning::default()
-    }
-}
-
-/// Binds runtimes 1..count to the port of `first` (runtime 0's socket, bound already),
-/// attaches the steering program to the group and starts a seeding thread per runtime.
+/// Binds runtimes 1..count to the port of `first` (runtime 0's socket, bound already) and
+/// starts a seeding thread per runtime.
 pub fn start(first: &impl AsRawFd, count: u8, job: SeedJob) -> Result<Arc<Mailboxes>, CliError> {
-    let mail = Mailboxes::new(count);
     let addr = job.local.socket_addr();
-    // Bind order is the group's socket order, which the program's result indexes.
-    let sockets = (1..count)
-        .map(|_| uring::bind_std(addr))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| exit::other(format!("cannot bind another socket on {addr}: {e}")))?;
-    attach_reuseport_program(first, count)
-        .map_err(|e| exit::other(format!("cannot steer packets between runtimes: {e}")))?;
-    for (socket, index) in sockets.into_iter().zip(1u8..) {
-        let (job, mail) = (job.clone(), mail.clone());
-        std::thread::Builder::new()
-            .name(format!("runtime-{index}"))
-            .spawn(move || {
-                let span = tracing::info_span!("runtime", index);
-                let _inside = span.enter();
-                let run = seed(index, count, socket, job, mail);
-                if let Err(e) = tokio_uring::start(run) {
-                    tracing::error!("runtime {index} stopped: {e}");
-                }
-            })
-            .map_err(|e| exit::other(format!("cannot start runtime {index}: {e}")))?;
-    }
-    Ok(mail)
+    runtimes::spawn(first, addr, count, move |index, socket, mail| {
+        seed(index, count, socket, job.clone(), mail)
+    })
+    .map_err(super::run::client_err)
 }
 
 /// One extra runtime: a client seeding the job's torrent on its own socket, until the process

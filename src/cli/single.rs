@@ -85,7 +85,7 @@ pub async fn start_single(
         }
         n => n.unwrap_or(1),
     };
-    let tuning = super::runtimes::tuning(0, runtimes);
+    let tuning = crate::client::runtimes::tuning(0, runtimes);
     let net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
     Ok(Single {
         client,

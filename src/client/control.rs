@@ -96,6 +96,9 @@ pub enum Command {
         info_hash: InfoHash,
         trackers: Vec<TrackerStatus>,
     },
+    /// From runtime 0 to another runtime of the daemon: serve this complete torrent to the
+    /// QUIC peers the kernel steers here (runtime 0 owns it; `Remove` takes it back).
+    Serve(Box<super::runtimes::ServedTorrent>),
     /// Save state, tell peers, stop.
     Shutdown(Reply<()>),
 }
@@ -171,6 +174,9 @@ pub struct LaneSnapshot {
     pub latency_ms_p99: Option<f64>,
     pub open: bool,
     pub closed_reason: Option<String>,
+    /// The io_uring runtime carrying it (0 unless the daemon runs with `--runtimes`).
+    #[serde(default)]
+    pub runtime: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,6 +247,10 @@ pub struct TorrentSnapshot {
     /// BEP 27: peers only from its trackers (no DHT, no peer exchange).
     #[serde(default)]
     pub private: bool,
+    /// Bytes each io_uring runtime uploaded of it (index = runtime), when the daemon runs
+    /// several (`--runtimes`); empty with one.
+    #[serde(default)]
+    pub uploaded_by_runtime: Vec<u64>,
 }
 
 /// A path the path service knows to a destination AS.

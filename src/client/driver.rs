@@ -128,6 +128,8 @@ pub struct Client {
     shutting_down: Option<(Instant, Vec<super::control::Reply<()>>)>,
     done: bool,
     wake: Rc<Notify>,
+    /// The daemon's other runtimes, if it runs several (see `client::runtimes`).
+    extra: Option<super::runtimes::ExtraRuntimes>,
 }
 
 fn unix_now() -> Duration {
@@ -183,6 +185,7 @@ impl Client {
             shutting_down: None,
             done: false,
             wake,
+            extra: None,
         }
     }
 
@@ -803,7 +806,7 @@ impl Client {
                 publish_due = true;
             }
             let size = t.meta.as_ref().map_or(0, |m| m.total_length);
-            let ratio = app.session.bytes_up as f64 / size.max(1) as f64;
+            let ratio = (app.session.bytes_up + t.extra_up) as f64 / size.max(1) as f64;
             let goal = match t.state {
                 TorrentState::Seeding => {
                     let since = *t.seeding_since.get_or_insert(now);
@@ -1033,8 +1036,52 @@ impl Client {
                     t.trackers = trackers;
                 }
             }
+            Command::Serve(served) => self.serve(*served, now),
             Command::Shutdown(reply) => self.begin_shutdown(net, Some(reply), now),
         }
+    }
+
+    /// On another runtime of the daemon: serves a complete torrent runtime 0 handed over,
+    /// within runtime 0's rate limits for it.
+    fn serve(&mut self, s: super::runtimes::ServedTorrent, now: Instant) {
+        let ih = s.live.meta.info_hash;
+        if self.torrents.contains_key(&ih) {
+            return;
+        }
+        let settings = torrent::settings(s.live.out_dir, false, Limits::default(), &[]);
+        let mut t = Torrent::new(
+            ih,
+            Some(s.live.meta),
+            Vec::new(),
+            settings,
+            s.live.data_path,
+            now,
+        );
+        t.storage = Some(s.live.storage);
+        t.down_bucket = s.down;
+        t.up_bucket = s.up;
+        // It only answers peers that come to it: runtime 0 dials.
+        self.torrents.insert(ih, t);
+        self.go_live(&ih, s.live.have, s.live.stop_when, now);
+        if let Some(tcp) = self.torrents.get_mut(&ih).and_then(|t| t.tcp.as_mut()) {
+            tcp.dial_enabled = false;
+        }
+    }
+
+    /// Makes this client's global limits runtime 0's (another runtime of the daemon).
+    pub fn share_global_limits(&mut self, down: SharedBucket, up: SharedBucket) {
+        self.global_down = down;
+        self.global_up = up;
+    }
+
+    /// Runtime 0's global limit buckets, for the daemon's other runtimes to share.
+    pub fn global_limits(&self) -> (SharedBucket, SharedBucket) {
+        (self.global_down.clone(), self.global_up.clone())
+    }
+
+    /// Gives this client (runtime 0) other runtimes to hand its complete torrents to.
+    pub fn attach_extra_runtimes(&mut self, extra: super::runtimes::ExtraRuntimes) {
+        self.extra = Some(extra);
     }
 
     fn with_torrent<T>(
@@ -1081,6 +1128,9 @@ impl Client {
             if let Some(tcp) = &mut t.tcp {
                 tcp.close_all();
             }
+        }
+        if let Some(extra) = &mut self.extra {
+            extra.begin_shutdown();
         }
         self.shutting_down = Some((now, reply.into_iter().collect()));
     }
@@ -1164,7 +1214,12 @@ impl Client {
         if self.snapshots.is_none() {
             return;
         }
-        let snap = Arc::new(self.snapshot(now));
+        let mut snap = self.snapshot(now);
+        if let Some(extra) = &mut self.extra {
+            extra.reconcile(&self.torrents);
+            extra.merge(&mut snap, &mut self.torrents);
+        }
+        let snap = Arc::new(snap);
         if let Some(tx) = &self.snapshots {
             tx.send_replace(snap);
         }
@@ -1324,7 +1379,7 @@ enum Touches {
 fn touched_by(cmd: &Command) -> Touches {
     match cmd {
         // A new torrent starts dirty; a tracker report only changes what is shown.
-        Command::Add(..) | Command::TrackerStatus { .. } => Touches::None,
+        Command::Add(..) | Command::TrackerStatus { .. } | Command::Serve(_) => Touches::None,
         Command::Pause(ih, _) | Command::Resume(ih, _) => Touches::One(*ih),
         Command::Remove { info_hash, .. } | Command::AddPeers { info_hash, .. } => {
             Touches::One(*info_hash)
@@ -1356,7 +1411,7 @@ fn reject_shutting_down(cmd: Command) {
         Command::AddPeers { reply, .. } => {
             let _ = reply.send(Err(e));
         }
-        Command::TrackerStatus { .. } => {}
+        Command::TrackerStatus { .. } | Command::Serve(_) => {}
         Command::Shutdown(_) => unreachable!("handled by begin_shutdown"),
     }
 }
@@ -1457,7 +1512,9 @@ impl App for Client {
             self.publish(now);
         }
         if let Some((since, _)) = &self.shutting_down {
-            if now.saturating_duration_since(*since) > CLOSE_GRACE || net.quic.is_idle() {
+            let extras_done = self.extra.as_mut().is_none_or(|e| e.shut_down());
+            let closed = net.quic.is_idle() && extras_done;
+            if now.saturating_duration_since(*since) > CLOSE_GRACE || closed {
                 self.done = true;
                 if let Some((_, replies)) = self.shutting_down.take() {
                     for r in replies {

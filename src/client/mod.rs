@@ -15,6 +15,7 @@ pub mod paths;
 pub mod peer_book;
 pub mod resume;
 pub mod router;
+pub mod runtimes;
 pub mod torrent;
 pub mod trackers;
 
@@ -30,7 +31,6 @@ pub use resume::{FileStamp, ResumeData, ResumeStore, SavedTorrent, SavedTorrentS
 use crate::engine::tcp::TcpHub;
 use crate::lanes::PathPolicy;
 use crate::net::{uring, ScionNet};
-use crate::quic::QuicTuning;
 use crate::scion::daemon::DaemonClient;
 use crate::scion::{parse_ia, Ia, ScionAddr};
 use crate::storage::HashPool;
@@ -50,6 +50,8 @@ pub struct ClientConfig {
     pub store: Option<Box<dyn ResumeStore>>,
     pub path_policy: PathPolicy,
     pub engine: EngineOptions,
+    /// io_uring runtimes on the SCION port (see [`runtimes`]); 1 without SCION.
+    pub runtimes: u8,
 }
 
 impl ClientConfig {
@@ -62,6 +64,7 @@ impl ClientConfig {
             store: None,
             path_policy: PathPolicy::default(),
             engine: EngineOptions::default(),
+            runtimes: 1,
         }
     }
 }
@@ -236,10 +239,35 @@ async fn run_async(mut cfg: ClientConfig, side: ClientSide) -> Result<(), Client
         torrents = client.torrent_count(),
         "client running"
     );
-    let tuning = QuicTuning::default();
+    let count = match cfg.runtimes {
+        n if n > 1 && !scion_on => {
+            tracing::warn!("SCION is off: --runtimes {n} ignored, TCP runs on one runtime");
+            1
+        }
+        n => n,
+    };
+    let shared = match (count > 1, &client.sciond) {
+        (true, Some(sciond)) => {
+            let (global_down, global_up) = client.global_limits();
+            let extra = runtimes::ExtraConfig {
+                local: scion.local,
+                sciond: sciond.clone(),
+                policy: cfg.path_policy.clone(),
+                engine: cfg.engine.clone(),
+                pool: client.pool(),
+                global_down,
+                global_up,
+            };
+            let (mail, extra) = runtimes::start_extra(&scion.socket, count, extra)?;
+            client.attach_extra_runtimes(extra);
+            Some((0, mail))
+        }
+        _ => None,
+    };
+    let tuning = runtimes::tuning(0, count);
     let mut net =
         ScionNet::new(scion.local, &tuning, true).map_err(|e| ClientError::Other(e.to_string()))?;
-    uring::run(scion.socket, &mut net, &mut client)
+    uring::run_shared(scion.socket, &mut net, &mut client, shared)
         .await
         .map_err(|e| ClientError::Other(e.to_string()))
 }

@@ -75,6 +75,8 @@ pub struct Torrent {
     /// Its own rate limits (the client's global ones apply on top).
     pub down_bucket: SharedBucket,
     pub up_bucket: SharedBucket,
+    /// Bytes the daemon's other runtimes uploaded of it (see `client::runtimes`).
+    pub extra_up: u64,
     rates: RateMemo,
     cached_snapshot: Option<TorrentSnapshot>,
     /// Last tracker statuses reported by the tracker front end.
@@ -121,6 +123,7 @@ impl Torrent {
             seeding_since: None,
             down_bucket,
             up_bucket,
+            extra_up: 0,
             rates: RateMemo::default(),
             cached_snapshot: None,
             trackers: Vec::new(),
@@ -162,6 +165,14 @@ impl Torrent {
             self.state,
             TorrentState::Downloading | TorrentState::Seeding
         ) && self.app.is_some()
+    }
+
+    /// Whether the daemon's other runtimes serve it too: complete and running.
+    pub fn serves_everywhere(&self) -> bool {
+        self.state == TorrentState::Seeding
+            && !self.settings.paused
+            && self.storage.is_some()
+            && self.app.as_ref().is_some_and(|a| a.session.is_complete())
     }
 
     /// Whether incoming lanes are taken: it runs, or it fetches its metadata.
@@ -317,6 +328,7 @@ impl Torrent {
                     latency_ms_p99: p(pct.p99_ms),
                     open: true,
                     closed_reason: None,
+                    runtime: 0,
                 });
             }
         }
@@ -375,6 +387,7 @@ impl Torrent {
             announce: self.announce(),
             trackers: self.trackers.clone(),
             private: self.meta.as_ref().is_some_and(|m| m.private),
+            uploaded_by_runtime: Vec::new(),
         }
     }
 

@@ -214,7 +214,7 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                 let _ = reply.send(Ok(()));
                 publish(&mut snap);
             }
-            Command::TrackerStatus { .. } => {}
+            Command::TrackerStatus { .. } | Command::Serve(_) => {}
             Command::Shutdown(reply) => {
                 seen.lock().unwrap().shutdown = true;
                 let _ = reply.send(Ok(()));
@@ -266,6 +266,7 @@ fn torrent(m: &Metainfo, add: &control::AddTorrent, hex: String) -> TorrentSnaps
         latency_ms_p99: Some(9.0),
         open: true,
         closed_reason: None,
+        runtime: 0,
     };
     TorrentSnapshot {
         info_hash: hex,
@@ -284,6 +285,7 @@ fn torrent(m: &Metainfo, add: &control::AddTorrent, hex: String) -> TorrentSnaps
         announce: vec![],
         trackers: vec![],
         private: false,
+        uploaded_by_runtime: vec![],
         pieces_total: m.num_pieces(),
         piece_length: m.piece_length.into(),
         bytes_down: 16384,
