@@ -70,6 +70,15 @@ pub struct Outgoing {
     pub segment_size: Option<usize>,
 }
 
+/// With several runtimes on one port: how well the kernel's steering matched connections.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SteeringStats {
+    /// SCION packets this runtime's socket received.
+    pub received: u64,
+    /// Of those, the ones that belonged to another runtime and were passed on.
+    pub passed_on: u64,
+}
+
 /// Counters for what could not be used.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NetErrors {
@@ -126,6 +135,7 @@ pub struct ScionNet {
     events: VecDeque<NetEvent>,
     quic_buf: Vec<u8>,
     pub errors: NetErrors,
+    pub steering_stats: SteeringStats,
     /// When remotes without a connection are next dropped.
     next_prune: Option<Instant>,
     /// Set when several runtimes share the port (see [`super::steering`]).
@@ -149,6 +159,7 @@ impl ScionNet {
             events: VecDeque::new(),
             quic_buf: Vec::with_capacity(64 * 1024),
             errors: NetErrors::default(),
+            steering_stats: SteeringStats::default(),
             next_prune: None,
             steering: tuning.steering,
             misdirected: Vec::new(),
@@ -240,9 +251,11 @@ impl ScionNet {
         let Some(s) = self.steering else {
             return false;
         };
+        self.steering_stats.received += 1;
         match s.owner(pkt) {
             Some(owner) if owner != s.index => {
                 self.misdirected.push((owner, from, pkt.to_vec()));
+                self.steering_stats.passed_on += 1;
                 true
             }
             Some(_) => false,

@@ -179,6 +179,15 @@ pub async fn run_shared(
         if app.is_done() {
             flush(&socket, net, now, &mut batch, &mut spare, &mut gso_on).await;
             stop.notify_waiters();
+            if shared.is_some() {
+                let st = net.steering_stats;
+                tracing::info!(
+                    "{} of {} SCION packets received here belonged to another runtime and were \
+                     passed on",
+                    st.passed_on,
+                    st.received
+                );
+            }
             return Ok(());
         }
         let sent_any = flush(&socket, net, now, &mut batch, &mut spare, &mut gso_on).await;

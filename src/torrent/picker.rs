@@ -144,6 +144,10 @@ impl Picker {
 
     /// Whether the peer has anything we still need.
     pub fn wants_from(&self, peer: &Bitfield) -> bool {
+        // A seeder wants nothing: O(1) instead of a walk over the peer's pieces.
+        if self.is_complete() {
+            return false;
+        }
         peer.iter_ones()
             .any(|i| !self.have.get(i) && !self.verifying.get(i))
     }
