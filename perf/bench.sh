@@ -243,6 +243,10 @@ our_download() {
     wall=$(echo "$t1 - $t0" | bc -l)
     gib=$(echo "$bytes / 1073741824" | bc -l)
     rec download "$name" wall_s "$(printf %.3f "$wall")"
+    # Like libtorrent's figure: from the start of the transfer to every piece verified (the
+    # leecher's own report), without process start and exit.
+    xfer=$(sed -n 's/.* bytes in \([0-9.]*\) s:.*/\1/p' "$WORK/leech.$name$i.log" | head -1)
+    [[ -n "$xfer" ]] && rec download "$name" transfer_s "$xfer"
     rec download "$name" goodput_mbit "$(echo "$bytes * 8 / $wall / 1000000" | bc -l | xargs printf %.1f)"
     rec download "$name" leecher_cpu_s_per_gib "$(echo "($lu + $ls) / $gib" | bc -l | xargs printf %.2f)"
     rec download "$name" seeder_cpu_s_per_gib "$(echo "($c1 - $c0) / $gib" | bc -l | xargs printf %.2f)"
@@ -260,6 +264,41 @@ our_download() {
 }
 
 # ---------------------------------------------------------------- (b) download
+# One libtorrent download over TCP (seeder and leecher in separate processes); records under
+# section download, name libtorrent_tcp. Its wall_s is the script's figure, from adding the
+# torrent to every piece verified (no process start or exit), hence also its transfer_s.
+lt_download() {
+  local port spid c0 c1 out wall lu ls lmax sanon stot gib
+  port=$(next_port)
+  $PY "$ROOT/perf/lt_transfer.py" seed "$WORK/dl/data.torrent" "$WORK/dl/src" "$port" >"$WORK/lt_seed.log" 2>&1 &
+  spid=$!
+  PIDS+=("$spid")
+  for _ in $(seq 1 1200); do grep -q seeding "$WORK/lt_seed.log" 2>/dev/null && break; sleep 0.1; done
+  rss_sampler "$spid" "$WORK/ltseed.rss" &
+  mkdir -p "$WORK/dl/lt_out"
+  c0=$(cpu_s "$spid")
+  if out=$(/usr/bin/time -f "%e %U %S %M" -o "$WORK/ltleech.time" $PY "$ROOT/perf/lt_transfer.py" get "$WORK/dl/data.torrent" "$WORK/dl/lt_out" "$port" $((port + 1))); then
+    c1=$(cpu_s "$spid")
+    wall=$(echo "$out" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')
+    read -r _ lu ls lmax <"$WORK/ltleech.time"
+    read -r sanon stot <"$WORK/ltseed.rss" || { sanon=0; stot=0; }
+    gib=$(echo "$bytes / 1073741824" | bc -l)
+    rec download libtorrent_tcp wall_s "$wall"
+    rec download libtorrent_tcp transfer_s "$wall"
+    rec download libtorrent_tcp goodput_mbit "$(echo "$bytes * 8 / $wall / 1000000" | bc -l | xargs printf %.1f)"
+    rec download libtorrent_tcp leecher_cpu_s_per_gib "$(echo "($lu + $ls) / $gib" | bc -l | xargs printf %.2f)"
+    rec download libtorrent_tcp seeder_cpu_s_per_gib "$(echo "($c1 - $c0) / $gib" | bc -l | xargs printf %.2f)"
+    rec download libtorrent_tcp leecher_peak_rss_mib "$((lmax / 1024))"
+    rec download libtorrent_tcp seeder_peak_rss_mib "$((stot / 1024))"
+    rec download libtorrent_tcp seeder_peak_anon_mib "$((sanon / 1024))"
+    log "  libtorrent: $out"
+  else
+    log "  libtorrent: FAILED"
+  fi
+  kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
+  rm -rf "$WORK/dl/lt_out"
+}
+
 if has download; then
   start_testnet
   log "(b) creating ${SIZE_MIB} MiB of data and a torrent"
@@ -267,45 +306,18 @@ if has download; then
   make_data "$WORK/dl/src/data.bin" "$SIZE_MIB"
   "$BIN" create "$WORK/dl/src/data.bin" -o "$WORK/dl/data.torrent" >/dev/null
   bytes=$((SIZE_MIB * 1024 * 1024))
-  for i in $(seq "$RUNS"); do
-    our_download ours "scion" "$i"
-    our_download ours_tcp "tcp" "$i"
-  done
-
-  # libtorrent over TCP (seeder and leecher in separate processes)
+  has_lt=0
   if $PY -c "import libtorrent" 2>/dev/null; then
-    for i in $(seq "$RUNS"); do
-      port=$(next_port)
-      $PY "$ROOT/perf/lt_transfer.py" seed "$WORK/dl/data.torrent" "$WORK/dl/src" "$port" >"$WORK/lt_seed.log" 2>&1 &
-      spid=$!
-      PIDS+=("$spid")
-      for _ in $(seq 1 1200); do grep -q seeding "$WORK/lt_seed.log" 2>/dev/null && break; sleep 0.1; done
-      rss_sampler "$spid" "$WORK/ltseed.rss" &
-      mkdir -p "$WORK/dl/lt_out"
-      c0=$(cpu_s "$spid")
-      if out=$(/usr/bin/time -f "%e %U %S %M" -o "$WORK/ltleech.time" $PY "$ROOT/perf/lt_transfer.py" get "$WORK/dl/data.torrent" "$WORK/dl/lt_out" "$port" $((port + 1))); then
-        c1=$(cpu_s "$spid")
-        wall=$(echo "$out" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')
-        read -r _ lu ls lmax <"$WORK/ltleech.time"
-        read -r sanon stot <"$WORK/ltseed.rss" || { sanon=0; stot=0; }
-        gib=$(echo "$bytes / 1073741824" | bc -l)
-        rec download libtorrent_tcp wall_s "$wall"
-        rec download libtorrent_tcp goodput_mbit "$(echo "$bytes * 8 / $wall / 1000000" | bc -l | xargs printf %.1f)"
-        rec download libtorrent_tcp leecher_cpu_s_per_gib "$(echo "($lu + $ls) / $gib" | bc -l | xargs printf %.2f)"
-        rec download libtorrent_tcp seeder_cpu_s_per_gib "$(echo "($c1 - $c0) / $gib" | bc -l | xargs printf %.2f)"
-        rec download libtorrent_tcp leecher_peak_rss_mib "$((lmax / 1024))"
-        rec download libtorrent_tcp seeder_peak_rss_mib "$((stot / 1024))"
-        rec download libtorrent_tcp seeder_peak_anon_mib "$((sanon / 1024))"
-        log "  libtorrent: $out"
-      else
-        log "  libtorrent: FAILED"
-      fi
-      kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
-      rm -rf "$WORK/dl/lt_out"
-    done
+    has_lt=1
   else
     log "  python3-libtorrent missing: apt-get install python3-libtorrent"
   fi
+  # Interleaved, so that a change in the machine's load hits every row alike.
+  for i in $(seq "$RUNS"); do
+    our_download ours "scion" "$i"
+    our_download ours_tcp "tcp" "$i"
+    if [[ $has_lt == 1 ]]; then lt_download; fi
+  done
 
   # Transmission as the seeder (TCP), libtorrent as the leecher: seeder CPU/GiB and RSS.
   if [[ "$TRANSMISSION" == 1 ]] && command -v transmission-cli >/dev/null; then
@@ -435,6 +447,7 @@ summary() { # section name metric -> median
   ratio "ours_cross_as_3paths/quinn" "$(summary transport ours_cross_as_3paths goodput_mbit)" "$q"
   ratio "sha1 ours/openssl" "$(summary hash ours_sha1 mb_per_s)" "$(summary hash openssl_sha1 mb_per_s)"
   ratio "download_wall ours/libtorrent" "$(summary download ours wall_s)" "$(summary download libtorrent_tcp wall_s)"
+  ratio "download_transfer ours/libtorrent" "$(summary download ours transfer_s)" "$(summary download libtorrent_tcp transfer_s)"
   ratio "download_wall ours_tcp/libtorrent" "$(summary download ours_tcp wall_s)" "$(summary download libtorrent_tcp wall_s)"
   ratio "seeder_cpu_per_gib ours/libtorrent" "$(summary download ours seeder_cpu_s_per_gib)" "$(summary download libtorrent_tcp seeder_cpu_s_per_gib)"
   ratio "seeder_cpu_per_gib ours/transmission" "$(summary download ours seeder_cpu_s_per_gib)" "$(summary download transmission_seed_lt_leech seeder_cpu_s_per_gib)"
