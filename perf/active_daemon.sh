@@ -35,29 +35,15 @@ for _ in $(seq 240); do grep -q "testnet ready" "$work/testnet.log" && break; sl
 grep -q "testnet ready" "$work/testnet.log" || { cat "$work/testnet.log" >&2; exit 1; }
 
 python3 - "$BIN" "$work" "${PEERS:-1 4 8}" "${SIZE_MIB:-256}" "${IDLE_SECS:-5}" "${ROUNDS:-3}" "${RUNTIMES:-1}" <<'PY'
-import base64, json, os, socket, statistics, subprocess, sys, threading, time, urllib.request
+import base64, json, os, socket, statistics, subprocess, sys, threading, time
+sys.path.insert(0, "perf")
+from procstat import call, cpu_s, mem_kib
 
 bin_, work, peers, size_mib, idle, rounds = sys.argv[1], sys.argv[2], [int(k) for k in sys.argv[3].split()], int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
 runtimes = [int(n) for n in sys.argv[7].split()]
-hz, MiB, GiB = os.sysconf("SC_CLK_TCK"), 1 << 20, 1 << 30
+MiB, GiB = 1 << 20, 1 << 30
 AS_D, AS_B = "1-ff00:0:111", "1-ff00:0:112"
 sciond = {ia: a["daemon"] for ia, a in json.load(open(os.path.join(work, "state.json")))["ases"].items()}
-
-def call(api, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(api + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        raw = r.read()
-        return json.loads(raw) if raw else None
-
-def cpu_s(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / hz  # utime + stime
-
-def mem_kib(pid):  # (VmRSS, RssAnon)
-    f = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status"))
-    return int(f["VmRSS"].split()[0]), int(f["RssAnon"].split()[0])
 
 def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

@@ -12,32 +12,16 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 python3 - "$bin" "$work" "${TORRENTS:-1000}" "${IDLE_SECS:-30}" "${ROUNDS:-3}" <<'PY'
-import base64, hashlib, json, os, statistics, subprocess, sys, time, urllib.request
+import base64, hashlib, json, os, statistics, subprocess, sys, time
+sys.path.insert(0, "perf")
+from procstat import call, cpu_s, mem_kib
 
 bin_, work, n, idle, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-hz = os.sysconf("SC_CLK_TCK")
 
 def torrent(name, data):
     info = (b"d6:lengthi%de4:name%d:%s12:piece lengthi16384e6:pieces20:%se" %
             (len(data), len(name), name, hashlib.sha1(data).digest()))
     return b"d4:info" + info + b"e"
-
-def call(api, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(api + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        raw = r.read()
-        return json.loads(raw) if raw else None
-
-def cpu_ticks(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
 
 cpus, per_torrent = [], []
 for r in range(rounds):
@@ -48,7 +32,7 @@ for r in range(rounds):
                           "--sciond", "127.0.0.1:9", "--log-level", "WARN"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     api = "http://" + p.stdout.readline().split("http://")[1].split()[0]
-    base = rss_kib(p.pid)
+    base = mem_kib(p.pid)[0]
     for i in range(n):
         name = b"t%05d.bin" % i
         data = os.urandom(16384)
@@ -61,11 +45,11 @@ for r in range(rounds):
             break
         time.sleep(0.5)
     time.sleep(3)  # rates settle to zero
-    loaded = rss_kib(p.pid)
-    t0, c0 = time.monotonic(), cpu_ticks(p.pid)
+    loaded = mem_kib(p.pid)[0]
+    t0, c0 = time.monotonic(), cpu_s(p.pid)
     time.sleep(idle)
-    cpu = (cpu_ticks(p.pid) - c0) / hz / (time.monotonic() - t0) * 100
-    after = rss_kib(p.pid)
+    cpu = (cpu_s(p.pid) - c0) / (time.monotonic() - t0) * 100
+    after = mem_kib(p.pid)[0]
     cpus.append(cpu)
     per_torrent.append((loaded - base) / n)
     print(f"round {r + 1}: RSS {base} KiB empty, {loaded} KiB with {n} torrents, {after} KiB after "

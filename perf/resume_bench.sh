@@ -19,7 +19,9 @@ head -c $((size * 1024 * 1024)) /dev/urandom >"$work/root/data.bin"
 "$bin" create "$work/root/data.bin" -o "$work/data.torrent" >/dev/null
 
 python3 - "$bin" "$work" "$runs" "$size" <<'PY'
-import json, os, signal, statistics, subprocess, sys, time, urllib.request, base64
+import json, os, signal, statistics, subprocess, sys, time, base64
+sys.path.insert(0, "perf")
+from procstat import call
 
 bin_, work, runs, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
@@ -35,14 +37,6 @@ def start(state):
     ready = time.monotonic()
     api = "http://" + line.split("http://")[1].split()[0]
     return p, api, ready
-
-def call(api, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(api + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        raw = r.read()
-        return json.loads(raw) if raw else None
 
 def wait_seeding(api, ih):
     while True:
