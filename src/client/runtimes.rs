@@ -73,8 +73,10 @@ where
             .spawn(move || {
                 let span = tracing::info_span!("runtime", index);
                 let _inside = span.enter();
-                if let Err(e) = tokio_uring::start(body(index, socket, mail)) {
-                    tracing::error!("runtime {index} stopped: {e}");
+                if let Err(e) = tokio_uring::start(body(index, socket, mail.clone())) {
+                    let why = format!("runtime {index} stopped: {e}");
+                    tracing::error!("{why}");
+                    mail.fail(why);
                 }
             })
             .map_err(|e| ClientError::Other(format!("cannot start runtime {index}: {e}")))?;
@@ -379,6 +381,24 @@ mod tests {
         };
         extra.merge(&mut snap, torrents);
         snap.torrents.remove(0)
+    }
+
+    #[test]
+    fn a_runtime_that_fails_to_start_stops_the_group() {
+        let first = uring::bind_std("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let mail = spawn(&first, addr, 2, |_, _, _| async {
+            Err::<(), _>("no SCION daemon")
+        })
+        .unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while mail.failure().is_none() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(
+            mail.failure().as_deref(),
+            Some("runtime 1 stopped: no SCION daemon")
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -180,6 +181,11 @@ pub fn attach_reuseport_program(socket: &impl AsRawFd, count: u8) -> io::Result<
 /// Packets one runtime received for another: one inbox per runtime sharing the port.
 pub struct Mailboxes {
     inboxes: Vec<Inbox>,
+    /// Why a runtime stopped, if one failed: its socket has left the group, so the kernel's
+    /// steering of the others is off and every runtime must stop.
+    failure: Mutex<Option<String>>,
+    /// Set with `failure`: read on every loop turn without taking the lock.
+    failed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -192,7 +198,26 @@ impl Mailboxes {
     pub fn new(count: u8) -> Arc<Self> {
         Arc::new(Self {
             inboxes: (0..count).map(|_| Inbox::default()).collect(),
+            failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
         })
+    }
+
+    /// A runtime failed: records why (the first reason wins) and wakes every runtime.
+    pub fn fail(&self, why: String) {
+        lock(&self.failure).get_or_insert(why);
+        self.failed.store(true, Ordering::Release);
+        for inbox in &self.inboxes {
+            inbox.notify.notify_one();
+        }
+    }
+
+    /// Why a runtime of the group failed, if one did.
+    pub fn failure(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.failure).clone()
     }
 
     /// Queues a SCION packet for runtime `to` and wakes it.
@@ -247,6 +272,30 @@ mod tests {
 
     fn long_header(dcid0: u8) -> Vec<u8> {
         vec![0xc0, 0, 0, 0, 1, 8, dcid0, 1, 2, 3, 4, 5, 6, 7, 0]
+    }
+
+    #[test]
+    fn a_failed_runtime_is_seen_by_every_runtime_with_the_first_reason() {
+        let mail = Mailboxes::new(3);
+        assert_eq!(mail.failure(), None);
+        mail.fail("runtime 2 stopped: no SCION daemon".into());
+        mail.fail("runtime 1 stopped: later".into());
+        assert_eq!(
+            mail.failure().as_deref(),
+            Some("runtime 2 stopped: no SCION daemon")
+        );
+        // Every runtime is woken to see it.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for me in 0..3 {
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(1), mail.posted(me))
+                    .await
+                    .expect("woken")
+            });
+        }
     }
 
     #[test]

@@ -160,6 +160,10 @@ pub async fn run_shared(
             }
         }
         if let Some((me, mail)) = &shared {
+            if let Some(why) = mail.failure() {
+                stop.notify_waiters();
+                anyhow::bail!(why);
+            }
             for (to, from, pkt) in net.take_misdirected() {
                 mail.post(to, from, pkt);
             }
