@@ -5,9 +5,10 @@
 //! batches so that one `io_uring_enter` carries many datagrams. Everything else (SCION, QUIC,
 //! BitTorrent) is synchronous code called from this loop.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,8 @@ const IDLE_SLEEP: Duration = Duration::from_secs(10);
 const SEND_BATCH: usize = 64;
 /// Receive operations kept in flight.
 const RECV_IN_FLIGHT: usize = 4;
+/// How long the end of a run waits for its receivers (they stop at once; see `stop_receivers`).
+const RECEIVERS_STOP: Duration = Duration::from_secs(2);
 /// Room for a GRO batch (up to 64 KiB of coalesced datagrams).
 const RECV_BUF: usize = 65536;
 
@@ -85,36 +88,68 @@ fn spawn_receivers(
     rx: &RxQueue,
     pool: &BufPool,
     notify: &Rc<Notify>,
-    stop: &Rc<Notify>,
+    stop: &Rc<Cell<bool>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..RECV_IN_FLIGHT)
+        .map(|_| {
+            let (socket, rx, pool) = (socket.clone(), rx.clone(), pool.clone());
+            let (notify, stop) = (notify.clone(), stop.clone());
+            tokio_uring::spawn(receive(socket, rx, pool, notify, stop))
+        })
+        .collect()
+}
+
+/// One receive operation kept in flight until `stop`. A receive is never abandoned while
+/// the kernel may still write into its buffer: tokio-uring 0.5 frees the buffers of abandoned
+/// operations when its runtime is dropped, before the kernel has cancelled them (heap
+/// corruption when a packet lands in between, seen when a magnet download's metadata runtime
+/// ended). [`stop_receivers`] makes the pending receives complete instead.
+async fn receive(
+    socket: Rc<UdpSocket>,
+    rx: RxQueue,
+    pool: BufPool,
+    notify: Rc<Notify>,
+    stop: Rc<Cell<bool>>,
 ) {
-    for _ in 0..RECV_IN_FLIGHT {
-        let (socket, rx, pool) = (socket.clone(), rx.clone(), pool.clone());
-        let (notify, stop) = (notify.clone(), stop.clone());
-        tokio_uring::spawn(async move {
-            let mut buf = take_buf(&pool);
-            loop {
-                buf.clear();
-                let recv = socket.recv_from(buf);
-                let (res, b) = tokio::select! {
-                    r = recv => r,
-                    _ = stop.notified() => return,
-                };
-                buf = b;
-                match res {
-                    Ok((n, from)) => {
-                        // The kernel set the length to what it wrote.
-                        let pkt = std::mem::replace(&mut buf, take_buf(&pool));
-                        debug_assert_eq!(pkt.len(), n);
-                        rx.borrow_mut().push_back((pkt, from));
-                        notify.notify_one();
-                    }
-                    Err(e) => {
-                        // ICMP errors surface as ECONNREFUSED on Linux; keep receiving.
-                        tracing::trace!("udp receive error: {e}");
-                    }
-                }
+    let mut buf = take_buf(&pool);
+    loop {
+        buf.clear();
+        let (res, b) = socket.recv_from(buf).await;
+        buf = b;
+        if stop.get() {
+            return;
+        }
+        match res {
+            Ok((n, from)) => {
+                // The kernel set the length to what it wrote.
+                let pkt = std::mem::replace(&mut buf, take_buf(&pool));
+                debug_assert_eq!(pkt.len(), n);
+                rx.borrow_mut().push_back((pkt, from));
+                notify.notify_one();
             }
-        });
+            Err(e) => {
+                // ICMP errors surface as ECONNREFUSED on Linux; keep receiving.
+                tracing::trace!("udp receive error: {e}");
+            }
+        }
+    }
+}
+
+/// Ends the receivers: `shutdown(SHUT_RD)` wakes every pending receive (it completes with no
+/// data; on an unconnected UDP socket the call reports ENOTCONN but still shuts reading
+/// down), and each receiver sees `stop` and returns. Waits for them, so no receive is in
+/// flight when the socket and the runtime go.
+async fn stop_receivers(
+    socket: &UdpSocket,
+    stop: &Cell<bool>,
+    receivers: Vec<tokio::task::JoinHandle<()>>,
+) {
+    stop.set(true);
+    // SAFETY: shutdown on our own open socket descriptor; no memory is passed.
+    unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RD) };
+    let all = join_all(receivers);
+    if tokio::time::timeout(RECEIVERS_STOP, all).await.is_err() {
+        tracing::warn!("UDP receivers did not stop within {RECEIVERS_STOP:?}");
     }
 }
 
@@ -137,9 +172,9 @@ pub async fn run_shared(
     let socket = Rc::new(socket);
     let rx: RxQueue = Rc::new(RefCell::new(VecDeque::new()));
     let notify = Rc::new(Notify::new());
-    let stop = Rc::new(Notify::new());
+    let stop = Rc::new(Cell::new(false));
     let pool: BufPool = Rc::new(RefCell::new(Vec::new()));
-    spawn_receivers(&socket, &rx, &pool, &notify, &stop);
+    let receivers = spawn_receivers(&socket, &rx, &pool, &notify, &stop);
     let mut arrived = VecDeque::new();
     let extra = app.wake_handle();
     let mut spare: Vec<Vec<u8>> = Vec::new();
@@ -161,7 +196,7 @@ pub async fn run_shared(
         }
         if let Some((me, mail)) = &shared {
             if let Some(why) = mail.failure() {
-                stop.notify_waiters();
+                stop_receivers(&socket, &stop, receivers).await;
                 anyhow::bail!(why);
             }
             for (to, from, pkt) in net.take_misdirected() {
@@ -182,7 +217,7 @@ pub async fn run_shared(
         }
         if app.is_done() {
             flush(&socket, net, now, &mut batch, &mut spare, &mut gso_on).await;
-            stop.notify_waiters();
+            stop_receivers(&socket, &stop, receivers).await;
             if shared.is_some() {
                 let st = net.steering_stats;
                 tracing::info!(
@@ -307,5 +342,33 @@ async fn send_split(socket: &UdpSocket, buf: &[u8], to: Outgoing) {
         if let Err(e) = res {
             tracing::debug!("udp send error: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The receivers end by completing their receives, not by abandoning them: after
+    /// `stop_receivers` every receiver task has returned, each with a receive that was pending
+    /// when it was asked to stop (else they would still run after the wait's time limit).
+    #[test]
+    fn stopping_completes_every_pending_receive() {
+        tokio_uring::start(async {
+            let socket = Rc::new(bind("127.0.0.1:0".parse().unwrap()).unwrap());
+            let rx: RxQueue = Rc::new(RefCell::new(VecDeque::new()));
+            let pool: BufPool = Rc::new(RefCell::new(Vec::new()));
+            let (notify, stop) = (Rc::new(Notify::new()), Rc::new(Cell::new(false)));
+            let receivers = spawn_receivers(&socket, &rx, &pool, &notify, &stop);
+            // Let every receiver submit its receive.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(receivers.iter().all(|h| !h.is_finished()));
+            let handles: Vec<_> = receivers.iter().map(|h| h.abort_handle()).collect();
+            stop_receivers(&socket, &stop, receivers).await;
+            assert!(
+                handles.iter().all(|h| h.is_finished()),
+                "a receive did not complete on shutdown"
+            );
+        });
     }
 }
