@@ -93,9 +93,9 @@ async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
     single.client.attach_control(side.commands, side.snapshots);
     let trackers = crate::discovery::spawn_trackers(handle)
         .map_err(|e| exit::other(format!("cannot start the tracker client: {e}")))?;
-    uring::run(single.socket, &mut single.net, &mut single.client)
-        .await
-        .map_err(|e| exit::other(e.to_string()))?;
+    let ran = uring::run(single.socket, &mut single.net, &mut single.client).await;
+    single.client.stop_listening().await;
+    ran.map_err(|e| exit::other(e.to_string()))?;
     let outcome = single.client.torrent(&ih).map(|t| {
         (
             t.torrent_bytes.clone(),

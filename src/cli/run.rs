@@ -327,9 +327,9 @@ async fn run_transfer(
         None => None,
     };
     if !(t.mode == Mode::Download && complete_at_start && !t.keep_seeding) {
-        uring::run_shared(socket, &mut net, &mut client, shared)
-            .await
-            .map_err(|e| exit::other(e.to_string()))?;
+        let ran = uring::run_shared(socket, &mut net, &mut client, shared).await;
+        client.stop_listening().await;
+        ran.map_err(|e| exit::other(e.to_string()))?;
     }
     if let Ok(mut bar) = super::PROGRESS_BAR.lock() {
         bar.take();

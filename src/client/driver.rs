@@ -1068,6 +1068,11 @@ impl Client {
         }
     }
 
+    /// Stops accepting TCP peers; call when its run ended, before its runtime goes.
+    pub async fn stop_listening(&self) {
+        let _ = self.tcp.stop_listening().await;
+    }
+
     /// Makes this client's global limits runtime 0's (another runtime of the daemon).
     pub fn share_global_limits(&mut self, down: SharedBucket, up: SharedBucket) {
         self.global_down = down;

@@ -267,7 +267,7 @@ async fn run_async(mut cfg: ClientConfig, side: ClientSide) -> Result<(), Client
     let tuning = runtimes::tuning(0, count);
     let mut net =
         ScionNet::new(scion.local, &tuning, true).map_err(|e| ClientError::Other(e.to_string()))?;
-    uring::run_shared(scion.socket, &mut net, &mut client, shared)
-        .await
-        .map_err(|e| ClientError::Other(e.to_string()))
+    let ran = uring::run_shared(scion.socket, &mut net, &mut client, shared).await;
+    client.stop_listening().await;
+    ran.map_err(|e| ClientError::Other(e.to_string()))
 }

@@ -14,6 +14,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,9 @@ struct Hub {
     wake: Rc<Notify>,
     next_lane: Cell<LaneId>,
     next_owner: Cell<u32>,
+    /// Listening sockets and their accept loops (see [`TcpHub::stop_listening`]).
+    listeners: RefCell<Vec<(RawFd, tokio::task::JoinHandle<()>)>>,
+    stop_listening: Cell<bool>,
 }
 
 impl Hub {
@@ -267,6 +271,8 @@ impl TcpHub {
                 wake,
                 next_lane: Cell::new(TCP_LANE_BASE),
                 next_owner: Cell::new(1),
+                listeners: RefCell::new(Vec::new()),
+                stop_listening: Cell::new(false),
             }),
         }
     }
@@ -275,10 +281,15 @@ impl TcpHub {
     pub fn listen(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
+        let fd = listener.as_raw_fd();
         let hub = self.hub.clone();
-        tokio_uring::spawn(async move {
+        let accepting = tokio_uring::spawn(async move {
             loop {
-                match listener.accept().await {
+                let accepted = listener.accept().await;
+                if hub.stop_listening.get() {
+                    return;
+                }
+                match accepted {
                     Ok((stream, peer)) => {
                         tracing::info!(%peer, "accepted TCP peer");
                         hub.start_conn(stream, peer, false, None);
@@ -290,7 +301,30 @@ impl TcpHub {
                 }
             }
         });
+        self.hub.listeners.borrow_mut().push((fd, accepting));
         Ok(local)
+    }
+
+    /// Stops accepting: `shutdown` completes each pending accept (an in-flight accept must
+    /// not be abandoned when the runtime ends; see `net::uring::stop_receivers`), then waits
+    /// for the accept loops; false if one did not end in time.
+    pub async fn stop_listening(&self) -> bool {
+        self.hub.stop_listening.set(true);
+        let listeners = std::mem::take(&mut *self.hub.listeners.borrow_mut());
+        let mut loops = Vec::new();
+        for (fd, accepting) in listeners {
+            // SAFETY: shutdown on a descriptor the accept loop still owns; no memory passed.
+            unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+            loops.push(accepting);
+        }
+        let all = futures_util::future::join_all(loops);
+        let stopped = tokio::time::timeout(Duration::from_secs(2), all)
+            .await
+            .is_ok();
+        if !stopped {
+            tracing::warn!("TCP accept loops did not stop within 2 s");
+        }
+        stopped
     }
 
     pub fn pop_event(&self) -> Option<TcpEvent> {
@@ -574,5 +608,30 @@ impl TcpLanes {
 
     pub fn lane_count(&self) -> usize {
         self.lanes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stopping completes the pending accept of every listener (nothing is left in flight
+    /// for the runtime's end), and the port no longer takes connections.
+    #[test]
+    fn stop_listening_ends_every_accept_loop() {
+        tokio_uring::start(async {
+            let hub = TcpHub::new(Rc::new(Notify::new()));
+            let a = hub.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+            let b = hub.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+            // Let both loops submit their accept.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(hub.stop_listening().await, "an accept loop kept running");
+            for addr in [a, b] {
+                assert!(
+                    std::net::TcpStream::connect(addr).is_err(),
+                    "{addr} still accepts"
+                );
+            }
+        });
     }
 }
