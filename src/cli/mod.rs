@@ -8,7 +8,6 @@ pub mod magnet;
 pub mod remote;
 pub mod report;
 pub mod run;
-pub mod runtimes;
 pub mod single;
 pub mod tracker;
 

@@ -268,17 +268,6 @@ async fn run_transfer(
         _ => StopWhen::Never,
     };
     let data_path = t.file.clone().or(t.out.clone()).unwrap_or_default();
-    let extra_runtimes = (runtimes > 1).then(|| super::runtimes::SeedJob {
-        meta: meta.clone(),
-        storage: storage.clone(),
-        have: have.clone(),
-        data_path: data_path.clone(),
-        local,
-        sciond: daemon_address(&t.sciond),
-        policy: t.path_policy.clone(),
-        opts: client.options().clone(),
-        pool: pool.clone(),
-    });
     let ih = client.add_live(
         LiveTorrent {
             meta: meta.clone(),
@@ -322,9 +311,24 @@ async fn run_transfer(
     } else {
         None
     };
-    let shared = match extra_runtimes {
-        Some(job) => Some((0, super::runtimes::start(&socket, runtimes, job)?)),
-        None => None,
+    // Seeding on several runtimes: the others serve the (complete) torrent too.
+    let shared = if runtimes > 1 {
+        let (global_down, global_up) = client.global_limits();
+        let cfg = client::runtimes::ExtraConfig {
+            local,
+            sciond: daemon_address(&t.sciond),
+            policy: t.path_policy.clone(),
+            engine: client.options().clone(),
+            pool: pool.clone(),
+            global_down,
+            global_up,
+        };
+        let (mail, extra) =
+            client::runtimes::start_extra(&socket, runtimes, cfg).map_err(client_err)?;
+        client.attach_extra_runtimes(extra);
+        Some((0, mail))
+    } else {
+        None
     };
     if !(t.mode == Mode::Download && complete_at_start && !t.keep_seeding) {
         let ran = uring::run_shared(socket, &mut net, &mut client, shared).await;

@@ -78,14 +78,8 @@ pub async fn start_single(
     client.tcp_listen = Some(tcp_addr);
     client.local_scion = scion_on.then_some(local);
     client.sciond = scion_on.then_some(daemon_addr);
-    let runtimes = match t.runtimes {
-        Some(n) if n > 1 && !scion_on => {
-            tracing::warn!("SCION is off: --runtimes {n} ignored, TCP runs on one runtime");
-            1
-        }
-        n => n.unwrap_or(1),
-    };
-    let tuning = crate::client::runtimes::tuning(0, runtimes);
+    let runtimes = client::runtimes::count(t.runtimes, scion_on);
+    let tuning = client::runtimes::tuning(0, runtimes);
     let net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
     Ok(Single {
         client,

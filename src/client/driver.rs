@@ -128,7 +128,7 @@ pub struct Client {
     shutting_down: Option<(Instant, Vec<super::control::Reply<()>>)>,
     done: bool,
     wake: Rc<Notify>,
-    /// The daemon's other runtimes, if it runs several (see `client::runtimes`).
+    /// The other runtimes on our port, if there are several (see `client::runtimes`).
     extra: Option<super::runtimes::ExtraRuntimes>,
 }
 
@@ -806,7 +806,8 @@ impl Client {
                 publish_due = true;
             }
             let size = t.meta.as_ref().map_or(0, |m| m.total_length);
-            let ratio = (app.session.bytes_up + t.extra_up) as f64 / size.max(1) as f64;
+            let other_runtimes = self.extra.as_ref().map_or(0, |e| e.uploaded(ih));
+            let ratio = (app.session.bytes_up + other_runtimes) as f64 / size.max(1) as f64;
             let goal = match t.state {
                 TorrentState::Seeding => {
                     let since = *t.seeding_since.get_or_insert(now);
@@ -1041,7 +1042,7 @@ impl Client {
         }
     }
 
-    /// On another runtime of the daemon: serves a complete torrent runtime 0 handed over,
+    /// On another runtime: serves a complete torrent runtime 0 handed over,
     /// within runtime 0's rate limits for it.
     fn serve(&mut self, s: super::runtimes::ServedTorrent, now: Instant) {
         let ih = s.live.meta.info_hash;
@@ -1061,6 +1062,7 @@ impl Client {
         t.down_bucket = s.down;
         t.up_bucket = s.up;
         // It only answers peers that come to it: runtime 0 dials.
+        tracing::info!(torrent = %t.name(), "seeding on this runtime");
         self.torrents.insert(ih, t);
         self.go_live(&ih, s.live.have, s.live.stop_when, now);
         if let Some(tcp) = self.torrents.get_mut(&ih).and_then(|t| t.tcp.as_mut()) {
@@ -1073,13 +1075,13 @@ impl Client {
         let _ = self.tcp.stop_listening().await;
     }
 
-    /// Makes this client's global limits runtime 0's (another runtime of the daemon).
+    /// Makes this client's global limits runtime 0's (on another runtime).
     pub fn share_global_limits(&mut self, down: SharedBucket, up: SharedBucket) {
         self.global_down = down;
         self.global_up = up;
     }
 
-    /// Runtime 0's global limit buckets, for the daemon's other runtimes to share.
+    /// Runtime 0's global limit buckets, for the other runtimes to share.
     pub fn global_limits(&self) -> (SharedBucket, SharedBucket) {
         (self.global_down.clone(), self.global_up.clone())
     }
@@ -1215,20 +1217,23 @@ impl Client {
         }
     }
 
+    /// Hands the other runtimes what they should serve, and publishes a snapshot (with
+    /// theirs folded in) if a front end listens.
     fn publish(&mut self, now: Instant) {
+        self.next_snapshot = now + SNAPSHOT_EVERY;
+        if let Some(extra) = &mut self.extra {
+            extra.reconcile(&self.torrents);
+        }
         if self.snapshots.is_none() {
             return;
         }
         let mut snap = self.snapshot(now);
         if let Some(extra) = &mut self.extra {
-            extra.reconcile(&self.torrents);
-            extra.merge(&mut snap, &mut self.torrents);
+            extra.merge(&mut snap);
         }
-        let snap = Arc::new(snap);
         if let Some(tx) = &self.snapshots {
-            tx.send_replace(snap);
+            tx.send_replace(Arc::new(snap));
         }
-        self.next_snapshot = now + SNAPSHOT_EVERY;
     }
 
     /// A lane died: the path service remembers a failure on its path.

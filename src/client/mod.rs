@@ -239,13 +239,7 @@ async fn run_async(mut cfg: ClientConfig, side: ClientSide) -> Result<(), Client
         torrents = client.torrent_count(),
         "client running"
     );
-    let count = match cfg.runtimes {
-        n if n > 1 && !scion_on => {
-            tracing::warn!("SCION is off: --runtimes {n} ignored, TCP runs on one runtime");
-            1
-        }
-        n => n,
-    };
+    let count = runtimes::count(Some(cfg.runtimes), scion_on);
     let shared = match (count > 1, &client.sciond) {
         (true, Some(sciond)) => {
             let (global_down, global_up) = client.global_limits();

@@ -26,7 +26,7 @@ use super::{connect_daemon, ClientError};
 use crate::engine::quic::StopWhen;
 use crate::engine::tcp::TcpHub;
 use crate::lanes::PathPolicy;
-use crate::net::steering::{attach_reuseport_program, Mailboxes, Steering};
+use crate::net::steering::{attach_reuseport_program, Mailboxes, Steering, MAX_RUNTIMES};
 use crate::net::{uring, ScionNet};
 use crate::quic::QuicTuning;
 use crate::scion::ScionAddr;
@@ -44,20 +44,24 @@ pub fn tuning(index: u8, count: u8) -> QuicTuning {
     }
 }
 
-/// Binds runtimes 1..count to `addr`, the port of `first` (runtime 0's socket, bound
-/// already), attaches the steering program to the group and starts a thread per runtime that
-/// runs `body(index, socket, mailboxes)` on its own tokio-uring runtime.
+/// Binds one more socket per body to `addr`, the port of `first` (runtime 0's socket, bound
+/// already), attaches the steering program to the group and starts a thread per extra
+/// runtime k (1, 2, ...) that runs `bodies[k - 1](k, socket, mailboxes)` on its own
+/// tokio-uring runtime. A body that fails stops the group ([`Mailboxes::fail`]).
 pub fn spawn<F, Fut, E>(
     first: &impl AsRawFd,
     addr: SocketAddr,
-    count: u8,
-    body: F,
+    bodies: Vec<F>,
 ) -> Result<Arc<Mailboxes>, ClientError>
 where
-    F: Fn(u8, std::net::UdpSocket, Arc<Mailboxes>) -> Fut + Clone + Send + 'static,
+    F: FnOnce(u8, std::net::UdpSocket, Arc<Mailboxes>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
+    let count = u8::try_from(bodies.len() + 1)
+        .ok()
+        .filter(|&n| n <= MAX_RUNTIMES)
+        .ok_or_else(|| ClientError::Other(format!("at most {MAX_RUNTIMES} runtimes")))?;
     let mail = Mailboxes::new(count);
     // Bind order is the group's socket order, which the program's result indexes.
     let sockets = (1..count)
@@ -66,8 +70,8 @@ where
         .map_err(|e| ClientError::Bind(format!("another socket on {addr}: {e}")))?;
     attach_reuseport_program(first, count)
         .map_err(|e| ClientError::Other(format!("cannot steer packets between runtimes: {e}")))?;
-    for (socket, index) in sockets.into_iter().zip(1u8..) {
-        let (body, mail) = (body.clone(), mail.clone());
+    for ((socket, body), index) in sockets.into_iter().zip(bodies).zip(1u8..) {
+        let mail = mail.clone();
         std::thread::Builder::new()
             .name(format!("runtime-{index}"))
             .spawn(move || {
@@ -84,7 +88,7 @@ where
     Ok(mail)
 }
 
-/// What an extra runtime of the daemon shares with runtime 0.
+/// What an extra runtime shares with runtime 0.
 #[derive(Clone)]
 pub struct ExtraConfig {
     pub local: ScionAddr,
@@ -97,8 +101,8 @@ pub struct ExtraConfig {
     pub global_up: SharedBucket,
 }
 
-/// One extra runtime of the daemon: a client without torrents of its own, driven by runtime
-/// 0 through `side`, until runtime 0 tells it to shut down.
+/// One extra runtime: a client without torrents of its own, driven by runtime 0 through
+/// `side` (the torrents to serve), until runtime 0 tells it to shut down or the process ends.
 pub async fn serve(
     index: u8,
     count: u8,
@@ -195,11 +199,17 @@ impl ExtraRuntimes {
         self.served = wanted;
     }
 
+    /// What the other runtimes uploaded of a torrent so far (the seeding ratio counts it).
+    pub fn uploaded(&self, ih: &InfoHash) -> u64 {
+        (1..=self.handles.len() as u8)
+            .filter_map(|k| self.uploaded.get(&(*ih, k)))
+            .sum()
+    }
+
     /// Folds the extra runtimes' latest snapshots into runtime 0's: their peers and lanes
-    /// (lane ids made unique, `runtime` set), rates, lanes per path; adds what they uploaded
-    /// since the last merge to each torrent's `extra_up`, which the totals and the seeding
-    /// ratio count.
-    pub fn merge(&mut self, snap: &mut ClientSnapshot, torrents: &mut HashMap<InfoHash, Torrent>) {
+    /// (lane ids made unique, `runtime` set), rates, lanes per path, and what each uploaded
+    /// (counted from their reports since the last merge) into the totals and ratio.
+    pub fn merge(&mut self, snap: &mut ClientSnapshot) {
         let index_of: HashMap<String, usize> = snap
             .torrents
             .iter()
@@ -222,9 +232,6 @@ impl ExtraRuntimes {
                     Some(l) if et.bytes_up >= l => et.bytes_up - l,
                     _ => et.bytes_up,
                 };
-                if let Some(t) = torrents.get_mut(&ih) {
-                    t.extra_up += new;
-                }
                 *self.uploaded.entry((ih, runtime)).or_default() += new;
                 let ours = &mut snap.torrents[i];
                 ours.rate_up += et.rate_up;
@@ -244,11 +251,10 @@ impl ExtraRuntimes {
             let Ok(ih) = control::parse_info_hash(&ts.info_hash) else {
                 continue;
             };
-            let extra = torrents.get(&ih).map_or(0, |t| t.extra_up);
             ts.uploaded_by_runtime = std::iter::once(ts.bytes_up)
                 .chain((1..count).map(|k| self.uploaded.get(&(ih, k)).copied().unwrap_or(0)))
                 .collect();
-            ts.bytes_up += extra;
+            ts.bytes_up += self.uploaded(&ih);
             if ts.size > 0 {
                 ts.ratio = ts.bytes_up as f64 / ts.size as f64;
             }
@@ -301,8 +307,9 @@ fn merge_paths(ours: &mut Vec<control::DestinationPaths>, theirs: &[control::Des
     }
 }
 
-/// Starts the daemon's runtimes 1..count beside runtime 0 (whose socket is `first`), each
-/// driven through a control channel of its own.
+/// Starts runtimes 1..count beside runtime 0 (whose socket is `first`), each driven through
+/// a control channel of its own; hand the returned [`ExtraRuntimes`] to runtime 0's client
+/// ([`Client::attach_extra_runtimes`]).
 pub fn start_extra(
     first: &impl AsRawFd,
     count: u8,
@@ -310,22 +317,28 @@ pub fn start_extra(
 ) -> Result<(Arc<Mailboxes>, ExtraRuntimes), ClientError> {
     let (handles, sides): (Vec<ClientHandle>, Vec<ClientSide>) =
         (1..count).map(|_| control::channel()).unzip();
-    let sides = Arc::new(std::sync::Mutex::new(
-        sides.into_iter().map(Some).collect::<Vec<_>>(),
-    ));
     let addr = cfg.local.socket_addr();
-    let mail = spawn(first, addr, count, move |index, socket, mail| {
-        let side = sides
-            .lock()
-            .ok()
-            .and_then(|mut s| s[index as usize - 1].take());
-        let cfg = cfg.clone();
-        async move {
-            let side = side.ok_or_else(|| ClientError::Other("runtime started twice".into()))?;
-            serve(index, count, socket, cfg, mail, side).await
-        }
-    })?;
+    let bodies = sides
+        .into_iter()
+        .map(|side| {
+            let cfg = cfg.clone();
+            move |index, socket, mail| serve(index, count, socket, cfg, mail, side)
+        })
+        .collect();
+    let mail = spawn(first, addr, bodies)?;
     Ok((mail, ExtraRuntimes::new(handles)))
+}
+
+/// How many runtimes to run: `requested` (default 1), or 1 without SCION, where there are no
+/// QUIC connections to spread.
+pub fn count(requested: Option<u8>, scion_on: bool) -> u8 {
+    match requested {
+        Some(n) if n > 1 && !scion_on => {
+            tracing::warn!("SCION is off: --runtimes {n} ignored, TCP runs on one runtime");
+            1
+        }
+        n => n.unwrap_or(1),
+    }
 }
 
 #[cfg(test)]
@@ -379,7 +392,7 @@ mod tests {
             torrents: vec![ours],
             ..Default::default()
         };
-        extra.merge(&mut snap, torrents);
+        extra.merge(&mut snap);
         snap.torrents.remove(0)
     }
 
@@ -387,10 +400,8 @@ mod tests {
     fn a_runtime_that_fails_to_start_stops_the_group() {
         let first = uring::bind_std("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = first.local_addr().unwrap();
-        let mail = spawn(&first, addr, 2, |_, _, _| async {
-            Err::<(), _>("no SCION daemon")
-        })
-        .unwrap();
+        let fails = |_, _, _| async { Err::<(), _>("no SCION daemon") };
+        let mail = spawn(&first, addr, vec![fails]).unwrap();
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         while mail.failure().is_none() && Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -433,7 +444,7 @@ mod tests {
         // Served anew (counting from zero again): the earlier 50 bytes still count.
         let t = merged(&mut extra, &side, &mut torrents, 10, 5);
         assert_eq!((t.bytes_up, t.uploaded_by_runtime), (65, vec![10, 55]));
-        assert_eq!(torrents[&ih].extra_up, 55);
+        assert_eq!(extra.uploaded(&ih), 55);
     }
 
     #[test]

@@ -75,8 +75,6 @@ pub struct Torrent {
     /// Its own rate limits (the client's global ones apply on top).
     pub down_bucket: SharedBucket,
     pub up_bucket: SharedBucket,
-    /// Bytes the daemon's other runtimes uploaded of it (see `client::runtimes`).
-    pub extra_up: u64,
     rates: RateMemo,
     cached_snapshot: Option<TorrentSnapshot>,
     /// Last tracker statuses reported by the tracker front end.
@@ -123,7 +121,6 @@ impl Torrent {
             seeding_since: None,
             down_bucket,
             up_bucket,
-            extra_up: 0,
             rates: RateMemo::default(),
             cached_snapshot: None,
             trackers: Vec::new(),
