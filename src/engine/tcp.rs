@@ -305,26 +305,16 @@ impl TcpHub {
         Ok(local)
     }
 
-    /// Stops accepting: `shutdown` completes each pending accept (an in-flight accept must
-    /// not be abandoned when the runtime ends; see `net::uring::stop_receivers`), then waits
-    /// for the accept loops; false if one did not end in time.
+    /// Stops accepting: completes each pending accept and waits for the accept loops (an
+    /// in-flight accept must not be abandoned when the runtime ends; see
+    /// [`crate::net::uring::complete_pending`]); false if one did not end in time.
     pub async fn stop_listening(&self) -> bool {
         self.hub.stop_listening.set(true);
-        let listeners = std::mem::take(&mut *self.hub.listeners.borrow_mut());
-        let mut loops = Vec::new();
-        for (fd, accepting) in listeners {
-            // SAFETY: shutdown on a descriptor the accept loop still owns; no memory passed.
-            unsafe { libc::shutdown(fd, libc::SHUT_RD) };
-            loops.push(accepting);
-        }
-        let all = futures_util::future::join_all(loops);
-        let stopped = tokio::time::timeout(Duration::from_secs(2), all)
-            .await
-            .is_ok();
-        if !stopped {
-            tracing::warn!("TCP accept loops did not stop within 2 s");
-        }
-        stopped
+        let (fds, loops): (Vec<RawFd>, Vec<_>) =
+            std::mem::take(&mut *self.hub.listeners.borrow_mut())
+                .into_iter()
+                .unzip();
+        crate::net::uring::complete_pending(&fds, loops, "TCP accept loops").await
     }
 
     pub fn pop_event(&self) -> Option<TcpEvent> {

@@ -8,7 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,8 +27,9 @@ const IDLE_SLEEP: Duration = Duration::from_secs(10);
 const SEND_BATCH: usize = 64;
 /// Receive operations kept in flight.
 const RECV_IN_FLIGHT: usize = 4;
-/// How long the end of a run waits for its receivers (they stop at once; see `stop_receivers`).
-const RECEIVERS_STOP: Duration = Duration::from_secs(2);
+/// How long the end of a run waits for its receivers and accept loops (they stop at once;
+/// see `complete_pending`).
+const PENDING_STOP: Duration = Duration::from_secs(2);
 /// Room for a GRO batch (up to 64 KiB of coalesced datagrams).
 const RECV_BUF: usize = 65536;
 
@@ -135,22 +136,39 @@ async fn receive(
     }
 }
 
-/// Ends the receivers: `shutdown(SHUT_RD)` wakes every pending receive (it completes with no
-/// data; on an unconnected UDP socket the call reports ENOTCONN but still shuts reading
-/// down), and each receiver sees `stop` and returns. Waits for them, so no receive is in
-/// flight when the socket and the runtime go.
+/// Ends the receivers: each sees `stop` once its pending receive completes, which
+/// [`complete_pending`] makes happen.
 async fn stop_receivers(
     socket: &UdpSocket,
     stop: &Cell<bool>,
     receivers: Vec<tokio::task::JoinHandle<()>>,
 ) {
     stop.set(true);
-    // SAFETY: shutdown on our own open socket descriptor; no memory is passed.
-    unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RD) };
-    let all = join_all(receivers);
-    if tokio::time::timeout(RECEIVERS_STOP, all).await.is_err() {
-        tracing::warn!("UDP receivers did not stop within {RECEIVERS_STOP:?}");
+    complete_pending(&[socket.as_raw_fd()], receivers, "UDP receivers").await;
+}
+
+/// Completes the operations pending on `sockets` and waits for the `tasks` that issued them,
+/// so none is in flight when the sockets and the runtime go (see [`receive`] for why that
+/// matters with tokio-uring). `shutdown(SHUT_RD)` makes a pending receive return no data and
+/// a pending accept fail (on an unconnected UDP socket the call reports ENOTCONN but still
+/// shuts reading down). The tasks must end once their operation completes. False if they did
+/// not end within [`PENDING_STOP`].
+pub async fn complete_pending(
+    sockets: &[RawFd],
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    what: &str,
+) -> bool {
+    for &fd in sockets {
+        // SAFETY: shutdown on a descriptor its task still owns; no memory is passed.
+        unsafe { libc::shutdown(fd, libc::SHUT_RD) };
     }
+    let ended = tokio::time::timeout(PENDING_STOP, join_all(tasks))
+        .await
+        .is_ok();
+    if !ended {
+        tracing::warn!("{what} did not stop within {PENDING_STOP:?}");
+    }
+    ended
 }
 
 /// Runs `app` on `net` over `socket` until the app is done.
