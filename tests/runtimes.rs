@@ -43,28 +43,7 @@ fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
         dir.path(),
         &["-runtimes=2", "-logLevel=INFO"],
     );
-    // Five leechers beside the seeder (one lane each) and three in the other AS (a lane per
-    // path, three paths): 14 connections, each steered by its connection id.
-    let leechers: Vec<(&str, PathBuf)> = (0..8)
-        .map(|i| {
-            let ia = if i < 5 { LEAF_A } else { LEAF_B };
-            (ia, dir.path().join(format!("out{i}.bin")))
-        })
-        .collect();
-    std::thread::scope(|s| {
-        let runs: Vec<_> = leechers
-            .iter()
-            .map(|(ia, out)| {
-                let (tn, torrent, addr) = (&tn, &torrent, &addr);
-                s.spawn(move || leech(tn, ia, torrent, out, addr, &[]))
-            })
-            .collect();
-        for (r, (ia, out)) in runs.into_iter().zip(&leechers) {
-            let r = r.join().unwrap();
-            assert!(r.status.success(), "leecher in {ia} failed: {}", r.stderr);
-            same_tree(&data, out);
-        }
-    });
+    eight_leechers(&tn, dir.path(), &torrent, &data, &addr);
     let log = plain(&std::fs::read_to_string(&seed.stderr_log).unwrap());
     let served = |by_runtime_1: bool| {
         log.lines()
@@ -82,8 +61,9 @@ fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
     );
 }
 
-/// Leechers 0..5 in LEAF_A (one lane each), 5..8 in LEAF_B (a lane per path): 14
-/// connections, each steered to a runtime by its connection id. Each must get the data.
+/// Five leechers beside the seeder in LEAF_A (one lane each) and three in LEAF_B (a lane per
+/// path, three paths): 14 connections, each steered to a runtime by its connection id. Each
+/// must get the data.
 fn eight_leechers(
     tn: &Testnet,
     dir: &std::path::Path,
