@@ -3,6 +3,11 @@
 //! The client opens one QUIC connection per path. On each it opens a bulk stream (the server
 //! sends for the requested duration) and a ping stream (16-byte probes echoed by the server
 //! every 10 ms), so the RTT histogram shows latency while the path is loaded.
+//!
+//! [`bwtester`] is scion-apps' bwtester protocol (their `scion-bwtestclient` and
+//! `scion-bwtestserver`), without the sockets.
+
+pub mod bwtester;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
