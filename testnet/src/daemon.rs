@@ -54,6 +54,24 @@ pub async fn paths_raw(
     unary(daemon, "Paths", &req).await
 }
 
+/// `Paths` RPC with `refresh` set: the daemon asks its control service again instead of
+/// answering from its cache (scionproto's daemon caches a destination's segments for its
+/// `query_interval`).
+pub async fn paths_refreshed(
+    daemon: SocketAddr,
+    src: IsdAsn,
+    dst: IsdAsn,
+) -> anyhow::Result<PathsResponse> {
+    ensure!(src != dst, "{src} to itself: no inter-AS path");
+    let req = PathsRequest {
+        source_isd_as: src.to_u64(),
+        destination_isd_as: dst.to_u64(),
+        refresh: true,
+        ..Default::default()
+    };
+    unary(daemon, "Paths", &req).await
+}
+
 /// `Paths` RPC, decoded into sciparse paths (with metadata and next hop).
 pub async fn paths(daemon: SocketAddr, src: IsdAsn, dst: IsdAsn) -> anyhow::Result<Vec<ScionPath>> {
     paths_raw(daemon, src, dst)

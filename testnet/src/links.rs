@@ -1,5 +1,6 @@
-//! Live link state: the one place that flips links in pocketscion and keeps our view (the
-//! shaper's and the state file's, if any) in step with it.
+//! Live link state: the one place that flips links in the backend (pocketscion's simulator,
+//! or tc for scionproto) and keeps our view (the shaper's and the state file's, if any) in
+//! step with it.
 
 use std::{
     path::PathBuf,
@@ -9,32 +10,36 @@ use std::{
 use anyhow::Context;
 use pocketscion::state::PocketScionState;
 
-use crate::{shaper::Shaper, state::TestnetState, topology::parse_ia};
+use crate::{scionproto, shaper::Shaper, state::TestnetState, topology::parse_ia};
+
+/// What actually cuts a link.
+pub(crate) enum Driver {
+    /// pocketscion's link flags, and our shaper in front of it (if any link is shaped).
+    Pocket {
+        pocket: PocketScionState,
+        shaper: Option<Arc<Shaper>>,
+    },
+    /// tc on loopback (see `scionproto::tc`).
+    Scionproto(Arc<scionproto::Network>),
+}
 
 pub(crate) struct LinkTable {
-    pocket: PocketScionState,
+    driver: Driver,
     current: Mutex<TestnetState>,
     state_file: Option<PathBuf>,
-    shaper: Option<Arc<Shaper>>,
 }
 
 impl LinkTable {
-    pub(crate) fn new(
-        pocket: PocketScionState,
-        state: TestnetState,
-        state_file: Option<PathBuf>,
-        shaper: Option<Arc<Shaper>>,
-    ) -> Self {
+    pub(crate) fn new(driver: Driver, state: TestnetState, state_file: Option<PathBuf>) -> Self {
         Self {
-            pocket,
+            driver,
             current: Mutex::new(state),
             state_file,
-            shaper,
         }
     }
 
     /// Takes the link with an end at `ia#interface` down or up (the whole link, both
-    /// directions: pocketscion keeps one up flag per link).
+    /// directions: pocketscion keeps one up flag per link, tc cuts both).
     pub(crate) fn set(&self, ia: &str, interface: u16, up: bool) -> anyhow::Result<()> {
         let ia = parse_ia(ia)?;
         let end = format!("{ia}#{interface}");
@@ -44,11 +49,16 @@ impl LinkTable {
             .iter_mut()
             .find(|l| l.a == end || l.b == end)
             .with_context(|| format!("no link has an end at {end}"))?;
-        self.pocket
-            .set_link_state(ia, interface, up)
-            .with_context(|| format!("pocketscion has no link at {end}"))?;
-        if let Some(shaper) = &self.shaper {
-            shaper.set_up(ia, interface, up);
+        match &self.driver {
+            Driver::Pocket { pocket, shaper } => {
+                pocket
+                    .set_link_state(ia, interface, up)
+                    .with_context(|| format!("pocketscion has no link at {end}"))?;
+                if let Some(shaper) = shaper {
+                    shaper.set_up(ia, interface, up);
+                }
+            }
+            Driver::Scionproto(net) => net.set_link(ia, interface, up)?,
         }
         link.up = up;
         tracing::info!(%end, up, "link state changed");
@@ -59,7 +69,10 @@ impl LinkTable {
     /// `ia#interface`; `None` if the testnet does not shape or has no such link.
     pub(crate) fn dropped(&self, ia: &str, interface: u16) -> Option<u64> {
         let ia = parse_ia(ia).ok()?;
-        self.shaper.as_ref()?.dropped(ia, interface)
+        match &self.driver {
+            Driver::Pocket { shaper, .. } => shaper.as_ref()?.dropped(ia, interface),
+            Driver::Scionproto(net) => net.dropped(ia, interface),
+        }
     }
 
     /// The current state, including link up/down flags.

@@ -5,12 +5,13 @@ use std::{io::Write, path::PathBuf};
 use anyhow::Context;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use scion_testnet::{
-    control_request, daemon, parse_ia, ControlRequest, StartOptions, Testnet, TestnetState,
-    Topology,
+    control_request, daemon, parse_ia, Backend, ControlRequest, StartOptions, Testnet,
+    TestnetState, Topology,
 };
 use tracing_subscriber::EnvFilter;
 
-/// A local SCION network (pocketscion, router mode, UDP underlay) on 127.0.0.1.
+/// A local SCION network on loopback: pocketscion (router mode, UDP underlay), or
+/// scionproto's router, control service, daemon and dispatcher per AS.
 #[derive(Parser, Debug)]
 #[command(version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -38,6 +39,10 @@ struct RunArgs {
     /// Where to write the state JSON (addresses of daemons, routers, control socket).
     #[arg(long)]
     state: Option<PathBuf>,
+    /// What runs the network: pocketscion (simulator, default) or scionproto (its router,
+    /// control service, daemon and dispatcher; binaries from $SCIONPROTO_BIN or PATH).
+    #[arg(long, default_value = "pocketscion")]
+    backend: Backend,
 }
 
 #[derive(Args, Debug)]
@@ -108,6 +113,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         &topology,
         StartOptions {
             state_file: Some(state_file.clone()),
+            backend: args.backend,
         },
     )?;
 

@@ -1,5 +1,6 @@
-//! The running testnet: pocketscion on a thread of its own with its own tokio runtime, so
-//! callers need no runtime and their own (e.g. tokio-uring) threads are never borrowed.
+//! The running testnet: its backend (pocketscion, or scionproto's processes) driven from a
+//! thread of its own with its own tokio runtime, so callers need no runtime and their own
+//! (e.g. tokio-uring) threads are never borrowed.
 
 use std::{
     future::Future,
@@ -15,7 +16,8 @@ use tokio::{runtime::Handle, sync::oneshot};
 
 use crate::{
     control, daemon, launch,
-    links::LinkTable,
+    links::{Driver, LinkTable},
+    scionproto,
     state::TestnetState,
     topology::{parse_ia, Topology},
 };
@@ -23,15 +25,67 @@ use crate::{
 /// How long shutdown waits for pocketscion's tasks before abandoning them.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What runs the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// pocketscion, a SCION simulator in this process (fast to start).
+    #[default]
+    Pocketscion,
+    /// scionproto's border router, control service, daemon and dispatcher, one set of
+    /// processes per AS (binaries from `$SCIONPROTO_BIN` or `PATH`, see
+    /// [`crate::scionproto_binary`]).
+    Scionproto,
+}
+
+impl Backend {
+    /// Names as the binary's `--backend` takes them.
+    pub const NAMES: [&'static str; 2] = ["pocketscion", "scionproto"];
+
+    /// The backend named by `SCION_TESTNET_BACKEND` (`pocketscion` or `scionproto`), or
+    /// pocketscion when unset; an unknown name is an error.
+    pub fn from_env() -> anyhow::Result<Backend> {
+        match std::env::var("SCION_TESTNET_BACKEND") {
+            Ok(name) if !name.is_empty() => name.parse(),
+            _ => Ok(Backend::Pocketscion),
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Pocketscion => "pocketscion",
+            Backend::Scionproto => "scionproto",
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Backend> {
+        match s {
+            "pocketscion" => Ok(Backend::Pocketscion),
+            "scionproto" => Ok(Backend::Scionproto),
+            _ => Err(anyhow!(
+                "unknown testnet backend '{s}' (known: {})",
+                Backend::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
 /// Options for [`Testnet::start_with`].
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
     /// Write the state as JSON here once the network is ready, and again on every link change.
     pub state_file: Option<PathBuf>,
+    /// What runs the network (default: pocketscion).
+    pub backend: Backend,
 }
 
 /// A running local SCION network. Stops when dropped.
 pub struct Testnet {
+    backend: Backend,
     state: TestnetState,
     links: Arc<LinkTable>,
     handle: Handle,
@@ -54,6 +108,7 @@ impl Testnet {
 
     /// [`Testnet::start`] with options.
     pub fn start_with(topology: &Topology, options: StartOptions) -> anyhow::Result<Testnet> {
+        let backend = options.backend;
         let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<Ready>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let topology = topology.clone();
@@ -75,12 +130,18 @@ impl Testnet {
             }
         };
         Ok(Testnet {
+            backend,
             state: ready.state,
             links: ready.links,
             handle: ready.handle,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
+    }
+
+    /// What runs this network.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Addresses and links as they were when the network became ready.
@@ -95,14 +156,15 @@ impl Testnet {
 
     /// Takes the link with an end at `ia#interface` down (`up = false`) or up again. A down
     /// link drops packets in both directions; the router before it answers with SCMP
-    /// external-interface-down.
+    /// external-interface-down (scionproto: once its BFD session has timed out, ~0.6 s).
     pub fn set_link(&self, ia: &str, interface: u16, up: bool) -> anyhow::Result<()> {
         self.links.set(ia, interface, up)
     }
 
     /// Packets dropped so far by the link shaper on the direction of a link that leaves
-    /// `ia#interface` (its queue was full, or random `loss`). `None` if that link direction is
-    /// not shaped or the topology shapes no link at all.
+    /// `ia#interface` (its queue was full, or random `loss`; scionproto: tc's count, down
+    /// time included). `None` if that link direction is not shaped or the topology shapes no
+    /// link at all.
     pub fn link_drops(&self, ia: &str, interface: u16) -> Option<u64> {
         self.links.dropped(ia, interface)
     }
@@ -173,7 +235,7 @@ fn run(
                 return;
             }
         };
-        let (runtime, state, links) = launched;
+        let (running, state, links) = launched;
         let msg = Ready {
             state,
             links,
@@ -183,34 +245,50 @@ fn run(
             // Until stop() or drop; a dropped sender ends the wait as well.
             let _ = stop.await;
         }
-        // Not `stop_and_join`: in pocketscion 0.8.6 it aborts its tasks and then panics on
-        // joining them ("task was cancelled"). Dropping the runtime aborts them just the same.
-        drop(runtime);
+        match running {
+            // Not `stop_and_join`: in pocketscion 0.8.6 it aborts its tasks and then panics on
+            // joining them ("task was cancelled"). Dropping the runtime aborts them just the
+            // same.
+            Running::Pocket(runtime) => drop(runtime),
+            // From this thread: the services die with it (parent-death signal) anyway.
+            Running::Scionproto(net) => net.stop(),
+        }
     });
     // pocketscion spawns its daemon servers outside its join set: only shutting the tokio
     // runtime down closes their sockets.
     rt.shutdown_timeout(SHUTDOWN_TIMEOUT);
 }
 
-type Started = (
-    pocketscion::runtime::PocketScionRuntime,
-    TestnetState,
-    Arc<LinkTable>,
-);
+/// What the testnet thread keeps running until stop.
+enum Running {
+    Pocket(pocketscion::runtime::PocketScionRuntime),
+    Scionproto(Arc<scionproto::Network>),
+}
+
+type Started = (Running, TestnetState, Arc<LinkTable>);
 
 async fn start_network(topology: &Topology, options: StartOptions) -> anyhow::Result<Started> {
-    let launched = launch::launch(topology).await?;
+    let (running, driver, mut state) = match options.backend {
+        Backend::Pocketscion => {
+            let launched = launch::launch(topology).await?;
+            let driver = Driver::Pocket {
+                pocket: launched.pocket,
+                shaper: launched.shaper,
+            };
+            (Running::Pocket(launched.runtime), driver, launched.state)
+        }
+        Backend::Scionproto => {
+            let (net, state) = scionproto::launch(topology).await?;
+            let net = Arc::new(net);
+            let driver = Driver::Scionproto(net.clone());
+            (Running::Scionproto(net), driver, state)
+        }
+    };
     let listener = control::bind().await?;
-    let mut state = launched.state;
     state.control = Some(listener.local_addr()?);
 
-    let links = Arc::new(LinkTable::new(
-        launched.pocket,
-        state.clone(),
-        options.state_file,
-        launched.shaper,
-    ));
+    let links = Arc::new(LinkTable::new(driver, state.clone(), options.state_file));
     links.write_state_file(&state)?;
     tokio::spawn(control::serve(listener, links.clone()));
-    Ok((launched.runtime, state, links))
+    Ok((running, state, links))
 }
