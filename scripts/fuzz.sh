@@ -8,7 +8,9 @@
 #   scripts/fuzz.sh [--seconds N | --runs N] [--no-merge] [--dev] [target...]
 #
 # --dev builds unoptimised (much quicker to compile, slower to run: what CI uses for its
-# short run). Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
+# short run). Needs cargo-fuzz (`cargo install cargo-fuzz --locked`) and nothing else: it runs
+# on the stable toolchain, with RUSTC_BOOTSTRAP=1 letting stable rustc take the -Z flags
+# cargo-fuzz passes (sanitizers, coverage); no nightly toolchain is needed or used.
 # FUZZ_SANITIZER (address by default, or none) is passed to `cargo fuzz -s`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,16 +35,19 @@ if [ -z "$seconds" ] && [ -z "$runs" ]; then
     seconds=60
 fi
 
-if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-    echo "fuzz.sh: cargo-fuzz for the nightly toolchain is missing (cargo install cargo-fuzz; rustup toolchain install nightly)" >&2
+# Stable rustc with its unstable flags unlocked (the sanitizer runtimes ship with stable).
+export RUSTC_BOOTSTRAP=1
+fuzz=(cargo fuzz)
+if ! "${fuzz[@]}" --version >/dev/null 2>&1; then
+    echo "fuzz.sh: cargo-fuzz is missing (cargo install cargo-fuzz --locked)" >&2
     exit 1
 fi
 sanitizer="${FUZZ_SANITIZER:-address}"
 if [ ${#targets[@]} -eq 0 ]; then
-    mapfile -t targets < <(cargo +nightly fuzz list)
+    mapfile -t targets < <("${fuzz[@]}" list)
 fi
 
-cargo +nightly fuzz build "${profile[@]}" -s "$sanitizer" >&2
+"${fuzz[@]}" build "${profile[@]}" -s "$sanitizer" >&2
 
 limit=()
 [ -n "$seconds" ] && limit+=("-max_total_time=$seconds")
@@ -59,7 +64,7 @@ for t in "${targets[@]}"; do
     echo "== $t" >&2
     start=$(date +%s.%N)
     # New inputs go to the scratch corpus (first directory); the committed one is read.
-    if cargo +nightly fuzz run "${profile[@]}" -s "$sanitizer" "$t" "$work/$t" "$corpus" -- \
+    if "${fuzz[@]}" run "${profile[@]}" -s "$sanitizer" "$t" "$work/$t" "$corpus" -- \
         "${limit[@]}" -print_final_stats=1 >"$log" 2>&1; then
         status=ok
     else
@@ -73,7 +78,7 @@ for t in "${targets[@]}"; do
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", b - a }')
     rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n1)
     if [ "$status" = ok ] && [ "$merge" = 1 ]; then
-        cargo +nightly fuzz run "${profile[@]}" -s "$sanitizer" "$t" "$corpus" "$work/$t" -- -merge=1 >"$log.merge" 2>&1 ||
+        "${fuzz[@]}" run "${profile[@]}" -s "$sanitizer" "$t" "$corpus" "$work/$t" -- -merge=1 >"$log.merge" 2>&1 ||
             { echo "fuzz.sh: merging the corpus of $t failed" >&2; tail -n 20 "$log.merge" >&2; failed+=("$t"); }
     fi
     summary+=("$(printf '%-14s %12s execs %6ss %8s exec/s  %s' "$t" "$execs" "$secs" "${rate:-?}" "$status")")
