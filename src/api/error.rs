@@ -56,6 +56,7 @@ impl From<ControlError> for ApiFailure {
             ControlError::Duplicate(_) => (StatusCode::CONFLICT, "duplicate"),
             ControlError::BadTorrent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_torrent"),
             ControlError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ControlError::DataConflict(_) => (StatusCode::CONFLICT, "data_conflict"),
             ControlError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
             ControlError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
         };
@@ -94,6 +95,7 @@ mod tests {
             (ControlError::Duplicate("x".into()), 409, "duplicate"),
             (ControlError::BadTorrent("x".into()), 422, "bad_torrent"),
             (ControlError::BadRequest("x".into()), 400, "bad_request"),
+            (ControlError::DataConflict("x".into()), 409, "data_conflict"),
             (ControlError::Storage("x".into()), 500, "storage"),
             (ControlError::ShuttingDown, 503, "shutting_down"),
         ];

@@ -187,11 +187,8 @@ pub async fn set_settings(
             .await?;
     }
     if let Some(p) = u.seed_policy {
-        if p.stop_at_ratio.is_some_and(|r| !r.is_finite() || r < 0.0) {
-            return Err(ApiFailure::bad_request(
-                "stop_at_ratio must be a number >= 0",
-            ));
-        }
+        p.validate()
+            .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
         s.client.call(|r| Command::SetSeedPolicy(p, r)).await?;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -25,10 +25,26 @@ pub enum ControlError {
     BadTorrent(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The data on disk stands in the way (a link out of the torrent's directory, an
+    /// existing file longer than the torrent says): the caller can fix it, we cannot.
+    #[error("{0}")]
+    DataConflict(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("the client is shutting down")]
     ShuttingDown,
+}
+
+impl From<crate::storage::StorageError> for ControlError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError as E;
+        match e {
+            E::LinkOutside(_) | E::SizeMismatch { .. } | E::UnsafePath(_) => {
+                ControlError::DataConflict(e.to_string())
+            }
+            e => ControlError::Storage(e.to_string()),
+        }
+    }
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, ControlError>>;
@@ -54,6 +70,34 @@ pub struct Limits {
 pub struct SeedPolicy {
     pub stop_at_ratio: Option<f64>,
     pub stop_after_secs: Option<u64>,
+}
+
+/// The longest seeding time a policy may name: a hundred years. Anything longer is "forever"
+/// (`null`) in all but name, and far enough past it a deadline no longer fits in the clock.
+pub const MAX_SEED_SECS: u64 = 100 * 365 * 24 * 3600;
+
+/// A settings value outside its range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("seed_policy.stop_at_ratio must be a finite number >= 0, not {0}")]
+    SeedRatio(f64),
+    #[error(
+        "seed_policy.stop_after_secs must be at most {MAX_SEED_SECS} (100 years; null = forever), not {0}"
+    )]
+    SeedTime(u64),
+}
+
+impl SeedPolicy {
+    /// Checks every field's range: what the API accepts and what a restart loads.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if let Some(r) = self.stop_at_ratio.filter(|r| !r.is_finite() || *r < 0.0) {
+            return Err(SettingsError::SeedRatio(r));
+        }
+        if let Some(secs) = self.stop_after_secs.filter(|&s| s > MAX_SEED_SECS) {
+            return Err(SettingsError::SeedTime(secs));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]

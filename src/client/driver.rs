@@ -37,8 +37,7 @@ use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
 use crate::scion::{PeerAddr, ScionAddr};
-use crate::storage::mmap::resolve_paths;
-use crate::storage::{HashPool, MmapStorage, Storage};
+use crate::storage::{DataPlace, HashPool, MmapStorage, Storage, StorageError};
 use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::meta::Metainfo;
 use crate::torrent::rate::{Limiter, SharedBucket};
@@ -973,16 +972,10 @@ impl Client {
                                 tracing::warn!("cannot forget the torrent's resume data: {e}");
                             }
                         }
-                        let files: Vec<PathBuf> = t
-                            .storage
-                            .as_ref()
-                            .map(|s| s.paths().map(|p| p.to_path_buf()).collect())
-                            .unwrap_or_default();
-                        let (data_path, out_dir) =
-                            (t.data_path.clone(), t.settings.out_dir.clone());
-                        drop(t); // unmaps the files
-                        if delete_data {
-                            torrent::delete_data(&files, &data_path, &out_dir);
+                        let storage = t.storage.take();
+                        drop(t);
+                        if let Some(storage) = storage.filter(|_| delete_data) {
+                            storage.delete_files();
                         }
                         self.save_torrent_list();
                         Ok(())
@@ -1163,6 +1156,10 @@ impl Client {
     /// Loads the client settings and every torrent the store remembers.
     pub fn load_saved(&mut self, now: Instant) {
         if let Some(s) = self.store.as_mut().and_then(|s| s.load_client_settings()) {
+            let (s, rejected) = s.validated();
+            for e in rejected {
+                tracing::warn!("saved client settings: {e}; using the default instead");
+            }
             self.seed_policy = s.seed_policy;
             self.set_global_limits(s.limits, now);
         }
@@ -1309,14 +1306,17 @@ fn attach_metadata(
     bytes: Vec<u8>,
     resume: Option<&ResumeData>,
 ) -> Result<(), ControlError> {
-    let data_path = t.settings.out_dir.join(&meta.name);
+    // Everything of the torrent lives below its out_dir, never through a link out of it.
+    let place = DataPlace::below(&t.settings.out_dir, &meta.name)?;
+    let data_path = place.data_path();
     // Stamped before the storage opens the files: reserving space may touch their mtime.
-    let paths =
-        resolve_paths(&meta, &data_path).map_err(|e| ControlError::Storage(e.to_string()))?;
+    let paths = meta
+        .files
+        .iter()
+        .map(|f| Ok(place.display(&place.relative(&meta, f)?)))
+        .collect::<Result<Vec<_>, StorageError>>()?;
     let stamps = resume::stamp_files(&meta, &data_path, paths.iter().map(|p| p.as_path()));
-    let storage = MmapStorage::create(&meta, &data_path)
-        .map(Arc::new)
-        .map_err(|e| ControlError::Storage(e.to_string()))?;
+    let storage = MmapStorage::create_in(&meta, place).map(Arc::new)?;
     let plan = plan_check(&meta, resume, &stamps, |p| storage.may_hold(p));
     tracing::info!(
         torrent = %meta.name,
@@ -1341,15 +1341,14 @@ fn seed_goal(policy: &SeedPolicy, ratio: f64, since: Instant, now: Instant) -> S
             return SeedGoal::Reached(format!("ratio {ratio:.2} >= {r}"));
         }
     }
-    match policy.stop_after_secs {
-        Some(secs) => {
-            let at = since + Duration::from_secs(secs);
-            if now >= at {
-                SeedGoal::Reached(format!("seeded for {secs} s"))
-            } else {
-                SeedGoal::At(at)
-            }
-        }
+    // A deadline past what the clock can hold is never reached (policies are validated, but
+    // the clock's own range is the platform's).
+    match policy
+        .stop_after_secs
+        .and_then(|secs| Some((secs, since.checked_add(Duration::from_secs(secs))?)))
+    {
+        Some((secs, at)) if now >= at => SeedGoal::Reached(format!("seeded for {secs} s")),
+        Some((_, at)) => SeedGoal::At(at),
         None => SeedGoal::Never,
     }
 }
@@ -1562,5 +1561,38 @@ impl App for Client {
 
     fn wake_handle(&self) -> Option<Rc<Notify>> {
         Some(self.wake.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::control::MAX_SEED_SECS;
+
+    #[test]
+    fn a_seed_deadline_past_the_clock_is_never_reached() {
+        let now = Instant::now();
+        let forever = SeedPolicy {
+            stop_at_ratio: None,
+            stop_after_secs: Some(u64::MAX),
+        };
+        assert!(matches!(
+            seed_goal(&forever, 0.0, now, now),
+            SeedGoal::Never
+        ));
+        let longest = SeedPolicy {
+            stop_after_secs: Some(MAX_SEED_SECS),
+            ..forever
+        };
+        assert!(matches!(seed_goal(&longest, 0.0, now, now), SeedGoal::At(at) if at > now));
+        let short = SeedPolicy {
+            stop_after_secs: Some(5),
+            ..forever
+        };
+        let later = now + Duration::from_secs(5);
+        assert!(matches!(
+            seed_goal(&short, 0.0, now, later),
+            SeedGoal::Reached(_)
+        ));
     }
 }

@@ -10,7 +10,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use super::control::{InfoHash, Limits, SeedPolicy};
+use super::control::{InfoHash, Limits, SeedPolicy, SettingsError};
 use crate::torrent::meta::Metainfo;
 use crate::wire::Bitfield;
 
@@ -126,6 +126,20 @@ pub struct ClientSettings {
     pub limits: Limits,
     #[serde(default)]
     pub seed_policy: SeedPolicy,
+}
+
+impl ClientSettings {
+    /// These settings with every part out of its range replaced by its default, and what was
+    /// replaced: a bad value saved by an older version (or edited by hand) must not stop the
+    /// daemon from starting.
+    pub fn validated(mut self) -> (Self, Vec<SettingsError>) {
+        let mut rejected = Vec::new();
+        if let Err(e) = self.seed_policy.validate() {
+            rejected.push(e);
+            self.seed_policy = SeedPolicy::default();
+        }
+        (self, rejected)
+    }
 }
 
 /// How a torrent's data is checked on start.
@@ -259,6 +273,26 @@ pub fn resume_data(have: &Bitfield, stamps: Vec<Option<FileStamp>>) -> Option<Re
 mod tests {
     use super::*;
     use crate::torrent::meta::create;
+
+    #[test]
+    fn saved_settings_out_of_range_fall_back_to_defaults() {
+        let bad = ClientSettings {
+            limits: Limits {
+                download_bps: Some(1000),
+                upload_bps: None,
+            },
+            seed_policy: SeedPolicy {
+                stop_at_ratio: Some(-1.0),
+                stop_after_secs: Some(u64::MAX),
+            },
+        };
+        let (ok, rejected) = bad.validated();
+        assert_eq!(ok.seed_policy, SeedPolicy::default());
+        assert_eq!(ok.limits, bad.limits, "valid parts are kept");
+        assert_eq!(rejected, vec![SettingsError::SeedRatio(-1.0)]);
+        let good = ClientSettings::default();
+        assert_eq!(good.validated(), (good, vec![]));
+    }
 
     /// Two files of 40 and 24 KiB, 16 KiB pieces: piece 2 spans both files.
     fn two_files() -> Metainfo {

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -418,34 +418,6 @@ impl Torrent {
                 }
             })
             .collect()
-    }
-}
-
-/// Deletes a removed torrent's files, and the directories they leave empty, never anything
-/// outside `out_dir`.
-pub fn delete_data(files: &[PathBuf], data_path: &Path, out_dir: &Path) {
-    for f in files {
-        if !f.starts_with(out_dir) {
-            tracing::warn!(
-                "not deleting {}: outside {}",
-                f.display(),
-                out_dir.display()
-            );
-            continue;
-        }
-        if let Err(e) = std::fs::remove_file(f) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!("cannot delete {}: {e}", f.display());
-            }
-        }
-        // Empty parent directories up to the torrent's own directory.
-        let mut dir = f.parent();
-        while let Some(d) = dir {
-            if !d.starts_with(data_path) || d == out_dir || std::fs::remove_dir(d).is_err() {
-                break;
-            }
-            dir = d.parent();
-        }
     }
 }
 

@@ -8,9 +8,9 @@
 //! ~1.7 to ~0.9 s (perf/RESULTS.md). A failed write is an error value (ENOSPC, EIO), never
 //! the SIGBUS a store through a map gets.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -19,12 +19,15 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 use crate::torrent::meta::Metainfo;
 
 use super::layout::{Layout, Span};
+use super::place::DataPlace;
 use super::{PieceData, Storage, StorageError};
 
 /// One file of the torrent and its map (none for empty and padding files).
 #[derive(Debug)]
 struct FileMap {
     path: PathBuf,
+    /// The path relative to the storage's [`DataPlace`] directory.
+    rel: PathBuf,
     map: Option<MmapRaw>,
     /// The file, open for writing, of a download: blocks go in with `pwrite` (the map is
     /// read-only).
@@ -37,9 +40,10 @@ struct FileMap {
 }
 
 impl FileMap {
-    fn pad(path: PathBuf) -> Self {
+    fn pad(path: PathBuf, rel: PathBuf) -> Self {
         Self {
             path,
+            rel,
             map: None,
             file: None,
             pad: true,
@@ -75,29 +79,18 @@ impl AsRef<[u8]> for MapSlice {
 pub struct MmapStorage {
     layout: Arc<Layout>,
     files: Arc<[Arc<FileMap>]>,
+    place: DataPlace,
     writable: bool,
 }
 
-/// Where each of the torrent's files lives under `out` (see the output path
-/// convention in the module docs). Paths are re-checked to be relative and
-/// made only of normal components, so nothing can escape `out`.
+/// Where each of the torrent's files lives under `out` (see the output path convention in the
+/// module docs), as paths for display. Paths are re-checked to be relative and made only of
+/// normal components, so nothing can escape `out`.
 pub fn resolve_paths(meta: &Metainfo, out: &Path) -> Result<Vec<PathBuf>, StorageError> {
-    if !meta.is_multi_file() {
-        return Ok(vec![out.to_path_buf()]);
-    }
+    let place = DataPlace::named(out, meta.is_multi_file())?;
     meta.files
         .iter()
-        .map(|f| {
-            let ok = f.path.components().count() > 0
-                && f.path
-                    .components()
-                    .all(|c| matches!(c, Component::Normal(_)));
-            if ok {
-                Ok(out.join(&f.path))
-            } else {
-                Err(StorageError::UnsafePath(f.path.clone()))
-            }
-        })
+        .map(|f| Ok(place.display(&place.relative(meta, f)?)))
         .collect()
 }
 
@@ -191,16 +184,6 @@ fn fill_holes(file: &File, len: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Free bytes for unprivileged users on the filesystem holding `dir`.
-fn available_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs writes into the zeroed struct we pass.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    (r == 0).then(|| (st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
-}
-
 /// Maps `len` bytes of `file` read-only (none for an empty file).
 fn map_file(file: &File, path: &Path, len: u64) -> Result<Option<MmapRaw>, StorageError> {
     if len == 0 {
@@ -218,72 +201,73 @@ fn map_file(file: &File, path: &Path, len: u64) -> Result<Option<MmapRaw>, Stora
 }
 
 impl MmapStorage {
-    /// Opens storage for downloading: creates missing directories and files
-    /// under `out`, keeps existing data (resume), preallocates every file to
-    /// its full length and maps it read-write.
-    ///
-    /// Fails with [`StorageError::DiskFull`] before writing anything if the
-    /// filesystem reports too little free space, and with
-    /// [`StorageError::SizeMismatch`] if an existing file is *longer* than
-    /// the torrent says (it is never truncated).
+    /// Opens storage for downloading at a single-shot run's output path (see the output path
+    /// convention in the module docs); [`MmapStorage::create_in`] does the work.
     pub fn create(meta: &Metainfo, out: &Path) -> Result<Self, StorageError> {
-        let paths = resolve_paths(meta, out)?;
+        Self::create_in(meta, DataPlace::named(out, meta.is_multi_file())?)
+    }
+
+    /// Opens storage for seeding at a single-shot run's data path;
+    /// [`MmapStorage::open_readonly_in`] does the work.
+    pub fn open_readonly(meta: &Metainfo, out: &Path) -> Result<Self, StorageError> {
+        Self::open_readonly_in(meta, DataPlace::named(out, meta.is_multi_file())?)
+    }
+
+    /// Opens storage for downloading: creates missing directories and files in `place`,
+    /// keeps existing data (resume), preallocates every file to its full length and maps it
+    /// read-only (blocks are written with `pwrite`).
+    ///
+    /// Fails with [`StorageError::DiskFull`] before writing anything if the filesystem
+    /// reports too little free space, with [`StorageError::SizeMismatch`] if an existing file
+    /// is *longer* than the torrent says (it is never truncated), and with
+    /// [`StorageError::LinkOutside`] if a path would pass through a link out of the place.
+    pub fn create_in(meta: &Metainfo, place: DataPlace) -> Result<Self, StorageError> {
+        let mut rels = Vec::with_capacity(meta.files.len());
+        let mut existing = Vec::with_capacity(meta.files.len());
         let mut needed: u64 = 0;
-        let existing: Vec<u64> = paths
-            .iter()
-            .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-            .collect();
-        for (p, f) in paths.iter().zip(&meta.files).filter(|(_, f)| !f.pad) {
-            if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                fs::create_dir_all(parent).map_err(io(parent))?;
-            }
-            let have = match fs::metadata(p) {
-                Ok(m) => m.len(),
-                Err(_) => 0,
+        for f in &meta.files {
+            let rel = place.relative(meta, f)?;
+            let have = if f.pad {
+                0
+            } else {
+                place.len(&rel)?.unwrap_or(0)
             };
             if have > f.length {
                 return Err(StorageError::SizeMismatch {
-                    path: p.clone(),
+                    path: place.display(&rel),
                     expected: f.length,
                     actual: have,
                 });
             }
-            needed = needed.saturating_add(f.length - have);
+            if !f.pad {
+                needed = needed.saturating_add(f.length - have);
+            }
+            rels.push(rel);
+            existing.push(have);
         }
-        let root = if meta.is_multi_file() {
-            out
-        } else {
-            out.parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-        };
-        if let Some(avail) = available_bytes(root) {
+        if let Some(avail) = place.available_bytes() {
             if avail < needed {
                 return Err(StorageError::DiskFull {
-                    path: root.to_path_buf(),
+                    path: place.data_path(),
                     needed,
                 });
             }
         }
-        let mut files = Vec::with_capacity(paths.len());
-        for ((p, f), existing) in paths.into_iter().zip(&meta.files).zip(existing) {
+        let mut files = Vec::with_capacity(rels.len());
+        for ((rel, f), existing) in rels.into_iter().zip(&meta.files).zip(existing) {
+            let p = place.display(&rel);
             if f.pad {
-                files.push(Arc::new(FileMap::pad(p)));
+                files.push(Arc::new(FileMap::pad(p, rel)));
                 continue;
             }
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&p)
-                .map_err(io(&p))?;
+            let file = place.open_rw(&rel)?;
             if !fully_allocated(&file, f.length) {
                 preallocate(&file, &p, f.length)?;
             }
             let map = map_file(&file, &p, f.length)?;
             files.push(Arc::new(FileMap {
                 path: p,
+                rel,
                 map,
                 file: Some(file),
                 pad: false,
@@ -293,25 +277,30 @@ impl MmapStorage {
         Ok(MmapStorage {
             layout: Arc::new(Layout::new(meta)),
             files: files.into(),
+            place,
             writable: true,
         })
     }
 
-    /// Opens existing files read-only for seeding; each must exist with
-    /// exactly the torrent's size (a missing *empty* file is tolerated:
-    /// there is nothing to serve from it).
-    pub fn open_readonly(meta: &Metainfo, out: &Path) -> Result<Self, StorageError> {
-        let paths = resolve_paths(meta, out)?;
-        let mut files = Vec::with_capacity(paths.len());
-        for (p, f) in paths.into_iter().zip(&meta.files) {
+    /// Opens existing files in `place` read-only for seeding; each must exist with exactly
+    /// the torrent's size (a missing *empty* file is tolerated: there is nothing to serve
+    /// from it).
+    pub fn open_readonly_in(meta: &Metainfo, place: DataPlace) -> Result<Self, StorageError> {
+        let mut files = Vec::with_capacity(meta.files.len());
+        for f in &meta.files {
+            let rel = place.relative(meta, f)?;
+            let p = place.display(&rel);
             if f.pad {
-                files.push(Arc::new(FileMap::pad(p)));
+                files.push(Arc::new(FileMap::pad(p, rel)));
                 continue;
             }
-            let file = match File::open(&p) {
-                Err(e) if f.length == 0 && e.kind() == std::io::ErrorKind::NotFound => {
+            let file = match place.open_ro(&rel) {
+                Err(StorageError::Io { source, .. })
+                    if f.length == 0 && source.kind() == std::io::ErrorKind::NotFound =>
+                {
                     files.push(Arc::new(FileMap {
                         path: p,
+                        rel,
                         map: None,
                         file: None,
                         pad: false,
@@ -319,7 +308,7 @@ impl MmapStorage {
                     }));
                     continue;
                 }
-                r => r.map_err(io(&p))?,
+                r => r?,
             };
             let actual = file.metadata().map_err(io(&p))?.len();
             if actual != f.length {
@@ -336,6 +325,7 @@ impl MmapStorage {
             }
             files.push(Arc::new(FileMap {
                 path: p,
+                rel,
                 map,
                 file: None,
                 pad: false,
@@ -345,8 +335,22 @@ impl MmapStorage {
         Ok(MmapStorage {
             layout: Arc::new(Layout::new(meta)),
             files: files.into(),
+            place,
             writable: false,
         })
+    }
+
+    /// Deletes the torrent's files from disk, and the directories they leave empty, without
+    /// following a link out of its place (see [`DataPlace::delete`]). The maps stay valid
+    /// until the storage is dropped.
+    pub fn delete_files(&self) {
+        let rels: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|f| !f.pad)
+            .map(|f| f.rel.clone())
+            .collect();
+        self.place.delete(&rels);
     }
 
     /// True if opened with [`MmapStorage::create`].
@@ -512,6 +516,8 @@ mod tests {
     use super::*;
     use crate::storage::hash::{verify_all, HashPool};
     use crate::torrent::meta::{create, FileEntry};
+    use std::fs::{self, OpenOptions};
+    use std::path::Component;
 
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
         (0..len)

@@ -25,6 +25,7 @@ pub mod hash;
 pub mod layout;
 pub mod mem;
 pub mod mmap;
+pub mod place;
 
 use std::path::PathBuf;
 
@@ -34,6 +35,7 @@ pub use hash::{verify_all, verify_all_with_progress, verify_where, HashPool, Has
 pub use layout::{Layout, Span};
 pub use mem::MemStorage;
 pub use mmap::MmapStorage;
+pub use place::DataPlace;
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,11 @@ pub enum StorageError {
     /// A torrent path that would leave the output directory.
     #[error("path {0} escapes the output directory")]
     UnsafePath(PathBuf),
+    /// A path that passes through a symbolic link leading out of the torrent's directory.
+    #[error(
+        "{0} is a symbolic link that leads outside the torrent's directory; refusing to follow it"
+    )]
+    LinkOutside(PathBuf),
     /// Write attempted on storage opened for seeding.
     #[error("storage is read-only")]
     ReadOnly,

@@ -1,0 +1,201 @@
+//! The daemon (a real process, TCP only, no SCION needed) against careless and hostile use of
+//! its API and of its download root: settings values past any clock, saved settings that an
+//! older version accepted, and symbolic links in the download root that lead out of it.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::Duration;
+
+use common::daemons::{state, Daemon};
+use common::{make_torrent, write_random};
+use serde_json::{json, Value};
+
+/// A daemon whose download root is `work/root`.
+fn start(work: &Path) -> Daemon {
+    Daemon::start(
+        &work.join("state"),
+        &[format!("--download-root={}", work.join("root").display())],
+        &[],
+    )
+}
+
+fn put_settings(d: &Daemon, body: Value) -> (u16, Value) {
+    d.call("PUT", "/api/v1/settings", Some(body))
+}
+
+#[test]
+fn a_seed_time_past_any_clock_is_refused_and_a_saved_one_does_not_stop_a_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    write_random(&root.join("data.bin"), 100_000, 7);
+    make_torrent(&root.join("data.bin"), &root.join("d.torrent"), Some(16384));
+    let mut d = start(work.path());
+    let ih = d.add_torrent_path("d.torrent", "");
+    d.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "seeding");
+
+    // The value that used to overflow the seeding deadline (and crash the event loop).
+    let (status, v) = put_settings(
+        &d,
+        json!({ "seed_policy": { "stop_at_ratio": null, "stop_after_secs": u64::MAX } }),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["kind"], "bad_request", "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stop_after_secs"),
+        "the answer names the field: {v}"
+    );
+    let s = d.ok("GET", "/api/v1/settings", None);
+    assert_eq!(s["seed_policy"]["stop_after_secs"], Value::Null, "{s}");
+
+    // The longest allowed time is accepted, saved, and the torrent goes on seeding.
+    let longest = 100 * 365 * 24 * 3600u64;
+    let (status, v) = put_settings(
+        &d,
+        json!({ "seed_policy": { "stop_at_ratio": null, "stop_after_secs": longest } }),
+    );
+    assert_eq!(status, 204, "{v}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(state(&d.torrent(&ih)), "seeding");
+    assert_eq!(d.terminate(), 0, "log:\n{}", d.log_text());
+
+    // A value past the range in client.json (an older version saved it, or a hand edit): the
+    // daemon starts, says which value it ignored, uses the default and keeps seeding.
+    let saved = d.data_dir.join("client.json");
+    let mut settings: Value =
+        serde_json::from_slice(&std::fs::read(&saved).expect("client.json was saved")).unwrap();
+    // The store wraps what it saves in {"format": N, "data": ...}.
+    assert_eq!(settings["data"]["seed_policy"]["stop_after_secs"], longest);
+    settings["data"]["seed_policy"]["stop_after_secs"] = json!(u64::MAX);
+    std::fs::write(&saved, settings.to_string()).unwrap();
+    d.restart();
+    d.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "seeding");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(state(&d.torrent(&ih)), "seeding");
+    let s = d.ok("GET", "/api/v1/settings", None);
+    assert_eq!(s["seed_policy"]["stop_after_secs"], Value::Null, "{s}");
+    assert!(
+        d.log_text().contains("stop_after_secs"),
+        "the log says which setting was ignored:\n{}",
+        d.log_text()
+    );
+    assert_eq!(d.terminate(), 0, "log:\n{}", d.log_text());
+}
+
+/// The files under `dir` with their contents, sorted.
+fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn symlinks_in_the_download_root_never_lead_a_write_or_a_delete_outside_it() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    let elsewhere = work.path().join("elsewhere");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("victim.txt"), b"precious").unwrap();
+    let before = contents(&elsewhere);
+
+    // Torrents whose names match links that lead out of the root.
+    let src = work.path().join("src");
+    write_random(&src.join("escape/victim.txt"), 40_000, 1);
+    write_random(&src.join("escape/sub/b.bin"), 30_000, 2);
+    write_random(&src.join("evilfile"), 40_000, 3);
+    make_torrent(
+        &src.join("escape"),
+        &root.join("escape.torrent"),
+        Some(16384),
+    );
+    make_torrent(
+        &src.join("evilfile"),
+        &root.join("evil.torrent"),
+        Some(16384),
+    );
+    symlink(&elsewhere, root.join("escape")).unwrap();
+    symlink(elsewhere.join("victim.txt"), root.join("evilfile")).unwrap();
+
+    let d = start(work.path());
+    for torrent in ["escape.torrent", "evil.torrent"] {
+        let (status, v) = d.call(
+            "POST",
+            "/api/v1/torrents",
+            Some(json!({ "torrent_path": torrent, "out_dir": "" })),
+        );
+        assert_eq!(status, 409, "{torrent}: {v}");
+        assert_eq!(v["kind"], "data_conflict", "{torrent}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").contains("symbolic link"),
+            "{torrent}: the answer says why: {v}"
+        );
+    }
+    assert_eq!(
+        contents(&elsewhere),
+        before,
+        "nothing written outside the root"
+    );
+    assert!(d.snapshot()["torrents"].as_array().unwrap().is_empty());
+
+    // A torrent added while its directory was real, whose directory is then swapped for a link
+    // out of the root: removing it with its data deletes nothing there.
+    std::fs::remove_file(root.join("escape")).unwrap();
+    let ih = d.add_torrent_path("escape.torrent", "");
+    assert!(root.join("escape/victim.txt").is_file());
+    std::fs::rename(root.join("escape"), work.path().join("moved")).unwrap();
+    symlink(&elsewhere, root.join("escape")).unwrap();
+    let (status, v) = d.call(
+        "DELETE",
+        &format!("/api/v1/torrents/{ih}?delete_data=true"),
+        None,
+    );
+    assert!((200..300).contains(&status), "{status}: {v}");
+    assert_eq!(
+        contents(&elsewhere),
+        before,
+        "nothing deleted outside the root"
+    );
+    assert!(
+        root.join("escape").symlink_metadata().is_ok(),
+        "the link itself is the user's and stays"
+    );
+}
+
+#[test]
+fn data_under_a_link_that_stays_inside_the_root_is_found() {
+    // A link inside the root to a directory inside the root is no escape: a torrent whose
+    // data lies behind it seeds from it.
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    write_random(&root.join("real/data.bin"), 70_000, 9);
+    make_torrent(
+        &root.join("real/data.bin"),
+        &root.join("d.torrent"),
+        Some(16384),
+    );
+    symlink("real", root.join("alias")).unwrap();
+    let d = start(work.path());
+    let ih = d.add_torrent_path("d.torrent", "alias");
+    let t = d.wait_torrent(&ih, Duration::from_secs(60), |t| {
+        state(t) == "seeding" || state(t) == "error"
+    });
+    assert_eq!(state(&t), "seeding", "{t}");
+}
