@@ -594,3 +594,117 @@ fn the_ui_is_served() {
     assert!(r.content_type.starts_with("text/html"));
     assert_eq!(r.body.as_bytes(), btscion::web_assets::asset("").unwrap().0);
 }
+
+/// A raw HTTP/1.1 request (so the `Host` header is exactly ours); returns status and body.
+fn raw(f: &Fake, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = f.base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {out:?}"));
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+#[test]
+fn dns_rebinding_is_refused_without_a_token() {
+    let f = Fake::start(None);
+    let port = f.base.rsplit(':').next().unwrap().to_string();
+    let evil = format!("evil.example:{port}");
+    let evil_origin = format!("http://{evil}");
+    // A page whose name was rebound to 127.0.0.1: Host and Origin agree, and both are foreign.
+    for (method, path) in [
+        ("GET", "/api/v1/settings"),
+        (
+            "POST",
+            "/api/v1/torrents/0000000000000000000000000000000000000000/pause",
+        ),
+        (
+            "DELETE",
+            "/api/v1/torrents/0000000000000000000000000000000000000000",
+        ),
+    ] {
+        let (status, body) = raw(
+            &f,
+            method,
+            path,
+            &[("Host", &evil), ("Origin", &evil_origin)],
+        );
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        assert!(
+            body.contains("forbidden") && body.contains("rebinding"),
+            "{body}"
+        );
+    }
+    // The names a local user reaches the daemon by still work.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+    ] {
+        let (status, body) = raw(&f, "GET", "/api/v1/settings", &[("Host", &host)]);
+        assert_eq!(status, 200, "{host}: {body}");
+    }
+    // With a token the token is the guard, whatever name the daemon is reached by.
+    let t = Fake::start(Some("s3cret"));
+    let port = t.base.rsplit(':').next().unwrap().to_string();
+    let (status, body) = raw(
+        &t,
+        "GET",
+        "/api/v1/settings",
+        &[
+            ("Host", &format!("myserver:{port}")),
+            ("Authorization", "Bearer s3cret"),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_configured_token_with_spaces_around_it_matches() {
+    let f = Fake::start(Some("  s3cret \n"));
+    let url = format!("{}/api/v1/torrents", f.base);
+    let r = send("GET", &url, &[("authorization", "Bearer s3cret")], vec![]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send("GET", &url, &[("authorization", "Bearer s3cret2")], vec![]);
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn a_malformed_query_gets_a_json_error() {
+    let f = Fake::start(None);
+    let r = send(
+        "DELETE",
+        &format!(
+            "{}/api/v1/torrents/{}?delete_data=maybe",
+            f.base,
+            "00".repeat(20)
+        ),
+        &[],
+        vec![],
+    );
+    assert_eq!(
+        (r.status, r.kind()),
+        (400, "bad_request".into()),
+        "{}",
+        r.body
+    );
+    assert!(r.content_type.starts_with("application/json"));
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("delete_data"),
+        "{}",
+        r.body
+    );
+}

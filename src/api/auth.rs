@@ -16,6 +16,11 @@ struct TokenQuery {
 }
 
 pub async fn check(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if s.token.is_none() {
+        if let Some(f) = foreign_host(&req) {
+            return f.into_response();
+        }
+    }
     if let Some(f) = cross_site(&req) {
         return f.into_response();
     }
@@ -42,6 +47,44 @@ pub async fn check(State(s): State<AppState>, req: Request, next: Next) -> Respo
         }
     }
     next.run(req).await
+}
+
+/// A request whose `Host` is not a loopback address or name. Without a token the API listens
+/// on loopback only, so such a request came through DNS rebinding: a page of another site
+/// whose name the attacker made resolve to 127.0.0.1, sending that name as `Host` (and as
+/// `Origin`, so the cross-site check alone would pass it). Refused for reads too: after
+/// rebinding the page could read the answers. Clients that send no `Host` (HTTP/1.0) are
+/// not browsers and pass.
+fn foreign_host(req: &Request) -> Option<ApiFailure> {
+    let host = req.headers().get(header::HOST)?;
+    let ok = host
+        .to_str()
+        .ok()
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .is_some_and(|a| is_loopback_name(a.host()));
+    if ok {
+        return None;
+    }
+    Some(ApiFailure::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "Host {:?} is not a loopback address or name: refused (DNS rebinding); a daemon reached by another name needs --http-token",
+            host.to_str().unwrap_or("(not text)")
+        ),
+    ))
+}
+
+/// `localhost`, a name under `.localhost` (RFC 6761; browsers resolve them to loopback
+/// themselves), or a loopback IP literal (`127.0.0.0/8`, `[::1]`).
+fn is_loopback_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A state-changing request sent by a page of another origin (its `Origin` names another host
@@ -74,6 +117,30 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_names() {
+        for ok in [
+            "localhost",
+            "LOCALHOST.",
+            "ui.localhost",
+            "127.0.0.1",
+            "127.3.2.1",
+            "[::1]",
+        ] {
+            assert!(is_loopback_name(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "localhost.evil.example",
+            "10.0.0.1",
+            "[::2]",
+            "0.0.0.0",
+            "",
+        ] {
+            assert!(!is_loopback_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn secrets_compare() {

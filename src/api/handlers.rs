@@ -78,9 +78,11 @@ pub struct RemoveQuery {
 pub async fn remove(
     State(s): State<AppState>,
     Path(ih): Path<String>,
-    Query(q): Query<RemoveQuery>,
+    q: Result<Query<RemoveQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<StatusCode> {
     let info_hash = info_hash(&ih)?;
+    // A malformed query gets the JSON error every other caller mistake gets.
+    let Query(q) = q.map_err(|e| ApiFailure::bad_request(e.body_text()))?;
     s.client
         .call(|reply| Command::Remove {
             info_hash,

@@ -88,7 +88,8 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
     let state = AppState {
         client,
         root: Arc::new(root),
-        token: cfg.token.as_deref().map(Arc::from),
+        // Surrounding white space is no part of a token (callers' tokens are trimmed too).
+        token: cfg.token.as_deref().map(str::trim).map(Arc::from),
         data_dir: Arc::new(cfg.data_dir.clone()),
         listen: cfg.listen,
         keep_alive: cfg.sse_keep_alive,
@@ -158,7 +159,7 @@ impl Drop for ApiServer {
 
 /// A token, if given, is not empty; without one only loopback addresses are served.
 fn check_access(cfg: &ApiConfig) -> Result<(), ApiError> {
-    if cfg.token.as_deref() == Some("") {
+    if cfg.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
         return Err(ApiError::EmptyToken);
     }
     if cfg.token.is_none() && !cfg.listen.ip().is_loopback() {
