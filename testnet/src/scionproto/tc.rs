@@ -7,8 +7,9 @@
 //! gives each of its link directions an HTB class selected by a u32 filter on the source
 //! address:
 //!
-//! - capped (`bandwidth_mbit = R`): rate and ceil R, a byte FIFO holding 50 ms at R (at least
-//!   8 × 1500 bytes): tail drop beyond that, like the pocketscion backend's shaper;
+//! - capped (`bandwidth_mbit = R`): rate and ceil R of SCION bytes (a size table takes the
+//!   underlay headers off), bursts of 4 × 1500 bytes, a byte FIFO holding 50 ms at R but at
+//!   most 64 KiB (at least 8 × 1500 bytes): tail drop beyond that;
 //! - uncapped: a rate no loopback reaches;
 //! - down: the class's FIFO is replaced by one of length 0, which drops every packet
 //!   (this kernel has no `gact` action to drop in the filter itself).
@@ -42,6 +43,11 @@ const CLASSES_PER_SLOT: u32 = 64;
 /// tc computes a burst of 0; 40gbit with an explicit burst is exact.)
 const UNCAPPED: &str = "40gbit";
 const UNCAPPED_BURST: u64 = 4 << 20;
+/// Longest queue of a capped link direction, in bytes.
+const MAX_QUEUE: u64 = 64 << 10;
+/// What a SCION packet on a link carries in front of it on `lo`: the 14-byte link header
+/// and the underlay's IPv4 and UDP headers.
+const UNDERLAY_HEADERS: u32 = 14 + 20 + 8;
 
 /// The tc state of one testnet.
 pub(crate) struct LinkShaper {
@@ -196,8 +202,10 @@ impl LinkShaper {
         if !up {
             cmd.args(["pfifo", "limit", "0"]);
         } else if let Some(rate) = self.links[n].bandwidth_mbit {
-            // 50 ms of traffic at the cap, as the pocketscion backend's shaper queues.
-            let bytes = ((rate * 1e6 / 8.0 * 0.050) as u64).max(8 * 1500);
+            // 50 ms of traffic at the cap, as the pocketscion backend's shaper queues, but at
+            // most 64 KiB: a longer queue would fill the router's socket send buffer first,
+            // and the router, not the link, would drop the excess.
+            let bytes = ((rate * 1e6 / 8.0 * 0.050) as u64).clamp(8 * 1500, MAX_QUEUE);
             cmd.args(["bfifo", "limit", &bytes.to_string()]);
         } else {
             cmd.args(["pfifo", "limit", "10000"]);
@@ -239,10 +247,12 @@ fn ensure_root() -> anyhow::Result<()> {
             qdiscs.trim()
         );
     }
+    // The size table makes HTB count SCION bytes, as the pocketscion backend's shaper does:
+    // without it a packet counts with its loopback link header and underlay IP/UDP headers.
     run(tc()
         .args(["qdisc", "add", "dev", "lo", "root", "handle"])
         .arg(format!("{ROOT}:"))
-        .arg("htb"))?;
+        .args(["stab", "overhead", &format!("-{UNDERLAY_HEADERS}"), "htb"]))?;
     Ok(())
 }
 
