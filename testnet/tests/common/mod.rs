@@ -2,6 +2,8 @@
 //! like pocketscion's own router-mode echo test.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod blast;
+
 use std::{
     net::{SocketAddr, UdpSocket},
     time::{Duration, Instant},
@@ -28,6 +30,23 @@ pub struct Host {
 impl Host {
     pub fn new(ia: &str) -> Host {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind host socket");
+        let addr = socket.local_addr().unwrap();
+        Host {
+            ia: parse_ia(ia).unwrap(),
+            socket,
+            addr,
+        }
+    }
+
+    /// An end host in `ia` on a port inside `range` (scionproto's routers deliver SCION/UDP
+    /// only to ports in the AS's dispatched range).
+    pub fn in_port_range(ia: &str, range: (u16, u16)) -> Host {
+        let span = u32::from(range.1 - range.0) + 1;
+        let start = std::process::id() % span;
+        let socket = (0..span)
+            .map(|n| range.0 + ((start + n) % span) as u16)
+            .find_map(|port| UdpSocket::bind(("127.0.0.1", port)).ok())
+            .expect("no free port in the range");
         let addr = socket.local_addr().unwrap();
         Host {
             ia: parse_ia(ia).unwrap(),
