@@ -64,7 +64,7 @@ impl Summary {
                     seconds: d.as_secs_f64(),
                     goodput_mbit: mbit(l.bytes_down.max(l.bytes_up), d),
                     block_latency: Percentiles::of(&l.block_latency),
-                    closed: l.closed.as_ref().map(|c| c.1.clone()),
+                    closed: l.closed.as_ref().map(|c| c.1.to_string()),
                 }
             })
             .collect();

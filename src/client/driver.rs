@@ -38,6 +38,7 @@ use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
 use crate::scion::{PeerAddr, ScionAddr};
 use crate::storage::{DataPlace, HashPool, MmapStorage, Storage, StorageError};
+use crate::torrent::close::CloseReason;
 use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::meta::Metainfo;
 use crate::torrent::rate::{Limiter, SharedBucket};
@@ -357,7 +358,7 @@ impl Client {
             return;
         };
         if let Some(mut f) = t.fetch.take() {
-            f.close(net, "metadata complete", now);
+            f.close(net, CloseReason::MetadataComplete, now);
             self.tcp_owner.remove(&f.tcp.owner());
         }
         self.conn_owner.retain(|_, owner| owner != ih);
@@ -833,7 +834,7 @@ impl Client {
             if let SeedGoal::Reached(why) = goal {
                 tracing::info!(torrent = %t.name(), "seeding goal reached ({why}): pausing");
                 t.settings.paused = true;
-                Self::stop_lanes(t, net, "seeding goal reached", now);
+                Self::stop_lanes(t, net, CloseReason::SeedingGoalReached, now);
                 t.state = TorrentState::Paused;
                 t.error = Some(format!("paused: seeding goal reached ({why})"));
                 t.poll_due = None;
@@ -877,10 +878,10 @@ impl Client {
         }
     }
 
-    fn stop_lanes(t: &mut Torrent, net: &mut ScionNet, reason: &str, now: Instant) {
+    fn stop_lanes(t: &mut Torrent, net: &mut ScionNet, reason: CloseReason, now: Instant) {
         if let (Some(app), Some(tcp)) = (&mut t.app, &mut t.tcp) {
-            app.close_all(net, reason, now);
-            tcp.close_lanes(&mut app.session, reason, now);
+            app.close_all(net, reason.clone(), now);
+            tcp.close_lanes(&mut app.session, reason.clone(), now);
         }
         if let Some(mut f) = t.fetch.take() {
             f.close(net, reason, now);
@@ -911,7 +912,7 @@ impl Client {
                 });
                 if r.is_ok() {
                     if let Some(t) = self.torrents.get_mut(&ih) {
-                        Self::stop_lanes(t, net, "paused", now);
+                        Self::stop_lanes(t, net, CloseReason::Paused, now);
                         let stoppable = t.app.is_some() || t.meta.is_none();
                         if stoppable && t.state != TorrentState::Error {
                             t.state = TorrentState::Paused;
@@ -963,7 +964,7 @@ impl Client {
                 let r = match self.torrents.remove(&info_hash) {
                     None => Err(ControlError::UnknownTorrent(info_hash_hex(&info_hash))),
                     Some(mut t) => {
-                        Self::stop_lanes(&mut t, net, "torrent removed", now);
+                        Self::stop_lanes(&mut t, net, CloseReason::Removed, now);
                         self.conn_owner.retain(|_, ih| *ih != info_hash);
                         self.tcp_lane_owner.retain(|_, ih| *ih != info_hash);
                         self.tcp_owner.retain(|_, ih| *ih != info_hash);
@@ -1124,7 +1125,7 @@ impl Client {
         self.save_resume(true);
         self.save_torrent_list();
         for t in self.torrents.values_mut() {
-            Self::stop_lanes(t, net, "shutting down", now);
+            Self::stop_lanes(t, net, CloseReason::ShuttingDown, now);
             if let Some(tcp) = &mut t.tcp {
                 tcp.close_all();
             }

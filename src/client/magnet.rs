@@ -10,6 +10,7 @@ use crate::engine::liveness::LivenessRules;
 use crate::engine::quic::{QuicBtApp, StopWhen};
 use crate::engine::tcp::{TcpHub, TcpLanes};
 use crate::net::ScionNet;
+use crate::torrent::close::CloseReason;
 use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::metadata_session::MetadataSession;
 use crate::torrent::session::PeerId;
@@ -79,8 +80,8 @@ impl Fetch {
     }
 
     /// Closes every lane and dial of the fetch.
-    pub fn close(&mut self, net: &mut ScionNet, reason: &str, now: Instant) {
-        self.app.close_all(net, reason, now);
+    pub fn close(&mut self, net: &mut ScionNet, reason: CloseReason, now: Instant) {
+        self.app.close_all(net, reason.clone(), now);
         self.tcp.close_lanes(&mut self.app.session, reason, now);
     }
 

@@ -14,6 +14,7 @@ use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
 use crate::scion::{ScionAddr, ScionPath};
+use crate::torrent::close::CloseReason;
 use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::session::{Action, LaneId, Session};
 
@@ -147,11 +148,15 @@ impl<S: LaneProtocol> QuicBtApp<S> {
         let lane = lc.lane;
         if lc.stream.is_some_and(|s| s != id) {
             // One lane, one stream: its bytes must not be mixed into the lane's message stream.
-            let reason = "peer opened a second stream on a lane";
+            let reason = CloseReason::SecondStream;
             if let Some(c) = net.quic.connection(h) {
-                c.close(now, VarInt::from_u32(CLOSE_SECOND_STREAM), reason.into());
+                c.close(
+                    now,
+                    VarInt::from_u32(CLOSE_SECOND_STREAM),
+                    close_text(&reason),
+                );
             }
-            self.lane_lost(h, reason.to_string(), now);
+            self.lane_lost(h, reason, now);
             return;
         }
         let Some(conn) = net.quic.connection(h) else {
@@ -175,7 +180,7 @@ impl<S: LaneProtocol> QuicBtApp<S> {
         let _ = chunks.finalize();
         if finished {
             self.session
-                .on_lane_closed(lane, "remote closed the stream", now);
+                .on_lane_closed(lane, CloseReason::StreamFinished, now);
         }
     }
 
@@ -241,16 +246,16 @@ impl<S: LaneProtocol> QuicBtApp<S> {
                 Action::CloseLane { lane, reason } => {
                     if let Some(h) = self.lanes.remove(&lane) {
                         let lc = self.conns.remove(&h);
-                        if reason.contains("banned") {
+                        if reason.is_ban() {
                             self.banned.extend(lc.and_then(|lc| lc.remote));
                         }
                         if let Some(c) = net.quic.connection(h) {
-                            c.close(now, VarInt::from_u32(1), reason.clone().into());
+                            c.close(now, VarInt::from_u32(1), close_text(&reason));
                         }
                     }
                     // TCP lanes too: a storage error ends a download whatever the transport.
-                    if reason.starts_with("storage error") && self.failure.is_none() {
-                        self.failure = Some(Failure::Storage(reason));
+                    if reason.is_storage() && self.failure.is_none() {
+                        self.failure = Some(Failure::Storage(reason.to_string()));
                     }
                 }
                 Action::Complete => {
@@ -297,9 +302,9 @@ impl<S: LaneProtocol> QuicBtApp<S> {
         }
     }
 
-    fn lane_lost(&mut self, h: ConnectionHandle, reason: String, now: Instant) {
-        if !reason.contains("(code 0)") && reason != "drained" {
-            self.last_lane_error = Some(reason.clone());
+    fn lane_lost(&mut self, h: ConnectionHandle, reason: CloseReason, now: Instant) {
+        if !reason.is_orderly() {
+            self.last_lane_error = Some(reason.to_string());
         }
         for d in self.dialers.iter_mut() {
             d.lost(h, now);
@@ -307,9 +312,14 @@ impl<S: LaneProtocol> QuicBtApp<S> {
         if let Some(lc) = self.conns.remove(&h) {
             self.lanes.remove(&lc.lane);
             tracing::info!(lane = lc.lane, path = %lc.label, "lane closed: {reason}");
-            self.session.on_lane_closed(lc.lane, &reason, now);
+            self.session.on_lane_closed(lc.lane, reason, now);
         }
     }
+}
+
+/// The reason phrase of a QUIC close we send: the reason's text, for the peer's logs.
+fn close_text(reason: &CloseReason) -> bytes::Bytes {
+    reason.to_string().into_bytes().into()
 }
 
 /// QUIC close code for a peer that opened more than one stream on a lane.
@@ -339,12 +349,12 @@ impl<S: LaneProtocol> QuicBtApp<S> {
     }
 
     /// Closes every lane politely and stops dialling (pause, remove, shutdown).
-    pub fn close_all(&mut self, net: &mut ScionNet, reason: &str, now: Instant) {
+    pub fn close_all(&mut self, net: &mut ScionNet, reason: CloseReason, now: Instant) {
         for (h, lc) in self.conns.drain() {
             if let Some(c) = net.quic.connection(h) {
-                c.close(now, VarInt::from_u32(0), reason.as_bytes().to_vec().into());
+                c.close(now, VarInt::from_u32(0), close_text(&reason));
             }
-            self.session.on_lane_closed(lc.lane, reason, now);
+            self.session.on_lane_closed(lc.lane, reason.clone(), now);
         }
         self.lanes.clear();
         self.dialers.clear();
@@ -421,15 +431,15 @@ impl<S: LaneProtocol> App for QuicBtApp<S> {
                 }
             }
             NetEvent::Quic(QuicEvent::Lost(h, reason)) => {
-                self.lane_lost(h, reason.to_string(), now)
+                self.lane_lost(h, CloseReason::Quic(reason), now)
             }
-            NetEvent::Quic(QuicEvent::Drained(h)) => self.lane_lost(h, "drained".into(), now),
+            NetEvent::Quic(QuicEvent::Drained(h)) => self.lane_lost(h, CloseReason::Drained, now),
             NetEvent::PathDown { handle, reason } => {
                 tracing::warn!("path down: {reason}");
                 if let Some(c) = net.quic.connection(handle) {
                     c.close(now, VarInt::from_u32(2), "path down".into());
                 }
-                self.lane_lost(handle, format!("path down ({reason})"), now);
+                self.lane_lost(handle, CloseReason::PathDown(reason.to_string()), now);
             }
         }
     }

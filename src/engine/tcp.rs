@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::engine::liveness::{Liveness, LivenessRules};
+use crate::torrent::close::CloseReason;
 use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::session::LaneId;
 
@@ -465,7 +466,7 @@ impl TcpLanes {
                     if let Some(d) = lc.dial.and_then(|i| self.dials.get_mut(i)) {
                         d.last_error = Some(reason.clone());
                     }
-                    session.on_lane_closed(lane, &reason, now);
+                    session.on_lane_closed(lane, CloseReason::Tcp(reason), now);
                 }
             }
             TcpEvent::DialFailed(_, i, e) => {
@@ -501,12 +502,17 @@ impl TcpLanes {
     }
 
     /// Closes every lane and stops dialling (pause, remove). The session is told.
-    pub fn close_lanes(&mut self, session: &mut impl LaneProtocol, reason: &str, now: Instant) {
+    pub fn close_lanes(
+        &mut self,
+        session: &mut impl LaneProtocol,
+        reason: CloseReason,
+        now: Instant,
+    ) {
         self.dial_enabled = false;
         let ids: Vec<LaneId> = self.lanes.keys().copied().collect();
         for lane in ids {
             if self.lost(lane, now).is_some() {
-                session.on_lane_closed(lane, reason, now);
+                session.on_lane_closed(lane, reason.clone(), now);
             }
         }
     }
@@ -569,16 +575,13 @@ impl TcpLanes {
         if silent.is_empty() {
             return;
         }
-        let why = format!(
-            "peer silent for too long (nothing received in {:?})",
-            self.liveness.silent_timeout
-        );
+        let why = CloseReason::Silent(self.liveness.silent_timeout);
         for lane in silent {
             if let Some(lc) = self.lanes.get(&lane) {
                 tracing::info!(lane, peer = %lc.peer, "TCP lane closed: {why}");
             }
             if self.lost(lane, now).is_some() {
-                session.on_lane_closed(lane, &why, now);
+                session.on_lane_closed(lane, why.clone(), now);
             }
         }
     }

@@ -5,6 +5,7 @@
 //!
 //! [`MetadataSession`]: crate::torrent::metadata_session::MetadataSession
 
+use crate::torrent::close::CloseReason;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +24,7 @@ pub trait LaneProtocol {
     /// The transport's RTT estimate.
     fn set_lane_rtt(&mut self, _id: LaneId, _rtt: Duration) {}
     fn on_lane_data(&mut self, id: LaneId, data: &[u8], now: Instant);
-    fn on_lane_closed(&mut self, id: LaneId, reason: &str, now: Instant);
+    fn on_lane_closed(&mut self, id: LaneId, reason: CloseReason, now: Instant);
     /// The next chunk to write on a lane.
     fn poll_output(&mut self, id: LaneId, now: Instant) -> Option<Bytes>;
     /// Puts back what the transport could not take.
@@ -53,7 +54,7 @@ impl LaneProtocol for Session {
     fn on_lane_data(&mut self, id: LaneId, data: &[u8], now: Instant) {
         Session::on_lane_data(self, id, data, now)
     }
-    fn on_lane_closed(&mut self, id: LaneId, reason: &str, now: Instant) {
+    fn on_lane_closed(&mut self, id: LaneId, reason: CloseReason, now: Instant) {
         Session::on_lane_closed(self, id, reason, now)
     }
     fn poll_output(&mut self, id: LaneId, now: Instant) -> Option<Bytes> {

@@ -13,6 +13,7 @@ use std::time::Instant;
 use bt_ext::{decode_metadata_message, MetadataAssembler, MetadataEvent, MetadataMessage};
 use bytes::Bytes;
 
+use crate::torrent::close::CloseReason;
 use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::session::{Action, LaneId, PeerId};
 use crate::wire::{
@@ -66,16 +67,16 @@ impl MetadataSession {
         self.lanes.len()
     }
 
-    fn close(&mut self, id: LaneId, reason: String) {
+    fn close(&mut self, id: LaneId, reason: CloseReason) {
         if self.lanes.remove(&id).is_some() {
             self.assembler.remove_peer(&id);
-            self.last_problem = Some(reason.clone());
+            self.last_problem = Some(reason.to_string());
             self.actions
                 .push_back(Action::CloseLane { lane: id, reason });
         }
     }
 
-    fn process(&mut self, id: LaneId) -> Result<(), String> {
+    fn process(&mut self, id: LaneId) -> Result<(), CloseReason> {
         loop {
             let Some(lane) = self.lanes.get_mut(&id) else {
                 return Ok(());
@@ -84,7 +85,7 @@ impl MetadataSession {
                 let Some(hs) = lane
                     .decoder
                     .next_handshake()
-                    .map_err(|e| format!("bad handshake: {e}"))?
+                    .map_err(|e| CloseReason::BadHandshake(e.to_string()))?
                 else {
                     return Ok(());
                 };
@@ -94,21 +95,23 @@ impl MetadataSession {
             match lane.decoder.next_message() {
                 Ok(Some(msg)) => self.on_message(id, msg)?,
                 Ok(None) => return Ok(()),
-                Err(e) if e.is_fatal() => return Err(format!("protocol error: {e}")),
+                Err(e) if e.is_fatal() => return Err(CloseReason::Protocol(e.to_string())),
                 Err(e) => tracing::debug!(lane = id, "ignoring message: {e}"),
             }
         }
     }
 
-    fn on_handshake(&mut self, id: LaneId, hs: Handshake) -> Result<(), String> {
+    fn on_handshake(&mut self, id: LaneId, hs: Handshake) -> Result<(), CloseReason> {
         if hs.info_hash != self.info_hash {
-            return Err("peer offered another torrent".into());
+            return Err(CloseReason::OtherTorrent(crate::torrent::session::hex(
+                &hs.info_hash,
+            )));
         }
         if hs.peer_id == self.peer_id {
-            return Err("connected to ourselves".into());
+            return Err(CloseReason::OwnConnection);
         }
         if !hs.supports_extensions() {
-            return Err("peer does not speak the extension protocol (BEP 10): no metadata".into());
+            return Err(CloseReason::NoExtensions);
         }
         let (ih, pid) = (self.info_hash, self.peer_id);
         let ext = ExtensionHandshake {
@@ -129,13 +132,13 @@ impl MetadataSession {
         Ok(())
     }
 
-    fn on_message(&mut self, id: LaneId, msg: Message) -> Result<(), String> {
+    fn on_message(&mut self, id: LaneId, msg: Message) -> Result<(), CloseReason> {
         let Message::Extended { id: ext, payload } = msg else {
             return Ok(()); // bitfields, haves, chokes: nothing to do without metadata
         };
         if ext == EXTENSION_HANDSHAKE_ID {
             let Ok(h) = ExtensionHandshake::decode(&payload) else {
-                return Err("unreadable extension handshake: no metadata".into());
+                return Err(CloseReason::BadExtensionHandshake);
             };
             let their_id = h.id_of("ut_metadata");
             if let Some(l) = self.lanes.get_mut(&id) {
@@ -145,15 +148,16 @@ impl MetadataSession {
                 (Some(_), Some(size)) => self
                     .assembler
                     .add_peer(id, size)
-                    .map_err(|e| format!("metadata offer refused: {e}"))?,
-                _ => return Err("peer does not offer the metadata (ut_metadata)".into()),
+                    .map_err(|e| CloseReason::MetadataOfferRefused(e.to_string()))?,
+                _ => return Err(CloseReason::NoMetadata),
             }
             return Ok(());
         }
         if ext != UT_METADATA_ID {
             return Ok(());
         }
-        let msg = decode_metadata_message(&payload).map_err(|e| e.to_string())?;
+        let msg = decode_metadata_message(&payload)
+            .map_err(|e| CloseReason::BadMetadata(e.to_string()))?;
         if let MetadataMessage::Request { piece } = msg {
             // We have nothing to serve yet.
             self.send(id, &MetadataMessage::Reject { piece });
@@ -165,16 +169,13 @@ impl MetadataSession {
                 self.info = Some(info);
             }
             MetadataEvent::Misbehaved { peer, reason } => {
-                self.close(peer, format!("bad metadata: {reason}"));
+                self.close(peer, CloseReason::BadMetadata(reason.to_string()));
             }
             MetadataEvent::HashMismatch { banned } => {
                 tracing::warn!("fetched metadata does not match the info hash; fetching again");
                 self.last_problem = Some("metadata did not match the info hash".into());
                 for peer in banned {
-                    self.close(
-                        peer,
-                        "sent metadata that does not match the info hash".into(),
-                    );
+                    self.close(peer, CloseReason::WrongMetadata);
                 }
             }
             MetadataEvent::Ignored | MetadataEvent::Requeued | MetadataEvent::Progress { .. } => {}
@@ -231,7 +232,7 @@ impl LaneProtocol for MetadataSession {
         self.send_requests(now);
     }
 
-    fn on_lane_closed(&mut self, id: LaneId, _reason: &str, _now: Instant) {
+    fn on_lane_closed(&mut self, id: LaneId, _reason: CloseReason, _now: Instant) {
         self.lanes.remove(&id);
         self.assembler.remove_peer(&id);
     }

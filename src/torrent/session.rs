@@ -19,6 +19,7 @@ use crate::metrics::{self, RateEstimator};
 use crate::scion::PeerAddr;
 use crate::storage::hash::sha1;
 use crate::storage::Storage;
+use crate::torrent::close::CloseReason;
 use crate::torrent::fair_share::{fair_shares, LaneRoom};
 use crate::torrent::meta::Metainfo;
 use crate::torrent::pex::Pex;
@@ -99,7 +100,7 @@ impl SessionConfig {
 pub enum Action {
     CloseLane {
         lane: LaneId,
-        reason: String,
+        reason: CloseReason,
     },
     /// Every piece is verified.
     Complete,
@@ -126,7 +127,7 @@ pub struct LaneStats {
     pub blocks_down: u64,
     pub block_latency: Histogram<u64>,
     pub opened: Instant,
-    pub closed: Option<(Instant, String)>,
+    pub closed: Option<(Instant, CloseReason)>,
 }
 
 struct Lane {
@@ -372,7 +373,7 @@ impl Session {
         }
     }
 
-    fn process_lane(&mut self, id: LaneId, now: Instant) -> Result<(), String> {
+    fn process_lane(&mut self, id: LaneId, now: Instant) -> Result<(), CloseReason> {
         if !self.lanes.get(&id).is_some_and(|l| l.handshake_seen) {
             let Some(lane) = self.lanes.get_mut(&id) else {
                 return Ok(());
@@ -380,7 +381,7 @@ impl Session {
             let hs = match lane.decoder.next_handshake() {
                 Ok(Some(hs)) => hs,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(format!("bad handshake: {e}")),
+                Err(e) => return Err(CloseReason::BadHandshake(e.to_string())),
             };
             self.on_handshake(id, hs, now)?;
         }
@@ -391,21 +392,18 @@ impl Session {
             match lane.decoder.next_message() {
                 Ok(Some(msg)) => self.on_message(id, msg, now)?,
                 Ok(None) => return Ok(()),
-                Err(e) if e.is_fatal() => return Err(format!("protocol error: {e}")),
+                Err(e) if e.is_fatal() => return Err(CloseReason::Protocol(e.to_string())),
                 Err(e) => tracing::debug!(lane = id, "ignoring message: {e}"),
             }
         }
     }
 
-    fn on_handshake(&mut self, id: LaneId, hs: Handshake, now: Instant) -> Result<(), String> {
+    fn on_handshake(&mut self, id: LaneId, hs: Handshake, now: Instant) -> Result<(), CloseReason> {
         if hs.info_hash != self.meta.info_hash {
-            return Err(format!(
-                "peer offered another torrent (info hash {})",
-                hex(&hs.info_hash)
-            ));
+            return Err(CloseReason::OtherTorrent(hex(&hs.info_hash)));
         }
         if hs.peer_id == self.cfg.peer_id {
-            return Err("connected to ourselves".into());
+            return Err(CloseReason::OwnConnection);
         }
         // Peers are told apart by what the transport proves (see `set_lane_remote`), not by
         // the id they claim: another host claiming the same id is another peer.
@@ -415,7 +413,7 @@ impl Session {
             .and_then(|l| l.origin)
             .map_or(hs.peer_id, |o| origin_key(&o, &hs.peer_id));
         if self.banned.contains(&key) {
-            return Err("peer is banned (sent corrupt data)".into());
+            return Err(CloseReason::Banned);
         }
         let scion_peer = self
             .lanes
@@ -518,8 +516,10 @@ impl Session {
         self.lanes.get(&id).and_then(|l| l.peer)
     }
 
-    fn on_message(&mut self, id: LaneId, msg: Message, now: Instant) -> Result<(), String> {
-        let pid = self.peer_of(id).ok_or("message before handshake")?;
+    fn on_message(&mut self, id: LaneId, msg: Message, now: Instant) -> Result<(), CloseReason> {
+        let pid = self
+            .peer_of(id)
+            .ok_or_else(|| CloseReason::Protocol("message before handshake".into()))?;
         match msg {
             Message::Port(port) => self.on_dht_port(id, port),
             Message::KeepAlive | Message::SuggestPiece { .. } => {}
@@ -549,9 +549,12 @@ impl Session {
             }
             Message::Have { index } => {
                 if index >= self.meta.num_pieces() {
-                    return Err(format!("have for piece {index} out of range"));
+                    return Err(CloseReason::HaveOutOfRange(index));
                 }
-                let p = self.peers.get_mut(&pid).ok_or("unknown peer")?;
+                let p = self
+                    .peers
+                    .get_mut(&pid)
+                    .ok_or_else(|| CloseReason::Protocol("unknown peer".into()))?;
                 if !p.has.get(index) {
                     p.has.set(index);
                     self.picker.peer_has_piece(index);
@@ -564,7 +567,7 @@ impl Session {
             }
             Message::Bitfield(raw) => {
                 let bf = Bitfield::from_bytes(&raw, self.meta.num_pieces())
-                    .map_err(|e| format!("bad bitfield: {e}"))?;
+                    .map_err(|e| CloseReason::Protocol(format!("bad bitfield: {e}")))?;
                 self.set_peer_has(pid, bf);
             }
             Message::HaveAll => self.set_peer_has(pid, Bitfield::full(self.meta.num_pieces())),
@@ -698,15 +701,17 @@ impl Session {
         index: u32,
         begin: u32,
         length: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), CloseReason> {
         let valid = index < self.meta.num_pieces()
             && length > 0
             && length <= MAX_REQUEST_LEN
             && u64::from(begin) + u64::from(length) <= u64::from(self.meta.piece_len(index));
         if !valid {
-            return Err(format!(
-                "invalid request piece {index} offset {begin} length {length}"
-            ));
+            return Err(CloseReason::InvalidRequest {
+                index,
+                begin,
+                length,
+            });
         }
         let have = self.picker.have().get(index);
         let Some(lane) = self.lanes.get_mut(&id) else {
@@ -720,10 +725,7 @@ impl Session {
                 MAX_REQUESTS_NEVER_UNCHOKED
             };
             if lane.requests_while_choked > limit {
-                return Err(format!(
-                    "peer sent {} requests while choked",
-                    lane.requests_while_choked
-                ));
+                return Err(CloseReason::RequestsWhileChoked(lane.requests_while_choked));
             }
         }
         let servable = self.cfg.upload && !lane.am_choking && have;
@@ -736,7 +738,7 @@ impl Session {
             if lane.outbox.len() > MAX_UNREAD_MESSAGES {
                 // Each refusal is a message to send: a peer that floods requests and never
                 // reads would otherwise grow our outbox without bound.
-                return Err("peer floods requests and does not read the replies".into());
+                return Err(CloseReason::UnreadFlood);
             }
             if lane.fast {
                 push(
@@ -762,7 +764,7 @@ impl Session {
         begin: u32,
         data: Bytes,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), CloseReason> {
         let b = BlockRef {
             piece: index,
             begin,
@@ -785,11 +787,7 @@ impl Session {
                     // Keep the data consistent: the piece will fail verification and be
                     // fetched again; a persistent error (disk full) stops the session.
                     tracing::error!("write failed: {e}");
-                    self.actions.push_back(Action::CloseLane {
-                        lane: id,
-                        reason: format!("storage error: {e}"),
-                    });
-                    return Err(format!("storage error: {e}"));
+                    return Err(CloseReason::Storage(e.to_string()));
                 }
                 let lane = self.lanes.get_mut(&id).expect("lane checked above");
                 lane.stats.bytes_down += b.len as u64;
@@ -877,12 +875,12 @@ impl Session {
 
     /// The transport closed a lane (or we asked it to). Its requests go back to the picker at
     /// once so other lanes take them over.
-    pub fn on_lane_closed(&mut self, id: LaneId, reason: &str, now: Instant) {
+    pub fn on_lane_closed(&mut self, id: LaneId, reason: CloseReason, now: Instant) {
         self.drop_outstanding(id);
         let Some(mut lane) = self.lanes.remove(&id) else {
             return;
         };
-        lane.stats.closed = Some((now, reason.to_string()));
+        lane.stats.closed = Some((now, reason));
         self.finished_lanes.push(lane.stats);
         if let Some(pid) = lane.peer {
             let gone = if let Some(p) = self.peers.get_mut(&pid) {
@@ -900,9 +898,9 @@ impl Session {
         }
     }
 
-    fn close_lane(&mut self, id: LaneId, reason: String, now: Instant) {
+    fn close_lane(&mut self, id: LaneId, reason: CloseReason, now: Instant) {
         tracing::info!(lane = id, "closing lane: {reason}");
-        self.on_lane_closed(id, &reason, now);
+        self.on_lane_closed(id, reason.clone(), now);
         self.actions
             .push_back(Action::CloseLane { lane: id, reason });
     }
@@ -1038,7 +1036,7 @@ impl Session {
                 // (the drivers turn a "storage error" close into exit code 5).
                 tracing::error!("flush failed: {e}");
                 for lane in self.lane_ids() {
-                    self.close_lane(lane, format!("storage error: {e}"), now);
+                    self.close_lane(lane, CloseReason::Storage(e.to_string()), now);
                 }
                 return;
             }
@@ -1086,11 +1084,7 @@ impl Session {
             .map(|p| p.lanes.clone())
             .unwrap_or_default();
         for lid in lanes {
-            self.close_lane(
-                lid,
-                "peer sent data that failed its hash: banned".into(),
-                now,
-            );
+            self.close_lane(lid, CloseReason::SentCorruptData, now);
         }
     }
 
