@@ -12,16 +12,19 @@ mod common;
 
 use std::{
     collections::BTreeSet,
+    net::SocketAddr,
     process::Command,
     sync::Mutex,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use common::{
     blast::{measure, within},
     path_via, Host,
 };
-use scion_testnet::{scionproto_binary, Backend, StartOptions, Testnet, TestnetState, Topology};
+use scion_testnet::{
+    daemon, parse_ia, scionproto_binary, Backend, StartOptions, Testnet, TestnetState, Topology,
+};
 use serde_json::Value;
 
 const A: &str = "1-ff00:0:111";
@@ -167,8 +170,9 @@ fn three_paths_between_the_leaves_and_a_link_going_down_and_up() {
             assert_eq!(status, "alive", "{src} -> {dst} via {ases:?}");
         }
     }
-    // Our daemon client agrees.
+    // Our daemon client agrees; the daemons' answers, pair by pair.
     assert_eq!(net.paths(A, B).unwrap().len(), 3);
+    daemons_answer(&net);
 
     // Ping across, and over each path.
     let (ok, out) = ping(&state, A, B, 3, None);
@@ -231,6 +235,58 @@ fn three_paths_between_the_leaves_and_a_link_going_down_and_up() {
     assert!(back, "the path via 1-ff00:0:120 did not come back: {last}");
 }
 
+/// What every daemon of a three-paths network answers: its AS, MTU 1472, the dispatched
+/// port range, every interface at the AS's router, and paths to every AS the topology
+/// connects (the cores of three-paths reach no other core), 1472 bytes MTU, expiring in
+/// about 6 h, through the router.
+fn daemons_answer(net: &Testnet) {
+    let state = net.state().clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for (name, s) in &state.ases {
+            let ia = parse_ia(name).unwrap();
+            let info = daemon::as_info(s.daemon, ia).await.unwrap();
+            assert_eq!(
+                (info.isd_as, info.core, info.mtu),
+                (ia.to_u64(), s.core, 1472)
+            );
+            assert_eq!(
+                Some(daemon::port_range(s.daemon).await.unwrap()),
+                s.port_range
+            );
+            let ifs = daemon::interfaces(s.daemon).await.unwrap();
+            let ids: BTreeSet<u16> = ifs.interfaces.keys().map(|k| *k as u16).collect();
+            assert_eq!(ids, s.routers.keys().copied().collect(), "{name}");
+            for intf in ifs.interfaces.values() {
+                let addr: SocketAddr = intf.address.as_option().unwrap().address.parse().unwrap();
+                assert_eq!(addr, s.router, "{name}");
+            }
+            for (other, o) in &state.ases {
+                if other == name {
+                    continue;
+                }
+                let paths = daemon::paths(s.daemon, ia, parse_ia(other).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(!paths.is_empty(), !(s.core && o.core), "{name} -> {other}");
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                for p in paths {
+                    assert_eq!(p.next_hop(), Some(s.router));
+                    assert_eq!(p.metadata().unwrap().mtu, 1472);
+                    let left = u64::from(p.expiration().unwrap()).saturating_sub(now);
+                    assert!((5 * 3600..=6 * 3600).contains(&left), "expires in {left} s");
+                }
+            }
+        }
+    });
+}
+
 #[test]
 fn capped_links_carry_their_cap() {
     let _turn = turn();
@@ -272,4 +328,40 @@ fn two_as_starts_and_a_missing_binary_is_an_error() {
         err.contains("`router`") && err.contains("SCIONPROTO_BIN"),
         "{err}"
     );
+}
+
+/// Figures for the README: what one uncapped path carries through scionproto's routers, and
+/// three at once. `cargo test -p scion-testnet --test scionproto -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn forwarding_figures() {
+    let _turn = turn();
+    let net = start("three-paths", None);
+    let range = net.state().as_state(A).unwrap().port_range.unwrap();
+    let paths = net.paths(A, B).unwrap();
+    let a = Host::in_port_range(A, range);
+    let b = Host::in_port_range(B, range);
+    for offered in [100.0, 200.0, 400.0, 800.0] {
+        let (sent, rate) = measure(&a, &b, path_via(&paths, 1), offered, Duration::from_secs(2));
+        println!("one path, offered {offered}: {rate:?} of {sent} sent");
+    }
+    let pairs: Vec<(Host, Host)> = (0..3)
+        .map(|_| (Host::in_port_range(A, range), Host::in_port_range(B, range)))
+        .collect();
+    for offered in [100.0, 200.0] {
+        let results = std::thread::scope(|s| {
+            let runs: Vec<_> = pairs
+                .iter()
+                .zip(1..=3)
+                .map(|((a, b), id)| {
+                    let path = path_via(&paths, id);
+                    s.spawn(move || measure(a, b, path, offered, Duration::from_secs(2)))
+                })
+                .collect();
+            runs.into_iter()
+                .map(|r| r.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        println!("three paths at once, each offered {offered}: {results:?}");
+    }
 }
