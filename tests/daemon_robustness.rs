@@ -199,3 +199,42 @@ fn data_under_a_link_that_stays_inside_the_root_is_found() {
     });
     assert_eq!(state(&t), "seeding", "{t}");
 }
+
+#[test]
+fn a_second_torrent_with_the_same_data_path_is_refused_and_can_go_elsewhere() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    // Two different torrents whose data is named the same.
+    write_random(&root.join("same.bin"), 50_000, 1);
+    make_torrent(&root.join("same.bin"), &root.join("a.torrent"), Some(16384));
+    let other = work.path().join("src/same.bin");
+    write_random(&other, 60_000, 2);
+    make_torrent(&other, &root.join("b.torrent"), Some(16384));
+    let d = start(work.path());
+    let a = d.add_torrent_path("a.torrent", "");
+    d.wait_torrent(&a, Duration::from_secs(60), |t| state(t) == "seeding");
+
+    let (status, v) = d.call(
+        "POST",
+        "/api/v1/torrents",
+        Some(json!({ "torrent_path": "b.torrent", "out_dir": "" })),
+    );
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["kind"], "data_conflict", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("share files"), "{v}");
+    // Placed apart it is fine; removing it with its data leaves the first one's alone.
+    let b = d.add_torrent_path("b.torrent", "elsewhere");
+    let (status, v) = d.call(
+        "DELETE",
+        &format!("/api/v1/torrents/{b}?delete_data=true"),
+        None,
+    );
+    assert!((200..300).contains(&status), "{status}: {v}");
+    assert!(!root.join("elsewhere/same.bin").exists());
+    assert_eq!(
+        std::fs::metadata(root.join("same.bin")).unwrap().len(),
+        50_000
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(state(&d.torrent(&a)), "seeding");
+}

@@ -265,6 +265,16 @@ impl Client {
         ih
     }
 
+    /// The data paths (with the torrent's name) of every torrent that has its data, but
+    /// `except`'s.
+    fn data_paths_in_use(&self, except: &InfoHash) -> Vec<(String, PathBuf)> {
+        self.torrents
+            .iter()
+            .filter(|(ih, t)| *ih != except && t.storage.is_some())
+            .map(|(_, t)| (t.name(), t.data_path.clone()))
+            .collect()
+    }
+
     /// Adds a torrent from its .torrent bytes: it is checked (trusting `resume` where the
     /// files did not change) on the shared pool, then runs (or stays paused).
     pub fn add_torrent(
@@ -282,9 +292,10 @@ impl Client {
         if self.torrents.contains_key(&ih) {
             return Err(ControlError::Duplicate(info_hash_hex(&ih)));
         }
+        let in_use = self.data_paths_in_use(&ih);
         let mut t = Torrent::new(ih, None, Vec::new(), settings, PathBuf::new(), now);
         add_known_peers(&mut t, peers);
-        attach_metadata(&mut t, meta, bytes, resume.as_ref())?;
+        attach_metadata(&mut t, meta, bytes, resume.as_ref(), &in_use)?;
         self.torrents.insert(ih, t);
         Ok(ih)
     }
@@ -354,6 +365,7 @@ impl Client {
     /// A magnet torrent's metadata arrived: its fetch lanes close, its .torrent is written
     /// from the info dictionary, and it is checked, then runs, dialling its peers again.
     fn finish_fetch(&mut self, net: &mut ScionNet, ih: &InfoHash, info: &[u8], now: Instant) {
+        let in_use = self.data_paths_in_use(ih);
         let Some(t) = self.torrents.get_mut(ih) else {
             return;
         };
@@ -384,7 +396,7 @@ impl Client {
                     t.state = TorrentState::Paused;
                     return Ok(());
                 }
-                attach_metadata(t, meta, bytes, None)
+                attach_metadata(t, meta, bytes, None, &in_use)
             });
         match attached {
             Ok(()) => tracing::info!(torrent = %t.name(), "metadata fetched"),
@@ -1306,7 +1318,20 @@ fn attach_metadata(
     meta: Arc<Metainfo>,
     bytes: Vec<u8>,
     resume: Option<&ResumeData>,
+    in_use: &[(String, PathBuf)],
 ) -> Result<(), ControlError> {
+    // One data path per torrent: two torrents sharing files would write into each other's
+    // pieces, and removing one with its data would delete the other's.
+    let wanted = t.settings.out_dir.join(&meta.name);
+    if let Some((name, _)) = in_use
+        .iter()
+        .find(|(_, p)| p.starts_with(&wanted) || wanted.starts_with(p))
+    {
+        return Err(ControlError::DataConflict(format!(
+            "{} would share files with torrent {name:?}; add it in another directory",
+            wanted.display()
+        )));
+    }
     // Everything of the torrent lives below its out_dir, never through a link out of it.
     let place = DataPlace::below(&t.settings.out_dir, &meta.name)?;
     let data_path = place.data_path();
