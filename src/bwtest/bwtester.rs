@@ -582,10 +582,12 @@ impl Prg {
         }
     }
 
-    /// The packet that starts with `counter` (at least 4 bytes long).
+    /// The packet that starts with `counter` (packets are at least 4 bytes; a shorter buffer
+    /// gets the counter's first bytes).
     pub fn packet(&self, counter: u32, out: &mut [u8]) {
         self.fill(counter, out);
-        out[..4].copy_from_slice(&counter.to_le_bytes());
+        let n = out.len().min(4);
+        out[..n].copy_from_slice(&counter.to_le_bytes()[..n]);
     }
 }
 

@@ -598,6 +598,11 @@ fn receiver_end_to_end_with_our_sender() {
     })
     .is_err());
     assert_eq!(Prg::new(&[0; 15]).err(), Some(KeyLengthError(15)));
+    for n in 0..4 {
+        let mut short = vec![0; n];
+        prg.packet(0x0403_0201, &mut short);
+        assert_eq!(short, [1, 2, 3, 4][..n]);
+    }
 }
 
 #[test]
