@@ -121,6 +121,7 @@ pub(crate) async fn launch(topology: &Topology) -> anyhow::Result<(Network, Test
     let (claim, subnet) = claim_subnet()?;
     let plan = Plan::new(topology, subnet)?;
 
+    remove_stale_dirs();
     let dir = std::env::temp_dir().join(format!(
         "scion-testnet-{}-{}-{}",
         std::process::id(),
@@ -191,6 +192,29 @@ pub(crate) async fn launch(topology: &Topology) -> anyhow::Result<(Network, Test
         control: None,
     };
     Ok((net, state))
+}
+
+/// Removes the directories of testnets whose process is gone (killed while starting, or by
+/// SIGKILL) unless they were meant to be kept.
+fn remove_stale_dirs() {
+    if std::env::var_os(KEEP_ENV).is_some() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("scion-testnet-")) else {
+            continue;
+        };
+        let Some(Ok(pid)) = rest.split('-').next().map(str::parse::<u32>) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Claims a random 127.x.y.0/24 by binding its first address: testnets on one machine never
