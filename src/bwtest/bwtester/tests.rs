@@ -566,8 +566,8 @@ fn receiver_end_to_end_with_our_sender() {
     let prg = Prg::new(&p.prg_key).unwrap();
     let mut rx = Receiver::new(&p).unwrap();
     let mut pkt = vec![0; 1200];
-    // 0, 1, 3, 2, 4 at 0, 10, 30, 35, 50 µs: gaps 0→1 (10 µs) and 2→… no, 2 arrived after 3;
-    // 3→2 is not consecutive, 2→4 neither: only 10 µs counts... and 0→1.
+    // Packets 0, 1, 3, 2, 4 arrive at 0, 10, 30, 35, 50 µs. In arrival order the sequence
+    // numbers go 0→1 (consecutive: 10 µs), 1→3, 3→2, 2→4 (not): only the 10 µs gap counts.
     for (i, t) in [(0, 0), (1, 10_000), (3, 30_000), (2, 35_000), (4, 50_000)] {
         prg.packet(packet_counter(&p, i), &mut pkt);
         let done = rx.on_datagram(&pkt, t);
