@@ -26,3 +26,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "cargo (Rust toolchain) is required" >&2; exit 1; }
+
+# scionproto's own router, control service, daemon, dispatcher, scion-pki and `scion` tool at one
+# pinned release, for the second backend of the local SCION network (testnet/README.md). Built
+# once into a cache outside the clone. Not `go install pkg@version`: the module proxy refuses
+# the version list that it asks for first; building inside the downloaded module uses only the
+# pinned versions of its go.sum.
+. "$(dirname "$0")/scionproto-env.sh"
+scion_tools=(router control daemon dispatcher scion-pki scion)
+missing_tools=()
+for t in "${scion_tools[@]}"; do
+  [ -x "$SCIONPROTO_BIN/$t" ] || missing_tools+=("$t")
+done
+if [ ${#missing_tools[@]} -gt 0 ]; then
+  command -v go >/dev/null || { echo "go (1.22 or newer) is required to build scionproto" >&2; exit 1; }
+  echo "building scionproto $SCIONPROTO_VERSION: ${missing_tools[*]}" >&2
+  go mod download "github.com/scionproto/scion@$SCIONPROTO_VERSION"
+  src="$(go env GOMODCACHE)/github.com/scionproto/scion@$SCIONPROTO_VERSION"
+  mkdir -p "$SCIONPROTO_BIN"
+  (cd "$src" && GOFLAGS=-buildvcs=false GOBIN="$SCIONPROTO_BIN" go install \
+    ./router/cmd/router ./control/cmd/control ./daemon/cmd/daemon \
+    ./dispatcher/cmd/dispatcher ./scion-pki/cmd/scion-pki ./scion/cmd/scion)
+fi

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+. scripts/scionproto-env.sh
 cargo test --workspace --all-targets
 
 # Fuzz targets (fuzz/, FUZZING.md): a few seconds each, so they keep compiling and the committed
