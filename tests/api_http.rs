@@ -708,3 +708,29 @@ fn a_malformed_query_gets_a_json_error() {
         r.body
     );
 }
+
+#[test]
+fn a_flood_of_peers_in_one_call_is_refused() {
+    let f = Fake::start(None);
+    let ih = "00".repeat(20);
+    let many: Vec<String> = (0..1001)
+        .map(|i| format!("10.0.{}.{}:6881", i / 256, i % 256))
+        .collect();
+    let r = post_json(
+        &f,
+        &format!("/api/v1/torrents/{ih}/peers"),
+        json!({ "peers": many }),
+    );
+    assert_eq!(
+        (r.status, r.kind()),
+        (400, "bad_request".into()),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("at most 1000"),
+        "{}",
+        r.body
+    );
+    assert!(f.seen().peers.is_empty(), "nothing reached the client");
+}

@@ -18,6 +18,7 @@ use crate::client::control::{
     parse_info_hash, ClientSnapshot, Command, InfoHash, Limits, PeerSource, SeedPolicy,
     TorrentSnapshot,
 };
+use crate::client::peer_book::MAX_PINNED;
 use crate::scion::PeerAddr;
 
 /// At most this many snapshots per second on the event stream.
@@ -39,6 +40,12 @@ fn find(snap: &ClientSnapshot, ih: &str) -> ApiResult<TorrentSnapshot> {
 }
 
 pub fn parse_peers(peers: &[String]) -> ApiResult<Vec<PeerAddr>> {
+    if peers.len() > MAX_PINNED {
+        return Err(ApiFailure::bad_request(format!(
+            "{} peers in one request; at most {MAX_PINNED} (a torrent keeps that many given peers)",
+            peers.len()
+        )));
+    }
     peers
         .iter()
         .map(|p| {

@@ -13,6 +13,9 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Addresses kept per torrent; the least useful are dropped beyond it.
 pub const DEFAULT_CAPACITY: usize = 500;
+/// User-given (command line, API) addresses kept beyond the capacity; past this many, a
+/// user-given address is kept like a discovered one (and may be dropped).
+pub const MAX_PINNED: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerState {
@@ -41,6 +44,7 @@ pub struct PeerEntry {
 pub struct PeerBook {
     entries: HashMap<PeerAddr, PeerEntry>,
     capacity: usize,
+    pinned: usize,
     next_seq: u64,
 }
 
@@ -55,6 +59,7 @@ impl PeerBook {
         Self {
             entries: HashMap::new(),
             capacity: capacity.max(1),
+            pinned: 0,
             next_seq: 0,
         }
     }
@@ -62,14 +67,19 @@ impl PeerBook {
     /// Adds an address; returns whether it was new. A known address keeps its state (a ban
     /// stays a ban); a user-given source pins it.
     pub fn add(&mut self, addr: PeerAddr, source: PeerSource) -> bool {
-        let pinned = matches!(source, PeerSource::Cli | PeerSource::Api);
+        let pinned =
+            matches!(source, PeerSource::Cli | PeerSource::Api) && self.pinned < MAX_PINNED;
         if let Some(e) = self.entries.get_mut(&addr) {
-            e.pinned |= pinned;
+            if pinned && !e.pinned {
+                e.pinned = true;
+                self.pinned += 1;
+            }
             return false;
         }
-        if self.entries.len() >= self.capacity && !self.evict_one() && !pinned {
+        if self.entries.len() >= self.capacity && !self.evict_some() && !pinned {
             return false;
         }
+        self.pinned += usize::from(pinned);
         let seq = self.next_seq;
         self.next_seq += 1;
         self.entries.insert(
@@ -87,15 +97,25 @@ impl PeerBook {
         true
     }
 
-    /// Drops the least useful unpinned, inactive entry (banned first, then most failures).
-    fn evict_one(&mut self) -> bool {
-        let victim = self
+    /// Drops the least useful unpinned, inactive entries (banned first, then most failures,
+    /// then the newest) — an eighth of the capacity at once, so that a stream of new
+    /// addresses into a full book costs one scan per many adds, not one per add.
+    fn evict_some(&mut self) -> bool {
+        let mut victims: Vec<(bool, u32, u64, PeerAddr)> = self
             .entries
             .values()
             .filter(|e| !e.pinned && e.state != PeerState::Active)
-            .max_by_key(|e| (e.state == PeerState::Banned, e.failures, e.seq))
-            .map(|e| e.addr);
-        victim.is_some_and(|a| self.entries.remove(&a).is_some())
+            .map(|e| (e.state == PeerState::Banned, e.failures, e.seq, e.addr))
+            .collect();
+        if victims.is_empty() {
+            return false;
+        }
+        let n = (self.capacity / 8).clamp(1, victims.len());
+        victims.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
+        for v in &victims[..n] {
+            self.entries.remove(&v.3);
+        }
+        true
     }
 
     /// A remote connected to us: recorded as an active peer.
@@ -293,6 +313,23 @@ mod tests {
         assert_eq!(b.pinned(), vec![tcp(4), tcp(5), tcp(6)]);
         // Only pinned ones left: a discovered peer does not push them out.
         assert!(!b.add(tcp(7), PeerSource::Dht));
+    }
+
+    #[test]
+    fn user_given_addresses_are_kept_up_to_a_bound_and_a_flood_stays_cheap() {
+        let mut b = PeerBook::new(DEFAULT_CAPACITY);
+        for port in 0..100_000u32 {
+            let a = PeerAddr::Ip(std::net::SocketAddr::from((
+                [10, (port >> 16) as u8, (port >> 8) as u8, port as u8],
+                1,
+            )));
+            b.add(a, PeerSource::Api);
+        }
+        for port in 0..60_000u16 {
+            b.add(tcp(port), PeerSource::Tracker);
+        }
+        assert_eq!(b.pinned().len(), MAX_PINNED);
+        assert!(b.len() <= MAX_PINNED + DEFAULT_CAPACITY, "{}", b.len());
     }
 
     #[test]
