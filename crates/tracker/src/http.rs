@@ -176,9 +176,11 @@ pub fn parse_announce_query(query: &[u8]) -> Result<AnnounceRequest, QueryError>
             b"left" => r.left = decode_num(v, "left")?,
             b"compact" => r.compact = v == b"1",
             b"numwant" => {
+                // Negative (BEP 15's -1) means "the default", as over UDP.
                 r.numwant = decode_num::<i64>(v, "numwant")
                     .ok()
-                    .map(|n| n.clamp(0, u32::MAX as i64) as u32)
+                    .filter(|&n| n >= 0)
+                    .map(|n| n.min(u32::MAX as i64) as u32)
             }
             b"key" => {
                 r.key = std::str::from_utf8(v)

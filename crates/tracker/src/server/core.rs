@@ -171,11 +171,19 @@ impl Tracker {
         }
         // Over SCION the connection proves the AS and host; the port is the announced one (the
         // `scion` parameter's, else `port`): the announce need not come from the peer's socket.
+        // Port 0 names no listening socket: such an address is never handed out (a SCION peer
+        // that only listens over SCION announces port 0 with its `scion` address).
         let (ip, scion) = match remote {
-            Remote::Ip(a) => (Some(SocketAddr::new(canonical(a.ip()), r.port)), r.scion),
+            Remote::Ip(a) => (
+                (r.port != 0).then(|| SocketAddr::new(canonical(a.ip()), r.port)),
+                r.scion.filter(|s| s.port != 0),
+            ),
             Remote::Scion(a) => {
                 let port = r.scion.map_or(r.port, |s| s.port);
-                (None, Some(ScionAddr::new(a.ia, a.host, port)))
+                (
+                    None,
+                    (port != 0).then(|| ScionAddr::new(a.ia, a.host, port)),
+                )
             }
         };
         let update = PeerUpdate {
@@ -286,6 +294,23 @@ impl Tracker {
         scratch: &mut CompactLists,
     ) {
         out.clear();
+        self.answer_udp(packet, remote, now, out, scratch);
+        // Never an amplifier: an error answer (whose text is ours to choose) is cut to the
+        // size of the request that caused it. Announce answers need the connection id, which
+        // proves the sender's address by a round trip first.
+        if out.len() > packet.len() && u32_at(out, 0) == Some(udp::ACTION_ERROR) {
+            out.truncate(packet.len());
+        }
+    }
+
+    fn answer_udp(
+        &self,
+        packet: &[u8],
+        remote: SocketAddr,
+        now: Instant,
+        out: &mut Vec<u8>,
+        scratch: &mut CompactLists,
+    ) {
         let req = match udp::decode_request(packet) {
             Ok(r) => r,
             Err(e) => {
@@ -320,7 +345,8 @@ impl Tracker {
                     info_hash: a.info_hash,
                     peer: Peer {
                         id: a.peer_id,
-                        ip: Some(SocketAddr::new(ip, a.port)),
+                        // Port 0: answered, not recorded (as over HTTP).
+                        ip: (a.port != 0).then(|| SocketAddr::new(ip, a.port)),
                         scion: None,
                         seeder: a.left == 0,
                         last_seen: now,
@@ -381,6 +407,11 @@ impl Tracker {
     }
 }
 
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    let b: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
+}
+
 /// IPv4-mapped IPv6 (from a dual-stack socket) as IPv4.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -393,6 +424,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
     use crate::http::{announce_url, parse_announce_response, AnnounceRequest, ResponseLimits};
+    use crate::server::swarm::MAX_PEERS_PER_HOST;
     use proptest::prelude::*;
 
     fn announce(port: u16, scion: Option<&str>, compact: bool) -> String {
@@ -575,6 +607,187 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// A connection id for `remote`, from a real connect exchange.
+    fn connect(t: &Tracker, remote: SocketAddr, now: Instant) -> u64 {
+        let (mut out, mut scratch) = (Vec::new(), CompactLists::default());
+        let mut p = Vec::new();
+        udp::encode_connect(&mut p, 1);
+        t.handle_udp(&p, remote, now, &mut out, &mut scratch);
+        match udp::decode_response(&out, false, 10) {
+            Ok(udp::Response::Connect { connection_id, .. }) => connection_id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn udp_announce(connection_id: u64, port: u16, num_want: i32) -> Vec<u8> {
+        let mut p = Vec::new();
+        udp::encode_announce(
+            &mut p,
+            &udp::AnnounceRequest {
+                connection_id,
+                transaction_id: 9,
+                info_hash: [1; 20],
+                peer_id: [port as u8; 20],
+                downloaded: 0,
+                left: 5,
+                uploaded: 0,
+                event: Event::Started,
+                ip: std::net::Ipv4Addr::UNSPECIFIED,
+                key: 0,
+                num_want,
+                port,
+            },
+        );
+        p
+    }
+
+    #[test]
+    fn udp_error_answers_are_never_larger_than_the_request() {
+        let t = Tracker::new(TrackerConfig::default());
+        let now = Instant::now();
+        let remote: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let (mut out, mut scratch) = (Vec::new(), CompactLists::default());
+        for len in 16..64 {
+            let garbage = vec![0xee; len];
+            t.handle_udp(&garbage, remote, now, &mut out, &mut scratch);
+            assert!(
+                out.len() <= len,
+                "{len}-byte request, {}-byte answer",
+                out.len()
+            );
+        }
+        // A scrape with an unknown connection id: the shortest one that has a transaction id.
+        let mut p = Vec::new();
+        udp::encode_scrape(&mut p, 1234, 5, &[[1; 20]]);
+        t.handle_udp(&p, remote, now, &mut out, &mut scratch);
+        assert!(
+            !out.is_empty() && out.len() <= p.len(),
+            "{} > {}",
+            out.len(),
+            p.len()
+        );
+    }
+
+    #[test]
+    fn port_0_is_never_recorded_nor_handed_out() {
+        let t = Tracker::new(TrackerConfig::default());
+        let now = Instant::now();
+        let remote: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let id = connect(&t, remote, now);
+        let (mut out, mut scratch) = (Vec::new(), CompactLists::default());
+        t.handle_udp(
+            &udp_announce(id, 3, -1),
+            remote,
+            now,
+            &mut out,
+            &mut scratch,
+        );
+        t.handle_udp(
+            &udp_announce(id, 0, -1),
+            remote,
+            now,
+            &mut out,
+            &mut scratch,
+        );
+        match udp::decode_response(&out, false, 10) {
+            Ok(udp::Response::Announce { peers, .. }) => {
+                assert_eq!(peers, vec!["127.0.0.1:3".parse().unwrap()])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.swarms().peers(&[1; 20]).len(), 1);
+        // Over HTTP a peer with port 0 (a leecher that does not listen) is not recorded, and
+        // still gets the peers that are.
+        let l = ResponseLimits::default();
+        t.handle_http(announce(7, None, true).as_bytes(), remote, now);
+        let r = t.handle_http(announce(0, None, true).as_bytes(), remote, now);
+        let got = parse_announce_response(&r.body, &l).unwrap();
+        assert_eq!(got.peers, vec!["127.0.0.1:7".parse().unwrap()]);
+        let ports: Vec<u16> = t
+            .swarms()
+            .peers(&[5; 20])
+            .iter()
+            .filter_map(|p| p.ip.map(|a| a.port()))
+            .collect();
+        assert_eq!(ports, vec![7]);
+    }
+
+    #[test]
+    fn numwant_minus_one_means_the_default_over_http_as_over_udp() {
+        let t = Tracker::new(TrackerConfig::default());
+        let now = Instant::now();
+        let remote: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let l = ResponseLimits::default();
+        t.handle_http(announce(1, None, true).as_bytes(), remote, now);
+        let url = announce(2, None, true) + "&numwant=-1";
+        let r = t.handle_http(url.as_bytes(), remote, now);
+        let got = parse_announce_response(&r.body, &l).unwrap();
+        assert_eq!(got.peers, vec!["127.0.0.1:1".parse().unwrap()]);
+    }
+
+    #[test]
+    fn one_host_cannot_fill_a_swarm() {
+        let t = Tracker::new(TrackerConfig::default());
+        let now = Instant::now();
+        let flooder: SocketAddr = "10.1.1.1:5000".parse().unwrap();
+        let id = connect(&t, flooder, now);
+        let (mut out, mut scratch) = (Vec::new(), CompactLists::default());
+        for port in 1..=1000 {
+            t.handle_udp(
+                &udp_announce(id, port, 0),
+                flooder,
+                now,
+                &mut out,
+                &mut scratch,
+            );
+        }
+        let peers = t.swarms().peers(&[1; 20]);
+        assert_eq!(peers.len(), usize::from(MAX_PEERS_PER_HOST));
+        // An honest peer still gets in and is handed to the next requester.
+        let honest: SocketAddr = "10.2.2.2:6000".parse().unwrap();
+        let id = connect(&t, honest, now);
+        t.handle_udp(
+            &udp_announce(id, 6000, 0),
+            honest,
+            now,
+            &mut out,
+            &mut scratch,
+        );
+        let asker: SocketAddr = "10.3.3.3:7000".parse().unwrap();
+        let id = connect(&t, asker, now);
+        t.handle_udp(
+            &udp_announce(id, 7000, 200),
+            asker,
+            now,
+            &mut out,
+            &mut scratch,
+        );
+        match udp::decode_response(&out, false, 200).unwrap() {
+            udp::Response::Announce { peers, .. } => {
+                assert!(
+                    peers.contains(&"10.2.2.2:6000".parse().unwrap()),
+                    "{peers:?}"
+                );
+                assert_eq!(peers.len(), usize::from(MAX_PEERS_PER_HOST) + 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Entries that leave free their host's slots.
+        t.expire(now + Duration::from_secs(10_000));
+        t.handle_udp(
+            &udp_announce(connect(&t, flooder, now), 999, 0),
+            flooder,
+            now,
+            &mut out,
+            &mut scratch,
+        );
+        assert!(t
+            .swarms()
+            .peers(&[1; 20])
+            .iter()
+            .any(|p| p.ip == Some("10.1.1.1:999".parse().unwrap())));
     }
 
     proptest! {

@@ -15,6 +15,10 @@ use crate::http::ScrapeStats;
 use crate::InfoHash;
 
 const SHARDS: usize = 64;
+/// Entries one host may hold in one swarm: enough for a few clients behind one NAT, too few
+/// for one address to fill a swarm with fake peers (each announcing another port) and make
+/// every answer its own.
+pub const MAX_PEERS_PER_HOST: u16 = 8;
 
 /// One peer of a swarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +41,22 @@ pub enum PeerKey {
     Scion(ScionAddr),
 }
 
+/// The host behind a peer entry, for the per-host cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum HostKey {
+    Ip(std::net::IpAddr),
+    Scion(scion_addr::Ia, std::net::IpAddr),
+}
+
 impl Peer {
+    fn host(&self) -> Option<HostKey> {
+        match (self.ip, self.scion) {
+            (Some(ip), _) => Some(HostKey::Ip(ip.ip())),
+            (None, Some(s)) => Some(HostKey::Scion(s.ia, s.host)),
+            (None, None) => None,
+        }
+    }
+
     pub fn key(&self) -> Option<PeerKey> {
         match (self.ip, self.scion) {
             (Some(ip), _) => Some(PeerKey::Ip(ip)),
@@ -51,6 +70,8 @@ impl Peer {
 struct Swarm {
     peers: Vec<Peer>,
     index: HashMap<PeerKey, usize>,
+    /// Entries per host (see [`MAX_PEERS_PER_HOST`]).
+    per_host: HashMap<HostKey, u16>,
     seeders: u32,
     /// `completed` events seen.
     downloaded: u32,
@@ -61,6 +82,14 @@ impl Swarm {
         let p = self.peers.swap_remove(i);
         if let Some(k) = p.key() {
             self.index.remove(&k);
+        }
+        if let Some(h) = p.host() {
+            if let std::collections::hash_map::Entry::Occupied(mut e) = self.per_host.entry(h) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
         }
         if p.seeder {
             self.seeders -= 1;
@@ -156,18 +185,15 @@ impl Swarms {
         start: usize,
         out: &mut CompactLists,
     ) -> AnnounceOutcome {
-        let Some(key) = u.peer.key() else {
-            return AnnounceOutcome {
-                stats: self.scrape(&u.info_hash),
-                selected: 0,
-            };
-        };
+        // A peer without an address others could reach (port 0) is not recorded, but still
+        // gets peers.
+        let key = u.peer.key();
         let mut shard = self
             .shard(&u.info_hash)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if !shard.contains_key(&u.info_hash)
-            && (u.stopped || shard.len() >= self.max_swarms_per_shard)
+            && (u.stopped || key.is_none() || shard.len() >= self.max_swarms_per_shard)
         {
             return AnnounceOutcome {
                 stats: ScrapeStats::default(),
@@ -175,7 +201,7 @@ impl Swarms {
             };
         }
         let swarm = shard.entry(u.info_hash).or_default();
-        match swarm.index.get(&key).copied() {
+        match key.and_then(|k| swarm.index.get(&k).copied()) {
             Some(i) if u.stopped => swarm.remove_at(i),
             Some(i) => {
                 let old = &mut swarm.peers[i];
@@ -188,10 +214,19 @@ impl Swarms {
                 }
                 *old = u.peer;
             }
-            None if u.stopped => {}
+            None if u.stopped || key.is_none() => {}
             None => {
-                if swarm.peers.len() < self.max_peers_per_swarm {
-                    swarm.index.insert(key, swarm.peers.len());
+                let host = u.peer.host();
+                let host_full = host
+                    .and_then(|h| swarm.per_host.get(&h))
+                    .is_some_and(|&n| n >= MAX_PEERS_PER_HOST);
+                if swarm.peers.len() < self.max_peers_per_swarm && !host_full {
+                    if let Some(h) = host {
+                        *swarm.per_host.entry(h).or_default() += 1;
+                    }
+                    if let Some(k) = key {
+                        swarm.index.insert(k, swarm.peers.len());
+                    }
                     swarm.peers.push(u.peer);
                     if u.peer.seeder {
                         swarm.seeders += 1;
@@ -212,7 +247,7 @@ impl Swarms {
                     break;
                 }
                 let p = &swarm.peers[(start + k) % n];
-                if p.key() == Some(key) || (u.peer.seeder && p.seeder) {
+                if (key.is_some() && p.key() == key) || (u.peer.seeder && p.seeder) {
                     continue;
                 }
                 if select(p, wanted, family, out) {
