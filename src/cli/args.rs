@@ -293,6 +293,11 @@ pub struct TrackerArgs {
     /// Most peers returned per announce.
     #[arg(long, default_value_t = 200)]
     pub numwant_max: usize,
+    /// Entries one host (IP address, or ISD-AS and host) may hold in one swarm; more from the
+    /// same host are answered but not recorded (a flood of fake ports cannot fill a swarm).
+    #[arg(long, default_value_t = bt_tracker::server::DEFAULT_MAX_PEERS_PER_HOST as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_peers_per_host: u64,
     /// UDP worker threads (one SO_REUSEPORT socket each) [default: number of CPUs].
     #[arg(long)]
     pub udp_threads: Option<usize>,

@@ -35,6 +35,7 @@ pub fn run(a: TrackerArgs) -> Result<(), CliError> {
         tracker: TrackerConfig {
             interval: std::time::Duration::from_secs(a.interval),
             numwant_max: a.numwant_max,
+            max_peers_per_host: usize::try_from(a.max_peers_per_host).unwrap_or(usize::MAX),
             allow,
             ..Default::default()
         },

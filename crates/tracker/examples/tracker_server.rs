@@ -27,6 +27,9 @@ fn main() {
                 c.tracker.interval =
                     Duration::from_secs(v.parse().unwrap_or_else(|_| usage(&flag, v)))
             }
+            "--max-peers-per-host" => {
+                c.tracker.max_peers_per_host = v.parse().unwrap_or_else(|_| usage(&flag, v))
+            }
             "--allow" => {
                 let text = std::fs::read_to_string(v).unwrap_or_else(|_| usage(&flag, v));
                 c.tracker.allow = Some(parse_allow_list(&text).unwrap_or_else(|_| usage(&flag, v)));

@@ -11,6 +11,7 @@ use crate::http::{
     parse_announce_query, parse_scrape_query, write_compact_response, write_dict_response,
     write_scrape_response, DictPeer, Event, ResponseBody,
 };
+pub use crate::server::swarm::DEFAULT_MAX_PEERS_PER_HOST;
 use crate::server::swarm::{CompactLists, Peer, PeerUpdate, Swarms, Wanted};
 use crate::udp::{self, Request};
 use crate::{bencode, InfoHash, ScionAddr};
@@ -46,6 +47,8 @@ pub struct TrackerConfig {
     /// Only these info hashes are tracked, if set.
     pub allow: Option<HashSet<InfoHash>>,
     pub max_peers_per_swarm: usize,
+    /// Entries one host may hold in one swarm (see [`DEFAULT_MAX_PEERS_PER_HOST`]).
+    pub max_peers_per_host: usize,
     pub max_swarms: usize,
     /// Most info hashes in one HTTP scrape.
     pub max_scrape: usize,
@@ -59,6 +62,7 @@ impl Default for TrackerConfig {
             numwant_max: 200,
             allow: None,
             max_peers_per_swarm: 100_000,
+            max_peers_per_host: DEFAULT_MAX_PEERS_PER_HOST,
             max_swarms: 1_000_000,
             max_scrape: 100,
         }
@@ -108,7 +112,11 @@ const NOT_ALLOWED: &str = "torrent not tracked here (not in the allow-list)";
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Self {
-            swarms: Swarms::new(config.max_peers_per_swarm, config.max_swarms),
+            swarms: Swarms::new(
+                config.max_peers_per_swarm,
+                config.max_swarms,
+                config.max_peers_per_host,
+            ),
             config,
             secret: std::hash::RandomState::new(),
             epoch: Instant::now(),
@@ -424,7 +432,6 @@ fn canonical(ip: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
     use crate::http::{announce_url, parse_announce_response, AnnounceRequest, ResponseLimits};
-    use crate::server::swarm::MAX_PEERS_PER_HOST;
     use proptest::prelude::*;
 
     fn announce(port: u16, scion: Option<&str>, compact: bool) -> String {
@@ -744,7 +751,7 @@ mod tests {
             );
         }
         let peers = t.swarms().peers(&[1; 20]);
-        assert_eq!(peers.len(), usize::from(MAX_PEERS_PER_HOST));
+        assert_eq!(peers.len(), DEFAULT_MAX_PEERS_PER_HOST);
         // An honest peer still gets in and is handed to the next requester.
         let honest: SocketAddr = "10.2.2.2:6000".parse().unwrap();
         let id = connect(&t, honest, now);
@@ -770,7 +777,7 @@ mod tests {
                     peers.contains(&"10.2.2.2:6000".parse().unwrap()),
                     "{peers:?}"
                 );
-                assert_eq!(peers.len(), usize::from(MAX_PEERS_PER_HOST) + 1);
+                assert_eq!(peers.len(), DEFAULT_MAX_PEERS_PER_HOST + 1);
             }
             other => panic!("{other:?}"),
         }

@@ -7,5 +7,7 @@ pub mod core;
 pub mod run;
 pub mod swarm;
 
-pub use self::core::{parse_allow_list, HttpReply, Remote, Tracker, TrackerConfig};
+pub use self::core::{
+    parse_allow_list, HttpReply, Remote, Tracker, TrackerConfig, DEFAULT_MAX_PEERS_PER_HOST,
+};
 pub use self::run::{serve_http_connection, start, RunningServer, ServerConfig};

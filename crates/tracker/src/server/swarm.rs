@@ -15,10 +15,10 @@ use crate::http::ScrapeStats;
 use crate::InfoHash;
 
 const SHARDS: usize = 64;
-/// Entries one host may hold in one swarm: enough for a few clients behind one NAT, too few
-/// for one address to fill a swarm with fake peers (each announcing another port) and make
-/// every answer its own.
-pub const MAX_PEERS_PER_HOST: u16 = 8;
+/// Entries one host may hold in one swarm by default: enough for a few clients behind one
+/// NAT, too few for one address to fill a swarm with fake peers (each announcing another port)
+/// and make every answer its own.
+pub const DEFAULT_MAX_PEERS_PER_HOST: usize = 8;
 
 /// One peer of a swarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +70,8 @@ impl Peer {
 struct Swarm {
     peers: Vec<Peer>,
     index: HashMap<PeerKey, usize>,
-    /// Entries per host (see [`MAX_PEERS_PER_HOST`]).
-    per_host: HashMap<HostKey, u16>,
+    /// Entries per host (see [`DEFAULT_MAX_PEERS_PER_HOST`]).
+    per_host: HashMap<HostKey, usize>,
     seeders: u32,
     /// `completed` events seen.
     downloaded: u32,
@@ -157,14 +157,16 @@ pub struct PeerUpdate {
 pub struct Swarms {
     shards: Vec<Mutex<HashMap<InfoHash, Swarm>>>,
     max_peers_per_swarm: usize,
+    max_peers_per_host: usize,
     max_swarms_per_shard: usize,
 }
 
 impl Swarms {
-    pub fn new(max_peers_per_swarm: usize, max_swarms: usize) -> Self {
+    pub fn new(max_peers_per_swarm: usize, max_swarms: usize, max_peers_per_host: usize) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             max_peers_per_swarm,
+            max_peers_per_host,
             max_swarms_per_shard: max_swarms.div_ceil(SHARDS).max(1),
         }
     }
@@ -219,7 +221,7 @@ impl Swarms {
                 let host = u.peer.host();
                 let host_full = host
                     .and_then(|h| swarm.per_host.get(&h))
-                    .is_some_and(|&n| n >= MAX_PEERS_PER_HOST);
+                    .is_some_and(|&n| n >= self.max_peers_per_host);
                 if swarm.peers.len() < self.max_peers_per_swarm && !host_full {
                     if let Some(h) = host {
                         *swarm.per_host.entry(h).or_default() += 1;
@@ -345,7 +347,7 @@ mod tests {
 
     #[test]
     fn ip_clients_get_ip_scion_clients_get_scion() {
-        let s = Swarms::new(100, 100);
+        let s = Swarms::new(100, 100, 100);
         let now = Instant::now();
         let mut out = CompactLists::default();
         let a = peer(
@@ -385,7 +387,7 @@ mod tests {
 
     #[test]
     fn stop_expiry_and_caps() {
-        let s = Swarms::new(2, 100);
+        let s = Swarms::new(2, 100, 100);
         let t0 = Instant::now();
         let mut out = CompactLists::default();
         for i in 1..=3 {
@@ -413,7 +415,7 @@ mod tests {
 
     #[test]
     fn scion_only_peers_are_keyed_by_scion_address_and_hidden_from_ip_clients() {
-        let s = Swarms::new(100, 100);
+        let s = Swarms::new(100, 100, 100);
         let now = Instant::now();
         let mut out = CompactLists::default();
         let scion_peer = |addr: &str| Peer {
