@@ -593,6 +593,38 @@ fn the_ui_is_served() {
     assert_eq!(r.status, 200);
     assert!(r.content_type.starts_with("text/html"));
     assert_eq!(r.body.as_bytes(), btscion::web_assets::asset("").unwrap().0);
+    // No other site may frame it or make it load foreign code.
+    let (status, head) = raw_head(&f, "/");
+    assert_eq!(status, 200);
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("content-security-policy:") && head.contains("frame-ancestors 'none'"),
+        "{head}"
+    );
+    assert!(head.contains("script-src 'self'"), "{head}");
+    assert!(head.contains("x-frame-options: deny"), "{head}");
+}
+
+/// Status and header block of a GET.
+fn raw_head(f: &Fake, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(f.base.trim_start_matches("http://")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let head = out.split("\r\n\r\n").next().unwrap_or("").to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head)
 }
 
 /// A raw HTTP/1.1 request (so the `Host` header is exactly ours); returns status and body.

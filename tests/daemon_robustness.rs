@@ -238,3 +238,42 @@ fn a_second_torrent_with_the_same_data_path_is_refused_and_can_go_elsewhere() {
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(state(&d.torrent(&a)), "seeding");
 }
+
+/// A single-file torrent's bytes with `name` (any length) and one 10-byte piece.
+fn torrent_named(name: &str) -> Vec<u8> {
+    let mut info = Vec::new();
+    info.extend_from_slice(b"d6:lengthi10e4:name");
+    info.extend_from_slice(format!("{}:{name}", name.len()).as_bytes());
+    info.extend_from_slice(b"12:piece lengthi16384e6:pieces20:");
+    info.extend_from_slice(&[7u8; 20]);
+    info.extend_from_slice(b"e");
+    let mut t = b"d4:info".to_vec();
+    t.extend_from_slice(&info);
+    t.extend_from_slice(b"e");
+    t
+}
+
+#[test]
+fn data_the_filesystem_cannot_hold_is_the_callers_problem_not_a_server_error() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a-file"), b"x").unwrap();
+    std::fs::write(root.join("short.torrent"), torrent_named("short.bin")).unwrap();
+    std::fs::write(root.join("long.torrent"), torrent_named(&"n".repeat(300))).unwrap();
+    let d = start(work.path());
+    for (torrent, out_dir) in [("short.torrent", "a-file"), ("long.torrent", "")] {
+        let (status, v) = d.call(
+            "POST",
+            "/api/v1/torrents",
+            Some(json!({ "torrent_path": torrent, "out_dir": out_dir })),
+        );
+        assert_eq!(
+            (status, v["kind"].as_str()),
+            (409, Some("data_conflict")),
+            "{torrent}: {v}"
+        );
+    }
+    assert_eq!(std::fs::read(root.join("a-file")).unwrap(), b"x");
+    assert!(d.snapshot()["torrents"].as_array().unwrap().is_empty());
+}

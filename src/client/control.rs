@@ -39,9 +39,11 @@ impl From<crate::storage::StorageError> for ControlError {
     fn from(e: crate::storage::StorageError) -> Self {
         use crate::storage::StorageError as E;
         match e {
-            E::LinkOutside(_) | E::SizeMismatch { .. } | E::UnsafePath(_) => {
-                ControlError::DataConflict(e.to_string())
-            }
+            E::LinkOutside(_)
+            | E::SizeMismatch { .. }
+            | E::UnsafePath(_)
+            | E::NotADirectory(_)
+            | E::NameTooLong(_) => ControlError::DataConflict(e.to_string()),
             e => ControlError::Storage(e.to_string()),
         }
     }

@@ -80,6 +80,13 @@ pub enum StorageError {
     /// A torrent path that would leave the output directory.
     #[error("path {0} escapes the output directory")]
     UnsafePath(PathBuf),
+    /// A path component that must be a directory is something else (an `out_dir` that names a
+    /// file, a file where the torrent has a directory).
+    #[error("{0}: not a directory (a file is in the way)")]
+    NotADirectory(PathBuf),
+    /// A file name longer than the filesystem takes.
+    #[error("{0}: name too long for this filesystem")]
+    NameTooLong(PathBuf),
     /// A path that passes through a symbolic link leading out of the torrent's directory.
     #[error(
         "{0} is a symbolic link that leads outside the torrent's directory; refusing to follow it"
@@ -95,6 +102,13 @@ impl StorageError {
     pub fn from_io(path: impl Into<PathBuf>, needed: u64, e: std::io::Error) -> Self {
         let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
             || e.kind() == std::io::ErrorKind::StorageFull;
+        match e.raw_os_error() {
+            Some(libc::ENOTDIR) | Some(libc::EEXIST) => {
+                return StorageError::NotADirectory(path.into())
+            }
+            Some(libc::ENAMETOOLONG) => return StorageError::NameTooLong(path.into()),
+            _ => {}
+        }
         if full {
             StorageError::DiskFull {
                 path: path.into(),
