@@ -766,3 +766,71 @@ fn a_flood_of_peers_in_one_call_is_refused() {
     );
     assert!(f.seen().peers.is_empty(), "nothing reached the client");
 }
+
+/// Reads until the server closes the connection; the bytes it sent. Fails the test if it is
+/// still open after `limit` (a bound on a hang, not a timing assertion).
+fn read_until_closed(s: &mut std::net::TcpStream, limit: Duration) -> Vec<u8> {
+    use std::io::Read;
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+}
+
+#[test]
+fn half_sent_and_silent_connections_are_closed() {
+    use std::io::Write;
+    let f = Fake::start_configured(None, |c| c.header_timeout = Duration::from_millis(500));
+    let addr = f.base.trim_start_matches("http://").to_string();
+    let mut half = std::net::TcpStream::connect(&addr).unwrap();
+    half.write_all(b"GET /api/v1/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .unwrap();
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    for s in [&mut half, &mut silent] {
+        let got = read_until_closed(s, Duration::from_secs(20));
+        assert!(!String::from_utf8_lossy(&got).contains("200 OK"));
+    }
+    // A kept-alive connection that goes quiet after a request is closed too.
+    let mut kept = std::net::TcpStream::connect(&addr).unwrap();
+    kept.write_all(b"GET /api/v1/settings HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let got = read_until_closed(&mut kept, Duration::from_secs(20));
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn connections_past_the_cap_are_closed_and_the_api_keeps_working() {
+    use std::io::Write;
+    let f = Fake::start_configured(None, |c| c.max_connections = 4);
+    let addr = f.base.trim_start_matches("http://").to_string();
+    let idle: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200)); // let the server take all four
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    let _ = extra.write_all(b"GET /api/v1/settings HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let got = read_until_closed(&mut extra, Duration::from_secs(20));
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    drop(idle);
+    // Their slots come back once the server sees them closed.
+    let mut ok = false;
+    for _ in 0..100 {
+        let r = raw(&f, "GET", "/api/v1/settings", &[("Host", "127.0.0.1")]);
+        if r.0 == 200 {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        ok,
+        "the API answers again once the idle connections are gone"
+    );
+}

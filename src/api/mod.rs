@@ -9,6 +9,7 @@ pub mod error;
 mod handlers;
 pub mod metrics;
 pub mod paths;
+mod serve;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -39,6 +40,11 @@ pub struct ApiConfig {
     pub data_dir: PathBuf,
     /// Comment lines on the event stream while nothing changes.
     pub sse_keep_alive: Duration,
+    /// How long a connection may take to send a request's headers (also between requests
+    /// on a kept-alive connection); then it is closed.
+    pub header_timeout: Duration,
+    /// Most connections open at once; more are closed at once.
+    pub max_connections: usize,
 }
 
 impl ApiConfig {
@@ -49,6 +55,8 @@ impl ApiConfig {
             download_root,
             data_dir,
             sse_keep_alive: Duration::from_secs(15),
+            header_timeout: serve::HEADER_TIMEOUT,
+            max_connections: serve::MAX_CONNECTIONS,
         }
     }
 }
@@ -181,6 +189,10 @@ pub fn spawn(mut cfg: ApiConfig, client: ClientHandle) -> Result<ApiServer, ApiE
         .map_err(|e| ApiError::Bind(cfg.listen, e))?;
     cfg.listen = addr; // settings show the real port when asked for port 0
     let app = router(&cfg, client)?;
+    let limits = serve::Limits {
+        header_timeout: cfg.header_timeout,
+        max_connections: cfg.max_connections,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bts-api")
@@ -200,9 +212,7 @@ pub fn spawn(mut cfg: ApiConfig, client: ClientHandle) -> Result<ApiServer, ApiE
                     }
                 };
                 tokio::select! {
-                    r = std::future::IntoFuture::into_future(axum::serve(listener, app)) => {
-                        if let Err(e) = r { tracing::error!("API server stopped: {e}"); }
-                    }
+                    () = serve::serve(listener, app, limits) => {}
                     _ = stop_rx => {}
                 }
             });

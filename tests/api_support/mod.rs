@@ -43,6 +43,11 @@ impl Fake {
     }
 
     pub fn start_with(token: Option<&str>, keep_alive: Duration) -> Fake {
+        Self::start_configured(token, |cfg| cfg.sse_keep_alive = keep_alive)
+    }
+
+    /// A fake whose API configuration `adjust` changes first.
+    pub fn start_configured(token: Option<&str>, adjust: impl FnOnce(&mut ApiConfig)) -> Fake {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("downloads");
         let (handle, side) = control::channel();
@@ -55,7 +60,7 @@ impl Fake {
             dir.path().join("data"),
         );
         cfg.token = token.map(str::to_owned);
-        cfg.sse_keep_alive = keep_alive;
+        adjust(&mut cfg);
         let server = api::spawn(cfg, handle.clone()).expect("API starts");
         let base = format!("http://{}", server.local_addr());
         let root = root.canonicalize().unwrap();
