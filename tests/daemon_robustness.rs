@@ -239,18 +239,26 @@ fn a_second_torrent_with_the_same_data_path_is_refused_and_can_go_elsewhere() {
     assert_eq!(state(&d.torrent(&a)), "seeding");
 }
 
-/// A single-file torrent's bytes with `name` (any length) and one 10-byte piece.
-fn torrent_named(name: &str) -> Vec<u8> {
-    let mut info = Vec::new();
-    info.extend_from_slice(b"d6:lengthi10e4:name");
-    info.extend_from_slice(format!("{}:{name}", name.len()).as_bytes());
-    info.extend_from_slice(b"12:piece lengthi16384e6:pieces20:");
-    info.extend_from_slice(&[7u8; 20]);
+/// A single-file torrent's bytes: `name` (any length), `length` bytes in pieces of
+/// `piece_len` (hashes that match nothing: the data never needs to verify here).
+fn torrent_bytes(name: &str, length: u64, piece_len: u64) -> Vec<u8> {
+    let pieces = length.div_ceil(piece_len) as usize;
+    let mut info = format!(
+        "d6:lengthi{length}e4:name{}:{name}12:piece lengthi{piece_len}e6:pieces{}:",
+        name.len(),
+        pieces * 20
+    )
+    .into_bytes();
+    info.extend(std::iter::repeat_n(7u8, pieces * 20));
     info.extend_from_slice(b"e");
     let mut t = b"d4:info".to_vec();
     t.extend_from_slice(&info);
     t.extend_from_slice(b"e");
     t
+}
+
+fn torrent_named(name: &str) -> Vec<u8> {
+    torrent_bytes(name, 10, 16384)
 }
 
 #[test]
@@ -276,4 +284,40 @@ fn data_the_filesystem_cannot_hold_is_the_callers_problem_not_a_server_error() {
     }
     assert_eq!(std::fs::read(root.join("a-file")).unwrap(), b"x");
     assert!(d.snapshot()["torrents"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_paused_torrent_takes_no_disk_space_until_it_is_resumed() {
+    use std::os::unix::fs::MetadataExt;
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let size = 64u64 << 20;
+    std::fs::write(
+        root.join("big.torrent"),
+        torrent_bytes("big.bin", size, 1 << 20),
+    )
+    .unwrap();
+    let d = start(work.path());
+    let v = d.ok(
+        "POST",
+        "/api/v1/torrents",
+        Some(json!({ "torrent_path": "big.torrent", "out_dir": "", "paused": true })),
+    );
+    let ih = v["info_hash"].as_str().unwrap().to_string();
+    d.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "paused");
+    let m = std::fs::metadata(root.join("big.bin")).unwrap();
+    assert_eq!(m.len(), size, "the file has its length");
+    assert!(
+        m.blocks() * 512 < 1 << 20,
+        "paused: {} bytes on disk",
+        m.blocks() * 512
+    );
+    d.ok("POST", &format!("/api/v1/torrents/{ih}/resume"), None);
+    let m = std::fs::metadata(root.join("big.bin")).unwrap();
+    assert!(
+        m.blocks() * 512 >= size,
+        "resumed: {} bytes on disk",
+        m.blocks() * 512
+    );
 }

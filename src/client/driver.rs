@@ -37,7 +37,7 @@ use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
 use crate::scion::{PeerAddr, ScionAddr};
-use crate::storage::{DataPlace, HashPool, MmapStorage, Storage, StorageError};
+use crate::storage::{Allocation, DataPlace, HashPool, MmapStorage, Storage, StorageError};
 use crate::torrent::close::CloseReason;
 use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::meta::Metainfo;
@@ -940,6 +940,10 @@ impl Client {
             }
             Command::Resume(ih, reply) => {
                 let r = self.with_torrent(&ih, |t| {
+                    if let Some(storage) = &t.storage {
+                        // Stays paused if its space cannot be had.
+                        storage.allocate()?;
+                    }
                     t.settings.paused = false;
                     if t.state == TorrentState::Paused {
                         t.error = None;
@@ -1342,7 +1346,12 @@ fn attach_metadata(
         .map(|f| Ok(place.display(&place.relative(&meta, f)?)))
         .collect::<Result<Vec<_>, StorageError>>()?;
     let stamps = resume::stamp_files(&meta, &data_path, paths.iter().map(|p| p.as_path()));
-    let storage = MmapStorage::create_in(&meta, place).map(Arc::new)?;
+    // A paused torrent takes no disk space until it is resumed.
+    let allocation = match t.settings.paused {
+        true => Allocation::Sparse,
+        false => Allocation::Full,
+    };
+    let storage = MmapStorage::create_in(&meta, place, allocation).map(Arc::new)?;
     let plan = plan_check(&meta, resume, &stamps, |p| storage.may_hold(p));
     tracing::info!(
         torrent = %meta.name,

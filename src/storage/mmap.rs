@@ -72,6 +72,16 @@ impl AsRef<[u8]> for MapSlice {
     }
 }
 
+/// How [`MmapStorage::create_in`] treats disk space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Reserve every block now (`fallocate`): a download that starts has its space.
+    Full,
+    /// Files at full length without blocks (a paused torrent takes no disk until resumed,
+    /// see [`MmapStorage::allocate`]); the free-space check still runs.
+    Sparse,
+}
+
 /// Memory-mapped storage for one torrent.
 ///
 /// Cloning is cheap and shares the maps.
@@ -204,7 +214,11 @@ impl MmapStorage {
     /// Opens storage for downloading at a single-shot run's output path (see the output path
     /// convention in the module docs); [`MmapStorage::create_in`] does the work.
     pub fn create(meta: &Metainfo, out: &Path) -> Result<Self, StorageError> {
-        Self::create_in(meta, DataPlace::named(out, meta.is_multi_file())?)
+        Self::create_in(
+            meta,
+            DataPlace::named(out, meta.is_multi_file())?,
+            Allocation::Full,
+        )
     }
 
     /// Opens storage for seeding at a single-shot run's data path;
@@ -221,7 +235,11 @@ impl MmapStorage {
     /// reports too little free space, with [`StorageError::SizeMismatch`] if an existing file
     /// is *longer* than the torrent says (it is never truncated), and with
     /// [`StorageError::LinkOutside`] if a path would pass through a link out of the place.
-    pub fn create_in(meta: &Metainfo, place: DataPlace) -> Result<Self, StorageError> {
+    pub fn create_in(
+        meta: &Metainfo,
+        place: DataPlace,
+        allocation: Allocation,
+    ) -> Result<Self, StorageError> {
         let mut rels = Vec::with_capacity(meta.files.len());
         let mut existing = Vec::with_capacity(meta.files.len());
         let mut needed: u64 = 0;
@@ -261,8 +279,16 @@ impl MmapStorage {
                 continue;
             }
             let file = place.open_rw(&rel)?;
-            if !fully_allocated(&file, f.length) {
-                preallocate(&file, &p, f.length)?;
+            match allocation {
+                Allocation::Full if !fully_allocated(&file, f.length) => {
+                    preallocate(&file, &p, f.length)?
+                }
+                Allocation::Full => {}
+                // Full length without blocks: the map covers it, the disk holds nothing yet.
+                Allocation::Sparse if existing < f.length => {
+                    file.set_len(f.length).map_err(io(&p))?
+                }
+                Allocation::Sparse => {}
             }
             let map = map_file(&file, &p, f.length)?;
             files.push(Arc::new(FileMap {
@@ -338,6 +364,21 @@ impl MmapStorage {
             place,
             writable: false,
         })
+    }
+
+    /// Reserves every file's blocks now (storage created with [`Allocation::Sparse`] for a
+    /// paused torrent that is resumed): a full disk fails here, not with the first blocks.
+    pub fn allocate(&self) -> Result<(), StorageError> {
+        for f in self.files.iter() {
+            let (Some(file), Some(map)) = (&f.file, &f.map) else {
+                continue;
+            };
+            let len = map.len() as u64;
+            if !fully_allocated(file, len) {
+                preallocate(file, &f.path, len)?;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes the torrent's files from disk, and the directories they leave empty, without

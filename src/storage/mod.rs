@@ -34,7 +34,7 @@ use bytes::Bytes;
 pub use hash::{verify_all, verify_all_with_progress, verify_where, HashPool, HashResult};
 pub use layout::{Layout, Span};
 pub use mem::MemStorage;
-pub use mmap::MmapStorage;
+pub use mmap::{Allocation, MmapStorage};
 pub use place::DataPlace;
 
 /// Storage errors.
