@@ -88,7 +88,7 @@ async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
         "fetching the metadata of {} tcp {} as {}",
         control::info_hash_hex(&ih),
         single.tcp_addr,
-        single.local
+        super::single::shown_scion(&single.local, single.scion_on)
     );
     single.client.attach_control(side.commands, side.snapshots);
     let trackers = crate::discovery::spawn_trackers(handle)

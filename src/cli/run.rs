@@ -282,12 +282,7 @@ async fn run_transfer(
         },
         started,
     );
-    // The SCION address stays the last token (after " as ").
-    let scion_shown = if scion_on {
-        local.to_string()
-    } else {
-        "none (no SCION daemon)".to_string()
-    };
+    let scion_shown = super::single::shown_scion(&local, scion_on);
     println!(
         "{} {} ({} pieces, {} bytes) tcp {tcp_addr} as {scion_shown}",
         if t.mode == Mode::Seed {

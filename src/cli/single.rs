@@ -15,6 +15,15 @@ use crate::net::ScionNet;
 use crate::scion::{PeerAddr, ScionAddr};
 use crate::storage::HashPool;
 
+/// The SCION address a start line shows as its last token (after " as "): the bound address,
+/// or `none (no SCION daemon)` for a TCP-only run.
+pub fn shown_scion(local: &ScionAddr, scion_on: bool) -> String {
+    match scion_on {
+        true => local.to_string(),
+        false => "none (no SCION daemon)".to_string(),
+    }
+}
+
 pub struct Single {
     pub client: Client,
     pub socket: tokio_uring::net::UdpSocket,
