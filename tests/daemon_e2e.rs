@@ -199,6 +199,15 @@ fn a_daemon_downloads_three_torrents_from_another_driven_by_api_and_cli() {
                 .any(|l| l["transport"] == "tcp" && l["bytes_down"].as_u64() > Some(0))
     });
     assert!(progress(&t) < 0.9, "alpha was not slowed down: {t:#}");
+    // Each peer shows the client it named in its extension handshake, over SCION and TCP.
+    for p in t["peers"].as_array().unwrap() {
+        assert!(
+            p["client"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("bittorrent-over-scion")),
+            "{p}"
+        );
+    }
     // The CLI names each SCION lane by the core AS its path crosses.
     let shown = cli_ok(leecher, &["show", &a]);
     assert!(

@@ -305,6 +305,9 @@ impl Torrent {
                     rate_down: 0.0,
                     rate_up: 0.0,
                 });
+                if e.client.is_none() {
+                    e.client = s.lane_client(id).map(str::to_owned);
+                }
                 e.lanes += 1;
                 e.bytes_down += l.bytes_down;
                 e.bytes_up += l.bytes_up;

@@ -516,6 +516,12 @@ impl Session {
         self.lanes.get(&id).and_then(|l| l.peer)
     }
 
+    /// The client name (BEP 10 `v`) of the peer on a lane, once its extension handshake came.
+    pub fn lane_client(&self, id: LaneId) -> Option<&str> {
+        let pid = self.peer_of(id)?;
+        self.peers.get(&pid)?.client.as_deref()
+    }
+
     fn on_message(&mut self, id: LaneId, msg: Message, now: Instant) -> Result<(), CloseReason> {
         let pid = self
             .peer_of(id)
