@@ -321,3 +321,35 @@ fn a_paused_torrent_takes_no_disk_space_until_it_is_resumed() {
         m.blocks() * 512
     );
 }
+
+#[test]
+fn the_seeding_policy_pauses_a_torrent_once_its_time_is_up() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    write_random(&root.join("data.bin"), 50_000, 3);
+    make_torrent(&root.join("data.bin"), &root.join("d.torrent"), Some(16384));
+    let d = start(work.path());
+    let ih = d.add_torrent_path("d.torrent", "");
+    d.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "seeding");
+    let (status, v) = put_settings(
+        &d,
+        json!({ "seed_policy": { "stop_at_ratio": null, "stop_after_secs": 1 } }),
+    );
+    assert_eq!(status, 204, "{v}");
+    let t = d.wait_torrent(&ih, Duration::from_secs(30), |t| state(t) == "paused");
+    assert!(
+        t["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("seeding goal reached"),
+        "{t}"
+    );
+    // With the policy lifted and resumed by hand, it seeds again.
+    let (status, v) = put_settings(
+        &d,
+        json!({ "seed_policy": { "stop_at_ratio": null, "stop_after_secs": null } }),
+    );
+    assert_eq!(status, 204, "{v}");
+    d.ok("POST", &format!("/api/v1/torrents/{ih}/resume"), None);
+    d.wait_torrent(&ih, Duration::from_secs(30), |t| state(t) == "seeding");
+}
