@@ -1,12 +1,14 @@
 //! Which SCION paths a peer's lanes use.
 //!
-//! Greedy disjoint selection: candidates are ordered by (known latency, hop count, MTU), the
+//! Greedy disjoint selection: candidates are ordered by (known latency — an unknown one after
+//! every known —, hop count, MTU), the
 //! first is taken, then each next pick is the candidate sharing the fewest links with the
 //! paths already chosen (zero = link-disjoint, preferred). Links are identified by the
 //! interfaces at their ends (ISD-AS + interface id), so two paths that cross the same inter-AS
 //! link are never called disjoint. Paths that recently failed are skipped while others exist.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use crate::scion::{PathFingerprint, ScionPath};
 
@@ -24,9 +26,10 @@ pub fn choose_paths(
     if pool.is_empty() {
         pool = candidates.iter().collect();
     }
+    // A path whose latency is not known sorts after every measured one (None > Some).
     pool.sort_by(|a, b| {
-        let la = a.total_latency().unwrap_or_default();
-        let lb = b.total_latency().unwrap_or_default();
+        let la = a.total_latency().map_or((1, Duration::ZERO), |l| (0, l));
+        let lb = b.total_latency().map_or((1, Duration::ZERO), |l| (0, l));
         la.cmp(&lb)
             .then(a.hop_count().cmp(&b.hop_count()))
             .then(b.mtu.cmp(&a.mtu))
@@ -112,6 +115,35 @@ mod tests {
         // all three when asked, the overlapping one last
         let all = choose_paths(&[b.clone(), a.clone(), c.clone()], 3, &HashSet::new());
         assert_eq!(all.last(), Some(&b));
+    }
+
+    #[test]
+    fn measured_latency_sorts_before_unknown_and_then_by_value() {
+        let ms = |v| Some(Duration::from_millis(v));
+        let mut unknown = path(&[("1-ff00:0:111", 1), ("1-ff00:0:112", 1)]);
+        unknown.latency = vec![None];
+        let mut slow = path(&[
+            ("1-ff00:0:111", 2),
+            ("1-ff00:0:121", 1),
+            ("1-ff00:0:121", 2),
+            ("1-ff00:0:112", 2),
+        ]);
+        slow.latency = vec![ms(40), ms(40)];
+        let mut fast = path(&[
+            ("1-ff00:0:111", 3),
+            ("1-ff00:0:131", 1),
+            ("1-ff00:0:131", 2),
+            ("1-ff00:0:112", 3),
+        ]);
+        fast.latency = vec![ms(5), ms(10)];
+        let none = path(&[("1-ff00:0:111", 4), ("1-ff00:0:112", 4)]);
+        let got = choose_paths(
+            &[unknown.clone(), none.clone(), slow.clone(), fast.clone()],
+            4,
+            &HashSet::new(),
+        );
+        assert_eq!(&got[..2], &[fast, slow], "measured first, fastest first");
+        assert!(got[2..].contains(&unknown) && got[2..].contains(&none));
     }
 
     #[test]
