@@ -16,7 +16,7 @@ fn main() -> ExitCode {
             Err(e) => Err(cli::exit::usage(format!("{e}\nRun with --help for usage."))),
         }
     } else {
-        let parsed = Cli::parse();
+        let parsed = Cli::parse_from(cli::args::go_style_bwtest_flags(argv));
         match parsed.command {
             Command::Download(c) => {
                 cli::init_logging(&c.log_level);

@@ -606,7 +606,8 @@ pub enum ReceiverError {
 ///
 /// Every datagram counts as received; one of the right size is recorded under sequence
 /// number `counter / packet_size` with its arrival time (a later one with the same number
-/// replaces it) and counts as correct if its bytes are the PRG's for its counter (which need
+/// replaces it; numbers of `num_packets` and above, which no honest sender produces, are not
+/// recorded: memory stays bounded by the test's size) and counts as correct if its bytes are the PRG's for its counter (which need
 /// not be a multiple of the packet size, and duplicates count again). Once `num_packets` are
 /// correct, the receiver is done and further datagrams are not looked at.
 pub struct Receiver {
@@ -660,7 +661,12 @@ impl Receiver {
         }
         let counter = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
         let seq = i64::from(counter) / self.packet_size as i64;
-        self.arrivals.insert(seq, arrival_ns);
+        // bwtester records every sequence number; no sender of these parameters produces one
+        // at or past `num_packets` (packet i has counter i·size mod 2^32, so its number is at
+        // most i), and recording those would let a peer grow the map to 2^32/size entries.
+        if seq < self.num_packets {
+            self.arrivals.insert(seq, arrival_ns);
+        }
         self.prg.packet(counter, &mut self.expected);
         if data == self.expected.as_slice() {
             self.correct += 1;

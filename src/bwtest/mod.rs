@@ -5,9 +5,15 @@
 //! every 10 ms), so the RTT histogram shows latency while the path is loaded.
 //!
 //! [`bwtester`] is scion-apps' bwtester protocol (their `scion-bwtestclient` and
-//! `scion-bwtestserver`), without the sockets.
+//! `scion-bwtestserver`), without the sockets; [`bwtester_client`] and [`bwtester_server`] run
+//! it over SCION/UDP ([`scion_udp`], one blocking socket per connection, [`bwtester_dc`] the
+//! data connection's sending and receiving threads).
 
 pub mod bwtester;
+pub mod bwtester_client;
+pub mod bwtester_dc;
+pub mod bwtester_server;
+pub mod scion_udp;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

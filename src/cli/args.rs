@@ -54,7 +54,7 @@ pub enum Command {
         #[arg(long)]
         refresh: bool,
     },
-    /// QUIC bandwidth test over SCION.
+    /// Bandwidth test over SCION: ours over QUIC, or scion-apps' bwtester protocol.
     Bwtest(BwtestArgs),
     /// Run an in-memory BitTorrent tracker (HTTP and UDP/BEP 15; IP and SCION peers).
     Tracker(TrackerArgs),
@@ -155,24 +155,97 @@ pub struct CreateArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(after_help = "Two protocols:\n  \
+quic (ours, the default with --server and --peer): goodput and latency under load, one QUIC \
+connection per path.\n    bwtest --server [--local ADDR]\n    bwtest --peer ADDR [--duration 5] [--paths 3]\n  \
+bwtester (scion-apps' bwtestclient/bwtestserver, the default with -s): interoperates with their \
+servers (e.g. SCIONLab's) and clients.\n    bwtest -s 1-ff00:0:112,[127.0.0.1]:40002 [-cs 3,1000,30,80kbps] [-sc ...] [--local ADDR]\n    \
+bwtest --server --protocol bwtester [--listen ADDR] [--max-bandwidth 1Gbps]\n\n\
+bwtester parameters (-cs client->server, -sc server->client): duration (s),packet size (bytes),packets,bandwidth \
+(N[k|M|G|T]bps); ? is computed from the others (with several ?, all but the last take defaults); \
+a bandwidth alone (-cs 10Mbps) means ?,?,?,10Mbps; only one of -cs/-sc given: the other takes the \
+same. Go-style single-dash flags (-cs, -sc, -local, -listen) work as in scion-apps.")]
 pub struct BwtestArgs {
     /// Run the server side.
-    #[arg(long, conflicts_with = "peer")]
+    #[arg(long, visible_alias = "serve", conflicts_with_all = ["peer", "server_addr"])]
     pub server: bool,
-    /// Server address `ISD-AS,[IP]:Port` (client side).
+    /// Server address `ISD-AS,[IP]:Port` (client side; QUIC unless --protocol bwtester).
     #[arg(long)]
     pub peer: Option<String>,
-    /// Own SCION address (server: where to listen).
-    #[arg(long)]
+    /// bwtester server's control address `ISD-AS,[IP]:Port` (bwtestclient's -s; its data port
+    /// is one more).
+    #[arg(
+        short = 's',
+        long = "server-addr",
+        value_name = "ADDR",
+        conflicts_with = "peer"
+    )]
+    pub server_addr: Option<String>,
+    /// quic or bwtester [default: bwtester with -s, else quic].
+    #[arg(long, value_parser = ["quic", "bwtester"])]
+    pub protocol: Option<String>,
+    /// Own SCION address (server: where to listen; `--listen` too). bwtester also takes
+    /// `IP:Port` and `:Port` as scion-apps does. bwtester server default: port 40002 if the
+    /// AS delivers there, else a free port pair inside the AS's dispatched range.
+    #[arg(long, visible_alias = "listen")]
     pub local: Option<String>,
-    /// Seconds to measure.
-    #[arg(long, default_value_t = 5.0)]
-    pub duration: f64,
-    /// Paths to use at once (one QUIC connection each).
-    #[arg(long, default_value_t = 1)]
-    pub paths: usize,
+    /// Seconds to measure (quic).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Paths to use at once, one QUIC connection each (quic).
+    #[arg(long)]
+    pub paths: Option<usize>,
+    /// bwtester client->server parameters (default 3,1000,30,80kbps).
+    #[arg(long = "cs", value_name = "PARAMS", allow_hyphen_values = true)]
+    pub cs: Option<String>,
+    /// bwtester server->client parameters (default 3,1000,30,80kbps).
+    #[arg(long = "sc", value_name = "PARAMS", allow_hyphen_values = true)]
+    pub sc: Option<String>,
+    /// bwtester server: refuse tests asking more than this per direction, N[k|M|G|T]bps.
+    #[arg(long, value_name = "BW")]
+    pub max_bandwidth: Option<String>,
     #[command(flatten)]
     pub scion: ScionOpts,
+}
+
+/// scion-apps' bwtester tools take Go flags: a single dash for long names (`-cs 3,1000,?,8Mbps`,
+/// `-sc=...`, `-local`, `-listen`). In the arguments of `bwtest`, those become clap's
+/// double-dash long options; everything else is left alone.
+pub fn go_style_bwtest_flags(argv: Vec<String>) -> Vec<String> {
+    const GO_FLAGS: [&str; 4] = ["cs", "sc", "local", "listen"];
+    let Some(pos) = argv.iter().position(|a| a == "bwtest") else {
+        return argv;
+    };
+    // Only when `bwtest` is the subcommand (the first argument that is not an option).
+    if argv[1..pos].iter().any(|a| !a.starts_with('-')) {
+        return argv;
+    }
+    let mut out = argv[..=pos].to_vec();
+    // A value of a converted flag (`-cs -1,...` must not be looked at as a flag).
+    let mut value_next = false;
+    let mut rest = argv[pos + 1..].iter();
+    for a in rest.by_ref() {
+        if a == "--" {
+            out.push(a.clone());
+            break;
+        }
+        let go_flag = a
+            .strip_prefix('-')
+            .filter(|r| !value_next && !r.starts_with('-'))
+            .filter(|r| GO_FLAGS.contains(&r.split('=').next().unwrap_or(r)));
+        match go_flag {
+            Some(_) => {
+                value_next = !a.contains('=');
+                out.push(format!("-{a}"));
+            }
+            None => {
+                value_next = false;
+                out.push(a.clone());
+            }
+        }
+    }
+    out.extend(rest.cloned());
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,6 +1,7 @@
 //! The command line: modern subcommands and the original client's flags.
 
 pub mod args;
+pub mod bwtester;
 pub mod exit;
 pub mod export;
 pub mod legacy;

@@ -33,7 +33,7 @@ pub fn load_torrent(path: &std::path::Path) -> Result<Arc<Metainfo>, CliError> {
         .map_err(|e| exit::bad_torrent(format!("invalid torrent {}: {e}", path.display())))
 }
 
-fn parse_scion(s: &str, what: &str) -> Result<ScionAddr, CliError> {
+pub(crate) fn parse_scion(s: &str, what: &str) -> Result<ScionAddr, CliError> {
     match s.parse::<PeerAddr>() {
         Ok(PeerAddr::Scion(a)) => Ok(a),
         Ok(PeerAddr::Ip(a)) => Err(exit::usage(format!(
@@ -69,7 +69,7 @@ pub(crate) fn parse_local(s: &str, daemon: &str) -> Result<ScionAddr, CliError> 
 }
 
 /// The source IP the kernel would use towards `daemon` (`host:port`); nothing is sent.
-fn default_source_ip(daemon: &str) -> std::io::Result<IpAddr> {
+pub(crate) fn default_source_ip(daemon: &str) -> std::io::Result<IpAddr> {
     use std::net::ToSocketAddrs;
     let authority = daemon
         .trim()
@@ -406,7 +406,13 @@ pub fn tool(cmd: Command) -> Result<(), CliError> {
             scion,
             refresh,
         } => tokio_uring::start(paths(destination, daemon_address(&scion.sciond), refresh)),
-        Command::Bwtest(b) => tokio_uring::start(bwtest(b)),
+        Command::Bwtest(b) => {
+            if super::bwtester::is_bwtester(&b)? {
+                super::bwtester::run(b)
+            } else {
+                tokio_uring::start(bwtest(b))
+            }
+        }
         Command::Tracker(t) => super::tracker::run(t),
         Command::Daemon(d) => crate::daemon::run(d),
         Command::DhtNode(d) => dht_node(d),
@@ -555,7 +561,9 @@ async fn bwtest(b: BwtestArgs) -> Result<(), CliError> {
     let peer = b
         .peer
         .as_deref()
-        .ok_or_else(|| exit::usage("bwtest needs --server or --peer ISD-AS,[IP]:Port"))
+        .ok_or_else(|| {
+            exit::usage("bwtest needs --server, --peer ADDR (quic) or -s ADDR (bwtester)")
+        })
         .and_then(|p| parse_scion(p, "peer address"))?;
     let all = if peer.ia == ia {
         vec![ScionPath::local(ia)]
@@ -571,14 +579,16 @@ async fn bwtest(b: BwtestArgs) -> Result<(), CliError> {
             peer.ia
         )));
     }
-    let chosen = crate::lanes::choose_paths(&all, b.paths.max(1), &Default::default());
+    let paths = b.paths.unwrap_or(1).max(1);
+    let chosen = crate::lanes::choose_paths(&all, paths, &Default::default());
     let mut net = ScionNet::new(local, &tuning, false).map_err(|e| exit::other(e.to_string()))?;
     let now = Instant::now();
+    let duration = b.duration.unwrap_or(5.0);
     let mut app = BwClient::start(
         &mut net,
         peer,
         &chosen,
-        Duration::from_secs_f64(b.duration.max(0.1)),
+        Duration::from_secs_f64(duration.max(0.1)),
         now,
     )
     .map_err(|e| exit::other(e.to_string()))?;
@@ -590,7 +600,7 @@ async fn bwtest(b: BwtestArgs) -> Result<(), CliError> {
     println!(
         "bwtest {local} -> {peer}, {} path(s), {:.1} s",
         results.len(),
-        b.duration
+        duration
     );
     for r in &results {
         total += r.goodput_mbit;
