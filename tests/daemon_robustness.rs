@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::daemons::{state, Daemon};
-use common::{make_torrent, write_random};
+use common::{make_torrent, write_random, LEAF_A, LEAF_B};
 use serde_json::{json, Value};
 
 /// A daemon whose download root is `work/root`.
@@ -352,4 +352,92 @@ fn the_seeding_policy_pauses_a_torrent_once_its_time_is_up() {
     assert_eq!(status, 204, "{v}");
     d.ok("POST", &format!("/api/v1/torrents/{ih}/resume"), None);
     d.wait_torrent(&ih, Duration::from_secs(30), |t| state(t) == "seeding");
+}
+
+#[test]
+fn a_seed_file_truncated_behind_the_seeders_back_does_not_stop_it() {
+    // Over QUIC/SCION the seeder copies blocks out of its map in user space, where a page past
+    // the file's end raises SIGBUS (over TCP the kernel's copy fails with EFAULT instead).
+    let tn = common::testnet("three-paths");
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    let size = 24usize << 20;
+    write_random(&root.join("data.bin"), size, 11);
+    make_torrent(
+        &root.join("data.bin"),
+        &root.join("d.torrent"),
+        Some(256 << 10),
+    );
+    let original = std::fs::read(root.join("data.bin")).unwrap();
+    let mut seeder = Daemon::start(
+        &work.path().join("state"),
+        &[
+            format!("--download-root={}", root.display()),
+            format!("--local={LEAF_A},[127.0.0.1]:0"),
+            format!("--sciond={}", common::daemon(&tn, LEAF_A)),
+        ],
+        &[],
+    );
+    let ih = seeder.add_torrent_path("d.torrent", "");
+    seeder.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "seeding");
+    let (status, v) = put_settings(&seeder, json!({ "limits": { "upload_bps": 3_000_000 } }));
+    assert_eq!(status, 204, "{v}");
+    let scion = seeder.snapshot()["local_scion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let lroot = work.path().join("lroot");
+    std::fs::create_dir_all(&lroot).unwrap();
+    std::fs::copy(root.join("d.torrent"), lroot.join("d.torrent")).unwrap();
+    let leecher = Daemon::start(
+        &work.path().join("leecher"),
+        &[
+            format!("--download-root={}", lroot.display()),
+            format!("--local={LEAF_B},[127.0.0.1]:0"),
+            format!("--sciond={}", common::daemon(&tn, LEAF_B)),
+        ],
+        &[],
+    );
+    leecher.ok(
+        "POST",
+        "/api/v1/torrents",
+        Some(json!({ "torrent_path": "d.torrent", "out_dir": "", "peers": [scion] })),
+    );
+    leecher.wait_torrent(&ih, Duration::from_secs(60), |t| {
+        t["progress"].as_f64().unwrap_or(0.0) > 0.05
+    });
+    // Someone cuts the seeded file while it is being read from its map.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("data.bin"))
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        seeder.child.try_wait().unwrap().is_none(),
+        "the seeder died; log:\n{}",
+        seeder.log_text()
+    );
+    seeder.snapshot();
+    assert!(
+        seeder.log_text().contains("shrank"),
+        "the seeder says why it refuses:\n{}",
+        seeder.log_text()
+    );
+    // The leecher keeps only what verified: every piece it has is the original's.
+    let t = leecher.torrent(&ih);
+    assert_ne!(state(&t), "seeding", "{t}");
+    let have = t["pieces_have"].as_u64().unwrap();
+    let got = std::fs::read(lroot.join("data.bin")).unwrap();
+    let same = original
+        .chunks(256 << 10)
+        .zip(got.chunks(256 << 10))
+        .filter(|(a, b)| a == b)
+        .count() as u64;
+    assert!(
+        same >= have,
+        "{have} pieces verified, {same} equal the original"
+    );
 }

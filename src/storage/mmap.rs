@@ -20,6 +20,7 @@ use crate::torrent::meta::Metainfo;
 
 use super::layout::{Layout, Span};
 use super::place::DataPlace;
+use super::sigbus;
 use super::{PieceData, Storage, StorageError};
 
 /// One file of the torrent and its map (none for empty and padding files).
@@ -240,6 +241,7 @@ impl MmapStorage {
         place: DataPlace,
         allocation: Allocation,
     ) -> Result<Self, StorageError> {
+        sigbus::install();
         let mut rels = Vec::with_capacity(meta.files.len());
         let mut existing = Vec::with_capacity(meta.files.len());
         let mut needed: u64 = 0;
@@ -312,6 +314,7 @@ impl MmapStorage {
     /// the torrent's size (a missing *empty* file is tolerated: there is nothing to serve
     /// from it).
     pub fn open_readonly_in(meta: &Metainfo, place: DataPlace) -> Result<Self, StorageError> {
+        sigbus::install();
         let mut files = Vec::with_capacity(meta.files.len());
         for f in &meta.files {
             let rel = place.relative(meta, f)?;
@@ -458,6 +461,20 @@ impl MmapStorage {
         let file = self.file_for(s)?;
         if file.pad {
             return Ok(Bytes::from(vec![0u8; s.len as usize]));
+        }
+        if sigbus::faults() > 0 {
+            // Some map read past its file's end (see `sigbus`): from now on each read checks
+            // that its file still holds the span, so a shrunk file is an error, not zeros.
+            let now = self.place.len(&file.rel)?.unwrap_or(0);
+            if s.file_offset + s.len > now {
+                return Err(StorageError::Io {
+                    path: file.path.clone(),
+                    source: std::io::Error::other(format!(
+                        "the file shrank to {now} bytes on disk; the torrent needs {}",
+                        file.map.as_ref().map_or(0, |m| m.len())
+                    )),
+                });
+            }
         }
         Ok(Bytes::from_owner(MapSlice {
             file: file.clone(),
