@@ -48,3 +48,14 @@ if [ ${#missing_tools[@]} -gt 0 ]; then
     ./router/cmd/router ./control/cmd/control ./daemon/cmd/daemon \
     ./dispatcher/cmd/dispatcher ./scion-pki/cmd/scion-pki ./scion/cmd/scion)
 fi
+
+# scion-apps' bwtester client and server at a pinned release, for tests/bwtester.rs (our bwtest
+# against theirs, both ways, on the scionproto network). v0.6.0 is the newest release the
+# module proxy serves (it refuses commit pseudo-versions); its scionproto binds plain UDP in
+# the AS's port range, which scionproto v0.14's routers deliver to.
+if [ ! -x "$SCION_APPS_BIN/bwtestclient" ] || [ ! -x "$SCION_APPS_BIN/bwtestserver" ]; then
+  echo "building scion-apps $SCION_APPS_VERSION bwtester" >&2
+  go mod download "github.com/netsec-ethz/scion-apps@$SCION_APPS_VERSION"
+  (cd "$(go env GOMODCACHE)/github.com/netsec-ethz/scion-apps@$SCION_APPS_VERSION" &&
+    GOFLAGS=-buildvcs=false GOBIN="$SCION_APPS_BIN" go install ./bwtester/bwtestclient ./bwtester/bwtestserver)
+fi
