@@ -231,7 +231,7 @@ impl<S: LaneProtocol> QuicBtApp<S> {
             for path in d.due(now) {
                 match net.connect(now, d.remote, &path) {
                     Ok(h) => {
-                        tracing::info!(peer = %d.remote, %path, "opening lane");
+                        tracing::debug!(peer = %d.remote, %path, "opening lane");
                         d.dialled(h, &path);
                     }
                     Err(e) => tracing::warn!(peer = %d.remote, "cannot open lane: {e}"),
