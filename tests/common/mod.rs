@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod daemons;
+pub mod wire;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub use scion_testnet::{Testnet, Topology};
+pub use scion_testnet::{Backend, StartOptions, Testnet, Topology};
 
 pub const LEAF_A: &str = "1-ff00:0:111";
 pub const LEAF_B: &str = "1-ff00:0:112";
@@ -21,8 +22,21 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_bittorrent-over-scion"))
 }
 
+/// The builtin topology `name` on the backend `SCION_TESTNET_BACKEND` names (default:
+/// pocketscion), so any test can be tried on scionproto by hand.
 pub fn testnet(name: &str) -> Testnet {
-    Testnet::start(&Topology::builtin(name).expect("builtin topology")).expect("testnet starts")
+    testnet_on(name, Backend::from_env().expect("SCION_TESTNET_BACKEND"))
+}
+
+/// The builtin topology `name` on `backend`.
+pub fn testnet_on(name: &str, backend: Backend) -> Testnet {
+    let topology = Topology::builtin(name).expect("builtin topology");
+    let options = StartOptions {
+        backend,
+        ..Default::default()
+    };
+    Testnet::start_with(&topology, options)
+        .unwrap_or_else(|e| panic!("testnet {name} on {} starts: {e:#}", backend.name()))
 }
 
 pub fn daemon(tn: &Testnet, ia: &str) -> String {
