@@ -89,7 +89,10 @@ pub async fn start_single(
     client.sciond = scion_on.then_some(daemon_addr);
     let runtimes = client::runtimes::count(t.runtimes, scion_on);
     let tuning = client::runtimes::tuning(0, runtimes);
-    let net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
+    let mut net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
+    if let Some(daemon) = &scion.daemon {
+        net.set_as_mtu(daemon.local_mtu().await);
+    }
     Ok(Single {
         client,
         socket: scion.socket,

@@ -261,6 +261,9 @@ async fn run_async(mut cfg: ClientConfig, side: ClientSide) -> Result<(), Client
     let tuning = runtimes::tuning(0, count);
     let mut net =
         ScionNet::new(scion.local, &tuning, true).map_err(|e| ClientError::Other(e.to_string()))?;
+    if let Some(daemon) = &scion.daemon {
+        net.set_as_mtu(daemon.local_mtu().await);
+    }
     let ran = uring::run_shared(scion.socket, &mut net, &mut client, shared).await;
     client.stop_listening().await;
     ran.map_err(|e| ClientError::Other(e.to_string()))

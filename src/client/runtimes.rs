@@ -112,6 +112,7 @@ pub async fn serve(
     side: ClientSide,
 ) -> Result<(), ClientError> {
     let (daemon, _) = connect_daemon(&cfg.sciond).await?;
+    let as_mtu = daemon.local_mtu().await;
     let now = Instant::now();
     let paths = PathService::new(Some(daemon), cfg.policy);
     let hub = TcpHub::new(Default::default());
@@ -122,6 +123,7 @@ pub async fn serve(
     client.attach_control(side.commands, side.snapshots);
     let mut net = ScionNet::new(cfg.local, &tuning(index, count), true)
         .map_err(|e| ClientError::Other(e.to_string()))?;
+    net.set_as_mtu(as_mtu);
     tracing::info!("serving complete torrents on {}", cfg.local);
     let socket = tokio_uring::net::UdpSocket::from_std(socket);
     uring::run_shared(socket, &mut net, &mut client, Some((index, mail)))

@@ -34,14 +34,23 @@ pub struct Route {
     pub bytes_received: u64,
     pub packets_sent: u64,
     pub packets_received: u64,
+    /// The largest UDP payload QUIC may send on it (see [`ScionNet::max_payload`]), for a
+    /// connection the remote opens on it.
+    max_payload: Option<u16>,
 }
 
 impl Route {
-    fn new(path: ScionPath, next_hop: SocketAddr, encoder: UdpEncoder) -> Self {
+    fn new(
+        path: ScionPath,
+        next_hop: SocketAddr,
+        encoder: UdpEncoder,
+        max_payload: Option<u16>,
+    ) -> Self {
         Self {
             path,
             next_hop,
             encoder,
+            max_payload,
             received_interfaces: None,
             bytes_sent: 0,
             bytes_received: 0,
@@ -143,6 +152,9 @@ pub struct ScionNet {
     /// Packets of another runtime's connections, and SCMP messages every runtime must see:
     /// (runtime, underlay source, SCION packet). The driver passes them on.
     misdirected: Vec<(u8, SocketAddr, Vec<u8>)>,
+    /// The local AS's MTU (the SCION daemon's): bounds the packets of connections whose
+    /// path MTU is unknown (dialled by the remote, or in the local AS).
+    as_mtu: Option<u16>,
 }
 
 /// How often remotes whose connections are gone (or never came up) are dropped.
@@ -163,7 +175,13 @@ impl ScionNet {
             next_prune: None,
             steering: tuning.steering,
             misdirected: Vec::new(),
+            as_mtu: None,
         })
+    }
+
+    /// Sets the local AS's MTU (see [`crate::scion::daemon::AsInfo::mtu`]).
+    pub fn set_as_mtu(&mut self, mtu: Option<u16>) {
+        self.as_mtu = mtu;
     }
 
     pub fn local(&self) -> ScionAddr {
@@ -184,6 +202,7 @@ impl ScionNet {
         };
         let key_ids = interface_ids(&path.raw)?;
         let encoder = UdpEncoder::new(&self.local, &remote, &path.raw)?;
+        let max_payload = self.max_payload(path, &encoder);
         // Every connection to one remote on one route shares its key: quinn-proto drops a
         // client's packets that come from another remote than its own, so a second connection
         // (another torrent with the same peer) must not take the key away from the first. A
@@ -195,14 +214,35 @@ impl ScionNet {
                     r.route.path = path.clone();
                     r.route.next_hop = next_hop;
                     r.route.encoder = encoder;
+                    r.route.max_payload = max_payload;
                 }
                 key
             }
             None => self.remotes.key_for(&remote, key_ids, || {
-                Route::new(path.clone(), next_hop, encoder)
+                Route::new(path.clone(), next_hop, encoder, max_payload)
             }),
         };
-        self.quic.connect(now, key)
+        self.quic.connect_within(now, key, max_payload)
+    }
+
+    /// The largest UDP payload whose SCION packet on `path` fits its MTU (the daemon's), or
+    /// for a path without one (dialled by the remote, or in the local AS) the local AS's
+    /// MTU; `None` when neither is known.
+    fn max_payload(&self, path: &ScionPath, encoder: &UdpEncoder) -> Option<u16> {
+        let mtu = match (path.mtu, self.as_mtu) {
+            (0, as_mtu) => as_mtu?,
+            (p, Some(a)) => p.min(a),
+            (p, None) => p,
+        };
+        let overhead = u16::try_from(encoder.overhead()).unwrap_or(u16::MAX);
+        let max = mtu.saturating_sub(overhead);
+        if max < crate::quic::config::QUIC_MIN_UDP_PAYLOAD {
+            tracing::debug!(
+                %path, mtu, overhead,
+                "the MTU leaves less than QUIC's 1200-byte minimum: its packets exceed it"
+            );
+        }
+        Some(max)
     }
 
     /// The route a connection is pinned to.
@@ -286,11 +326,14 @@ impl ScionNet {
                     self.errors.bad_path += 1;
                     return;
                 };
+                let mut max_payload = None;
                 if let Some(r) = self.remotes.get_mut(&key).map(|r| &mut r.route) {
                     r.bytes_received += payload.len() as u64;
                     r.packets_received += 1;
+                    max_payload = r.max_payload;
                 }
-                self.quic.handle_datagram(now, key, rx.take(payload));
+                self.quic
+                    .handle_datagram_within(now, key, rx.take(payload), max_payload);
             }
             Ok(Decoded::Scmp { message, .. }) => {
                 self.errors.scmp += 1;
@@ -349,8 +392,9 @@ impl ScionNet {
                 if p.is_local() {
                     p.first_hop = None;
                 }
+                let max_payload = self.max_payload(&p, &encoder);
                 self.remotes
-                    .key_for(&src, ids, || Route::new(p, from, encoder))
+                    .key_for(&src, ids, || Route::new(p, from, encoder, max_payload))
             }
         };
         if let Some(r) = self.remotes.get_mut(&key).map(|r| &mut r.route) {

@@ -368,3 +368,105 @@ fn runtimes_pass_on_packets_of_each_others_connections() {
     );
     assert_eq!(group[0].errors.undecodable + group[1].errors.undecodable, 0);
 }
+
+/// Largest SCION packet each side sent while `a` dialled `b` on `path` and both sent 1 MiB
+/// on one stream, after QUIC's MTU discovery had time to climb: (a to b, b to a).
+fn largest_packets(a: &mut ScionNet, b: &mut ScionNet, path: &ScionPath) -> (usize, usize) {
+    fn send(conn: &mut quinn_proto::Connection, id: quinn_proto::StreamId, sent: &mut usize) {
+        while *sent < 1 << 20 {
+            let chunk = Bytes::from(vec![7u8; (1 << 20) - *sent]);
+            match conn.send_stream(id).write_chunks(&mut [chunk]) {
+                Ok(w) if w.bytes > 0 => *sent += w.bytes,
+                _ => break,
+            }
+        }
+    }
+    fn hop(from: &mut ScionNet, to: &mut ScionNet, now: Instant, largest: &mut usize) -> usize {
+        let mut buf = Vec::new();
+        let mut packets = 0;
+        let underlay = from.local().socket_addr();
+        from.drive(now);
+        while let Some(out) = from.poll_datagram(now, &mut buf) {
+            for pkt in buf.chunks(out.segment_size.unwrap_or(buf.len())) {
+                *largest = (*largest).max(pkt.len());
+                to.on_datagram(now, underlay, pkt);
+                packets += 1;
+            }
+        }
+        packets
+    }
+    let start = Instant::now();
+    let mut now = start;
+    a.connect(now, b.local(), path).unwrap();
+    let (mut largest_ab, mut largest_ba) = (0, 0);
+    let (mut stream_a, mut stream_b) = (None, None);
+    let (mut sent_a, mut sent_b, mut got_a, mut got_b) = (0, 0, Vec::new(), Vec::new());
+    for _ in 0..100_000 {
+        let moved = hop(a, b, now, &mut largest_ab) + hop(b, a, now, &mut largest_ba);
+        while let Some(ev) = a.poll_event() {
+            match ev {
+                NetEvent::Quic(QuicEvent::Connected(h)) => {
+                    stream_a = a.quic.open_bi(h).map(|id| (h, id))
+                }
+                NetEvent::Quic(QuicEvent::Readable(h, id)) => {
+                    crate::quic::read_stream(a.quic.connection(h).unwrap(), id, &mut got_a)
+                }
+                _ => {}
+            }
+        }
+        while let Some(ev) = b.poll_event() {
+            if let NetEvent::Quic(QuicEvent::StreamOpened(h, id) | QuicEvent::Readable(h, id)) = ev
+            {
+                stream_b = Some((h, id));
+                crate::quic::read_stream(b.quic.connection(h).unwrap(), id, &mut got_b);
+            }
+        }
+        if let Some((h, id)) = stream_a {
+            send(a.quic.connection(h).unwrap(), id, &mut sent_a);
+        }
+        if let Some((h, id)) = stream_b {
+            send(b.quic.connection(h).unwrap(), id, &mut sent_b);
+        }
+        let done = got_a.len() == 1 << 20 && got_b.len() == 1 << 20;
+        if done && now - start > Duration::from_secs(3) {
+            break;
+        }
+        if moved == 0 || done {
+            now += Duration::from_millis(1);
+        }
+    }
+    assert_eq!(
+        (got_a.len(), got_b.len()),
+        (1 << 20, 1 << 20),
+        "both sides got 1 MiB"
+    );
+    (largest_ab, largest_ba)
+}
+
+/// No SCION packet exceeds the MTU: the path's (as the daemon gave it) on the dialling side,
+/// the local AS's on the answering side (the only MTU it knows of a path it was dialled on);
+/// where the MTU allows, QUIC's MTU discovery still climbs above its 1200-byte start.
+#[test]
+fn packets_never_exceed_the_path_or_as_mtu() {
+    let tuning = QuicTuning::default();
+    for mtu in [1300u16, 1472] {
+        let mut a = ScionNet::new(addr(1001), &tuning, false).unwrap();
+        let mut b = ScionNet::new(addr(1002), &tuning, true).unwrap();
+        b.set_as_mtu(Some(mtu));
+        let mut path = ScionPath::local(addr(1002).ia);
+        path.mtu = mtu;
+        let (ab, ba) = largest_packets(&mut a, &mut b, &path);
+        assert!(
+            ab <= usize::from(mtu) && ba <= usize::from(mtu),
+            "MTU {mtu}: packets of {ab} (dialling side) and {ba} (answering side) bytes"
+        );
+        assert!(
+            ab > 1300 || mtu == 1300,
+            "MTU {mtu}: discovery reached only {ab}"
+        );
+        assert!(
+            ba > 1300 || mtu == 1300,
+            "MTU {mtu}: discovery reached only {ba}"
+        );
+    }
+}

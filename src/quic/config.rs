@@ -59,7 +59,19 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// QUIC's smallest UDP payload (RFC 9000, 14.1): every connection starts with it, and MTU
+/// discovery only ever climbs from there.
+pub const QUIC_MIN_UDP_PAYLOAD: u16 = 1200;
+
 fn transport(t: &QuicTuning) -> Arc<TransportConfig> {
+    transport_within(t, t.max_udp_payload)
+}
+
+/// The transport of a connection whose UDP payloads must stay within `max_payload` bytes (a
+/// path MTU less the SCION headers): MTU discovery never probes beyond it, nor beyond
+/// `t.max_udp_payload`. Below [`QUIC_MIN_UDP_PAYLOAD`] QUIC cannot go: such a connection
+/// stays at that minimum and never probes.
+pub fn transport_within(t: &QuicTuning, max_payload: u16) -> Arc<TransportConfig> {
     let mut cfg = TransportConfig::default();
     let window = VarInt::from_u64(t.receive_window).unwrap_or(VarInt::MAX);
     cfg.stream_receive_window(window)
@@ -67,12 +79,17 @@ fn transport(t: &QuicTuning) -> Arc<TransportConfig> {
         .send_window(t.receive_window)
         .max_concurrent_uni_streams(0u32.into())
         .max_concurrent_bidi_streams(4u32.into())
-        .initial_mtu(1200)
+        .initial_mtu(QUIC_MIN_UDP_PAYLOAD)
         .keep_alive_interval(Some(t.keep_alive))
         .max_idle_timeout(IdleTimeout::try_from(t.idle_timeout).ok());
-    let mut mtud = MtuDiscoveryConfig::default();
-    mtud.upper_bound(t.max_udp_payload.max(1200));
-    cfg.mtu_discovery_config(Some(mtud));
+    let upper = max_payload.min(t.max_udp_payload).max(QUIC_MIN_UDP_PAYLOAD);
+    if upper > QUIC_MIN_UDP_PAYLOAD {
+        let mut mtud = MtuDiscoveryConfig::default();
+        mtud.upper_bound(upper);
+        cfg.mtu_discovery_config(Some(mtud));
+    } else {
+        cfg.mtu_discovery_config(None);
+    }
     Arc::new(cfg)
 }
 
@@ -80,7 +97,7 @@ fn transport(t: &QuicTuning) -> Arc<TransportConfig> {
 pub fn endpoint_config(t: &QuicTuning) -> EndpointConfig {
     let mut cfg = EndpointConfig::default();
     // Clamp to what the endpoint accepts; the path MTU bounds it further per connection.
-    let _ = cfg.max_udp_payload_size(t.max_udp_payload.max(1200));
+    let _ = cfg.max_udp_payload_size(t.max_udp_payload.max(QUIC_MIN_UDP_PAYLOAD));
     if let Some(s) = t.steering {
         cfg.cid_generator(move || Box::new(s.cids()));
     }

@@ -61,6 +61,10 @@ pub struct QuicEndpoint {
     responses: VecDeque<(Vec<u8>, Outgoing)>,
     local_ip: IpAddr,
     max_datagrams: usize,
+    tuning: QuicTuning,
+    /// Client and server configurations for connections whose UDP payloads have a bound below
+    /// the tuning's, by that bound (a handful of distinct path MTUs at most).
+    within: FxHashMap<u16, (ClientConfig, Option<Arc<ServerConfig>>)>,
 }
 
 impl QuicEndpoint {
@@ -88,7 +92,35 @@ impl QuicEndpoint {
             responses: VecDeque::new(),
             local_ip: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             max_datagrams: 1,
+            tuning: tuning.clone(),
+            within: FxHashMap::default(),
         })
+    }
+
+    /// The client and server configurations for connections whose UDP payloads must stay
+    /// within `max_payload` bytes (`None`: the tuning's own bound).
+    fn configs_within(
+        &mut self,
+        max_payload: Option<u16>,
+    ) -> (ClientConfig, Option<Arc<ServerConfig>>) {
+        let Some(max) = max_payload.filter(|&m| m < self.tuning.max_udp_payload) else {
+            return (self.client.clone(), self.server.clone());
+        };
+        let (tuning, client, server) = (&self.tuning, &self.client, &self.server);
+        self.within
+            .entry(max)
+            .or_insert_with(|| {
+                let transport = config::transport_within(tuning, max);
+                let mut c = client.clone();
+                c.transport_config(transport.clone());
+                let s = server.as_ref().map(|s| {
+                    let mut s = (**s).clone();
+                    s.transport_config(transport);
+                    Arc::new(s)
+                });
+                (c, s)
+            })
+            .clone()
     }
 
     /// Lets `poll_transmit` return up to `n` equal-sized datagrams at once (GSO-style batches).
@@ -101,9 +133,21 @@ impl QuicEndpoint {
         now: Instant,
         remote: SocketAddr,
     ) -> anyhow::Result<ConnectionHandle> {
-        let (handle, conn) =
-            self.endpoint
-                .connect(now, self.client.clone(), remote, config::SERVER_NAME)?;
+        self.connect_within(now, remote, None)
+    }
+
+    /// [`Self::connect`] for a connection whose UDP payloads must stay within `max_payload`
+    /// bytes (a path MTU less the headers below QUIC).
+    pub fn connect_within(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        max_payload: Option<u16>,
+    ) -> anyhow::Result<ConnectionHandle> {
+        let (client, _) = self.configs_within(max_payload);
+        let (handle, conn) = self
+            .endpoint
+            .connect(now, client, remote, config::SERVER_NAME)?;
         self.insert(handle, conn);
         Ok(handle)
     }
@@ -127,6 +171,18 @@ impl QuicEndpoint {
 
     /// Feeds one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, data: BytesMut) {
+        self.handle_datagram_within(now, remote, data, None)
+    }
+
+    /// [`Self::handle_datagram`]; a connection it opens keeps its UDP payloads within
+    /// `max_payload` bytes.
+    pub fn handle_datagram_within(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        data: BytesMut,
+        max_payload: Option<u16>,
+    ) {
         let mut buf = Vec::new();
         match self
             .endpoint
@@ -138,7 +194,7 @@ impl QuicEndpoint {
                 }
             }
             Some(DatagramEvent::NewConnection(incoming)) => {
-                let Some(server) = self.server.clone() else {
+                let Some(server) = self.configs_within(max_payload).1 else {
                     self.endpoint.ignore(incoming);
                     return;
                 };

@@ -101,7 +101,7 @@ pub struct AsInfo {
 pub struct DaemonClient {
     addr: String,
     client: pb::DaemonServiceClient<SharedHttp2Connection>,
-    local_ia: std::sync::Arc<OnceCell<Ia>>,
+    local_as: std::sync::Arc<OnceCell<AsInfo>>,
 }
 
 impl std::fmt::Debug for DaemonClient {
@@ -161,7 +161,7 @@ impl DaemonClient {
         Ok(Self {
             addr: addr.to_string(),
             client: pb::DaemonServiceClient::new(conn.shared(64), config),
-            local_ia: Default::default(),
+            local_as: Default::default(),
         })
     }
 
@@ -222,8 +222,19 @@ impl DaemonClient {
 
     /// The local AS (asked once, then remembered).
     pub async fn local_ia(&self) -> Result<Ia, DaemonError> {
-        self.local_ia
-            .get_or_try_init(|| async { Ok(self.as_info(None).await?.ia) })
+        Ok(self.local_as().await?.ia)
+    }
+
+    /// The local AS's MTU (asked once with the AS, then remembered); `None` if the daemon
+    /// does not answer or names none. Paths from the daemon carry their own MTU; this one
+    /// bounds packets on paths that do not (the local AS, and paths remotes dialled us on).
+    pub async fn local_mtu(&self) -> Option<u16> {
+        self.local_as().await.ok().map(|a| a.mtu).filter(|&m| m > 0)
+    }
+
+    async fn local_as(&self) -> Result<AsInfo, DaemonError> {
+        self.local_as
+            .get_or_try_init(|| self.as_info(None))
             .await
             .copied()
     }
