@@ -16,6 +16,9 @@ const FAILED_PATH_QUARANTINE: Duration = Duration::from_secs(15);
 const REDIAL_BACKOFF: Duration = Duration::from_millis(500);
 /// How often a dialer waiting for paths looks again.
 const PATHS_POLL: Duration = Duration::from_millis(50);
+/// How often open lanes are matched against the daemon's latest paths (see
+/// [`PeerDialer::latest_paths`]).
+const LATEST_PATHS_EVERY: Duration = Duration::from_secs(5);
 
 /// Paths to one destination AS, refreshed in the background by the daemon task.
 pub type SharedPaths = Rc<RefCell<Option<Result<Vec<ScionPath>, String>>>>;
@@ -28,6 +31,7 @@ pub struct PeerDialer {
     open: HashMap<ConnectionHandle, PathFingerprint>,
     failed: HashMap<PathFingerprint, Instant>,
     next_dial: Instant,
+    next_latest: Instant,
     /// Connections that never reached the handshake, for the "unreachable" verdict.
     pub attempts: u32,
     pub ever_connected: bool,
@@ -44,6 +48,7 @@ impl PeerDialer {
             open: HashMap::new(),
             failed: HashMap::new(),
             next_dial: now,
+            next_latest: now + LATEST_PATHS_EVERY,
             attempts: 0,
             ever_connected: false,
             only_disjoint: false,
@@ -114,8 +119,70 @@ impl PeerDialer {
         (self.open.len() < cap).then(|| self.next_dial.max(now + PATHS_POLL))
     }
 
+    /// Every few seconds: each open lane with the daemon's latest path of its route (same
+    /// interfaces, the hop fields of the last refresh), for
+    /// [`crate::net::ScionNet::refresh_path`] to move the lane onto before its own expire.
+    pub fn latest_paths(&mut self, now: Instant) -> Vec<(ConnectionHandle, ScionPath)> {
+        if now < self.next_latest || self.open.is_empty() {
+            return Vec::new();
+        }
+        self.next_latest = now + LATEST_PATHS_EVERY;
+        let paths = self.paths.borrow();
+        let Some(Ok(paths)) = &*paths else {
+            return Vec::new();
+        };
+        self.open
+            .iter()
+            .filter_map(|(&h, &fp)| {
+                let p = paths.iter().find(|p| p.fingerprint() == fp)?;
+                Some((h, p.clone()))
+            })
+            .collect()
+    }
+
     pub fn dialled(&mut self, h: ConnectionHandle, path: &ScionPath) {
         self.attempts += 1;
         self.open.insert(h, path.fingerprint());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scion::packet::tests::two_segment_path;
+    use crate::scion::parse_ia;
+
+    fn path(timestamp: u32) -> ScionPath {
+        let mut raw = two_segment_path();
+        raw[8..12].copy_from_slice(&timestamp.to_be_bytes());
+        raw[16..20].copy_from_slice(&timestamp.to_be_bytes());
+        let (src, dst) = (
+            parse_ia("1-ff00:0:111").unwrap(),
+            parse_ia("1-ff00:0:112").unwrap(),
+        );
+        ScionPath::from_raw(
+            src,
+            dst,
+            raw.into(),
+            Some("127.0.0.1:30001".parse().unwrap()),
+        )
+    }
+
+    /// Every few seconds each open lane is paired with the daemon's latest hop fields of its
+    /// route, which the path service replaced meanwhile.
+    #[test]
+    fn open_lanes_are_paired_with_the_latest_hop_fields_of_their_route() {
+        let now = Instant::now();
+        let paths: SharedPaths = Rc::new(RefCell::new(Some(Ok(vec![path(1_900_000_000)]))));
+        let remote = "1-ff00:0:112,[127.0.0.1]:31000".parse().unwrap();
+        let mut d = PeerDialer::new(remote, 3, paths.clone(), now);
+        let first = d.due(now);
+        assert_eq!(first.len(), 1);
+        d.dialled(ConnectionHandle(7), &first[0]);
+        *paths.borrow_mut() = Some(Ok(vec![path(1_900_000_600)]));
+        assert!(d.latest_paths(now).is_empty(), "not before a few seconds");
+        let latest = d.latest_paths(now + LATEST_PATHS_EVERY);
+        assert_eq!(latest, vec![(ConnectionHandle(7), path(1_900_000_600))]);
+        assert!(d.latest_paths(now + LATEST_PATHS_EVERY).is_empty());
     }
 }

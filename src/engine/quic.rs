@@ -228,6 +228,11 @@ impl<S: LaneProtocol> QuicBtApp<S> {
 
     fn dial(&mut self, net: &mut ScionNet, now: Instant) {
         for d in self.dialers.iter_mut() {
+            for (h, path) in d.latest_paths(now) {
+                if net.refresh_path(h, &path) {
+                    tracing::debug!(peer = %d.remote, %path, "lane moved onto fresher hop fields");
+                }
+            }
             for path in d.due(now) {
                 match net.connect(now, d.remote, &path) {
                     Ok(h) => {

@@ -157,6 +157,10 @@ pub struct ScionNet {
     as_mtu: Option<u16>,
 }
 
+/// How long before its hop fields expire a connection moves onto fresher ones of its route
+/// (see [`ScionNet::refresh_path`]).
+pub const REFRESH_BEFORE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// How often remotes whose connections are gone (or never came up) are dropped.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -243,6 +247,38 @@ impl ScionNet {
             );
         }
         Some(max)
+    }
+
+    /// Moves connection `handle` onto `path` if it is the same route (the same interfaces)
+    /// with hop fields that expire later, once its own expire within [`REFRESH_BEFORE_EXPIRY`]:
+    /// hop fields expire (scionproto's ~6 h after their beacon), the route does not, and a
+    /// lane should not die with them. The remote answers on the fresher path as soon as it
+    /// sees it (see [`Self::key_for_incoming`]). Returns whether it moved.
+    pub fn refresh_path(&mut self, handle: ConnectionHandle, path: &ScionPath) -> bool {
+        let Some(key) = self.quic.connection(handle).map(|c| c.remote_address()) else {
+            return false;
+        };
+        let Ok(ids) = interface_ids(&path.raw) else {
+            return false;
+        };
+        let local = self.local;
+        let Some(r) = self.remotes.get_mut(&key) else {
+            return false;
+        };
+        let soon = std::time::SystemTime::now() + REFRESH_BEFORE_EXPIRY;
+        let expires_soon = r.route.path.expiry.is_some_and(|e| e < soon);
+        if r.path_key != ids || !expires_soon || !fresher(path, &r.route.path) {
+            return false;
+        }
+        let Ok(encoder) = UdpEncoder::new(&local, &r.addr, &path.raw) else {
+            return false;
+        };
+        if let Some(hop) = path.first_hop {
+            r.route.next_hop = hop;
+        }
+        r.route.path = path.clone();
+        r.route.encoder = encoder;
+        true
     }
 
     /// The route a connection is pinned to.
@@ -382,7 +418,10 @@ impl ScionNet {
         let ids: PathKey = interface_ids(path).ok()?;
         let received = packet::path_interfaces(path).ok()?;
         let key = match self.remotes.lookup(&src, &ids) {
-            Some(k) => k,
+            Some(k) => {
+                self.follow_fresher_path(k, src, path, from);
+                k
+            }
             None => {
                 // A remote that dialled us: answer on the reversed path via the router that
                 // delivered the packet (or straight to the host in the local AS).
@@ -406,6 +445,37 @@ impl ScionNet {
         self.rx_keys.insert(cache_key.clone(), key);
         self.last_rx = Some((cache_key, key));
         Some(key)
+    }
+
+    /// A known remote sent on new hop fields of a route we have: when they expire later than
+    /// the ones we answer on (it refreshed its path), answer on them, reversed, via the router
+    /// that delivered them. Hop fields that expire earlier (a late packet) change nothing.
+    fn follow_fresher_path(
+        &mut self,
+        key: SocketAddr,
+        src: ScionAddr,
+        path: &[u8],
+        from: SocketAddr,
+    ) {
+        let Ok(reversed) = packet::reverse_path(path) else {
+            return;
+        };
+        let local = self.local;
+        let Some(r) = self.remotes.get_mut(&key).map(|r| &mut r.route) else {
+            return;
+        };
+        let p = ScionPath::from_raw(local.ia, src.ia, reversed, Some(from));
+        if p.is_local() || !fresher(&p, &r.path) {
+            return;
+        }
+        let Ok(encoder) = UdpEncoder::new(&local, &src, &p.raw) else {
+            return;
+        };
+        // Keep what the daemon told us about the route (interfaces, MTU, metadata).
+        r.path.raw = p.raw;
+        r.path.expiry = p.expiry;
+        r.next_hop = from;
+        r.encoder = encoder;
     }
 
     /// Runs QUIC timers and collects events; call after feeding datagrams or writing streams.
@@ -484,6 +554,17 @@ impl ScionNet {
     pub fn next_timeout(&mut self) -> Option<Instant> {
         self.quic.next_timeout()
     }
+}
+
+/// Whether `new` has other hop fields than `current` that expire later, and not implausibly
+/// far ahead (hop fields live at most 24 h after their beacon): such a path replaces the
+/// current one of the same route.
+fn fresher(new: &ScionPath, current: &ScionPath) -> bool {
+    let (Some(new_expiry), Some(current_expiry)) = (new.expiry, current.expiry) else {
+        return false;
+    };
+    let horizon = std::time::SystemTime::now() + std::time::Duration::from_secs(25 * 3600);
+    new.raw != current.raw && new_expiry > current_expiry && new_expiry < horizon
 }
 
 fn interface_ids(raw: &[u8]) -> anyhow::Result<PathKey> {

@@ -470,3 +470,115 @@ fn packets_never_exceed_the_path_or_as_mtu() {
         );
     }
 }
+
+/// Up-segment + down-segment from 1-ff00:0:111 to 1-ff00:0:112 whose hop fields were issued
+/// `age` ago (they expire 6 h after that, as scionproto's do).
+fn path_issued(age: Duration, router: std::net::SocketAddr) -> ScionPath {
+    let mut raw = crate::scion::packet::tests::two_segment_path();
+    let issued = std::time::SystemTime::now() - age;
+    let ts = issued
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    // Info fields follow the 4-byte meta header, 8 bytes each, timestamp in their last 4.
+    raw[8..12].copy_from_slice(&ts.to_be_bytes());
+    raw[16..20].copy_from_slice(&ts.to_be_bytes());
+    ScionPath::from_raw(
+        parse_ia("1-ff00:0:111").unwrap(),
+        parse_ia("1-ff00:0:112").unwrap(),
+        Bytes::from(raw),
+        Some(router),
+    )
+}
+
+/// Moves what `from` sends (to its router) into `to` (from its router); returns the raw SCION
+/// path of every UDP packet moved.
+fn via_routers(
+    from: &mut ScionNet,
+    to: &mut ScionNet,
+    to_router: std::net::SocketAddr,
+    now: Instant,
+) -> Vec<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut paths = Vec::new();
+    from.drive(now);
+    while let Some(out) = from.poll_datagram(now, &mut buf) {
+        for pkt in buf.chunks(out.segment_size.unwrap_or(buf.len())) {
+            if let Ok(crate::scion::packet::Decoded::Udp { path, .. }) =
+                crate::scion::packet::decode(pkt)
+            {
+                paths.push(path.to_vec());
+            }
+            to.on_datagram(now, to_router, pkt);
+        }
+    }
+    paths
+}
+
+/// Hop fields expire (scionproto: 6 h after their beacon), the route does not: a lane whose
+/// hop fields expire within half an hour moves onto the same route's fresher ones when the
+/// daemon has them (dialling side), and the answering side follows the fresher path its
+/// remote switched to. Older or equal hop fields never replace newer ones.
+#[test]
+fn a_lane_moves_onto_fresher_hop_fields_of_its_route_on_both_sides() {
+    let tuning = QuicTuning::default();
+    let (router_a, router_b) = (
+        "127.0.0.1:30001".parse().unwrap(),
+        "127.0.0.1:30002".parse().unwrap(),
+    );
+    let b_addr = ScionAddr::new(
+        parse_ia("1-ff00:0:112").unwrap(),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        1002,
+    );
+    let mut a = ScionNet::new(addr(1001), &tuning, false).unwrap();
+    let mut b = ScionNet::new(b_addr, &tuning, true).unwrap();
+    let early = path_issued(Duration::from_secs(5 * 3600), router_a);
+    let old = path_issued(Duration::from_secs(5 * 3600 + 45 * 60), router_a);
+    let fresh = path_issued(Duration::from_secs(60), router_a);
+    let mut now = Instant::now();
+    // An hour left on its hop fields: a lane stays on them.
+    let mut c = ScionNet::new(addr(1003), &tuning, false).unwrap();
+    let hc = c.connect(now, b_addr, &early).unwrap();
+    assert!(!c.refresh_path(hc, &fresh));
+
+    let h = a.connect(now, b_addr, &old).unwrap();
+    let mut connected = false;
+    for _ in 0..200 {
+        via_routers(&mut a, &mut b, router_b, now);
+        via_routers(&mut b, &mut a, router_a, now);
+        while let Some(ev) = a.poll_event() {
+            connected |= matches!(ev, NetEvent::Quic(QuicEvent::Connected(_)));
+        }
+        while b.poll_event().is_some() {}
+        if connected {
+            break;
+        }
+        now += Duration::from_millis(5);
+    }
+    assert!(connected, "the lane came up on hop fields with 15 min left");
+
+    // 15 min left: older or equal hop fields change nothing ...
+    assert!(!a.refresh_path(h, &old));
+    assert!(!a.refresh_path(
+        h,
+        &path_issued(Duration::from_secs(5 * 3600 + 50 * 60), router_a)
+    ));
+    // ... fresher ones carry the lane from now on ...
+    assert!(a.refresh_path(h, &fresh));
+    assert_eq!(a.route(h).unwrap().path.raw, fresh.raw);
+    a.quic.connection(h).unwrap().ping();
+    let sent = via_routers(&mut a, &mut b, router_b, now);
+    assert!(!sent.is_empty() && sent.iter().all(|p| p[..] == fresh.raw[..]));
+    // ... and the answering side answers on them reversed.
+    let conn_b = *b.quic.connections().next().unwrap().0;
+    b.quic.connection(conn_b).unwrap().ping();
+    let answered = via_routers(&mut b, &mut a, router_a, now);
+    let reversed = crate::scion::packet::reverse_path(&fresh.raw).unwrap();
+    assert!(
+        !answered.is_empty() && answered.iter().all(|p| p[..] == reversed[..]),
+        "the answering side still uses the old hop fields"
+    );
+    // The old hop fields again (a daemon's stale answer) do not move it back.
+    assert!(!a.refresh_path(h, &old));
+}
