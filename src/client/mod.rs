@@ -120,6 +120,7 @@ pub async fn bind_local(
             )));
         }
         if l.port != 0 {
+            warn_outside_dispatched_range(daemon, l.port).await;
             let s = uring::bind(l.socket_addr())
                 .map_err(|e| ClientError::Bind(format!("{}: {e}", l.socket_addr())))?;
             return Ok((s, l));
@@ -137,6 +138,23 @@ pub async fn bind_local(
         }
     }
     Err(ClientError::Other(format!("no free UDP port: {last:?}")))
+}
+
+/// A port the user chose outside the AS's dispatched range gets a warning: routers of
+/// current scionproto (SCIONLab's included) deliver to such a port only through a SCION
+/// dispatcher on the host (port 30041), which passes packets on to it; without one nothing
+/// arrives. (scionproto v0.14.0's router delivers to any port, by a bug.) Bound anyway: the
+/// host may run a dispatcher.
+pub async fn warn_outside_dispatched_range(daemon: &DaemonClient, port: u16) {
+    if let Ok((lo, hi)) = daemon.port_range().await {
+        if lo > 0 && hi >= lo && !(lo..=hi).contains(&port) {
+            tracing::warn!(
+                "port {port} is outside the dispatched port range {lo}-{hi} of the AS: its \
+                 routers deliver to it only through a SCION dispatcher on this host (port \
+                 30041); give no port (or 0) to get one inside the range"
+            );
+        }
+    }
 }
 
 /// Ports to try for a SCION/UDP socket: up to 200 of the AS's dispatched range from a random

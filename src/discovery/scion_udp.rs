@@ -40,7 +40,10 @@ pub async fn bind_in_as(
     let host = host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let ports = match port {
         0 => crate::client::port_candidates(&daemon).await,
-        p => vec![p],
+        p => {
+            crate::client::warn_outside_dispatched_range(&daemon, p).await;
+            vec![p]
+        }
     };
     let mut last = io::Error::other("no port to try");
     for port in ports {
