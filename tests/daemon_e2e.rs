@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::daemons::{state, Daemon};
-use common::{daemon, make_torrent, same_tree, testnet, write_random, LEAF_A, LEAF_B};
+use common::{
+    daemon, make_torrent, same_tree, testnet, testnet_on, write_random, Backend, LEAF_A, LEAF_B,
+};
 use data_encoding::BASE64;
 use serde_json::{json, Value};
 
@@ -28,10 +30,10 @@ fn seed_root(work: &Path) -> PathBuf {
     work.join("seed-root")
 }
 
-/// A seeder daemon in LEAF_A seeding `torrents` (prepared by [`make_data`] under `work`'s seed
-/// root) over SCION and TCP, and an empty leecher daemon in LEAF_B.
-fn swarm(work: &Path, torrents: &[&str]) -> Swarm {
-    let tn = testnet("three-paths");
+/// On `tn` (three-paths), a seeder daemon in LEAF_A seeding `torrents` (prepared by
+/// [`make_data`] under `work`'s seed root) over SCION and TCP, and an empty leecher daemon in
+/// LEAF_B.
+fn swarm(tn: common::Testnet, work: &Path, torrents: &[&str]) -> Swarm {
     let seeder = Daemon::start(
         &work.join("seeder"),
         &[
@@ -139,6 +141,20 @@ fn cli_ok(d: &Daemon, args: &[&str]) -> String {
 
 #[test]
 fn a_daemon_downloads_three_torrents_from_another_driven_by_api_and_cli() {
+    three_torrents_driven_by_api_and_cli(testnet("three-paths"));
+}
+
+/// The same on scionproto's routers, control services and daemons.
+#[test]
+fn scionproto_a_daemon_downloads_three_torrents_from_another_driven_by_api_and_cli() {
+    three_torrents_driven_by_api_and_cli(testnet_on("three-paths", Backend::Scionproto));
+}
+
+/// Three torrents (a big single file, a multi-file tree, a small file) from a seeding daemon to
+/// a downloading one, over SCION and TCP at once, driven through the API and the CLI client:
+/// pause and resume, a peer added while running (charlie's only one, over SCION), removal
+/// mid-download and re-adding (then over SCION only); all byte-identical.
+fn three_torrents_driven_by_api_and_cli(tn: common::Testnet) {
     let work = tempfile::tempdir().unwrap();
     // Data first (the seeder adds it at start): a big single file, a multi-file tree, a small
     // single file.
@@ -159,7 +175,7 @@ fn a_daemon_downloads_three_torrents_from_another_driven_by_api_and_cli() {
         &[("charlie.bin", 5 * MIB + 7)],
         64 * 1024,
     );
-    let s = swarm(work.path(), &["alpha", "bravo", "charlie"]);
+    let s = swarm(tn, work.path(), &["alpha", "bravo", "charlie"]);
     let (seeder, leecher) = (&s.seeder, &s.leecher);
     let root = seed_root(work.path());
 
@@ -303,7 +319,7 @@ fn kill_dash_nine_at_twenty_random_moments_loses_no_verified_piece() {
         mut leecher,
         scion,
         ..
-    } = swarm(work.path(), &["delta"]);
+    } = swarm(testnet("three-paths"), work.path(), &["delta"]);
     // Slow enough that most kills land mid-download.
     let ih = add_api(
         &leecher,
@@ -382,7 +398,7 @@ fn a_magnet_link_survives_restarts_and_downloads_over_scion() {
         mut leecher,
         scion,
         ..
-    } = swarm(work.path(), &["echo"]);
+    } = swarm(testnet("three-paths"), work.path(), &["echo"]);
     let link = format!("magnet:?xt=urn:btih:{ih}&dn=echo%20(magnet)");
     let out = cli_ok(&leecher, &["add", &link]);
     assert!(out.contains(&ih), "{out}");

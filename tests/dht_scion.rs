@@ -16,12 +16,25 @@ use btscion::scion::ScionAddr;
 use common::clients::Client;
 use common::daemons::{peers_all_from, scion_bytes_down, state, Daemon};
 use common::{
-    daemon, info_hash_of, make_torrent, same_tree, testnet, write_random, LEAF_A, LEAF_B,
+    daemon, info_hash_of, make_torrent, same_tree, testnet, testnet_on, write_random, Backend,
+    Testnet, LEAF_A, LEAF_B,
 };
 
 #[test]
 fn thirty_dht_nodes_over_scion_lead_a_bare_magnet_link_to_its_seeder() {
-    let tn = testnet("three-paths");
+    dht_leads_a_bare_magnet_link_to_its_seeder(&testnet("three-paths"));
+}
+
+/// The same on scionproto's routers, control services and daemons.
+#[test]
+fn scionproto_thirty_dht_nodes_over_scion_lead_a_bare_magnet_link_to_its_seeder() {
+    dht_leads_a_bare_magnet_link_to_its_seeder(&testnet_on("three-paths", Backend::Scionproto));
+}
+
+/// 28 DHT nodes over SCION in the five ASes; a seeding and a downloading daemon that know only
+/// the bootstrap node, and a single-shot download with -enableDht in a third AS: the leechers
+/// find the seeder only through the DHT and get byte-identical data over SCION lanes.
+fn dht_leads_a_bare_magnet_link_to_its_seeder(tn: &Testnet) {
     let ases: Vec<String> = tn.state().ases.keys().cloned().collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -30,19 +43,13 @@ fn thirty_dht_nodes_over_scion_lead_a_bare_magnet_link_to_its_seeder() {
         .unwrap();
     // The bootstrap node is a `dht-node` process; the others join through it.
     let mut cmd = std::process::Command::new(common::bin());
-    cmd.args([
-        "dht-node",
-        "--port",
-        "0",
-        "--sciond",
-        &daemon(&tn, &ases[0]),
-    ]);
+    cmd.args(["dht-node", "--port", "0", "--sciond", &daemon(tn, &ases[0])]);
     let work = tempfile::tempdir().unwrap();
     let mut boot_node = Client::spawn(cmd, work.path().join("dht-node.log"));
     let line = boot_node.wait_for("dht node on", Duration::from_secs(30));
     let boot: ScionAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
     let bind = |ia: &str| {
-        rt.block_on(ScionUdp::bind(&daemon(&tn, ia), None, 0))
+        rt.block_on(ScionUdp::bind(&daemon(tn, ia), None, 0))
             .expect("a DHT socket")
     };
     for i in 1..28 {
@@ -60,7 +67,7 @@ fn thirty_dht_nodes_over_scion_lead_a_bare_magnet_link_to_its_seeder() {
     let node_args = |ia: &str| {
         vec![
             format!("--local={ia},[127.0.0.1]:0"),
-            format!("--sciond={}", daemon(&tn, ia)),
+            format!("--sciond={}", daemon(tn, ia)),
             "--dht-scion=0".to_string(),
             format!("--dht-scion-bootstrap={boot}"),
         ]
@@ -93,7 +100,7 @@ fn thirty_dht_nodes_over_scion_lead_a_bare_magnet_link_to_its_seeder() {
             "-enableDht".into(),
             format!("-dhtBootstrapAddr={boot}"),
         ],
-        &[("SCION_DAEMON_ADDRESS", daemon(&tn, third))],
+        &[("SCION_DAEMON_ADDRESS", daemon(tn, third))],
         Duration::from_secs(240),
     );
     assert!(

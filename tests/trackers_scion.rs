@@ -13,7 +13,10 @@ use std::time::Duration;
 use btscion::discovery::scion_http::ScionQuicEndpoint;
 use common::clients::Client;
 use common::daemons::{peers_all_from, scion_bytes_down, state, Daemon};
-use common::{daemon, info_hash_of, same_tree, seeder, testnet, write_random, LEAF_A, LEAF_B};
+use common::{
+    daemon, info_hash_of, same_tree, seeder, testnet, testnet_on, write_random, Backend, LEAF_A,
+    LEAF_B,
+};
 use serde_json::json;
 
 const SIZE: u64 = 12 * 1024 * 1024;
@@ -61,11 +64,23 @@ fn scion_tracker(
 
 #[test]
 fn four_leechers_find_each_other_through_a_tracker_over_scion() {
-    let tn = testnet("three-paths");
+    four_leechers_through_a_scion_tracker(&testnet("three-paths"));
+}
+
+/// The same on scionproto's routers, control services and daemons.
+#[test]
+fn scionproto_four_leechers_find_each_other_through_a_tracker_over_scion() {
+    four_leechers_through_a_scion_tracker(&testnet_on("three-paths", Backend::Scionproto));
+}
+
+/// A capped seeder in LEAF_A and four leechers in the four other ASes, all daemons, know only
+/// the tracker's SCION URL: every leecher finishes byte-identical with peers only from the
+/// tracker, bytes over SCION lanes, and most of the data from each other.
+fn four_leechers_through_a_scion_tracker(tn: &scion_testnet::Testnet) {
     let ases: Vec<String> = tn.state().ases.keys().cloned().collect();
     assert!(ases.len() >= 5, "{ases:?}");
     let work = tempfile::tempdir().unwrap();
-    let (_tracker, url) = scion_tracker(&tn, LEAF_A, work.path());
+    let (_tracker, url) = scion_tracker(tn, LEAF_A, work.path());
 
     let root = work.path().join("seed-root");
     let src = root.join("big.bin");
@@ -76,7 +91,7 @@ fn four_leechers_find_each_other_through_a_tracker_over_scion() {
     let node_args = |ia: &str| {
         vec![
             format!("--local={ia},[127.0.0.1]:0"),
-            format!("--sciond={}", daemon(&tn, ia)),
+            format!("--sciond={}", daemon(tn, ia)),
         ]
     };
 
