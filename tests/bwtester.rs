@@ -37,21 +37,10 @@ use btscion::bwtest::bwtester::{
 use btscion::bwtest::bwtester_client::{self, ClientConfig, ClientError, Retries};
 use btscion::bwtest::scion_udp::{ask_daemon, Route, Socket};
 use btscion::scion::{ScionAddr, ScionPath};
-use common::{bin, daemon, run, Proc, LEAF_A, LEAF_B};
-use scion_testnet::{Backend, StartOptions, Testnet, Topology};
+use common::{bin, daemon, run, testnet_on, Proc, LEAF_A, LEAF_B};
+use scion_testnet::{Backend, Testnet};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-/// The builtin topology `name` on `backend`.
-fn testnet_on(name: &str, backend: Backend) -> Testnet {
-    let topology = Topology::builtin(name).expect("builtin topology");
-    let options = StartOptions {
-        backend,
-        ..Default::default()
-    };
-    Testnet::start_with(&topology, options)
-        .unwrap_or_else(|e| panic!("testnet {name} on {} starts: {e:#}", backend.name()))
-}
 
 // ---------------------------------------------------------------------------------------------
 // The binaries

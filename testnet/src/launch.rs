@@ -122,21 +122,7 @@ pub(crate) async fn launch(topology: &Topology) -> anyhow::Result<Launched> {
         );
     }
 
-    let links = topology
-        .links
-        .iter()
-        .map(|l| {
-            let (a, b) = l.ends()?;
-            Ok(LinkState {
-                a: a.to_string(),
-                b: b.to_string(),
-                bandwidth_mbit: l.bandwidth_mbit,
-                delay_ms: l.delay_ms,
-                loss: l.loss,
-                up: true,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let links = LinkState::initial(topology)?;
 
     Ok(Launched {
         runtime,

@@ -51,6 +51,27 @@ pub struct LinkState {
     pub up: bool,
 }
 
+impl LinkState {
+    /// Every link of `topology` as it starts: up, with the file's shaping.
+    pub(crate) fn initial(topology: &crate::topology::Topology) -> anyhow::Result<Vec<Self>> {
+        topology
+            .links
+            .iter()
+            .map(|l| {
+                let (a, b) = l.ends()?;
+                Ok(LinkState {
+                    a: a.to_string(),
+                    b: b.to_string(),
+                    bandwidth_mbit: l.bandwidth_mbit,
+                    delay_ms: l.delay_ms,
+                    loss: l.loss,
+                    up: true,
+                })
+            })
+            .collect()
+    }
+}
+
 impl TestnetState {
     /// Reads a state file written by the binary.
     pub fn read(path: impl AsRef<Path>) -> anyhow::Result<Self> {

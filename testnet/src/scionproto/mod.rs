@@ -171,21 +171,7 @@ pub(crate) async fn launch(topology: &Topology) -> anyhow::Result<(Network, Test
 
     let ases = wait_until_ready(&mut net).await?;
     net.keep = false;
-    let links = topology
-        .links
-        .iter()
-        .map(|l| {
-            let (a, b) = l.ends()?;
-            Ok(LinkState {
-                a: a.to_string(),
-                b: b.to_string(),
-                bandwidth_mbit: l.bandwidth_mbit,
-                delay_ms: l.delay_ms,
-                loss: l.loss,
-                up: true,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let links = LinkState::initial(topology)?;
     let state = TestnetState {
         ases,
         links,
