@@ -94,17 +94,6 @@ pub struct MmapStorage {
     writable: bool,
 }
 
-/// Where each of the torrent's files lives under `out` (see the output path convention in the
-/// module docs), as paths for display. Paths are re-checked to be relative and made only of
-/// normal components, so nothing can escape `out`.
-pub fn resolve_paths(meta: &Metainfo, out: &Path) -> Result<Vec<PathBuf>, StorageError> {
-    let place = DataPlace::named(out, meta.is_multi_file())?;
-    meta.files
-        .iter()
-        .map(|f| Ok(place.display(&place.relative(meta, f)?)))
-        .collect()
-}
-
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |e| StorageError::from_io(path, 0, e)
 }
@@ -225,7 +214,7 @@ impl MmapStorage {
     /// Opens storage for seeding at a single-shot run's data path;
     /// [`MmapStorage::open_readonly_in`] does the work.
     pub fn open_readonly(meta: &Metainfo, out: &Path) -> Result<Self, StorageError> {
-        Self::open_readonly_in(meta, DataPlace::named(out, meta.is_multi_file())?)
+        Self::open_readonly_in(meta, DataPlace::named_existing(out, meta.is_multi_file())?)
     }
 
     /// Opens storage for downloading: creates missing directories and files in `place`,
@@ -788,13 +777,11 @@ mod tests {
         assert!(!dir.path().join("evil").exists());
         // Every resolved path of a parsed torrent stays under out.
         let (m, _, _) = fixture(&dir.path().join("again"));
-        for p in resolve_paths(&m, &out).unwrap() {
-            assert!(p.starts_with(&out));
-            assert!(p
-                .strip_prefix(&out)
-                .unwrap()
-                .components()
-                .all(|c| matches!(c, Component::Normal(_))));
+        let place = DataPlace::named(&out, true).unwrap();
+        for f in &m.files {
+            let rel = place.relative(&m, f).unwrap();
+            assert!(place.display(&rel).starts_with(&out));
+            assert!(rel.components().all(|c| matches!(c, Component::Normal(_))));
         }
     }
 

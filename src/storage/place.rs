@@ -38,11 +38,16 @@ impl DataPlace {
     /// `data` (one relative path of normal components, e.g. a torrent's name) below the
     /// directory `dir`, which is created if missing.
     pub fn below(dir: &Path, data: impl Into<PathBuf>) -> Result<Self, StorageError> {
-        let data = data.into();
+        Self::below_with(dir, data.into(), Create::Yes)
+    }
+
+    fn below_with(dir: &Path, data: PathBuf, create: Create) -> Result<Self, StorageError> {
         if !is_plain_relative(&data) && !data.as_os_str().is_empty() {
             return Err(StorageError::UnsafePath(data));
         }
-        std::fs::create_dir_all(dir).map_err(|e| StorageError::from_io(dir, 0, e))?;
+        if create == Create::Yes {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::from_io(dir, 0, e))?;
+        }
         let opened = Dir::open_ambient_dir(dir, cap_std::ambient_authority())
             .map_err(|e| StorageError::from_io(dir, 0, e))?;
         Ok(Self {
@@ -57,6 +62,16 @@ impl DataPlace {
     /// its files. The user named it, so links in it are followed; the torrent's own paths
     /// below it are confined.
     pub fn named(path: &Path, multi_file: bool) -> Result<Self, StorageError> {
+        Self::named_with(path, multi_file, Create::Yes)
+    }
+
+    /// [`DataPlace::named`] for data that must already be there (seeding): nothing is created,
+    /// a missing directory is an error.
+    pub fn named_existing(path: &Path, multi_file: bool) -> Result<Self, StorageError> {
+        Self::named_with(path, multi_file, Create::No)
+    }
+
+    fn named_with(path: &Path, multi_file: bool, create: Create) -> Result<Self, StorageError> {
         // A link the user named (a seed file kept elsewhere) is theirs to follow.
         let is_link = path
             .symlink_metadata()
@@ -68,7 +83,7 @@ impl DataPlace {
             false => path.to_path_buf(),
         };
         if multi_file {
-            return Self::below(&path, PathBuf::new());
+            return Self::below_with(&path, PathBuf::new(), create);
         }
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(StorageError::UnsafePath(path));
@@ -78,7 +93,7 @@ impl DataPlace {
         } else {
             parent
         };
-        Self::below(parent, name)
+        Self::below_with(parent, name.into(), create)
     }
 
     /// The path of a torrent file relative to the directory.
@@ -214,6 +229,13 @@ impl DataPlace {
     }
 }
 
+/// Whether opening a place may create its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Create {
+    Yes,
+    No,
+}
+
 /// The directory a relative link target at `link` points into.
 fn resolve_parent(link: &Path, target: &Path) -> PathBuf {
     let base = link.parent().unwrap_or(Path::new(""));
@@ -293,6 +315,15 @@ mod tests {
         place.delete(&rels);
         assert!(!root.join("t").exists());
         assert!(root.join("keep").exists() && root.exists());
+    }
+
+    #[test]
+    fn seeding_data_that_is_not_there_creates_nothing() {
+        let (t, _root, _outside) = setup();
+        let missing = t.path().join("no/such/dir/file.bin");
+        assert!(DataPlace::named_existing(&missing, false).is_err());
+        assert!(DataPlace::named_existing(&t.path().join("no/dir"), true).is_err());
+        assert!(!t.path().join("no").exists());
     }
 
     #[test]
