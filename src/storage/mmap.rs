@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -38,6 +39,17 @@ struct FileMap {
     /// Bytes that were on disk before we opened it (all of it when seeding): data beyond
     /// this was never written, so a resume check need not hash it.
     existing: u64,
+    /// The file's size on disk as last looked at after a SIGBUS (see `sigbus`).
+    on_disk: OnDisk,
+}
+
+/// A file's size on disk, re-read once per new SIGBUS fault in the process rather than on
+/// every read: a fault is how a shrunk file shows itself.
+#[derive(Debug, Default)]
+struct OnDisk {
+    /// `sigbus::faults()` when `len` was read (0: never).
+    checked_at: AtomicU64,
+    len: AtomicU64,
 }
 
 impl FileMap {
@@ -49,6 +61,7 @@ impl FileMap {
             file: None,
             pad: true,
             existing: 0,
+            on_disk: OnDisk::default(),
         }
     }
 }
@@ -289,6 +302,7 @@ impl MmapStorage {
                 file: Some(file),
                 pad: false,
                 existing,
+                on_disk: OnDisk::default(),
             }));
         }
         Ok(MmapStorage {
@@ -323,6 +337,7 @@ impl MmapStorage {
                         file: None,
                         pad: false,
                         existing: 0,
+                        on_disk: OnDisk::default(),
                     }));
                     continue;
                 }
@@ -348,6 +363,7 @@ impl MmapStorage {
                 file: None,
                 pad: false,
                 existing: actual,
+                on_disk: OnDisk::default(),
             }));
         }
         Ok(MmapStorage {
@@ -451,10 +467,17 @@ impl MmapStorage {
         if file.pad {
             return Ok(Bytes::from(vec![0u8; s.len as usize]));
         }
-        if sigbus::faults() > 0 {
-            // Some map read past its file's end (see `sigbus`): from now on each read checks
-            // that its file still holds the span, so a shrunk file is an error, not zeros.
-            let now = self.place.len(&file.rel)?.unwrap_or(0);
+        let faults = sigbus::faults();
+        if faults > 0 {
+            // Some map read past its file's end (see `sigbus`): a read checks that its file
+            // still holds the span, so a shrunk file is an error, not zeros. The size is read
+            // again only after a new fault.
+            if file.on_disk.checked_at.load(Ordering::Acquire) != faults {
+                let len = self.place.len(&file.rel)?.unwrap_or(0);
+                file.on_disk.len.store(len, Ordering::Release);
+                file.on_disk.checked_at.store(faults, Ordering::Release);
+            }
+            let now = file.on_disk.len.load(Ordering::Acquire);
             if s.file_offset + s.len > now {
                 return Err(StorageError::Io {
                     path: file.path.clone(),
