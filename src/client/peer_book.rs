@@ -316,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn user_given_addresses_are_kept_up_to_a_bound_and_a_flood_stays_cheap() {
+    fn user_given_addresses_are_kept_up_to_a_bound_and_a_flood_stays_bounded() {
         let mut b = PeerBook::new(DEFAULT_CAPACITY);
         for port in 0..100_000u32 {
             let a = PeerAddr::Ip(std::net::SocketAddr::from((
