@@ -485,6 +485,9 @@ fn library_client(
         client_to_server: c,
         server_to_client: s,
         retries,
+        policy: Default::default(),
+        preference: Default::default(),
+        choose: None,
     };
     let mut notices = Vec::new();
     let start = Instant::now();

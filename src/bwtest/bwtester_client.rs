@@ -20,6 +20,8 @@ use super::bwtester::{
 };
 use super::bwtester_dc::{self, ReceiveUntil, Received, SendStats};
 use super::scion_udp::{ask_daemon, Route, Socket};
+use crate::lanes::interactive::ChoiceError;
+use crate::lanes::{PathPolicy, Preference};
 use crate::scion::{Ia, ScionAddr, ScionPath};
 
 /// How long the client keeps asking a server that says it is busy with another test: the
@@ -68,7 +70,16 @@ pub struct ClientConfig {
     pub client_to_server: ParsedParameters,
     pub server_to_client: ParsedParameters,
     pub retries: Retries,
+    /// Which paths may be used (`--path-policy`, `--sequence`, `--acl`).
+    pub policy: PathPolicy,
+    /// Which usable path is best.
+    pub preference: Preference,
+    /// Picks the path from the usable ones, best first, instead of the best (`-i`).
+    pub choose: Option<ChoosePath>,
 }
+
+/// How `-i` asks for a path: the destination and the usable paths, best first.
+pub type ChoosePath = fn(Ia, &[ScionPath]) -> Result<ScionPath, ChoiceError>;
 
 /// A finished test.
 #[derive(Debug, Clone)]
@@ -94,6 +105,15 @@ pub enum ClientError {
     Daemon(String),
     #[error("no path from {from} to {to}")]
     NoPath { from: Ia, to: Ia },
+    #[error("none of the {offered} paths to {to} satisfies the path policy {policy}")]
+    NoPathInPolicy {
+        offered: usize,
+        to: Ia,
+        policy: String,
+    },
+    /// `-i`: no path was chosen.
+    #[error(transparent)]
+    Choice(#[from] ChoiceError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -167,13 +187,26 @@ pub fn run(cfg: &ClientConfig, notice: &mut dyn FnMut(&str)) -> Result<ClientOut
     let daemon =
         ask_daemon(&cfg.daemon, Some(server.ia)).map_err(|e| ClientError::Daemon(e.to_string()))?;
     let ia = daemon.ia;
-    let path = crate::lanes::choose_paths(&daemon.paths, 1, &HashSet::new())
-        .into_iter()
-        .next()
-        .ok_or(ClientError::NoPath {
-            from: ia,
+    let offered = daemon.paths.len();
+    let mut usable = cfg.policy.filter(daemon.paths);
+    cfg.preference.sort(&mut usable);
+    if usable.is_empty() && offered > 0 {
+        return Err(ClientError::NoPathInPolicy {
+            offered,
             to: server.ia,
-        })?;
+            policy: cfg.policy.to_string(),
+        });
+    }
+    let path = match cfg.choose {
+        Some(choose) if !usable.is_empty() => choose(server.ia, &usable)?,
+        _ => crate::lanes::choose_paths(&usable, 1, &HashSet::new(), &cfg.preference)
+            .into_iter()
+            .next()
+            .ok_or(ClientError::NoPath {
+                from: ia,
+                to: server.ia,
+            })?,
+    };
 
     let mut cc = if cfg.local_port != 0 {
         Socket::bind(ia, cfg.local_host, cfg.local_port)

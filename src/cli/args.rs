@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::lanes::PathPolicy;
+use super::path_select::{PathFilterArgs, PathSelectArgs};
+use crate::lanes::{PathPolicy, Preference};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,6 +54,11 @@ pub enum Command {
         /// Ask the daemon to refresh its paths.
         #[arg(long)]
         refresh: bool,
+        /// Only the paths these rules allow (as for downloads).
+        #[arg(long, value_parser = clap::value_parser!(PathPolicy))]
+        path_policy: Option<PathPolicy>,
+        #[command(flatten)]
+        filter: PathFilterArgs,
     },
     /// Bandwidth test over SCION: ours over QUIC, or scion-apps' bwtester protocol.
     Bwtest(BwtestArgs),
@@ -111,6 +117,8 @@ pub struct TransferCli {
     /// allow=ISD|ISD-AS, max-hops=N, min-mtu=N).
     #[arg(long, value_parser = clap::value_parser!(PathPolicy))]
     pub path_policy: Option<PathPolicy>,
+    #[command(flatten)]
+    pub select: PathSelectArgs,
     /// Print the end summary.
     #[arg(long)]
     pub print_metrics: bool,
@@ -204,6 +212,11 @@ pub struct BwtestArgs {
     /// bwtester server: refuse tests asking more than this per direction, N[k|M|G|T]bps.
     #[arg(long, value_name = "BW")]
     pub max_bandwidth: Option<String>,
+    /// Which paths the client may use, as for downloads (deny=, allow=, max-hops=, min-mtu=).
+    #[arg(long, value_parser = clap::value_parser!(PathPolicy))]
+    pub path_policy: Option<PathPolicy>,
+    #[command(flatten)]
+    pub select: PathSelectArgs,
     #[command(flatten)]
     pub scion: ScionOpts,
 }
@@ -212,7 +225,7 @@ pub struct BwtestArgs {
 /// `-sc=...`, `-local`, `-listen`). In the arguments of `bwtest`, those become clap's
 /// double-dash long options; everything else is left alone.
 pub fn go_style_bwtest_flags(argv: Vec<String>) -> Vec<String> {
-    const GO_FLAGS: [&str; 4] = ["cs", "sc", "local", "listen"];
+    const GO_FLAGS: [&str; 6] = ["cs", "sc", "local", "listen", "sequence", "preference"];
     let Some(pos) = argv.iter().position(|a| a == "bwtest") else {
         return argv;
     };
@@ -281,7 +294,11 @@ pub struct TransferArgs {
     pub runtimes: Option<u8>,
     pub log_level: String,
     pub sciond: Option<String>,
+    /// `--path-policy` with `--sequence` and `--acl` added.
     pub path_policy: PathPolicy,
+    pub preference: Preference,
+    /// Choose the path to each SCION peer's AS by hand (`-i`).
+    pub interactive: bool,
     /// Where to write a magnet link's fetched metadata.
     pub save_torrent: Option<PathBuf>,
     /// The DHT over SCION's port (`-dhtPort`; 0 or none: a free port of the AS's range).
@@ -315,7 +332,9 @@ impl TransferArgs {
             runtimes: c.runtimes,
             log_level: c.log_level,
             sciond: c.scion.sciond,
-            path_policy: c.path_policy.unwrap_or_default(),
+            path_policy: c.select.filter.policy(c.path_policy.unwrap_or_default()),
+            preference: c.select.filter.preference(),
+            interactive: c.select.interactive,
             save_torrent: c.save_torrent,
             dht_port: None,
             dht_bootstrap: Vec::new(),

@@ -81,7 +81,9 @@ fn client_error(e: ClientError) -> CliError {
         ClientError::Daemon(m) => exit::daemon(m),
         ClientError::Usage(m) => exit::usage(m),
         ClientError::Setup(m) | ClientError::Io(m) => exit::other(m),
+        ClientError::Choice(e) => exit::usage(e.to_string()),
         e @ (ClientError::NoPath { .. }
+        | ClientError::NoPathInPolicy { .. }
         | ClientError::NoAnswer { .. }
         | ClientError::Waited { .. }
         | ClientError::ResultNotFound(_)
@@ -123,6 +125,15 @@ fn client(b: BwtestArgs) -> Result<(), CliError> {
         client_to_server: cs,
         server_to_client: sc,
         retries: Retries::default(),
+        policy: b
+            .select
+            .filter
+            .policy(b.path_policy.clone().unwrap_or_default()),
+        preference: b.select.filter.preference(),
+        choose: b
+            .select
+            .interactive
+            .then_some(super::path_select::choose_on_terminal),
     };
     if let Some(ia) = local_ia {
         let ours = ask_daemon(&cfg.daemon, None)

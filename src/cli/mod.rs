@@ -6,6 +6,7 @@ pub mod exit;
 pub mod export;
 pub mod legacy;
 pub mod magnet;
+pub mod path_select;
 pub mod remote;
 pub mod report;
 pub mod run;

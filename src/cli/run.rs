@@ -14,6 +14,7 @@ use crate::client::control::{self, PeerSource};
 use crate::client::{self, Client, ClientError, EngineOptions, LiveTorrent};
 use crate::engine::liveness::LivenessRules;
 use crate::engine::quic::{Failure, StopWhen};
+use crate::lanes::{PathPolicy, Preference};
 use crate::net::steering::MAX_RUNTIMES;
 use crate::net::{uring, ScionNet};
 use crate::quic::QuicTuning;
@@ -405,7 +406,14 @@ pub fn tool(cmd: Command) -> Result<(), CliError> {
             destination,
             scion,
             refresh,
-        } => tokio_uring::start(paths(destination, daemon_address(&scion.sciond), refresh)),
+            path_policy,
+            filter,
+        } => {
+            let policy = filter.policy(path_policy.unwrap_or_default());
+            let pref = filter.preference();
+            let sciond = daemon_address(&scion.sciond);
+            tokio_uring::start(paths(destination, sciond, refresh, policy, pref))
+        }
         Command::Bwtest(b) => {
             if super::bwtester::is_bwtester(&b)? {
                 super::bwtester::run(b)
@@ -497,15 +505,30 @@ fn info(path: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn paths(dest: String, daemon_addr: String, refresh: bool) -> Result<(), CliError> {
+/// `paths`: what the daemon offers, filtered by the policy and in preference order (the
+/// order lanes pick from).
+async fn paths(
+    dest: String,
+    daemon_addr: String,
+    refresh: bool,
+    policy: PathPolicy,
+    pref: Preference,
+) -> Result<(), CliError> {
     let dst = parse_ia(&dest).map_err(|e| exit::usage(format!("invalid ISD-AS {dest:?}: {e}")))?;
     let (daemon, ia) = connect_daemon(&daemon_addr).await?;
-    let paths = daemon
+    let all = daemon
         .paths(dst, refresh)
         .await
         .map_err(|e| exit::daemon(format!("path lookup failed: {e}")))?;
-    if paths.is_empty() {
+    if all.is_empty() {
         return Err(exit::unreachable(format!("no path from {ia} to {dst}")));
+    }
+    let offered = all.len();
+    let paths = super::path_select::candidates(all, &policy, &pref);
+    if paths.is_empty() {
+        return Err(exit::unreachable(format!(
+            "none of the {offered} paths from {ia} to {dst} satisfies the path policy {policy}"
+        )));
     }
     println!("{} path(s) from {ia} to {dst}:", paths.len());
     for (i, p) in paths.iter().enumerate() {
@@ -579,8 +602,27 @@ async fn bwtest(b: BwtestArgs) -> Result<(), CliError> {
             peer.ia
         )));
     }
-    let paths = b.paths.unwrap_or(1).max(1);
-    let chosen = crate::lanes::choose_paths(&all, paths, &Default::default());
+    let policy = b
+        .select
+        .filter
+        .policy(b.path_policy.clone().unwrap_or_default());
+    let pref = b.select.filter.preference();
+    let offered = all.len();
+    let all = super::path_select::candidates(all, &policy, &pref);
+    if all.is_empty() {
+        return Err(exit::unreachable(format!(
+            "none of the {offered} paths from {ia} to {} satisfies the path policy {policy}",
+            peer.ia
+        )));
+    }
+    let chosen = if b.select.interactive {
+        let p = super::path_select::choose_on_terminal(peer.ia, &all)
+            .map_err(|e| exit::usage(e.to_string()))?;
+        vec![p]
+    } else {
+        let paths = b.paths.unwrap_or(1).max(1);
+        crate::lanes::choose_paths(&all, paths, &Default::default(), &pref)
+    };
     let mut net = ScionNet::new(local, &tuning, false).map_err(|e| exit::other(e.to_string()))?;
     let now = Instant::now();
     let duration = b.duration.unwrap_or(5.0);

@@ -7,12 +7,15 @@ use std::time::Instant;
 
 use super::args::TransferArgs;
 use super::exit::{self, CliError};
+use super::path_select::{candidates, choose_on_terminal};
 use super::run::{bind_local, client_err, connect_daemon, daemon_address};
 use crate::client::paths::PathService;
 use crate::client::{self, Client, ClientError, EngineOptions};
 use crate::engine::tcp::TcpHub;
+use crate::lanes::{PathPolicy, Preference};
 use crate::net::ScionNet;
-use crate::scion::{PeerAddr, ScionAddr};
+use crate::scion::daemon::DaemonClient;
+use crate::scion::{Ia, PeerAddr, ScionAddr};
 use crate::storage::HashPool;
 
 /// The SCION address a start line shows as its last token (after " as "): the bound address,
@@ -47,8 +50,15 @@ pub async fn start_single(
     opts: EngineOptions,
 ) -> Result<Single, CliError> {
     let daemon_addr = daemon_address(&t.sciond);
+    let mut opts = opts;
+    opts.preference = t.preference.clone();
+    let mut policy = t.path_policy.clone();
     let scion = match connect_daemon(&daemon_addr).await {
         Ok((daemon, ia)) => {
+            // A magnet link's metadata fetch is followed by the download: ask once, there.
+            if t.interactive && !opts.metadata_only {
+                choose_paths_by_hand(&daemon, ia, scion_peers, &mut policy, &t.preference).await?;
+            }
             let (socket, local) = bind_local(&daemon, ia, local).await?;
             client::ScionSide {
                 socket,
@@ -68,7 +78,7 @@ pub async fn start_single(
     let pool = HashPool::new(0)
         .map(Arc::new)
         .map_err(|e| exit::other(format!("cannot start hash workers: {e}")))?;
-    let paths = PathService::new(scion.daemon.clone(), t.path_policy.clone());
+    let paths = PathService::new(scion.daemon.clone(), policy);
     let hub = TcpHub::new(Default::default());
     let mut client = Client::new(pool, paths, hub.clone(), opts, started);
     let want = tcp_listen.unwrap_or(if scion_on {
@@ -103,6 +113,38 @@ pub async fn start_single(
         tcp_addr,
         started,
     })
+}
+
+/// `-i`: for each AS of the command line's SCION peers, the usable paths are listed and the
+/// one typed on stdin is the only one lanes to that AS use.
+async fn choose_paths_by_hand(
+    daemon: &DaemonClient,
+    ia: Ia,
+    peers: &[ScionAddr],
+    policy: &mut PathPolicy,
+    pref: &Preference,
+) -> Result<(), CliError> {
+    let mut asked: Vec<Ia> = Vec::new();
+    for dst in peers.iter().map(|p| p.ia) {
+        if dst == ia || asked.contains(&dst) {
+            continue;
+        }
+        asked.push(dst);
+        let all = daemon
+            .paths(dst, false)
+            .await
+            .map_err(|e| exit::daemon(format!("path lookup for AS {dst} failed: {e}")))?;
+        let offered = all.len();
+        let usable = candidates(all, policy, pref);
+        if usable.is_empty() {
+            return Err(exit::unreachable(format!(
+                "none of the {offered} paths to AS {dst} satisfies the path policy {policy}"
+            )));
+        }
+        let chosen = choose_on_terminal(dst, &usable).map_err(|e| exit::usage(e.to_string()))?;
+        policy.pin(&chosen);
+    }
+    Ok(())
 }
 
 impl Single {

@@ -28,11 +28,12 @@ use super::peer_book::PeerState;
 use super::resume::{self, plan_check, ClientSettings, ResumeData, ResumeStore, SavedTorrent};
 use super::router::{PendingLane, Sniff};
 use super::torrent::{self, Torrent};
-use crate::engine::dialer::PeerDialer;
+use crate::engine::dialer::{LaneRules, PeerDialer};
 use crate::engine::liveness::LivenessRules;
 use crate::engine::quic::{Failure, QuicBtApp, StopWhen};
 use crate::engine::tcp::{Conn, TcpEvent, TcpHub, TcpLanes};
 use crate::engine::verify::PoolVerifier;
+use crate::lanes::{PathPolicy, Preference};
 use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
@@ -63,6 +64,8 @@ const CLOSE_UNKNOWN_TORRENT: u32 = 3;
 pub struct EngineOptions {
     /// Lanes per SCION peer; None: every link-disjoint path up to [`DEFAULT_MAX_LANES`].
     pub max_lanes: Option<usize>,
+    /// Which usable path lanes take first (`--preference`).
+    pub preference: Preference,
     pub liveness: LivenessRules,
     /// Stop the client when every torrent's app finished (single-shot download).
     pub exit_when_finished: bool,
@@ -673,7 +676,6 @@ impl Client {
     /// Starts dialling the peers the book releases (into the torrent's lanes, or into its
     /// metadata fetch's while it has no metadata).
     fn dial_from_book(&mut self, now: Instant) {
-        let max_lanes = self.opts.max_lanes;
         let scion_on = self.local_scion.is_some() && self.paths.has_daemon();
         for t in self.torrents.values_mut() {
             let due = t.dirty || t.poll_due.is_some_and(|d| d <= now);
@@ -684,17 +686,22 @@ impl Client {
             if room == 0 {
                 continue;
             }
+            let rules = LaneRules {
+                max_lanes: self.opts.max_lanes,
+                policy: PathPolicy::default(),
+                preference: self.opts.preference.clone(),
+            };
             for addr in t.book.take_dialable(now, room) {
                 let dialed = match (&mut t.app, &mut t.tcp, &mut t.fetch) {
                     (Some(app), Some(tcp), _) => {
-                        dial(app, tcp, addr, scion_on, max_lanes, &mut self.paths, now)
+                        dial(app, tcp, addr, scion_on, &rules, &mut self.paths, now)
                     }
                     (_, _, Some(f)) => dial(
                         &mut f.app,
                         &mut f.tcp,
                         addr,
                         scion_on,
-                        max_lanes,
+                        &rules,
                         &mut self.paths,
                         now,
                     ),
@@ -1278,7 +1285,7 @@ fn dial<S: LaneProtocol>(
     tcp: &mut TcpLanes,
     addr: PeerAddr,
     scion_on: bool,
-    max_lanes: Option<usize>,
+    rules: &LaneRules,
     paths: &mut PathService,
     now: Instant,
 ) -> bool {
@@ -1286,8 +1293,11 @@ fn dial<S: LaneProtocol>(
         PeerAddr::Scion(a) if scion_on => {
             if !app.dialing(&a) {
                 let shared = paths.paths_to(a.ia);
-                let mut d = PeerDialer::new(a, max_lanes.unwrap_or(DEFAULT_MAX_LANES), shared, now);
-                d.only_disjoint = max_lanes.is_none();
+                let max = rules.max_lanes.unwrap_or(DEFAULT_MAX_LANES);
+                let mut d = PeerDialer::new(a, max, shared, now);
+                d.only_disjoint = rules.max_lanes.is_none();
+                d.policy = rules.policy.clone();
+                d.preference = rules.preference.clone();
                 app.dialers.push(d);
             }
             true

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use quinn_proto::ConnectionHandle;
 
-use crate::lanes::{choose_paths, disjoint_count};
+use crate::lanes::{choose_paths, disjoint_count, PathPolicy, Preference};
 use crate::scion::{PathFingerprint, ScionAddr, ScionPath};
 
 /// How long a path that failed is avoided.
@@ -19,6 +19,16 @@ const PATHS_POLL: Duration = Duration::from_millis(50);
 /// How often open lanes are matched against the daemon's latest paths (see
 /// [`PeerDialer::latest_paths`]).
 const LATEST_PATHS_EVERY: Duration = Duration::from_secs(5);
+
+/// How a torrent's lanes to a peer pick their paths.
+#[derive(Debug, Clone, Default)]
+pub struct LaneRules {
+    /// Lanes per peer; None: every link-disjoint path up to the caller's default cap.
+    pub max_lanes: Option<usize>,
+    /// The torrent's own path rules, on top of the client-wide policy.
+    pub policy: PathPolicy,
+    pub preference: Preference,
+}
 
 /// Paths to one destination AS, refreshed in the background by the daemon task.
 pub type SharedPaths = Rc<RefCell<Option<Result<Vec<ScionPath>, String>>>>;
@@ -37,6 +47,10 @@ pub struct PeerDialer {
     pub ever_connected: bool,
     /// Cap the lanes at the number of link-disjoint paths (the default without -numPaths).
     pub only_disjoint: bool,
+    /// Which of the shared paths this peer's lanes may use (a torrent's own rules; the
+    /// client-wide policy already filtered the shared list).
+    pub policy: PathPolicy,
+    pub preference: Preference,
 }
 
 impl PeerDialer {
@@ -52,6 +66,8 @@ impl PeerDialer {
             attempts: 0,
             ever_connected: false,
             only_disjoint: false,
+            policy: PathPolicy::default(),
+            preference: Preference::default(),
         }
     }
 
@@ -77,7 +93,7 @@ impl PeerDialer {
             return Vec::new();
         }
         let paths = match &*self.paths.borrow() {
-            Some(Ok(p)) => p.clone(),
+            Some(Ok(p)) => self.policy.filter(p.clone()),
             _ => return Vec::new(),
         };
         let cap = if self.only_disjoint {
@@ -97,7 +113,7 @@ impl PeerDialer {
             .into_iter()
             .filter(|p| !in_use.contains(&p.fingerprint()))
             .collect();
-        let mut want = choose_paths(&fresh, cap - self.open.len(), &avoid);
+        let mut want = choose_paths(&fresh, cap - self.open.len(), &avoid, &self.preference);
         // Never re-dial a quarantined path while lanes are up: wait for it to recover.
         if !self.open.is_empty() {
             want.retain(|p| !self.failed.contains_key(&p.fingerprint()));
@@ -111,7 +127,12 @@ impl PeerDialer {
     /// are unknown it asks to be polled again soon.
     pub fn next_due(&self, now: Instant) -> Option<Instant> {
         let cap = match &*self.paths.borrow() {
-            Some(Ok(p)) if self.only_disjoint => disjoint_count(p).min(self.max_lanes),
+            Some(Ok(p)) if self.policy.is_empty() && self.only_disjoint => {
+                disjoint_count(p).min(self.max_lanes)
+            }
+            Some(Ok(p)) if self.only_disjoint => {
+                disjoint_count(&self.policy.filter(p.clone())).min(self.max_lanes)
+            }
             Some(Ok(_)) => self.max_lanes,
             Some(Err(_)) => return None,
             None => return Some(now + PATHS_POLL),

@@ -1,7 +1,15 @@
 //! Lanes: a peer reached over several SCION paths at once, one QUIC connection per path.
 
+pub mod acl;
+pub mod hop;
+pub mod interactive;
 pub mod policy;
+pub mod preference;
 pub mod select;
+pub mod sequence;
 
+pub use acl::{Acl, AclError};
 pub use policy::PathPolicy;
+pub use preference::{Preference, PreferenceError};
 pub use select::{choose_paths, disjoint_count};
+pub use sequence::{Sequence, SequenceError};

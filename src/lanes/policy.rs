@@ -5,11 +5,16 @@
 //! `allow=1` / `allow=1-ff00:0:111` (cross only allowed ISDs/ASes; several allow rules add up),
 //! `max-hops=N` (at most N inter-AS links), `min-mtu=N` (path MTU at least N bytes).
 //! Example: `--path-policy "deny=2; max-hops=4; min-mtu=1280"`.
+//!
+//! A scionproto sequence (`--sequence`) and ACL (`--acl`) may be added; a path must satisfy
+//! all of them.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::scion::{parse_ia, Ia, ScionPath};
+use super::acl::Acl;
+use super::sequence::Sequence;
+use crate::scion::{parse_ia, Ia, PathFingerprint, ScionPath};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Scope {
@@ -45,6 +50,10 @@ pub struct PathPolicy {
     max_hops: Option<usize>,
     min_mtu: Option<u16>,
     text: String,
+    sequence: Option<Sequence>,
+    acl: Option<Acl>,
+    /// Paths chosen by hand (`-i`): to these destinations, only that path.
+    pinned: Vec<(Ia, PathFingerprint)>,
 }
 
 impl PathPolicy {
@@ -53,6 +62,35 @@ impl PathPolicy {
             && self.deny.is_empty()
             && self.max_hops.is_none()
             && self.min_mtu.is_none()
+            && self.sequence.is_none()
+            && self.acl.is_none()
+            && self.pinned.is_empty()
+    }
+
+    /// To `p`'s destination, only `p` from now on.
+    pub fn pin(&mut self, p: &ScionPath) {
+        self.pinned.retain(|(dst, _)| *dst != p.dst_ia);
+        self.pinned.push((p.dst_ia, p.fingerprint()));
+    }
+
+    /// Also requires the path to match a scionproto sequence (an empty one matches all).
+    pub fn with_sequence(mut self, s: Option<Sequence>) -> Self {
+        self.sequence = s.filter(|s| !s.is_empty());
+        self
+    }
+
+    /// Also requires every interface of the path to pass a scionproto ACL.
+    pub fn with_acl(mut self, a: Option<Acl>) -> Self {
+        self.acl = a;
+        self
+    }
+
+    pub fn sequence(&self) -> Option<&Sequence> {
+        self.sequence.as_ref()
+    }
+
+    pub fn acl(&self) -> Option<&Acl> {
+        self.acl.as_ref()
     }
 
     /// Whether a path may be used.
@@ -83,7 +121,14 @@ impl PathPolicy {
         if self.min_mtu.is_some_and(|m| p.mtu < m) && !p.is_local() {
             return false;
         }
-        true
+        if let Some((_, fp)) = self.pinned.iter().find(|(dst, _)| *dst == p.dst_ia) {
+            if *fp != p.fingerprint() {
+                return false;
+            }
+        }
+        // As scionproto applies a policy: the ACL first, then the sequence.
+        self.acl.as_ref().is_none_or(|a| a.permits(p))
+            && self.sequence.as_ref().is_none_or(|s| s.matches(p))
     }
 
     pub fn filter(&self, paths: Vec<ScionPath>) -> Vec<ScionPath> {
@@ -133,11 +178,23 @@ impl FromStr for PathPolicy {
 
 impl fmt::Display for PathPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.text.is_empty() {
-            "(none)"
-        } else {
-            &self.text
-        })
+        let mut parts: Vec<String> = Vec::new();
+        if !self.text.is_empty() {
+            parts.push(self.text.clone());
+        }
+        if let Some(a) = &self.acl {
+            parts.push(format!("acl \"{a}\""));
+        }
+        if let Some(s) = &self.sequence {
+            parts.push(format!("sequence \"{s}\""));
+        }
+        for (dst, fp) in &self.pinned {
+            parts.push(format!("path {fp} to {dst} chosen"));
+        }
+        if parts.is_empty() {
+            return f.write_str("(none)");
+        }
+        f.write_str(&parts.join("; "))
     }
 }
 
@@ -179,6 +236,35 @@ mod tests {
         let pol: PathPolicy = "min-mtu=1500; max-hops=4".parse().unwrap();
         assert!(!pol.permits(&via_110));
         assert!(PathPolicy::default().permits(&via_110));
+    }
+
+    #[test]
+    fn sequence_and_acl_combine_with_rules() {
+        let via_110 = path(&["1-ff00:0:111", "1-ff00:0:110", "1-ff00:0:112"], 1400);
+        let via_120 = path(&["1-ff00:0:111", "1-ff00:0:120", "1-ff00:0:112"], 1400);
+        let seq = |s: &str| Some(s.parse::<Sequence>().unwrap());
+        let pol = PathPolicy::default().with_sequence(seq("0 1-ff00:0:110 0"));
+        assert!(pol.permits(&via_110) && !pol.permits(&via_120));
+        let pol: PathPolicy = "max-hops=1".parse().unwrap();
+        let pol = pol.with_sequence(seq("0*"));
+        assert!(!pol.permits(&via_110), "the rules still apply");
+        let pol = PathPolicy::default()
+            .with_acl(Some("- 1-ff00:0:120; +".parse().unwrap()))
+            .with_sequence(seq("0 0 0"));
+        assert!(pol.permits(&via_110) && !pol.permits(&via_120));
+        assert_eq!(
+            pol.to_string(),
+            "acl \"- 1-ff00:0:120; +\"; sequence \"0 0 0\""
+        );
+        assert!(PathPolicy::default().with_sequence(seq(" ")).is_empty());
+        let mut pinned = PathPolicy::default();
+        pinned.pin(&via_120);
+        assert!(pinned.permits(&via_120) && !pinned.permits(&via_110));
+        let elsewhere = path(&["1-ff00:0:111", "1-ff00:0:110", "1-ff00:0:113"], 1400);
+        assert!(
+            pinned.permits(&elsewhere),
+            "other destinations are not pinned"
+        );
     }
 
     #[test]

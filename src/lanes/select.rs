@@ -1,15 +1,14 @@
 //! Which SCION paths a peer's lanes use.
 //!
-//! Greedy disjoint selection: candidates are ordered by (known latency — an unknown one after
-//! every known —, hop count, MTU), the
-//! first is taken, then each next pick is the candidate sharing the fewest links with the
+//! Greedy disjoint selection: candidates are ordered by the [`Preference`] (by default known
+//! latency — an unknown one after every known —, hop count, MTU), the first is taken, then each next pick is the candidate sharing the fewest links with the
 //! paths already chosen (zero = link-disjoint, preferred). Links are identified by the
 //! interfaces at their ends (ISD-AS + interface id), so two paths that cross the same inter-AS
 //! link are never called disjoint. Paths that recently failed are skipped while others exist.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
+use super::preference::Preference;
 use crate::scion::{PathFingerprint, ScionPath};
 
 /// Picks up to `max` paths, preferring link-disjoint ones. `avoid` lists paths that recently
@@ -18,6 +17,7 @@ pub fn choose_paths(
     candidates: &[ScionPath],
     max: usize,
     avoid: &HashSet<PathFingerprint>,
+    pref: &Preference,
 ) -> Vec<ScionPath> {
     let mut pool: Vec<&ScionPath> = candidates
         .iter()
@@ -26,15 +26,7 @@ pub fn choose_paths(
     if pool.is_empty() {
         pool = candidates.iter().collect();
     }
-    // A path whose latency is not known sorts after every measured one (None > Some).
-    pool.sort_by(|a, b| {
-        let la = a.total_latency().map_or((1, Duration::ZERO), |l| (0, l));
-        let lb = b.total_latency().map_or((1, Duration::ZERO), |l| (0, l));
-        la.cmp(&lb)
-            .then(a.hop_count().cmp(&b.hop_count()))
-            .then(b.mtu.cmp(&a.mtu))
-            .then(a.fingerprint().cmp(&b.fingerprint()))
-    });
+    pool.sort_by(|a, b| pref.compare(a, b));
     let mut chosen: Vec<ScionPath> = Vec::new();
     while chosen.len() < max && !pool.is_empty() {
         let (best, _) = pool
@@ -49,7 +41,12 @@ pub fn choose_paths(
 
 /// All link-disjoint paths among the candidates (the default lane count).
 pub fn disjoint_count(candidates: &[ScionPath]) -> usize {
-    let all = choose_paths(candidates, candidates.len(), &HashSet::new());
+    let all = choose_paths(
+        candidates,
+        candidates.len(),
+        &HashSet::new(),
+        &Preference::default(),
+    );
     let mut n = 0;
     for (i, p) in all.iter().enumerate() {
         if all[..i].iter().all(|q| !p.shares_link_with(q)) {
@@ -71,6 +68,7 @@ fn shared_links(p: &ScionPath, chosen: &[ScionPath]) -> usize {
 mod tests {
     use super::*;
     use crate::scion::{parse_ia, PathInterface};
+    use std::time::Duration;
 
     fn path(hops: &[(&str, u16)]) -> ScionPath {
         let mut p = ScionPath::local(parse_ia("1-ff00:0:111").unwrap());
@@ -109,11 +107,21 @@ mod tests {
             ("1-ff00:0:121", 2),
             ("1-ff00:0:112", 2),
         ]);
-        let got = choose_paths(&[a.clone(), b.clone(), c.clone()], 2, &HashSet::new());
+        let got = choose_paths(
+            &[a.clone(), b.clone(), c.clone()],
+            2,
+            &HashSet::new(),
+            &Preference::default(),
+        );
         assert_eq!(got, vec![a.clone(), c.clone()]);
         assert_eq!(disjoint_count(&[a.clone(), b.clone(), c.clone()]), 2);
         // all three when asked, the overlapping one last
-        let all = choose_paths(&[b.clone(), a.clone(), c.clone()], 3, &HashSet::new());
+        let all = choose_paths(
+            &[b.clone(), a.clone(), c.clone()],
+            3,
+            &HashSet::new(),
+            &Preference::default(),
+        );
         assert_eq!(all.last(), Some(&b));
     }
 
@@ -141,6 +149,7 @@ mod tests {
             &[unknown.clone(), none.clone(), slow.clone(), fast.clone()],
             4,
             &HashSet::new(),
+            &Preference::default(),
         );
         assert_eq!(&got[..2], &[fast, slow], "measured first, fastest first");
         assert!(got[2..].contains(&unknown) && got[2..].contains(&none));
@@ -157,10 +166,13 @@ mod tests {
         ]);
         let avoid: HashSet<_> = [a.fingerprint()].into();
         assert_eq!(
-            choose_paths(&[a.clone(), c.clone()], 1, &avoid),
+            choose_paths(&[a.clone(), c.clone()], 1, &avoid, &Preference::default()),
             vec![c.clone()]
         );
         let avoid_all: HashSet<_> = [a.fingerprint(), c.fingerprint()].into();
-        assert_eq!(choose_paths(&[a.clone(), c], 1, &avoid_all).len(), 1);
+        assert_eq!(
+            choose_paths(&[a.clone(), c], 1, &avoid_all, &Preference::default()).len(),
+            1
+        );
     }
 }
