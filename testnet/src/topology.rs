@@ -49,6 +49,34 @@ pub struct AsSpec {
     /// Whether this is a core AS.
     #[serde(default)]
     pub core: bool,
+    /// Free text the AS announces as its note on every path through it. This and the
+    /// other announced attributes below are path metadata for the scionproto backend's
+    /// beacons (scionproto's StaticInfo extension): announced, not enforced; pocketscion
+    /// announces nothing.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Where the AS's router is (all its interfaces: one router per AS).
+    #[serde(default)]
+    pub geo: Option<GeoSpec>,
+    /// Latency announced between any two of its interfaces, in milliseconds.
+    #[serde(default)]
+    pub internal_latency_ms: Option<f64>,
+    /// Bandwidth announced between any two of its interfaces, in Mbit/s.
+    #[serde(default)]
+    pub internal_bandwidth_mbit: Option<f64>,
+    /// Router hops announced between any two of its interfaces.
+    #[serde(default)]
+    pub internal_hops: Option<u32>,
+}
+
+/// A position in WGS 84 and a civic address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoSpec {
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 /// One link between two interfaces.
@@ -71,6 +99,28 @@ pub struct LinkSpec {
     /// Packet loss probability in [0, 1], in each direction.
     #[serde(default)]
     pub loss: Option<f64>,
+    /// Latency both ends announce for the link, in milliseconds (default: `delay_ms`).
+    /// Announced only: the scionproto backend's beacons carry it; nothing enforces it.
+    #[serde(default)]
+    pub announce_latency_ms: Option<f64>,
+    /// Bandwidth both ends announce for the link, in Mbit/s (default: `bandwidth_mbit`).
+    #[serde(default)]
+    pub announce_bandwidth_mbit: Option<f64>,
+    /// Kind of link both ends announce.
+    #[serde(default)]
+    pub link_type: Option<LinkType>,
+}
+
+/// The announced kind of a link, as scionproto's staticInfoConfig.json names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkType {
+    /// A direct physical connection.
+    Direct,
+    /// A connection with local routing or switching.
+    Multihop,
+    /// A connection over the public Internet.
+    Opennet,
 }
 
 /// Relation of a link's `a` end to its `b` end.
@@ -196,6 +246,7 @@ impl Topology {
         for a in &self.ases {
             let ia = parse_ia(&a.ia)?;
             ensure!(seen.insert(ia), "AS {ia} is listed twice");
+            a.validate_announced().with_context(|| format!("AS {ia}"))?;
         }
         ensure!(
             self.ases.iter().any(|a| a.core),
@@ -228,6 +279,16 @@ impl Topology {
             check_attr("bandwidth_mbit", link.bandwidth_mbit, |v| v > 0.0).with_context(ctx)?;
             check_attr("delay_ms", link.delay_ms, |v| v >= 0.0).with_context(ctx)?;
             check_attr("loss", link.loss, |v| (0.0..=1.0).contains(&v)).with_context(ctx)?;
+            check_attr("announce_latency_ms", link.announce_latency_ms, |v| {
+                v >= 0.0
+            })
+            .with_context(ctx)?;
+            check_attr(
+                "announce_bandwidth_mbit",
+                link.announce_bandwidth_mbit,
+                |v| v > 0.0,
+            )
+            .with_context(ctx)?;
         }
         Ok(())
     }
@@ -254,6 +315,38 @@ impl LinkSpec {
     /// Both ends, parsed.
     pub fn ends(&self) -> anyhow::Result<(Interface, Interface)> {
         Ok((self.a.parse()?, self.b.parse()?))
+    }
+
+    /// The latency announced for the link, in milliseconds.
+    pub fn announced_latency_ms(&self) -> Option<f64> {
+        self.announce_latency_ms.or(self.delay_ms)
+    }
+
+    /// The bandwidth announced for the link, in Mbit/s.
+    pub fn announced_bandwidth_mbit(&self) -> Option<f64> {
+        self.announce_bandwidth_mbit.or(self.bandwidth_mbit)
+    }
+}
+
+impl AsSpec {
+    fn validate_announced(&self) -> anyhow::Result<()> {
+        check_attr("internal_latency_ms", self.internal_latency_ms, |v| {
+            v >= 0.0
+        })?;
+        check_attr(
+            "internal_bandwidth_mbit",
+            self.internal_bandwidth_mbit,
+            |v| v > 0.0,
+        )?;
+        ensure!(
+            self.internal_hops != Some(0),
+            "internal_hops = 0 is out of range"
+        );
+        if let Some(g) = &self.geo {
+            check_attr("geo.latitude", Some(g.latitude), |v| v.abs() <= 90.0)?;
+            check_attr("geo.longitude", Some(g.longitude), |v| v.abs() <= 180.0)?;
+        }
+        Ok(())
     }
 }
 
@@ -292,6 +385,12 @@ mod tests {
             "[[as]]\nia = \"1-ff00:0:110\"\ncore = true\n[[as]]\nia = \"1-ff00:0:111\"\n[[link]]\na = \"1-ff00:0:110#0\"\nb = \"1-ff00:0:111#1\"",
             "[[as]]\nia = \"1-ff00:0:110\"\ncore = true\n[[as]]\nia = \"1-ff00:0:111\"\n[[link]]\na = \"1-ff00:0:110#1\"\nb = \"1-ff00:0:111#1\"\nloss = 2.0",
             "[[as]]\nia = \"1-ff00:0:110\"\ncore = true\nbogus = 1",
+            "[[as]]\nia = \"1-ff00:0:110\"\ncore = true\ngeo = { latitude = 91.0, longitude = 0.0 }",
+            "[[as]]\nia = \"1-ff00:0:110\"\ncore = true\ngeo = { latitude = 1.0, longitude = 0.0, x = 1 }",
+            "[[as]]\nia = \"1-ff00:0:110\"\ncore = true\ninternal_hops = 0",
+            "[[as]]\nia = \"1-ff00:0:110\"\ncore = true\ninternal_latency_ms = -1.0",
+            "[[as]]\nia = \"1-ff00:0:110\"\ncore = true\n[[as]]\nia = \"1-ff00:0:111\"\n[[link]]\na = \"1-ff00:0:110#1\"\nb = \"1-ff00:0:111#1\"\nlink_type = \"fiber\"",
+            "[[as]]\nia = \"1-ff00:0:110\"\ncore = true\n[[as]]\nia = \"1-ff00:0:111\"\n[[link]]\na = \"1-ff00:0:110#1\"\nb = \"1-ff00:0:111#1\"\nannounce_bandwidth_mbit = 0.0",
         ];
         for case in cases {
             assert!(Topology::from_str(case).is_err(), "accepted: {case}");

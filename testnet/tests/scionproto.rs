@@ -173,6 +173,7 @@ fn three_paths_between_the_leaves_and_a_link_going_down_and_up() {
     // Our daemon client agrees; the daemons' answers, pair by pair.
     assert_eq!(net.paths(A, B).unwrap().len(), 3);
     daemons_answer(&net);
+    paths_carry_the_announced_metadata(&net);
 
     // Ping across, and over each path.
     let (ok, out) = ping(&state, A, B, 3, None);
@@ -285,6 +286,92 @@ fn daemons_answer(net: &Testnet) {
             }
         }
     });
+}
+
+/// The metadata three-paths.toml announces (staticInfoConfig.json of each control service)
+/// reaches the daemons' paths from A to B, link by link and AS by AS, as configured: per core
+/// (its path's links' latency, bandwidth and type; its internal latency, bandwidth and hops;
+/// its note and place).
+fn paths_carry_the_announced_metadata(net: &Testnet) {
+    use scion_protobuf::proto::daemon::v1::LinkType;
+    let state = net.state().clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = rt
+        .block_on(daemon::paths_raw(
+            state.as_state(A).unwrap().daemon,
+            parse_ia(A).unwrap(),
+            parse_ia(B).unwrap(),
+        ))
+        .unwrap();
+    // core: (link latencies, internal latency) in µs, link and internal kbit/s, link type,
+    // internal hops, place.
+    let announced = [
+        (
+            "1-ff00:0:110",
+            [2000, 500, 3000],
+            [1_000_000, 10_000_000],
+            LinkType::Direct,
+            1,
+            "Zürich",
+        ),
+        (
+            "1-ff00:0:120",
+            [4000, 1000, 4000],
+            [400_000, 4_000_000],
+            LinkType::MultiHop,
+            2,
+            "Lausanne",
+        ),
+        (
+            "1-ff00:0:130",
+            [10_000, 1500, 12_000],
+            [100_000, 1_000_000],
+            LinkType::OpenNet,
+            3,
+            "Genève",
+        ),
+    ];
+    assert_eq!(answer.paths.len(), 3);
+    for p in &answer.paths {
+        let core = sciparse::identifier::isd_asn::IsdAsn(p.interfaces[1].isd_as).to_string();
+        let (_, lat, bw, kind, hops, place) = announced
+            .iter()
+            .find(|a| a.0 == core)
+            .unwrap_or_else(|| panic!("path via {core}"));
+        let micros: Vec<i64> = p
+            .latency
+            .iter()
+            .map(|d| d.seconds * 1_000_000 + i64::from(d.nanos) / 1000)
+            .collect();
+        assert_eq!(micros, lat.to_vec(), "latency via {core}");
+        assert_eq!(
+            p.bandwidth,
+            vec![bw[0], bw[1], bw[0]],
+            "bandwidth via {core}"
+        );
+        assert_eq!(
+            p.link_type.iter().map(|t| t.to_i32()).collect::<Vec<_>>(),
+            vec![*kind as i32; 2],
+            "link types via {core}"
+        );
+        assert_eq!(p.internal_hops, vec![*hops], "internal hops via {core}");
+        let places: Vec<&str> = p.geo.iter().map(|g| g.address.as_str()).collect();
+        assert_eq!(
+            places,
+            vec!["Bern", place, place, "Basel"],
+            "geo via {core}"
+        );
+        let n = &core[core.len() - 3..];
+        let notes = vec![
+            "leaf 111".to_string(),
+            format!("core {n}, path {}", &n[1..2]),
+            "leaf 112".into(),
+        ];
+        assert_eq!(p.notes, notes, "notes via {core}");
+    }
 }
 
 #[test]

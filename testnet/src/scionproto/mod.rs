@@ -10,6 +10,7 @@
 
 pub(crate) mod gen;
 mod procs;
+mod staticinfo;
 mod tc;
 
 use std::{
@@ -140,7 +141,7 @@ pub(crate) async fn launch(topology: &Topology) -> anyhow::Result<(Network, Test
         keep: true,
         _claim: claim,
     };
-    let config_dirs = write_configs(&net.plan, &net.dir, &bins["scion-pki"])?;
+    let config_dirs = write_configs(topology, &net.plan, &net.dir, &bins["scion-pki"])?;
 
     // Capped links are shaped before the first packet crosses them.
     if net.plan.links.iter().any(|l| l.bandwidth_mbit.is_some()) {
@@ -222,9 +223,11 @@ fn claim_subnet() -> anyhow::Result<(UdpSocket, (u8, u8))> {
     Err(anyhow::anyhow!("{last:?}")).context("cannot claim a loopback subnet for the testnet")
 }
 
-/// Writes crypto material (`scion-pki testcrypto`), topology.json, master keys, TRCs and the
-/// services' TOML files; returns each AS's config directory.
+/// Writes crypto material (`scion-pki testcrypto`), topology.json, master keys, TRCs, the
+/// services' TOML files and the path metadata the ASes announce; returns each AS's config
+/// directory.
 fn write_configs(
+    topology: &Topology,
     plan: &Plan,
     dir: &Path,
     scion_pki: &Path,
@@ -270,6 +273,10 @@ fn write_configs(
         write("control.toml", plan.control_toml(a, &cfg)?)?;
         write("daemon.toml", plan.daemon_toml(a, &cfg)?)?;
         write("dispatcher.toml", plan.dispatcher_toml(a)?)?;
+        // Read by the control service from its config directory, if present.
+        if let Some(json) = staticinfo::static_info(topology, a.ia)? {
+            write(staticinfo::FILE_NAME, json)?;
+        }
         dirs.insert(a.ia, cfg);
     }
     Ok(dirs)
