@@ -5,6 +5,7 @@ pub mod bwtester;
 pub mod exit;
 pub mod export;
 pub mod legacy;
+pub mod live;
 pub mod magnet;
 pub mod path_select;
 pub mod remote;

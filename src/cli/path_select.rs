@@ -16,7 +16,7 @@ pub struct PathFilterArgs {
     pub sequence: Option<Sequence>,
     /// scionproto ACL, entries separated by ';', first match per interface wins, the last
     /// entry must match all, e.g. "- 1-ff00:0:120; +" or "+ 1-ff00:0:110; - 1; +".
-    #[arg(long, value_name = "ACL", value_parser = clap::value_parser!(Acl))]
+    #[arg(long, value_name = "ACL", allow_hyphen_values = true, value_parser = clap::value_parser!(Acl))]
     pub acl: Option<Acl>,
     /// Order of the candidate paths: comma-separated latency, bandwidth, hops, mtu
     /// [default: latency,hops,mtu].

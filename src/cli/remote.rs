@@ -340,7 +340,7 @@ pub fn details(t: &TorrentSnapshot) -> String {
         // A lane is named by the hop that tells its path apart (`via 1-ff00:0:120`), as in
         // the single-shot live line; `--json` has the whole path.
         let labels: Vec<&str> = t.lanes.iter().map(|l| l.label.as_str()).collect();
-        let names = super::report::short_names(&labels);
+        let names = super::live::short_names(&labels);
         for (l, name) in t.lanes.iter().zip(&names) {
             let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
             o += &format!(

@@ -12,8 +12,12 @@ use crate::scion::ScionAddr;
 use crate::torrent::meta::Metainfo;
 use crate::torrent::session::Session;
 
+use super::live::{self, LiveView, Rates};
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LaneSummary {
+    /// The remote's address (empty if the transport never proved one).
+    pub peer: String,
     pub path: String,
     pub bytes_down: u64,
     pub bytes_up: u64,
@@ -151,128 +155,33 @@ impl fmt::Display for Summary {
     }
 }
 
-/// Live progress: a bar on a terminal, a log line every few seconds otherwise.
+/// Live progress: one line redrawn on a terminal (fitted to its width), a log line every few
+/// seconds otherwise. A complete torrent (a seeder) shows its upload instead of progress.
 pub fn attach_progress(app: &mut QuicBtApp, tty: bool) {
     let started = Instant::now();
+    let mut rates = Rates::new(started);
     if tty {
-        let total = app.session.meta().total_length;
-        let bar = indicatif::ProgressBar::new(total);
+        let bar = indicatif::ProgressBar::new(app.session.meta().total_length);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                // `wide_msg` is cut to the terminal's width: one line however many lanes.
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} lanes {wide_msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         if let Ok(mut b) = super::PROGRESS_BAR.lock() {
             *b = Some(bar.clone());
         }
         app.progress_every = Some(Duration::from_millis(200));
         app.on_progress = Some(Box::new(move |s: &Session| {
-            let done = u64::from(s.have().count_ones()) * u64::from(s.meta().piece_length);
-            bar.set_position(done.min(total));
-            bar.set_message(lane_line(s));
+            let r = rates.sample(Instant::now(), s.bytes_down, s.bytes_up);
+            // One column spare: a line that fills the last column wraps on some terminals.
+            let width = live::terminal_width().saturating_sub(1);
+            bar.set_message(live::render(&LiveView::of(s, r, true), width));
         }));
     } else {
         app.progress_every = Some(Duration::from_secs(2));
         app.on_progress = Some(Box::new(move |s: &Session| {
-            let n = s.meta().num_pieces();
-            tracing::info!(
-                "{}/{} pieces, down {} B, up {} B, {:.0} s, lanes: {}",
-                s.have().count_ones(),
-                n,
-                s.bytes_down,
-                s.bytes_up,
-                started.elapsed().as_secs_f64(),
-                lane_line(s)
-            );
+            let r = rates.sample(Instant::now(), s.bytes_down, s.bytes_up);
+            let line = live::render(&LiveView::of(s, r, false), usize::MAX);
+            tracing::info!("{line} ({:.0} s)", started.elapsed().as_secs_f64());
         }));
-    }
-}
-
-fn lane_line(s: &Session) -> String {
-    let open: Vec<_> = s
-        .lane_stats()
-        .into_iter()
-        .filter(|(id, l)| *id != u64::MAX && l.closed.is_none())
-        .collect();
-    let labels: Vec<&str> = open.iter().map(|(_, l)| l.label.as_str()).collect();
-    short_names(&labels)
-        .into_iter()
-        .zip(&open)
-        .map(|(name, (_, l))| format!("[{name}: {} MB]", (l.bytes_down + l.bytes_up) >> 20))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Names lanes by what tells their paths apart: the first transit AS (or interface) a lane's
-/// path crosses that not every other path crosses, e.g. `via 1-ff00:0:120`. Labels that are
-/// not SCION paths (TCP, same-AS) are kept, shortened.
-pub(crate) fn short_names(labels: &[&str]) -> Vec<String> {
-    let hops: Vec<Option<Vec<&str>>> = labels
-        .iter()
-        .map(|l| {
-            let h: Vec<&str> = l.split(" > ").collect();
-            (h.len() >= 2 && h.iter().all(|x| x.contains('#'))).then_some(h)
-        })
-        .collect();
-    let ia = |hop: &str| hop.split('#').next().unwrap_or(hop).to_string();
-    let transit = |h: &Vec<&str>| -> Vec<String> {
-        let mut v: Vec<String> = h[1..h.len() - 1].iter().map(|x| ia(x)).collect();
-        v.dedup();
-        v
-    };
-    let all: Vec<&Vec<&str>> = hops.iter().flatten().collect();
-    let in_all =
-        |x: &String, f: &dyn Fn(&Vec<&str>) -> Vec<String>| all.iter().all(|h| f(h).contains(x));
-    let interfaces = |h: &Vec<&str>| -> Vec<String> { h.iter().map(|x| x.to_string()).collect() };
-    labels
-        .iter()
-        .zip(&hops)
-        .map(|(label, h)| {
-            let Some(h) = h else { return short(label) };
-            if all.len() < 2 {
-                return transit(h)
-                    .first()
-                    .map_or_else(|| short(label), |t| format!("via {t}"));
-            }
-            if let Some(t) = transit(h).into_iter().find(|t| !in_all(t, &transit)) {
-                return format!("via {t}");
-            }
-            match interfaces(h).into_iter().find(|i| !in_all(i, &interfaces)) {
-                Some(i) => format!("via {i}"),
-                None => short(label),
-            }
-        })
-        .collect()
-}
-
-fn short(label: &str) -> String {
-    if label.len() > 40 {
-        format!("…{}", &label[label.len() - 39..])
-    } else {
-        label.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::short_names;
-
-    #[test]
-    fn lanes_are_named_by_the_hop_that_tells_them_apart() {
-        let a = "1-ff00:0:111#1 > 1-ff00:0:120#2 > 1-ff00:0:120#3 > 1-ff00:0:112#1";
-        let b = "1-ff00:0:111#2 > 1-ff00:0:130#1 > 1-ff00:0:130#4 > 1-ff00:0:112#2";
-        // Same transit AS, other interfaces.
-        let c = "1-ff00:0:111#3 > 1-ff00:0:120#5 > 1-ff00:0:120#6 > 1-ff00:0:112#3";
-        assert_eq!(
-            short_names(&[a, b, "tcp 127.0.0.1:5000"]),
-            vec!["via 1-ff00:0:120", "via 1-ff00:0:130", "tcp 127.0.0.1:5000"]
-        );
-        assert_eq!(
-            short_names(&[a, c]),
-            vec!["via 1-ff00:0:111#1", "via 1-ff00:0:111#3"]
-        );
-        assert_eq!(short_names(&[a]), vec!["via 1-ff00:0:120"]);
     }
 }
