@@ -207,37 +207,12 @@ fn run_client(cfg: &DaemonConfig, store: Store, side: ClientSide) -> Result<(), 
     crate::client::run(config, side).map_err(crate::cli::run::client_err)
 }
 
-/// A small thread that turns SIGINT/SIGTERM into `Command::Shutdown`; a second signal while
-/// shutting down exits at once.
+/// SIGINT/SIGTERM become `Command::Shutdown`; a second signal while shutting down exits at
+/// once. Registered before the daemon says it is ready, so no early signal is lost.
 fn shutdown_on_signals(handle: ClientHandle) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // Registered here, before the daemon says it is ready, so no early signal is lost.
-    let (mut int, mut term) = rt.block_on(async {
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::terminate())?,
-        ))
-    })?;
-    std::thread::Builder::new()
-        .name("bts-signals".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-                tracing::info!("signal received: saving state and stopping");
-                tokio::spawn(async move {
-                    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-                    tracing::warn!("second signal: exiting without a clean shutdown");
-                    std::process::exit(130);
-                });
-                if let Err(e) = handle.call(Command::Shutdown).await {
-                    tracing::debug!("shutdown: {e}");
-                }
-                // Stay alive so a second signal still exits.
-                std::future::pending::<()>().await;
-            })
-        })?;
-    Ok(())
+    crate::cli::signals::on_first_signal(move || {
+        // The reply is not awaited: the main thread ends when the client has stopped.
+        let (reply, _) = tokio::sync::oneshot::channel();
+        handle.notify(Command::Shutdown(reply));
+    })
 }

@@ -3,7 +3,7 @@
 //! --protocol bwtester [--listen ADDR]`, answering their client and ours).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::args::BwtestArgs;
 use super::exit::{self, CliError};
@@ -287,6 +287,11 @@ fn server(b: BwtestArgs) -> Result<(), CliError> {
     };
     let data = dc.local().port;
     let mut server = Server::new(cc, dc, limits.clone()).map_err(|e| exit::other(e.to_string()))?;
+    // Before the ready line: a signal after it stops the server cleanly.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let set = stop.clone();
+    super::signals::on_first_signal(move || set.store(true, Ordering::Release))
+        .map_err(|e| exit::other(format!("signal handlers: {e}")))?;
     println!(
         "bwtester server listening on {} (data port {data}, at most {} bit/s and {} packets \
          per direction)",
@@ -295,8 +300,10 @@ fn server(b: BwtestArgs) -> Result<(), CliError> {
         limits.max_packets
     );
     server
-        .serve(&AtomicBool::new(false), &mut |ev| println!("{ev}"))
-        .map_err(|e| exit::other(format!("control socket: {e}")))
+        .serve(&stop, &mut |ev| println!("{ev}"))
+        .map_err(|e| exit::other(format!("control socket: {e}")))?;
+    println!("bwtester server stopped");
+    Ok(())
 }
 
 #[cfg(test)]

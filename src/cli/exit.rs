@@ -12,6 +12,9 @@ pub enum ExitKind {
     Daemon = 6,
     /// The bittorrent-over-scion daemon's HTTP API cannot be reached.
     ApiUnreachable = 7,
+    /// Stopped by SIGINT/SIGTERM before a download was complete, or by a second signal
+    /// (128 + SIGINT, as a shell reports a Ctrl-C).
+    Interrupted = 130,
 }
 
 /// An error that ends the process with a specific exit code.
@@ -59,6 +62,9 @@ pub fn daemon(m: impl Into<String>) -> CliError {
 }
 pub fn other(m: impl Into<String>) -> CliError {
     CliError::new(ExitKind::Other, m)
+}
+pub fn interrupted(m: impl Into<String>) -> CliError {
+    CliError::new(ExitKind::Interrupted, m)
 }
 
 /// The daemon commands' exit code for an error the daemon's API answered (one mapping, by

@@ -11,6 +11,7 @@ pub mod path_select;
 pub mod remote;
 pub mod report;
 pub mod run;
+pub mod signals;
 pub mod single;
 pub mod tracker;
 

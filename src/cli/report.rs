@@ -62,6 +62,7 @@ impl Summary {
                 let until = l.closed.as_ref().map(|c| c.0).unwrap_or(end);
                 let d = until.saturating_duration_since(l.opened);
                 LaneSummary {
+                    peer: l.peer.map(|p| p.to_string()).unwrap_or_default(),
                     path: l.label.clone(),
                     bytes_down: l.bytes_down,
                     bytes_up: l.bytes_up,
@@ -93,14 +94,15 @@ impl Summary {
         std::fs::write(path, self.csv())
     }
 
-    /// One row per lane (path), with a header line.
+    /// One row per lane (connection on one path), with a header line. `peer` is last so the
+    /// columns before it stay where they always were.
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "path,bytes_down,bytes_up,seconds,goodput_mbit,block_latency_p50_ms,block_latency_p90_ms,block_latency_p99_ms,block_latency_max_ms,closed\n",
+            "path,bytes_down,bytes_up,seconds,goodput_mbit,block_latency_p50_ms,block_latency_p90_ms,block_latency_p99_ms,block_latency_max_ms,closed,peer\n",
         );
         for l in &self.lanes {
             out.push_str(&format!(
-                "\"{}\",{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},\"{}\"\n",
+                "\"{}\",{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},\"{}\",\"{}\"\n",
                 l.path.replace('"', "'"),
                 l.bytes_down,
                 l.bytes_up,
@@ -110,7 +112,8 @@ impl Summary {
                 l.block_latency.p90_ms,
                 l.block_latency.p99_ms,
                 l.block_latency.max_ms,
-                l.closed.clone().unwrap_or_default().replace('"', "'")
+                l.closed.clone().unwrap_or_default().replace('"', "'"),
+                l.peer.replace('"', "'")
             ));
         }
         out
@@ -139,8 +142,13 @@ impl fmt::Display for Summary {
         for (i, l) in self.lanes.iter().enumerate() {
             writeln!(
                 f,
-                "lane {i}: {}  down {} B  up {} B  {:.1} Mbit/s  block latency {}{}",
+                "lane {i}: {}{}  down {} B  up {} B  {:.1} Mbit/s  block latency {}{}",
                 l.path,
+                if l.peer.is_empty() {
+                    String::new()
+                } else {
+                    format!("  peer {}", l.peer)
+                },
                 l.bytes_down,
                 l.bytes_up,
                 l.goodput_mbit,

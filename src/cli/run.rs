@@ -3,6 +3,7 @@
 use std::fs;
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use crate::net::{uring, ScionNet};
 use crate::quic::QuicTuning;
 use crate::scion::daemon::DaemonClient;
 use crate::scion::{parse_ia, Ia, PeerAddr, ScionAddr, ScionPath};
-use crate::storage::{self, MmapStorage};
+use crate::storage::{self, MmapStorage, Storage};
 use crate::torrent::meta::{self, Metainfo};
 
 /// Lanes per peer when `-numPaths` is not given: every link-disjoint path, up to this cap.
@@ -273,7 +274,7 @@ async fn run_transfer(
         LiveTorrent {
             meta: meta.clone(),
             torrent_bytes: Vec::new(),
-            storage,
+            storage: storage.clone(),
             have,
             out_dir: data_path.clone(),
             data_path,
@@ -283,6 +284,8 @@ async fn run_transfer(
         },
         started,
     );
+    // Before the start line, which scripts wait for before they may send a signal.
+    let interrupted = stop_on_signals(&handle)?;
     let scion_shown = super::single::shown_scion(&local, scion_on);
     println!(
         "{} {} ({} pieces, {} bytes) tcp {tcp_addr} as {scion_shown}",
@@ -296,9 +299,9 @@ async fn run_transfer(
         meta.total_length
     );
     report::attach_progress(app_of(&mut client, &ih)?, std::io::stderr().is_terminal());
-    if meta.has_trackers() || dht.is_some() {
-        client.attach_control(side.commands, side.snapshots);
-    }
+    // Commands reach the loop this way: the trackers' and the DHT's peers, and a signal's
+    // shutdown.
+    client.attach_control(side.commands, side.snapshots);
     let trackers = if meta.has_trackers() {
         Some(
             crate::discovery::spawn_trackers(handle)
@@ -332,7 +335,16 @@ async fn run_transfer(
         ran.map_err(|e| exit::other(e.to_string()))?;
     }
     if let Ok(mut bar) = super::PROGRESS_BAR.lock() {
-        bar.take();
+        if let Some(bar) = bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+    let interrupted = interrupted.load(Ordering::Acquire);
+    if interrupted {
+        // Hands what was written to the OS; a restart re-verifies it anyway.
+        if let Err(e) = storage.flush() {
+            tracing::warn!("cannot flush the data: {e}");
+        }
     }
     let quic = app_of(&mut client, &ih)?;
     let summary = report::Summary::collect(quic, &meta, resumed, started, &local);
@@ -358,6 +370,11 @@ async fn run_transfer(
         let _ = t.join();
     }
     match failure {
+        None if interrupted && !summary.complete => Err(exit::interrupted(format!(
+            "stopped by a signal with {} of {} pieces verified; run again to resume",
+            summary.pieces_resumed + summary.pieces_downloaded,
+            summary.pieces
+        ))),
         None => Ok(()),
         Some(Failure::Unreachable(m)) => Err(exit::unreachable(format!(
             "peer unreachable: {m}{tracker_report}"
@@ -365,6 +382,20 @@ async fn run_transfer(
         Some(Failure::NoPath(m)) => Err(exit::unreachable(m)),
         Some(Failure::Storage(m)) => Err(exit::storage(m)),
     }
+}
+
+/// The first SIGINT/SIGTERM shuts the client down the way the daemon's does (lanes closed,
+/// then the loop ends and the summary follows); the flag says a signal came.
+fn stop_on_signals(handle: &control::ClientHandle) -> Result<Arc<AtomicBool>, CliError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let (set, handle) = (flag.clone(), handle.clone());
+    super::signals::on_first_signal(move || {
+        set.store(true, Ordering::Release);
+        let (reply, _) = tokio::sync::oneshot::channel();
+        handle.notify(control::Command::Shutdown(reply));
+    })
+    .map_err(|e| exit::other(format!("signal handlers: {e}")))?;
+    Ok(flag)
 }
 
 /// "; trackers: URL: state (error), ..." for a failure message; empty without trackers.
@@ -575,11 +606,14 @@ async fn bwtest(b: BwtestArgs) -> Result<(), CliError> {
     if b.server {
         let mut net =
             ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
+        let mut app = super::signals::UntilSignal::new(BwServer::default())
+            .map_err(|e| exit::other(format!("signal handlers: {e}")))?;
         println!("bwtest server listening on {local}");
-        let mut app = BwServer::default();
-        return uring::run(socket, &mut net, &mut app)
+        uring::run(socket, &mut net, &mut app)
             .await
-            .map_err(|e| exit::other(e.to_string()));
+            .map_err(|e| exit::other(e.to_string()))?;
+        println!("bwtest server stopped");
+        return Ok(());
     }
     let peer = b
         .peer

@@ -122,6 +122,8 @@ pub trait Verifier {
 #[derive(Debug, Clone)]
 pub struct LaneStats {
     pub label: String,
+    /// The remote's address, once the transport proved it (for per-connection metrics).
+    pub peer: Option<PeerAddr>,
     pub bytes_down: u64,
     pub bytes_up: u64,
     pub blocks_down: u64,
@@ -332,6 +334,7 @@ impl Session {
             remote: None,
             stats: LaneStats {
                 label,
+                peer: None,
                 bytes_down: 0,
                 bytes_up: 0,
                 blocks_down: 0,
@@ -1001,6 +1004,7 @@ impl Session {
                 PeerAddr::Ip(a) => a.ip().to_string(),
             };
             l.origin = Some(crate::storage::hash::sha1(origin.as_bytes()));
+            l.stats.peer = Some(addr);
             l.remote = Some((addr, listening));
         }
     }
