@@ -1,6 +1,6 @@
 //! The seeding side of the original command line (issue 28): a single-shot seeder (and the
 //! bwtest servers) stop cleanly on SIGINT/SIGTERM, the seeder then prints its summary and
-//! writes `-exportMetricsTo`.
+//! writes `-exportMetricsTo`; `-numPaths` caps the lanes a seeder serves each leecher.
 
 mod common;
 
@@ -225,6 +225,35 @@ fn a_download_that_keeps_seeding_stops_cleanly_on_sigint() {
     assert_eq!(status.code(), Some(0), "{stdout}\n{}", leecher.stderr());
     assert!(stdout.contains("complete: true"), "{stdout}");
     same_tree(&data, &out);
+}
+
+/// `-numPaths 1` on the seeder: a leecher that opens a lane on each of the three paths gets
+/// its data on exactly one of them.
+#[test]
+fn a_seeder_with_num_paths_1_serves_a_leecher_on_one_lane() {
+    let tn = testnet("three-paths");
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent) = random_torrent(dir.path(), 8 << 20, 23, None);
+    let (_seed, addr) = seeder(&tn, LEAF_B, &torrent, &data, dir.path(), &["-numPaths=1"]);
+    let out = dir.path().join("out.bin");
+    let metrics = dir.path().join("m.json");
+    let r = leech(
+        &tn,
+        LEAF_A,
+        &torrent,
+        &out,
+        &addr,
+        &[&format!("-metricsJson={}", metrics.display())],
+    );
+    assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
+    same_tree(&data, &out);
+    let l = lanes(&json(&metrics));
+    assert!(l.len() >= 3, "the leecher opened a lane per path: {l:?}");
+    assert_eq!(
+        l.iter().filter(|(_, b)| *b > 0).count(),
+        1,
+        "data on one lane: {l:?}"
+    );
 }
 
 /// The bwtest servers (ours and scion-apps' bwtester protocol) stop on SIGINT with exit 0.

@@ -227,7 +227,8 @@ async fn run_transfer(
     storage: Arc<MmapStorage>,
 ) -> Result<(), CliError> {
     let mut opts = EngineOptions {
-        max_lanes: t.num_paths,
+        // 0 is the original client's default: no cap (here: every link-disjoint path).
+        max_lanes: t.num_paths.filter(|&n| n > 0),
         liveness: ip.liveness,
         exit_when_finished: true,
         ..Default::default()

@@ -243,6 +243,8 @@ impl Client {
         cfg.dht_port = self.opts.dht_port;
         cfg.dht_scion_port = self.opts.dht_scion_port;
         cfg.tcp_port = self.tcp_listen.map(|a| a.port());
+        // -numPaths caps the lanes we serve a peer as well as those we dial.
+        cfg.max_served_lanes = self.opts.max_lanes;
         cfg
     }
 

@@ -78,6 +78,9 @@ pub struct SessionConfig {
     /// Our TCP listen port, told to peers in the extension handshake (`p`), so that a peer we
     /// dialled can name us in its peer exchange.
     pub tcp_port: Option<u16>,
+    /// Most lanes of one peer we upload on (`-numPaths`, the original client's per-leecher
+    /// path limit); its other lanes stay open but choked. None: no cap.
+    pub max_served_lanes: Option<usize>,
 }
 
 impl SessionConfig {
@@ -91,6 +94,7 @@ impl SessionConfig {
             dht_port: None,
             dht_scion_port: None,
             tcp_port: None,
+            max_served_lanes: None,
         }
     }
 }
@@ -898,6 +902,11 @@ impl Session {
             } else {
                 false
             };
+            // Under a lane cap a lane held back may take the closed one's place: now, not at
+            // the next round.
+            if !gone && lane.admitted && self.cfg.max_served_lanes.is_some() {
+                self.next_choke = now;
+            }
             if gone {
                 if let Some(p) = self.peers.remove(&pid) {
                     self.picker.peer_removed(&p.has);
@@ -1182,7 +1191,16 @@ impl Session {
         for l in self.lanes.values_mut() {
             l.admitted = true;
         }
+        let cap = self.cfg.max_served_lanes.unwrap_or(usize::MAX).max(1);
         if unchoked.len() < 2 {
+            // One peer: its first lanes, up to the cap.
+            for (_, lanes) in &unchoked {
+                for id in lanes.iter().skip(cap) {
+                    if let Some(l) = self.lanes.get_mut(id) {
+                        l.admitted = false;
+                    }
+                }
+            }
             return;
         }
         for (_, lanes) in &unchoked {
@@ -1194,10 +1212,14 @@ impl Session {
         }
         let mut used: HashSet<u64> = HashSet::new();
         let mut remaining: Vec<Vec<LaneId>> = unchoked.into_iter().map(|(_, l)| l).collect();
+        let mut admitted = vec![0usize; remaining.len()];
         let mut first_round = true;
         loop {
             let mut progress = false;
-            for lanes in remaining.iter_mut() {
+            for (lanes, admitted) in remaining.iter_mut().zip(admitted.iter_mut()) {
+                if *admitted >= cap {
+                    continue;
+                }
                 let overlap = |id: &LaneId, lanes: &FxHashMap<LaneId, Lane>| {
                     lanes.get(id).map_or(usize::MAX, |l| {
                         l.links.iter().filter(|x| used.contains(x)).count()
@@ -1217,6 +1239,7 @@ impl Session {
                 if let Some(l) = self.lanes.get_mut(&id) {
                     used.extend(l.links.iter().copied());
                     l.admitted = true;
+                    *admitted += 1;
                     progress = true;
                 }
             }

@@ -305,6 +305,55 @@ fn seeder_spreads_competing_leechers_over_disjoint_links() {
     assert!(unchoked.iter().any(|l| *l < 10) && unchoked.iter().any(|l| *l > 10));
 }
 
+/// `-numPaths 1` on the seeding side: a leecher's three lanes stay open, one carries the
+/// data; when it dies another takes over at once (one at a time again).
+#[test]
+fn a_seeder_serves_a_leecher_on_at_most_its_lane_cap() {
+    let mut now = Instant::now();
+    let data = content(1_000_000, 9);
+    let meta = torrent(&data, 16 * 1024);
+    let mut cfg = SessionConfig::new([1; 20]);
+    cfg.max_served_lanes = Some(1);
+    let (mut seed, _) = session_with(&meta, Some(data.clone()), cfg, now);
+    let (mut leech, store) = session(&meta, None, 2, now);
+    for l in [1, 2, 3] {
+        leech.add_lane(l, true, String::new(), now);
+        seed.add_lane(l, false, String::new(), now);
+    }
+    for _ in 0..40 {
+        now += Duration::from_millis(5);
+        pump(&mut leech, &mut seed, &[1, 2, 3], now);
+        if !seed.unchoked_lanes().is_empty() {
+            break;
+        }
+    }
+    let unchoked = seed.unchoked_lanes();
+    assert_eq!(unchoked.len(), 1, "{unchoked:?}");
+    let first = *unchoked.iter().next().unwrap();
+    now += Duration::from_millis(5);
+    pump(&mut leech, &mut seed, &[1, 2, 3], now);
+    assert!(!leech.is_complete(), "the lane dies mid-download");
+    leech.on_lane_closed(first, CloseReason::PathDown("test".into()), now);
+    seed.on_lane_closed(first, CloseReason::PathDown("test".into()), now);
+    let rest: Vec<LaneId> = [1, 2, 3].into_iter().filter(|l| *l != first).collect();
+    for _ in 0..10_000 {
+        now += Duration::from_millis(5);
+        pump(&mut leech, &mut seed, &rest, now);
+        assert!(seed.unchoked_lanes().len() <= 1);
+        if leech.is_complete() {
+            break;
+        }
+    }
+    assert!(leech.is_complete(), "another lane took over");
+    assert_eq!(store.contents(), data);
+    let carried = leech
+        .lane_stats()
+        .iter()
+        .filter(|(_, s)| s.bytes_down > 0)
+        .count();
+    assert!(carried <= 2, "one lane at a time: {carried}");
+}
+
 /// The remote end of one lane played by the test: it speaks the wire protocol directly, so a
 /// test can hold back unchokes and blocks the way a real peer might.
 struct ScriptedPeer {
