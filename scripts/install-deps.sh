@@ -4,7 +4,7 @@
 # the interop tests use real BitTorrent clients. Only missing packages are installed.
 set -euo pipefail
 
-packages=(cmake clang libclang-dev pkg-config mktorrent iproute2 python3)
+packages=(cmake clang libclang-dev pkg-config mktorrent iproute2 python3 python3-venv)
 # The web UI's browser test: Debian's Chromium driven by playwright-core (npm), never a
 # downloaded browser. Node 20+ and npm are taken from Debian only when no node/npm is installed
 # (a NodeSource nodejs already ships npm, and Debian's npm package would conflict with it).
@@ -58,4 +58,13 @@ if [ ! -x "$SCION_APPS_BIN/bwtestclient" ] || [ ! -x "$SCION_APPS_BIN/bwtestserv
   go mod download "github.com/netsec-ethz/scion-apps@$SCION_APPS_VERSION"
   (cd "$(go env GOMODCACHE)/github.com/netsec-ethz/scion-apps@$SCION_APPS_VERSION" &&
     GOFLAGS=-buildvcs=false GOBIN="$SCION_APPS_BIN" go install ./bwtester/bwtestclient ./bwtester/bwtestserver)
+fi
+
+# schemathesis (PyPI) at a pinned version in a virtualenv of its own, for tests/api_contract.rs:
+# the daemon's API checked against docs/openapi.yaml.
+if [ ! -x "$SCHEMATHESIS" ]; then
+  echo "installing schemathesis $SCHEMATHESIS_VERSION" >&2
+  venv="$(dirname "$(dirname "$SCHEMATHESIS")")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi

@@ -426,6 +426,28 @@ fn settings_read_and_change() {
         (400, "bad_request".into()),
         "read-only"
     );
+    // A misspelt field or an array where an object belongs is refused, not silently taken
+    // (the limit would not be what the caller believes).
+    for body in [
+        json!({ "seed_policy": { "stop_at_ratio": 1.0, "stop_after_sec": 60 } }),
+        json!({ "limits": { "download_bps": 1, "upload": 1 } }),
+        // An array is not an object, though serde's derived structs take one by position.
+        json!({ "limits": [1, 2] }),
+        json!([{ "download_bps": 1, "upload_bps": 1 }, null]),
+    ] {
+        let r = send(
+            "PUT",
+            &format!("{}/api/v1/settings", f.base),
+            &[("content-type", "application/json")],
+            body.to_string().into_bytes(),
+        );
+        assert_eq!((r.status, r.kind()), (400, "bad_request".into()), "{body}");
+    }
+    assert_eq!(
+        get(&f, "/api/v1/settings").json()["seed_policy"]["stop_at_ratio"],
+        2.0,
+        "unchanged by the refused calls"
+    );
 }
 
 #[test]

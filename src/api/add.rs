@@ -11,6 +11,7 @@ use data_encoding::{BASE64, BASE64_NOPAD};
 use serde::{Deserialize, Serialize};
 
 use super::handlers::{json_rejection, parse_peers};
+use super::object::Object;
 use super::{ApiFailure, AppState, MAX_BODY};
 use crate::client::control::{info_hash_hex, AddTorrent, Command, Limits, TorrentSource};
 
@@ -25,8 +26,7 @@ struct AddJson {
     paused: bool,
     #[serde(default)]
     peers: Vec<String>,
-    #[serde(default)]
-    limits: Limits,
+    limits: Option<Object<Limits>>,
 }
 
 enum Source {
@@ -61,7 +61,7 @@ pub async fn add(State(s): State<AppState>, req: Request) -> Result<Response, Ap
     } else if content_type.starts_with("multipart/form-data") {
         from_multipart(req).await?
     } else if content_type.starts_with("application/json") {
-        let Json(body) = Json::<AddJson>::from_request(req, &())
+        let Json(Object(body)) = Json::<Object<AddJson>>::from_request(req, &())
             .await
             .map_err(json_rejection)?;
         from_json(body)?
@@ -98,7 +98,7 @@ fn from_json(b: AddJson) -> Result<AddRequest, ApiFailure> {
         out_dir: b.out_dir,
         paused: b.paused,
         peers: b.peers,
-        limits: b.limits,
+        limits: b.limits.map(|Object(l)| l).unwrap_or_default(),
     })
 }
 

@@ -13,6 +13,7 @@ use axum::Json;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
+use super::object::Object;
 use super::{metrics, ApiFailure, AppState};
 use crate::client::control::{
     parse_info_hash, ClientSnapshot, Command, InfoHash, Limits, PeerSource, SeedPolicy,
@@ -101,6 +102,7 @@ pub async fn remove(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PeersBody {
     peers: Vec<String>,
 }
@@ -113,10 +115,10 @@ pub struct Added {
 pub async fn add_peers(
     State(s): State<AppState>,
     Path(ih): Path<String>,
-    body: Result<Json<PeersBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Object<PeersBody>>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Added>> {
     let info_hash = info_hash(&ih)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let Json(Object(body)) = body.map_err(json_rejection)?;
     let peers = parse_peers(&body.peers)?;
     let added = s
         .client
@@ -133,10 +135,10 @@ pub async fn add_peers(
 pub async fn set_limits(
     State(s): State<AppState>,
     Path(ih): Path<String>,
-    body: Result<Json<Limits>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Object<Limits>>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<StatusCode> {
     let ih = info_hash(&ih)?;
-    let Json(limits) = body.map_err(json_rejection)?;
+    let Json(Object(limits)) = body.map_err(json_rejection)?;
     s.client
         .call(|reply| Command::SetLimits {
             info_hash: Some(ih),
@@ -177,16 +179,16 @@ pub async fn settings(State(s): State<AppState>) -> Json<Settings> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsUpdate {
-    limits: Option<Limits>,
-    seed_policy: Option<SeedPolicy>,
+    limits: Option<Object<Limits>>,
+    seed_policy: Option<Object<SeedPolicy>>,
 }
 
 pub async fn set_settings(
     State(s): State<AppState>,
-    body: Result<Json<SettingsUpdate>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Object<SettingsUpdate>>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<StatusCode> {
-    let Json(u) = body.map_err(json_rejection)?;
-    if let Some(limits) = u.limits {
+    let Json(Object(u)) = body.map_err(json_rejection)?;
+    if let Some(Object(limits)) = u.limits {
         s.client
             .call(|reply| Command::SetLimits {
                 info_hash: None,
@@ -195,7 +197,7 @@ pub async fn set_settings(
             })
             .await?;
     }
-    if let Some(p) = u.seed_policy {
+    if let Some(Object(p)) = u.seed_policy {
         p.validate()
             .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
         s.client.call(|r| Command::SetSeedPolicy(p, r)).await?;

@@ -8,6 +8,7 @@ mod auth;
 pub mod error;
 mod handlers;
 pub mod metrics;
+mod object;
 pub mod paths;
 mod serve;
 

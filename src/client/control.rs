@@ -62,6 +62,8 @@ pub enum TorrentSource {
 
 /// Byte-rate limits; `None` = unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+// A misspelt field from an API caller is an error, not a silently ignored limit.
+#[serde(deny_unknown_fields)]
 pub struct Limits {
     pub download_bps: Option<u64>,
     pub upload_bps: Option<u64>,
@@ -69,6 +71,8 @@ pub struct Limits {
 
 /// When a complete torrent stops seeding; both `None` = seed forever.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+// A misspelt field from an API caller is an error, not a silently ignored limit.
+#[serde(deny_unknown_fields)]
 pub struct SeedPolicy {
     pub stop_at_ratio: Option<f64>,
     pub stop_after_secs: Option<u64>,

@@ -21,6 +21,8 @@ pub struct Daemon {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     starts: u32,
+    /// Sent as `Authorization: Bearer` on every call: the `BTS_HTTP_TOKEN` it was started with.
+    token: Option<String>,
 }
 
 impl Drop for Daemon {
@@ -44,6 +46,10 @@ impl Daemon {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         let log = data_dir.with_extension("log");
+        let token = envs
+            .iter()
+            .find(|(k, _)| k == "BTS_HTTP_TOKEN")
+            .map(|(_, v)| v.clone());
         let (child, api) = spawn(&all, &envs, &log, 0);
         Daemon {
             child,
@@ -53,6 +59,7 @@ impl Daemon {
             args: all,
             envs,
             starts: 1,
+            token,
         }
     }
 
@@ -102,6 +109,9 @@ impl Daemon {
         let mut b = ureq::http::Request::builder()
             .method(method)
             .uri(self.url(path));
+        if let Some(t) = &self.token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
         let bytes = match body {
             Some(v) => {
                 b = b.header("content-type", "application/json");
