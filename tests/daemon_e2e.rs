@@ -175,6 +175,7 @@ fn three_torrents_driven_by_api_and_cli(tn: common::Testnet) {
         &[("charlie.bin", 5 * MIB + 7)],
         64 * 1024,
     );
+    let backend = tn.backend();
     let s = swarm(tn, work.path(), &["alpha", "bravo", "charlie"]);
     let (seeder, leecher) = (&s.seeder, &s.leecher);
     let root = seed_root(work.path());
@@ -215,6 +216,7 @@ fn three_torrents_driven_by_api_and_cli(tn: common::Testnet) {
                 .any(|l| l["transport"] == "tcp" && l["bytes_down"].as_u64() > Some(0))
     });
     assert!(progress(&t) < 0.9, "alpha was not slowed down: {t:#}");
+    api_paths_show_the_metadata(leecher, backend);
     // Each peer shows the client it named in its extension handshake, over SCION and TCP.
     for p in t["peers"].as_array().unwrap() {
         assert!(
@@ -291,6 +293,89 @@ fn three_torrents_driven_by_api_and_cli(tn: common::Testnet) {
     let out = cli_ok(leecher, &["ls"]);
     for name in ["alpha.bin", "bravo", "charlie.bin"] {
         assert!(out.contains(name), "ls lacks {name}:\n{out}");
+    }
+}
+
+/// `GET /api/v1/paths` of the leecher (in LEAF_B): the three paths to the seeder's AS (LEAF_A)
+/// with what the daemon
+/// knows of them. scionproto's daemons give what three-paths.toml announces (checked on the
+/// path through 1-ff00:0:120: 4 + 1 + 4 ms, 400 Mbit/s links, multihop, 2 internal hops, its
+/// notes and places); pocketscion's give MTU and expiry only, and the rest is null, never 0.
+fn api_paths_show_the_metadata(leecher: &Daemon, backend: Backend) {
+    let (status, v) = leecher.call("GET", "/api/v1/paths", None);
+    assert_eq!(status, 200, "{v}");
+    let dest = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["ia"] == LEAF_A)
+        .unwrap_or_else(|| panic!("no paths to {LEAF_A}: {v:#}"));
+    let paths = dest["paths"].as_array().unwrap();
+    assert_eq!(paths.len(), 3, "{dest:#}");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for kp in paths {
+        let p = &kp["path"];
+        assert!(p["mtu"].as_u64().is_some_and(|m| m >= 1280), "{p}");
+        assert!(
+            p["expiry_unix_ms"].as_u64().is_some_and(|e| e > now_ms),
+            "{p}"
+        );
+        assert_eq!(p["steps"].as_array().unwrap().len(), 3, "{p}");
+        assert_eq!(p["notes"].as_array().unwrap().len(), 3, "{p}");
+        if backend == Backend::Pocketscion {
+            for k in ["latency_ms", "bandwidth_kbps"] {
+                assert!(p[k].is_null(), "{k}: {p}");
+            }
+            for step in p["steps"].as_array().unwrap() {
+                for k in ["latency_ms", "bandwidth_kbps", "link_type", "internal_hops"] {
+                    assert!(step[k].is_null(), "{k}: {p}");
+                }
+            }
+            assert!(p["hops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["geo"].is_null()));
+            assert!(p["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["note"].is_null()));
+        } else {
+            assert!(p["latency_ms"].as_f64().is_some(), "{p}");
+            assert!(p["bandwidth_kbps"].as_u64().is_some(), "{p}");
+        }
+    }
+    if backend == Backend::Scionproto {
+        let p = &paths
+            .iter()
+            .find(|kp| kp["path"]["hops"][1]["ia"] == "1-ff00:0:120")
+            .unwrap_or_else(|| panic!("no path via 1-ff00:0:120: {dest:#}"))["path"];
+        assert_eq!(p["latency_ms"], json!(9.0), "{p}");
+        assert_eq!(p["bandwidth_kbps"], json!(400_000), "{p}");
+        let steps = &p["steps"];
+        assert_eq!(
+            steps[0],
+            json!({ "kind": "link", "latency_ms": 4.0, "bandwidth_kbps": 400_000,
+                    "link_type": "multihop", "internal_hops": null }),
+            "{p}"
+        );
+        assert_eq!(
+            steps[1],
+            json!({ "kind": "internal", "latency_ms": 1.0, "bandwidth_kbps": 4_000_000,
+                    "link_type": null, "internal_hops": 2 }),
+            "{p}"
+        );
+        assert_eq!(steps[2]["link_type"], "multihop", "{p}");
+        assert_eq!(p["hops"][0]["geo"]["address"], "Basel", "{p}");
+        assert_eq!(p["hops"][2]["geo"]["address"], "Lausanne", "{p}");
+        assert_eq!(
+            p["notes"][1],
+            json!({ "ia": "1-ff00:0:120", "note": "core 120, path 2" })
+        );
     }
 }
 

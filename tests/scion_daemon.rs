@@ -114,14 +114,29 @@ fn paths_command_on(net: &Testnet, mtu: u16) {
             "{}",
             out.stdout
         );
+        // Each path: its line, then indented details (summary, steps, geo, notes).
+        let blocks: Vec<Vec<&str>> = out
+            .stdout
+            .split("\n[")
+            .skip(1)
+            .map(|b| b.lines().collect())
+            .collect();
+        assert_eq!(blocks.len(), 3, "{}", out.stdout);
         let mut first_interfaces = BTreeSet::new();
-        for k in 0..3 {
-            let path = lines[1 + 2 * k];
-            let details = lines[2 + 2 * k];
+        for (k, block) in blocks.iter().enumerate() {
+            let path = format!("[{}", block[0]);
+            let details = block[1].trim_start();
+            path_metadata_shown(net.backend(), &path, details, &block[2..]);
             assert!(path.starts_with(&format!("[{k}] {SRC}#")), "{path}");
             assert!(path.contains(&format!(" > {DST}#")), "{path}");
             first_interfaces.insert(path[4..].split(' ').next().unwrap().to_string());
             assert!(details.contains("hops 2 "), "{details}");
+            if net.backend() == Backend::Pocketscion {
+                assert!(
+                    details.contains("latency unknown  bandwidth unknown"),
+                    "{details}"
+                );
+            }
             assert!(details.contains(&format!("mtu {mtu} ")), "{details}");
             assert!(
                 details.ends_with(&format!("next hop {}", st.router)),
@@ -143,6 +158,85 @@ fn paths_command_on(net: &Testnet, mtu: u16) {
             3,
             "three disjoint paths:\n{}",
             out.stdout
+        );
+    }
+}
+
+/// The lines under a path's summary: its three steps, geo and notes. scionproto's daemons
+/// give what three-paths.toml announces for the path's core; pocketscion's give none of it,
+/// and `paths` says unknown, never 0.
+fn path_metadata_shown(backend: Backend, path: &str, summary: &str, lines: &[&str]) {
+    let lines: Vec<&str> = lines.iter().map(|l| l.trim_start()).collect();
+    assert_eq!(lines.len(), 5, "{path}: {lines:#?}");
+    let core = path
+        .split(" > ")
+        .nth(1)
+        .and_then(|i| i.split('#').next())
+        .unwrap();
+    let want: [&str; 5] = match (backend, core) {
+        (Backend::Pocketscion, _) => [
+            "type unknown  latency unknown  bandwidth unknown",
+            "internal hops unknown  latency unknown  bandwidth unknown",
+            "type unknown  latency unknown  bandwidth unknown",
+            " unknown | ",
+            "notes  1-ff00:0:111 unknown | ",
+        ],
+        (Backend::Scionproto, "1-ff00:0:110") => [
+            "type direct  latency 2.0 ms  bandwidth 1000000 kbit/s",
+            "internal hops 1  latency 0.5 ms  bandwidth 10000000 kbit/s",
+            "type direct  latency 3.0 ms  bandwidth 1000000 kbit/s",
+            "(Zürich) | ",
+            r#"1-ff00:0:110 "core 110, path 1" | "#,
+        ],
+        (Backend::Scionproto, "1-ff00:0:120") => [
+            "type multihop  latency 4.0 ms  bandwidth 400000 kbit/s",
+            "internal hops 2  latency 1.0 ms  bandwidth 4000000 kbit/s",
+            "type multihop  latency 4.0 ms  bandwidth 400000 kbit/s",
+            "(Lausanne) | ",
+            r#"1-ff00:0:120 "core 120, path 2" | "#,
+        ],
+        (Backend::Scionproto, _) => [
+            "type opennet  latency 10.0 ms  bandwidth 100000 kbit/s",
+            "internal hops 3  latency 1.5 ms  bandwidth 1000000 kbit/s",
+            "type opennet  latency 12.0 ms  bandwidth 100000 kbit/s",
+            "(Genève) | ",
+            r#"1-ff00:0:130 "core 130, path 3" | "#,
+        ],
+    };
+    assert!(
+        lines[0].starts_with(&format!("link {SRC}#")),
+        "{path}: {lines:#?}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("in {core} #")),
+        "{path}: {lines:#?}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("link {core}#")),
+        "{path}: {lines:#?}"
+    );
+    assert!(lines[3].starts_with("geo  "), "{path}: {lines:#?}");
+    assert!(lines[4].starts_with("notes  "), "{path}: {lines:#?}");
+    for (line, want) in lines.iter().zip(want) {
+        assert!(line.contains(want), "{path}: {line:?} lacks {want:?}");
+    }
+    if backend == Backend::Pocketscion {
+        assert_eq!(lines[3].matches(" unknown").count(), 4, "{}", lines[3]);
+    }
+    if backend == Backend::Scionproto {
+        // The sums: the path's latency and its bottleneck.
+        let (latency, bandwidth) = match core {
+            "1-ff00:0:110" => ("5.5 ms", 1_000_000),
+            "1-ff00:0:120" => ("9.0 ms", 400_000),
+            _ => ("23.5 ms", 100_000),
+        };
+        let want = format!("latency {latency}  bandwidth {bandwidth} kbit/s  next hop");
+        assert!(summary.contains(&want), "{summary} lacks {want}");
+        assert!(lines[3].contains(&format!("{SRC}#")) && lines[3].contains("(Bern)"));
+        assert!(
+            lines[4].ends_with(r#"1-ff00:0:112 "leaf 112""#),
+            "{}",
+            lines[4]
         );
     }
 }

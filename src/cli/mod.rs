@@ -8,6 +8,7 @@ pub mod legacy;
 pub mod live;
 pub mod magnet;
 pub mod path_select;
+pub mod pathinfo;
 pub mod remote;
 pub mod report;
 pub mod run;

@@ -571,27 +571,9 @@ async fn paths(
 }
 
 fn print_path_details(p: &ScionPath) {
-    let expiry = p
-        .expiry
-        .and_then(|e| e.duration_since(std::time::SystemTime::now()).ok())
-        .map(|d| format!("in {}s", d.as_secs()))
-        .unwrap_or_else(|| "unknown".into());
-    let latency = p
-        .total_latency()
-        .map(|l| format!("{:.1} ms", l.as_secs_f64() * 1000.0))
-        .unwrap_or_else(|| "unknown".into());
-    let bw = p
-        .min_bandwidth()
-        .map(|b| format!("{b} kbit/s"))
-        .unwrap_or_else(|| "unknown".into());
-    println!(
-        "    hops {}  mtu {}  expires {expiry}  latency {latency}  bandwidth {bw}  next hop {}",
-        p.hop_count(),
-        p.mtu,
-        p.first_hop
-            .map(|h| h.to_string())
-            .unwrap_or_else(|| "direct".into())
-    );
+    for line in super::pathinfo::describe(p, std::time::SystemTime::now()) {
+        println!("    {line}");
+    }
 }
 
 async fn bwtest(b: BwtestArgs) -> Result<(), CliError> {

@@ -180,10 +180,21 @@ pub enum TorrentState {
 }
 
 /// One interface a path crosses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HopSnapshot {
     pub ia: String,
     pub interface: u16,
+    /// Where the router at this interface is, if its AS announces it.
+    #[serde(default)]
+    pub geo: Option<GeoSnapshot>,
+}
+
+/// A router's announced position (WGS 84) and civic address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeoSnapshot {
+    pub latitude: f32,
+    pub longitude: f32,
+    pub address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,8 +203,45 @@ pub struct PathSnapshot {
     pub fingerprint: String,
     /// Interfaces crossed in order, `ISD-AS#interface`; empty inside one AS.
     pub hops: Vec<HopSnapshot>,
-    pub mtu: u16,
+    /// Path MTU in bytes; `None` when the daemon does not say.
+    pub mtu: Option<u16>,
+    /// Sum of the links' latencies; `None` unless every one is known.
     pub latency_ms: Option<f64>,
+    /// The smallest known bandwidth along the path, kbit/s.
+    #[serde(default)]
+    pub bandwidth_kbps: Option<u64>,
+    /// When the path's hop fields expire.
+    #[serde(default)]
+    pub expiry_unix_ms: Option<u64>,
+    /// What the daemon knows of each step between consecutive hops (`hops.len() - 1`).
+    #[serde(default)]
+    pub steps: Vec<PathStepSnapshot>,
+    /// Each AS's note, in path order.
+    #[serde(default)]
+    pub notes: Vec<AsNoteSnapshot>,
+}
+
+/// The step from `hops[i]` to `hops[i + 1]`: a link between two ASes, or the crossing of a
+/// transit AS from its ingress to its egress interface. Unknown values are `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathStepSnapshot {
+    /// `link` (between ASes) or `internal` (inside one AS).
+    pub kind: String,
+    pub latency_ms: Option<f64>,
+    pub bandwidth_kbps: Option<u64>,
+    /// For a link: `direct`, `multihop` or `opennet`.
+    #[serde(default)]
+    pub link_type: Option<String>,
+    /// For a transit AS: hops inside it.
+    #[serde(default)]
+    pub internal_hops: Option<u32>,
+}
+
+/// One AS's note on the path (`None`: it announced none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AsNoteSnapshot {
+    pub ia: String,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

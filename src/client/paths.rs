@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::control::{DestinationPaths, HopSnapshot, KnownPath, PathSnapshot};
+use super::control::{
+    AsNoteSnapshot, DestinationPaths, GeoSnapshot, HopSnapshot, KnownPath, PathSnapshot,
+    PathStepSnapshot,
+};
 use crate::engine::dialer::SharedPaths;
 use crate::lanes::PathPolicy;
 use crate::scion::daemon::DaemonClient;
-use crate::scion::{Ia, PathFingerprint, ScionPath};
+use crate::scion::{Ia, LinkType, PathFingerprint, ScionPath};
 
 /// How often the daemon is asked again for paths to a destination.
 pub const PATH_REFRESH: Duration = Duration::from_secs(10);
@@ -115,20 +118,65 @@ impl PathService {
     }
 }
 
-/// A path as the API shows it: hops as `ISD-AS#interface`.
+/// A path as the API shows it: hops as `ISD-AS#interface`, and whatever the daemon knows of
+/// it (unknown values `None`, never 0).
 pub fn path_snapshot(p: &ScionPath) -> PathSnapshot {
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
     PathSnapshot {
         fingerprint: p.fingerprint().to_string(),
         hops: p
             .interfaces
             .iter()
-            .map(|i| HopSnapshot {
+            .enumerate()
+            .map(|(n, i)| HopSnapshot {
                 ia: i.ia.to_string(),
                 interface: i.id,
+                geo: p.meta.geo.get(n).cloned().flatten().map(|g| GeoSnapshot {
+                    latitude: g.latitude,
+                    longitude: g.longitude,
+                    address: g.address,
+                }),
             })
             .collect(),
-        mtu: p.mtu,
-        latency_ms: p.total_latency().map(|d| d.as_secs_f64() * 1e3),
+        mtu: (p.mtu > 0).then_some(p.mtu),
+        latency_ms: ms(p.total_latency()),
+        bandwidth_kbps: p.min_bandwidth(),
+        expiry_unix_ms: p
+            .expiry
+            .and_then(|e| e.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
+        steps: (0..p.interfaces.len().saturating_sub(1))
+            .map(|n| {
+                let link = n % 2 == 0;
+                PathStepSnapshot {
+                    kind: if link { "link" } else { "internal" }.into(),
+                    latency_ms: ms(p.latency.get(n).copied().flatten()),
+                    bandwidth_kbps: p.bandwidth.get(n).copied().flatten(),
+                    link_type: p
+                        .meta
+                        .link_types
+                        .get(n / 2)
+                        .filter(|t| link && **t != LinkType::Unknown)
+                        .map(|t| t.as_str().into()),
+                    internal_hops: p
+                        .meta
+                        .internal_hops
+                        .get(n / 2)
+                        .copied()
+                        .flatten()
+                        .filter(|_| !link),
+                }
+            })
+            .collect(),
+        notes: p
+            .ases()
+            .into_iter()
+            .enumerate()
+            .map(|(n, ia)| AsNoteSnapshot {
+                ia: ia.to_string(),
+                note: p.meta.notes.get(n).cloned().flatten(),
+            })
+            .collect(),
     }
 }
 
@@ -183,4 +231,97 @@ fn spawn_refresher(
             tokio::time::sleep(PATH_REFRESH).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scion::{parse_ia, Geo, PathInterface, PathMeta};
+
+    fn path() -> ScionPath {
+        let ia = |s| parse_ia(s).unwrap();
+        let mut p = ScionPath::local(ia("1-ff00:0:111"));
+        p.dst_ia = ia("1-ff00:0:112");
+        p.raw = bytes::Bytes::from_static(b"x");
+        p.interfaces = [
+            ("1-ff00:0:111", 1),
+            ("1-ff00:0:110", 1),
+            ("1-ff00:0:110", 2),
+            ("1-ff00:0:112", 1),
+        ]
+        .into_iter()
+        .map(|(s, id)| PathInterface { ia: ia(s), id })
+        .collect();
+        p
+    }
+
+    /// pocketscion's kind of answer: nothing but the route. Unknown is null, never 0.
+    #[test]
+    fn unknown_metadata_is_null() {
+        let v = serde_json::to_value(path_snapshot(&path())).unwrap();
+        assert_eq!(v["mtu"], serde_json::Value::Null);
+        assert_eq!(v["latency_ms"], serde_json::Value::Null);
+        assert_eq!(v["bandwidth_kbps"], serde_json::Value::Null);
+        assert_eq!(v["expiry_unix_ms"], serde_json::Value::Null);
+        assert_eq!(v["hops"][0]["geo"], serde_json::Value::Null);
+        let steps = v["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[0]["kind"], "link");
+        assert_eq!(steps[1]["kind"], "internal");
+        for s in steps {
+            for k in ["latency_ms", "bandwidth_kbps", "link_type", "internal_hops"] {
+                assert_eq!(s[k], serde_json::Value::Null, "{k} in {s}");
+            }
+        }
+        assert_eq!(
+            v["notes"][1],
+            serde_json::json!({"ia": "1-ff00:0:110", "note": null})
+        );
+        // An older daemon's snapshot (no metadata fields) still reads.
+        let old = serde_json::json!({"fingerprint": "f", "hops": [{"ia": "1-ff00:0:111", "interface": 1}],
+            "mtu": 1280, "latency_ms": null});
+        let old: PathSnapshot = serde_json::from_value(old).unwrap();
+        assert_eq!((old.mtu, old.hops[0].geo.clone()), (Some(1280), None));
+    }
+
+    #[test]
+    fn known_metadata_is_placed_on_its_step() {
+        let mut p = path();
+        let ms = |n| Some(Duration::from_millis(n));
+        p.mtu = 1472;
+        p.expiry = Some(UNIX_EPOCH + Duration::from_secs(1_000));
+        p.latency = vec![ms(5), ms(1), ms(7)];
+        p.bandwidth = vec![Some(50_000), None, Some(100_000)];
+        p.meta = PathMeta {
+            geo: vec![
+                None,
+                Some(Geo {
+                    latitude: 46.5,
+                    longitude: 6.5,
+                    address: "Lausanne".into(),
+                }),
+                None,
+                None,
+            ],
+            link_types: vec![LinkType::Direct, LinkType::Unknown],
+            internal_hops: vec![Some(2)],
+            notes: vec![None, Some("core".into()), None],
+        };
+        let s = path_snapshot(&p);
+        assert_eq!(s.mtu, Some(1472));
+        assert_eq!(s.latency_ms, Some(13.0));
+        assert_eq!(s.bandwidth_kbps, Some(50_000));
+        assert_eq!(s.expiry_unix_ms, Some(1_000_000));
+        assert_eq!(s.hops[1].geo.as_ref().unwrap().address, "Lausanne");
+        assert_eq!(s.steps[0].link_type.as_deref(), Some("direct"));
+        assert_eq!(s.steps[0].internal_hops, None);
+        assert_eq!(
+            (s.steps[1].internal_hops, s.steps[1].link_type.clone()),
+            (Some(2), None)
+        );
+        assert_eq!(s.steps[1].bandwidth_kbps, None);
+        assert_eq!(s.steps[2].link_type, None, "unknown link type");
+        assert_eq!(s.notes[1].note.as_deref(), Some("core"));
+        assert_eq!(s.notes[2].ia, "1-ff00:0:112");
+    }
 }

@@ -455,8 +455,12 @@ mod tests {
             path: control::PathSnapshot {
                 fingerprint: fp.into(),
                 hops: Vec::new(),
-                mtu: 1472,
+                mtu: Some(1472),
                 latency_ms: None,
+                bandwidth_kbps: None,
+                expiry_unix_ms: None,
+                steps: Vec::new(),
+                notes: Vec::new(),
             },
             lanes,
             failed: None,

@@ -29,6 +29,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     addr::Ia,
+    meta::PathMeta,
     packet,
     path::{PathInterface, ScionPath},
 };
@@ -361,7 +362,7 @@ fn describe(e: &ConnectError) -> String {
     s
 }
 
-fn convert_path(src: Ia, dst: Ia, p: pb::Path) -> Result<ScionPath, String> {
+fn convert_path(src: Ia, dst: Ia, mut p: pb::Path) -> Result<ScionPath, String> {
     packet::validate_path(&p.raw).map_err(|e| e.to_string())?;
     if p.raw.is_empty() {
         return Err("empty raw path to a remote AS".into());
@@ -384,12 +385,14 @@ fn convert_path(src: Ia, dst: Ia, p: pb::Path) -> Result<ScionPath, String> {
         .as_option()
         .and_then(|i| i.address.as_option())
         .and_then(|u| parse_underlay(&u.address));
-    let raw = Bytes::from(p.raw);
+    let meta = PathMeta::from_daemon(&p, interfaces.len());
+    let raw = Bytes::from(std::mem::take(&mut p.raw));
     let expiry = p
         .expiration
         .as_option()
         .filter(|t| t.seconds > 0)
-        .map(|t| UNIX_EPOCH + Duration::from_secs(t.seconds as u64))
+        // An absurd expiry is no expiry (SystemTime + Duration panics on overflow).
+        .and_then(|t| UNIX_EPOCH.checked_add(Duration::from_secs(t.seconds as u64)))
         .or_else(|| packet::path_expiry(&raw));
     let links = interfaces.len().saturating_sub(1);
     let latency = if p.latency.len() == links {
@@ -418,6 +421,7 @@ fn convert_path(src: Ia, dst: Ia, p: pb::Path) -> Result<ScionPath, String> {
         expiry,
         latency,
         bandwidth,
+        meta,
     })
 }
 
@@ -550,6 +554,8 @@ mod tests {
                 3
             ],
             bandwidth: vec![0, 5, 6],
+            link_type: vec![pb::LinkType::LINK_TYPE_OPEN_NET.into(); 2],
+            notes: vec!["a".into(), String::new(), "c".into()],
             ..Default::default()
         };
         p.interfaces = [(a, 2), (b, 1), (b, 3), (c, 1)]
@@ -573,6 +579,12 @@ mod tests {
         assert_eq!(sp.total_latency(), Some(Duration::from_millis(3)));
         assert_eq!(sp.bandwidth, vec![None, Some(5), Some(6)]);
         assert!(sp.expiry.is_some(), "expiry from the hop fields");
+        assert_eq!(sp.meta.link_types, vec![crate::scion::LinkType::OpenNet; 2]);
+        assert_eq!(
+            sp.meta.notes,
+            vec![Some("a".into()), None, Some("c".into())]
+        );
+        assert!(sp.meta.geo.is_empty(), "none given");
         assert_eq!(
             sp.to_string(),
             "1-ff00:0:111#2 > 1-ff00:0:120#1 > 1-ff00:0:120#3 > 1-ff00:0:112#1"
@@ -585,6 +597,20 @@ mod tests {
         let mut bad = p.clone();
         bad.raw.pop();
         assert!(convert_path(a, c, bad).is_err());
+        // Absurd metadata is unknown metadata, not a panic.
+        let mut absurd = p.clone();
+        absurd.expiration = scion_protobuf::buffa_types::google::protobuf::Timestamp {
+            seconds: i64::MAX,
+            ..Default::default()
+        }
+        .into();
+        absurd.latency[0].seconds = i64::MAX;
+        absurd.latency[1].seconds = i64::MAX;
+        absurd.latency[2].nanos = i32::MAX;
+        absurd.mtu = u32::MAX;
+        let sp = convert_path(a, c, absurd).unwrap();
+        assert!(sp.expiry.is_some(), "from the hop fields instead");
+        assert_eq!(sp.total_latency(), None, "the sum overflows");
         let mut odd = p;
         odd.interfaces.pop();
         assert!(convert_path(a, c, odd).is_err());

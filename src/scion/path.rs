@@ -10,7 +10,7 @@ use std::{
 
 use bytes::Bytes;
 
-use super::{addr::Ia, packet};
+use super::{addr::Ia, meta::PathMeta, packet};
 
 /// One interface a path crosses: `ia#id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,6 +65,8 @@ pub struct ScionPath {
     pub latency: Vec<Option<Duration>>,
     /// Bandwidth per link in kbit/s, same layout as `latency`.
     pub bandwidth: Vec<Option<u64>>,
+    /// Geo, link types, internal hops and notes, when the daemon knows them.
+    pub meta: PathMeta,
 }
 
 impl ScionPath {
@@ -80,6 +82,7 @@ impl ScionPath {
             expiry: None,
             latency: Vec::new(),
             bandwidth: Vec::new(),
+            meta: PathMeta::default(),
         }
     }
 
@@ -97,6 +100,7 @@ impl ScionPath {
             expiry,
             latency: Vec::new(),
             bandwidth: Vec::new(),
+            meta: PathMeta::default(),
         }
     }
 
@@ -158,19 +162,29 @@ impl ScionPath {
         packet::path_as_count(&self.raw).map_or(0, |n| n.saturating_sub(1))
     }
 
+    /// The ASes crossed, the source first (none if the daemon gave no interfaces).
+    pub fn ases(&self) -> Vec<Ia> {
+        let first = self.interfaces.first().map(|i| i.ia);
+        first
+            .into_iter()
+            .chain(self.interfaces.iter().skip(1).step_by(2).map(|i| i.ia))
+            .collect()
+    }
+
     /// Whether the path is expired at `now` (a path without known expiry never is).
     pub fn is_expired(&self, now: SystemTime) -> bool {
         self.expiry.is_some_and(|e| e <= now)
     }
 
-    /// Sum of the known per-link latencies, `None` if any is unknown or none was given.
+    /// Sum of the per-link latencies, `None` if any is unknown, none was given or the sum
+    /// overflows.
     pub fn total_latency(&self) -> Option<Duration> {
         if self.latency.is_empty() {
             return None;
         }
         self.latency
             .iter()
-            .try_fold(Duration::ZERO, |acc, l| Some(acc + (*l)?))
+            .try_fold(Duration::ZERO, |acc, l| acc.checked_add((*l)?))
     }
 
     /// Smallest known per-link bandwidth in kbit/s.
@@ -265,6 +279,7 @@ mod tests {
                 None,
             ],
             bandwidth: vec![Some(1000), None, Some(10)],
+            meta: Default::default(),
         }
     }
 
@@ -293,6 +308,8 @@ mod tests {
             "1-ff00:0:111#1 > 1-ff00:0:120#2 > 1-ff00:0:120#3 > 1-ff00:0:112#1"
         );
         assert_eq!(a.hop_count(), 2);
+        assert_eq!(a.ases().len(), 3);
+        assert_eq!(a.ases()[1].to_string(), "1-ff00:0:120");
         assert_eq!(a.links().len(), 2);
         assert_eq!(
             a.links()[1],
