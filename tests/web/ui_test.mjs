@@ -197,6 +197,26 @@ async function run() {
   const rowsNow = await detail.$$eval('.detail li.lane', (els) => els.length);
   if (rowsNow) check(charts >= 1, `goodput charts drawn for the lanes (${charts} polylines)`);
   await detail.screenshot({ path: path.join(shotDir, 'detail.png'), fullPage: true });
+
+  step = 'check the path service page';
+  const pathsPage = await context.newPage();
+  watch(pathsPage, 'paths page');
+  await pathsPage.goto(new URL('#/paths', baseUrl).href, { waitUntil: 'load' });
+  await enterToken(pathsPage);
+  await pathsPage.locator('.known-path .kp-head').first().waitFor({ timeout: 15_000 });
+  const heads = await pathsPage.$$eval('.known-path .kp-head', (els) => els.map((e) => e.textContent));
+  // pocketscion's daemon gives MTU and expiry only: the rest reads "unknown", never 0 or null.
+  check(heads.every((t) => /MTU \d+ · latency (unknown|[\d.]+ ms) · bandwidth \S+.* · expires in /.test(t)),
+    `path summaries: ${JSON.stringify(heads)}`);
+  check(heads.every((t) => !/null|undefined|NaN/.test(t)), `path summaries: ${JSON.stringify(heads)}`);
+  const meta = pathsPage.locator('.known-path details.path-meta').first();
+  await meta.locator('summary').click();
+  const metaText = await meta.textContent();
+  check(/Step.*Kind.*Latency.*Bandwidth/.test(metaText) && /Routers/.test(metaText) && /Notes/.test(metaText)
+    && !/null|undefined|NaN/.test(metaText), `path metadata: ${metaText}`);
+  await pathsPage.screenshot({ path: path.join(shotDir, 'paths.png'), fullPage: true });
+  await pathsPage.close();
+
   await detail.emulateMedia({ colorScheme: 'dark' });
   await detail.setViewportSize({ width: 390, height: 844 });
   await detail.waitForTimeout(300);

@@ -2,7 +2,7 @@
 // chart (SVG polyline over the last two minutes).
 
 import { h, s } from './dom.js';
-import { rate } from './format.js';
+import { duration, rate } from './format.js';
 import { HISTORY_MS } from './live.js';
 
 /** The hop sequence of a PathSnapshot; an empty one is a path inside our own AS. */
@@ -21,10 +21,69 @@ export function hopSequence(path) {
       const link = i > 0 && hops[i - 1].ia !== x.ia;
       return [
         i > 0 ? h('li', { class: link ? 'arrow link' : 'arrow through', 'aria-hidden': 'true' }, link ? '⟶' : '→') : null,
-        h('li', { class: 'hop' }, h('span', { class: 'ia' }, x.ia), h('span', { class: 'ifid' }, `#${x.interface}`)),
+        h('li', { class: 'hop', title: x.geo ? place(x.geo) : null },
+          h('span', { class: 'ia' }, x.ia), h('span', { class: 'ifid' }, `#${x.interface}`)),
       ];
     }),
   );
+}
+
+const UNKNOWN = 'unknown';
+
+function place(g) {
+  const at = `${g.latitude.toFixed(4)}, ${g.longitude.toFixed(4)}`;
+  return g.address ? `${g.address} (${at})` : at;
+}
+
+/** kbit/s as the daemon gives it, in the largest unit that keeps it readable. */
+export function kbps(v) {
+  if (v === null || v === undefined) return UNKNOWN;
+  if (v >= 1e6) return `${+(v / 1e6).toFixed(2)} Gbit/s`;
+  if (v >= 1e3) return `${+(v / 1e3).toFixed(1)} Mbit/s`;
+  return `${v} kbit/s`;
+}
+
+function ms(v) {
+  return v === null || v === undefined ? UNKNOWN : `${+v.toFixed(3)} ms`;
+}
+
+/** MTU · latency · bottleneck · expiry of a PathSnapshot; unknown values say so. */
+export function pathSummary(path, nowMs) {
+  const left = path.expiry_unix_ms ? Math.round((path.expiry_unix_ms - nowMs) / 1000) : null;
+  const expiry = left === null ? `expiry ${UNKNOWN}` : left > 0 ? `expires in ${duration(left)}` : 'expired';
+  return `MTU ${path.mtu ?? UNKNOWN} · latency ${ms(path.latency_ms)} · bandwidth ${kbps(path.bandwidth_kbps)} · ${expiry}`;
+}
+
+/**
+ * What the daemon says about each step of the path (links between ASes, crossings of transit
+ * ASes), the routers' places and the ASes' notes, folded away under a summary line.
+ */
+export function pathMetadata(path) {
+  const hops = path.hops || [];
+  const steps = path.steps || [];
+  if (!hops.length || !steps.length) return null;
+  const rows = steps.map((st, i) => {
+    const a = hops[i];
+    const b = hops[i + 1];
+    if (!a || !b) return null;
+    const where = st.kind === 'internal'
+      ? `inside ${a.ia} (#${a.interface} → #${b.interface})`
+      : `${a.ia}#${a.interface} ⟶ ${b.ia}#${b.interface}`;
+    const kind = st.kind === 'internal'
+      ? `internal hops ${st.internal_hops ?? UNKNOWN}`
+      : `link ${st.link_type ?? UNKNOWN}`;
+    return h('tr', { 'data-key': String(i) },
+      h('td', null, where), h('td', null, kind), h('td', null, ms(st.latency_ms)), h('td', null, kbps(st.bandwidth_kbps)));
+  });
+  const notes = (path.notes || []).map((n) => h('li', { 'data-key': n.ia }, h('code', null, n.ia), ' ', n.note === null ? h('span', { class: 'muted' }, UNKNOWN) : n.note));
+  const places = hops.map((x, i) => h('li', { 'data-key': String(i) }, h('code', null, `${x.ia}#${x.interface}`), ' ', x.geo ? place(x.geo) : h('span', { class: 'muted' }, UNKNOWN)));
+  return h('details', { class: 'path-meta' },
+    h('summary', null, 'Path metadata'),
+    h('table', { class: 'path-steps' },
+      h('thead', null, h('tr', null, h('th', null, 'Step'), h('th', null, 'Kind'), h('th', null, 'Latency'), h('th', null, 'Bandwidth'))),
+      h('tbody', null, rows)),
+    h('p', { class: 'muted' }, 'Routers'), h('ul', { class: 'path-geo' }, places),
+    h('p', { class: 'muted' }, 'Notes'), h('ul', { class: 'path-notes' }, notes));
 }
 
 const W = 240;

@@ -49,7 +49,7 @@ function laneRow(t, lane, now, peerBytes) {
         h('span', { class: 'lane-label' }, lane.label || `lane ${lane.id}`),
         lane.open ? null : h('span', { class: 'badge state-error' }, 'closed'),
         lane.runtime ? h('span', { class: 'muted', 'data-runtime': String(lane.runtime) }, `runtime ${lane.runtime}`) : null,
-        p ? h('span', { class: 'muted' }, `MTU ${p.mtu}${p.latency_ms !== null && p.latency_ms !== undefined ? ` · path latency ${f.ms(p.latency_ms)}` : ''}`) : null),
+        p ? h('span', { class: 'muted' }, `MTU ${p.mtu ?? 'unknown'}${p.latency_ms !== null && p.latency_ms !== undefined ? ` · path latency ${f.ms(p.latency_ms)}` : ''}`) : null),
       hopSequence(p),
       lane.closed_reason ? h('p', { class: 'lane-reason' }, `Closed: ${lane.closed_reason}`) : null),
     h('dl', { class: 'lane-stats' },

@@ -3,7 +3,7 @@
 
 import { h } from '../dom.js';
 import * as f from '../format.js';
-import { hopSequence } from '../paths.js';
+import { hopSequence, pathMetadata, pathSummary } from '../paths.js';
 
 function status(kp) {
   if (kp.failed) return h('span', { class: 'badge state-error', title: kp.failed }, 'failed');
@@ -26,8 +26,9 @@ function destination(d, now) {
       'data-lanes': String(kp.lanes),
     },
     h('div', { class: 'kp-head' }, status(kp),
-      h('span', { class: 'muted' }, `MTU ${kp.path.mtu}${kp.path.latency_ms !== null && kp.path.latency_ms !== undefined ? ` · latency ${f.ms(kp.path.latency_ms)}` : ''}`)),
+      h('span', { class: 'muted' }, pathSummary(kp.path, now))),
     hopSequence(kp.path),
+    pathMetadata(kp.path),
     kp.failed ? h('p', { class: 'lane-reason' }, `Avoided: ${kp.failed}`) : null))));
 }
 
