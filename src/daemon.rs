@@ -47,6 +47,9 @@ pub fn default_data_dir() -> Option<PathBuf> {
 }
 
 pub fn run(args: DaemonArgs) -> Result<(), CliError> {
+    if let Some(n) = args.max_open_files {
+        crate::storage::pool::set_max_open_files(n as usize);
+    }
     let data_dir = match args.data_dir.clone().or_else(default_data_dir) {
         Some(d) => d,
         None => return Err(exit::usage("no data directory: set --data-dir (or HOME)")),

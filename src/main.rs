@@ -6,6 +6,7 @@ use btscion::cli::args::{Cli, Command, Mode, TransferArgs};
 use btscion::cli::{self, legacy};
 
 fn main() -> ExitCode {
+    btscion::storage::pool::fit_to_descriptor_limit();
     let argv: Vec<String> = std::env::args().collect();
     let result = if legacy::is_legacy(&argv) {
         match legacy::parse(&argv) {

@@ -441,3 +441,75 @@ fn a_seed_file_truncated_behind_the_seeders_back_does_not_stop_it() {
         "{have} pieces verified, {same} equal the original"
     );
 }
+
+/// A torrent of far more files than the process may open at once (`ulimit -n 256`): files are
+/// opened when used and closed by a process-wide pool, so seeding and downloading it work.
+/// Before, the downloading daemon held one descriptor per file from the add on and failed
+/// with "Too many open files" (and a 100,000-file torrent also ran out of maps).
+#[test]
+fn a_torrent_of_more_files_than_descriptors_seeds_and_downloads() {
+    const FILES: usize = 3000;
+    let work = tempfile::tempdir().unwrap();
+    let seed_root = work.path().join("seed");
+    let many = seed_root.join("many");
+    for i in 0..FILES {
+        // 300 to 1,299 bytes, several files per 16 KiB piece.
+        write_random(
+            &many.join(format!("d{}/f{i}.bin", i % 17)),
+            300 + (i * 7919) % 1000,
+            i as u64 + 1,
+        );
+    }
+    make_torrent(&many, &seed_root.join("many.torrent"), Some(16384));
+    let small = [(common::daemons::NOFILE_LIMIT, "256".to_string())];
+    let seeder = Daemon::start(
+        &work.path().join("seeder"),
+        &[
+            format!("--download-root={}", seed_root.display()),
+            "--tcp-listen=127.0.0.1:0".to_string(),
+        ],
+        &small,
+    );
+    let ih = seeder.add_torrent_path("many.torrent", "");
+    seeder.wait_torrent(&ih, Duration::from_secs(120), |t| state(t) == "seeding");
+    let tcp = seeder.snapshot()["tcp_listen"]
+        .as_str()
+        .expect("a TCP listener")
+        .to_string();
+
+    let leech_root = work.path().join("leech");
+    std::fs::create_dir_all(&leech_root).unwrap();
+    std::fs::copy(
+        seed_root.join("many.torrent"),
+        leech_root.join("many.torrent"),
+    )
+    .unwrap();
+    let leecher = Daemon::start(
+        &work.path().join("leecher"),
+        &[format!("--download-root={}", leech_root.display())],
+        &small,
+    );
+    let v = leecher.ok(
+        "POST",
+        "/api/v1/torrents",
+        Some(json!({ "torrent_path": "many.torrent", "out_dir": "", "peers": [tcp] })),
+    );
+    assert_eq!(v["info_hash"], ih.as_str());
+    let t = leecher.wait_torrent(&ih, Duration::from_secs(240), |t| {
+        state(t) == "seeding" || state(t) == "error"
+    });
+    assert_eq!(
+        state(&t),
+        "seeding",
+        "{t}\nleecher log:\n{}",
+        leecher.log_text()
+    );
+    common::same_tree(&many, &leech_root.join("many"));
+    for d in [&seeder, &leecher] {
+        assert!(
+            !d.log_text().contains("Too many open files"),
+            "{}",
+            d.log_text()
+        );
+    }
+}

@@ -450,6 +450,11 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(1..=i64::from(crate::net::steering::MAX_RUNTIMES)))]
     pub runtimes: u8,
+    /// Most torrent data files open at once, over all torrents (each open file is a map, and
+    /// a descriptor while it is written); the least recently used are closed past it
+    /// [default: 512, or a quarter of the descriptor limit if that is lower].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(8..))]
+    pub max_open_files: Option<u32>,
     /// Log level: DEBUG, INFO, WARN, ERROR.
     #[arg(long, default_value = "INFO")]
     pub log_level: String,

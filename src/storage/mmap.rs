@@ -7,12 +7,17 @@
 //! skips that; measured A/B on a 1 GiB QUIC/SCION download, leecher system time fell from
 //! ~1.7 to ~0.9 s (perf/RESULTS.md). A failed write is an error value (ENOSPC, EIO), never
 //! the SIGBUS a store through a map gets.
+//!
+//! Files are opened and mapped lazily, at their first read or write, and closed again when
+//! the process-wide [`pool`](super::pool) needs room; a block handed out keeps its map alive
+//! after that. A written file is remembered as dirty until [`MmapStorage::sync`] has synced
+//! it, closed or not.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::{Bytes, BytesMut};
 use memmap2::{Advice, MmapOptions, MmapRaw};
@@ -21,19 +26,18 @@ use crate::torrent::meta::Metainfo;
 
 use super::layout::{Layout, Span};
 use super::place::DataPlace;
+use super::pool::{self, Pooled};
 use super::sigbus;
 use super::{PieceData, Storage, StorageError};
 
-/// One file of the torrent and its map (none for empty and padding files).
+/// One file of the torrent; opened when used (see [`OpenFile`]).
 #[derive(Debug)]
 struct FileMap {
     path: PathBuf,
     /// The path relative to the storage's [`DataPlace`] directory.
     rel: PathBuf,
-    map: Option<MmapRaw>,
-    /// The file, open for writing, of a download: blocks go in with `pwrite` (the map is
-    /// read-only).
-    file: Option<File>,
+    /// Its length in the torrent (the map's length once open).
+    length: u64,
     /// A BEP 47 padding file: reads as zeros, writes are dropped, nothing on disk.
     pad: bool,
     /// Bytes that were on disk before we opened it (all of it when seeding): data beyond
@@ -41,6 +45,23 @@ struct FileMap {
     existing: u64,
     /// The file's size on disk as last looked at after a SIGBUS (see `sigbus`).
     on_disk: OnDisk,
+    /// Open for writing (a download) or reading only (seeding).
+    writable: bool,
+    open: Mutex<Option<Arc<OpenFile>>>,
+    /// `pool::tick()` of the last use.
+    last_use: AtomicU64,
+    /// Written since the last [`MmapStorage::sync`].
+    dirty: AtomicBool,
+}
+
+/// A file while it is open: its read-only map (none when empty) and, for a download, the
+/// descriptor that blocks are written through with `pwrite`. Blocks handed out share only
+/// the map, so closing the file closes its descriptor at once, however many blocks of it are
+/// still queued for hashing or sending. A seeder keeps no descriptor: the map outlives it.
+#[derive(Debug)]
+struct OpenFile {
+    map: Option<Arc<MmapRaw>>,
+    file: Option<File>,
 }
 
 /// A file's size on disk, re-read once per new SIGBUS fault in the process rather than on
@@ -53,31 +74,57 @@ struct OnDisk {
 }
 
 impl FileMap {
-    fn pad(path: PathBuf, rel: PathBuf) -> Self {
+    fn new(path: PathBuf, rel: PathBuf, length: u64, existing: u64, writable: bool) -> Self {
         Self {
             path,
             rel,
-            map: None,
-            file: None,
-            pad: true,
-            existing: 0,
+            length,
+            pad: false,
+            existing,
             on_disk: OnDisk::default(),
+            writable,
+            open: Mutex::new(None),
+            last_use: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
         }
+    }
+
+    fn pad(path: PathBuf, rel: PathBuf, length: u64) -> Self {
+        Self {
+            pad: true,
+            ..Self::new(path, rel, length, 0, false)
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, Option<Arc<OpenFile>>> {
+        // Whoever panicked holding it left an `Option` that is still valid.
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Pooled for FileMap {
+    fn last_use(&self) -> u64 {
+        self.last_use.load(Ordering::Relaxed)
+    }
+
+    fn close(&self) {
+        // Blocks handed out keep their own `Arc<OpenFile>`: the map goes when they do.
+        self.state().take();
     }
 }
 
 /// Owner of a zero-copy block: keeps the map alive while the `Bytes` lives.
 struct MapSlice {
-    file: Arc<FileMap>,
+    map: Option<Arc<MmapRaw>>,
     off: usize,
     len: usize,
 }
 
 impl AsRef<[u8]> for MapSlice {
     fn as_ref(&self) -> &[u8] {
-        match &self.file.map {
+        match &self.map {
             // SAFETY: `off + len <= map.len()` was checked when the slice was
-            // made, and the map lives as long as `self.file`. Concurrent
+            // made, and the map lives as long as `self.map`. Concurrent
             // writes to the same range are excluded by the storage contract
             // (module docs of `storage`).
             Some(m) => unsafe { std::slice::from_raw_parts(m.as_ptr().add(self.off), self.len) },
@@ -279,9 +326,11 @@ impl MmapStorage {
         for ((rel, f), existing) in rels.into_iter().zip(&meta.files).zip(existing) {
             let p = place.display(&rel);
             if f.pad {
-                files.push(Arc::new(FileMap::pad(p, rel)));
+                files.push(Arc::new(FileMap::pad(p, rel, f.length)));
                 continue;
             }
+            // Created and sized now, so a full disk or a bad name fails the add; opened
+            // again when used (one descriptor at a time here, whatever the file count).
             let file = place.open_rw(&rel)?;
             match allocation {
                 Allocation::Full if !fully_allocated(&file, f.length) => {
@@ -294,16 +343,7 @@ impl MmapStorage {
                 }
                 Allocation::Sparse => {}
             }
-            let map = map_file(&file, &p, f.length)?;
-            files.push(Arc::new(FileMap {
-                path: p,
-                rel,
-                map,
-                file: Some(file),
-                pad: false,
-                existing,
-                on_disk: OnDisk::default(),
-            }));
+            files.push(Arc::new(FileMap::new(p, rel, f.length, existing, true)));
         }
         Ok(MmapStorage {
             layout: Arc::new(Layout::new(meta)),
@@ -323,27 +363,19 @@ impl MmapStorage {
             let rel = place.relative(meta, f)?;
             let p = place.display(&rel);
             if f.pad {
-                files.push(Arc::new(FileMap::pad(p, rel)));
+                files.push(Arc::new(FileMap::pad(p, rel, f.length)));
                 continue;
             }
-            let file = match place.open_ro(&rel) {
-                Err(StorageError::Io { source, .. })
-                    if f.length == 0 && source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    files.push(Arc::new(FileMap {
-                        path: p,
-                        rel,
-                        map: None,
-                        file: None,
-                        pad: false,
-                        existing: 0,
-                        on_disk: OnDisk::default(),
-                    }));
-                    continue;
+            let actual = match place.len(&rel)? {
+                Some(actual) => actual,
+                // Nothing to serve from a missing empty file.
+                None if f.length == 0 => 0,
+                // Opening says why in the words every other open failure uses.
+                None => {
+                    place.open_ro(&rel)?;
+                    0
                 }
-                r => r?,
             };
-            let actual = file.metadata().map_err(io(&p))?.len();
             if actual != f.length {
                 return Err(StorageError::SizeMismatch {
                     path: p,
@@ -351,20 +383,7 @@ impl MmapStorage {
                     actual,
                 });
             }
-            let map = map_file(&file, &p, f.length)?;
-            if let Some(m) = &map {
-                // Peers request pieces in no particular order.
-                let _ = m.advise(Advice::Random);
-            }
-            files.push(Arc::new(FileMap {
-                path: p,
-                rel,
-                map,
-                file: None,
-                pad: false,
-                existing: actual,
-                on_disk: OnDisk::default(),
-            }));
+            files.push(Arc::new(FileMap::new(p, rel, f.length, actual, false)));
         }
         Ok(MmapStorage {
             layout: Arc::new(Layout::new(meta)),
@@ -377,13 +396,13 @@ impl MmapStorage {
     /// Reserves every file's blocks now (storage created with [`Allocation::Sparse`] for a
     /// paused torrent that is resumed): a full disk fails here, not with the first blocks.
     pub fn allocate(&self) -> Result<(), StorageError> {
-        for f in self.files.iter() {
-            let (Some(file), Some(map)) = (&f.file, &f.map) else {
-                continue;
-            };
-            let len = map.len() as u64;
-            if !fully_allocated(file, len) {
-                preallocate(file, &f.path, len)?;
+        if !self.writable {
+            return Ok(());
+        }
+        for f in self.files.iter().filter(|f| !f.pad && f.length > 0) {
+            let file = self.place.open_rw(&f.rel)?;
+            if !fully_allocated(&file, f.length) {
+                preallocate(&file, &f.path, f.length)?;
             }
         }
         Ok(())
@@ -435,8 +454,23 @@ impl MmapStorage {
             return Ok(());
         }
         for f in self.files.iter() {
-            if let Some(file) = &f.file {
-                file.sync_data().map_err(io(&f.path))?;
+            // Cleared first: a write racing with this sync marks it dirty again.
+            if !f.dirty.swap(false, Ordering::AcqRel) {
+                continue;
+            }
+            let open = f.state().clone();
+            // A file the pool closed still has dirty pages: syncing any descriptor of it
+            // writes them.
+            let synced = match open.as_ref().and_then(|o| o.file.as_ref()) {
+                Some(file) => file.sync_data().map_err(io(&f.path)),
+                None => self
+                    .place
+                    .open_rw(&f.rel)
+                    .and_then(|file| file.sync_data().map_err(io(&f.path))),
+            };
+            if let Err(e) = synced {
+                f.dirty.store(true, Ordering::Release);
+                return Err(e);
             }
         }
         Ok(())
@@ -455,8 +489,15 @@ impl MmapStorage {
             return;
         };
         for s in self.layout.spans(off, u64::from(len)) {
-            if let Some(m) = self.files.get(s.file).and_then(|f| f.map.as_ref()) {
-                let _ = m.advise_range(Advice::WillNeed, s.file_offset as usize, s.len as usize);
+            let Ok(f) = self.file_for(s) else { continue };
+            if f.pad {
+                continue;
+            }
+            if let Ok(open) = self.opened(f) {
+                if let Some(m) = &open.map {
+                    let _ =
+                        m.advise_range(Advice::WillNeed, s.file_offset as usize, s.len as usize);
+                }
             }
         }
     }
@@ -467,6 +508,7 @@ impl MmapStorage {
         if file.pad {
             return Ok(Bytes::from(vec![0u8; s.len as usize]));
         }
+        let open = self.opened(file)?;
         let faults = sigbus::faults();
         if faults > 0 {
             // Some map read past its file's end (see `sigbus`): a read checks that its file
@@ -483,16 +525,43 @@ impl MmapStorage {
                     path: file.path.clone(),
                     source: std::io::Error::other(format!(
                         "the file shrank to {now} bytes on disk; the torrent needs {}",
-                        file.map.as_ref().map_or(0, |m| m.len())
+                        file.length
                     )),
                 });
             }
         }
         Ok(Bytes::from_owner(MapSlice {
-            file: file.clone(),
+            map: open.map.clone(),
             off: s.file_offset as usize,
             len: s.len as usize,
         }))
+    }
+
+    /// `f` open (opened and mapped now if it was not), its use recorded for the pool.
+    fn opened(&self, f: &Arc<FileMap>) -> Result<Arc<OpenFile>, StorageError> {
+        f.last_use.store(pool::tick(), Ordering::Relaxed);
+        let mut state = f.state();
+        if let Some(open) = state.as_ref() {
+            return Ok(open.clone());
+        }
+        let file = if f.writable {
+            self.place.open_rw(&f.rel)?
+        } else {
+            self.place.open_ro(&f.rel)?
+        };
+        let map = map_file(&file, &f.path, f.length)?.map(Arc::new);
+        if let (Some(m), false) = (&map, f.writable) {
+            // Peers request pieces in no particular order.
+            let _ = m.advise(Advice::Random);
+        }
+        let open = Arc::new(OpenFile {
+            map,
+            file: f.writable.then_some(file),
+        });
+        *state = Some(open.clone());
+        drop(state);
+        pool::opened(Arc::downgrade(f) as Weak<dyn Pooled>);
+        Ok(open)
     }
 
     /// The file of a span, with the span checked against the map.
@@ -502,12 +571,10 @@ impl MmapStorage {
             begin: 0,
             len: 0,
         })?;
-        let ok = f.pad
-            || f.map.as_ref().is_some_and(|m| {
-                s.file_offset
-                    .checked_add(s.len)
-                    .is_some_and(|e| e <= m.len() as u64)
-            });
+        let ok = s
+            .file_offset
+            .checked_add(s.len)
+            .is_some_and(|e| e <= f.length);
         if !ok {
             return Err(StorageError::Io {
                 path: f.path.clone(),
@@ -553,8 +620,10 @@ impl Storage for MmapStorage {
             if f.pad {
                 pos += s.len as usize;
             } else {
-                let file = f.file.as_ref().ok_or(StorageError::ReadOnly)?;
+                let open = self.opened(f)?;
+                let file = open.file.as_ref().ok_or(StorageError::ReadOnly)?;
                 let n = s.len as usize;
+                f.dirty.store(true, Ordering::Release);
                 file.write_all_at(&data[pos..pos + n], s.file_offset)
                     .map_err(io(&f.path))?;
                 pos += n;
@@ -617,7 +686,8 @@ mod tests {
     }
 
     fn map_range(s: &MmapStorage, file: usize) -> std::ops::Range<usize> {
-        let m = s.files[file].map.as_ref().unwrap();
+        let open = s.opened(&s.files[file]).unwrap();
+        let m = open.map.as_ref().unwrap();
         m.as_ptr() as usize..m.as_ptr() as usize + m.len()
     }
 

@@ -26,6 +26,7 @@ pub mod layout;
 pub mod mem;
 pub mod mmap;
 pub mod place;
+pub mod pool;
 mod sigbus;
 
 use std::path::PathBuf;

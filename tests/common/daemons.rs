@@ -255,6 +255,10 @@ pub fn api_of(ready_line: &str) -> String {
         .to_string()
 }
 
+/// In a daemon's `envs`: not passed on, but the soft and hard `RLIMIT_NOFILE` it runs with
+/// (as `ulimit -n N` would set).
+pub const NOFILE_LIMIT: &str = "TEST_RLIMIT_NOFILE";
+
 /// Runs the binary with `args` (the `daemon` subcommand and its flags) and waits up to 60 s
 /// for its first line on stdout, the ready line; stderr goes to `log` (appended) or nowhere.
 pub fn spawn_ready(
@@ -278,7 +282,25 @@ pub fn spawn_ready(
         .stdout(Stdio::piped())
         .stderr(stderr);
     for (k, v) in envs {
-        c.env(k, v);
+        if k == NOFILE_LIMIT {
+            let n: libc::rlim_t = v.parse().expect("a descriptor count");
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the forked child.
+            unsafe {
+                c.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                })
+            };
+        } else {
+            c.env(k, v);
+        }
     }
     let mut child = c.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
