@@ -35,15 +35,45 @@ fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
     let tn = testnet("three-paths");
     let dir = tempfile::tempdir().unwrap();
     let (data, torrent) = random_torrent(dir.path(), 12 << 20, 11, None);
-    let (seed, addr) = seeder(
+    let (csv, json) = (dir.path().join("seed.csv"), dir.path().join("seed.json"));
+    let (mut seed, addr) = seeder(
         &tn,
         LEAF_A,
         &torrent,
         &data,
         dir.path(),
-        &["-runtimes=2", "-logLevel=INFO"],
+        &[
+            "-runtimes=2",
+            "-logLevel=INFO",
+            &format!("-exportMetricsTo={}", csv.display()),
+            &format!("-metricsJson={}", json.display()),
+        ],
     );
     eight_leechers(&tn, dir.path(), &torrent, &data, &addr);
+    // Stopped by SIGINT, its summary covers the lanes of both runtimes: together they sent
+    // every leecher the whole file.
+    let pid = libc::pid_t::try_from(seed.child.id()).unwrap();
+    // SAFETY: kill(2) with the pid of our own child, still unreaped (we hold it).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = seed.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let summary = common::json(&json);
+    let lanes = summary["lanes"].as_array().unwrap();
+    let up: u64 = lanes.iter().map(|l| l["bytes_up"].as_u64().unwrap()).sum();
+    assert!(up >= 8 * (12 << 20), "lanes uploaded {up}: {summary}");
+    assert_eq!(summary["bytes_up"].as_u64(), Some(up), "{summary}");
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count() - 1;
+    assert_eq!(rows, lanes.len(), "a CSV row per lane");
     let log = plain(&std::fs::read_to_string(&seed.stderr_log).unwrap());
     let served = |by_runtime_1: bool| {
         log.lines()

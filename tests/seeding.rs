@@ -1,6 +1,8 @@
 //! The seeding side of the original command line (issue 28): a single-shot seeder (and the
 //! bwtest servers) stop cleanly on SIGINT/SIGTERM, the seeder then prints its summary and
-//! writes `-exportMetricsTo`; `-numPaths` caps the lanes a seeder serves each leecher.
+//! writes `-exportMetricsTo`; `-numPaths` caps the lanes a seeder serves each leecher. A
+//! second signal exits at once with 130, as does a download (or a magnet link's metadata
+//! fetch) that a signal stopped before it was complete.
 
 mod common;
 
@@ -285,6 +287,153 @@ fn bwtest_servers_stop_cleanly_on_sigint() {
             server.stderr()
         );
         assert!(stdout.contains("server stopped"), "{stdout}");
+    }
+}
+
+/// A second signal exits at once with 130, whatever the clean stop is doing: here it waits
+/// on an `-exportMetricsTo` server that accepted the POST and never answers (30 s timeout).
+#[test]
+fn a_second_signal_exits_at_once_with_130() {
+    let tn = testnet("two-as");
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent) = random_torrent(dir.path(), 1 << 20, 25, None);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/metrics", silent.local_addr().unwrap());
+    let ia = tn.state().ases.keys().next().unwrap().clone();
+    let args = seeder_args(&torrent, &data, &ia, &[format!("-exportMetricsTo={url}")]);
+    let (mut seed, _) = Running::start(&tn, &ia, &args, "seeding", dir.path());
+    seed.signal(libc::SIGINT);
+    // The clean stop reached the export: it connected and now waits for an answer.
+    let held = accept_within(&silent, Duration::from_secs(20), &seed);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        seed.child.try_wait().unwrap().is_none(),
+        "it should still wait for the export: {}",
+        seed.stderr()
+    );
+    let second = Instant::now();
+    seed.signal(libc::SIGINT);
+    let (status, _) = seed.wait(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130), "{}", seed.stderr());
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        second.elapsed()
+    );
+    drop(held);
+}
+
+/// A download stopped by SIGINT before it is complete exits 130, says how far it got, and
+/// keeps what it verified; here its only seeder has just the first half of the pieces, so
+/// it can never finish on its own.
+#[test]
+fn an_interrupted_incomplete_download_exits_130() {
+    let tn = testnet("two-as");
+    let dir = tempfile::tempdir().unwrap();
+    let piece = 64 * 1024;
+    let (data, torrent) = random_torrent(dir.path(), 2 << 20, 26, Some(piece as u32));
+    // The seeder's copy: the last 16 of 32 pieces overwritten, so it serves only the first 16.
+    let half = dir.path().join("half.bin");
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[16 * piece..].iter_mut().for_each(|b| *b = !*b);
+    std::fs::write(&half, &bytes).unwrap();
+    let ases: Vec<String> = tn.state().ases.keys().cloned().collect();
+    let (_seed, addr) = seeder(&tn, &ases[0], &torrent, &half, dir.path(), &[]);
+    let out = dir.path().join("out.bin");
+    let args: Vec<String> = vec![
+        "download".into(),
+        "--torrent".into(),
+        torrent.display().to_string(),
+        "--path".into(),
+        out.display().to_string(),
+        "--peer".into(),
+        addr,
+    ];
+    let (mut leecher, _) = Running::start(&tn, &ases[1], &args, "downloading", dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while verified_pieces(&data, &out, piece) < 16 {
+        assert!(Instant::now() < deadline, "{}", leecher.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        leecher.child.try_wait().unwrap().is_none(),
+        "{}",
+        leecher.stderr()
+    );
+    leecher.signal(libc::SIGINT);
+    let (status, stdout) = leecher.wait(Duration::from_secs(20));
+    let stderr = leecher.stderr();
+    assert_eq!(status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stdout.contains("complete: false"), "{stdout}");
+    assert!(
+        stderr.contains("stopped by a signal with 16 of 32 pieces verified; run again to resume"),
+        "{stderr}"
+    );
+    assert_eq!(verified_pieces(&data, &out, piece), 16);
+}
+
+/// SIGINT while a magnet link's metadata is being fetched (from a peer that accepted the
+/// connection and says nothing) stops it cleanly: exit 130, no data file.
+#[test]
+fn sigint_during_a_magnet_metadata_fetch_exits_130() {
+    let tn = testnet("two-as");
+    let dir = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ia = tn.state().ases.keys().next().unwrap().clone();
+    let out = dir.path().join("out");
+    let args: Vec<String> = vec![
+        "download".into(),
+        "--torrent".into(),
+        format!(
+            "magnet:?xt=urn:btih:{}&x.pe={}",
+            "ab".repeat(20),
+            silent.local_addr().unwrap()
+        ),
+        "--path".into(),
+        out.display().to_string(),
+    ];
+    let (mut fetcher, _) = Running::start(&tn, &ia, &args, "fetching the metadata", dir.path());
+    let _held = accept_within(&silent, Duration::from_secs(20), &fetcher);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        fetcher.child.try_wait().unwrap().is_none(),
+        "{}",
+        fetcher.stderr()
+    );
+    fetcher.signal(libc::SIGINT);
+    let (status, stdout) = fetcher.wait(Duration::from_secs(10));
+    let stderr = fetcher.stderr();
+    assert_eq!(status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("stopped by a signal while fetching the metadata"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing was written");
+}
+
+/// The first connection to `listener` (which the test holds open, silent), or a panic with
+/// the process's log after `timeout`.
+fn accept_within(
+    listener: &std::net::TcpListener,
+    timeout: Duration,
+    from: &Running,
+) -> std::net::TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + timeout;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => return s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no connection: {}",
+                    from.stderr()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
     }
 }
 

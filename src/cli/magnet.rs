@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::args::{Mode, TransferArgs};
 use super::exit::{self, CliError};
 use super::run::{liveness_rules, tracker_report};
+use super::signals::Stopper;
 use super::single::{split_peers, start_single};
 use crate::client::control::{self, PeerSource};
 use crate::client::magnet::FetchFailure;
@@ -23,7 +24,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const DHT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The metadata of `uri`. The link's peers join `t.peers`; `--save-torrent` gets the .torrent.
-pub fn metadata_of_magnet(t: &mut TransferArgs, uri: &str) -> Result<Arc<Metainfo>, CliError> {
+pub fn metadata_of_magnet(
+    t: &mut TransferArgs,
+    uri: &str,
+    stopper: &Stopper,
+) -> Result<Arc<Metainfo>, CliError> {
     if t.mode == Mode::Seed {
         return Err(exit::usage(
             "seeding needs a .torrent file, not a magnet link",
@@ -43,7 +48,7 @@ pub fn metadata_of_magnet(t: &mut TransferArgs, uri: &str) -> Result<Arc<Metainf
              link), a tracker (tr in the link) or the DHT (-enableDht)",
         ));
     }
-    let bytes = tokio_uring::start(fetch(t.clone(), uri.to_string()))?;
+    let bytes = tokio_uring::start(fetch(t.clone(), uri.to_string(), stopper))?;
     if let Some(path) = &t.save_torrent {
         fs::write(path, &bytes)
             .map_err(|e| exit::other(format!("cannot write {}: {e}", path.display())))?;
@@ -55,7 +60,7 @@ pub fn metadata_of_magnet(t: &mut TransferArgs, uri: &str) -> Result<Arc<Metainf
 }
 
 /// Runs a client until the magnet torrent's metadata arrived; its .torrent bytes.
-async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
+async fn fetch(t: TransferArgs, uri: String, stopper: &Stopper) -> Result<Vec<u8>, CliError> {
     let (peers, tcp_peers) = split_peers(&t.peers)?;
     let mut opts = EngineOptions {
         // One lane per SCION peer is plenty for a few metadata pieces.
@@ -84,6 +89,8 @@ async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
         .client
         .add_magnet(&uri, settings, &book, Instant::now())
         .map_err(|e| exit::bad_torrent(e.to_string()))?;
+    // Before the start line, which scripts wait for before they may send a signal.
+    stopper.stops(&handle);
     println!(
         "fetching the metadata of {} tcp {} as {}",
         control::info_hash_hex(&ih),
@@ -110,6 +117,9 @@ async fn fetch(t: TransferArgs, uri: String) -> Result<Vec<u8>, CliError> {
         let _ = d.join();
     }
     match outcome {
+        _ if stopper.signalled() => Err(exit::interrupted(
+            "stopped by a signal while fetching the metadata",
+        )),
         Some((bytes, _, _)) if !bytes.is_empty() => Ok(bytes),
         Some((_, Some(f @ FetchFailure::Unusable(_)), report)) => {
             Err(exit::bad_torrent(format!("{f}{report}")))

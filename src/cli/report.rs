@@ -10,7 +10,7 @@ use crate::engine::quic::QuicBtApp;
 use crate::metrics::{mbit, Percentiles};
 use crate::scion::ScionAddr;
 use crate::torrent::meta::Metainfo;
-use crate::torrent::session::Session;
+use crate::torrent::session::{LaneStats, Session};
 
 use super::live::{self, LiveView, Rates};
 
@@ -25,6 +25,24 @@ pub struct LaneSummary {
     pub goodput_mbit: f64,
     pub block_latency: Percentiles,
     pub closed: Option<String>,
+}
+
+impl LaneSummary {
+    /// One lane's line; `end` stands for its close while it is still open.
+    fn of(l: &LaneStats, end: Instant) -> Self {
+        let until = l.closed.as_ref().map(|c| c.0).unwrap_or(end);
+        let d = until.saturating_duration_since(l.opened);
+        LaneSummary {
+            peer: l.peer.map(|p| p.to_string()).unwrap_or_default(),
+            path: l.label.clone(),
+            bytes_down: l.bytes_down,
+            bytes_up: l.bytes_up,
+            seconds: d.as_secs_f64(),
+            goodput_mbit: mbit(l.bytes_down.max(l.bytes_up), d),
+            block_latency: Percentiles::of(&l.block_latency),
+            closed: l.closed.as_ref().map(|c| c.1.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,21 +75,8 @@ impl Summary {
         let secs = end.saturating_duration_since(started);
         let lanes = s
             .lane_stats()
-            .into_iter()
-            .map(|(_, l)| {
-                let until = l.closed.as_ref().map(|c| c.0).unwrap_or(end);
-                let d = until.saturating_duration_since(l.opened);
-                LaneSummary {
-                    peer: l.peer.map(|p| p.to_string()).unwrap_or_default(),
-                    path: l.label.clone(),
-                    bytes_down: l.bytes_down,
-                    bytes_up: l.bytes_up,
-                    seconds: d.as_secs_f64(),
-                    goodput_mbit: mbit(l.bytes_down.max(l.bytes_up), d),
-                    block_latency: Percentiles::of(&l.block_latency),
-                    closed: l.closed.as_ref().map(|c| c.1.to_string()),
-                }
-            })
+            .iter()
+            .map(|(_, l)| LaneSummary::of(l, end))
             .collect();
         Summary {
             torrent: meta.name.clone(),
@@ -88,6 +93,16 @@ impl Summary {
             piece_verification: Percentiles::of(&s.verify_time),
             lanes,
         }
+    }
+
+    /// Adds what the seeder's other runtimes (`--runtimes`) served: their lanes, and their
+    /// upload to the totals. `end` is when the run ended, for lanes still open then.
+    pub fn add_runtime_lanes(&mut self, lanes: &[LaneStats], bytes_up: u64, end: Instant) {
+        self.lanes
+            .extend(lanes.iter().map(|l| LaneSummary::of(l, end)));
+        self.bytes_up += bytes_up;
+        let secs = Duration::from_secs_f64(self.seconds);
+        self.goodput_mbit = mbit(self.bytes_down.max(self.bytes_up), secs);
     }
 
     pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {

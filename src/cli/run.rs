@@ -3,7 +3,6 @@
 use std::fs;
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,9 @@ use crate::scion::daemon::DaemonClient;
 use crate::scion::{parse_ia, Ia, PeerAddr, ScionAddr, ScionPath};
 use crate::storage::{self, MmapStorage, Storage};
 use crate::torrent::meta::{self, Metainfo};
+
+/// How long a seeder on several runtimes waits for the others' lanes after its loop ended.
+const FINAL_LANES_WAIT: Duration = Duration::from_secs(5);
 
 /// Lanes per peer when `-numPaths` is not given: every link-disjoint path, up to this cap.
 pub const DEFAULT_MAX_LANES: usize = client::DEFAULT_MAX_LANES;
@@ -147,9 +149,14 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         .clone()
         .ok_or_else(|| exit::usage("a torrent is required: -inPath / --torrent"))?;
     check_runtimes(&t)?;
+    // From here on the first SIGINT/SIGTERM stops whichever client runs (a magnet link's
+    // metadata fetch, then the transfer) cleanly; one that comes before a client runs stops
+    // the next one as soon as it starts.
+    let stopper = super::signals::Stopper::install()
+        .map_err(|e| exit::other(format!("signal handlers: {e}")))?;
     let mut t = t;
     let meta = match torrent.to_str().filter(|s| s.starts_with("magnet:")) {
-        Some(uri) => super::magnet::metadata_of_magnet(&mut t, uri)?,
+        Some(uri) => super::magnet::metadata_of_magnet(&mut t, uri, &stopper)?,
         None => load_torrent(&torrent)?,
     };
     if let (Some(path), false) = (&t.save_torrent, t.torrent_is_magnet()) {
@@ -183,7 +190,7 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         listen: tcp_listen,
         liveness,
     };
-    tokio_uring::start(run_transfer(t, meta, peers, ip, local, storage))
+    tokio_uring::start(run_transfer(t, meta, peers, ip, local, storage, stopper))
 }
 
 /// `--runtimes`: 1 to [`MAX_RUNTIMES`], more than one only for seeding.
@@ -225,6 +232,7 @@ async fn run_transfer(
     ip: IpPeers,
     local: Option<ScionAddr>,
     storage: Arc<MmapStorage>,
+    stopper: super::signals::Stopper,
 ) -> Result<(), CliError> {
     let mut opts = EngineOptions {
         // 0 is the original client's default: no cap (here: every link-disjoint path).
@@ -286,7 +294,7 @@ async fn run_transfer(
         started,
     );
     // Before the start line, which scripts wait for before they may send a signal.
-    let interrupted = stop_on_signals(&handle)?;
+    stopper.stops(&handle);
     let scion_shown = super::single::shown_scion(&local, scion_on);
     println!(
         "{} {} ({} pieces, {} bytes) tcp {tcp_addr} as {scion_shown}",
@@ -311,7 +319,9 @@ async fn run_transfer(
     } else {
         None
     };
-    // Seeding on several runtimes: the others serve the (complete) torrent too.
+    // Seeding on several runtimes: the others serve the (complete) torrent too, and hand
+    // over their lanes for the summary when they end.
+    let finals = client::runtimes::FinalLanes::default();
     let shared = if runtimes > 1 {
         let (global_down, global_up) = client.global_limits();
         let cfg = client::runtimes::ExtraConfig {
@@ -324,7 +334,8 @@ async fn run_transfer(
             global_up,
         };
         let (mail, extra) =
-            client::runtimes::start_extra(&socket, runtimes, cfg).map_err(client_err)?;
+            client::runtimes::start_extra_reporting(&socket, runtimes, cfg, finals.clone())
+                .map_err(client_err)?;
         client.attach_extra_runtimes(extra);
         Some((0, mail))
     } else {
@@ -340,7 +351,7 @@ async fn run_transfer(
             bar.finish_and_clear();
         }
     }
-    let interrupted = interrupted.load(Ordering::Acquire);
+    let interrupted = stopper.signalled();
     if interrupted {
         // Hands what was written to the OS; a restart re-verifies it anyway.
         if let Err(e) = storage.flush() {
@@ -348,7 +359,16 @@ async fn run_transfer(
         }
     }
     let quic = app_of(&mut client, &ih)?;
-    let summary = report::Summary::collect(quic, &meta, resumed, started, &local);
+    let mut summary = report::Summary::collect(quic, &meta, resumed, started, &local);
+    if runtimes > 1 {
+        // The loop ended once every other runtime had shut down; each reports right after.
+        let others = usize::from(runtimes - 1);
+        let (lanes, up, all) = finals.wait_for(others, &ih, FINAL_LANES_WAIT);
+        if !all {
+            tracing::warn!("not every runtime reported its lanes; the summary misses some");
+        }
+        summary.add_runtime_lanes(&lanes, up, Instant::now());
+    }
     if t.print_metrics || t.mode == Mode::Download {
         print!("{summary}");
     }
@@ -383,20 +403,6 @@ async fn run_transfer(
         Some(Failure::NoPath(m)) => Err(exit::unreachable(m)),
         Some(Failure::Storage(m)) => Err(exit::storage(m)),
     }
-}
-
-/// The first SIGINT/SIGTERM shuts the client down the way the daemon's does (lanes closed,
-/// then the loop ends and the summary follows); the flag says a signal came.
-fn stop_on_signals(handle: &control::ClientHandle) -> Result<Arc<AtomicBool>, CliError> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let (set, handle) = (flag.clone(), handle.clone());
-    super::signals::on_first_signal(move || {
-        set.store(true, Ordering::Release);
-        let (reply, _) = tokio::sync::oneshot::channel();
-        handle.notify(control::Command::Shutdown(reply));
-    })
-    .map_err(|e| exit::other(format!("signal handlers: {e}")))?;
-    Ok(flag)
 }
 
 /// "; trackers: URL: state (error), ..." for a failure message; empty without trackers.

@@ -4,13 +4,14 @@
 use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::Notify;
 
 use super::exit::ExitKind;
+use crate::client::control::{ClientHandle, Command};
 use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 
@@ -49,6 +50,60 @@ pub fn on_first_signal(stop: impl FnOnce() + Send + 'static) -> io::Result<()> {
     result
         .recv()
         .unwrap_or_else(|_| Err(io::Error::other("the signal thread ended")))
+}
+
+/// A single-shot transfer's signal handling, registered once at its start and handed from
+/// client to client (a magnet link's metadata fetch, then the download): the first signal
+/// shuts down the client that runs now, or the next one as soon as it is attached.
+#[derive(Clone)]
+pub struct Stopper {
+    state: Arc<Mutex<StopState>>,
+}
+
+#[derive(Default)]
+struct StopState {
+    signalled: bool,
+    client: Option<ClientHandle>,
+}
+
+impl Stopper {
+    /// Registers the handlers (see [`on_first_signal`]).
+    pub fn install() -> io::Result<Self> {
+        let state = Arc::new(Mutex::new(StopState::default()));
+        let on_signal = state.clone();
+        on_first_signal(move || {
+            let mut s = on_signal.lock().unwrap_or_else(PoisonError::into_inner);
+            s.signalled = true;
+            if let Some(c) = &s.client {
+                shut_down(c);
+            }
+        })?;
+        Ok(Self { state })
+    }
+
+    /// From now on a signal shuts down `client`; if one came already, it is shut down now
+    /// (the command waits in its channel until the client's loop runs).
+    pub fn stops(&self, client: &ClientHandle) {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if s.signalled {
+            shut_down(client);
+        }
+        s.client = Some(client.clone());
+    }
+
+    /// Whether a signal came.
+    pub fn signalled(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .signalled
+    }
+}
+
+/// Closes the client's lanes, then ends its loop, the way the daemon shuts down.
+fn shut_down(client: &ClientHandle) {
+    let (reply, _) = tokio::sync::oneshot::channel();
+    client.notify(Command::Shutdown(reply));
 }
 
 /// SIGINT's and SIGTERM's streams; inside a runtime.

@@ -237,6 +237,10 @@ impl Client {
         self.torrents.len()
     }
 
+    pub fn torrents(&self) -> impl Iterator<Item = (&InfoHash, &Torrent)> {
+        self.torrents.iter()
+    }
+
     fn session_config(&self) -> SessionConfig {
         let mut cfg = SessionConfig::new(self.peer_id);
         cfg.upload = true;

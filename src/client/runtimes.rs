@@ -13,8 +13,8 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -32,6 +32,7 @@ use crate::quic::QuicTuning;
 use crate::scion::ScionAddr;
 use crate::storage::HashPool;
 use crate::torrent::rate::SharedBucket;
+use crate::torrent::session::LaneStats;
 
 /// Lane ids of runtime `k` are shown as `k << LANE_ID_SHIFT | id`: unique over the process.
 const LANE_ID_SHIFT: u32 = 48;
@@ -101,8 +102,58 @@ pub struct ExtraConfig {
     pub global_up: SharedBucket,
 }
 
+/// What the extra runtimes served, each runtime's lanes handed over when its loop ended: for
+/// a single-shot seeder's summary and `-exportMetricsTo`, which cover every runtime.
+#[derive(Clone, Default)]
+pub struct FinalLanes {
+    inner: Arc<(Mutex<Finals>, Condvar)>,
+}
+
+#[derive(Default)]
+struct Finals {
+    /// How many runtimes reported.
+    reported: usize,
+    /// Per torrent: the lanes every reporting runtime had (open and closed), and what it
+    /// uploaded.
+    torrents: HashMap<InfoHash, (Vec<LaneStats>, u64)>,
+}
+
+impl FinalLanes {
+    /// One runtime's lanes and uploads per torrent; called once per runtime, when it ends.
+    fn report(&self, torrents: Vec<(InfoHash, Vec<LaneStats>, u64)>) {
+        let (lock, ready) = &*self.inner;
+        let mut f = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        f.reported += 1;
+        for (ih, lanes, up) in torrents {
+            let entry = f.torrents.entry(ih).or_default();
+            entry.0.extend(lanes);
+            entry.1 += up;
+        }
+        ready.notify_all();
+    }
+
+    /// The lanes and upload of `ih` over the extra runtimes, once `runtimes` of them reported
+    /// or `wait` passed (then what those that did reported, and false).
+    pub fn wait_for(
+        &self,
+        runtimes: usize,
+        ih: &InfoHash,
+        wait: Duration,
+    ) -> (Vec<LaneStats>, u64, bool) {
+        let (lock, ready) = &*self.inner;
+        let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let (f, _) = ready
+            .wait_timeout_while(guard, wait, |f| f.reported < runtimes)
+            .unwrap_or_else(PoisonError::into_inner);
+        let all = f.reported >= runtimes;
+        let (lanes, up) = f.torrents.get(ih).cloned().unwrap_or_default();
+        (lanes, up, all)
+    }
+}
+
 /// One extra runtime: a client without torrents of its own, driven by runtime 0 through
 /// `side` (the torrents to serve), until runtime 0 tells it to shut down or the process ends.
+/// Whatever ends it, it reports its lanes to `finals`.
 pub async fn serve(
     index: u8,
     count: u8,
@@ -110,6 +161,22 @@ pub async fn serve(
     cfg: ExtraConfig,
     mail: Arc<Mailboxes>,
     side: ClientSide,
+    finals: FinalLanes,
+) -> Result<(), ClientError> {
+    let mut lanes = Vec::new();
+    let ran = serve_until_stopped(index, count, socket, cfg, mail, side, &mut lanes).await;
+    finals.report(lanes);
+    ran
+}
+
+async fn serve_until_stopped(
+    index: u8,
+    count: u8,
+    socket: std::net::UdpSocket,
+    cfg: ExtraConfig,
+    mail: Arc<Mailboxes>,
+    side: ClientSide,
+    lanes: &mut Vec<(InfoHash, Vec<LaneStats>, u64)>,
 ) -> Result<(), ClientError> {
     let (daemon, _) = connect_daemon(&cfg.sciond).await?;
     let as_mtu = daemon.local_mtu().await;
@@ -126,9 +193,16 @@ pub async fn serve(
     net.set_as_mtu(as_mtu);
     tracing::info!("serving complete torrents on {}", cfg.local);
     let socket = tokio_uring::net::UdpSocket::from_std(socket);
-    uring::run_shared(socket, &mut net, &mut client, Some((index, mail)))
-        .await
-        .map_err(|e| ClientError::Other(e.to_string()))
+    let ran = uring::run_shared(socket, &mut net, &mut client, Some((index, mail))).await;
+    lanes.extend(client.torrents().filter_map(|(ih, t)| {
+        let s = &t.app.as_ref()?.session;
+        Some((
+            *ih,
+            s.lane_stats().into_iter().map(|(_, l)| l).collect(),
+            s.bytes_up,
+        ))
+    }));
+    ran.map_err(|e| ClientError::Other(e.to_string()))
 }
 
 /// Runtime 0's view of the extra runtimes: what each serves and what it reported.
@@ -317,14 +391,24 @@ pub fn start_extra(
     count: u8,
     cfg: ExtraConfig,
 ) -> Result<(Arc<Mailboxes>, ExtraRuntimes), ClientError> {
+    start_extra_reporting(first, count, cfg, FinalLanes::default())
+}
+
+/// [`start_extra`], each runtime reporting its lanes to `finals` when it ends.
+pub fn start_extra_reporting(
+    first: &impl AsRawFd,
+    count: u8,
+    cfg: ExtraConfig,
+    finals: FinalLanes,
+) -> Result<(Arc<Mailboxes>, ExtraRuntimes), ClientError> {
     let (handles, sides): (Vec<ClientHandle>, Vec<ClientSide>) =
         (1..count).map(|_| control::channel()).unzip();
     let addr = cfg.local.socket_addr();
     let bodies = sides
         .into_iter()
         .map(|side| {
-            let cfg = cfg.clone();
-            move |index, socket, mail| serve(index, count, socket, cfg, mail, side)
+            let (cfg, finals) = (cfg.clone(), finals.clone());
+            move |index, socket, mail| serve(index, count, socket, cfg, mail, side, finals)
         })
         .collect();
     let mail = spawn(first, addr, bodies)?;
@@ -396,6 +480,31 @@ mod tests {
         };
         extra.merge(&mut snap);
         snap.torrents.remove(0)
+    }
+
+    #[test]
+    fn final_lanes_add_up_over_runtimes_and_say_when_one_is_missing() {
+        let lane = |up| LaneStats {
+            label: "via 1-ff00:0:120".into(),
+            peer: None,
+            bytes_down: 0,
+            bytes_up: up,
+            blocks_down: 0,
+            block_latency: hdrhistogram::Histogram::new(3).unwrap(),
+            opened: Instant::now(),
+            closed: None,
+        };
+        let (ih, other) = ([1u8; 20], [2u8; 20]);
+        let finals = FinalLanes::default();
+        finals.report(vec![(ih, vec![lane(10)], 10), (other, vec![lane(99)], 99)]);
+        let wait = std::time::Duration::from_millis(50);
+        let (lanes, up, all) = finals.wait_for(2, &ih, wait);
+        assert_eq!((lanes.len(), up, all), (1, 10, false));
+        let reporter = finals.clone();
+        std::thread::spawn(move || reporter.report(vec![(ih, vec![lane(5), lane(6)], 11)]));
+        let (lanes, up, all) = finals.wait_for(2, &ih, std::time::Duration::from_secs(10));
+        let each: Vec<u64> = lanes.iter().map(|l| l.bytes_up).collect();
+        assert_eq!((each, up, all), (vec![10, 5, 6], 21, true));
     }
 
     #[test]
