@@ -34,13 +34,26 @@ const FLAGS: &[(&str, bool)] = &[
     ("peerTimeout", true),
 ];
 
+/// Flags of the original client (its HTTP API mode on the http-ui branch, and the older
+/// path selection switch) that this client does not take: they are refused by name, not
+/// read as clap's short options (`-httpApi` would be `-h`, help).
+const NOT_HERE: &[&str] = &[
+    "httpApi",
+    "httpApiAddr",
+    "httpApiMaxSize",
+    "httpApiFileDir",
+    "httpApiDbFile",
+    "seedStartPort",
+    "pathSelectionResponsibility",
+];
+
 /// Whether argv looks like the original client's (`-inPath=...`, not `--...` or a subcommand).
 pub fn is_legacy(args: &[String]) -> bool {
     args.iter().skip(1).any(|a| {
         a.strip_prefix('-')
             .filter(|r| !r.starts_with('-'))
             .map(|r| r.split('=').next().unwrap_or(""))
-            .is_some_and(|name| FLAGS.iter().any(|(f, _)| *f == name))
+            .is_some_and(|name| FLAGS.iter().any(|(f, _)| *f == name) || NOT_HERE.contains(&name))
     })
 }
 
@@ -76,7 +89,14 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             .iter()
             .find(|(f, _)| *f == name)
             .map(|(_, v)| *v)
-            .ok_or_else(|| format!("flag provided but not defined: -{name}"))?;
+            .ok_or_else(|| match NOT_HERE.contains(&name) {
+                true => format!(
+                    "flag provided but not defined: -{name} (the Go client's HTTP API mode and \
+                     path selection flags are not taken here; the `daemon` subcommand runs \
+                     this client with an HTTP API)"
+                ),
+                false => format!("flag provided but not defined: -{name}"),
+            })?;
         let value = if takes_value {
             match inline {
                 Some(v) => v,
@@ -200,5 +220,20 @@ mod tests {
             .unwrap_err()
             .contains("needs an argument"));
         assert!(!is_legacy(&argv(&["download", "--torrent", "x"])));
+    }
+
+    #[test]
+    fn the_go_clients_api_mode_is_refused_by_name_even_alone() {
+        for flag in [
+            "-httpApi",
+            "-httpApiAddr=127.0.0.1:8000",
+            "-seedStartPort=44000",
+        ] {
+            let a = argv(&[flag]);
+            assert!(is_legacy(&a), "{flag} would reach clap (-h: help, exit 0)");
+            let e = parse(&a).unwrap_err();
+            assert!(e.starts_with("flag provided but not defined"), "{e}");
+            assert!(e.contains("daemon"), "{e}");
+        }
     }
 }

@@ -16,15 +16,21 @@ pub mod signals;
 pub mod single;
 pub mod tracker;
 
-/// Logs go to stderr; `level` is the original client's DEBUG|INFO|WARN|ERROR (or RUST_LOG).
-pub fn init_logging(level: &str) {
-    let level = match level.to_ascii_uppercase().as_str() {
+/// The tracing level of the original client's `-logLevel` (TRACE, DEBUG, INFO, WARN, ERROR,
+/// FATAL; any case): FATAL, which has no level of its own here, is ERROR; anything else INFO.
+pub fn tracing_level(level: &str) -> &'static str {
+    match level.to_ascii_uppercase().as_str() {
         "DEBUG" => "debug",
         "WARN" | "WARNING" => "warn",
-        "ERROR" => "error",
+        "ERROR" | "FATAL" => "error",
         "TRACE" => "trace",
         _ => "info",
-    };
+    }
+}
+
+/// Logs go to stderr at [`tracing_level`]`(level)` (or as RUST_LOG says).
+pub fn init_logging(level: &str) {
+    let level = tracing_level(level);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
             "btscion={level},bittorrent_over_scion={level},warn"
@@ -54,5 +60,20 @@ impl std::io::Write for BarSafeStderr {
 
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_go_clients_log_levels() {
+        let got: Vec<&str> = ["TRACE", "debug", "INFO", "WARN", "ERROR", "FATAL", "loud"]
+            .into_iter()
+            .map(super::tracing_level)
+            .collect();
+        assert_eq!(
+            got,
+            ["trace", "debug", "info", "warn", "error", "error", "info"]
+        );
     }
 }
