@@ -476,12 +476,88 @@ fn snapshot_paths_and_errors_are_json() {
         "/api/v1/events",
         "/metrics",
         "/api/v1/settings",
+        "/api/v1/torrents/{info_hash}/path_rules",
     ] {
         assert!(
             r.body.contains(&format!("  {route}:")),
             "openapi lacks {route}"
         );
     }
+}
+
+fn put_json(f: &Fake, path: &str, body: Value) -> Resp {
+    send(
+        "PUT",
+        &format!("{}{path}", f.base),
+        &[("content-type", "application/json")],
+        body.to_string().into_bytes(),
+    )
+}
+
+/// A torrent's path rules: given on add, replaced later, shown in its snapshot; rules that
+/// do not parse are refused with the rule and the problem named, and reach no torrent.
+#[test]
+fn path_rules_on_add_and_while_running() {
+    let f = Fake::start(None);
+    let bad = add_b64(
+        &f,
+        &make_torrent(f.dir.path(), "pr-bad.bin", 2),
+        json!({ "path_rules": { "sequence": "1-ff00:0:120#" } }),
+    );
+    assert_eq!((bad.status, bad.kind().as_str()), (400, "bad_request"));
+    assert!(bad.body.contains("sequence: "), "{}", bad.body);
+    assert!(get(&f, "/api/v1/torrents")
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let rules = json!({ "sequence": "0 1-ff00:0:120 0", "preference": "hops" });
+    let r = add_b64(
+        &f,
+        &make_torrent(f.dir.path(), "pr.bin", 3),
+        json!({ "path_rules": rules }),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ih = r.json()["info_hash"].as_str().unwrap().to_string();
+    let shown = &get(&f, "/api/v1/torrents").json()[0]["path_rules"];
+    assert_eq!(shown["sequence"], "0 1-ff00:0:120 0");
+    assert_eq!(shown["preference"], "hops");
+    assert!(shown["acl"].is_null() && shown["path_policy"].is_null());
+
+    let url = format!("/api/v1/torrents/{ih}/path_rules");
+    let r = put_json(
+        &f,
+        &url,
+        json!({ "acl": "- 1-ff00:0:130; +", "sequence": " " }),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let shown = &get(&f, "/api/v1/torrents").json()[0]["path_rules"];
+    assert_eq!(shown["acl"], "- 1-ff00:0:130; +");
+    assert!(shown["sequence"].is_null(), "blank is none: {shown}");
+    assert!(
+        shown["preference"].is_null(),
+        "all four are replaced: {shown}"
+    );
+
+    for (body, names) in [
+        (json!({ "acl": "+ 1" }), "acl: "),
+        (json!({ "preference": "speed" }), "preference: "),
+        (json!({ "path_policy": "colour=blue" }), "path_policy: "),
+        (json!({ "sequnce": "0*" }), "unknown field"),
+        (json!(["0*"]), "object"),
+    ] {
+        let r = put_json(&f, &url, body.clone());
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.contains(names), "{body}: {}", r.body);
+    }
+    assert_eq!(
+        get(&f, "/api/v1/torrents").json()[0]["path_rules"]["acl"],
+        "- 1-ff00:0:130; +",
+        "refused rules change nothing"
+    );
+    let other = format!("/api/v1/torrents/{}/path_rules", "ab".repeat(20));
+    assert_eq!(put_json(&f, &other, json!({})).status, 404);
 }
 
 /// Reads the event stream on a thread: one message per line.

@@ -58,6 +58,7 @@ impl Running {
             paused,
             peers,
             limits: Default::default(),
+            path_rules: Default::default(),
         };
         self.rt
             .block_on(self.handle.call(|r| Command::Add(Box::new(add), r)))
@@ -215,6 +216,7 @@ fn one_client_downloads_two_torrents_from_another_over_tcp() {
                 paused: false,
                 peers: vec![],
                 limits: Default::default(),
+                path_rules: Default::default(),
             }),
             r,
         )

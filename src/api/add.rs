@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::handlers::{json_rejection, parse_peers};
 use super::object::Object;
 use super::{ApiFailure, AppState, MAX_BODY};
-use crate::client::control::{info_hash_hex, AddTorrent, Command, Limits, TorrentSource};
+use crate::client::control::{
+    info_hash_hex, AddTorrent, Command, ControlError, Limits, TorrentSource,
+};
+use crate::lanes::PathRules;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +30,7 @@ struct AddJson {
     #[serde(default)]
     peers: Vec<String>,
     limits: Option<Object<Limits>>,
+    path_rules: Option<Object<PathRules>>,
 }
 
 enum Source {
@@ -42,6 +46,7 @@ struct AddRequest {
     paused: bool,
     peers: Vec<String>,
     limits: Limits,
+    path_rules: PathRules,
 }
 
 #[derive(Serialize)]
@@ -99,6 +104,7 @@ fn from_json(b: AddJson) -> Result<AddRequest, ApiFailure> {
         paused: b.paused,
         peers: b.peers,
         limits: b.limits.map(|Object(l)| l).unwrap_or_default(),
+        path_rules: b.path_rules.map(|Object(r)| r).unwrap_or_default(),
     })
 }
 
@@ -110,7 +116,8 @@ fn decode_base64(s: &str) -> Result<Vec<u8>, ApiFailure> {
         .map_err(|e| ApiFailure::bad_request(format!("torrent_base64 is not base64: {e}")))
 }
 
-/// The query of a raw upload: `?out_dir=D&paused=true&peer=P&peer=Q`.
+/// The query of a raw upload: `?out_dir=D&paused=true&peer=P&peer=Q`, and the path rules
+/// `sequence`, `acl`, `path_policy`, `preference`.
 fn options_from_pairs(
     pairs: Vec<(String, String)>,
     req: &mut AddRequest,
@@ -121,10 +128,15 @@ fn options_from_pairs(
             "paused" => req.paused = parse_bool(&v)?,
             "peer" => req.peers.push(v),
             "magnet" => req.source = Source::Magnet(v),
+            "sequence" => req.path_rules.sequence = Some(v),
+            "acl" => req.path_rules.acl = Some(v),
+            "path_policy" => req.path_rules.path_policy = Some(v),
+            "preference" => req.path_rules.preference = Some(v),
             "token" => {}
             other => {
                 return Err(ApiFailure::bad_request(format!(
-                    "unknown option {other:?} (out_dir, paused, peer)"
+                    "unknown option {other:?} (out_dir, paused, peer, sequence, acl, \
+                     path_policy, preference)"
                 )))
             }
         }
@@ -155,6 +167,7 @@ async fn from_raw(req: Request) -> Result<AddRequest, ApiFailure> {
         paused: false,
         peers: Vec::new(),
         limits: Limits::default(),
+        path_rules: PathRules::default(),
     };
     options_from_pairs(pairs, &mut r)?;
     Ok(r)
@@ -183,6 +196,7 @@ async fn from_multipart(req: Request) -> Result<AddRequest, ApiFailure> {
         paused: false,
         peers: Vec::new(),
         limits: Limits::default(),
+        path_rules: PathRules::default(),
     };
     options_from_pairs(pairs, &mut r)?;
     match (torrent, &r.source) {
@@ -201,6 +215,7 @@ async fn from_multipart(req: Request) -> Result<AddRequest, ApiFailure> {
 async fn submit(s: &AppState, r: AddRequest) -> Result<[u8; 20], ApiFailure> {
     let out_dir = s.root.resolve(r.out_dir.as_deref().unwrap_or(""))?;
     let peers = parse_peers(&r.peers)?;
+    r.path_rules.compile().map_err(ControlError::from)?;
     let source = match r.source {
         Source::Bytes(b) if b.is_empty() => {
             return Err(ApiFailure::bad_request("the .torrent is empty"))
@@ -222,6 +237,7 @@ async fn submit(s: &AppState, r: AddRequest) -> Result<[u8; 20], ApiFailure> {
         paused: r.paused,
         peers,
         limits: r.limits,
+        path_rules: r.path_rules,
     };
     Ok(s.client
         .call(|reply| Command::Add(Box::new(add), reply))

@@ -55,7 +55,9 @@ impl From<ControlError> for ApiFailure {
             ControlError::UnknownTorrent(_) => (StatusCode::NOT_FOUND, "unknown_torrent"),
             ControlError::Duplicate(_) => (StatusCode::CONFLICT, "duplicate"),
             ControlError::BadTorrent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_torrent"),
-            ControlError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ControlError::BadRequest(_) | ControlError::PathRules(_) => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
             ControlError::DataConflict(_) => (StatusCode::CONFLICT, "data_conflict"),
             ControlError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
             ControlError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
@@ -95,6 +97,11 @@ mod tests {
             (ControlError::Duplicate("x".into()), 409, "duplicate"),
             (ControlError::BadTorrent("x".into()), 422, "bad_torrent"),
             (ControlError::BadRequest("x".into()), 400, "bad_request"),
+            (
+                ControlError::PathRules(crate::lanes::PathRulesError::TooLong { field: "acl" }),
+                400,
+                "bad_request",
+            ),
             (ControlError::DataConflict("x".into()), 409, "data_conflict"),
             (ControlError::Storage("x".into()), 500, "storage"),
             (ControlError::ShuttingDown, 503, "shutting_down"),

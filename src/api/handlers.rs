@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use super::object::Object;
 use super::{metrics, ApiFailure, AppState};
 use crate::client::control::{
-    parse_info_hash, ClientSnapshot, Command, InfoHash, Limits, PeerSource, SeedPolicy,
-    TorrentSnapshot,
+    parse_info_hash, ClientSnapshot, Command, ControlError, InfoHash, Limits, PeerSource,
+    SeedPolicy, TorrentSnapshot,
 };
 use crate::client::peer_book::MAX_PINNED;
+use crate::lanes::PathRules;
 use crate::scion::PeerAddr;
 
 /// At most this many snapshots per second on the event stream.
@@ -143,6 +144,25 @@ pub async fn set_limits(
         .call(|reply| Command::SetLimits {
             info_hash: Some(ih),
             limits,
+            reply,
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /api/v1/torrents/{ih}/path_rules`: replaces all four rules (a missing one is none).
+pub async fn set_path_rules(
+    State(s): State<AppState>,
+    Path(ih): Path<String>,
+    body: Result<Json<Object<PathRules>>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let info_hash = info_hash(&ih)?;
+    let Json(Object(rules)) = body.map_err(json_rejection)?;
+    rules.compile().map_err(ControlError::from)?;
+    s.client
+        .call(|reply| Command::SetPathRules {
+            info_hash,
+            rules,
             reply,
         })
         .await?;

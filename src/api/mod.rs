@@ -111,6 +111,7 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
         .route("/api/v1/torrents/{ih}/resume", post(h::resume))
         .route("/api/v1/torrents/{ih}/peers", post(h::add_peers))
         .route("/api/v1/torrents/{ih}/limits", put(h::set_limits))
+        .route("/api/v1/torrents/{ih}/path_rules", put(h::set_path_rules))
         .route("/api/v1/settings", get(h::settings).put(h::set_settings))
         .route("/api/v1/paths", get(h::paths))
         .route("/api/v1/snapshot", get(h::snapshot))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::lanes::PathRules;
 use crate::scion::PeerAddr;
 pub use bt_tracker::client::{TrackerState, TrackerStatus};
 
@@ -25,6 +26,8 @@ pub enum ControlError {
     BadTorrent(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("bad path rules: {0}")]
+    PathRules(#[from] crate::lanes::PathRulesError),
     /// The data on disk stands in the way (a link out of the torrent's directory, an
     /// existing file longer than the torrent says): the caller can fix it, we cannot.
     #[error("{0}")]
@@ -114,6 +117,8 @@ pub struct AddTorrent {
     pub paused: bool,
     pub peers: Vec<PeerAddr>,
     pub limits: Limits,
+    /// Already checked to compile.
+    pub path_rules: PathRules,
 }
 
 pub enum Command {
@@ -140,6 +145,12 @@ pub enum Command {
         reply: Reply<()>,
     },
     SetSeedPolicy(SeedPolicy, Reply<()>),
+    /// Replaces a torrent's path rules; lanes on paths they no longer allow are closed.
+    SetPathRules {
+        info_hash: InfoHash,
+        rules: PathRules,
+        reply: Reply<()>,
+    },
     /// What the trackers of a torrent answered lately (from the daemon's tracker front end),
     /// shown in its snapshot. No reply.
     TrackerStatus {
@@ -329,6 +340,9 @@ pub struct TorrentSnapshot {
     pub out_dir: String,
     pub added_unix: u64,
     pub limits: Limits,
+    /// Its own path rules (on top of the daemon's `--path-policy`), as given.
+    #[serde(default)]
+    pub path_rules: PathRules,
     pub files: Vec<FileSnapshot>,
     pub peers: Vec<PeerSnapshot>,
     pub lanes: Vec<LaneSnapshot>,

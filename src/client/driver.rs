@@ -33,7 +33,7 @@ use crate::engine::liveness::LivenessRules;
 use crate::engine::quic::{Failure, QuicBtApp, StopWhen};
 use crate::engine::tcp::{Conn, TcpEvent, TcpHub, TcpLanes};
 use crate::engine::verify::PoolVerifier;
-use crate::lanes::{PathPolicy, Preference};
+use crate::lanes::Preference;
 use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
@@ -548,6 +548,13 @@ impl Client {
                     .get_mut(&ih)
                     .filter(|t| t.accepts_lanes() && !banned(t))
                 {
+                    Some(t) if !t.permits(net.route(h).map(|r| &r.path)) => {
+                        tracing::debug!(
+                            info_hash = %info_hash_hex(&ih),
+                            "incoming lane on a path the torrent's rules do not allow; closed"
+                        );
+                        refuse(net, "path not allowed by the torrent's path rules");
+                    }
                     Some(t) => {
                         if let Some(r) = remote {
                             t.book.incoming(PeerAddr::Scion(r));
@@ -694,8 +701,8 @@ impl Client {
             }
             let rules = LaneRules {
                 max_lanes: self.opts.max_lanes,
-                policy: PathPolicy::default(),
-                preference: self.opts.preference.clone(),
+                policy: t.rules.policy.clone(),
+                preference: t.preference(&self.opts.preference),
             };
             for addr in t.book.take_dialable(now, room) {
                 let dialed = match (&mut t.app, &mut t.tcp, &mut t.fetch) {
@@ -1046,6 +1053,24 @@ impl Client {
                 self.publish(now);
                 let _ = reply.send(r);
             }
+            Command::SetPathRules {
+                info_hash,
+                rules,
+                reply,
+            } => {
+                let client_pref = self.opts.preference.clone();
+                let r = rules.compile().map_err(ControlError::from).and_then(|c| {
+                    self.with_torrent(&info_hash, |t| {
+                        t.set_path_rules(net, rules.normalized(), c, &client_pref, now);
+                        Ok(())
+                    })
+                });
+                if r.is_ok() {
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
             Command::SetSeedPolicy(p, reply) => {
                 self.seed_policy = p;
                 self.save_client_settings();
@@ -1126,7 +1151,8 @@ impl Client {
     }
 
     fn add_command(&mut self, add: AddTorrent, now: Instant) -> Result<InfoHash, ControlError> {
-        let settings = torrent::settings(add.out_dir, add.paused, add.limits, &add.peers);
+        let mut settings = torrent::settings(add.out_dir, add.paused, add.limits, &add.peers);
+        settings.path_rules = add.path_rules.normalized();
         let peers: Vec<(PeerAddr, PeerSource)> =
             add.peers.iter().map(|p| (*p, PeerSource::Api)).collect();
         let ih = match add.source {
@@ -1441,9 +1467,9 @@ fn touched_by(cmd: &Command) -> Touches {
         // A new torrent starts dirty; a tracker report only changes what is shown.
         Command::Add(..) | Command::TrackerStatus { .. } | Command::Serve(_) => Touches::None,
         Command::Pause(ih, _) | Command::Resume(ih, _) => Touches::One(*ih),
-        Command::Remove { info_hash, .. } | Command::AddPeers { info_hash, .. } => {
-            Touches::One(*info_hash)
-        }
+        Command::Remove { info_hash, .. }
+        | Command::AddPeers { info_hash, .. }
+        | Command::SetPathRules { info_hash, .. } => Touches::One(*info_hash),
         Command::SetLimits {
             info_hash: Some(ih),
             ..
@@ -1465,7 +1491,9 @@ fn reject_shutting_down(cmd: Command) {
         Command::Pause(_, r) | Command::Resume(_, r) | Command::SetSeedPolicy(_, r) => {
             let _ = r.send(Err(e));
         }
-        Command::Remove { reply, .. } | Command::SetLimits { reply, .. } => {
+        Command::Remove { reply, .. }
+        | Command::SetLimits { reply, .. }
+        | Command::SetPathRules { reply, .. } => {
             let _ = reply.send(Err(e));
         }
         Command::AddPeers { reply, .. } => {

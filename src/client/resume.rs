@@ -84,6 +84,9 @@ pub struct SavedTorrentSettings {
     /// The magnet link it was added from (all there is until its metadata arrived).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub magnet: Option<String>,
+    /// Its own path rules (sequence, ACL, path policy, preference), as given.
+    #[serde(default)]
+    pub path_rules: crate::lanes::PathRules,
 }
 
 /// One entry of the torrent list handed to [`ResumeStore::save_torrents`].

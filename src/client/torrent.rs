@@ -20,7 +20,9 @@ use super::peer_book::{PeerBook, PeerState};
 use super::resume::SavedTorrentSettings;
 use crate::engine::quic::QuicBtApp;
 use crate::engine::tcp::TcpLanes;
+use crate::lanes::{CompiledRules, PathRules, Preference};
 use crate::metrics::Percentiles;
+use crate::net::ScionNet;
 use crate::scion::{PeerAddr, ScionPath};
 use crate::storage::MmapStorage;
 use crate::torrent::meta::Metainfo;
@@ -79,6 +81,8 @@ pub struct Torrent {
     cached_snapshot: Option<TorrentSnapshot>,
     /// Last tracker statuses reported by the tracker front end.
     pub trackers: Vec<super::control::TrackerStatus>,
+    /// `settings.path_rules`, parsed.
+    pub rules: CompiledRules,
 }
 
 impl Torrent {
@@ -92,6 +96,11 @@ impl Torrent {
     ) -> Self {
         let down_bucket = SharedBucket::new(settings.limits.download_bps, now);
         let up_bucket = SharedBucket::new(settings.limits.upload_bps, now);
+        // The API and the store let only rules that compile through.
+        let rules = settings.path_rules.compile().unwrap_or_else(|e| {
+            tracing::error!(info_hash = %info_hash_hex(&info_hash), "path rules ignored: {e}");
+            CompiledRules::default()
+        });
         Self {
             info_hash,
             state: if meta.is_some() {
@@ -124,6 +133,7 @@ impl Torrent {
             rates: RateMemo::default(),
             cached_snapshot: None,
             trackers: Vec::new(),
+            rules,
         }
     }
 
@@ -154,6 +164,60 @@ impl Torrent {
         self.settings.limits = limits;
         self.down_bucket.set_rate(limits.download_bps, now);
         self.up_bucket.set_rate(limits.upload_bps, now);
+    }
+
+    /// The order its lanes pick paths in: its own preference, else the client's.
+    pub fn preference(&self, client: &Preference) -> Preference {
+        if self.rules.preference.is_default() {
+            client.clone()
+        } else {
+            self.rules.preference.clone()
+        }
+    }
+
+    /// New path rules (already compiled from `rules`): remembered, and applied to its lanes
+    /// and dialers at once.
+    pub fn set_path_rules(
+        &mut self,
+        net: &mut ScionNet,
+        rules: PathRules,
+        compiled: CompiledRules,
+        client_preference: &Preference,
+        now: Instant,
+    ) {
+        self.settings.path_rules = rules;
+        self.rules = compiled;
+        let pref = self.preference(client_preference);
+        if let Some(app) = &mut self.app {
+            app.apply_path_rules(net, &self.rules.policy, &pref, now);
+        }
+        if let Some(f) = &mut self.fetch {
+            f.app.apply_path_rules(net, &self.rules.policy, &pref, now);
+        }
+        self.dirty = true;
+    }
+
+    /// Whether an incoming lane on `path` (as we answer on it) is allowed by its rules.
+    pub fn permits(&self, path: Option<&ScionPath>) -> bool {
+        self.rules.policy.is_empty() || path.is_some_and(|p| self.rules.policy.permits(p))
+    }
+
+    /// What keeps it from dialling peers, when its path rules refuse every path the daemon
+    /// offers to them: one line per destination AS.
+    pub fn path_problem(&self) -> Option<String> {
+        let quic = self.app.as_ref().map(|a| &a.dialers);
+        let fetch = self.fetch.as_ref().map(|f| &f.app.dialers);
+        let mut lines: Vec<String> = Vec::new();
+        for d in quic.into_iter().chain(fetch).flatten() {
+            let Some(rule) = d.refused_paths().and_then(|p| self.rules.refusal(&p)) else {
+                continue;
+            };
+            let line = format!("no path to {} allowed by the torrent's {rule}", d.remote.ia);
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        (!lines.is_empty()).then(|| lines.join("; "))
     }
 
     /// Whether its lanes run (incoming lanes are accepted, peers dialled).
@@ -220,6 +284,7 @@ impl Torrent {
                 && c.state == self.state
                 && c.error == self.error
                 && c.limits == self.settings.limits
+                && c.path_rules == self.settings.path_rules
                 && c.pieces_have == self.pieces_have()
                 && c.peers_known == self.book.len()
                 && c.peers_banned == self.book.count(PeerState::Banned)
@@ -354,7 +419,7 @@ impl Torrent {
             name,
             size,
             state: self.state,
-            error: self.error.clone(),
+            error: self.error.clone().or_else(|| self.path_problem()),
             progress: if total == 0 {
                 0.0
             } else {
@@ -378,6 +443,7 @@ impl Torrent {
             out_dir: self.settings.out_dir.display().to_string(),
             added_unix,
             limits: self.settings.limits,
+            path_rules: self.settings.path_rules.clone(),
             files,
             peers,
             lanes,
@@ -441,5 +507,6 @@ pub fn settings(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         magnet: None,
+        path_rules: Default::default(),
     }
 }

@@ -161,6 +161,27 @@ impl PeerDialer {
             .collect()
     }
 
+    /// New rules from the torrent: they apply from the next dial, which is now.
+    pub fn set_rules(&mut self, policy: PathPolicy, preference: Preference, now: Instant) {
+        self.policy = policy;
+        self.preference = preference;
+        self.next_dial = now;
+    }
+
+    /// The daemon's paths, when it offers some but this dialer's rules permit none of them
+    /// (then it dials nothing until the rules or the paths change).
+    pub fn refused_paths(&self) -> Option<Vec<ScionPath>> {
+        if self.policy.is_empty() {
+            return None;
+        }
+        match &*self.paths.borrow() {
+            Some(Ok(p)) if !p.is_empty() && !p.iter().any(|p| self.policy.permits(p)) => {
+                Some(p.clone())
+            }
+            _ => None,
+        }
+    }
+
     pub fn dialled(&mut self, h: ConnectionHandle, path: &ScionPath) {
         self.attempts += 1;
         self.open.insert(h, path.fingerprint());
@@ -205,5 +226,28 @@ mod tests {
         let latest = d.latest_paths(now + LATEST_PATHS_EVERY);
         assert_eq!(latest, vec![(ConnectionHandle(7), path(1_900_000_600))]);
         assert!(d.latest_paths(now + LATEST_PATHS_EVERY).is_empty());
+    }
+
+    /// Rules that refuse every offered path dial nothing and say so; new rules that allow
+    /// the path dial it at once.
+    #[test]
+    fn rules_that_refuse_every_path_are_reported_until_changed() {
+        let now = Instant::now();
+        let paths: SharedPaths = Rc::new(RefCell::new(Some(Ok(vec![path(1_900_000_000)]))));
+        let remote = "1-ff00:0:112,[127.0.0.1]:31000".parse().unwrap();
+        let mut d = PeerDialer::new(remote, 3, paths, now);
+        assert_eq!(d.refused_paths(), None, "no rules refuse nothing");
+        let nothing: PathPolicy = "deny=1".parse().unwrap();
+        d.set_rules(nothing, Preference::default(), now);
+        assert!(d.due(now).is_empty());
+        assert_eq!(d.refused_paths().map(|p| p.len()), Some(1));
+        let later = now + Duration::from_millis(10);
+        d.set_rules("allow=1".parse().unwrap(), Preference::default(), later);
+        assert_eq!(d.refused_paths(), None);
+        assert_eq!(
+            d.due(later).len(),
+            1,
+            "dialled without waiting for the backoff"
+        );
     }
 }

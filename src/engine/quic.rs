@@ -10,6 +10,7 @@ use quinn_proto::{ConnectionHandle, StreamId, VarInt, WriteError};
 
 use crate::engine::dialer::PeerDialer;
 use crate::engine::stream_chunks;
+use crate::lanes::{PathPolicy, Preference};
 use crate::net::uring::App;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
@@ -363,6 +364,41 @@ impl<S: LaneProtocol> QuicBtApp<S> {
         }
         self.lanes.clear();
         self.dialers.clear();
+    }
+
+    /// New path rules: every dialer takes them, and lanes (ours or the remote's) on a path
+    /// they do not permit are closed; the dialers replace them on permitted paths.
+    pub fn apply_path_rules(
+        &mut self,
+        net: &mut ScionNet,
+        policy: &PathPolicy,
+        preference: &Preference,
+        now: Instant,
+    ) {
+        for d in self.dialers.iter_mut() {
+            d.set_rules(policy.clone(), preference.clone(), now);
+        }
+        let refused: Vec<ConnectionHandle> = self
+            .conns
+            .iter()
+            .filter(|(_, lc)| lc.path.as_ref().is_some_and(|p| !policy.permits(p)))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in refused {
+            let Some(lc) = self.conns.remove(&h) else {
+                continue;
+            };
+            self.lanes.remove(&lc.lane);
+            let reason = CloseReason::PathNotAllowed;
+            if let Some(c) = net.quic.connection(h) {
+                c.close(now, VarInt::from_u32(0), close_text(&reason));
+            }
+            for d in self.dialers.iter_mut() {
+                d.lost(h, now);
+            }
+            tracing::info!(lane = lc.lane, path = %lc.label, "lane closed: {reason}");
+            self.session.on_lane_closed(lc.lane, reason, now);
+        }
     }
 
     /// Open lanes: id, the remote's SCION address and the path.

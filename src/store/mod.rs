@@ -88,6 +88,9 @@ pub struct TorrentEntry {
     /// Peers given by the user (command line, API), dialled again after a restart.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// Its own path rules, as given (checked again when loaded).
+    #[serde(default)]
+    pub path_rules: crate::lanes::PathRules,
 }
 
 /// One torrent as found on disk.
@@ -177,6 +180,10 @@ impl Store {
         let settings = dir.join(SETTINGS);
         let bytes = fs::read(&settings).map_err(|e| StoreError::io(&settings, e))?;
         let entry: TorrentEntry = decode(&settings, &bytes)?;
+        // Rules that no longer parse would run the torrent on paths the user excluded.
+        if let Err(e) = entry.path_rules.compile() {
+            return Err(StoreError::corrupt(&settings, e.to_string()));
+        }
         let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
         if dir_name.as_deref() != Some(info_hash_hex(&entry.info_hash).as_str()) {
             return Err(StoreError::corrupt(

@@ -13,6 +13,11 @@ fn entry(byte: u8, added: u64) -> TorrentEntry {
         added_unix: added,
         magnet: None,
         peers: vec!["127.0.0.1:6881".into()],
+        path_rules: crate::lanes::PathRules {
+            sequence: Some(format!("0 1-ff00:0:{byte} 0")),
+            preference: Some("hops".into()),
+            ..Default::default()
+        },
     }
 }
 
@@ -235,4 +240,22 @@ fn a_second_store_on_the_same_data_dir_is_refused_until_the_first_is_gone() {
     );
     drop(first);
     Store::open(d.path()).expect("the lock is released with the store");
+}
+
+/// Rules edited by hand into something that does not parse would let the torrent use paths
+/// its user excluded: it is left out, with the rule's problem named.
+#[test]
+fn path_rules_that_do_not_parse_skip_that_torrent() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::open(d.path()).unwrap();
+    let mut bad = entry(5, 5);
+    bad.path_rules.acl = Some("+ 1".into());
+    store.save_torrents(&[bad, entry(7, 7)]).unwrap();
+    store.save_metainfo(&[5; 20], b"x").unwrap();
+    store.save_metainfo(&[7; 20], b"y").unwrap();
+    let loaded = store.load_all().unwrap();
+    assert_eq!(loaded.torrents.len(), 1);
+    assert_eq!(loaded.torrents[0].entry.info_hash, [7; 20]);
+    let msg = loaded.skipped[0].to_string();
+    assert!(msg.contains("acl: ") && msg.contains("damaged"), "{msg}");
 }

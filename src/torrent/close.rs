@@ -60,6 +60,8 @@ pub enum CloseReason {
     ShuttingDown,
     #[error("metadata complete")]
     MetadataComplete,
+    #[error("path not allowed by the torrent's path rules")]
+    PathNotAllowed,
 
     // The transport.
     #[error("remote closed the stream")]

@@ -214,6 +214,21 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                     }
                 }
             },
+            Command::SetPathRules {
+                info_hash,
+                rules,
+                reply,
+            } => {
+                let hex = info_hash_hex(&info_hash);
+                match snap.torrents.iter_mut().find(|t| t.info_hash == hex) {
+                    Some(t) => {
+                        t.path_rules = rules.normalized();
+                        let _ = reply.send(Ok(()));
+                        publish(&mut snap);
+                    }
+                    None => drop(reply.send(Err(unknown(&info_hash)))),
+                }
+            }
             Command::SetSeedPolicy(p, reply) => {
                 snap.seed_policy = p;
                 let _ = reply.send(Ok(()));
@@ -307,6 +322,7 @@ fn torrent(m: &Metainfo, add: &control::AddTorrent, hex: String) -> TorrentSnaps
         out_dir: add.out_dir.display().to_string(),
         added_unix: 1,
         limits: add.limits,
+        path_rules: add.path_rules.clone(),
         files: vec![],
         peers: vec![],
         lanes: vec![lane],
