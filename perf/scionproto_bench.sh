@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Issue 21's measurements on scionproto's own routers, control services and daemons (the
-# scionproto backend of scion-testnet, topology three-paths), side by side in one run. Not in
+# scionproto backend of scion-testnet, topology three-paths by default), side by side in one run. Not in
 # CI; results go to perf/RESULTS.md by hand.
 #
 #   perf/scionproto_bench.sh                       # RUNS=3, 5 s per bwtest, 256 MiB download
 #   RUNS=1 RATES="100 400" SIZE_MIB=64 perf/scionproto_bench.sh   # quick look
+#   TOPOLOGY=three-paths-capped RATES="20 40" SIZE_MIB=32 perf/scionproto_bench.sh
+#       # links of 50 Mbit/s (tc): where the links, not the routers' CPU, are the limit
 #
 # (1) scion-apps' bwtestclient and our bwtest (bwtester protocol) against the same
 #     scion-apps bwtestserver, client->server, at each rate of RATES (Mbit/s, 1000-byte
@@ -18,6 +20,7 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 SIZE_MIB=${SIZE_MIB:-256}
 RATES=${RATES:-"50 100 200 400 800"}
+TOPOLOGY=${TOPOLOGY:-three-paths}
 . scripts/scionproto-env.sh
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   scripts/install-deps.sh >&2
@@ -32,8 +35,8 @@ trap cleanup EXIT
 log() { echo "[$(date -u +%T)] $*" >&2; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
-log "starting scionproto three-paths"
-target/release/scion-testnet --backend scionproto --topology three-paths --state "$WORK/state.json" \
+log "starting scionproto $TOPOLOGY"
+target/release/scion-testnet --backend scionproto --topology "$TOPOLOGY" --state "$WORK/state.json" \
   >"$WORK/testnet.log" 2>&1 &
 for _ in $(seq 1 360); do grep -q "testnet ready" "$WORK/testnet.log" 2>/dev/null && break; sleep 0.5; done
 grep -q "testnet ready" "$WORK/testnet.log" || { cat "$WORK/testnet.log" >&2; exit 1; }
