@@ -476,6 +476,24 @@ pub struct ApiOpts {
     pub json: bool,
 }
 
+/// A daemon torrent's own path rules, as text: the daemon checks them (a bad one is refused
+/// with the rule and the problem named).
+#[derive(Args, Debug, Clone, Default)]
+pub struct PathRulesArgs {
+    /// scionproto path sequence its lanes' paths must match, e.g. "0 1-ff00:0:120 0".
+    #[arg(long, value_name = "SEQUENCE")]
+    pub sequence: Option<String>,
+    /// scionproto ACL, entries separated by ';', e.g. "- 1-ff00:0:130; +".
+    #[arg(long, value_name = "ACL", allow_hyphen_values = true)]
+    pub acl: Option<String>,
+    /// Path policy rules as --path-policy, e.g. "max-hops=4".
+    #[arg(long, value_name = "RULES")]
+    pub path_policy: Option<String>,
+    /// Order of the candidate paths: comma-separated latency, bandwidth, hops, mtu.
+    #[arg(long, value_name = "ORDER")]
+    pub preference: Option<String>,
+}
+
 /// Commands for a running daemon (`bittorrent-over-scion daemon`), through its HTTP API.
 #[derive(Subcommand, Debug, Clone)]
 pub enum RemoteCommand {
@@ -492,6 +510,18 @@ pub enum RemoteCommand {
         /// A peer to dial (SCION `ISD-AS,[IP]:Port` or `IP:Port`); repeatable.
         #[arg(long = "peer")]
         peers: Vec<String>,
+        #[command(flatten)]
+        rules: PathRulesArgs,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Replace a torrent's path rules while it runs (a rule not given is removed); its lanes
+    /// move to the paths the new rules allow.
+    PathRules {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        #[command(flatten)]
+        rules: PathRulesArgs,
         #[command(flatten)]
         api: ApiOpts,
     },

@@ -1,4 +1,5 @@
-//! The daemon commands (`add`, `list`, `show`, `pause`, `resume`, `remove`, `add-peer`): a
+//! The daemon commands (`add`, `list`, `show`, `pause`, `resume`, `remove`, `add-peer`,
+//! `path-rules`): a
 //! thin client of the daemon's HTTP API. Blocking `ureq`: one request per command needs no
 //! async runtime. Human tables by default, the API's JSON with `--json`.
 
@@ -9,9 +10,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::args::{ApiOpts, RemoteCommand};
+use super::args::{ApiOpts, PathRulesArgs, RemoteCommand};
 use super::exit::{self, CliError};
 use crate::client::control::{Limits, TorrentSnapshot, TorrentState, Transport};
+use crate::lanes::PathRules;
 
 pub fn run(cmd: RemoteCommand) -> Result<(), CliError> {
     match cmd {
@@ -20,8 +22,14 @@ pub fn run(cmd: RemoteCommand) -> Result<(), CliError> {
             out_dir,
             paused,
             peers,
+            rules,
             api,
-        } => add(&Api::new(&api), &torrent, out_dir, paused, peers),
+        } => add(&Api::new(&api), &torrent, out_dir, paused, peers, &rules),
+        RemoteCommand::PathRules {
+            torrent,
+            rules,
+            api,
+        } => set_path_rules(&Api::new(&api), &torrent, &rules),
         RemoteCommand::List { api } => list(&Api::new(&api)),
         RemoteCommand::Show { torrent, api } => show(&Api::new(&api), &torrent),
         RemoteCommand::Pause { torrent, api } => simple(&Api::new(&api), &torrent, "pause"),
@@ -177,8 +185,9 @@ fn add(
     out_dir: Option<String>,
     paused: bool,
     peers: Vec<String>,
+    rules: &PathRulesArgs,
 ) -> Result<(), CliError> {
-    let mut body = json!({ "paused": paused, "peers": peers });
+    let mut body = json!({ "paused": paused, "peers": peers, "path_rules": rules_json(rules) });
     if torrent.starts_with("magnet:") {
         body["magnet"] = json!(torrent);
     } else {
@@ -292,6 +301,7 @@ pub fn details(t: &TorrentSnapshot) -> String {
         ),
     );
     line("limits:", limits(&t.limits));
+    line("path rules:", path_rules(&t.path_rules));
     line("out dir:", t.out_dir.clone());
     line(
         "peers:",
@@ -360,6 +370,43 @@ pub fn details(t: &TorrentSnapshot) -> String {
         }
     }
     o
+}
+
+fn rules_json(r: &PathRulesArgs) -> serde_json::Value {
+    json!({
+        "sequence": r.sequence,
+        "acl": r.acl,
+        "path_policy": r.path_policy,
+        "preference": r.preference,
+    })
+}
+
+fn set_path_rules(api: &Api, given: &str, rules: &PathRulesArgs) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    api.send_json(
+        "PUT",
+        &format!("/api/v1/torrents/{ih}/path_rules"),
+        &rules_json(rules),
+    )?;
+    done(api, &ih, "path rules set for")
+}
+
+/// A torrent's rules on one line ("none" without any).
+fn path_rules(r: &PathRules) -> String {
+    let parts: Vec<String> = [
+        ("sequence", &r.sequence),
+        ("acl", &r.acl),
+        ("path-policy", &r.path_policy),
+        ("preference", &r.preference),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| v.as_ref().map(|v| format!("{name} \"{v}\"")))
+    .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn simple(api: &Api, given: &str, action: &str) -> Result<(), CliError> {
