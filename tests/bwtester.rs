@@ -284,6 +284,38 @@ fn pocketscion_client_and_server_across_ases_and_in_one() {
         .contains("computed target bandwidth does not match"));
 }
 
+/// The transit ASes named in the client's "over PATH" line.
+fn transits_used(stderr: &str) -> Vec<&'static str> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("bwtester: control"))
+        .unwrap_or_else(|| panic!("no path line: {stderr}"));
+    ["1-ff00:0:110", "1-ff00:0:120", "1-ff00:0:130"]
+        .into_iter()
+        .filter(|t| line.contains(t))
+        .collect()
+}
+
+/// `bwtest --sequence` takes the one path the sequence allows, whichever it is (each of two
+/// runs a different one), and a sequence that allows none is an error naming it.
+#[test]
+fn pocketscion_sequence_picks_the_only_path_it_allows() {
+    let tn = testnet_on("three-paths", Backend::Pocketscion);
+    let (_server, addr, _lines) = our_server(&tn, LEAF_B, &["--listen", ":0"]);
+    for transit in ["1-ff00:0:130", "1-ff00:0:120"] {
+        let seq = format!("0 {transit} 0");
+        let o = our_client(&tn, LEAF_A, &addr, &["--sequence", &seq, "-cs", "1Mbps"]);
+        assert!(o.status.success(), "{seq}: {}\n{}", o.stdout, o.stderr);
+        assert_eq!(transits_used(&o.stderr), [transit], "{}", o.stderr);
+        let (s2c, c2s) = report(&o.stdout);
+        assert_good(&s2c, 1_000_000, 8.0, "server->client");
+        assert_good(&c2s, 1_000_000, 8.0, "client->server");
+    }
+    let o = our_client(&tn, LEAF_A, &addr, &["--sequence", "0 1-ff00:0:999 0"]);
+    assert!(!o.status.success(), "{}", o.stdout);
+    assert!(o.stderr.contains("1-ff00:0:999"), "{}", o.stderr);
+}
+
 #[test]
 fn scionproto_client_and_server_across_ases() {
     let tn = testnet_on("three-paths", Backend::Scionproto);
