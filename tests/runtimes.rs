@@ -49,9 +49,25 @@ fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
             &format!("-metricsJson={}", json.display()),
         ],
     );
+    // Runtime 1 gets the torrent from runtime 0 a moment after the start line; a connection
+    // steered to it before that is refused and dialled again (onto either runtime), so fast
+    // leechers could all end up on runtime 0. Start them once both runtimes serve.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !plain(&std::fs::read_to_string(&seed.stderr_log).unwrap_or_default())
+        .lines()
+        .any(|l| l.contains("runtime{index=1}") && l.contains("seeding on this runtime"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "runtime 1 never served the torrent:\n{}",
+            std::fs::read_to_string(&seed.stderr_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     eight_leechers(&tn, dir.path(), &torrent, &data, &addr);
-    // Stopped by SIGINT, its summary covers the lanes of both runtimes: together they sent
-    // every leecher the whole file.
+    // Stopped by SIGINT, its summary covers the lanes of both runtimes (a row for every lane
+    // either runtime closed) and at least one whole copy went out (the leechers also trade
+    // pieces among themselves, so not necessarily eight).
     let pid = libc::pid_t::try_from(seed.child.id()).unwrap();
     // SAFETY: kill(2) with the pid of our own child, still unreaped (we hold it).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
@@ -70,7 +86,7 @@ fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
     let summary = common::json(&json);
     let lanes = summary["lanes"].as_array().unwrap();
     let up: u64 = lanes.iter().map(|l| l["bytes_up"].as_u64().unwrap()).sum();
-    assert!(up >= 8 * (12 << 20), "lanes uploaded {up}: {summary}");
+    assert!(up >= 12 << 20, "lanes uploaded {up}: {summary}");
     assert_eq!(summary["bytes_up"].as_u64(), Some(up), "{summary}");
     let rows = std::fs::read_to_string(&csv).unwrap().lines().count() - 1;
     assert_eq!(rows, lanes.len(), "a CSV row per lane");
@@ -84,6 +100,11 @@ fn a_seeder_on_two_runtimes_serves_leechers_in_its_as_and_across_ases() {
     // A connection lands on a runtime by the first byte of a random connection id: all 14 on
     // one runtime has a chance of 2^-13.
     assert!(served(true) > 0, "runtime 1 served no lane:\n{log}");
+    assert_eq!(
+        lanes.len(),
+        served(true) + served(false),
+        "a summary row for every lane closed on either runtime:\n{log}"
+    );
     assert!(served(false) > 0, "runtime 0 served no lane:\n{log}");
     assert!(
         log.contains("runtime{index=1}") && log.contains("seeding on"),
