@@ -145,7 +145,11 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             "dhtBootstrapAddr" => t.dht_bootstrap.push(value),
             "dialBackStartPort" => {}
             "printMetrics" => t.print_metrics = parse_bool(name, &value)?,
-            "pathPolicy" => t.path_policy = value.parse()?,
+            "pathPolicy" => {
+                t.path_policy = value
+                    .parse()
+                    .map_err(|e: crate::lanes::PolicyError| format!("-pathPolicy: {e}"))?
+            }
             "metricsJson" => t.metrics_json = Some(PathBuf::from(value)),
             "runtimes" => {
                 t.runtimes = Some(value.parse().map_err(|_| {

@@ -10,7 +10,7 @@ pub mod select;
 pub mod sequence;
 
 pub use acl::{Acl, AclError};
-pub use policy::PathPolicy;
+pub use policy::{PathPolicy, PolicyError};
 pub use preference::{Preference, PreferenceError};
 pub use rules::{CompiledRules, PathRules, PathRulesError};
 pub use select::{choose_paths, disjoint_count};

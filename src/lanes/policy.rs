@@ -14,7 +14,25 @@ use std::str::FromStr;
 
 use super::acl::Acl;
 use super::sequence::Sequence;
-use crate::scion::{parse_ia, Ia, PathFingerprint, ScionPath};
+use crate::scion::{parse_ia, AddrParseError, Ia, PathFingerprint, ScionPath};
+
+/// Why a `--path-policy` text is not a path policy; each message quotes the part at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("path policy rule {0:?} is not key=value")]
+    NotKeyValue(String),
+    #[error("unknown path policy rule {0:?} (deny, allow, max-hops, min-mtu)")]
+    UnknownRule(String),
+    /// A `deny=` or `allow=` value that is neither an ISD nor an ISD-AS.
+    #[error("{value:?} is neither an ISD number nor an ISD-AS: {source}")]
+    Scope {
+        value: String,
+        source: AddrParseError,
+    },
+    /// `max-hops=` or `min-mtu=` with a value that is not a number (in range).
+    #[error("{key}={value:?} is not a number")]
+    NotANumber { key: &'static str, value: String },
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Scope {
@@ -32,14 +50,17 @@ impl Scope {
 }
 
 impl FromStr for Scope {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
         if let Ok(isd) = s.parse::<u16>() {
             return Ok(Scope::Isd(isd));
         }
         parse_ia(s)
             .map(Scope::As)
-            .map_err(|e| format!("{s:?} is neither an ISD number nor an ISD-AS: {e}"))
+            .map_err(|source| PolicyError::Scope {
+                value: s.to_string(),
+                source,
+            })
     }
 }
 
@@ -137,8 +158,8 @@ impl PathPolicy {
 }
 
 impl FromStr for PathPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
         let mut p = PathPolicy {
             text: s.trim().to_string(),
             ..Default::default()
@@ -147,33 +168,24 @@ impl FromStr for PathPolicy {
             let (key, value) = rule
                 .split_once('=')
                 .map(|(k, v)| (k.trim(), v.trim()))
-                .ok_or_else(|| format!("path policy rule {rule:?} is not key=value"))?;
+                .ok_or_else(|| PolicyError::NotKeyValue(rule.to_string()))?;
             match key {
                 "deny" => p.deny.push(value.parse()?),
                 "allow" => p.allow.push(value.parse()?),
-                "max-hops" => {
-                    p.max_hops = Some(
-                        value
-                            .parse()
-                            .map_err(|_| format!("max-hops={value:?} is not a number"))?,
-                    )
-                }
-                "min-mtu" => {
-                    p.min_mtu = Some(
-                        value
-                            .parse()
-                            .map_err(|_| format!("min-mtu={value:?} is not a number"))?,
-                    )
-                }
-                _ => {
-                    return Err(format!(
-                        "unknown path policy rule {key:?} (deny, allow, max-hops, min-mtu)"
-                    ))
-                }
+                "max-hops" => p.max_hops = Some(number("max-hops", value)?),
+                "min-mtu" => p.min_mtu = Some(number("min-mtu", value)?),
+                _ => return Err(PolicyError::UnknownRule(key.to_string())),
             }
         }
         Ok(p)
     }
+}
+
+fn number<T: FromStr>(key: &'static str, value: &str) -> Result<T, PolicyError> {
+    value.parse().map_err(|_| PolicyError::NotANumber {
+        key,
+        value: value.to_string(),
+    })
 }
 
 impl fmt::Display for PathPolicy {
@@ -269,21 +281,39 @@ mod tests {
 
     #[test]
     fn bad_rules_are_explained() {
-        assert!("deny"
-            .parse::<PathPolicy>()
-            .unwrap_err()
-            .contains("key=value"));
-        assert!("foo=1"
-            .parse::<PathPolicy>()
-            .unwrap_err()
-            .contains("unknown"));
-        assert!("deny=x-y"
-            .parse::<PathPolicy>()
-            .unwrap_err()
-            .contains("neither"));
-        assert!("max-hops=many"
-            .parse::<PathPolicy>()
-            .unwrap_err()
-            .contains("not a number"));
+        let bad = |s: &str| s.parse::<PathPolicy>().unwrap_err();
+        assert_eq!(
+            bad("max-hops=2; deny"),
+            PolicyError::NotKeyValue("deny".into())
+        );
+        assert_eq!(
+            bad("deny").to_string(),
+            "path policy rule \"deny\" is not key=value"
+        );
+        assert_eq!(bad(" foo = 1 "), PolicyError::UnknownRule("foo".into()));
+        assert!(bad("foo=1").to_string().contains("unknown"));
+        let e = bad("deny=x-y");
+        assert!(
+            matches!(&e, PolicyError::Scope { value, .. } if value == "x-y"),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("\"x-y\" is neither an ISD number nor an ISD-AS: "),
+            "{msg}"
+        );
+        let source = std::error::Error::source(&e).expect("the address error is the source");
+        assert!(msg.ends_with(&source.to_string()), "{msg}");
+        assert_eq!(
+            bad("max-hops=many"),
+            PolicyError::NotANumber {
+                key: "max-hops",
+                value: "many".into()
+            }
+        );
+        assert_eq!(
+            bad("min-mtu=70000").to_string(),
+            "min-mtu=\"70000\" is not a number"
+        );
     }
 }

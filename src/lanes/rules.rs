@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::acl::{Acl, AclError};
-use super::policy::PathPolicy;
+use super::policy::{PathPolicy, PolicyError};
 use super::preference::{Preference, PreferenceError};
 use super::sequence::{Sequence, SequenceError};
 use crate::scion::ScionPath;
@@ -36,9 +36,8 @@ pub enum PathRulesError {
     Sequence(#[from] SequenceError),
     #[error("acl: {0}")]
     Acl(#[from] AclError),
-    /// The path policy's parser describes its problems in words.
     #[error("path_policy: {0}")]
-    Policy(String),
+    Policy(#[from] PolicyError),
     #[error("preference: {0}")]
     Preference(#[from] PreferenceError),
 }
@@ -94,8 +93,7 @@ impl PathRules {
             .path_policy
             .as_deref()
             .map(str::parse::<PathPolicy>)
-            .transpose()
-            .map_err(PathRulesError::Policy)?
+            .transpose()?
             .unwrap_or_default();
         let preference = r
             .preference
@@ -204,7 +202,16 @@ mod tests {
             path_policy: Some("colour=blue".into()),
             ..Default::default()
         };
-        assert!(matches!(bad(policy), PathRulesError::Policy(_)));
+        let e = bad(policy);
+        assert_eq!(
+            e,
+            PathRulesError::Policy(PolicyError::UnknownRule("colour".into()))
+        );
+        assert_eq!(
+            e.to_string(),
+            "path_policy: unknown path policy rule \"colour\" (deny, allow, max-hops, min-mtu)"
+        );
+        assert!(std::error::Error::source(&e).is_some());
         let pref = PathRules {
             preference: Some("speed".into()),
             ..Default::default()
