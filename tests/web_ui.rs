@@ -1,7 +1,9 @@
 //! The web UI in headless Chromium against real daemons on the real local SCION network: a
 //! seeding daemon in one AS, a downloading daemon in another; `tests/web/ui_test.mjs` adds the
-//! torrent through the leecher's page, watches it complete, checks the paths view, pauses,
-//! resumes and removes it, then adds it again by its magnet link. Needs node, npm and Debian's chromium (scripts/install-deps.sh).
+//! torrent through the leecher's page, watches it complete, checks the paths view, sets a
+//! sequence in its path rules form (the API snapshot has it; a bad one shows the daemon's 400
+//! message in the form) and clears it, pauses, resumes and removes it, then adds it again by
+//! its magnet link. Needs node, npm and Debian's chromium (scripts/install-deps.sh).
 
 mod common;
 

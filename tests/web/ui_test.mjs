@@ -5,11 +5,12 @@
 //
 // Adds TORRENT_FILE through the page (file input; drag-and-drop is checked too), with PEER typed
 // into the peers field, waits until it is complete, checks the paths view (one row per SCION
-// lane, bytes on at least two distinct paths), pauses, resumes and removes it (with its data
-// unless UI_TEST_KEEP_DATA=1). Fails on any console or page error. Environment: CHROMIUM (the
-// browser, default /usr/bin/chromium), UI_TEST_TIMEOUT_S (completion wait, default 300),
-// UI_TEST_TOKEN (API token, typed into the page's prompt when asked), UI_TEST_DEBUG=1 (log each
-// poll of the detail page).
+// lane, bytes on at least two distinct paths), sets a sequence in its path rules form (the API
+// snapshot has it; a bad one shows the daemon's 400 message there), pauses, resumes and removes
+// it (with its data unless UI_TEST_KEEP_DATA=1). Fails on any console or page error.
+// Environment: CHROMIUM (the browser, default /usr/bin/chromium), UI_TEST_TIMEOUT_S (completion
+// wait, default 300), UI_TEST_TOKEN (API token, typed into the page's prompt when asked),
+// UI_TEST_DEBUG=1 (log each poll of the detail page).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -64,6 +65,8 @@ function watch(p, name) {
     // Chromium itself logs every failed request; the 401 that makes the page ask for the
     // token is expected when a token is configured.
     if (token && /status of 401/.test(msg.text())) return;
+    // The refused path rules are the point of that step.
+    if (step.startsWith('a bad sequence') && /status of 400/.test(msg.text())) return;
     if (msg.type() === 'error') problems.push(`console error in the ${name} during "${step}": ${msg.text()}`);
   });
   p.on('pageerror', (err) => problems.push(`page error in the ${name} during "${step}": ${err.message}`));
@@ -216,6 +219,68 @@ async function run() {
     && !/null|undefined|NaN/.test(metaText), `path metadata: ${metaText}`);
   await pathsPage.screenshot({ path: path.join(shotDir, 'paths.png'), fullPage: true });
   await pathsPage.close();
+
+  step = 'set path rules through the form';
+  const snapshotRules = () => detail.evaluate(async ({ ih, authToken }) => {
+    const r = await fetch('/api/v1/snapshot', { headers: authToken ? { Authorization: `Bearer ${authToken}` } : {} });
+    const t = (await r.json()).torrents.find((x) => x.info_hash === ih);
+    return t && t.path_rules;
+  }, { ih, authToken });
+  const saveRules = async () => {
+    const put = detail.waitForResponse((r) => r.url().endsWith(`/api/v1/torrents/${ih}/path_rules`) && r.request().method() === 'PUT');
+    await detail.click('form[data-form="path-rules"] button[type=submit]');
+    return put;
+  };
+  const before = await snapshotRules();
+  check(before && before.sequence === null, `no sequence before: ${JSON.stringify(before)}`);
+  // Any number of any hops: every path still allowed.
+  const sequence = '0*';
+  await detail.fill('#rule-sequence', sequence);
+  const okPut = await saveRules();
+  check(okPut.status() === 204, `PUT path_rules answered ${okPut.status()}`);
+  let rules = null;
+  for (let i = 0; i < 20 && !(rules && rules.sequence === sequence); i += 1) {
+    if (i) await detail.waitForTimeout(250);
+    rules = await snapshotRules();
+  }
+  check(rules && rules.sequence === sequence && rules.acl === null && rules.path_policy === null
+    && rules.preference === null, `the snapshot has the sequence: ${JSON.stringify(rules)}`);
+  // The form is rebuilt from the daemon's values (it is keyed by them) and shows the sequence.
+  const rebuiltWith = (seq) => detail.waitForFunction((seq) => {
+    const form = document.querySelector('form[data-form="path-rules"]');
+    return form && form.dataset.key.endsWith(`-${JSON.stringify([seq, null, null, null])}`);
+  }, seq, { timeout: 10_000 });
+  await rebuiltWith(sequence);
+  check(await detail.inputValue('#rule-sequence') === sequence, 'the form shows the saved sequence');
+  check(await detail.locator('#path-rules-error').isHidden(), 'no error shown after a good save');
+
+  step = 'a bad sequence shows the daemon\'s message';
+  await detail.fill('#rule-sequence', '1-ff00:0:120#');
+  const badPut = await saveRules();
+  check(badPut.status() === 400, `PUT of a bad sequence answered ${badPut.status()}`);
+  const errorBox = detail.locator('#path-rules-error');
+  await errorBox.waitFor({ state: 'visible', timeout: 5000 });
+  const message = await errorBox.textContent();
+  check(/^bad path rules: sequence: /.test(message), `inline error: "${message}"`);
+  check(await detail.inputValue('#rule-sequence') === '1-ff00:0:120#', 'the bad text stays in the field to be fixed');
+  const unchanged = await snapshotRules();
+  check(unchanged.sequence === sequence, `a refused PUT changes nothing: ${JSON.stringify(unchanged)}`);
+  await detail.screenshot({ path: path.join(shotDir, 'detail-path-rules-error.png'), fullPage: true });
+
+  step = 'clear the path rules';
+  await detail.fill('#rule-sequence', '');
+  const clearPut = await saveRules();
+  check(clearPut.status() === 204, `PUT of no rules answered ${clearPut.status()}`);
+  for (let i = 0; i < 20 && rules.sequence !== null; i += 1) {
+    await detail.waitForTimeout(250);
+    rules = await snapshotRules();
+  }
+  check(rules.sequence === null, `the sequence is gone: ${JSON.stringify(rules)}`);
+  await rebuiltWith(null);
+  check(await detail.locator('#path-rules-error').isHidden(), 'the error is gone with the saved rules');
+  check(await detail.inputValue('#rule-sequence') === '', 'the form shows no sequence');
+  log('path rules set, refused and cleared through the form');
+  fail();
 
   await detail.emulateMedia({ colorScheme: 'dark' });
   await detail.setViewportSize({ width: 390, height: 844 });

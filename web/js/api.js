@@ -94,6 +94,7 @@ export const api = {
   remove: (ih, deleteData) => request('DELETE', `/torrents/${enc(ih)}?delete_data=${deleteData ? 'true' : 'false'}`),
   addPeers: (ih, peers) => request('POST', `/torrents/${enc(ih)}/peers`, { peers }),
   setLimits: (ih, limits) => request('PUT', `/torrents/${enc(ih)}/limits`, limits),
+  setPathRules: (ih, rules) => request('PUT', `/torrents/${enc(ih)}/path_rules`, rules),
   settings: () => request('GET', '/settings'),
   saveSettings: (body) => request('PUT', '/settings', body),
 };

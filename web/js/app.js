@@ -7,7 +7,7 @@ import { live, subscribe, start, apply } from './live.js';
 import { showError, showInfo } from './toast.js';
 import * as f from './format.js';
 import { listView, listUi } from './pages/list.js';
-import { detailView } from './pages/detail.js';
+import { detailView, PATH_RULES } from './pages/detail.js';
 import { pathsView } from './pages/pathsPage.js';
 import { settingsView, settingsFromForm } from './pages/settings.js';
 
@@ -307,6 +307,28 @@ document.addEventListener('submit', async (ev) => {
       limits[key] = v === null ? null : Math.round(v * 1024);
     }
     if ((await act('Setting limits', () => api.setLimits(form.dataset.ih, limits))) !== undefined) showInfo('Limits set');
+  } else if (form.dataset.form === 'path-rules') {
+    ev.preventDefault();
+    const err = form.querySelector('.form-error');
+    err.hidden = true;
+    const rules = {};
+    for (const [key] of PATH_RULES) {
+      const v = form.elements[key].value.trim();
+      if (v) rules[key] = v;
+    }
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    try {
+      await api.setPathRules(form.dataset.ih, rules);
+      showInfo(Object.keys(rules).length ? 'Path rules saved' : 'Path rules removed');
+      refreshSoon();
+    } catch (e) {
+      // Next to the fields, where the person is looking: the daemon names the rule at fault.
+      err.textContent = e.message;
+      err.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
   } else if (form.dataset.form === 'settings') {
     ev.preventDefault();
     const err = $('settings-error');

@@ -129,6 +129,37 @@ function limitsForm(t) {
     h('button', { type: 'submit' }, 'Set limits'));
 }
 
+// The torrent's own path rules (`PUT .../path_rules` replaces all four; empty = no such rule).
+export const PATH_RULES = [
+  ['sequence', 'Sequence', '0-0#1 1-ff00:0:120 0*', 'scionproto hop predicates, e.g. via 1-ff00:0:120'],
+  ['acl', 'ACL', '- 1-ff00:0:110; +', '+/- hop predicates, ending in + or -'],
+  ['path_policy', 'Path policy', 'deny=2; max-hops=4; min-mtu=1280', 'deny, allow, max-hops, min-mtu'],
+  ['preference', 'Preference', 'latency,hops', 'latency, bandwidth, hops, mtu'],
+];
+
+function pathRulesForm(t) {
+  const r = t.path_rules || {};
+  // Keyed by the rules themselves: a change (saved here or elsewhere) rebuilds the form with the
+  // daemon's values; otherwise live updates leave what is being typed alone.
+  const key = `path-rules-${t.info_hash}-${JSON.stringify(PATH_RULES.map(([k]) => r[k] ?? null))}`;
+  return h('form', { class: 'path-rules', 'data-form': 'path-rules', 'data-ih': t.info_hash, 'data-key': key, 'data-static': true, novalidate: true },
+    h('div', { class: 'field-row' }, PATH_RULES.map(([k, label, example, hint]) => h('div', { class: 'field' },
+      h('label', { for: `rule-${k}` }, label, h('span', { class: 'hint' }, ` (${hint})`)),
+      h('input', { id: `rule-${k}`, name: k, type: 'text', value: r[k] ?? '', placeholder: example, spellcheck: 'false', autocomplete: 'off' })))),
+    h('p', { class: 'form-error', id: 'path-rules-error', role: 'alert', hidden: true }),
+    h('div', { class: 'buttons' }, h('button', { type: 'submit' }, 'Save path rules')));
+}
+
+function pathRulesSection(t) {
+  // The daemon's own words when the rules leave no path (the notice at the top says it too).
+  const refused = t.error && /allowed by the torrent's/.test(t.error) ? t.error : null;
+  return h('section', { class: 'card', 'aria-labelledby': 'rules-title' },
+    h('h2', { id: 'rules-title' }, 'Path rules'),
+    h('p', { class: 'hint' }, 'Which SCION paths this torrent\'s lanes may use, and in which order they are tried. Empty = no such rule; saving replaces all four.'),
+    refused ? h('p', { class: 'notice error', 'data-rules-error': true }, refused) : null,
+    pathRulesForm(t));
+}
+
 function peersForm(t) {
   return h('form', { class: 'inline-form', 'data-form': 'add-peers', 'data-ih': t.info_hash, 'data-key': `peers-${t.info_hash}`, 'data-static': true },
     h('label', { for: 'peer-input' }, 'Add peers'),
@@ -158,5 +189,6 @@ export function detailView(snap, infoHash) {
     h('section', { class: 'card' }, h('h2', null, 'More peers'), peersForm(t)),
     h('section', { class: 'card' }, h('h2', null, 'Limits for this torrent'),
       h('p', { class: 'hint' }, 'Empty = unlimited (the global limits still apply).'), limitsForm(t)),
+    pathRulesSection(t),
     filesSection(t));
 }
