@@ -222,7 +222,7 @@ pub(crate) fn liveness_rules(t: &TransferArgs) -> Result<LivenessRules, CliError
     };
     let keepalive = secs(t.keepalive, defaults.keepalive_every, "keep-alive interval")?;
     let timeout = secs(t.peer_timeout, defaults.silent_timeout, "peer timeout")?;
-    LivenessRules::new(keepalive, timeout).map_err(exit::usage)
+    LivenessRules::new(keepalive, timeout).map_err(|e| exit::usage(e.to_string()))
 }
 
 async fn run_transfer(

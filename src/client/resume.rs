@@ -36,20 +36,33 @@ pub struct ResumeData {
     pub files: Vec<FileStamp>,
 }
 
+/// Why saved resume data cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeDataError {
+    #[error("bitfield has {have} bytes, {pieces} pieces need {want}")]
+    BitfieldLength {
+        have: usize,
+        pieces: u32,
+        want: usize,
+    },
+    #[error("bitfield has bits set past the last piece")]
+    BitsPastLastPiece,
+}
+
 impl ResumeData {
     /// The bitfield has exactly the bytes `num_pieces` needs and no bits past the last piece.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ResumeDataError> {
         let want = (self.num_pieces as usize).div_ceil(8);
         if self.have.len() != want {
-            return Err(format!(
-                "bitfield has {} bytes, {} pieces need {want}",
-                self.have.len(),
-                self.num_pieces
-            ));
+            return Err(ResumeDataError::BitfieldLength {
+                have: self.have.len(),
+                pieces: self.num_pieces,
+                want,
+            });
         }
         let spare = want * 8 - self.num_pieces as usize;
         if spare > 0 && self.have[want - 1] & ((1u8 << spare) - 1) != 0 {
-            return Err("bitfield has bits set past the last piece".into());
+            return Err(ResumeDataError::BitsPastLastPiece);
         }
         Ok(())
     }

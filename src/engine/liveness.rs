@@ -22,18 +22,32 @@ impl Default for LivenessRules {
     }
 }
 
+/// Why user-given liveness rules cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LivenessError {
+    #[error("keep-alive interval and peer timeout must be positive")]
+    NotPositive,
+    #[error(
+        "the keep-alive interval ({keepalive_every:?}) must be shorter than the peer timeout ({silent_timeout:?})"
+    )]
+    KeepAliveNotShorter {
+        keepalive_every: Duration,
+        silent_timeout: Duration,
+    },
+}
+
 impl LivenessRules {
     /// Rules from user-given seconds; the keep-alive must come well before the timeout
     /// (our own keep-alives are what keeps the *other* side from timing us out).
-    pub fn new(keepalive_every: Duration, silent_timeout: Duration) -> Result<Self, String> {
+    pub fn new(keepalive_every: Duration, silent_timeout: Duration) -> Result<Self, LivenessError> {
         if keepalive_every.is_zero() || silent_timeout.is_zero() {
-            return Err("keep-alive interval and peer timeout must be positive".into());
+            return Err(LivenessError::NotPositive);
         }
         if keepalive_every >= silent_timeout {
-            return Err(format!(
-                "the keep-alive interval ({keepalive_every:?}) must be shorter than the peer \
-                 timeout ({silent_timeout:?})"
-            ));
+            return Err(LivenessError::KeepAliveNotShorter {
+                keepalive_every,
+                silent_timeout,
+            });
         }
         Ok(Self {
             keepalive_every,
@@ -107,7 +121,13 @@ mod tests {
     fn rules_reject_a_keepalive_slower_than_the_timeout() {
         let s = Duration::from_secs;
         assert!(LivenessRules::new(s(10), s(30)).is_ok());
-        assert!(LivenessRules::new(s(30), s(30)).is_err());
-        assert!(LivenessRules::new(s(0), s(30)).is_err());
+        assert!(matches!(
+            LivenessRules::new(s(30), s(30)),
+            Err(LivenessError::KeepAliveNotShorter { .. })
+        ));
+        assert_eq!(
+            LivenessRules::new(s(0), s(30)),
+            Err(LivenessError::NotPositive)
+        );
     }
 }

@@ -273,7 +273,8 @@ impl Store {
             Err(e) => return Err(StoreError::io(&path, e)),
         };
         let data: ResumeData = decode(&path, &bytes)?;
-        data.check().map_err(|r| StoreError::corrupt(&path, r))?;
+        data.check()
+            .map_err(|r| StoreError::corrupt(&path, r.to_string()))?;
         Ok(Some(data))
     }
 
