@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bt_tracker::client::{
-    self, AnnouncerConfig, BoxFuture, TorrentLink, TrackerState, TransferStats,
+    self, AnnouncerConfig, BoxFuture, PeersNotTaken, TorrentLink, TrackerState, TransferStats,
 };
 use bt_tracker::udp::Retransmit;
 use bt_tracker::PeerAddr;
@@ -30,7 +30,7 @@ impl TorrentLink for Found {
             ..Default::default()
         })
     }
-    fn add_peers(&self, peers: Vec<PeerAddr>) -> BoxFuture<'_, Result<usize, String>> {
+    fn add_peers(&self, peers: Vec<PeerAddr>) -> BoxFuture<'_, Result<usize, PeersNotTaken>> {
         Box::pin(async move {
             let mut p = self.peers.lock().unwrap();
             let n = peers.len();

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use bt_tracker::client::{
-    self, AnnouncerConfig, AnnouncerHandle, BoxFuture, TorrentLink, TransferStats,
+    self, AnnouncerConfig, AnnouncerHandle, BoxFuture, PeersNotTaken, TorrentLink, TransferStats,
 };
 
 use super::control::{info_hash_hex, ClientHandle, Command, InfoHash, PeerSource};
@@ -49,7 +49,7 @@ impl TorrentLink for ClientTorrentLink {
         })
     }
 
-    fn add_peers(&self, peers: Vec<PeerAddr>) -> BoxFuture<'_, Result<usize, String>> {
+    fn add_peers(&self, peers: Vec<PeerAddr>) -> BoxFuture<'_, Result<usize, PeersNotTaken>> {
         Box::pin(async move {
             self.handle
                 .call(|reply| Command::AddPeers {
@@ -59,7 +59,7 @@ impl TorrentLink for ClientTorrentLink {
                     reply,
                 })
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| PeersNotTaken(Box::new(e)))
         })
     }
 }

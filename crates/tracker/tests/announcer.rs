@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bt_tracker::client::{
-    self, AnnouncerConfig, AnnouncerStatus, BoxFuture, TorrentLink, TrackerState, TransferStats,
+    self, AnnouncerConfig, AnnouncerStatus, BoxFuture, PeersNotTaken, TorrentLink, TrackerState,
+    TransferStats,
 };
 use bt_tracker::http::ResponseLimits;
 use bt_tracker::server::{self, ServerConfig, TrackerConfig};
@@ -23,7 +24,7 @@ impl TorrentLink for TestLink {
     fn stats(&self) -> Option<TransferStats> {
         Some(*self.stats.lock().unwrap())
     }
-    fn add_peers(&self, peers: Vec<PeerAddr>) -> BoxFuture<'_, Result<usize, String>> {
+    fn add_peers(&self, peers: Vec<PeerAddr>) -> BoxFuture<'_, Result<usize, PeersNotTaken>> {
         Box::pin(async move {
             let mut p = self.peers.lock().unwrap();
             let before = p.len();

@@ -32,12 +32,18 @@ pub struct TransferStats {
 /// A boxed future, for the object-safe [`TorrentLink`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The torrent did not take the peers a tracker gave (it is gone, or its client is stopping);
+/// the torrent's own error says why.
+#[derive(Debug, thiserror::Error)]
+#[error("peers not taken: {0}")]
+pub struct PeersNotTaken(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
 /// The announcer's view of its torrent.
 pub trait TorrentLink: Send + Sync + 'static {
     /// Current counters; `None` while they are unknown (then zeros are sent).
     fn stats(&self) -> Option<TransferStats>;
     /// Hands peers to the torrent's peer book; how many were new.
-    fn add_peers(&self, peers: Vec<PeerAddr>) -> BoxFuture<'_, Result<usize, String>>;
+    fn add_peers(&self, peers: Vec<PeerAddr>) -> BoxFuture<'_, Result<usize, PeersNotTaken>>;
 }
 
 /// How the announcer behaves; `Default` is right for the client, tests shorten the times.
@@ -493,7 +499,7 @@ impl Announcer {
         }
         match added {
             Ok(k) => self.status.peers_added += k as u64,
-            Err(err) => tracing::debug!("tracker peers not taken: {err}"),
+            Err(err) => tracing::debug!("tracker {err}"),
         }
         let e = &mut self.entries[i];
         e.started = true;

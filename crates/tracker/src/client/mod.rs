@@ -6,7 +6,7 @@ pub mod transport;
 
 pub use announcer::{
     spawn, tiers_from_metainfo, AnnouncerConfig, AnnouncerHandle, AnnouncerStatus, BoxFuture,
-    TorrentLink, TrackerState, TrackerStatus, TransferStats,
+    PeersNotTaken, TorrentLink, TrackerState, TrackerStatus, TransferStats,
 };
 pub use transport::{
     parse_tracker_url, AnnounceError, HttpIo, ScionConnector, ScionHttp, TrackerUrl,
