@@ -5,6 +5,8 @@
 set -euo pipefail
 
 packages=(cmake clang libclang-dev pkg-config mktorrent iproute2 python3 python3-venv)
+# tests/flush_error.rs mounts a FUSE filesystem (fusepy, below) over libfuse2; fusermount unmounts it.
+packages+=(libfuse2 fuse)
 # The web UI's browser test: Debian's Chromium driven by playwright-core (npm), never a
 # downloaded browser. Node 20+ and npm are taken from Debian only when no node/npm is installed
 # (a NodeSource nodejs already ships npm, and Debian's npm package would conflict with it).
@@ -67,4 +69,13 @@ if [ ! -x "$SCHEMATHESIS" ]; then
   venv="$(dirname "$(dirname "$SCHEMATHESIS")")"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# fusepy (PyPI) at a pinned version in a virtualenv of its own, for tests/flush_error.rs: a FUSE
+# filesystem whose fsync fails (tests/fuse/failing_sync.py). ctypes bindings, nothing to build.
+if [ ! -x "$FUSEPY_PYTHON" ]; then
+  echo "installing fusepy $FUSEPY_VERSION" >&2
+  venv="$(dirname "$(dirname "$FUSEPY_PYTHON")")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "fusepy==$FUSEPY_VERSION"
 fi

@@ -358,6 +358,14 @@ async fn run_transfer(
             tracing::warn!("cannot flush the data: {e}");
         }
     }
+    // A download is done only once its data is on disk: the pieces were verified in the page
+    // cache, and `fdatasync` of each written file is what can still fail (a disk whose cache
+    // cannot be flushed, a network filesystem that lost its server). Then: exit code 5.
+    let unsynced = if t.mode == Mode::Download && !interrupted {
+        storage.sync().err()
+    } else {
+        None
+    };
     let quic = app_of(&mut client, &ih)?;
     let mut summary = report::Summary::collect(quic, &meta, resumed, started, &local);
     if runtimes > 1 {
@@ -389,6 +397,12 @@ async fn run_transfer(
     drop(client);
     for t in trackers.into_iter().chain(dht) {
         let _ = t.join();
+    }
+    if let (None, Some(e)) = (&failure, &unsynced) {
+        return Err(exit::storage(format!(
+            "cannot flush the downloaded data to disk: {e}; every verified piece was written, \
+             but it may not survive a crash: run again to re-check it"
+        )));
     }
     match failure {
         None if interrupted && !summary.complete => Err(exit::interrupted(format!(
