@@ -2,13 +2,18 @@
 //! download root, or a magnet link), as raw `application/x-bittorrent` bytes, or as a browser's
 //! `multipart/form-data` upload. All three end in one [`AddRequest`] and one `Command::Add`.
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::multipart::Field;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use data_encoding::{BASE64, BASE64_NOPAD};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use super::handlers::{json_rejection, parse_peers};
 use super::object::Object;
@@ -54,6 +59,20 @@ struct Created {
     info_hash: String,
 }
 
+/// Bytes of upload bodies held in memory at once, across all uploads: two of the largest
+/// (`MAX_BODY`). Each upload takes its declared length from this budget before its body is
+/// read and gives it back once the torrent is added or refused; one that does not fit waits.
+pub(super) const UPLOAD_BUDGET: usize = 2 * MAX_BODY;
+/// How long an upload waits for room in [`UPLOAD_BUDGET`] before it is answered 503.
+const UPLOAD_WAIT: Duration = Duration::from_secs(30);
+/// The `Retry-After` of that 503, in seconds.
+const UPLOAD_RETRY_AFTER: &str = "5";
+
+/// The semaphore behind [`UPLOAD_BUDGET`], one permit a byte.
+pub(super) fn upload_budget() -> Semaphore {
+    Semaphore::new(UPLOAD_BUDGET)
+}
+
 pub async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiFailure> {
     let content_type = req
         .headers()
@@ -61,10 +80,17 @@ pub async fn add(State(s): State<AppState>, req: Request) -> Result<Response, Ap
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let declared = declared_length(req.headers())?;
+    let cost = upload_cost(declared, content_type.starts_with("application/json"));
+    // Held until the torrent is added or refused: the body, and the client's parse of it.
+    let _room = match tokio::time::timeout(UPLOAD_WAIT, s.uploads.acquire_many(cost)).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => return Ok(busy()),
+    };
     let request = if content_type.starts_with("application/x-bittorrent") {
-        from_raw(req).await?
+        from_raw(req, declared).await?
     } else if content_type.starts_with("multipart/form-data") {
-        from_multipart(req).await?
+        from_multipart(req, declared).await?
     } else if content_type.starts_with("application/json") {
         let Json(Object(body)) = Json::<Object<AddJson>>::from_request(req, &())
             .await
@@ -85,6 +111,87 @@ pub async fn add(State(s): State<AppState>, req: Request) -> Result<Response, Ap
         }),
     )
         .into_response())
+}
+
+/// The body's `Content-Length`, refused (413) past `MAX_BODY` before anything is read.
+fn declared_length(headers: &HeaderMap) -> Result<Option<usize>, ApiFailure> {
+    let Some(v) = headers.get(header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    let n = v
+        .to_str()
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .ok_or_else(|| ApiFailure::bad_request("Content-Length is not a number"))?;
+    if n > MAX_BODY as u64 {
+        return Err(too_large());
+    }
+    Ok(Some(n as usize))
+}
+
+fn too_large() -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "bad_request",
+        format!("the body is larger than {MAX_BODY} bytes"),
+    )
+}
+
+/// What an upload takes from [`UPLOAD_BUDGET`]: its declared length (the largest allowed when
+/// it declares none, as a chunked body may be). A JSON body is held about four times over
+/// (the text, the base64 string, its compacted copy and the decoded bytes).
+fn upload_cost(declared: Option<usize>, json: bool) -> u32 {
+    let len = declared.unwrap_or(MAX_BODY);
+    let held = if json { len.saturating_mul(4) } else { len };
+    // UPLOAD_BUDGET fits in u32 (128 MiB).
+    held.min(UPLOAD_BUDGET) as u32
+}
+
+/// 503 with `Retry-After`: the upload budget stayed full for [`UPLOAD_WAIT`].
+fn busy() -> Response {
+    let mut r = ApiFailure::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        format!("too many large uploads at once; try again in {UPLOAD_RETRY_AFTER} s"),
+    )
+    .into_response();
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(UPLOAD_RETRY_AFTER),
+    );
+    r
+}
+
+/// The body into one buffer sized from its declared length: no second copy, and never more
+/// than `MAX_BODY` bytes.
+async fn read_body(body: Body, declared: Option<usize>) -> Result<Vec<u8>, ApiFailure> {
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiFailure::bad_request(format!("cannot read the body: {e}")))?;
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// A form's file field into one buffer, chunk by chunk (the form's declared length bounds it).
+async fn read_field(mut field: Field<'_>, declared: Option<usize>) -> Result<Vec<u8>, ApiFailure> {
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiFailure::new(e.status(), "bad_request", e.body_text()))?
+    {
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
 }
 
 fn from_json(b: AddJson) -> Result<AddRequest, ApiFailure> {
@@ -154,15 +261,13 @@ fn parse_bool(v: &str) -> Result<bool, ApiFailure> {
     }
 }
 
-async fn from_raw(req: Request) -> Result<AddRequest, ApiFailure> {
+async fn from_raw(req: Request, declared: Option<usize>) -> Result<AddRequest, ApiFailure> {
     let pairs = Query::<Vec<(String, String)>>::try_from_uri(req.uri())
         .map_err(|e| ApiFailure::bad_request(e.body_text()))?
         .0;
-    let bytes = Bytes::from_request(req, &())
-        .await
-        .map_err(|e| ApiFailure::new(e.status(), "bad_request", e.body_text()))?;
+    let bytes = read_body(req.into_body(), declared).await?;
     let mut r = AddRequest {
-        source: Source::Bytes(bytes.to_vec()),
+        source: Source::Bytes(bytes),
         out_dir: None,
         paused: false,
         peers: Vec::new(),
@@ -173,7 +278,7 @@ async fn from_raw(req: Request) -> Result<AddRequest, ApiFailure> {
     Ok(r)
 }
 
-async fn from_multipart(req: Request) -> Result<AddRequest, ApiFailure> {
+async fn from_multipart(req: Request, declared: Option<usize>) -> Result<AddRequest, ApiFailure> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiFailure::new(e.status(), "bad_request", e.body_text())
     };
@@ -185,7 +290,7 @@ async fn from_multipart(req: Request) -> Result<AddRequest, ApiFailure> {
     while let Some(field) = form.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or("").to_string();
         if name == "torrent" {
-            torrent = Some(field.bytes().await.map_err(bad)?.to_vec());
+            torrent = Some(read_field(field, declared).await?);
         } else {
             pairs.push((name, field.text().await.map_err(bad)?));
         }

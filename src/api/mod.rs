@@ -87,6 +87,8 @@ struct AppState {
     data_dir: Arc<PathBuf>,
     listen: SocketAddr,
     keep_alive: Duration,
+    /// Room for upload bodies in memory (`add::UPLOAD_BUDGET` bytes).
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The routes, for serving or for in-process tests (`tower::ServiceExt::oneshot`).
@@ -102,6 +104,7 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
         data_dir: Arc::new(cfg.data_dir.clone()),
         listen: cfg.listen,
         keep_alive: cfg.sse_keep_alive,
+        uploads: Arc::new(add::upload_budget()),
     };
     use handlers as h;
     let guarded = Router::new()
