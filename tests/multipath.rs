@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -134,4 +134,113 @@ fn path_policy_excludes_a_path_completely() {
     );
     assert_eq!(r.status.code(), Some(4), "{}", r.stderr);
     assert!(r.stderr.contains("path policy"), "{}", r.stderr);
+}
+
+/// scionproto: the leecher's SCION daemon is stopped a little into a download and started
+/// again (same address) once the leecher has said that path refresh fails. Its paths stay in
+/// use meanwhile, it says when refresh works again, and the download completes
+/// byte-identical. The links at 111 are capped at 4 Mbit/s each so that the download (32 MiB,
+/// ~22 s) outlasts a refresh period (10 s) and the retry after the restart.
+#[test]
+fn scionproto_download_survives_the_leechers_daemon_restarting() {
+    let mut topology = Topology::builtin("three-paths-capped").unwrap();
+    for l in topology
+        .links
+        .iter_mut()
+        .filter(|l| l.bandwidth_mbit.is_some())
+    {
+        l.bandwidth_mbit = Some(4.0);
+    }
+    let options = StartOptions {
+        backend: Backend::Scionproto,
+        ..Default::default()
+    };
+    let tn = Testnet::start_with(&topology, options).expect("testnet starts");
+    let dir = tempfile::tempdir().unwrap();
+    let piece = 128 * 1024;
+    let (data, torrent) = random_torrent(dir.path(), 32 << 20, 13, Some(piece as u32));
+    let (_seed, addr) = seeder(&tn, LEAF_B, &torrent, &data, dir.path(), &[]);
+    let out = dir.path().join("out.bin");
+    let daemon_addr = daemon(&tn, LEAF_A);
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg(format!("-inPath={}", torrent.display()))
+        .arg(format!("-outPath={}", out.display()))
+        .arg(format!("-peer={addr}"))
+        .arg("-seed=false")
+        .env("SCION_DAEMON_ADDRESS", &daemon_addr);
+    let mut leecher = common::clients::Client::spawn(cmd, dir.path().join("leech.log"));
+    let total = 256;
+    let wait_until = |what: &str, leecher: &common::clients::Client, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within 60 s; leecher's log:\n{}",
+                leecher.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_until("first pieces", &leecher, &|| {
+        verified_pieces(&data, &out, piece) >= 4
+    });
+    tn.set_daemon(LEAF_A, false).expect("daemon stops");
+    let failed =
+        format!("path refresh for AS {LEAF_B} failed: cannot reach SCION daemon at {daemon_addr}");
+    wait_until("warning that path refresh fails", &leecher, &|| {
+        leecher.log().contains(&failed)
+    });
+    let at_warning = verified_pieces(&data, &out, piece);
+    tn.set_daemon(LEAF_A, true).expect("daemon starts again");
+    let again = format!(
+        "path refresh for AS {LEAF_B} works again: the SCION daemon at {daemon_addr} answered"
+    );
+    wait_until("word that path refresh works again", &leecher, &|| {
+        leecher.log().contains(&again)
+    });
+    let at_recovery = verified_pieces(&data, &out, piece);
+    let status = leecher.wait_exit(Duration::from_secs(300));
+    let log = leecher.log();
+    assert!(status.success(), "{status}; leecher's log:\n{log}");
+    assert!(
+        at_recovery < total,
+        "the download was still running when refresh worked again: {at_warning} then \
+         {at_recovery} of {total} pieces"
+    );
+    same_tree(&data, &out);
+    // One warning for the outage, not one per retry.
+    assert_eq!(log.matches(&failed).count(), 1, "{log}");
+}
+
+/// scionproto: every link of the leecher's AS is down (tc) before the download starts. The
+/// daemon still hands out its paths (segments stay valid for hours), the leecher's router
+/// answers every packet with SCMP external-interface-down: the download ends with exit 4
+/// and an error naming the destination, in bounded time.
+#[test]
+fn scionproto_no_path_to_the_seeder_is_a_clear_error() {
+    let tn = testnet_on("three-paths", Backend::Scionproto);
+    let dir = tempfile::tempdir().unwrap();
+    let (_data, torrent) = random_torrent(dir.path(), 1 << 20, 14, None);
+    let data = dir.path().join("data.bin");
+    let (_seed, addr) = seeder(&tn, LEAF_B, &torrent, &data, dir.path(), &[]);
+    for interface in 1..=3 {
+        tn.set_link(LEAF_A, interface, false).unwrap();
+    }
+    let out = dir.path().join("out.bin");
+    let r = common::run(
+        &[
+            format!("-inPath={}", torrent.display()),
+            format!("-outPath={}", out.display()),
+            format!("-peer={addr}"),
+            "-seed=false".to_string(),
+        ],
+        &[("SCION_DAEMON_ADDRESS", daemon(&tn, LEAF_A))],
+        Duration::from_secs(180),
+    );
+    assert_eq!(r.status.code(), Some(4), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(LEAF_B),
+        "names the destination: {}",
+        r.stderr
+    );
 }

@@ -379,3 +379,34 @@ fn daemon_gone_is_a_clear_error() {
         "{e}"
     );
 }
+
+/// scionproto: the leecher's SCION daemon is not running when a download starts (stopped
+/// through the testnet; nothing listens on its address): exit 6 at once, naming the daemon's
+/// address.
+#[test]
+fn scionproto_no_daemon_at_start_is_a_clear_error() {
+    let net = common::testnet_on("three-paths", Backend::Scionproto);
+    let work = tempfile::tempdir().unwrap();
+    let (_data, torrent) = common::random_torrent(work.path(), 100_000, 4, None);
+    let daemon = net.state().as_state(SRC).unwrap().daemon.to_string();
+    net.set_daemon(SRC, false).expect("daemon stops");
+    let peer = format!("{DST},[127.0.0.1]:31000");
+    let r = common::run(
+        &[
+            format!("-inPath={}", torrent.display()),
+            format!("-outPath={}", work.path().join("out.bin").display()),
+            format!("-peer={peer}"),
+            "-seed=false".to_string(),
+        ],
+        &[("SCION_DAEMON_ADDRESS", daemon.clone())],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(r.status.code(), Some(6), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("cannot reach SCION daemon at {daemon}")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}

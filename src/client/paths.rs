@@ -17,6 +17,9 @@ use crate::scion::{Ia, LinkType, PathFingerprint, ScionPath};
 
 /// How often the daemon is asked again for paths to a destination.
 pub const PATH_REFRESH: Duration = Duration::from_secs(10);
+/// How soon the daemon is asked again after a refresh failed (it may be restarting): the
+/// paths known before stay in use meanwhile.
+pub const PATH_RETRY: Duration = Duration::from_secs(1);
 /// How long a failure is shown for a path.
 const FAILURE_SHOWN: Duration = Duration::from_secs(60);
 
@@ -198,11 +201,22 @@ fn spawn_refresher(
 ) {
     tokio_uring::spawn(async move {
         let mut first = true;
+        // Since when refreshes fail (the first failure is warned about, the rest are not).
+        let mut failing: Option<Instant> = None;
         loop {
             let found = daemon.paths(dst, !first).await.map(|all| {
                 let offered = all.len();
                 (policy.filter(all), offered)
             });
+            if let (Some(since), Ok((_, n))) = (failing, &found) {
+                tracing::warn!(
+                    "path refresh for AS {dst} works again: the SCION daemon at {} answered \
+                     ({n} paths) after {:.0} s of failures",
+                    daemon.address(),
+                    since.elapsed().as_secs_f64()
+                );
+                failing = None;
+            }
             match found {
                 Ok((p, _)) if !p.is_empty() => {
                     *shared.borrow_mut() = Some(Ok(p));
@@ -221,14 +235,31 @@ fn spawn_refresher(
                     *shared.borrow_mut() =
                         Some(Err(format!("path lookup for AS {dst} failed: {e}")))
                 }
-                Err(e) => tracing::warn!("path refresh for AS {dst} failed: {e}"),
+                Err(e) if failing.is_none() => {
+                    let known = match &*shared.borrow() {
+                        Some(Ok(p)) => p.len(),
+                        _ => 0,
+                    };
+                    tracing::warn!(
+                        "path refresh for AS {dst} failed: {e}; keeping the {known} paths \
+                         known, asking again every {} s",
+                        PATH_RETRY.as_secs()
+                    );
+                    failing = Some(Instant::now());
+                }
+                Err(e) => tracing::debug!("path refresh for AS {dst} failed again: {e}"),
             }
             first = false;
             // Stop when nobody holds the paths any more (the service dropped them).
             if Rc::strong_count(&shared) == 1 {
                 return;
             }
-            tokio::time::sleep(PATH_REFRESH).await;
+            let wait = if failing.is_some() {
+                PATH_RETRY
+            } else {
+                PATH_REFRESH
+            };
+            tokio::time::sleep(wait).await;
         }
     });
 }

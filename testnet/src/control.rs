@@ -33,6 +33,14 @@ pub enum Request {
         /// New state.
         up: bool,
     },
+    /// Stop the SCION daemon of `ia` (SIGKILL), or start it again on the same address
+    /// (answered once it answers). scionproto backend only.
+    SetDaemon {
+        /// ISD-AS of the daemon's AS.
+        ia: String,
+        /// Start (`true`) or stop (`false`).
+        running: bool,
+    },
     /// Return the current state.
     State,
 }
@@ -86,7 +94,7 @@ async fn handle(stream: tokio::net::TcpStream, links: &LinkTable) -> anyhow::Res
         .context("control request timed out")??;
 
     let response = match serde_json::from_str::<Request>(&line) {
-        Ok(request) => apply(request, links),
+        Ok(request) => apply(request, links).await,
         Err(e) => failure(format!("bad control request: {e}")),
     };
     let mut out = serde_json::to_vec(&response)?;
@@ -96,9 +104,10 @@ async fn handle(stream: tokio::net::TcpStream, links: &LinkTable) -> anyhow::Res
     Ok(())
 }
 
-fn apply(request: Request, links: &LinkTable) -> Response {
+async fn apply(request: Request, links: &LinkTable) -> Response {
     let result = match request {
         Request::SetLink { ia, interface, up } => links.set(&ia, interface, up),
+        Request::SetDaemon { ia, running } => links.set_daemon(&ia, running).await,
         Request::State => Ok(()),
     };
     match result {
@@ -121,7 +130,8 @@ fn failure(error: String) -> Response {
 
 /// Sends one request to a running testnet (blocking; usable from any thread).
 pub fn request(control: SocketAddr, request: &Request) -> anyhow::Result<TestnetState> {
-    let timeout = Duration::from_secs(10);
+    // A daemon start waits up to 30 s for the daemon to answer.
+    let timeout = Duration::from_secs(45);
     let mut stream = TcpStream::connect_timeout(&control, timeout)
         .with_context(|| format!("cannot reach the testnet control socket at {control}"))?;
     stream.set_read_timeout(Some(timeout))?;

@@ -65,6 +65,19 @@ impl LinkTable {
         self.write_state_file(&current)
     }
 
+    /// Stops the SCION daemon of `ia`, or starts it again on the same address (scionproto
+    /// only: pocketscion's daemons live in its process).
+    pub(crate) async fn set_daemon(&self, ia: &str, running: bool) -> anyhow::Result<()> {
+        let ia = parse_ia(ia)?;
+        match &self.driver {
+            Driver::Pocket { .. } => anyhow::bail!(
+                "stopping and starting a SCION daemon needs the scionproto backend \
+                 (pocketscion's daemons run inside its process)"
+            ),
+            Driver::Scionproto(net) => net.set_daemon(ia, running).await,
+        }
+    }
+
     /// Packets the shaper dropped (full queue or random loss) on the link direction leaving
     /// `ia#interface`; `None` if the testnet does not shape or has no such link.
     pub(crate) fn dropped(&self, ia: &str, interface: u16) -> Option<u64> {

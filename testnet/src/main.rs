@@ -27,6 +27,8 @@ enum Command {
     Run(RunArgs),
     /// Take a link down or up in a running testnet.
     Link(LinkArgs),
+    /// Stop or start again one AS's SCION daemon in a running testnet (scionproto backend).
+    Daemon(DaemonArgs),
     /// Print the paths between two ASes, as the source AS's daemon returns them.
     Paths(PathsArgs),
 }
@@ -66,6 +68,21 @@ struct LinkArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("action").required(true).args(["stop", "start"])))]
+struct DaemonArgs {
+    /// State file of the running testnet.
+    #[arg(long)]
+    state: PathBuf,
+    /// Stop (SIGKILL) the SCION daemon of this ISD-AS.
+    #[arg(long, value_name = "IA")]
+    stop: Option<String>,
+    /// Start the SCION daemon of this ISD-AS again, on the same address; returns once it
+    /// answers.
+    #[arg(long, value_name = "IA")]
+    start: Option<String>,
+}
+
+#[derive(Args, Debug)]
 struct PathsArgs {
     /// State file of the running testnet.
     #[arg(long)]
@@ -94,6 +111,7 @@ fn main() {
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
         Some(Command::Link(args)) => link(args),
+        Some(Command::Daemon(args)) => daemon_cmd(args),
         Some(Command::Paths(args)) => paths(args),
     };
     if let Err(e) = result {
@@ -162,6 +180,29 @@ fn link(args: LinkArgs) -> anyhow::Result<()> {
         args.ia,
         args.interface,
         if up { "up" } else { "down" }
+    );
+    Ok(())
+}
+
+fn daemon_cmd(args: DaemonArgs) -> anyhow::Result<()> {
+    let state = TestnetState::read(&args.state)?;
+    let control = state
+        .control
+        .context("the state file has no control address")?;
+    let (ia, running) = match (args.stop, args.start) {
+        (Some(ia), None) => (ia, false),
+        (None, Some(ia)) => (ia, true),
+        _ => anyhow::bail!("give one of --stop IA and --start IA"),
+    };
+    let address = state.as_state(&parse_ia(&ia)?.to_string())?.daemon;
+    let request = ControlRequest::SetDaemon {
+        ia: ia.clone(),
+        running,
+    };
+    control_request(control, &request)?;
+    println!(
+        "daemon of {ia} at {address} is {}",
+        if running { "running" } else { "stopped" }
     );
     Ok(())
 }

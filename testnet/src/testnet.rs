@@ -161,6 +161,15 @@ impl Testnet {
         self.links.set(ia, interface, up)
     }
 
+    /// Stops the SCION daemon of `ia` (`running = false`: SIGKILL, its address then refuses
+    /// connections) or starts it again on the same address, with the path database it had
+    /// (returns once it answers). scionproto backend only; on pocketscion an error.
+    pub fn set_daemon(&self, ia: &str, running: bool) -> anyhow::Result<()> {
+        let (links, ia) = (self.links.clone(), ia.to_string());
+        // On the testnet's runtime: a started daemon dies with the thread that started it.
+        self.run(async move { links.set_daemon(&ia, running).await })?
+    }
+
     /// Packets dropped so far by the link shaper on the direction of a link that leaves
     /// `ia#interface` (its queue was full, or random `loss`; scionproto: tc's count, down
     /// time included). `None` if that link direction is not shaped or the topology shapes no

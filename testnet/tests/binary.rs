@@ -106,6 +106,14 @@ fn run_link_paths_and_sigterm() {
     client.send(&server, path_via(&paths, 2), b"up");
     assert!(server.recv(Duration::from_secs(3)).is_some());
 
+    // A daemon stop needs the scionproto backend: a clear error here.
+    let out = cli(&["daemon", "--stop", "1-ff00:0:111"], &state_file);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs the scionproto backend"),
+        "{out:?}"
+    );
+
     // Bad requests fail with a message, and the testnet keeps running.
     let bad = ["link", "--as", "1-ff00:0:111", "--interface", "9", "--down"];
     let out = cli(&bad, &state_file);

@@ -41,6 +41,8 @@ use gen::Plan;
 use procs::{run, Service};
 use tc::LinkShaper;
 
+/// How long a restarted daemon gets to answer.
+const DAEMON_RESTART_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long beaconing gets to produce every expected segment.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Keep the generated files and logs after the testnet stops (for debugging).
@@ -74,6 +76,61 @@ impl Network {
             *shaper = Some(LinkShaper::new(&self.plan.links)?);
         }
         shaper.as_ref().expect("set above").set_up(n, up)
+    }
+
+    /// Stops (SIGKILL) the SCION daemon of `ia`, or starts it again on the same address
+    /// (with its path database as it was); a start returns once the daemon answers, a start
+    /// of a running daemon does nothing. Call it on the testnet's runtime: the daemon gets
+    /// SIGKILL when the thread that started it dies.
+    pub(crate) async fn set_daemon(&self, ia: IsdAsn, running: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.stopped.load(Ordering::SeqCst),
+            "the testnet is stopping"
+        );
+        let a = self
+            .plan
+            .as_plan(ia)
+            .with_context(|| format!("no AS {ia} in the testnet"))?;
+        let name = format!("daemon of {ia}");
+        {
+            let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+            let service = services
+                .iter_mut()
+                .find(|s| s.name == name)
+                .with_context(|| format!("no daemon of {ia} in the testnet"))?;
+            match (running, service.is_running()) {
+                (false, _) => {
+                    service.kill();
+                    tracing::info!(%ia, daemon = %a.daemon(), "SCION daemon stopped");
+                    return Ok(());
+                }
+                (true, true) => return Ok(()),
+                (true, false) => service.restart()?,
+            }
+        }
+        let deadline = Instant::now() + DAEMON_RESTART_TIMEOUT;
+        loop {
+            match daemon::as_info(a.daemon(), ia).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline => {
+                    let services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+                    let log = services
+                        .iter()
+                        .find(|s| s.name == name)
+                        .map(|s| s.log_tail())
+                        .unwrap_or_default();
+                    bail!(
+                        "the daemon of {ia} at {} did not answer within {} s of its restart: \
+                         {e:#}; the end of its log:\n{log}",
+                        a.daemon(),
+                        DAEMON_RESTART_TIMEOUT.as_secs()
+                    )
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        tracing::info!(%ia, daemon = %a.daemon(), "SCION daemon started again");
+        Ok(())
     }
 
     /// Packets dropped by tc on the link direction leaving `ia#ifid`.

@@ -81,6 +81,8 @@ pub(crate) struct Service {
     pub(crate) name: String,
     child: Child,
     log: PathBuf,
+    binary: PathBuf,
+    config: PathBuf,
 }
 
 impl Service {
@@ -93,26 +95,28 @@ impl Service {
         config: &Path,
         log: PathBuf,
     ) -> anyhow::Result<Service> {
-        let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = Command::new("setpriv")
-            .arg("--pdeathsig")
-            .arg("KILL")
-            .arg("--")
-            .arg(binary)
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot start {name} ({} via setpriv from util-linux)",
-                    binary.display()
-                )
-            })?;
-        Ok(Service { name, child, log })
+        let child = spawn(&name, binary, config, &log, false)?;
+        Ok(Service {
+            name,
+            child,
+            log,
+            binary: binary.to_path_buf(),
+            config: config.to_path_buf(),
+        })
+    }
+
+    /// Starts the process again, as before, its output appended to the same log. Call it
+    /// from a thread that outlives the process (the testnet runtime's workers): the process
+    /// gets SIGKILL when that thread dies.
+    pub(crate) fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.child = spawn(&self.name, &self.binary, &self.config, &self.log, true)?;
+        Ok(())
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// An error if the process has exited, with the end of its log.
@@ -146,6 +150,42 @@ impl Service {
         }
         tracing::warn!(service = %self.name, "did not exit after SIGKILL");
     }
+}
+
+/// `binary --config config` under `setpriv --pdeathsig KILL`, output to `log` (appended to
+/// with `append`).
+fn spawn(
+    name: &str,
+    binary: &Path,
+    config: &Path,
+    log: &Path,
+    append: bool,
+) -> anyhow::Result<Child> {
+    let out = File::options()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(log)
+        .with_context(|| format!("cannot create {}", log.display()))?;
+    let err = out.try_clone()?;
+    Command::new("setpriv")
+        .arg("--pdeathsig")
+        .arg("KILL")
+        .arg("--")
+        .arg(binary)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {name} ({} via setpriv from util-linux)",
+                binary.display()
+            )
+        })
 }
 
 impl Drop for Service {
