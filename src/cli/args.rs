@@ -453,7 +453,8 @@ pub struct DaemonArgs {
     /// Most torrent data files open at once, over all torrents (each open file is a map, and
     /// a descriptor while it is written); the least recently used are closed past it
     /// [default: 512, or a quarter of the descriptor limit if that is lower].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(8..))]
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(crate::storage::pool::MIN_OPEN_FILES as i64..))]
     pub max_open_files: Option<u32>,
     /// Log level: DEBUG, INFO, WARN, ERROR.
     #[arg(long, default_value = "INFO")]

@@ -63,11 +63,6 @@ pub fn tick() -> u64 {
     CLOCK.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Members counted as open now (closed ones leave at the next eviction).
-pub fn open_count() -> usize {
-    lock().len()
-}
-
 fn lock() -> MutexGuard<'static, Vec<Weak<dyn Pooled>>> {
     // A panic elsewhere while holding it leaves a list that is still a valid list.
     OPEN.lock().unwrap_or_else(|e| e.into_inner())
