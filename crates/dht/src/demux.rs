@@ -10,14 +10,16 @@
 //! an `e` in exactly the right place, which does not happen in practice. The check costs one
 //! bounded parse and allocates only for dictionaries (KRPC datagrams are small).
 
-use crate::bencode;
+use bt_bencode::Value;
+
+use crate::krpc::DECODER;
 
 /// Whether `payload` should go to the DHT rather than to QUIC.
 pub fn looks_like_krpc(payload: &[u8]) -> bool {
     if payload.len() < 4 || payload[0] != b'd' || !matches!(payload[1], b'1'..=b'9') {
         return false;
     }
-    matches!(bencode::parse(payload), Ok(bencode::Value::Dict(_)))
+    matches!(DECODER.decode(payload), Ok(Value::Dict(_)))
 }
 
 #[cfg(test)]

@@ -7,8 +7,20 @@
 //! required keys are typed errors.
 
 use crate::addr::{DhtAddr, Family};
-use crate::bencode::{self, put_bytes, put_int, put_key, BencodeError, Value};
+use bt_bencode::{Decoder, DictWriter, Error as BencodeError, ListWriter, Value};
+
 use crate::id::Id;
+
+/// Deepest nesting of lists and dictionaries accepted (KRPC needs 3: message → `r` → `values`).
+pub const MAX_DEPTH: usize = 8;
+/// Most values (of any kind) one input may contain; bounds allocations per datagram.
+pub const MAX_ITEMS: usize = 2048;
+/// How the DHT reads bencode: keys in any order (some DHT implementations send them unsorted),
+/// canonical numbers, and hard caps on nesting and on what one datagram may allocate.
+pub const DECODER: Decoder = Decoder::LENIENT
+    .with_canonical_numbers(true)
+    .with_max_depth(MAX_DEPTH)
+    .with_max_items(MAX_ITEMS);
 
 /// Datagrams longer than this are not KRPC we accept (real ones stay below the path MTU).
 pub const MAX_MESSAGE_LEN: usize = 8192;
@@ -138,7 +150,7 @@ pub fn decode<A: DhtAddr>(bytes: &[u8]) -> Result<Message<A>, KrpcError> {
     if bytes.len() > MAX_MESSAGE_LEN {
         return Err(KrpcError::TooLong(bytes.len()));
     }
-    let root = bencode::parse(bytes)?;
+    let root = DECODER.decode(bytes)?;
     if !matches!(root, Value::Dict(_)) {
         return Err(KrpcError::NotADict);
     }
@@ -295,59 +307,44 @@ fn decode_error<A>(e: &Value<'_>) -> Result<Body<A>, KrpcError> {
 }
 
 impl<A: DhtAddr> Message<A> {
-    /// The bencoded message (keys in sorted order, as bencode requires).
+    /// The bencoded message (the writer sorts the keys, as bencode requires).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
-        out.push(b'd');
+        let mut d = DictWriter::new();
         match &self.body {
             Body::Query(q) => {
-                put_key(&mut out, "a");
-                encode_args(q, &mut out);
+                d.dict("a", encode_args(q));
+                d.bytes("q", method_name(&q.method));
             }
             Body::Error { code, message } => {
-                put_key(&mut out, "e");
-                out.push(b'l');
-                put_int(&mut out, *code);
-                put_bytes(&mut out, message.as_bytes());
-                out.push(b'e');
+                let mut e = ListWriter::new();
+                e.int(*code).bytes(message);
+                d.list("e", e);
             }
-            Body::Response(_) => {}
+            Body::Response(r) => {
+                d.dict("r", encode_response(r));
+            }
         }
         if let Some(ip) = &self.ip {
-            put_key(&mut out, "ip");
             let mut c = Vec::new();
             ip.write_compact(&mut c);
-            put_bytes(&mut out, &c);
-        }
-        if let Body::Query(q) = &self.body {
-            put_key(&mut out, "q");
-            put_bytes(&mut out, method_name(&q.method));
-        }
-        if let Body::Response(r) = &self.body {
-            put_key(&mut out, "r");
-            encode_response(r, &mut out);
+            d.bytes("ip", c);
         }
         if self.ro {
-            put_key(&mut out, "ro");
-            put_int(&mut out, 1);
+            d.int("ro", 1);
         }
-        put_key(&mut out, "t");
-        put_bytes(&mut out, &self.t);
+        d.bytes("t", &self.t);
         if let Some(v) = &self.v {
-            put_key(&mut out, "v");
-            put_bytes(&mut out, v);
+            d.bytes("v", v);
         }
-        put_key(&mut out, "y");
-        put_bytes(
-            &mut out,
+        d.bytes(
+            "y",
             match self.body {
                 Body::Query(_) => b"q",
                 Body::Response(_) => b"r",
                 Body::Error { .. } => b"e",
             },
         );
-        out.push(b'e');
-        out
+        d.finish()
     }
 }
 
@@ -361,10 +358,9 @@ fn method_name(m: &Method) -> &[u8] {
     }
 }
 
-fn encode_args(q: &Query, out: &mut Vec<u8>) {
-    out.push(b'd');
-    put_key(out, "id");
-    put_bytes(out, &q.id.0);
+fn encode_args(q: &Query) -> DictWriter {
+    let mut d = DictWriter::new();
+    d.bytes("id", q.id.0);
     match &q.method {
         Method::AnnouncePeer {
             info_hash,
@@ -373,38 +369,31 @@ fn encode_args(q: &Query, out: &mut Vec<u8>) {
             token,
         } => {
             if *implied_port {
-                put_key(out, "implied_port");
-                put_int(out, 1);
+                d.int("implied_port", 1);
             }
-            put_key(out, "info_hash");
-            put_bytes(out, &info_hash.0);
-            put_key(out, "port");
-            put_int(out, i64::from(*port));
-            put_key(out, "token");
-            put_bytes(out, token);
+            d.bytes("info_hash", info_hash.0)
+                .int("port", i64::from(*port))
+                .bytes("token", token);
         }
         Method::GetPeers { info_hash } => {
-            put_key(out, "info_hash");
-            put_bytes(out, &info_hash.0);
+            d.bytes("info_hash", info_hash.0);
         }
         Method::FindNode { target } => {
-            put_key(out, "target");
-            put_bytes(out, &target.0);
+            d.bytes("target", target.0);
         }
         Method::Ping | Method::Other(_) => {}
     }
     if let Some(w) = q.want {
-        put_key(out, "want");
-        out.push(b'l');
+        let mut l = ListWriter::new();
         if w.n4 {
-            put_bytes(out, b"n4");
+            l.bytes(b"n4");
         }
         if w.n6 {
-            put_bytes(out, b"n6");
+            l.bytes(b"n6");
         }
-        out.push(b'e');
+        d.list("want", l);
     }
-    out.push(b'e');
+    d
 }
 
 pub(crate) fn encode_nodes<A: DhtAddr>(r: &Response<A>, family: Family) -> Vec<u8> {
@@ -416,36 +405,31 @@ pub(crate) fn encode_nodes<A: DhtAddr>(r: &Response<A>, family: Family) -> Vec<u
     b
 }
 
-fn encode_response<A: DhtAddr>(r: &Response<A>, out: &mut Vec<u8>) {
-    out.push(b'd');
-    put_key(out, "id");
-    put_bytes(out, &r.id.0);
+fn encode_response<A: DhtAddr>(r: &Response<A>) -> DictWriter {
+    let mut d = DictWriter::new();
+    d.bytes("id", r.id.0);
     let v4 = encode_nodes(r, Family::V4);
     if !v4.is_empty() {
-        put_key(out, "nodes");
-        put_bytes(out, &v4);
+        d.bytes("nodes", v4);
     }
     let v6 = encode_nodes(r, Family::V6);
     if !v6.is_empty() {
-        put_key(out, "nodes6");
-        put_bytes(out, &v6);
+        d.bytes("nodes6", v6);
     }
     if let Some(token) = &r.token {
-        put_key(out, "token");
-        put_bytes(out, token);
+        d.bytes("token", token);
     }
     if !r.values.is_empty() {
-        put_key(out, "values");
-        out.push(b'l');
+        let mut l = ListWriter::new();
         let mut c = Vec::new();
         for v in &r.values {
             c.clear();
             v.write_compact(&mut c);
-            put_bytes(out, &c);
+            l.bytes(&c);
         }
-        out.push(b'e');
+        d.list("values", l);
     }
-    out.push(b'e');
+    d
 }
 
 #[cfg(test)]
@@ -563,7 +547,7 @@ mod tests {
             }),
         };
         let bytes = m.encode();
-        let root = bencode::parse(&bytes).unwrap();
+        let root = DECODER.decode(&bytes).unwrap();
         let r = root.get(b"r").unwrap();
         assert_eq!(r.get(b"nodes").and_then(Value::as_bytes).unwrap().len(), 34);
         assert_eq!(
@@ -735,6 +719,89 @@ mod tests {
                 let _ = decode::<ScionAddr>(&b);
                 let _ = decode::<SocketAddr>(&b);
             }
+        }
+    }
+
+    /// The DHT's bencode rules ([`DECODER`]; moved here with the DHT's own reader, which
+    /// bt-bencode replaced).
+    mod bencode_rules {
+        use super::super::{DECODER, MAX_DEPTH, MAX_ITEMS};
+        use bt_bencode::{put_bytes, put_int, Error as BencodeError, Value};
+
+        fn parse(input: &[u8]) -> Result<Value<'_>, BencodeError> {
+            DECODER.decode(input)
+        }
+
+        fn put_key(out: &mut Vec<u8>, k: &str) {
+            put_bytes(out, k.as_bytes());
+        }
+
+        #[test]
+        fn parses_nested_values() {
+            let v = parse(b"d1:ad2:id3:abce1:lli-3ei0ee1:y1:qe").unwrap();
+            assert_eq!(
+                v.get(b"a").and_then(|a| a.get(b"id")),
+                Some(&Value::Bytes(b"abc"))
+            );
+            assert_eq!(
+                v.get(b"l").and_then(Value::as_list).map(|l| l.len()),
+                Some(2)
+            );
+            assert_eq!(v.get(b"y").and_then(Value::as_bytes), Some(&b"q"[..]));
+        }
+
+        #[test]
+        fn unsorted_keys_are_accepted() {
+            let v = parse(b"d1:y1:q1:t2:aae").unwrap();
+            assert_eq!(v.get(b"t").and_then(Value::as_bytes), Some(&b"aa"[..]));
+        }
+
+        #[test]
+        fn rejects_malformed() {
+            for bad in [
+                &b""[..],
+                b"i",
+                b"i-0e",
+                b"i01e",
+                b"ie",
+                b"i1",
+                b"5:abc",
+                b"01:a",
+                b"d1:a",
+                b"di1ei2ee",
+                b"le1",
+                b"x",
+                b"99999999999:a",
+                b"i99999999999999999999e",
+                b"-1:a",
+            ] {
+                assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            }
+        }
+
+        #[test]
+        fn depth_and_item_limits() {
+            let deep = [vec![b'l'; MAX_DEPTH + 1], vec![b'e'; MAX_DEPTH + 1]].concat();
+            assert_eq!(parse(&deep), Err(BencodeError::TooDeep));
+            let ok = [vec![b'l'; MAX_DEPTH], vec![b'e'; MAX_DEPTH]].concat();
+            assert!(parse(&ok).is_ok());
+            let mut many = b"l".to_vec();
+            many.extend(std::iter::repeat_n(&b"i1e"[..], MAX_ITEMS).flatten());
+            many.push(b'e');
+            assert_eq!(parse(&many), Err(BencodeError::TooManyItems));
+        }
+
+        #[test]
+        fn writers_round_trip() {
+            let mut out = Vec::new();
+            out.push(b'd');
+            put_key(&mut out, "a");
+            put_int(&mut out, -42);
+            put_key(&mut out, "b");
+            put_bytes(&mut out, b"xyz");
+            out.push(b'e');
+            assert_eq!(out, b"d1:ai-42e1:b3:xyze");
+            assert!(parse(&out).is_ok());
         }
     }
 }

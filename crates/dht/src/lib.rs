@@ -25,7 +25,6 @@
 //! over SCION the client's socket does it, routing datagrams with [`looks_like_krpc`].
 
 pub mod addr;
-pub mod bencode;
 mod demux;
 mod engine;
 mod id;

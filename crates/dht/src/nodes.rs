@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use scion_addr::{PeerAddr, ScionAddr};
 
-use crate::bencode::{self, Value};
+use bt_bencode::Value;
+
+use crate::krpc::DECODER;
 
 /// Why a `nodes` entry or list was not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +58,9 @@ pub fn parse_node_entry(host: &str, port: i64) -> Result<PeerAddr, NodesError> {
 /// The addresses in a torrent's `nodes` value (the raw bencoded list). Unusable entries are
 /// returned separately so the caller can log them; the original client rejected the torrent.
 pub fn parse_torrent_nodes(raw: &[u8]) -> Result<(Vec<PeerAddr>, Vec<NodesError>), NodesError> {
-    let v = bencode::parse(raw).map_err(|e| NodesError::NotAList(e.to_string()))?;
+    let v = DECODER
+        .decode(raw)
+        .map_err(|e| NodesError::NotAList(e.to_string()))?;
     let list = v
         .as_list()
         .ok_or_else(|| NodesError::NotAList("not a list".into()))?;

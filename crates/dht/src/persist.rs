@@ -3,7 +3,8 @@
 //! the entry sizes differ).
 
 use crate::addr::{DhtAddr, Family};
-use crate::bencode::{self, put_bytes, put_key};
+use bt_bencode::{DictWriter, Value};
+
 use crate::engine::DhtError;
 use crate::id::Id;
 use crate::krpc::{self, NodeInfo, Response};
@@ -20,28 +21,23 @@ pub(crate) fn encode<A: DhtAddr>(id: &Id, nodes: &[NodeInfo<A>]) -> Vec<u8> {
         values: Vec::new(),
         token: None,
     };
-    let mut out = b"d".to_vec();
-    put_key(&mut out, "id");
-    put_bytes(&mut out, &id.0);
-    put_key(&mut out, "kind");
-    put_bytes(&mut out, A::KIND.as_bytes());
+    let mut d = DictWriter::new();
+    d.bytes("id", id.0).bytes("kind", A::KIND);
     for (key, family) in [("nodes", Family::V4), ("nodes6", Family::V6)] {
-        put_key(&mut out, key);
-        put_bytes(&mut out, &krpc::encode_nodes(&r, family));
+        d.bytes(key, krpc::encode_nodes(&r, family));
     }
-    out.push(b'e');
-    out
+    d.finish()
 }
 
 pub(crate) fn decode<A: DhtAddr>(b: &[u8]) -> Result<State<A>, DhtError> {
     let bad = |e: &dyn std::fmt::Display| DhtError::BadState(e.to_string());
-    let root = bencode::parse(b).map_err(|e| bad(&e))?;
+    let root = krpc::DECODER.decode(b).map_err(|e| bad(&e))?;
     let id = root
         .get(b"id")
-        .and_then(bencode::Value::as_bytes)
+        .and_then(Value::as_bytes)
         .and_then(Id::from_slice)
         .ok_or_else(|| bad(&"missing 'id'"))?;
-    let kind = root.get(b"kind").and_then(bencode::Value::as_bytes);
+    let kind = root.get(b"kind").and_then(Value::as_bytes);
     if kind != Some(A::KIND.as_bytes()) {
         return Err(bad(&format!(
             "saved for addresses of kind {:?}, not {}",
@@ -65,7 +61,7 @@ pub(crate) fn decode<A: DhtAddr>(b: &[u8]) -> Result<State<A>, DhtError> {
         }
         for chunk in list.chunks(entry * krpc::MAX_NODES) {
             let mut part = Vec::new();
-            let wrapped = bencode::Value::Bytes(chunk);
+            let wrapped = Value::Bytes(chunk);
             krpc::decode_nodes(Some(&wrapped), family, "nodes", &mut part).map_err(|e| bad(&e))?;
             nodes.extend(part);
         }
