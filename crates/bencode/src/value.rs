@@ -103,6 +103,15 @@ impl<'a> Value<'a> {
     }
 }
 
+/// A list reads as the slice of its items.
+impl<'a> std::ops::Deref for List<'a> {
+    type Target = [Value<'a>];
+
+    fn deref(&self) -> &[Value<'a>] {
+        &self.items
+    }
+}
+
 impl<'a> List<'a> {
     pub fn items(&self) -> &[Value<'a>] {
         &self.items
@@ -137,5 +146,14 @@ impl<'a> Dict<'a> {
     /// hash is taken over).
     pub fn raw(&self) -> &'a [u8] {
         self.raw
+    }
+}
+
+impl<'a, 'b> IntoIterator for &'b List<'a> {
+    type Item = &'b Value<'a>;
+    type IntoIter = std::slice::Iter<'b, Value<'a>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
     }
 }

@@ -17,8 +17,19 @@ use scion_addr::compact::{self, IP_V4_LEN, IP_V6_LEN, SCION_V4_LEN, SCION_V6_LEN
 use scion_addr::{parse_ia, PeerAddr, ScionAddr};
 use serde::{Deserialize, Serialize};
 
-use crate::bencode::{self, put_bytes, put_key_bytes, put_key_int, Value};
+use bt_bencode::{Decoder, DictWriter, Error as BencodeError, ListWriter, Value};
+
 use crate::InfoHash;
+
+/// Deepest nesting accepted (tracker responses need 4).
+pub const MAX_DEPTH: usize = 16;
+/// Most values accepted in one response.
+pub const MAX_ITEMS: usize = 200_000;
+/// How tracker responses are read: leniently, since real trackers send unsorted keys
+/// (netsys-lab/scionbttracker writes `interval` before `complete`), with hard limits.
+pub const DECODER: Decoder = Decoder::LENIENT
+    .with_max_depth(MAX_DEPTH)
+    .with_max_items(MAX_ITEMS);
 
 /// Bytes left unescaped in query values: RFC 3986 unreserved characters.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -295,7 +306,7 @@ pub enum ResponseError {
     #[error("tracker failure: {0}")]
     Failure(String),
     #[error("response is not bencode: {0}")]
-    Bencode(#[from] bencode::BencodeError),
+    Bencode(#[from] BencodeError),
     #[error("response is not a bencoded dictionary")]
     NotADict,
     #[error("response larger than {0} bytes")]
@@ -328,14 +339,11 @@ fn opt_u32(v: &Value, key: &'static str) -> Result<Option<u32>, ResponseError> {
 
 /// What every tracker response starts with: a bounded body that is a bencoded dictionary and
 /// not a `failure reason`.
-fn response_dict<'a>(
-    body: &'a [u8],
-    limits: &ResponseLimits,
-) -> Result<bencode::Value<'a>, ResponseError> {
+fn response_dict<'a>(body: &'a [u8], limits: &ResponseLimits) -> Result<Value<'a>, ResponseError> {
     if body.len() > limits.max_body {
         return Err(ResponseError::TooLarge(limits.max_body));
     }
-    let v = bencode::decode(body)?;
+    let v = DECODER.decode(body)?;
     if v.as_dict().is_none() {
         return Err(ResponseError::NotADict);
     }
@@ -472,7 +480,7 @@ pub fn parse_scrape_response(
     };
     let mut out = Vec::new();
     for (k, s) in files.iter().take(1000) {
-        let Ok(h) = <InfoHash>::try_from(*k) else {
+        let Ok(h) = <InfoHash>::try_from(k) else {
             continue;
         };
         out.push((
@@ -489,16 +497,38 @@ pub fn parse_scrape_response(
 
 /// Writes a scrape response.
 pub fn write_scrape_response(out: &mut Vec<u8>, files: &[(InfoHash, ScrapeStats)]) {
-    out.extend_from_slice(b"d5:filesd");
+    let mut by_hash = DictWriter::new();
     for (h, s) in files {
-        put_bytes(out, h);
-        out.push(b'd');
-        put_key_int(out, "complete", i64::from(s.complete));
-        put_key_int(out, "downloaded", i64::from(s.downloaded));
-        put_key_int(out, "incomplete", i64::from(s.incomplete));
-        out.push(b'e');
+        let mut stats = DictWriter::new();
+        stats
+            .int("complete", i64::from(s.complete))
+            .int("downloaded", i64::from(s.downloaded))
+            .int("incomplete", i64::from(s.incomplete));
+        by_hash.dict(h, stats);
     }
-    out.extend_from_slice(b"ee");
+    let mut d = DictWriter::new();
+    d.dict("files", by_hash);
+    d.write_to(out);
+}
+
+/// A complete `d14:failure reason<len>:<msg>e` document.
+pub fn failure(msg: &str) -> Vec<u8> {
+    let mut d = DictWriter::new();
+    d.bytes("failure reason", msg);
+    d.finish()
+}
+
+/// The counters and warning every announce response carries.
+fn response_head(b: &ResponseBody) -> DictWriter {
+    let mut d = DictWriter::new();
+    d.int("complete", i64::from(b.complete))
+        .int("incomplete", i64::from(b.incomplete))
+        .int("interval", i64::from(b.interval))
+        .int("min interval", i64::from(b.min_interval));
+    if let Some(w) = b.warning {
+        d.bytes("warning message", w);
+    }
+    d
 }
 
 /// What the server puts into one announce response; peer lists are already selected.
@@ -518,23 +548,15 @@ pub struct ResponseBody<'a> {
 
 /// Writes a compact announce response (keys sorted, empty SCION lists omitted).
 pub fn write_compact_response(out: &mut Vec<u8>, b: &ResponseBody) {
-    out.push(b'd');
-    put_key_int(out, "complete", i64::from(b.complete));
-    put_key_int(out, "incomplete", i64::from(b.incomplete));
-    put_key_int(out, "interval", i64::from(b.interval));
-    put_key_int(out, "min interval", i64::from(b.min_interval));
-    put_key_bytes(out, "peers", b.peers);
-    put_key_bytes(out, "peers6", b.peers6);
+    let mut d = response_head(b);
+    d.bytes("peers", b.peers).bytes("peers6", b.peers6);
     if !b.peers6_scion.is_empty() {
-        put_key_bytes(out, "peers6_scion", b.peers6_scion);
+        d.bytes("peers6_scion", b.peers6_scion);
     }
     if !b.peers_scion.is_empty() {
-        put_key_bytes(out, "peers_scion", b.peers_scion);
+        d.bytes("peers_scion", b.peers_scion);
     }
-    if let Some(w) = b.warning {
-        put_key_bytes(out, "warning message", w.as_bytes());
-    }
-    out.push(b'e');
+    d.write_to(out);
 }
 
 /// One peer of a non-compact response.
@@ -547,29 +569,21 @@ pub struct DictPeer<'a> {
 /// `peer id`, `port`, and `ia` for SCION peers (netsys-lab/scionbttracker's form, which also
 /// uses `id`; we write `peer id` as BEP 3 says).
 pub fn write_dict_response(out: &mut Vec<u8>, b: &ResponseBody, peers: &[DictPeer]) {
-    out.push(b'd');
-    put_key_int(out, "complete", i64::from(b.complete));
-    put_key_int(out, "incomplete", i64::from(b.incomplete));
-    put_key_int(out, "interval", i64::from(b.interval));
-    put_key_int(out, "min interval", i64::from(b.min_interval));
-    put_bytes(out, b"peers");
-    out.push(b'l');
+    let mut list = ListWriter::new();
     for p in peers {
-        out.push(b'd');
+        let mut peer = DictWriter::new();
         if let PeerAddr::Scion(s) = &p.addr {
-            put_key_bytes(out, "ia", s.ia.to_string().as_bytes());
+            peer.bytes("ia", s.ia.to_string());
         }
         let sa = p.addr.socket_addr();
-        put_key_bytes(out, "ip", sa.ip().to_string().as_bytes());
-        put_key_bytes(out, "peer id", p.peer_id);
-        put_key_int(out, "port", i64::from(sa.port()));
-        out.push(b'e');
+        peer.bytes("ip", sa.ip().to_string())
+            .bytes("peer id", p.peer_id)
+            .int("port", i64::from(sa.port()));
+        list.dict(peer);
     }
-    out.push(b'e');
-    if let Some(w) = b.warning {
-        put_key_bytes(out, "warning message", w.as_bytes());
-    }
-    out.push(b'e');
+    let mut d = response_head(b);
+    d.list("peers", list);
+    d.write_to(out);
 }
 
 #[cfg(test)]
@@ -696,8 +710,8 @@ mod tests {
                 PeerAddr::Scion(s6)
             ]
         );
-        // Sorted keys: bendy (strict) accepts what we write.
-        assert!(bencode::decode(&out).is_ok());
+        // Sorted keys: the strict reader accepts what we write.
+        assert!(Decoder::STRICT.decode(&out).is_ok());
     }
 
     #[test]
@@ -832,6 +846,69 @@ d2:ip3:::14:porti6881eed2:ip9:some.host4:porti1eeee";
             let url = announce_url("http://x/announce", &r);
             let q = url.split_once('?').unwrap().1;
             prop_assert_eq!(parse_announce_query(q.as_bytes()).unwrap(), r);
+        }
+    }
+
+    /// The tracker's bencode rules ([`DECODER`]) and the failure document (moved here with
+    /// the tracker's own reader, which bt-bencode replaced).
+    mod bencode_rules {
+        use super::super::{failure, DECODER};
+        use bt_bencode::{Error as BencodeError, Value};
+        use proptest::prelude::*;
+
+        fn decode(input: &[u8]) -> Result<Value<'_>, BencodeError> {
+            DECODER.decode(input)
+        }
+
+        #[test]
+        fn decodes_unsorted_dicts_and_nesting() {
+            let v = decode(b"d8:intervali60e8:completei1e5:peersld2:ip9:127.0.0.14:porti80eeee")
+                .unwrap();
+            assert_eq!(v.get(b"interval").and_then(Value::as_int), Some(60));
+            let peers = v.get(b"peers").and_then(Value::as_list).unwrap();
+            assert_eq!(peers[0].get(b"port").and_then(Value::as_int), Some(80));
+        }
+
+        #[test]
+        fn rejects_bad_input_clearly() {
+            for (bad, hint) in [
+                (&b"d8:interval"[..], "truncated"),
+                (b"i12", "truncated"),
+                (b"5:abc", "truncated"),
+                (b"i1x2e", "non-digit"),
+                (b"ie", "empty number"),
+                (b"i99999999999999999999e", "out of range"),
+                (b"di1ei2ee", "key is not a string"),
+                (b"i1ei2e", "trailing"),
+                (b"x", "expected"),
+            ] {
+                let e = decode(bad).unwrap_err().to_string();
+                assert!(e.contains(hint), "{:?}: {e}", String::from_utf8_lossy(bad));
+            }
+            let deep = [b"l".repeat(100), b"e".repeat(100)].concat();
+            assert_eq!(decode(&deep), Err(BencodeError::TooDeep));
+        }
+
+        #[test]
+        fn failure_document() {
+            let f = failure("nope");
+            assert_eq!(f, b"d14:failure reason4:nopee");
+            assert_eq!(
+                decode(&f).unwrap().get(b"failure reason"),
+                Some(&Value::Bytes(b"nope"))
+            );
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+                let _ = decode(&data);
+            }
+
+            #[test]
+            fn never_panics_on_bencode_alphabet(data in "[dlie0-9:-]{0,64}") {
+                let _ = decode(data.as_bytes());
+            }
         }
     }
 }

@@ -1,10 +1,10 @@
 //! BitTorrent trackers over IP and SCION.
 //!
-//! * [`bencode`], [`http`], [`udp`]: sans-IO codecs (pure functions, never panic; fuzzable).
+//! * [`http`], [`udp`]: sans-IO codecs (pure functions, never panic; fuzzable); bencode is
+//!   `bt-bencode`'s, read with [`http::DECODER`].
 //! * [`client`]: an async announcer per torrent (BEP 12 tiers, HTTP and UDP, back-off, status).
 //! * [`server`]: an in-memory tracker serving HTTP and UDP, mixing IP and SCION peers.
 
-pub mod bencode;
 pub mod client;
 pub mod http;
 pub mod server;

@@ -7,6 +7,7 @@ use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::http::failure;
 use crate::http::{
     parse_announce_query, parse_scrape_query, write_compact_response, write_dict_response,
     write_scrape_response, DictPeer, Event, ResponseBody,
@@ -14,7 +15,7 @@ use crate::http::{
 pub use crate::server::swarm::DEFAULT_MAX_PEERS_PER_HOST;
 use crate::server::swarm::{CompactLists, Peer, PeerUpdate, Swarms, Wanted};
 use crate::udp::{self, Request};
-use crate::{bencode, InfoHash, ScionAddr};
+use crate::{InfoHash, ScionAddr};
 
 /// Where an HTTP request came from: an IP socket, or a SCION address (HTTP over QUIC/SCION).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +165,7 @@ impl Tracker {
         } else {
             HttpReply {
                 status: 404,
-                body: bencode::failure("unknown path: use /announce or /scrape"),
+                body: failure("unknown path: use /announce or /scrape"),
             }
         }
     }
@@ -172,10 +173,10 @@ impl Tracker {
     fn http_announce(&self, query: &[u8], remote: Remote, now: Instant) -> Vec<u8> {
         let r = match parse_announce_query(query) {
             Ok(r) => r,
-            Err(e) => return bencode::failure(&e.to_string()),
+            Err(e) => return failure(&e.to_string()),
         };
         if !self.allowed(&r.info_hash) {
-            return bencode::failure(NOT_ALLOWED);
+            return failure(NOT_ALLOWED);
         }
         // Over SCION the connection proves the AS and host; the port is the announced one (the
         // `scion` parameter's, else `port`): the announce need not come from the peer's socket.
@@ -262,10 +263,10 @@ impl Tracker {
     fn http_scrape(&self, query: &[u8]) -> Vec<u8> {
         let hashes = match parse_scrape_query(query, self.config.max_scrape) {
             Ok(h) => h,
-            Err(e) => return bencode::failure(&e.to_string()),
+            Err(e) => return failure(&e.to_string()),
         };
         if hashes.is_empty() {
-            return bencode::failure("scrape needs info_hash (full scrapes are not served)");
+            return failure("scrape needs info_hash (full scrapes are not served)");
         }
         let files: Vec<_> = hashes
             .iter()

@@ -279,7 +279,7 @@ fn respond<B>(
     } else {
         crate::server::core::HttpReply {
             status: 405,
-            body: crate::bencode::failure("only GET is served"),
+            body: crate::http::failure("only GET is served"),
         }
     };
     let mut resp = hyper::Response::new(Full::new(Bytes::from(reply.body)));
