@@ -476,3 +476,72 @@ fn hostile_lanes_over_quic_scion_are_closed_and_the_seeder_keeps_serving() {
     same_tree(&s.src, &out);
     drop(flooders);
 }
+
+/// A peer that answers a magnet link's metadata request with an info dictionary whose hash
+/// matches but which makes no usable torrent (piece length 0): the single-shot download must
+/// end with exit 3 and say so, not wait for ever (it did: a failed fetch left nothing to poll).
+#[test]
+fn metadata_that_matches_the_hash_but_is_unusable_ends_the_download_with_exit_3() {
+    use sha1::{Digest, Sha1};
+    let info: &[u8] = b"d6:lengthi1e4:name1:x12:piece lengthi0e6:pieces0:e";
+    let info_hash: [u8; 20] = Sha1::digest(info).into();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut theirs = [0u8; 68];
+        s.read_exact(&mut theirs).unwrap();
+        assert_eq!(&theirs[28..48], &info_hash);
+        s.write_all(&handshake(info_hash, id(9))).unwrap();
+        let ext = format!("d1:md11:ut_metadatai3ee13:metadata_sizei{}ee", info.len());
+        let mut body = vec![0u8];
+        body.extend_from_slice(ext.as_bytes());
+        s.write_all(&msg(20, &body)).unwrap();
+        // Messages until the request for metadata piece 0; the answer goes to the id the
+        // client's own extension handshake named.
+        let mut their_id = None;
+        loop {
+            let mut len = [0u8; 4];
+            if s.read_exact(&mut len).is_err() {
+                return false;
+            }
+            let mut m = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut m).unwrap();
+            if m.len() < 2 || m[0] != 20 {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&m[2..]).into_owned();
+            if m[1] == 0 {
+                let at = text.find("11:ut_metadatai").expect("ut_metadata offered") + 15;
+                let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+                their_id = Some(digits.parse::<u8>().unwrap());
+            } else if m[1] == 3 && text.contains("8:msg_typei0e") {
+                let header = format!("d8:msg_typei1e5:piecei0e10:total_sizei{}ee", info.len());
+                let mut body = vec![their_id.expect("their handshake came first")];
+                body.extend_from_slice(header.as_bytes());
+                body.extend_from_slice(info);
+                s.write_all(&msg(20, &body)).unwrap();
+                // Keep the connection open: the download must end on its own.
+                std::thread::sleep(Duration::from_secs(5));
+                return true;
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let hex: String = info_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let r = run(
+        &[
+            "download".into(),
+            "--torrent".into(),
+            format!("magnet:?xt=urn:btih:{hex}&x.pe=127.0.0.1:{port}"),
+            "--path".into(),
+            dir.path().join("out").display().to_string(),
+        ],
+        &[("SCION_DAEMON_ADDRESS", NO_DAEMON.to_string())],
+        Duration::from_secs(60),
+    );
+    assert!(peer.join().unwrap(), "the client never asked for the metadata");
+    assert_eq!(r.status.code(), Some(3), "stderr:\n{}", r.stderr);
+    assert!(r.stderr.contains("unusable metadata"), "stderr:\n{}", r.stderr);
+}

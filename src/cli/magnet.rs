@@ -13,6 +13,7 @@ use super::signals::Stopper;
 use super::single::{split_peers, start_single};
 use crate::client::control::{self, PeerSource};
 use crate::client::magnet::FetchFailure;
+use crate::client::phase::Phase;
 use crate::client::EngineOptions;
 use crate::net::uring;
 use crate::scion::PeerAddr;
@@ -105,8 +106,12 @@ async fn fetch(t: TransferArgs, uri: String, stopper: &Stopper) -> Result<Vec<u8
     ran.map_err(|e| exit::other(e.to_string()))?;
     let outcome = single.client.torrent(&ih).map(|t| {
         (
-            t.torrent_bytes.clone(),
-            t.fetch_failure.clone(),
+        let failure = match &t.phase {
+            Phase::Magnet(m) => m.failure.clone(),
+            _ => None,
+        };
+            t.phase.torrent_bytes().to_vec(),
+            failure,
             tracker_report(&t.trackers),
         )
     });

@@ -445,7 +445,8 @@ fn app_of<'a>(
     ih: &crate::client::control::InfoHash,
 ) -> Result<&'a mut crate::engine::quic::QuicBtApp, CliError> {
     c.torrent_mut(ih)
-        .and_then(|t| t.app.as_mut())
+        .and_then(|t| t.phase.live_mut())
+        .map(|l| &mut l.app)
         .ok_or_else(|| exit::other("the torrent did not start"))
 }
 

@@ -21,12 +21,13 @@ use tokio::sync::{watch, Notify};
 use super::checker::Checker;
 use super::control::{
     info_hash_hex, AddTorrent, ClientSnapshot, Command, ControlError, InfoHash, Limits, PeerSource,
-    SeedPolicy, TorrentSource, TorrentState,
+    SeedPolicy, TorrentSource,
 };
 use super::paths::PathService;
 use super::peer_book::PeerState;
 use super::resume::{self, plan_check, ClientSettings, ResumeData, ResumeStore, SavedTorrent};
 use super::router::{PendingLane, Sniff};
+use super::phase::{CheckingPhase, FetchedPhase, LivePhase, MagnetPhase, Phase, TorrentData};
 use super::torrent::{self, Torrent};
 use crate::engine::dialer::{LaneRules, PeerDialer};
 use crate::engine::liveness::LivenessRules;
@@ -255,23 +256,35 @@ impl Client {
     /// Adds a torrent whose data is already checked (single-shot commands check before the
     /// loop starts, as they always did); it goes live at once.
     pub fn add_live(&mut self, t: LiveTorrent, now: Instant) -> InfoHash {
+        let buckets = (SharedBucket::new(None, now), SharedBucket::new(None, now));
+        let (peers, source) = (t.peers.clone(), t.source);
+        let tor = self.insert_live(t, buckets, now);
+        for p in &peers {
+            tor.book.add(*p, source);
+        }
+        tor.info_hash
+    }
+
+    /// Adds a checked torrent straight into the live phase, with the given own-limit buckets.
+    fn insert_live(
+        &mut self,
+        t: LiveTorrent,
+        buckets: (SharedBucket, SharedBucket),
+        now: Instant,
+    ) -> &mut Torrent {
         let ih = t.meta.info_hash;
         let settings = torrent::settings(t.out_dir, false, Limits::default(), &t.peers);
-        let mut tor = Torrent::new(
-            ih,
-            Some(t.meta.clone()),
-            t.torrent_bytes,
-            settings,
-            t.data_path,
-            now,
-        );
-        for p in &t.peers {
-            tor.book.add(*p, t.source);
-        }
-        tor.storage = Some(t.storage);
-        self.torrents.insert(ih, tor);
-        self.go_live(&ih, t.have, t.stop_when, now);
-        ih
+        let data = TorrentData {
+            meta: t.meta,
+            torrent_bytes: t.torrent_bytes,
+            data_path: t.data_path,
+            storage: t.storage,
+        };
+        let live = self.new_live(data, t.have, &buckets, false, t.stop_when, now);
+        let mut tor = Torrent::new(ih, Phase::Live(Box::new(live)), settings, now);
+        (tor.down_bucket, tor.up_bucket) = buckets;
+        self.register_live(ih, &mut tor);
+        self.torrents.entry(ih).insert_entry(tor).into_mut()
     }
 
     /// The data paths (with the torrent's name) of every torrent that has its data, but
@@ -279,8 +292,8 @@ impl Client {
     fn data_paths_in_use(&self, except: &InfoHash) -> Vec<(String, PathBuf)> {
         self.torrents
             .iter()
-            .filter(|(ih, t)| *ih != except && t.storage.is_some())
-            .map(|(_, t)| (t.name(), t.data_path.clone()))
+            .filter(|(ih, _)| *ih != except)
+            .filter_map(|(_, t)| Some((t.name(), t.phase.data()?.data_path.clone())))
             .collect()
     }
 
@@ -302,9 +315,11 @@ impl Client {
             return Err(ControlError::Duplicate(info_hash_hex(&ih)));
         }
         let in_use = self.data_paths_in_use(&ih);
-        let mut t = Torrent::new(ih, None, Vec::new(), settings, PathBuf::new(), now);
+        let checking = prepare_data(&settings, meta, bytes, resume.as_ref(), &in_use)?;
+        let pieces_checked = checking.checker.progress().1 as u32;
+        let mut t = Torrent::new(ih, Phase::Checking(checking), settings, now);
+        t.pieces_checked = pieces_checked;
         add_known_peers(&mut t, peers);
-        attach_metadata(&mut t, meta, bytes, resume.as_ref(), &in_use)?;
         self.torrents.insert(ih, t);
         Ok(ih)
     }
@@ -326,23 +341,25 @@ impl Client {
             return Err(ControlError::Duplicate(info_hash_hex(&ih)));
         }
         settings.magnet = Some(uri.trim().to_string());
-        let data_path = settings.out_dir.clone();
-        let mut t = Torrent::new(ih, None, Vec::new(), settings, data_path, now);
-        for p in &magnet.peers {
+        let link_peers = magnet.peers.clone();
+        let trackers = magnet.trackers.len();
+        let phase = Phase::Magnet(MagnetPhase {
+            magnet,
+            fetch: None,
+            failure: None,
+        });
+        let mut t = Torrent::new(ih, phase, settings, now);
+        for p in &link_peers {
             t.book.add(*p, PeerSource::Magnet);
         }
         add_known_peers(&mut t, peers);
         tracing::info!(
             info_hash = %info_hash_hex(&ih),
             peers = t.book.len(),
-            trackers = magnet.trackers.len(),
+            trackers,
             "magnet link: fetching metadata"
         );
-        t.magnet = Some(magnet);
         let paused = t.settings.paused;
-        if paused {
-            t.state = TorrentState::Paused;
-        }
         self.torrents.insert(ih, t);
         if !paused {
             self.start_fetch(&ih, now);
@@ -353,7 +370,10 @@ impl Client {
     /// Starts (again) fetching a magnet torrent's metadata.
     fn start_fetch(&mut self, ih: &InfoHash, now: Instant) {
         let client_name = self.session_config().client_name;
-        let Some(t) = self.torrents.get_mut(ih).filter(|t| t.meta.is_none()) else {
+        let Some(t) = self.torrents.get_mut(ih) else {
+            return;
+        };
+        let Phase::Magnet(m) = &mut t.phase else {
             return;
         };
         let fetch = super::magnet::Fetch::new(
@@ -365,8 +385,8 @@ impl Client {
             now,
         );
         self.tcp_owner.insert(fetch.tcp.owner(), *ih);
-        t.fetch = Some(fetch);
-        t.state = TorrentState::FetchingMetadata;
+        m.fetch = Some(Box::new(fetch));
+        m.failure = None;
         t.book.reset_active();
         t.dirty = true;
     }
@@ -378,7 +398,10 @@ impl Client {
         let Some(t) = self.torrents.get_mut(ih) else {
             return;
         };
-        if let Some(mut f) = t.fetch.take() {
+        let Phase::Magnet(m) = &mut t.phase else {
+            return;
+        };
+        if let Some(mut f) = m.fetch.take() {
             f.close(net, CloseReason::MetadataComplete, now);
             self.tcp_owner.remove(&f.tcp.owner());
         }
@@ -387,7 +410,7 @@ impl Client {
         t.book.reset_active();
         let trackers: Vec<String> = t.announce().into_iter().flatten().collect();
         let metadata_only = self.opts.metadata_only;
-        let attached = bt_ext::torrent_file(info, &trackers)
+        let next = bt_ext::torrent_file(info, &trackers)
             .map_err(|e| ControlError::BadTorrent(e.to_string()))
             .and_then(|bytes| {
                 let meta = Metainfo::from_bytes(&bytes)
@@ -400,75 +423,78 @@ impl Client {
                 }
                 if metadata_only {
                     // The caller takes the .torrent and goes on with it.
-                    t.meta = Some(meta);
-                    t.torrent_bytes = bytes;
-                    t.state = TorrentState::Paused;
-                    return Ok(());
+                    return Ok(Phase::Fetched(FetchedPhase {
+                        meta,
+                        torrent_bytes: bytes,
+                    }));
                 }
-                attach_metadata(t, meta, bytes, None, &in_use)
+                let checking = prepare_data(&t.settings, meta, bytes, None, &in_use)?;
+                t.pieces_checked = checking.checker.progress().1 as u32;
+                Ok(Phase::Checking(checking))
             });
-        match attached {
-            Ok(()) => tracing::info!(torrent = %t.name(), "metadata fetched"),
+        match next {
+            Ok(phase) => {
+                t.phase = phase;
+                tracing::info!(torrent = %t.name(), "metadata fetched");
+            }
             Err(e) => {
                 let failure = super::magnet::FetchFailure::Unusable(e.to_string());
                 tracing::warn!(info_hash = %info_hash_hex(ih), "{failure}");
-                t.state = TorrentState::Error;
-                t.error = Some(failure.to_string());
-                t.fetch_failure = Some(failure);
+                if let Phase::Magnet(m) = &mut t.phase {
+                    m.failure = Some(failure);
+                }
             }
         }
         t.dirty = true;
         self.publish_due = true;
         self.save_torrent_list();
         if metadata_only {
-            self.done = self.torrents.values().all(|t| t.meta.is_some());
+            self.done = self
+                .torrents
+                .values()
+                .all(|t| matches!(t.phase, Phase::Fetched(_)) || t.phase.failure().is_some());
         }
     }
 
-    /// Creates the session and lanes of a checked torrent.
-    fn go_live(&mut self, ih: &InfoHash, have: Bitfield, stop_when: StopWhen, now: Instant) {
-        let cfg = self.session_config();
-        let (global_down, global_up) = (self.global_down.clone(), self.global_up.clone());
-        let Some(t) = self.torrents.get_mut(ih) else {
-            return;
-        };
-        let (Some(meta), Some(storage)) = (t.meta.clone(), t.storage.clone()) else {
-            return;
-        };
-        t.pieces_resumed = have.count_ones();
-        t.dirty = true;
-        let verifier = PoolVerifier::new(self.pool.clone(), storage.clone(), meta.clone());
+    /// The session and lanes of a checked torrent (`buckets`: its own rate limits).
+    fn new_live(
+        &mut self,
+        data: TorrentData,
+        have: Bitfield,
+        buckets: &(SharedBucket, SharedBucket),
+        paused: bool,
+        stop_when: StopWhen,
+        now: Instant,
+    ) -> LivePhase {
+        let verifier = PoolVerifier::new(self.pool.clone(), data.storage.clone(), data.meta.clone());
         let mut session = Session::new(
-            meta,
-            Box::new(storage) as Box<dyn Storage>,
+            data.meta.clone(),
+            Box::new(data.storage.clone()) as Box<dyn Storage>,
             Box::new(verifier),
             have,
-            cfg,
+            self.session_config(),
             now,
         );
         session.set_rate_limits(
-            Limiter::new(vec![t.down_bucket.clone(), global_down]),
-            Limiter::new(vec![t.up_bucket.clone(), global_up]),
+            Limiter::new(vec![buckets.0.clone(), self.global_down.clone()]),
+            Limiter::new(vec![buckets.1.clone(), self.global_up.clone()]),
         );
-        let complete = session.is_complete();
-        t.app = Some(QuicBtApp::new(session, Vec::new(), stop_when, now));
         let mut tcp = TcpLanes::new(&self.tcp);
         tcp.liveness = self.opts.liveness;
-        self.tcp_owner.insert(tcp.owner(), *ih);
-        t.tcp = Some(tcp);
-        t.saved_have.get_or_insert(t.pieces_resumed);
-        if t.settings.paused {
-            t.state = TorrentState::Paused;
-            if let Some(tcp) = &mut t.tcp {
-                tcp.dial_enabled = false;
-            }
-        } else {
-            t.state = if complete {
-                TorrentState::Seeding
-            } else {
-                TorrentState::Downloading
-            };
+        tcp.dial_enabled = !paused;
+        LivePhase {
+            data,
+            app: QuicBtApp::new(session, Vec::new(), stop_when, now),
+            tcp,
         }
+    }
+
+    /// Registers a torrent that just went live (its TCP lanes' owner tag).
+    fn register_live(&mut self, ih: InfoHash, t: &mut Torrent) {
+        if let Some(l) = t.phase.live() {
+            self.tcp_owner.insert(l.tcp.owner(), ih);
+        }
+        t.went_live();
     }
 
     fn owner_of(&mut self, h: ConnectionHandle) -> Option<InfoHash> {
@@ -479,8 +505,8 @@ impl Client {
             .torrents
             .iter()
             .find(|(_, t)| {
-                t.app.as_ref().is_some_and(|a| a.owns(h))
-                    || t.fetch.as_ref().is_some_and(|f| f.app.owns(h))
+                t.phase.live().is_some_and(|l| l.app.owns(h))
+                    || t.phase.fetch().is_some_and(|f| f.app.owns(h))
             })
             .map(|(ih, _)| *ih)?;
         self.conn_owner.insert(h, ih);
@@ -559,9 +585,9 @@ impl Client {
                         if let Some(r) = remote {
                             t.book.incoming(PeerAddr::Scion(r));
                         }
-                        if let Some(app) = &mut t.app {
-                            app.adopt(net, h, stream, &pending.buffered, now);
-                        } else if let Some(f) = &mut t.fetch {
+                        if let Some(l) = t.phase.live_mut() {
+                            l.app.adopt(net, h, stream, &pending.buffered, now);
+                        } else if let Some(f) = t.phase.fetch_mut() {
                             f.app.adopt(net, h, stream, &pending.buffered, now);
                         }
                         self.conn_owner.insert(h, ih);
@@ -635,9 +661,11 @@ impl Client {
             return;
         };
         t.dirty = true;
-        match (&mut t.tcp, &mut t.app, &mut t.fetch) {
-            (Some(tcp), Some(app), _) => tcp.on_event(ev, &mut app.session, now),
-            (_, _, Some(f)) => f.tcp.on_event(ev, &mut f.app.session, now),
+        match &mut t.phase {
+            Phase::Live(l) => l.tcp.on_event(ev, &mut l.app.session, now),
+            Phase::Magnet(MagnetPhase { fetch: Some(f), .. }) => {
+                f.tcp.on_event(ev, &mut f.app.session, now)
+            }
             _ => {
                 if let TcpEvent::Opened { conn, .. } = ev {
                     conn.close();
@@ -692,7 +720,7 @@ impl Client {
         let scion_on = self.local_scion.is_some() && self.paths.has_daemon();
         for t in self.torrents.values_mut() {
             let due = t.dirty || t.poll_due.is_some_and(|d| d <= now);
-            if !due || !(t.is_live() || t.fetch.is_some()) {
+            if !due || !t.accepts_lanes() {
                 continue;
             }
             let room = MAX_ACTIVE_PEERS.saturating_sub(t.book.count(PeerState::Active));
@@ -705,11 +733,17 @@ impl Client {
                 preference: t.preference(&self.opts.preference),
             };
             for addr in t.book.take_dialable(now, room) {
-                let dialed = match (&mut t.app, &mut t.tcp, &mut t.fetch) {
-                    (Some(app), Some(tcp), _) => {
-                        dial(app, tcp, addr, scion_on, &rules, &mut self.paths, now)
-                    }
-                    (_, _, Some(f)) => dial(
+                let dialed = match &mut t.phase {
+                    Phase::Live(l) => dial(
+                        &mut l.app,
+                        &mut l.tcp,
+                        addr,
+                        scion_on,
+                        &rules,
+                        &mut self.paths,
+                        now,
+                    ),
+                    Phase::Magnet(MagnetPhase { fetch: Some(f), .. }) => dial(
                         &mut f.app,
                         &mut f.tcp,
                         addr,
@@ -730,27 +764,44 @@ impl Client {
     fn pump_checkers(&mut self, now: Instant) {
         let mut ready = Vec::new();
         for (ih, t) in self.torrents.iter_mut() {
-            let (Some(c), Some(meta), Some(storage)) = (&mut t.checker, &t.meta, &t.storage) else {
+            let Some(c) = t.phase.checker_mut() else {
                 continue;
             };
-            if c.pump(&self.pool, &**storage, meta) {
+            if c.checker.pump(&self.pool, &*c.data.storage, &c.data.meta) {
                 ready.push(*ih);
             }
         }
         // A torrent that finished its check is news: publish it now, not at the next tick.
         self.publish_due |= !ready.is_empty();
         for ih in ready {
-            let Some(c) = self.torrents.get_mut(&ih).and_then(|t| t.checker.take()) else {
+            let Some(mut t) = self.torrents.remove(&ih) else {
                 continue;
             };
-            self.go_live(&ih, c.into_have(), StopWhen::Never, now);
+            // Checking → Live: the checked data moves into the live phase.
+            t.phase = match t.phase {
+                Phase::Checking(c) => {
+                    let buckets = (t.down_bucket.clone(), t.up_bucket.clone());
+                    let have = c.checker.into_have();
+                    let paused = t.settings.paused;
+                    Phase::Live(Box::new(self.new_live(
+                        c.data,
+                        have,
+                        &buckets,
+                        paused,
+                        StopWhen::Never,
+                        now,
+                    )))
+                }
+                other => other,
+            };
+            self.register_live(ih, &mut t);
+            self.torrents.insert(ih, t);
         }
     }
 
-    /// Moves each live torrent's session forward.
+    /// Moves each live torrent's session (and each magnet torrent's fetch) forward.
     fn poll_torrents(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
-        let policy = self.seed_policy;
         let mut goal_reached = false;
         let mut publish_due = false;
         let mut fetched = Vec::new();
@@ -762,116 +813,55 @@ impl Client {
                 continue;
             }
             t.dirty = false;
-            if let Some(f) = &mut t.fetch {
-                let d = f.app.poll(net, now);
-                f.tcp.pump_out(&mut f.app.session, now);
-                if let Some(info) = f.app.session.take_info() {
-                    fetched.push((*ih, info));
+            let before = t.state();
+            let (due, goal) = match &mut t.phase {
+                Phase::Magnet(m) => {
+                    let Some(f) = &mut m.fetch else { continue };
+                    let poll = poll_fetch(f, net, &self.opts, now);
+                    if let Some(info) = poll.info {
+                        fetched.push((*ih, info));
+                    }
+                    if let Some(failure) = poll.failure {
+                        m.failure = Some(failure);
+                        self.done = true;
+                    }
+                    (poll.due, SeedGoal::Never)
                 }
-                let give_up = self
-                    .opts
-                    .connect_timeout
-                    .filter(|_| self.opts.metadata_only);
-                if give_up.is_some_and(|limit| f.peerless_for(now) > limit) {
-                    let failure = super::magnet::FetchFailure::NoPeer(f.problem());
-                    t.state = TorrentState::Error;
-                    t.error = Some(failure.to_string());
-                    t.fetch_failure = Some(failure);
-                    self.done = true;
+                Phase::Live(l) => {
+                    let other_runtimes = self.extra.as_ref().map_or(0, |e| e.uploaded(ih));
+                    let poll = poll_live(l, net, &mut t.book, &self.opts, other_runtimes, now);
+                    let goal = match l.app.session.is_complete() && !t.settings.paused {
+                        true if l.storage_failure().is_none() => {
+                            let since = *t.seeding_since.get_or_insert(now);
+                            seed_goal(&self.seed_policy, poll.ratio, since, now)
+                        }
+                        _ => {
+                            t.seeding_since = None;
+                            SeedGoal::Never
+                        }
+                    };
+                    (poll.due, goal)
                 }
-                let timers = [
-                    d,
-                    f.tcp.next_dial(),
-                    f.tcp.next_liveness_deadline(),
-                    t.book.next_deadline(),
-                ];
-                t.poll_due = timers.into_iter().flatten().min();
-                next = [next, t.poll_due].into_iter().flatten().min();
-                continue;
-            }
-            let (Some(app), Some(tcp)) = (&mut t.app, &mut t.tcp) else {
-                continue;
+                Phase::Fetched(_) | Phase::Checking(_) => continue,
             };
-            let d = app.poll(net, now);
-            tcp.pump_out(&mut app.session, now);
-            for node in app.session.take_dht_nodes() {
-                // A full queue drops the node: the DHT has enough to do.
-                match (node, &self.opts.dht_ip_nodes, &self.opts.dht_scion_nodes) {
-                    (PeerAddr::Ip(a), Some(tx), _) => drop(tx.try_send(a)),
-                    (PeerAddr::Scion(a), _, Some(tx)) => drop(tx.try_send(a)),
-                    _ => {}
-                }
-            }
-            let learnt = app.session.take_pex_peers();
-            let pex_new = if t.book.len() < MAX_BOOK_FROM_PEX {
-                learnt
-                    .iter()
-                    .filter(|p| t.book.add(**p, PeerSource::Pex))
-                    .count()
-            } else {
-                0
+            let goal_due = match goal {
+                SeedGoal::At(at) => Some(at),
+                _ => None,
             };
-            for a in app.banned.drain(..) {
-                t.book.ban(&PeerAddr::Scion(a));
-            }
-            if let Some(Failure::Unreachable(m)) = &mut app.failure {
-                if !tcp.peers().is_empty() && !m.contains("TCP peers") {
-                    let peers: Vec<String> = tcp.peers().iter().map(|p| p.to_string()).collect();
-                    let why = tcp
-                        .last_error()
-                        .map(|e| format!(" (last TCP error: {e})"))
-                        .unwrap_or_default();
-                    *m = format!("{m}; TCP peers {}{why}", peers.join(", "));
-                }
-            }
-            if let Some(Failure::Storage(m)) = &app.failure {
-                if t.state != TorrentState::Error {
-                    t.state = TorrentState::Error;
-                    t.error = Some(m.clone());
-                }
-            }
-            if app.is_done() {
-                tcp.close_all();
-            }
-            if t.state == TorrentState::Downloading && app.session.is_complete() {
-                t.state = TorrentState::Seeding;
-                publish_due = true;
-            }
-            let size = t.meta.as_ref().map_or(0, |m| m.total_length);
-            let other_runtimes = self.extra.as_ref().map_or(0, |e| e.uploaded(ih));
-            let ratio = (app.session.bytes_up + other_runtimes) as f64 / size.max(1) as f64;
-            let goal = match t.state {
-                TorrentState::Seeding => {
-                    let since = *t.seeding_since.get_or_insert(now);
-                    seed_goal(&policy, ratio, since, now)
-                }
-                _ => {
-                    t.seeding_since = None;
-                    SeedGoal::Never
-                }
-            };
-            let timers = [
-                d,
-                // New peers from PEX are dialled on the next turn.
-                (pex_new > 0).then_some(now),
-                tcp.next_dial(),
-                tcp.next_liveness_deadline(),
-                t.book.next_deadline(),
-                match goal {
-                    SeedGoal::At(at) => Some(at),
-                    _ => None,
-                },
-            ];
-            t.poll_due = timers.into_iter().flatten().min();
+            t.poll_due = [due, t.book.next_deadline(), goal_due]
+                .into_iter()
+                .flatten()
+                .min();
             if let SeedGoal::Reached(why) = goal {
                 tracing::info!(torrent = %t.name(), "seeding goal reached ({why}): pausing");
                 t.settings.paused = true;
                 Self::stop_lanes(t, net, CloseReason::SeedingGoalReached, now);
-                t.state = TorrentState::Paused;
-                t.error = Some(format!("paused: seeding goal reached ({why})"));
+                t.pause_note = Some(format!("paused: seeding goal reached ({why})"));
                 t.poll_due = None;
                 goal_reached = true;
             }
+            // Downloading → seeding (or failed) is news worth publishing at once.
+            publish_due |= t.state() != before;
             next = [next, t.poll_due].into_iter().flatten().min();
         }
         for (ih, info) in fetched {
@@ -900,8 +890,8 @@ impl Client {
             .values()
             .map(|t| SavedTorrent {
                 info_hash: t.info_hash,
-                name: t.meta.as_ref().map_or("", |m| m.name.as_str()),
-                torrent: &t.torrent_bytes,
+                name: t.meta().map_or("", |m| m.name.as_str()),
+                torrent: t.phase.torrent_bytes(),
                 settings: &t.settings,
             })
             .collect();
@@ -911,12 +901,17 @@ impl Client {
     }
 
     fn stop_lanes(t: &mut Torrent, net: &mut ScionNet, reason: CloseReason, now: Instant) {
-        if let (Some(app), Some(tcp)) = (&mut t.app, &mut t.tcp) {
-            app.close_all(net, reason.clone(), now);
-            tcp.close_lanes(&mut app.session, reason.clone(), now);
-        }
-        if let Some(mut f) = t.fetch.take() {
-            f.close(net, reason, now);
+        match &mut t.phase {
+            Phase::Live(l) => {
+                l.app.close_all(net, reason.clone(), now);
+                l.tcp.close_lanes(&mut l.app.session, reason, now);
+            }
+            Phase::Magnet(m) => {
+                if let Some(mut f) = m.fetch.take() {
+                    f.close(net, reason, now);
+                }
+            }
+            Phase::Fetched(_) | Phase::Checking(_) => {}
         }
         t.book.reset_active();
     }
@@ -945,10 +940,6 @@ impl Client {
                 if r.is_ok() {
                     if let Some(t) = self.torrents.get_mut(&ih) {
                         Self::stop_lanes(t, net, CloseReason::Paused, now);
-                        let stoppable = t.app.is_some() || t.meta.is_none();
-                        if stoppable && t.state != TorrentState::Error {
-                            t.state = TorrentState::Paused;
-                        }
                         if let Some(store) = &mut self.store {
                             save_one(store.as_mut(), t, true);
                         }
@@ -960,29 +951,27 @@ impl Client {
             }
             Command::Resume(ih, reply) => {
                 let r = self.with_torrent(&ih, |t| {
-                    if let Some(storage) = &t.storage {
+                    if let Some(d) = t.phase.data() {
                         // Stays paused if its space cannot be had.
-                        storage.allocate()?;
+                        d.storage.allocate()?;
                     }
                     t.settings.paused = false;
-                    if t.state == TorrentState::Paused {
-                        t.error = None;
-                        let complete = t.app.as_ref().is_some_and(|a| a.session.is_complete());
-                        t.state = if complete {
-                            TorrentState::Seeding
-                        } else {
-                            TorrentState::Downloading
-                        };
-                        if let Some(tcp) = &mut t.tcp {
-                            tcp.dial_enabled = true;
-                        }
+                    t.pause_note = None;
+                    if let Some(l) = t.phase.live_mut() {
+                        l.tcp.dial_enabled = true;
                     }
                     Ok(())
                 });
                 let refetch = self
                     .torrents
                     .get(&ih)
-                    .is_some_and(|t| t.meta.is_none() && t.fetch.is_none() && !t.settings.paused);
+                    .is_some_and(|t| {
+                        let idle_magnet = matches!(
+                            t.phase,
+                            Phase::Magnet(MagnetPhase { fetch: None, .. })
+                        );
+                        idle_magnet && !t.settings.paused
+                    });
                 if refetch {
                     self.start_fetch(&ih, now);
                 }
@@ -1009,7 +998,7 @@ impl Client {
                                 tracing::warn!("cannot forget the torrent's resume data: {e}");
                             }
                         }
-                        let storage = t.storage.take();
+                        let storage = t.phase.data().map(|d| d.storage.clone());
                         drop(t);
                         if let Some(storage) = storage.filter(|_| delete_data) {
                             storage.delete_files();
@@ -1097,25 +1086,12 @@ impl Client {
         if self.torrents.contains_key(&ih) {
             return;
         }
-        let settings = torrent::settings(s.live.out_dir, false, Limits::default(), &[]);
-        let mut t = Torrent::new(
-            ih,
-            Some(s.live.meta),
-            Vec::new(),
-            settings,
-            s.live.data_path,
-            now,
-        );
-        t.storage = Some(s.live.storage);
-        t.down_bucket = s.down;
-        t.up_bucket = s.up;
+        let t = self.insert_live(s.live, (s.down, s.up), now);
         // It only answers peers that come to it: runtime 0 dials.
-        tracing::info!(torrent = %t.name(), "seeding on this runtime");
-        self.torrents.insert(ih, t);
-        self.go_live(&ih, s.live.have, s.live.stop_when, now);
-        if let Some(tcp) = self.torrents.get_mut(&ih).and_then(|t| t.tcp.as_mut()) {
-            tcp.dial_enabled = false;
+        if let Some(l) = t.phase.live_mut() {
+            l.tcp.dial_enabled = false;
         }
+        tracing::info!(torrent = %t.name(), "seeding on this runtime");
     }
 
     /// Stops accepting TCP peers; call when its run ended, before its runtime goes.
@@ -1181,8 +1157,8 @@ impl Client {
         self.save_torrent_list();
         for t in self.torrents.values_mut() {
             Self::stop_lanes(t, net, CloseReason::ShuttingDown, now);
-            if let Some(tcp) = &mut t.tcp {
-                tcp.close_all();
+            if let Some(l) = t.phase.live_mut() {
+                l.tcp.close_all();
             }
         }
         if let Some(extra) = &mut self.extra {
@@ -1250,8 +1226,8 @@ impl Client {
         torrents.sort_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.cmp(&b.info_hash)));
         let mut on_path: HashMap<crate::scion::PathFingerprint, usize> = HashMap::new();
         for t in self.torrents.values() {
-            if let Some(app) = &t.app {
-                for p in app.lane_routes().into_iter().filter_map(|r| r.2) {
+            if let Some(l) = t.phase.live() {
+                for p in l.app.lane_routes().into_iter().filter_map(|r| r.2) {
                     *on_path.entry(p.fingerprint()).or_default() += 1;
                 }
             }
@@ -1299,6 +1275,105 @@ impl Client {
             self.paths.record_failure(&path, why, now);
         }
     }
+}
+
+/// What one poll of a magnet torrent's fetch gave.
+struct FetchPoll {
+    /// When it next needs a poll.
+    due: Option<Instant>,
+    /// The info dictionary, once a peer gave it whole.
+    info: Option<Vec<u8>>,
+    /// A metadata-only run found no peer within its connect timeout.
+    failure: Option<super::magnet::FetchFailure>,
+}
+
+fn poll_fetch(
+    f: &mut super::magnet::Fetch,
+    net: &mut ScionNet,
+    opts: &EngineOptions,
+    now: Instant,
+) -> FetchPoll {
+    let d = f.app.poll(net, now);
+    f.tcp.pump_out(&mut f.app.session, now);
+    let info = f.app.session.take_info();
+    let give_up = opts.connect_timeout.filter(|_| opts.metadata_only);
+    let failure = give_up
+        .filter(|limit| f.peerless_for(now) > *limit)
+        .map(|_| super::magnet::FetchFailure::NoPeer(f.problem()));
+    let due = [d, f.tcp.next_dial(), f.tcp.next_liveness_deadline()]
+        .into_iter()
+        .flatten()
+        .min();
+    FetchPoll { due, info, failure }
+}
+
+/// What one poll of a live torrent gave.
+struct LivePoll {
+    /// When it next needs a poll (its peer book's deadline aside).
+    due: Option<Instant>,
+    /// Uploaded over its size, on every runtime (the seeding policy's ratio).
+    ratio: f64,
+}
+
+/// Moves a live torrent's lanes forward; what its session learnt goes to the peer book and
+/// the DHT.
+fn poll_live(
+    l: &mut LivePhase,
+    net: &mut ScionNet,
+    book: &mut super::peer_book::PeerBook,
+    opts: &EngineOptions,
+    other_runtimes: u64,
+    now: Instant,
+) -> LivePoll {
+    let (app, tcp) = (&mut l.app, &mut l.tcp);
+    let d = app.poll(net, now);
+    tcp.pump_out(&mut app.session, now);
+    for node in app.session.take_dht_nodes() {
+        // A full queue drops the node: the DHT has enough to do.
+        match (node, &opts.dht_ip_nodes, &opts.dht_scion_nodes) {
+            (PeerAddr::Ip(a), Some(tx), _) => drop(tx.try_send(a)),
+            (PeerAddr::Scion(a), _, Some(tx)) => drop(tx.try_send(a)),
+            _ => {}
+        }
+    }
+    let learnt = app.session.take_pex_peers();
+    let pex_new = if book.len() < MAX_BOOK_FROM_PEX {
+        learnt
+            .iter()
+            .filter(|p| book.add(**p, PeerSource::Pex))
+            .count()
+    } else {
+        0
+    };
+    for a in app.banned.drain(..) {
+        book.ban(&PeerAddr::Scion(a));
+    }
+    if let Some(Failure::Unreachable(m)) = &mut app.failure {
+        if !tcp.peers().is_empty() && !m.contains("TCP peers") {
+            let peers: Vec<String> = tcp.peers().iter().map(|p| p.to_string()).collect();
+            let why = tcp
+                .last_error()
+                .map(|e| format!(" (last TCP error: {e})"))
+                .unwrap_or_default();
+            *m = format!("{m}; TCP peers {}{why}", peers.join(", "));
+        }
+    }
+    if app.is_done() {
+        tcp.close_all();
+    }
+    let size = l.data.meta.total_length;
+    let ratio = (app.session.bytes_up + other_runtimes) as f64 / size.max(1) as f64;
+    let due = [
+        d,
+        // New peers from PEX are dialled on the next turn.
+        (pex_new > 0).then_some(now),
+        tcp.next_dial(),
+        tcp.next_liveness_deadline(),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    LivePoll { due, ratio }
 }
 
 /// Where a seeding torrent stands against the seeding policy.
@@ -1357,18 +1432,18 @@ fn add_known_peers(t: &mut Torrent, peers: &[(PeerAddr, PeerSource)]) {
     }
 }
 
-/// Gives a torrent its metainfo and storage and starts its check (trusting `resume` where the
-/// files did not change).
-fn attach_metadata(
-    t: &mut Torrent,
+/// A torrent's data place and storage, and the check that starts its life with metadata
+/// (trusting `resume` where the files did not change).
+fn prepare_data(
+    settings: &resume::SavedTorrentSettings,
     meta: Arc<Metainfo>,
     bytes: Vec<u8>,
     resume: Option<&ResumeData>,
     in_use: &[(String, PathBuf)],
-) -> Result<(), ControlError> {
+) -> Result<CheckingPhase, ControlError> {
     // One data path per torrent: two torrents sharing files would write into each other's
     // pieces, and removing one with its data would delete the other's.
-    let wanted = t.settings.out_dir.join(&meta.name);
+    let wanted = settings.out_dir.join(&meta.name);
     if let Some((name, _)) = in_use
         .iter()
         .find(|(_, p)| p.starts_with(&wanted) || wanted.starts_with(p))
@@ -1379,7 +1454,7 @@ fn attach_metadata(
         )));
     }
     // Everything of the torrent lives below its out_dir, never through a link out of it.
-    let place = DataPlace::below(&t.settings.out_dir, &meta.name)?;
+    let place = DataPlace::below(&settings.out_dir, &meta.name)?;
     let data_path = place.data_path();
     // Stamped before the storage opens the files: reserving space may touch their mtime.
     let paths = meta
@@ -1389,7 +1464,7 @@ fn attach_metadata(
         .collect::<Result<Vec<_>, StorageError>>()?;
     let stamps = resume::stamp_files(&meta, &data_path, paths.iter().map(|p| p.as_path()));
     // A paused torrent takes no disk space until it is resumed.
-    let allocation = match t.settings.paused {
+    let allocation = match settings.paused {
         true => Allocation::Sparse,
         false => Allocation::Full,
     };
@@ -1402,14 +1477,15 @@ fn attach_metadata(
         recheck = plan.recheck.len(),
         "checking"
     );
-    t.meta = Some(meta);
-    t.torrent_bytes = bytes;
-    t.data_path = data_path;
-    t.storage = Some(storage);
-    t.state = TorrentState::Checking;
-    t.pieces_checked = plan.recheck.len() as u32;
-    t.checker = Some(Checker::new(plan.trusted, plan.recheck));
-    Ok(())
+    Ok(CheckingPhase {
+        data: TorrentData {
+            meta,
+            torrent_bytes: bytes,
+            data_path,
+            storage,
+        },
+        checker: Checker::new(plan.trusted, plan.recheck),
+    })
 }
 
 fn seed_goal(policy: &SeedPolicy, ratio: f64, since: Instant, now: Instant) -> SeedGoal {
@@ -1431,9 +1507,10 @@ fn seed_goal(policy: &SeedPolicy, ratio: f64, since: Instant, now: Instant) -> S
 }
 
 fn save_one(store: &mut dyn ResumeStore, t: &mut Torrent, force: bool) {
-    let (Some(app), Some(storage), Some(meta)) = (&t.app, &t.storage, &t.meta) else {
+    let Some(LivePhase { app, data, .. }) = t.phase.live() else {
         return;
     };
+    let (storage, meta) = (&data.storage, &data.meta);
     let have = app.session.have().clone();
     let n = have.count_ones();
     if !force && t.saved_have == Some(n) {
@@ -1444,7 +1521,7 @@ fn save_one(store: &mut dyn ResumeStore, t: &mut Torrent, force: bool) {
         tracing::warn!(torrent = %meta.name, "cannot sync data; resume data not saved: {e}");
         return;
     }
-    let stamps = resume::stamp_files(meta, &t.data_path, storage.paths());
+    let stamps = resume::stamp_files(meta, &data.data_path, storage.paths());
     let Some(r) = resume::resume_data(&have, stamps) else {
         tracing::warn!(torrent = %meta.name, "cannot stat the data files; resume data not saved");
         return;
@@ -1535,9 +1612,9 @@ impl App for Client {
         if let Some(ih) = self.owner_of(h) {
             if let Some(t) = self.torrents.get_mut(&ih) {
                 t.dirty = true;
-                if let Some(app) = &mut t.app {
-                    app.on_event(net, event, now);
-                } else if let Some(f) = &mut t.fetch {
+                if let Some(l) = t.phase.live_mut() {
+                    l.app.on_event(net, event, now);
+                } else if let Some(f) = t.phase.fetch_mut() {
                     f.app.on_event(net, event, now);
                 }
             }
@@ -1617,11 +1694,15 @@ impl App for Client {
             && self
                 .torrents
                 .values()
-                .all(|t| t.app.as_ref().is_some_and(|a| a.is_done()))
+                .all(|t| t.phase.live().is_some_and(|l| l.app.is_done()))
         {
             self.done = true;
         }
-        if self.torrents.values().any(|t| t.checker.is_some()) {
+        if self
+            .torrents
+            .values()
+            .any(|t| matches!(t.phase, Phase::Checking(_)))
+        {
             // Hash results arrive from worker threads, which cannot wake this loop.
             next = Some(now + Duration::from_millis(5));
         }

@@ -13,6 +13,7 @@ pub mod driver;
 pub mod magnet;
 pub mod paths;
 pub mod peer_book;
+pub mod phase;
 pub mod resume;
 pub mod router;
 pub mod runtimes;

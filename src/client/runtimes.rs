@@ -195,7 +195,7 @@ async fn serve_until_stopped(
     let socket = tokio_uring::net::UdpSocket::from_std(socket);
     let ran = uring::run_shared(socket, &mut net, &mut client, Some((index, mail))).await;
     lanes.extend(client.torrents().filter_map(|(ih, t)| {
-        let s = &t.app.as_ref()?.session;
+        let s = &t.phase.live()?.app.session;
         Some((
             *ih,
             s.lane_stats().into_iter().map(|(_, l)| l).collect(),
@@ -251,17 +251,18 @@ impl ExtraRuntimes {
         self.uploaded.retain(|(ih, _), _| torrents.contains_key(ih));
         for ih in wanted.difference(&self.served) {
             let Some(t) = torrents.get(ih) else { continue };
-            let (Some(meta), Some(storage), Some(app)) = (&t.meta, &t.storage, &t.app) else {
+            let Some(live) = t.phase.live() else {
                 continue;
             };
+            let (data, app) = (&live.data, &live.app);
             for h in &self.handles {
                 h.notify(Command::Serve(Box::new(ServedTorrent {
                     live: LiveTorrent {
-                        meta: meta.clone(),
+                        meta: data.meta.clone(),
                         torrent_bytes: Vec::new(),
-                        storage: storage.clone(),
+                        storage: data.storage.clone(),
                         have: app.session.have().clone(),
-                        data_path: t.data_path.clone(),
+                        data_path: data.data_path.clone(),
                         out_dir: t.settings.out_dir.clone(),
                         peers: Vec::new(),
                         source: control::PeerSource::Incoming,
@@ -431,6 +432,7 @@ pub fn count(requested: Option<u8>, scion_on: bool) -> u8 {
 mod tests {
     use super::*;
     use crate::client::control::{LaneSnapshot, Transport};
+    use crate::client::phase::{MagnetPhase, Phase};
 
     fn lane(id: u64, bytes_up: u64) -> LaneSnapshot {
         LaneSnapshot {
@@ -523,6 +525,16 @@ mod tests {
         );
     }
 
+    /// A torrent known by its info hash only.
+    fn magnet_phase(ih: &InfoHash) -> Phase {
+        let hex: String = ih.iter().map(|b| format!("{b:02x}")).collect();
+        Phase::Magnet(MagnetPhase {
+            magnet: bt_ext::parse_magnet(&format!("magnet:?xt=urn:btih:{hex}")).unwrap(),
+            fetch: None,
+            failure: None,
+        })
+    }
+
     #[test]
     fn merge_adds_the_other_runtimes_uploads_and_keeps_lane_ids_apart() {
         let (handle, side) = control::channel();
@@ -534,7 +546,7 @@ mod tests {
         let mut torrents = HashMap::new();
         torrents.insert(
             ih,
-            Torrent::new(ih, None, Vec::new(), settings, Default::default(), now),
+            Torrent::new(ih, magnet_phase(&ih), settings, now),
         );
 
         let t = merged(&mut extra, &side, &mut torrents, 10, 30);

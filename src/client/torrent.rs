@@ -1,8 +1,6 @@
-//! One torrent of the client and its state machine:
-//! `FetchingMetadata → Checking → Downloading ⇄ Paused`, `Downloading → Seeding`, `Error`.
-//!
-//! A torrent can exist with only its info hash (no metainfo yet, for magnet links later). Once
-//! its data is checked it gets a [`QuicBtApp`] (its session and QUIC lanes) and [`TcpLanes`].
+//! One torrent of the client: its settings, peer book, rate limits and what the API shows,
+//! around its [`Phase`] (magnet link → checking → live; see `client::phase`), which owns the
+//! metainfo, storage, session and lanes of the phase it is in.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,21 +8,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::checker::Checker;
 use super::control::{
     info_hash_hex, FileSnapshot, InfoHash, LaneSnapshot, Limits, PeerSnapshot, PeerSource,
     TorrentSnapshot, TorrentState, Transport,
 };
 use super::paths::path_snapshot;
+use super::phase::Phase;
 use super::peer_book::{PeerBook, PeerState};
 use super::resume::SavedTorrentSettings;
-use crate::engine::quic::QuicBtApp;
-use crate::engine::tcp::TcpLanes;
 use crate::lanes::{CompiledRules, PathRules, Preference};
 use crate::metrics::Percentiles;
 use crate::net::ScionNet;
 use crate::scion::{PeerAddr, ScionPath};
-use crate::storage::MmapStorage;
 use crate::torrent::meta::Metainfo;
 use crate::torrent::rate::SharedBucket;
 
@@ -41,25 +36,11 @@ struct RateMemo {
 
 pub struct Torrent {
     pub info_hash: InfoHash,
-    /// None while fetching metadata.
-    pub meta: Option<Arc<Metainfo>>,
-    /// The .torrent bytes (saved with the torrent list).
-    pub torrent_bytes: Vec<u8>,
     pub settings: SavedTorrentSettings,
-    pub state: TorrentState,
-    pub error: Option<String>,
-    /// How a magnet torrent's metadata fetch failed, if it did (its `error` says it too).
-    pub fetch_failure: Option<super::magnet::FetchFailure>,
-    /// Where the data lives: the file of a single-file torrent, the directory of a multi-file.
-    pub data_path: PathBuf,
-    pub storage: Option<Arc<MmapStorage>>,
-    pub checker: Option<Checker>,
-    pub app: Option<QuicBtApp>,
-    pub tcp: Option<TcpLanes>,
-    /// The metadata fetch of a magnet link (while fetching).
-    pub fetch: Option<super::magnet::Fetch>,
-    /// The magnet link it was added from (name, trackers and peers before the metadata).
-    pub magnet: Option<bt_ext::Magnet>,
+    /// Where it is in its life, with what that phase owns.
+    pub phase: Phase,
+    /// Why it paused itself (the seeding policy), shown until it is resumed.
+    pub pause_note: Option<String>,
     pub book: PeerBook,
     /// Verified pieces when the torrent went live (resumed or found on disk).
     pub pieces_resumed: u32,
@@ -86,14 +67,7 @@ pub struct Torrent {
 }
 
 impl Torrent {
-    pub fn new(
-        info_hash: InfoHash,
-        meta: Option<Arc<Metainfo>>,
-        torrent_bytes: Vec<u8>,
-        settings: SavedTorrentSettings,
-        data_path: PathBuf,
-        now: Instant,
-    ) -> Self {
+    pub fn new(info_hash: InfoHash, phase: Phase, settings: SavedTorrentSettings, now: Instant) -> Self {
         let down_bucket = SharedBucket::new(settings.limits.download_bps, now);
         let up_bucket = SharedBucket::new(settings.limits.upload_bps, now);
         // The API and the store let only rules that compile through.
@@ -103,23 +77,9 @@ impl Torrent {
         });
         Self {
             info_hash,
-            state: if meta.is_some() {
-                TorrentState::Checking
-            } else {
-                TorrentState::FetchingMetadata
-            },
-            meta,
-            torrent_bytes,
             settings,
-            error: None,
-            fetch_failure: None,
-            data_path,
-            storage: None,
-            checker: None,
-            app: None,
-            tcp: None,
-            fetch: None,
-            magnet: None,
+            phase,
+            pause_note: None,
             book: PeerBook::default(),
             pieces_resumed: 0,
             pieces_checked: 0,
@@ -137,25 +97,53 @@ impl Torrent {
         }
     }
 
+    /// Counts what it starts its live phase with.
+    pub fn went_live(&mut self) {
+        if let Some(l) = self.phase.live() {
+            self.pieces_resumed = l.app.session.have().count_ones();
+        }
+        self.saved_have.get_or_insert(self.pieces_resumed);
+        self.dirty = true;
+    }
+
+    /// The state the API shows (read from its phase, never stored beside it).
+    pub fn state(&self) -> TorrentState {
+        self.phase.state(self.settings.paused)
+    }
+
+    pub fn meta(&self) -> Option<&Arc<Metainfo>> {
+        self.phase.meta()
+    }
+
+    /// What the API shows as its error: a failure of its phase, why it paused itself, or
+    /// what keeps its path rules from dialling.
+    pub fn error(&self) -> Option<String> {
+        self.phase
+            .failure()
+            .or_else(|| self.pause_note.clone())
+            .or_else(|| self.path_problem())
+    }
+
     /// Display name: the metainfo's, else the magnet link's `dn`, else the info hash.
     pub fn name(&self) -> String {
-        if let Some(m) = &self.meta {
-            return m.name.clone();
+        match &self.phase {
+            Phase::Magnet(m) => m
+                .magnet
+                .display_name
+                .clone()
+                .unwrap_or_else(|| info_hash_hex(&self.info_hash)),
+            p => p.meta().map_or_else(String::new, |m| m.name.clone()),
         }
-        self.magnet
-            .as_ref()
-            .and_then(|m| m.display_name.clone())
-            .unwrap_or_else(|| super::control::info_hash_hex(&self.info_hash))
     }
 
     /// Tracker tiers (BEP 12): the metainfo's, else the magnet link's `tr` (one tier each).
     pub fn announce(&self) -> Vec<Vec<String>> {
-        match (&self.meta, &self.magnet) {
-            (Some(m), _) => {
+        match (&self.phase, self.meta()) {
+            (_, Some(m)) => {
                 bt_tracker::client::tiers_from_metainfo(m.announce.as_deref(), &m.announce_list)
             }
-            (None, Some(m)) => m.trackers.iter().map(|t| vec![t.clone()]).collect(),
-            (None, None) => Vec::new(),
+            (Phase::Magnet(m), None) => m.magnet.trackers.iter().map(|t| vec![t.clone()]).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -188,10 +176,10 @@ impl Torrent {
         self.settings.path_rules = rules;
         self.rules = compiled;
         let pref = self.preference(client_preference);
-        if let Some(app) = &mut self.app {
-            app.apply_path_rules(net, &self.rules.policy, &pref, now);
+        if let Some(l) = self.phase.live_mut() {
+            l.app.apply_path_rules(net, &self.rules.policy, &pref, now);
         }
-        if let Some(f) = &mut self.fetch {
+        if let Some(f) = self.phase.fetch_mut() {
             f.app.apply_path_rules(net, &self.rules.policy, &pref, now);
         }
         self.dirty = true;
@@ -205,8 +193,8 @@ impl Torrent {
     /// What keeps it from dialling peers, when its path rules refuse every path the daemon
     /// offers to them: one line per destination AS.
     pub fn path_problem(&self) -> Option<String> {
-        let quic = self.app.as_ref().map(|a| &a.dialers);
-        let fetch = self.fetch.as_ref().map(|f| &f.app.dialers);
+        let quic = self.phase.live().map(|l| &l.app.dialers);
+        let fetch = self.phase.fetch().map(|f| &f.app.dialers);
         let mut lines: Vec<String> = Vec::new();
         for d in quic.into_iter().chain(fetch).flatten() {
             let Some(rule) = d.refused_paths().and_then(|p| self.rules.refusal(&p)) else {
@@ -223,42 +211,39 @@ impl Torrent {
     /// Whether its lanes run (incoming lanes are accepted, peers dialled).
     pub fn is_live(&self) -> bool {
         matches!(
-            self.state,
+            self.state(),
             TorrentState::Downloading | TorrentState::Seeding
-        ) && self.app.is_some()
+        )
     }
 
     /// Whether the daemon's other runtimes serve it too: complete and running.
     pub fn serves_everywhere(&self) -> bool {
-        self.state == TorrentState::Seeding
-            && !self.settings.paused
-            && self.storage.is_some()
-            && self.app.as_ref().is_some_and(|a| a.session.is_complete())
+        self.state() == TorrentState::Seeding
     }
 
     /// Whether incoming lanes are taken: it runs, or it fetches its metadata.
     pub fn accepts_lanes(&self) -> bool {
-        self.is_live() || self.fetch.is_some()
+        self.is_live() || self.phase.fetch().is_some()
     }
 
     pub fn pieces_have(&self) -> u32 {
-        self.app
-            .as_ref()
-            .map(|a| a.session.have().count_ones())
-            .unwrap_or(0)
+        self.phase
+            .live()
+            .map_or(0, |l| l.app.session.have().count_ones())
     }
 
     /// Whether it has lanes or dials under way (then it is polled on every loop turn).
     pub fn is_busy(&self) -> bool {
-        let quic = self
-            .app
-            .as_ref()
-            .is_some_and(|a| a.session.lane_count() > 0 || !a.dialers.is_empty());
-        quic || self
-            .tcp
-            .as_ref()
-            .is_some_and(|t| t.lane_count() > 0 || t.is_dialing())
-            || self.fetch.as_ref().is_some_and(|f| f.is_busy())
+        match &self.phase {
+            Phase::Live(l) => {
+                l.app.session.lane_count() > 0
+                    || !l.app.dialers.is_empty()
+                    || l.tcp.lane_count() > 0
+                    || l.tcp.is_dialing()
+            }
+            Phase::Magnet(m) => m.fetch.as_ref().is_some_and(|f| f.is_busy()),
+            Phase::Fetched(_) | Phase::Checking(_) => false,
+        }
     }
 
     /// Adds peers to the book; returns how many were new.
@@ -269,20 +254,20 @@ impl Torrent {
     /// [`Torrent::snapshot`], reusing the last one while the torrent is idle and nothing it
     /// shows changed: a thousand idle torrents cost a clone each per publish, not a rebuild.
     pub fn snapshot_cached(&mut self, now: Instant, added_unix: u64) -> TorrentSnapshot {
-        let idle = !self.is_busy() && self.checker.is_none();
+        let idle = !self.is_busy() && !matches!(self.phase, Phase::Checking(_));
         if let Some(c) = self.cached_snapshot.as_ref().filter(|_| idle) {
             let (down, up) = self
-                .app
-                .as_ref()
-                .map_or((0, 0), |a| (a.session.bytes_down, a.session.bytes_up));
+                .phase
+                .live()
+                .map_or((0, 0), |l| (l.app.session.bytes_down, l.app.session.bytes_up));
             // Anything a lane could have changed between two publishes shows in these.
             let unchanged = c.rate_down == 0.0
                 && c.rate_up == 0.0
                 && c.lanes.is_empty()
                 && c.bytes_down == down
                 && c.bytes_up == up
-                && c.state == self.state
-                && c.error == self.error
+                && c.state == self.state()
+                && c.error == self.error()
                 && c.limits == self.settings.limits
                 && c.path_rules == self.settings.path_rules
                 && c.pieces_have == self.pieces_have()
@@ -299,7 +284,7 @@ impl Torrent {
     }
 
     pub fn snapshot(&mut self, now: Instant, added_unix: u64) -> TorrentSnapshot {
-        let (name, size, piece_length, total) = match &self.meta {
+        let (name, size, piece_length, total) = match self.meta() {
             Some(m) => (
                 m.name.clone(),
                 m.total_length,
@@ -318,7 +303,8 @@ impl Torrent {
             .map(|t| now.saturating_duration_since(t).as_secs_f64())
             .filter(|d| *d > 0.05);
         let mut memo = HashMap::new();
-        if let Some(app) = &self.app {
+        if let Some(live) = self.phase.live() {
+            let app = &live.app;
             let s = &app.session;
             bytes_down = s.bytes_down;
             bytes_up = s.bytes_up;
@@ -327,11 +313,7 @@ impl Torrent {
                 .into_iter()
                 .map(|(id, r, p)| (id, (r.map(|a| a.to_string()), p)))
                 .collect();
-            let tcp_peers: HashMap<u64, SocketAddr> = self
-                .tcp
-                .as_ref()
-                .map(|t| t.lane_peers().into_iter().collect())
-                .unwrap_or_default();
+            let tcp_peers: HashMap<u64, SocketAddr> = live.tcp.lane_peers().into_iter().collect();
             for (id, l) in s.lane_stats() {
                 if l.closed.is_some() {
                     continue;
@@ -418,8 +400,8 @@ impl Torrent {
             info_hash: info_hash_hex(&self.info_hash),
             name,
             size,
-            state: self.state,
-            error: self.error.clone().or_else(|| self.path_problem()),
+            state: self.state(),
+            error: self.error(),
             progress: if total == 0 {
                 0.0
             } else {
@@ -452,17 +434,17 @@ impl Torrent {
             peers_banned: self.book.count(PeerState::Banned),
             announce: self.announce(),
             trackers: self.trackers.clone(),
-            private: self.meta.as_ref().is_some_and(|m| m.private),
+            private: self.meta().is_some_and(|m| m.private),
             uploaded_by_runtime: Vec::new(),
         }
     }
 
     /// Verified bytes per file.
     fn file_progress(&self) -> Vec<FileSnapshot> {
-        let Some(meta) = &self.meta else {
+        let Some(meta) = self.meta() else {
             return Vec::new();
         };
-        let have = self.app.as_ref().map(|a| a.session.have());
+        let have = self.phase.live().map(|l| l.app.session.have());
         meta.files
             .iter()
             .filter(|f| !f.pad)
