@@ -25,9 +25,9 @@ use super::control::{
 };
 use super::paths::PathService;
 use super::peer_book::PeerState;
+use super::phase::{CheckingPhase, FetchedPhase, LivePhase, MagnetPhase, Phase, TorrentData};
 use super::resume::{self, plan_check, ClientSettings, ResumeData, ResumeStore, SavedTorrent};
 use super::router::{PendingLane, Sniff};
-use super::phase::{CheckingPhase, FetchedPhase, LivePhase, MagnetPhase, Phase, TorrentData};
 use super::torrent::{self, Torrent};
 use crate::engine::dialer::{LaneRules, PeerDialer};
 use crate::engine::liveness::LivenessRules;
@@ -466,7 +466,8 @@ impl Client {
         stop_when: StopWhen,
         now: Instant,
     ) -> LivePhase {
-        let verifier = PoolVerifier::new(self.pool.clone(), data.storage.clone(), data.meta.clone());
+        let verifier =
+            PoolVerifier::new(self.pool.clone(), data.storage.clone(), data.meta.clone());
         let mut session = Session::new(
             data.meta.clone(),
             Box::new(data.storage.clone()) as Box<dyn Storage>,
@@ -962,16 +963,11 @@ impl Client {
                     }
                     Ok(())
                 });
-                let refetch = self
-                    .torrents
-                    .get(&ih)
-                    .is_some_and(|t| {
-                        let idle_magnet = matches!(
-                            t.phase,
-                            Phase::Magnet(MagnetPhase { fetch: None, .. })
-                        );
-                        idle_magnet && !t.settings.paused
-                    });
+                let refetch = self.torrents.get(&ih).is_some_and(|t| {
+                    let idle_magnet =
+                        matches!(t.phase, Phase::Magnet(MagnetPhase { fetch: None, .. }));
+                    idle_magnet && !t.settings.paused
+                });
                 if refetch {
                     self.start_fetch(&ih, now);
                 }
@@ -1265,11 +1261,14 @@ impl Client {
         }
     }
 
-    /// A lane died: the path service remembers a failure on its path.
-    fn note_lane_loss(&mut self, net: &mut ScionNet, h: ConnectionHandle, why: &str, now: Instant) {
-        if why.contains("(code 0)") || why == "drained" {
-            return;
-        }
+    /// A lane died of its path: the path service remembers a failure on that path.
+    fn note_path_failure(
+        &mut self,
+        net: &mut ScionNet,
+        h: ConnectionHandle,
+        why: &str,
+        now: Instant,
+    ) {
         if let Some(r) = net.route(h) {
             let path = r.path.clone();
             self.paths.record_failure(&path, why, now);
@@ -1595,13 +1594,12 @@ impl App for Client {
             NetEvent::PathDown { handle, .. } => *handle,
         };
         match &event {
-            NetEvent::Quic(QuicEvent::Lost(_, why)) => {
-                let why = why.to_string();
-                self.note_lane_loss(net, h, &why, now);
+            NetEvent::Quic(QuicEvent::Lost(_, e)) if super::paths::blames_the_path(e) => {
+                self.note_path_failure(net, h, &e.to_string(), now);
             }
             NetEvent::PathDown { reason, .. } => {
                 let why = format!("path down ({reason})");
-                self.note_lane_loss(net, h, &why, now);
+                self.note_path_failure(net, h, &why, now);
             }
             _ => {}
         }

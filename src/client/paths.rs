@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use quinn_proto::ConnectionError;
+
 use super::control::{
     AsNoteSnapshot, DestinationPaths, GeoSnapshot, HopSnapshot, KnownPath, PathSnapshot,
     PathStepSnapshot,
@@ -14,6 +16,22 @@ use crate::engine::dialer::SharedPaths;
 use crate::lanes::PathPolicy;
 use crate::scion::daemon::DaemonClient;
 use crate::scion::{Ia, LinkType, PathFingerprint, ScionPath};
+
+/// Whether the way a QUIC connection ended says its path failed: it timed out, was reset, or
+/// broke at the transport. A close by either application (whatever its code) or by the peer's
+/// QUIC stack came over the path, so the path worked.
+pub fn blames_the_path(e: &ConnectionError) -> bool {
+    match e {
+        ConnectionError::TimedOut
+        | ConnectionError::Reset
+        | ConnectionError::TransportError(_)
+        | ConnectionError::VersionMismatch
+        | ConnectionError::CidsExhausted => true,
+        ConnectionError::ApplicationClosed(_)
+        | ConnectionError::ConnectionClosed(_)
+        | ConnectionError::LocallyClosed => false,
+    }
+}
 
 /// How often the daemon is asked again for paths to a destination.
 pub const PATH_REFRESH: Duration = Duration::from_secs(10);
@@ -267,6 +285,29 @@ fn spawn_refresher(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_timeouts_resets_and_transport_failures_blame_a_path() {
+        use quinn_proto::{ApplicationClose, TransportError, TransportErrorCode, VarInt};
+        let app_close = |code: u32| {
+            ConnectionError::ApplicationClosed(ApplicationClose {
+                error_code: VarInt::from_u32(code),
+                reason: bytes::Bytes::from_static(b"unknown info hash"),
+            })
+        };
+        // A peer that closes us for any reason (a torrent it does not run, a ban) reached us.
+        assert!(!blames_the_path(&app_close(0)));
+        assert!(!blames_the_path(&app_close(3)));
+        assert!(!blames_the_path(&ConnectionError::LocallyClosed));
+        assert!(blames_the_path(&ConnectionError::TimedOut));
+        assert!(blames_the_path(&ConnectionError::Reset));
+        let broken = TransportError {
+            code: TransportErrorCode::PROTOCOL_VIOLATION,
+            frame: None,
+            reason: String::new(),
+        };
+        assert!(blames_the_path(&ConnectionError::TransportError(broken)));
+    }
     use crate::scion::{parse_ia, Geo, PathInterface, PathMeta};
 
     fn path() -> ScionPath {
