@@ -105,11 +105,11 @@ async fn fetch(t: TransferArgs, uri: String, stopper: &Stopper) -> Result<Vec<u8
     single.client.stop_listening().await;
     ran.map_err(|e| exit::other(e.to_string()))?;
     let outcome = single.client.torrent(&ih).map(|t| {
-        (
         let failure = match &t.phase {
             Phase::Magnet(m) => m.failure.clone(),
             _ => None,
         };
+        (
             t.phase.torrent_bytes().to_vec(),
             failure,
             tracker_report(&t.trackers),

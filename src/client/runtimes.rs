@@ -544,10 +544,7 @@ mod tests {
         let settings =
             super::super::torrent::settings(Default::default(), false, Default::default(), &[]);
         let mut torrents = HashMap::new();
-        torrents.insert(
-            ih,
-            Torrent::new(ih, magnet_phase(&ih), settings, now),
-        );
+        torrents.insert(ih, Torrent::new(ih, magnet_phase(&ih), settings, now));
 
         let t = merged(&mut extra, &side, &mut torrents, 10, 30);
         assert_eq!(

@@ -13,8 +13,8 @@ use super::control::{
     TorrentSnapshot, TorrentState, Transport,
 };
 use super::paths::path_snapshot;
-use super::phase::Phase;
 use super::peer_book::{PeerBook, PeerState};
+use super::phase::Phase;
 use super::resume::SavedTorrentSettings;
 use crate::lanes::{CompiledRules, PathRules, Preference};
 use crate::metrics::Percentiles;
@@ -67,7 +67,12 @@ pub struct Torrent {
 }
 
 impl Torrent {
-    pub fn new(info_hash: InfoHash, phase: Phase, settings: SavedTorrentSettings, now: Instant) -> Self {
+    pub fn new(
+        info_hash: InfoHash,
+        phase: Phase,
+        settings: SavedTorrentSettings,
+        now: Instant,
+    ) -> Self {
         let down_bucket = SharedBucket::new(settings.limits.download_bps, now);
         let up_bucket = SharedBucket::new(settings.limits.upload_bps, now);
         // The API and the store let only rules that compile through.
@@ -256,10 +261,9 @@ impl Torrent {
     pub fn snapshot_cached(&mut self, now: Instant, added_unix: u64) -> TorrentSnapshot {
         let idle = !self.is_busy() && !matches!(self.phase, Phase::Checking(_));
         if let Some(c) = self.cached_snapshot.as_ref().filter(|_| idle) {
-            let (down, up) = self
-                .phase
-                .live()
-                .map_or((0, 0), |l| (l.app.session.bytes_down, l.app.session.bytes_up));
+            let (down, up) = self.phase.live().map_or((0, 0), |l| {
+                (l.app.session.bytes_down, l.app.session.bytes_up)
+            });
             // Anything a lane could have changed between two publishes shows in these.
             let unchanged = c.rate_down == 0.0
                 && c.rate_up == 0.0
