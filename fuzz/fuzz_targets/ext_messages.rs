@@ -1,4 +1,5 @@
-//! Extension-protocol input: magnet URIs, BEP 10 handshakes, ut_metadata and ut_pex messages.
+//! Extension-protocol input: magnet URIs, BEP 10 handshakes (`wire::extension`, the one codec),
+//! ut_metadata and ut_pex messages.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -12,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = bt_ext::decode_handshake(data);
+    let _ = btscion::wire::ExtensionHandshake::decode(data);
     let _ = bt_ext::decode_metadata_message(data);
     let _ = bt_ext::decode_pex_message(data);
 });

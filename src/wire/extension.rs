@@ -1,15 +1,20 @@
-//! BEP 10 extension protocol: the extension handshake dictionary.
+//! BEP 10 extension protocol: the extension handshake dictionary — the one codec for it.
 //!
-//! Decoded with `bendy` (depth-limited, strict canonical bencode: a payload
-//! with unsorted or duplicate keys is rejected as [`WireError::Extension`],
-//! which is non-fatal — the peer just gets no extensions).
+//! Read with bt-bencode's lenient rules ([`DECODER`]): keys in any order, as peers send them
+//! (the first of duplicate keys wins), depth-limited. A payload that is not a bencoded
+//! dictionary is [`WireError::Extension`], which is non-fatal — the peer just gets no
+//! extensions. Written with the one writer (keys sorted).
+//!
+//! One key beyond BEP 10: `yourip.scion`, the address a SCION peer sees us at, in the compact
+//! SCION form (ISD-AS 8 bytes + IPv4/IPv6 + port: 14 or 26 bytes). Other clients ignore it;
+//! BEP 10's `yourip` (4 or 16 bytes, no port) stays for IP peers.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use bendy::decoding::{Decoder, Object};
-use bendy::encoding::{Encoder, ToBencode};
+use bt_bencode::{Decoder, DictWriter, Value};
 use bytes::Bytes;
+use scion_addr::{compact, ScionAddr};
 
 use super::message::Message;
 use super::WireError;
@@ -20,8 +25,23 @@ pub const EXTENSION_HANDSHAKE_ID: u8 = 0;
 pub const UT_METADATA_ID: u8 = 2;
 /// The id we want ut_pex (BEP 11) messages on (libtorrent's too).
 pub const UT_PEX_ID: u8 = 1;
-/// Nesting limit for extension payloads.
-const MAX_DEPTH: usize = 16;
+/// Key of the SCION form of `yourip`.
+pub const YOURIP_SCION_KEY: &str = "yourip.scion";
+/// How extension payloads are read: leniently (peers send unsorted keys), at most 16 levels
+/// deep; integers too large for their field are ignored like any mistyped field.
+pub const DECODER: Decoder = Decoder::LENIENT
+    .with_max_depth(16)
+    .with_max_items(64 * 1024)
+    .with_big_integers(true);
+
+/// Why an extension payload is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtensionError {
+    #[error(transparent)]
+    Bencode(#[from] bt_bencode::Error),
+    #[error("handshake is not a dictionary")]
+    NotADict,
+}
 
 /// The BEP 10 handshake dictionary. Unknown keys are preserved in `extra`
 /// (as raw bencoded values) and re-emitted by [`ExtensionHandshake::encode`].
@@ -38,6 +58,8 @@ pub struct ExtensionHandshake {
     pub reqq: Option<u32>,
     /// `yourip`: our address as the sender sees it (4 or 16 bytes on the wire).
     pub yourip: Option<IpAddr>,
+    /// `yourip.scion`: our SCION address (with port) as a SCION sender sees it.
+    pub yourip_scion: Option<ScionAddr>,
     /// `ipv4`: sender's IPv4 address.
     pub ipv4: Option<Ipv4Addr>,
     /// `ipv6`: sender's IPv6 address.
@@ -48,157 +70,119 @@ pub struct ExtensionHandshake {
     pub extra: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
-fn ext_err(e: impl std::fmt::Display) -> WireError {
-    WireError::Extension(e.to_string())
-}
-
-fn int_of(o: &Object<'_, '_>) -> Option<i64> {
-    match o {
-        Object::Integer(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
 fn ip_of(b: &[u8]) -> Option<IpAddr> {
-    match b.len() {
-        4 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
-        16 => {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(b);
-            Some(IpAddr::V6(Ipv6Addr::from(a)))
-        }
-        _ => None,
+    if let Ok(a) = <[u8; 4]>::try_from(b) {
+        return Some(IpAddr::V4(Ipv4Addr::from(a)));
     }
+    <[u8; 16]>::try_from(b)
+        .ok()
+        .map(|a| IpAddr::V6(Ipv6Addr::from(a)))
 }
 
-fn raw_value(o: Object<'_, '_>) -> Result<Vec<u8>, WireError> {
-    Ok(match o {
-        Object::Bytes(b) => {
-            let mut v = format!("{}:", b.len()).into_bytes();
-            v.extend_from_slice(b);
-            v
-        }
-        Object::Integer(s) => format!("i{s}e").into_bytes(),
-        Object::List(l) => l.into_raw().map_err(ext_err)?.to_vec(),
-        Object::Dict(d) => d.into_raw().map_err(ext_err)?.to_vec(),
-    })
-}
-
-fn encode_value<T: ToBencode>(v: T) -> Result<Vec<u8>, WireError> {
-    let mut e = Encoder::new().with_max_depth(MAX_DEPTH);
-    e.emit(v).map_err(ext_err)?;
-    e.get_output().map_err(ext_err)
+/// A value's bytes: lists and dictionaries exactly as received, scalars re-encoded.
+fn raw_value(v: &Value<'_>) -> Vec<u8> {
+    match v {
+        Value::List(l) => l.raw().to_vec(),
+        Value::Dict(d) => d.raw().to_vec(),
+        scalar => scalar.to_bytes(),
+    }
 }
 
 impl ExtensionHandshake {
     /// Parses an extension handshake payload (the bytes after the extended id).
     /// Fields of unexpected type or range are ignored; a payload that is not a
-    /// bencoded dictionary is an error.
+    /// bencoded dictionary is an error. Bytes after the dictionary are ignored.
     pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
-        let mut dec = Decoder::new(payload).with_max_depth(MAX_DEPTH);
-        let mut d = match dec.next_object().map_err(ext_err)? {
-            Some(Object::Dict(d)) => d,
-            _ => return Err(ext_err("handshake is not a dictionary")),
+        let (root, _used) = DECODER
+            .decode_prefix(payload)
+            .map_err(|e| WireError::Extension(e.into()))?;
+        let Value::Dict(d) = root else {
+            return Err(WireError::Extension(ExtensionError::NotADict));
         };
         let mut h = ExtensionHandshake::default();
-        while let Some((k, v)) = d.next_pair().map_err(ext_err)? {
+        for (k, v) in d.iter() {
+            let bytes = v.as_bytes();
             match k {
                 b"m" => {
-                    if let Object::Dict(mut md) = v {
-                        while let Some((name, id)) = md.next_pair().map_err(ext_err)? {
-                            let id = int_of(&id).and_then(|i| u8::try_from(i).ok());
-                            if let (Ok(name), Some(id)) = (std::str::from_utf8(name), id) {
-                                h.m.insert(name.to_owned(), id);
-                            }
+                    for (name, id) in v.as_dict().into_iter().flat_map(|m| m.iter()) {
+                        let id = id.as_int().and_then(|i| u8::try_from(i).ok());
+                        if let (Ok(name), Some(id)) = (std::str::from_utf8(name), id) {
+                            h.m.insert(name.to_owned(), id);
                         }
                     }
                 }
-                b"v" => {
-                    if let Object::Bytes(b) = v {
-                        h.v = Some(String::from_utf8_lossy(b).into_owned());
-                    }
-                }
+                b"v" => h.v = bytes.map(|b| String::from_utf8_lossy(b).into_owned()),
                 b"p" => {
-                    h.p = int_of(&v)
+                    h.p = v
+                        .as_int()
                         .and_then(|i| u16::try_from(i).ok())
                         .filter(|&p| p != 0)
                 }
-                b"reqq" => h.reqq = int_of(&v).and_then(|i| u32::try_from(i).ok()),
+                b"reqq" => h.reqq = v.as_int().and_then(|i| u32::try_from(i).ok()),
                 b"metadata_size" => {
-                    h.metadata_size = int_of(&v).and_then(|i| u64::try_from(i).ok())
+                    h.metadata_size = v.as_int().and_then(|i| u64::try_from(i).ok())
                 }
-                b"yourip" => {
-                    if let Object::Bytes(b) = v {
-                        h.yourip = ip_of(b);
-                    }
-                }
+                b"yourip" => h.yourip = bytes.and_then(ip_of),
+                b"yourip.scion" => h.yourip_scion = bytes.and_then(compact::read_scion),
                 b"ipv4" => {
-                    if let Object::Bytes(b) = v {
-                        if let Some(IpAddr::V4(a)) = ip_of(b).filter(|_| b.len() == 4) {
-                            h.ipv4 = Some(a);
-                        }
-                    }
+                    h.ipv4 = bytes
+                        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                        .map(Into::into)
                 }
                 b"ipv6" => {
-                    if let Object::Bytes(b) = v {
-                        if let Some(IpAddr::V6(a)) = ip_of(b).filter(|_| b.len() == 16) {
-                            h.ipv6 = Some(a);
-                        }
-                    }
+                    h.ipv6 = bytes
+                        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                        .map(Into::into)
                 }
                 _ => {
-                    h.extra.insert(k.to_vec(), raw_value(v)?);
+                    h.extra.insert(k.to_vec(), raw_value(v));
                 }
             }
         }
-        drop(d);
-        // Trailing garbage after the dictionary is tolerated (ignored), but
-        // the dictionary itself had to be complete and valid.
         Ok(h)
     }
 
-    /// Canonical bencoding of this handshake (sorted keys).
+    /// Canonical bencoding of this handshake (sorted keys). Modelled keys win over the same
+    /// key in `extra`.
     pub fn encode(&self) -> Result<Bytes, WireError> {
-        let mut pairs: BTreeMap<Vec<u8>, Vec<u8>> = self.extra.clone();
-        let ip_bytes = |ip: IpAddr| match ip {
-            IpAddr::V4(a) => a.octets().to_vec(),
-            IpAddr::V6(a) => a.octets().to_vec(),
-        };
-        pairs.insert(b"m".to_vec(), encode_value(&self.m)?);
+        let mut d = DictWriter::new();
+        for (k, v) in &self.extra {
+            d.raw(k, v.as_slice());
+        }
+        let mut m = DictWriter::new();
+        for (name, id) in &self.m {
+            m.int(name, i64::from(*id));
+        }
+        d.dict("m", m);
         if let Some(v) = &self.v {
-            pairs.insert(b"v".to_vec(), encode_value(v.as_str())?);
+            d.bytes("v", v);
         }
         if let Some(p) = self.p {
-            pairs.insert(b"p".to_vec(), encode_value(p)?);
+            d.int("p", i64::from(p));
         }
         if let Some(r) = self.reqq {
-            pairs.insert(b"reqq".to_vec(), encode_value(r)?);
+            d.int("reqq", i64::from(r));
         }
         if let Some(s) = self.metadata_size {
-            pairs.insert(b"metadata_size".to_vec(), encode_value(s)?);
+            d.int("metadata_size", i64::try_from(s).unwrap_or(i64::MAX));
         }
-        let mut bytes_pair = |k: &[u8], v: Vec<u8>| {
-            let mut out = format!("{}:", v.len()).into_bytes();
-            out.extend_from_slice(&v);
-            pairs.insert(k.to_vec(), out);
+        match self.yourip {
+            Some(IpAddr::V4(a)) => d.bytes("yourip", a.octets()),
+            Some(IpAddr::V6(a)) => d.bytes("yourip", a.octets()),
+            None => &mut d,
         };
-        if let Some(ip) = self.yourip {
-            bytes_pair(b"yourip", ip_bytes(ip));
+        if let Some(a) = &self.yourip_scion {
+            let mut c = Vec::with_capacity(compact::SCION_V6_LEN);
+            compact::write_scion(a, &mut c);
+            d.bytes(YOURIP_SCION_KEY, c);
         }
         if let Some(a) = self.ipv4 {
-            bytes_pair(b"ipv4", a.octets().to_vec());
+            d.bytes("ipv4", a.octets());
         }
         if let Some(a) = self.ipv6 {
-            bytes_pair(b"ipv6", a.octets().to_vec());
+            d.bytes("ipv6", a.octets());
         }
-        let mut out = vec![b'd'];
-        for (k, v) in pairs {
-            out.extend_from_slice(format!("{}:", k.len()).as_bytes());
-            out.extend_from_slice(&k);
-            out.extend_from_slice(&v);
-        }
-        out.push(b'e');
-        Ok(Bytes::from(out))
+        Ok(Bytes::from(d.finish()))
     }
 
     /// The `Extended { id: 0, .. }` message carrying this handshake.
@@ -271,14 +255,7 @@ mod tests {
 
     #[test]
     fn errors() {
-        for bad in [
-            &b""[..],
-            b"i1e",
-            b"le",
-            b"d1:m",
-            b"d1:zi1e1:ai1ee", // unsorted
-            b"d1:mi1e1:mi1ee", // duplicate
-        ] {
+        for bad in [&b""[..], b"i1e", b"le", b"d1:m"] {
             assert!(
                 matches!(
                     ExtensionHandshake::decode(bad),
@@ -292,6 +269,37 @@ mod tests {
         deep.extend(std::iter::repeat_n(b'e', 10_000));
         deep.push(b'e');
         assert!(ExtensionHandshake::decode(&deep).is_err());
+    }
+
+    /// Peers send keys in any order (issue 23): such a handshake is read, not refused, and
+    /// of a key sent twice the first counts.
+    #[test]
+    fn unsorted_and_duplicate_keys_are_accepted() {
+        let h =
+            ExtensionHandshake::decode(b"d1:v3:abc1:md6:ut_pexi1e11:ut_metadatai3ee1:pi7e1:pi8ee")
+                .unwrap();
+        assert_eq!(
+            (h.id_of("ut_metadata"), h.id_of("ut_pex")),
+            (Some(3), Some(1))
+        );
+        assert_eq!((h.v.as_deref(), h.p), (Some("abc"), Some(7)));
+        assert_eq!(
+            &h.encode().unwrap()[..],
+            &b"d1:md11:ut_metadatai3e6:ut_pexi1ee1:pi7e1:v3:abce"[..]
+        );
+    }
+
+    /// The SCION form of `yourip` (moved here from bt-ext's duplicate codec).
+    #[test]
+    fn yourip_scion() {
+        let a: ScionAddr = "1-ff00:0:112,[127.0.0.1]:43000".parse().unwrap();
+        let h = ExtensionHandshake {
+            yourip_scion: Some(a),
+            ..Default::default()
+        };
+        let enc = h.encode().unwrap();
+        assert!(enc.windows(17).any(|w| w == b"12:yourip.scion14"));
+        assert_eq!(ExtensionHandshake::decode(&enc).unwrap(), h);
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub enum WireError {
     },
     /// Malformed BEP 10 payload.
     #[error("invalid extension message: {0}")]
-    Extension(String),
+    Extension(#[from] extension::ExtensionError),
 }
 
 impl WireError {

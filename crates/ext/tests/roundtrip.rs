@@ -2,9 +2,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+// The extension handshake's round trips are the main crate's (src/wire/proptests.rs), where
+// its one codec lives.
 use bt_ext::{
-    decode_handshake, decode_metadata_message, decode_pex_message, parse_magnet, ExtHandshake,
-    Magnet, MetadataMessage, PexFlags, PexMessage,
+    decode_metadata_message, decode_pex_message, parse_magnet, Magnet, MetadataMessage, PexFlags,
+    PexMessage,
 };
 use proptest::prelude::*;
 use scion_addr::{Ia, PeerAddr, ScionAddr};
@@ -77,31 +79,6 @@ fn pex_message() -> impl Strategy<Value = PexMessage> {
         .prop_map(|(added, dropped)| PexMessage { added, dropped })
 }
 
-fn handshake() -> impl Strategy<Value = ExtHandshake> {
-    let yourip = prop_oneof![
-        ip().prop_map(|ip| PeerAddr::Ip(SocketAddr::new(ip, 0))),
-        (ia(), ip(), any::<u16>())
-            .prop_map(|(ia, ip, p)| PeerAddr::Scion(ScionAddr::new(ia, ip, p))),
-    ];
-    (
-        proptest::collection::btree_map("[a-z_]{1,12}", any::<u8>(), 0..5),
-        proptest::option::of(".{0,20}"),
-        proptest::option::of(1u16..),
-        proptest::option::of(any::<u32>()),
-        proptest::option::of(yourip),
-        proptest::option::of(0u64..=i64::MAX as u64),
-    )
-        .prop_map(|(m, v, p, reqq, yourip, metadata_size)| ExtHandshake {
-            m,
-            v,
-            p,
-            reqq,
-            yourip,
-            metadata_size,
-            ..ExtHandshake::default()
-        })
-}
-
 proptest! {
     #[test]
     fn magnet_round_trips(m in magnet()) {
@@ -126,15 +103,9 @@ proptest! {
     }
 
     #[test]
-    fn handshake_round_trips(h in handshake()) {
-        prop_assert_eq!(decode_handshake(&h.encode()), Ok(h));
-    }
-
-    #[test]
     fn decoders_never_panic(b in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = decode_metadata_message(&b);
         let _ = decode_pex_message(&b);
-        let _ = decode_handshake(&b);
     }
 
     /// Mutations of valid messages reach deeper into the decoders than random bytes.
@@ -142,10 +113,9 @@ proptest! {
     fn mutated_messages_never_panic(
         m in pex_message(),
         md in metadata_message(),
-        h in handshake(),
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
     ) {
-        for mut v in [m.encode(), md.encode(), h.encode()] {
+        for mut v in [m.encode(), md.encode()] {
             for (i, x) in &edits {
                 let len = v.len();
                 v[i % len] = *x;
@@ -153,9 +123,6 @@ proptest! {
             let _ = decode_metadata_message(&v);
             if let Ok(p) = decode_pex_message(&v) {
                 prop_assert_eq!(decode_pex_message(&p.encode()), Ok(p.canonical()));
-            }
-            if let Ok(h) = decode_handshake(&v) {
-                prop_assert_eq!(decode_handshake(&h.encode()).map(|x| x.m), Ok(h.m));
             }
         }
     }
