@@ -1,22 +1,18 @@
 //! The client of a single-shot command (`seed`, `download`, the original client's flags): SCION
 //! when a daemon answers (or is required), the TCP listener, and the loop's network side.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::args::TransferArgs;
 use super::exit::{self, CliError};
 use super::path_select::{candidates, choose_on_terminal};
-use super::run::{bind_local, client_err, connect_daemon, daemon_address};
-use crate::client::paths::PathService;
-use crate::client::{self, Client, ClientError, EngineOptions};
-use crate::engine::tcp::TcpHub;
+use super::run::{client_err, daemon_address};
+use crate::client::{start, Client, ClientError, EngineOptions};
 use crate::lanes::{PathPolicy, Preference};
 use crate::net::ScionNet;
 use crate::scion::daemon::DaemonClient;
 use crate::scion::{Ia, PeerAddr, ScionAddr};
-use crate::storage::HashPool;
 
 /// The SCION address a start line shows as its last token (after " as "): the bound address,
 /// or `none (no SCION daemon)` for a TCP-only run.
@@ -40,8 +36,8 @@ pub struct Single {
     pub started: Instant,
 }
 
-/// Sets up the client. Without a SCION daemon it goes on over TCP only, unless SCION was
-/// asked for (SCION peers, `local`).
+/// Sets up the client (the same start-up as the daemon's, `client::start`). Without a SCION
+/// daemon it goes on over TCP only, unless SCION was asked for (SCION peers, `local`).
 pub async fn start_single(
     t: &TransferArgs,
     scion_peers: &[ScionAddr],
@@ -49,69 +45,38 @@ pub async fn start_single(
     tcp_listen: Option<SocketAddr>,
     opts: EngineOptions,
 ) -> Result<Single, CliError> {
-    let daemon_addr = daemon_address(&t.sciond);
     let mut opts = opts;
     opts.preference = t.preference.clone();
-    let mut policy = t.path_policy.clone();
-    let scion = match connect_daemon(&daemon_addr).await {
-        Ok((daemon, ia)) => {
-            // A magnet link's metadata fetch is followed by the download: ask once, there.
-            if t.interactive && !opts.metadata_only {
-                choose_paths_by_hand(&daemon, ia, scion_peers, &mut policy, &t.preference).await?;
-            }
-            let (socket, local) = bind_local(&daemon, ia, local).await?;
-            client::ScionSide {
-                socket,
-                local,
-                daemon: Some(daemon),
-            }
-        }
-        Err(e) if scion_peers.is_empty() && local.is_none() => {
-            tracing::warn!("{e}; continuing without SCION (TCP only)");
-            client::placeholder_socket().map_err(client_err)?
-        }
-        Err(e) => return Err(e),
+    let metadata_only = opts.metadata_only;
+    let setup = start::Setup {
+        sciond: daemon_address(&t.sciond),
+        local,
+        scion_required: !scion_peers.is_empty() || local.is_some(),
+        tcp_listen,
+        path_policy: t.path_policy.clone(),
+        engine: opts,
+        runtimes: t.runtimes,
     };
-    let scion_on = scion.daemon.is_some();
-    let local = scion.local;
-    let started = Instant::now();
-    let pool = HashPool::new(0)
-        .map(Arc::new)
-        .map_err(|e| exit::other(format!("cannot start hash workers: {e}")))?;
-    let paths = PathService::new(scion.daemon.clone(), policy);
-    let hub = TcpHub::new(Default::default());
-    let mut client = Client::new(pool, paths, hub.clone(), opts, started);
-    let want = tcp_listen.unwrap_or(if scion_on {
-        local.socket_addr()
-    } else {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
-    });
-    let tcp_addr = match client::listen_tcp(&hub, want, tcp_listen.is_some()) {
-        Ok(a) => a,
-        Err(ClientError::Bind(m)) if tcp_listen.is_some() => {
-            return Err(exit::usage(format!("cannot listen on {m}")))
-        }
-        Err(ClientError::Bind(m)) => return Err(exit::other(format!("cannot listen on {m}"))),
-        Err(e) => return Err(client_err(e)),
-    };
-    client.tcp_listen = Some(tcp_addr);
-    client.local_scion = scion_on.then_some(local);
-    client.sciond = scion_on.then_some(daemon_addr);
-    let runtimes = client::runtimes::count(t.runtimes, scion_on);
-    let tuning = client::runtimes::tuning(0, runtimes);
-    let mut net = ScionNet::new(local, &tuning, true).map_err(|e| exit::other(e.to_string()))?;
-    if let Some(daemon) = &scion.daemon {
-        net.set_as_mtu(daemon.local_mtu().await);
+    let mut s = start::start(setup).await.map_err(|e| match e {
+        ClientError::Bind(m) if tcp_listen.is_some() => exit::usage(format!("cannot bind {m}")),
+        ClientError::Bind(m) => exit::other(format!("cannot bind {m}")),
+        e => client_err(e),
+    })?;
+    // A magnet link's metadata fetch is followed by the download: ask once, there.
+    if let (true, false, Some(daemon), Some(ia)) = (t.interactive, metadata_only, &s.daemon, s.ia) {
+        let mut policy = t.path_policy.clone();
+        choose_paths_by_hand(daemon, ia, scion_peers, &mut policy, &t.preference).await?;
+        s.client.set_path_policy(policy);
     }
     Ok(Single {
-        client,
-        socket: scion.socket,
-        net,
-        local,
-        scion_on,
-        runtimes,
-        tcp_addr,
-        started,
+        scion_on: s.scion_on(),
+        client: s.client,
+        socket: s.socket,
+        net: s.net,
+        local: s.local,
+        runtimes: s.runtimes,
+        tcp_addr: s.tcp_addr,
+        started: s.started,
     })
 }
 

@@ -212,6 +212,12 @@ impl Client {
         self.publish(Instant::now());
     }
 
+    /// Replaces the path policy before any path was asked for (`-i` pins paths by hand once
+    /// the SCION daemon is known).
+    pub fn set_path_policy(&mut self, policy: crate::lanes::PathPolicy) {
+        self.paths.set_policy(policy);
+    }
+
     pub fn set_store(&mut self, store: Box<dyn ResumeStore>) {
         self.store = Some(store);
     }

@@ -17,13 +17,12 @@ pub mod phase;
 pub mod resume;
 pub mod router;
 pub mod runtimes;
+pub mod start;
 pub mod torrent;
 pub mod trackers;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
 
 pub use control::{channel, ClientHandle, ClientSide};
 pub use driver::{Client, EngineOptions, LiveTorrent, DEFAULT_MAX_LANES};
@@ -31,11 +30,9 @@ pub use resume::{FileStamp, ResumeData, ResumeStore, SavedTorrent, SavedTorrentS
 
 use crate::engine::tcp::TcpHub;
 use crate::lanes::PathPolicy;
-use crate::net::{uring, ScionNet};
+use crate::net::uring;
 use crate::scion::daemon::DaemonClient;
 use crate::scion::{parse_ia, Ia, ScionAddr};
-use crate::storage::HashPool;
-use paths::PathService;
 
 /// What the daemon's client runs with.
 pub struct ClientConfig {
@@ -212,41 +209,27 @@ pub fn run(cfg: ClientConfig, side: ClientSide) -> Result<(), ClientError> {
 }
 
 async fn run_async(mut cfg: ClientConfig, side: ClientSide) -> Result<(), ClientError> {
-    let daemon_addr = cfg
-        .sciond
-        .clone()
-        .unwrap_or_else(DaemonClient::default_address);
-    let scion = match connect_daemon(&daemon_addr).await {
-        Ok((daemon, ia)) => {
-            let (socket, local) = bind_local(&daemon, ia, cfg.local).await?;
-            ScionSide {
-                socket,
-                local,
-                daemon: Some(daemon),
-            }
-        }
-        Err(e) if cfg.local.is_none() => {
-            tracing::warn!("{e}; running without SCION (TCP only)");
-            placeholder_socket()?
-        }
-        Err(e) => return Err(e),
+    let setup = start::Setup {
+        sciond: cfg
+            .sciond
+            .clone()
+            .unwrap_or_else(DaemonClient::default_address),
+        local: cfg.local,
+        scion_required: cfg.local.is_some(),
+        tcp_listen: cfg.tcp_listen,
+        path_policy: cfg.path_policy.clone(),
+        engine: cfg.engine.clone(),
+        runtimes: Some(cfg.runtimes),
     };
-    let scion_on = scion.daemon.is_some();
-    let now = Instant::now();
-    let pool = HashPool::new(0)
-        .map(Arc::new)
-        .map_err(|e| ClientError::Other(format!("cannot start hash workers: {e}")))?;
-    let paths = PathService::new(scion.daemon.clone(), cfg.path_policy.clone());
-    let hub = TcpHub::new(Default::default());
-    let mut client = Client::new(pool, paths, hub.clone(), cfg.engine.clone(), now);
-    let want = cfg.tcp_listen.unwrap_or(if scion_on {
-        scion.local.socket_addr()
-    } else {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
-    });
-    client.tcp_listen = Some(listen_tcp(&hub, want, cfg.tcp_listen.is_some())?);
-    client.local_scion = scion_on.then_some(scion.local);
-    client.sciond = scion_on.then_some(daemon_addr);
+    let start::Started {
+        mut client,
+        socket,
+        mut net,
+        local,
+        runtimes: count,
+        started: now,
+        ..
+    } = start::start(setup).await?;
     if let Some(store) = cfg.store.take() {
         client.set_store(store);
     }
@@ -258,12 +241,11 @@ async fn run_async(mut cfg: ClientConfig, side: ClientSide) -> Result<(), Client
         torrents = client.torrent_count(),
         "client running"
     );
-    let count = runtimes::count(Some(cfg.runtimes), scion_on);
     let shared = match (count > 1, &client.sciond) {
         (true, Some(sciond)) => {
             let (global_down, global_up) = client.global_limits();
             let extra = runtimes::ExtraConfig {
-                local: scion.local,
+                local,
                 sciond: sciond.clone(),
                 policy: cfg.path_policy.clone(),
                 engine: cfg.engine.clone(),
@@ -271,19 +253,13 @@ async fn run_async(mut cfg: ClientConfig, side: ClientSide) -> Result<(), Client
                 global_down,
                 global_up,
             };
-            let (mail, extra) = runtimes::start_extra(&scion.socket, count, extra)?;
+            let (mail, extra) = runtimes::start_extra(&socket, count, extra)?;
             client.attach_extra_runtimes(extra);
             Some((0, mail))
         }
         _ => None,
     };
-    let tuning = runtimes::tuning(0, count);
-    let mut net =
-        ScionNet::new(scion.local, &tuning, true).map_err(|e| ClientError::Other(e.to_string()))?;
-    if let Some(daemon) = &scion.daemon {
-        net.set_as_mtu(daemon.local_mtu().await);
-    }
-    let ran = uring::run_shared(scion.socket, &mut net, &mut client, shared).await;
+    let ran = uring::run_shared(socket, &mut net, &mut client, shared).await;
     client.stop_listening().await;
     ran.map_err(|e| ClientError::Other(e.to_string()))
 }

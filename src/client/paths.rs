@@ -62,6 +62,11 @@ impl PathService {
         }
     }
 
+    /// A new policy for the paths asked for from now on.
+    pub fn set_policy(&mut self, policy: PathPolicy) {
+        self.policy = policy;
+    }
+
     pub fn has_daemon(&self) -> bool {
         self.daemon.is_some()
     }
