@@ -486,7 +486,7 @@ impl Client {
             Limiter::new(vec![buckets.0.clone(), self.global_down.clone()]),
             Limiter::new(vec![buckets.1.clone(), self.global_up.clone()]),
         );
-        let mut tcp = TcpLanes::new(&self.tcp);
+        let mut tcp = TcpLanes::new(&self.tcp, data.meta.info_hash);
         tcp.liveness = self.opts.liveness;
         tcp.dial_enabled = !paused;
         LivePhase {

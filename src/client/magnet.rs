@@ -45,7 +45,7 @@ impl Fetch {
         now: Instant,
     ) -> Self {
         let session = MetadataSession::new(info_hash, peer_id, client_name);
-        let mut tcp = TcpLanes::new(hub);
+        let mut tcp = TcpLanes::new(hub, info_hash);
         tcp.liveness = liveness;
         Self {
             app: QuicBtApp::new(session, Vec::new(), StopWhen::Never, now),

@@ -2,6 +2,7 @@
 
 pub mod dialer;
 pub mod liveness;
+pub mod mse;
 pub mod quic;
 pub mod stream_chunks;
 pub mod tcp;

@@ -1,5 +1,5 @@
-//! Plain BitTorrent over TCP (BEP 3/6/10, no MSE), on the same torrent [`Session`] as the
-//! QUIC/SCION lanes and in the same tokio-uring thread.
+//! BitTorrent over TCP (BEP 3/6/10, plain or MSE/PE-encrypted), on the same torrent
+//! [`Session`] as the QUIC/SCION lanes and in the same tokio-uring thread.
 //!
 //! Every TCP connection is one lane. A listener task accepts connections, a dial task per IP
 //! peer connects (and reconnects while we still want data); each connection has a reader task
@@ -8,6 +8,10 @@
 //! without another copy). The synchronous part, [`TcpLanes`] (one per torrent), moves events
 //! into the session and output into the queues from the driver loop; the listener and the
 //! event queue ([`TcpHub`]) are shared by all torrents of a client.
+//!
+//! Before a connection becomes a lane, [`super::mse`] runs the encryption handshake the
+//! client's [`Policy`] asks for (an incoming one may be plain or MSE on the same port); an RC4
+//! lane's reader decrypts what it reads and its writer encrypts a copy of each chunk.
 //!
 //! Lane ids start at [`TCP_LANE_BASE`], far above the QUIC app's (which count up from 1).
 
@@ -18,11 +22,13 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use bt_mse::{req2_hash, Policy, Rc4Stream};
 use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::engine::liveness::{Liveness, LivenessRules};
+use crate::engine::mse::{self, EncryptionError, Negotiated};
 use crate::torrent::close::CloseReason;
 use crate::torrent::lane_protocol::LaneProtocol;
 use crate::torrent::session::LaneId;
@@ -39,6 +45,11 @@ const MAX_UNREAD: usize = 256 * 1024;
 const WRITEV_MAX: usize = 64;
 /// Wait between connection attempts to an IP peer.
 const REDIAL_AFTER: Duration = Duration::from_secs(2);
+/// Incoming connections in their first handshake at once; more are closed at once (each
+/// costs a Diffie-Hellman exponentiation and up to ~70 KiB).
+const MAX_INCOMING_HANDSHAKES: usize = 256;
+/// How long stopping waits for handshakes to see their socket shut down.
+const HANDSHAKE_STOP: Duration = Duration::from_secs(2);
 
 /// What the connection tasks report to the driver loop. Dials are tagged with the
 /// [`TcpLanes`] that made them (`owner`); accepted connections have no owner until the
@@ -64,9 +75,15 @@ pub struct Conn {
     closed: Cell<bool>,
     wake_writer: Notify,
     read_gate: Rc<ReadGate>,
+    encrypted: bool,
 }
 
 impl Conn {
+    /// Whether the lane is RC4-encrypted (MSE).
+    pub fn encrypted(&self) -> bool {
+        self.encrypted
+    }
+
     pub fn close(&self) {
         if !self.closed.replace(true) {
             let _ = self.stream.shutdown(std::net::Shutdown::Both);
@@ -103,6 +120,34 @@ struct Hub {
     /// Listening sockets and their accept loops (see [`TcpHub::stop_listening`]).
     listeners: RefCell<Vec<(RawFd, tokio::task::JoinHandle<()>)>>,
     stop_listening: Cell<bool>,
+    encryption: Cell<Policy>,
+    /// HASH('req2', info hash) → info hash, with how many TcpLanes registered it: the
+    /// torrents an incoming MSE stream may ask for.
+    skeys: RefCell<HashMap<[u8; 20], Registered>>,
+    /// Sockets in an encryption handshake (shut down when we stop).
+    handshakes: RefCell<HashMap<u64, RawFd>>,
+    next_handshake: Cell<u64>,
+    incoming_handshakes: Cell<usize>,
+}
+
+/// An info hash incoming MSE streams may name, and how many TcpLanes registered it.
+type Registered = ([u8; 20], usize);
+
+/// A socket in its handshake, known to the hub until dropped (drop it before the stream).
+struct HandshakeSlot {
+    hub: Rc<Hub>,
+    id: u64,
+    incoming: bool,
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.hub.handshakes.borrow_mut().remove(&self.id);
+        if self.incoming {
+            let n = self.hub.incoming_handshakes.get();
+            self.hub.incoming_handshakes.set(n.saturating_sub(1));
+        }
+    }
 }
 
 impl Hub {
@@ -111,14 +156,95 @@ impl Hub {
         self.wake.notify_one();
     }
 
+    fn track_handshake(self: &Rc<Self>, fd: RawFd, incoming: bool) -> HandshakeSlot {
+        let id = self.next_handshake.get();
+        self.next_handshake.set(id + 1);
+        self.handshakes.borrow_mut().insert(id, fd);
+        if incoming {
+            self.incoming_handshakes
+                .set(self.incoming_handshakes.get() + 1);
+        }
+        HandshakeSlot {
+            hub: self.clone(),
+            id,
+            incoming,
+        }
+    }
+
+    /// The info hash an incoming MSE stream asks for, if it is one of ours.
+    fn find_skey(&self, req2: &[u8; 20]) -> Option<[u8; 20]> {
+        self.skeys.borrow().get(req2).map(|(ih, _)| *ih)
+    }
+
+    /// Runs the first handshake of an accepted connection (plain or MSE, as the policy
+    /// allows); a lane if it succeeds.
+    fn answer(self: &Rc<Self>, stream: TcpStream, peer: SocketAddr) {
+        if self.incoming_handshakes.get() >= MAX_INCOMING_HANDSHAKES {
+            tracing::info!(%peer, "TCP peer closed: too many handshakes at once");
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        let slot = self.track_handshake(stream.as_raw_fd(), true);
+        let hub = self.clone();
+        tokio_uring::spawn(async move {
+            let policy = hub.encryption.get();
+            let lookup = |req2: &[u8; 20]| hub.find_skey(req2);
+            let r = mse::answer(&stream, policy, &lookup).await;
+            drop(slot);
+            match r {
+                Ok(neg) => hub.start_conn(stream, peer, false, None, neg),
+                Err(e) => {
+                    tracing::info!(%peer, "TCP peer refused: {e}");
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                }
+            }
+        });
+    }
+
+    /// Connects to `addr` for torrent `skey` with the encryption the policy asks for: MSE
+    /// first unless disabled, and plain again after a failed MSE handshake when enabled.
+    async fn connect(
+        self: &Rc<Self>,
+        addr: SocketAddr,
+        skey: [u8; 20],
+    ) -> Result<(TcpStream, Negotiated), EncryptionError> {
+        let policy = self.encryption.get();
+        let stream = TcpStream::connect(addr).await?;
+        if !policy.dials_encrypted() {
+            return Ok((stream, Negotiated::plain()));
+        }
+        let slot = self.track_handshake(stream.as_raw_fd(), false);
+        let r = mse::dial(&stream, skey, policy.allowed()).await;
+        drop(slot);
+        match r {
+            Ok(neg) => Ok((stream, neg)),
+            Err(e) if policy.falls_back_to_plaintext() => {
+                tracing::info!(peer = %addr, "MSE failed ({e}); dialling plain BitTorrent");
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                drop(stream);
+                Ok((TcpStream::connect(addr).await?, Negotiated::plain()))
+            }
+            Err(e) => {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                Err(e)
+            }
+        }
+    }
+
     fn start_conn(
         self: &Rc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
         outbound: bool,
         dial: Option<(u32, usize)>,
+        neg: Negotiated,
     ) {
         let _ = stream.set_nodelay(true);
+        let (mut send_key, mut recv_key): (Option<Rc4Stream>, Option<Rc4Stream>) = match neg.streams
+        {
+            Some((s, r)) => (Some(s), Some(r)),
+            None => (None, None),
+        };
         let lane = self.next_lane.get();
         self.next_lane.set(lane + 1);
         let gate = Rc::new(ReadGate::default());
@@ -130,6 +256,7 @@ impl Hub {
             closed: Cell::new(false),
             wake_writer: Notify::new(),
             read_gate: gate.clone(),
+            encrypted: send_key.is_some(),
         });
         self.push(TcpEvent::Opened {
             lane,
@@ -138,6 +265,10 @@ impl Hub {
             conn: conn.clone(),
             dial,
         });
+        if !neg.payload.is_empty() {
+            gate.unread.set(neg.payload.len());
+            self.push(TcpEvent::Data(lane, neg.payload));
+        }
         let (hub, c) = (self.clone(), conn.clone());
         tokio_uring::spawn(async move {
             // However the reader ends, its lane's gate goes.
@@ -163,6 +294,9 @@ impl Hub {
                         return;
                     }
                     Ok(n) => {
+                        if let Some(k) = &mut recv_key {
+                            k.apply(&mut buf[..n]);
+                        }
                         // A full read hands its buffer over; a short one is copied out, so
                         // a queued event never holds 64 KiB for a few bytes.
                         let data = if n >= READ_BUF / 2 {
@@ -193,6 +327,15 @@ impl Hub {
                     let mut q = conn.queue.borrow_mut();
                     while batch.len() < WRITEV_MAX {
                         let Some(chunk) = q.pop_front() else { break };
+                        // RC4 needs its own copy: the chunk may be the storage's bytes.
+                        let chunk = match &mut send_key {
+                            Some(k) => {
+                                let mut v = chunk.to_vec();
+                                k.apply(&mut v);
+                                Bytes::from(v)
+                            }
+                            None => chunk,
+                        };
                         batch.push(chunk);
                     }
                 }
@@ -274,8 +417,22 @@ impl TcpHub {
                 next_owner: Cell::new(1),
                 listeners: RefCell::new(Vec::new()),
                 stop_listening: Cell::new(false),
+                encryption: Cell::new(Policy::default()),
+                skeys: RefCell::new(HashMap::new()),
+                handshakes: RefCell::new(HashMap::new()),
+                next_handshake: Cell::new(0),
+                incoming_handshakes: Cell::new(0),
             }),
         }
+    }
+
+    /// The encryption policy of connections made or accepted from now on.
+    pub fn set_encryption(&self, policy: Policy) {
+        self.hub.encryption.set(policy);
+    }
+
+    pub fn encryption(&self) -> Policy {
+        self.hub.encryption.get()
     }
 
     /// Listens on `addr` (must be called inside the tokio-uring runtime).
@@ -293,7 +450,7 @@ impl TcpHub {
                 match accepted {
                     Ok((stream, peer)) => {
                         tracing::info!(%peer, "accepted TCP peer");
-                        hub.start_conn(stream, peer, false, None);
+                        hub.answer(stream, peer);
                     }
                     Err(e) => {
                         tracing::warn!("TCP accept failed: {e}");
@@ -315,7 +472,26 @@ impl TcpHub {
             std::mem::take(&mut *self.hub.listeners.borrow_mut())
                 .into_iter()
                 .unzip();
-        crate::net::uring::complete_pending(&fds, loops, "TCP accept loops").await
+        let accepts = crate::net::uring::complete_pending(&fds, loops, "TCP accept loops").await;
+        accepts && self.stop_handshakes().await
+    }
+
+    /// Shuts down the sockets still in an encryption handshake, so their pending reads
+    /// complete before the runtime ends; false if some did not end in time.
+    async fn stop_handshakes(&self) -> bool {
+        for &fd in self.hub.handshakes.borrow().values() {
+            // SAFETY: a registered socket is open (its slot goes before its stream).
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        let until = Instant::now() + HANDSHAKE_STOP;
+        while !self.hub.handshakes.borrow().is_empty() {
+            if Instant::now() > until {
+                tracing::warn!("TCP handshakes did not stop within {HANDSHAKE_STOP:?}");
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
 
     pub fn pop_event(&self) -> Option<TcpEvent> {
@@ -351,6 +527,8 @@ pub struct TcpLanes {
     owner: u32,
     lanes: HashMap<LaneId, LaneConn>,
     dials: Vec<Dial>,
+    /// The torrent: the SKEY of our MSE handshakes, and what incoming ones may ask for.
+    info_hash: [u8; 20],
     /// Whether to keep (re)connecting to IP peers.
     pub dial_enabled: bool,
     /// Keep-alive interval and silent-peer timeout.
@@ -358,13 +536,21 @@ pub struct TcpLanes {
 }
 
 impl TcpLanes {
-    /// The TCP lanes of one torrent on a client's shared hub.
-    pub fn new(hub: &TcpHub) -> Self {
+    /// The TCP lanes of torrent `info_hash` on a client's shared hub (incoming MSE streams
+    /// may name it while these lanes exist).
+    pub fn new(hub: &TcpHub, info_hash: [u8; 20]) -> Self {
         let owner = hub.hub.next_owner.get();
         hub.hub.next_owner.set(owner + 1);
+        hub.hub
+            .skeys
+            .borrow_mut()
+            .entry(req2_hash(&info_hash))
+            .or_insert((info_hash, 0))
+            .1 += 1;
         Self {
             hub: hub.hub.clone(),
             owner,
+            info_hash,
             lanes: HashMap::new(),
             dials: Vec::new(),
             dial_enabled: true,
@@ -407,11 +593,11 @@ impl TcpLanes {
                 continue;
             }
             d.busy = true;
-            let (hub, addr, owner) = (self.hub.clone(), d.addr, self.owner);
+            let (hub, addr, owner, skey) = (self.hub.clone(), d.addr, self.owner, self.info_hash);
             tracing::info!(peer = %addr, "connecting over TCP");
             tokio_uring::spawn(async move {
-                match TcpStream::connect(addr).await {
-                    Ok(s) => hub.start_conn(s, addr, true, Some((owner, i))),
+                match hub.connect(addr, skey).await {
+                    Ok((s, neg)) => hub.start_conn(s, addr, true, Some((owner, i)), neg),
                     Err(e) => hub.push(TcpEvent::DialFailed(owner, i, e.to_string())),
                 }
             });
@@ -440,7 +626,8 @@ impl TcpLanes {
                 conn,
                 dial,
             } => {
-                session.add_lane(lane, outbound, format!("tcp {peer}"), now);
+                let rc4 = if conn.encrypted { " (rc4)" } else { "" };
+                session.add_lane(lane, outbound, format!("tcp {peer}{rc4}"), now);
                 // A peer we dialled listens on that address; an incoming one names its
                 // listen port in its extension handshake.
                 session.set_lane_remote(lane, crate::scion::PeerAddr::Ip(peer), outbound);
@@ -601,6 +788,20 @@ impl TcpLanes {
 
     pub fn lane_count(&self) -> usize {
         self.lanes.len()
+    }
+}
+
+impl Drop for TcpLanes {
+    /// Incoming MSE streams can no longer name this torrent (unless other lanes of it remain).
+    fn drop(&mut self) {
+        let mut skeys = self.hub.skeys.borrow_mut();
+        let key = req2_hash(&self.info_hash);
+        if let Some(entry) = skeys.get_mut(&key) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                skeys.remove(&key);
+            }
+        }
     }
 }
 
