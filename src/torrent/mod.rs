@@ -10,3 +10,4 @@ pub mod pex;
 pub mod picker;
 pub mod rate;
 pub mod session;
+pub mod smart_ban;

@@ -17,7 +17,6 @@ use hdrhistogram::Histogram;
 
 use crate::metrics::{self, RateEstimator};
 use crate::scion::PeerAddr;
-use crate::storage::hash::sha1;
 use crate::storage::Storage;
 use crate::torrent::close::CloseReason;
 use crate::torrent::fair_share::{fair_shares, LaneRoom};
@@ -25,6 +24,7 @@ use crate::torrent::meta::Metainfo;
 use crate::torrent::pex::Pex;
 use crate::torrent::picker::{BlockOutcome, BlockRef, Picker, BLOCK_LEN};
 use crate::torrent::rate::Limiter;
+use crate::torrent::smart_ban::SmartBan;
 use crate::wire::{
     encode_bytes, encode_piece_header, Bitfield, DecoderLimits, ExtensionHandshake, Handshake,
     Message, MessageDecoder, EXTENSION_HANDSHAKE_ID, UT_METADATA_ID, UT_PEX_ID,
@@ -210,12 +210,8 @@ pub struct Session {
     picker: Picker,
     lanes: FxHashMap<LaneId, Lane>,
     peers: HashMap<PeerId, Peer>,
-    banned: HashSet<PeerId>,
-    /// Who sent each block of a piece still being assembled (to ban liars).
-    contributors: HashMap<u32, Vec<(BlockRef, PeerId)>>,
-    /// Pieces that failed with several contributors: each block's sender and the SHA-1 of
-    /// what it sent. When the piece later verifies, whoever sent a different block lied.
-    suspects: HashMap<u32, Vec<(BlockRef, PeerId, [u8; 20])>>,
+    /// Who sent which block, and who is banned for lying.
+    smart_ban: SmartBan,
     actions: VecDeque<Action>,
     next_choke: Instant,
     next_optimistic: Instant,
@@ -259,9 +255,7 @@ impl Session {
             picker,
             lanes: FxHashMap::default(),
             peers: HashMap::new(),
-            banned: HashSet::new(),
-            contributors: HashMap::new(),
-            suspects: HashMap::new(),
+            smart_ban: SmartBan::default(),
             actions: VecDeque::new(),
             next_choke: now,
             next_optimistic: now + OPTIMISTIC_ROUND,
@@ -419,7 +413,7 @@ impl Session {
             .get(&id)
             .and_then(|l| l.origin)
             .map_or(hs.peer_id, |o| origin_key(&o, &hs.peer_id));
-        if self.banned.contains(&key) {
+        if self.smart_ban.is_banned(&key) {
             return Err(CloseReason::Banned);
         }
         let scion_peer = self
@@ -816,7 +810,7 @@ impl Session {
                 if let Some(p) = self.peers.get_mut(&pid) {
                     p.downloaded.add(b.len as u64, now);
                 }
-                self.contributors.entry(index).or_default().push((b, pid));
+                self.smart_ban.block_received(b, pid);
                 self.cancel_duplicates(id, &b);
                 if piece_complete {
                     self.verifier.submit(index);
@@ -1022,10 +1016,9 @@ impl Session {
         while let Some((piece, ok, spent)) = self.verifier.poll() {
             metrics::record(&mut self.verify_time, spent);
             self.picker.piece_verified(piece, ok);
-            let blocks = self.contributors.remove(&piece).unwrap_or_default();
+            let liars = self.smart_ban.piece_checked(piece, ok, &*self.storage);
             if ok {
                 self.pieces_verified += 1;
-                self.convict_liars(piece, now);
                 for lane in self.lanes.values_mut() {
                     if lane.handshake_seen {
                         push(lane, &Message::Have { index: piece });
@@ -1034,14 +1027,10 @@ impl Session {
             } else {
                 self.pieces_failed += 1;
                 tracing::warn!(piece, "piece failed verification");
-                // Only a sole contributor is certainly the liar.
-                let senders: HashSet<PeerId> = blocks.iter().map(|(_, p)| *p).collect();
-                if senders.len() == 1 {
-                    let liar = *senders.iter().next().expect("one element");
-                    self.ban(liar, now);
-                } else {
-                    self.remember_suspects(piece, blocks);
-                }
+            }
+            for liar in liars {
+                tracing::warn!(piece, peer = %hex(&liar), "sent a corrupt block: banned");
+                self.close_peer(liar, now);
             }
         }
         let pids: Vec<PeerId> = self.peers.keys().copied().collect();
@@ -1063,40 +1052,8 @@ impl Session {
         }
     }
 
-    /// A piece with several contributors failed: keep a digest of each sender's block as it
-    /// is on disk now, to compare with the good data once the piece verifies.
-    fn remember_suspects(&mut self, piece: u32, blocks: Vec<(BlockRef, PeerId)>) {
-        let record = self.suspects.entry(piece).or_default();
-        for (b, pid) in blocks {
-            if let Ok(data) = self.storage.read_block(b.piece, b.begin, b.len) {
-                record.push((b, pid, sha1(&data)));
-            }
-        }
-    }
-
-    /// A piece verified: every peer that earlier sent a block of it that differs from the
-    /// verified data lied, and only those are banned.
-    fn convict_liars(&mut self, piece: u32, now: Instant) {
-        let Some(record) = self.suspects.remove(&piece) else {
-            return;
-        };
-        let mut liars = HashSet::new();
-        for (b, pid, digest) in record {
-            match self.storage.read_block(b.piece, b.begin, b.len) {
-                Ok(good) if sha1(&good) != digest => {
-                    liars.insert(pid);
-                }
-                _ => {}
-            }
-        }
-        for liar in liars {
-            tracing::warn!(piece, peer = %hex(&liar), "sent a corrupt block");
-            self.ban(liar, now);
-        }
-    }
-
-    fn ban(&mut self, pid: PeerId, now: Instant) {
-        self.banned.insert(pid);
+    /// Closes every lane of a peer the smart ban convicted.
+    fn close_peer(&mut self, pid: PeerId, now: Instant) {
         let lanes = self
             .peers
             .get(&pid)
