@@ -34,6 +34,8 @@ pub struct DaemonConfig {
     pub dht_scion_nodes: Option<crate::discovery::dht::NodeSender<crate::scion::ScionAddr>>,
     /// io_uring runtimes on the SCION port (`--runtimes`).
     pub runtimes: u8,
+    /// `--encryption`, if given (else the saved setting).
+    pub encryption: Option<bt_mse::Policy>,
 }
 
 /// `$XDG_DATA_HOME/bittorrent-over-scion`, else `~/.local/share/bittorrent-over-scion`.
@@ -84,6 +86,7 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         dht_ip_nodes: None,
         dht_scion_nodes: None,
         runtimes: args.runtimes,
+        encryption: args.encryption,
     };
     announce_ready_when_loaded(&handle, &cfg);
 
@@ -206,6 +209,7 @@ fn run_client(cfg: &DaemonConfig, store: Store, side: ClientSide) -> Result<(), 
     config.engine.dht_scion_port = cfg.dht_scion_port;
     config.engine.dht_ip_nodes = cfg.dht_ip_nodes.clone();
     config.engine.dht_scion_nodes = cfg.dht_scion_nodes.clone();
+    config.engine.encryption = cfg.encryption;
     config.runtimes = cfg.runtimes;
     crate::client::run(config, side).map_err(crate::cli::run::client_err)
 }

@@ -404,7 +404,8 @@ fn settings_read_and_change() {
         &format!("{}/api/v1/settings", f.base),
         &[("content-type", "application/json")],
         json!({ "limits": { "download_bps": 100, "upload_bps": 200 },
-                "seed_policy": { "stop_at_ratio": 2.0, "stop_after_secs": null } })
+                "seed_policy": { "stop_at_ratio": 2.0, "stop_after_secs": null },
+                "encryption": "required" })
         .to_string()
         .into_bytes(),
     );
@@ -415,6 +416,7 @@ fn settings_read_and_change() {
         json!({ "download_bps": 100, "upload_bps": 200 })
     );
     assert_eq!(s["seed_policy"]["stop_at_ratio"], 2.0);
+    assert_eq!(s["encryption"], "required");
     let r = send(
         "PUT",
         &format!("{}/api/v1/settings", f.base),
@@ -434,6 +436,7 @@ fn settings_read_and_change() {
         // An array is not an object, though serde's derived structs take one by position.
         json!({ "limits": [1, 2] }),
         json!([{ "download_bps": 1, "upload_bps": 1 }, null]),
+        json!({ "encryption": "forced" }),
     ] {
         let r = send(
             "PUT",
@@ -448,6 +451,7 @@ fn settings_read_and_change() {
         2.0,
         "unchanged by the refused calls"
     );
+    assert_eq!(get(&f, "/api/v1/settings").json()["encryption"], "required");
 }
 
 #[test]

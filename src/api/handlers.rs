@@ -174,6 +174,7 @@ pub async fn set_path_rules(
 pub struct Settings {
     limits: Limits,
     seed_policy: SeedPolicy,
+    encryption: bt_mse::Policy,
     download_root: String,
     data_dir: String,
     http_listen: String,
@@ -187,6 +188,7 @@ pub async fn settings(State(s): State<AppState>) -> Json<Settings> {
     Json(Settings {
         limits: snap.limits,
         seed_policy: snap.seed_policy,
+        encryption: snap.encryption,
         download_root: s.root.path().display().to_string(),
         data_dir: s.data_dir.display().to_string(),
         http_listen: s.listen.to_string(),
@@ -201,6 +203,7 @@ pub async fn settings(State(s): State<AppState>) -> Json<Settings> {
 pub struct SettingsUpdate {
     limits: Option<Object<Limits>>,
     seed_policy: Option<Object<SeedPolicy>>,
+    encryption: Option<bt_mse::Policy>,
 }
 
 pub async fn set_settings(
@@ -221,6 +224,9 @@ pub async fn set_settings(
         p.validate()
             .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
         s.client.call(|r| Command::SetSeedPolicy(p, r)).await?;
+    }
+    if let Some(p) = u.encryption {
+        s.client.call(|r| Command::SetEncryption(p, r)).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

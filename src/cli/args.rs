@@ -110,6 +110,11 @@ pub struct TransferCli {
     /// Drop a TCP peer that sent nothing for this many seconds [default: 180].
     #[arg(long, value_name = "SECS")]
     pub peer_timeout: Option<f64>,
+    /// MSE/PE encryption of BitTorrent over TCP: disabled, enabled (accept both, dial
+    /// encrypted first and plain if that fails) or required (RC4 only, both ways)
+    /// [default: enabled].
+    #[arg(long, value_name = "POLICY", value_parser = clap::value_parser!(bt_mse::Policy))]
+    pub encryption: Option<bt_mse::Policy>,
     /// Maximum paths (lanes) per peer (default: all link-disjoint paths, up to 8).
     #[arg(long)]
     pub num_paths: Option<usize>,
@@ -284,6 +289,8 @@ pub struct TransferArgs {
     pub keepalive: Option<f64>,
     /// Silent-peer timeout for TCP peers, seconds.
     pub peer_timeout: Option<f64>,
+    /// MSE/PE policy for TCP peers (`--encryption`); None: the default.
+    pub encryption: Option<bt_mse::Policy>,
     pub num_paths: Option<usize>,
     pub print_metrics: bool,
     pub export_metrics: Option<PathBuf>,
@@ -323,6 +330,7 @@ impl TransferArgs {
             tcp_listen: c.tcp_listen,
             keepalive: c.keepalive,
             peer_timeout: c.peer_timeout,
+            encryption: c.encryption,
             num_paths: c.num_paths,
             print_metrics: c.print_metrics,
             export_metrics: c.export_metrics,
@@ -423,9 +431,14 @@ pub struct DaemonArgs {
     /// Own SCION address `ISD-AS,[IP]:Port`.
     #[arg(long)]
     pub local: Option<String>,
-    /// Where to accept plain BitTorrent over TCP, `IP:Port`.
+    /// Where to accept BitTorrent over TCP, `IP:Port`.
     #[arg(long)]
     pub tcp_listen: Option<String>,
+    /// MSE/PE encryption of BitTorrent over TCP: disabled, enabled or required (see
+    /// `download --help`); overrides the saved setting, which PUT /api/v1/settings changes
+    /// [default: the saved setting, else enabled].
+    #[arg(long, value_name = "POLICY", value_parser = clap::value_parser!(bt_mse::Policy))]
+    pub encryption: Option<bt_mse::Policy>,
     /// Run a mainline DHT node (BEP 5, over UDP/IP) on this address, e.g. 0.0.0.0:6881; its
     /// routing table is kept in the data dir.
     #[arg(long, value_name = "ADDR")]

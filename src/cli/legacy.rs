@@ -32,6 +32,7 @@ const FLAGS: &[(&str, bool)] = &[
     ("tcp-listen", true),
     ("keepAlive", true),
     ("peerTimeout", true),
+    ("encryption", true),
 ];
 
 /// Flags of the original client (its HTTP API mode on the http-ui branch, and the older
@@ -127,6 +128,13 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             "logLevel" => t.log_level = value,
             "keepAlive" => t.keepalive = Some(parse_secs(name, &value)?),
             "peerTimeout" => t.peer_timeout = Some(parse_secs(name, &value)?),
+            "encryption" => {
+                t.encryption = Some(
+                    value
+                        .parse()
+                        .map_err(|e: bt_mse::PolicyParseError| format!("-encryption: {e}"))?,
+                )
+            }
             "numPaths" => {
                 t.num_paths = Some(
                     value
@@ -176,6 +184,14 @@ mod tests {
             .chain(s.iter().copied())
             .map(String::from)
             .collect()
+    }
+
+    #[test]
+    fn encryption_policy_flag() {
+        let t = parse(&argv(&["-inPath=x.torrent", "-encryption=required"])).unwrap();
+        assert_eq!(t.encryption, Some(bt_mse::Policy::Required));
+        let e = parse(&argv(&["-inPath=x.torrent", "-encryption=forced"])).unwrap_err();
+        assert!(e.contains("-encryption"), "{e}");
     }
 
     #[test]

@@ -68,6 +68,7 @@ async fn fetch(t: TransferArgs, uri: String, stopper: &Stopper) -> Result<Vec<u8
         max_lanes: Some(1),
         liveness: liveness_rules(&t)?,
         metadata_only: true,
+        encryption: t.encryption,
         connect_timeout: Some(if t.enable_dht {
             DHT_CONNECT_TIMEOUT
         } else {

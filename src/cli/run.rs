@@ -239,6 +239,7 @@ async fn run_transfer(
         max_lanes: t.num_paths.filter(|&n| n > 0),
         liveness: ip.liveness,
         exit_when_finished: true,
+        encryption: t.encryption,
         ..Default::default()
     };
     // Trackers and the DHT, if any, feed peers into the torrent's book, as in the daemon.

@@ -145,6 +145,8 @@ pub enum Command {
         reply: Reply<()>,
     },
     SetSeedPolicy(SeedPolicy, Reply<()>),
+    /// The MSE/PE policy of TCP connections made or accepted from now on.
+    SetEncryption(bt_mse::Policy, Reply<()>),
     /// Replaces a torrent's path rules; lanes on paths they no longer allow are closed.
     SetPathRules {
         info_hash: InfoHash,
@@ -392,6 +394,9 @@ pub struct ClientSnapshot {
     pub sciond: Option<String>,
     pub limits: Limits,
     pub seed_policy: SeedPolicy,
+    /// MSE/PE policy of TCP connections.
+    #[serde(default)]
+    pub encryption: bt_mse::Policy,
     pub torrents: Vec<TorrentSnapshot>,
     pub paths: Vec<DestinationPaths>,
 }

@@ -82,6 +82,8 @@ pub struct EngineOptions {
     /// Where DHT nodes named by peers (BEP 5 `port`) go: the DHT over IP and over SCION.
     pub dht_ip_nodes: Option<crate::discovery::dht::NodeSender<SocketAddr>>,
     pub dht_scion_nodes: Option<crate::discovery::dht::NodeSender<ScionAddr>>,
+    /// MSE/PE policy of TCP connections; None: the saved setting (daemon) or the default.
+    pub encryption: Option<bt_mse::Policy>,
 }
 
 /// How a torrent that is ready to run is set up (single-shot commands pass their own).
@@ -161,6 +163,7 @@ impl Client {
         now: Instant,
     ) -> Self {
         let wake = tcp.wake_handle();
+        tcp.set_encryption(opts.encryption.unwrap_or_default());
         Self {
             torrents: HashMap::new(),
             pool,
@@ -1068,6 +1071,12 @@ impl Client {
                 self.publish(now);
                 let _ = reply.send(Ok(()));
             }
+            Command::SetEncryption(p, reply) => {
+                self.tcp.set_encryption(p);
+                self.save_client_settings();
+                self.publish(now);
+                let _ = reply.send(Ok(()));
+            }
             Command::TrackerStatus {
                 info_hash,
                 trackers,
@@ -1179,6 +1188,7 @@ impl Client {
         let settings = ClientSettings {
             limits: self.limits,
             seed_policy: self.seed_policy,
+            encryption: Some(self.tcp.encryption()),
         };
         if let Some(store) = &mut self.store {
             if let Err(e) = store.save_client_settings(&settings) {
@@ -1195,6 +1205,10 @@ impl Client {
                 tracing::warn!("saved client settings: {e}; using the default instead");
             }
             self.seed_policy = s.seed_policy;
+            // A policy given on the command line wins over the saved one.
+            if let (None, Some(p)) = (self.opts.encryption, s.encryption) {
+                self.tcp.set_encryption(p);
+            }
             self.set_global_limits(s.limits, now);
         }
         let Some(store) = &mut self.store else { return };
@@ -1241,6 +1255,7 @@ impl Client {
             sciond: self.sciond.clone(),
             limits: self.limits,
             seed_policy: self.seed_policy,
+            encryption: self.tcp.encryption(),
             torrents,
             paths: self
                 .paths
@@ -1547,7 +1562,10 @@ enum Touches {
 fn touched_by(cmd: &Command) -> Touches {
     match cmd {
         // A new torrent starts dirty; a tracker report only changes what is shown.
-        Command::Add(..) | Command::TrackerStatus { .. } | Command::Serve(_) => Touches::None,
+        Command::Add(..)
+        | Command::TrackerStatus { .. }
+        | Command::Serve(_)
+        | Command::SetEncryption(..) => Touches::None,
         Command::Pause(ih, _) | Command::Resume(ih, _) => Touches::One(*ih),
         Command::Remove { info_hash, .. }
         | Command::AddPeers { info_hash, .. }
@@ -1570,7 +1588,10 @@ fn reject_shutting_down(cmd: Command) {
         Command::Add(_, r) => {
             let _ = r.send(Err(e));
         }
-        Command::Pause(_, r) | Command::Resume(_, r) | Command::SetSeedPolicy(_, r) => {
+        Command::Pause(_, r)
+        | Command::Resume(_, r)
+        | Command::SetSeedPolicy(_, r)
+        | Command::SetEncryption(_, r) => {
             let _ = r.send(Err(e));
         }
         Command::Remove { reply, .. }

@@ -142,6 +142,9 @@ pub struct ClientSettings {
     pub limits: Limits,
     #[serde(default)]
     pub seed_policy: SeedPolicy,
+    /// None: never set (the default policy, or the daemon's --encryption).
+    #[serde(default)]
+    pub encryption: Option<bt_mse::Policy>,
 }
 
 impl ClientSettings {
@@ -301,10 +304,12 @@ mod tests {
                 stop_at_ratio: Some(-1.0),
                 stop_after_secs: Some(u64::MAX),
             },
+            encryption: Some(bt_mse::Policy::Required),
         };
         let (ok, rejected) = bad.validated();
         assert_eq!(ok.seed_policy, SeedPolicy::default());
         assert_eq!(ok.limits, bad.limits, "valid parts are kept");
+        assert_eq!(ok.encryption, bad.encryption);
         assert_eq!(rejected, vec![SettingsError::SeedRatio(-1.0)]);
         let good = ClientSettings::default();
         assert_eq!(good.validated(), (good, vec![]));

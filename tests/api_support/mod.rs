@@ -234,6 +234,11 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                 let _ = reply.send(Ok(()));
                 publish(&mut snap);
             }
+            Command::SetEncryption(p, reply) => {
+                snap.encryption = p;
+                let _ = reply.send(Ok(()));
+                publish(&mut snap);
+            }
             Command::TrackerStatus { .. } | Command::Serve(_) => {}
             Command::Shutdown(reply) => {
                 seen.lock().unwrap().shutdown = true;
