@@ -651,29 +651,19 @@ impl Session {
     /// Answers a peer's ut_metadata request (BEP 9) from the info dictionary we hold.
     /// Malformed messages are ignored; a peer that does not read its answers gets rejects.
     fn serve_metadata(&mut self, id: LaneId, payload: &[u8]) {
-        use bt_ext::metadata::{piece_count, piece_len, METADATA_PIECE_LEN};
         use bt_ext::MetadataMessage;
         let Ok(MetadataMessage::Request { piece }) = bt_ext::decode_metadata_message(payload)
         else {
             return;
         };
-        let info = &self.meta.info_bytes;
         let Some(lane) = self.lanes.get_mut(&id) else {
             return;
         };
         let Some(their_id) = lane.peer_ut_metadata else {
             return;
         };
-        let servable = piece < piece_count(info.len())
-            && info.len() <= bt_ext::metadata::MAX_METADATA_SIZE
-            && lane.outbox_bytes < OUTBOX_TARGET;
-        let answer = if servable {
-            let start = piece as usize * METADATA_PIECE_LEN;
-            MetadataMessage::Data {
-                piece,
-                total_size: info.len() as u64,
-                data: info[start..start + piece_len(info.len(), piece)].to_vec(),
-            }
+        let answer = if lane.outbox_bytes < OUTBOX_TARGET {
+            bt_ext::metadata::serve_piece(&self.meta.info_bytes, piece)
         } else {
             MetadataMessage::Reject { piece }
         };

@@ -11,6 +11,7 @@ pub mod magnet;
 pub mod metadata;
 pub mod pex;
 
+pub use bencode::NotADict;
 pub use magnet::{parse_magnet, Magnet, MagnetError};
 pub use metadata::{
     decode_metadata_message, torrent_file, MetadataAssembler, MetadataEvent, MetadataMessage,

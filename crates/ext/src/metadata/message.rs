@@ -1,7 +1,9 @@
 //! ut_metadata messages: a bencoded dictionary `{msg_type, piece[, total_size]}`; a data
 //! message is followed by the piece's raw bytes.
 
-use crate::bencode::{for_each_pair, int_of, split_dict, DictWriter};
+use bt_bencode::{DictWriter, Value};
+
+use crate::bencode::{split_dict, NotADict};
 
 use super::METADATA_PIECE_LEN;
 
@@ -24,7 +26,7 @@ pub enum MetadataMessage {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetadataMessageError {
     #[error("ut_metadata message is not a bencoded dictionary: {0}")]
-    NotDict(String),
+    NotDict(#[from] NotADict),
     #[error("ut_metadata message lacks a valid '{0}'")]
     Missing(&'static str),
     #[error("unknown ut_metadata msg_type {0}")]
@@ -38,20 +40,13 @@ pub enum MetadataMessageError {
 /// Decodes a ut_metadata payload (the bytes after the extended message id). Pure; the fuzz
 /// target calls it.
 pub fn decode_metadata_message(payload: &[u8]) -> Result<MetadataMessage, MetadataMessageError> {
-    let (dict, rest) = split_dict(payload).map_err(MetadataMessageError::NotDict)?;
-    let (mut msg_type, mut piece, mut total_size) = (None, None, None);
-    for_each_pair(dict, |k, v| {
-        match k {
-            b"msg_type" => msg_type = int_of(&v),
-            b"piece" => piece = int_of(&v).and_then(|i| u32::try_from(i).ok()),
-            b"total_size" => total_size = int_of(&v).and_then(|i| u64::try_from(i).ok()),
-            _ => {}
-        }
-        Ok(())
-    })
-    .map_err(MetadataMessageError::NotDict)?;
-    let msg_type = msg_type.ok_or(MetadataMessageError::Missing("msg_type"))?;
-    let piece = piece.ok_or(MetadataMessageError::Missing("piece"))?;
+    let (dict, rest) = split_dict(payload)?;
+    let int = |key: &[u8]| dict.get(key).and_then(Value::as_int);
+    let msg_type = int(b"msg_type").ok_or(MetadataMessageError::Missing("msg_type"))?;
+    let piece = int(b"piece")
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or(MetadataMessageError::Missing("piece"))?;
+    let total_size = int(b"total_size").and_then(|i| u64::try_from(i).ok());
     let no_trailer = || {
         if rest.is_empty() {
             Ok(())
@@ -83,11 +78,11 @@ impl MetadataMessage {
         let mut w = DictWriter::new();
         match self {
             MetadataMessage::Request { piece } => {
-                w.int(b"msg_type", 0).int(b"piece", i64::from(*piece));
+                w.int("msg_type", 0).int("piece", i64::from(*piece));
                 w.finish()
             }
             MetadataMessage::Reject { piece } => {
-                w.int(b"msg_type", 2).int(b"piece", i64::from(*piece));
+                w.int("msg_type", 2).int("piece", i64::from(*piece));
                 w.finish()
             }
             MetadataMessage::Data {
@@ -95,10 +90,9 @@ impl MetadataMessage {
                 total_size,
                 data,
             } => {
-                w.int(b"msg_type", 1).int(b"piece", i64::from(*piece)).int(
-                    b"total_size",
-                    i64::try_from(*total_size).unwrap_or(i64::MAX),
-                );
+                w.int("msg_type", 1)
+                    .int("piece", i64::from(*piece))
+                    .int("total_size", i64::try_from(*total_size).unwrap_or(i64::MAX));
                 let mut out = w.finish();
                 out.extend_from_slice(data);
                 out

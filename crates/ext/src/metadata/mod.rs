@@ -12,7 +12,7 @@ pub use assembler::{
     MAX_IN_FLIGHT_PER_PEER, MAX_PEERS, MAX_STRIKES, MAX_TIMEOUTS,
 };
 pub use message::{decode_metadata_message, MetadataMessage, MetadataMessageError};
-pub use server::MetadataServer;
+pub use server::{serve_piece, MetadataServer};
 pub use torrent_file::{torrent_file, TorrentFileError};
 
 /// Metadata is exchanged in pieces of 16 KiB (the last one shorter).

@@ -1,4 +1,5 @@
-//! Serving our info dictionary to peers that ask for it.
+//! Serving our info dictionary to peers that ask for it: [`serve_piece`] is the one answer,
+//! used by the client's session and by [`MetadataServer`] (the honest peer of the tests).
 
 use super::{piece_count, piece_len, MetadataMessage, MAX_METADATA_SIZE, METADATA_PIECE_LEN};
 
@@ -28,20 +29,25 @@ impl MetadataServer {
         let MetadataMessage::Request { piece } = *msg else {
             return None;
         };
-        let reject = MetadataMessage::Reject { piece };
-        let Some(info) = &self.info else {
-            return Some(reject);
-        };
-        if piece >= piece_count(info.len()) {
-            return Some(reject);
-        }
-        let start = piece as usize * METADATA_PIECE_LEN;
-        let data = info[start..start + piece_len(info.len(), piece)].to_vec();
-        Some(MetadataMessage::Data {
-            piece,
-            total_size: info.len() as u64,
-            data,
+        Some(match &self.info {
+            Some(info) => serve_piece(info, piece),
+            None => MetadataMessage::Reject { piece },
         })
+    }
+}
+
+/// The answer to a request for piece `piece` of `info` (the raw info dictionary, exactly as
+/// hashed): the piece, or a reject if there is no such piece or the metadata is larger than
+/// [`MAX_METADATA_SIZE`] (peers could not fetch it from us anyway).
+pub fn serve_piece(info: &[u8], piece: u32) -> MetadataMessage {
+    if info.len() > MAX_METADATA_SIZE || piece >= piece_count(info.len()) {
+        return MetadataMessage::Reject { piece };
+    }
+    let start = piece as usize * METADATA_PIECE_LEN;
+    MetadataMessage::Data {
+        piece,
+        total_size: info.len() as u64,
+        data: info[start..start + piece_len(info.len(), piece)].to_vec(),
     }
 }
 

@@ -1,14 +1,14 @@
 //! A .torrent from fetched metadata: `announce`/`announce-list` from the magnet's trackers and
 //! the info dictionary byte for byte (so the file's info hash is the magnet's).
 
-use bendy::decoding::{Decoder, Object};
+use bt_bencode::{DictWriter, ListWriter, Value};
 
-use crate::bencode::{write_bytes, DictWriter, MAX_DEPTH};
+use crate::bencode::{NotADict, DECODER};
 
 /// The info bytes are not exactly one bencoded dictionary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("metadata is not a single bencoded dictionary: {0}")]
-pub struct TorrentFileError(String);
+pub struct TorrentFileError(#[from] NotADict);
 
 /// Writes a .torrent: `announce` (first tracker), `announce-list` (one tier per tracker, in
 /// order; BEP 12) and `info` = `info` unchanged. Pure; `--save-torrent` uses it.
@@ -16,31 +16,27 @@ pub fn torrent_file(info: &[u8], trackers: &[String]) -> Result<Vec<u8>, Torrent
     check_single_dict(info)?;
     let mut w = DictWriter::new();
     if let Some(first) = trackers.first() {
-        w.bytes(b"announce", first.as_bytes());
-        let mut list = vec![b'l'];
+        w.bytes("announce", first);
+        let mut tiers = ListWriter::new();
         for t in trackers {
-            list.push(b'l');
-            write_bytes(&mut list, t.as_bytes());
-            list.push(b'e');
+            let mut tier = ListWriter::new();
+            tier.bytes(t);
+            tiers.list(tier);
         }
-        list.push(b'e');
-        w.raw(b"announce-list", &list);
+        w.list("announce-list", tiers);
     }
-    w.raw(b"info", info);
+    w.raw("info", info);
     Ok(w.finish())
 }
 
 fn check_single_dict(info: &[u8]) -> Result<(), TorrentFileError> {
-    let err = |e: &dyn std::fmt::Display| TorrentFileError(e.to_string());
-    let mut dec = Decoder::new(info).with_max_depth(MAX_DEPTH);
-    let raw = match dec.next_object().map_err(|e| err(&e))? {
-        Some(Object::Dict(d)) => d.into_raw().map_err(|e| err(&e))?,
-        _ => return Err(err(&"not a dictionary")),
-    };
-    if raw.len() != info.len() {
-        return Err(err(&format!("{} bytes after it", info.len() - raw.len())));
+    // An info dictionary may hold many more values than a message (one per file and path
+    // component); its size is bounded by the caller (MAX_METADATA_SIZE).
+    match DECODER.with_max_items(usize::MAX).decode(info) {
+        Ok(Value::Dict(_)) => Ok(()),
+        Ok(_) => Err(NotADict::OtherValue.into()),
+        Err(e) => Err(NotADict::from(e).into()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

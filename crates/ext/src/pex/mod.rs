@@ -20,10 +20,10 @@
 
 mod state;
 
-use bendy::decoding::Object;
+use bt_bencode::{DictWriter, Value};
 use scion_addr::{compact, PeerAddr};
 
-use crate::bencode::{for_each_pair, split_dict, DictWriter};
+use crate::bencode::{split_dict, NotADict};
 
 pub use state::{PexState, Received, MAX_PEERS_PER_MESSAGE, MAX_RECEIVED_PER_MESSAGE};
 
@@ -113,40 +113,17 @@ type KeyValues<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
 /// A ut_pex payload that is not a bencoded dictionary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid ut_pex message: {0}")]
-pub struct PexError(String);
+pub struct PexError(#[from] NotADict);
 
 /// Decodes a ut_pex payload. Pure; the fuzz target calls it. Output order: IPv4, IPv6,
 /// SCION/IPv4, SCION/IPv6 (each in message order).
 pub fn decode_pex_message(payload: &[u8]) -> Result<PexMessage, PexError> {
-    let (dict, _trailing) = split_dict(payload).map_err(PexError)?;
-    // `for_each_pair` lends each value only for the call: copy our keys' values out.
-    let mut owned: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    for_each_pair(dict, |k, v| {
-        if let Object::Bytes(b) = v {
-            if Family::ALL.iter().any(|f| {
-                let (a, af, d) = f.keys();
-                k == a || k == af || k == d
-            }) {
-                owned.push((k.to_vec(), b.to_vec()));
-            }
-        }
-        Ok(())
-    })
-    .map_err(PexError)?;
-    let mut lists: [KeyValues<'_>; 4] = Default::default();
-    for (k, v) in &owned {
-        let v = v.as_slice();
-        for (i, f) in Family::ALL.iter().enumerate() {
-            let (a, af, d) = f.keys();
-            if k == a {
-                lists[i].0 = Some(v);
-            } else if k == af {
-                lists[i].1 = Some(v);
-            } else if k == d {
-                lists[i].2 = Some(v);
-            }
-        }
-    }
+    let (dict, _trailing) = split_dict(payload)?;
+    let bytes = |key: &[u8]| dict.get(key).and_then(Value::as_bytes);
+    let lists: [KeyValues<'_>; 4] = Family::ALL.map(|f| {
+        let (a, af, d) = f.keys();
+        (bytes(a), bytes(af), bytes(d))
+    });
     let mut msg = PexMessage::default();
     for (f, (added, flags, dropped)) in Family::ALL.into_iter().zip(lists) {
         let n = f.entry_len();
@@ -176,10 +153,7 @@ impl PexMessage {
     /// always present (libtorrent expects them); the SCION keys only when non-empty.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = DictWriter::new();
-        // Keys sorted: added, added.f, added.scion, added.scion.f, added6, added6.f,
-        // added6.scion, added6.scion.f, dropped, dropped.scion, dropped6, dropped6.scion.
-        let order = [Family::V4, Family::ScionV4, Family::V6, Family::ScionV6];
-        for f in order {
+        for f in Family::ALL {
             let (ka, kf, _) = f.keys();
             let (mut list, mut flags) = (Vec::new(), Vec::new());
             for (a, fl) in self.added.iter().filter(|(a, _)| Family::of(a) == f) {
@@ -190,7 +164,7 @@ impl PexMessage {
                 w.bytes(ka, &list).bytes(kf, &flags);
             }
         }
-        for f in order {
+        for f in Family::ALL {
             let (_, _, kd) = f.keys();
             let mut list = Vec::new();
             for a in self.dropped.iter().filter(|a| Family::of(a) == f) {
