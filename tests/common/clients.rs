@@ -56,6 +56,11 @@ impl Client {
         }
     }
 
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// The process id (for /proc/PID/status).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -267,10 +272,24 @@ pub fn libtorrent(
     peer: Option<&str>,
     log: PathBuf,
 ) -> Client {
+    libtorrent_encrypted(mode, torrent, save, peer, log, "")
+}
+
+/// [`libtorrent`] with `LT_ENCRYPTION` (see lt_peer.py: "forced", "disabled", or "" for
+/// libtorrent's default).
+pub fn libtorrent_encrypted(
+    mode: &str,
+    torrent: &Path,
+    save: &Path,
+    peer: Option<&str>,
+    log: PathBuf,
+    encryption: &str,
+) -> Client {
     require_libtorrent();
     std::fs::create_dir_all(save).unwrap();
     let mut c = Command::new(PYTHON);
     c.arg(lt_script()).arg(mode).arg(torrent).arg(save);
+    c.env("LT_ENCRYPTION", encryption);
     if let Some(p) = peer {
         c.arg(p);
     }
@@ -300,13 +319,19 @@ impl Transmission {
     /// Starts a daemon saving into `download_dir`; plaintext peers are accepted
     /// (`encryption: 1`, "prefer encrypted", is also Transmission's default).
     pub fn start(work: &Path, download_dir: &Path) -> Transmission {
+        Self::start_with_encryption(work, download_dir, 1)
+    }
+
+    /// [`Transmission::start`] with its `encryption` setting: 0 prefer plaintext, 1 prefer
+    /// encrypted, 2 require encryption.
+    pub fn start_with_encryption(work: &Path, download_dir: &Path, encryption: u8) -> Transmission {
         let config = work.join("transmission");
         std::fs::create_dir_all(&config).unwrap();
         std::fs::create_dir_all(download_dir).unwrap();
         let (rpc_port, peer_port) = (free_port(), free_port());
         let settings = serde_json::json!({
             "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false,
-            "utp-enabled": false, "port-forwarding-enabled": false, "encryption": 1,
+            "utp-enabled": false, "port-forwarding-enabled": false, "encryption": encryption,
             "rpc-port": rpc_port, "rpc-authentication-required": false,
             "rpc-whitelist-enabled": true, "rpc-whitelist": "127.0.0.1",
             "peer-port": peer_port, "peer-port-random-on-start": false,
@@ -384,6 +409,17 @@ impl Transmission {
 
 /// aria2c for one torrent; `seed` keeps it seeding, otherwise it exits once complete.
 pub fn aria2(torrent: &Path, dir: &Path, seed: bool, work: &Path) -> (Client, u16) {
+    aria2_with(torrent, dir, seed, work, &[])
+}
+
+/// [`aria2`] with more options (e.g. `--bt-require-crypto=true`).
+pub fn aria2_with(
+    torrent: &Path,
+    dir: &Path,
+    seed: bool,
+    work: &Path,
+    extra: &[&str],
+) -> (Client, u16) {
     std::fs::create_dir_all(dir).unwrap();
     let port = free_port();
     let mut c = Command::new("aria2c");
@@ -400,6 +436,7 @@ pub fn aria2(torrent: &Path, dir: &Path, seed: bool, work: &Path) -> (Client, u1
     ])
     .arg(format!("--listen-port={port}"))
     .arg(format!("--dir={}", dir.display()));
+    c.args(extra);
     if seed {
         c.arg("--seed-ratio=0.0");
     } else {

@@ -5,7 +5,10 @@ usage: lt_peer.py seed|leech TORRENT SAVE_DIR [PEER_IP:PORT]
 Prints "LISTEN <port>", then "SEEDING" once it has every piece (seed; runs until killed)
 or "DONE" when the download is complete (leech; exit 0), exit 1 after the timeout.
 DHT, LSD, UPnP, NAT-PMP, PEX and trackers are off: peers are connected directly.
+LT_ENCRYPTION=forced makes every connection MSE with RC4 only (in_enc_policy and
+out_enc_policy pe_forced, allowed_enc_level pe_rc4); LT_ENCRYPTION=disabled refuses MSE.
 """
+import os
 import sys
 import time
 
@@ -47,6 +50,21 @@ atp.trackers = []
 atp.flags = (lt.torrent_flags.default_flags | lt.torrent_flags.override_trackers
              | lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
              | lt.torrent_flags.disable_pex) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+encryption = os.environ.get("LT_ENCRYPTION", "")
+if encryption == "forced":
+    ses.apply_settings({
+        "out_enc_policy": int(lt.enc_policy.pe_forced),
+        "in_enc_policy": int(lt.enc_policy.pe_forced),
+        "allowed_enc_level": int(lt.enc_level.pe_rc4),
+        "prefer_rc4": True,
+    })
+elif encryption == "disabled":
+    ses.apply_settings({
+        "out_enc_policy": int(lt.enc_policy.pe_disabled),
+        "in_enc_policy": int(lt.enc_policy.pe_disabled),
+    })
+elif encryption:
+    sys.exit("LT_ENCRYPTION must be forced or disabled")
 h = ses.add_torrent(atp)
 for _ in range(200):
     if ses.listen_port():
