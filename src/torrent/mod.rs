@@ -1,5 +1,6 @@
 //! Torrent-level logic: metainfo today; picker and session live here too.
 
+pub mod choker;
 pub mod close;
 pub mod fair_share;
 pub mod lane_protocol;

@@ -7,7 +7,7 @@
 //! choke state, and the scheduler spreads that peer's blocks over all of its lanes.
 
 use rustc_hash::FxHashMap;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use hdrhistogram::Histogram;
 use crate::metrics::{self, RateEstimator};
 use crate::scion::PeerAddr;
 use crate::storage::Storage;
+use crate::torrent::choker::{self, Candidate, Choker};
 use crate::torrent::close::CloseReason;
 use crate::torrent::fair_share::{fair_shares, LaneRoom};
 use crate::torrent::meta::Metainfo;
@@ -56,8 +57,6 @@ const MIN_PIPELINE: usize = 16;
 const MAX_PIPELINE: usize = 4096;
 /// Lanes without an RTT estimate keep this much data requested ahead.
 const REQUEST_QUEUE_TIME: Duration = Duration::from_secs(2);
-const CHOKE_ROUND: Duration = Duration::from_secs(10);
-const OPTIMISTIC_ROUND: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -213,8 +212,7 @@ pub struct Session {
     /// Who sent which block, and who is banned for lying.
     smart_ban: SmartBan,
     actions: VecDeque<Action>,
-    next_choke: Instant,
-    next_optimistic: Instant,
+    choker: Choker,
     completed_sent: bool,
     pub verify_time: Histogram<u64>,
     pub pieces_verified: u32,
@@ -257,8 +255,7 @@ impl Session {
             peers: HashMap::new(),
             smart_ban: SmartBan::default(),
             actions: VecDeque::new(),
-            next_choke: now,
-            next_optimistic: now + OPTIMISTIC_ROUND,
+            choker: Choker::new(now),
             completed_sent: false,
             verify_time: metrics::latency_histogram(),
             pieces_verified: 0,
@@ -507,7 +504,7 @@ impl Session {
         // A new lane of an already unchoked peer is unchoked too; lane admission is
         // recomputed right away.
         if !peer.am_choking {
-            self.next_choke = now;
+            self.choker.wake(now);
         }
         self.update_interest(key);
         Ok(())
@@ -550,7 +547,7 @@ impl Session {
                     let changed = p.interested != interested;
                     p.interested = interested;
                     if changed && (interested || !p.am_choking) {
-                        self.next_choke = now; // react now, not at the next round
+                        self.choker.wake(now); // react now, not at the next round
                     }
                 }
             }
@@ -889,7 +886,7 @@ impl Session {
             // Under a lane cap a lane held back may take the closed one's place: now, not at
             // the next round.
             if !gone && lane.admitted && self.cfg.max_served_lanes.is_some() {
-                self.next_choke = now;
+                self.choker.wake(now);
             }
             if gone {
                 if let Some(p) = self.peers.remove(&pid) {
@@ -910,7 +907,7 @@ impl Session {
     /// Periodic work: verification results, choking, stall detection, request pipelines.
     pub fn tick(&mut self, now: Instant) {
         self.collect_verifications(now);
-        if now >= self.next_choke {
+        if self.choker.is_due(now) {
             self.choke_round(now);
         }
         self.detect_stalls(now);
@@ -1054,55 +1051,31 @@ impl Session {
         }
     }
 
-    /// Unchokes the best `upload_slots - 1` interested peers (by what they give us while we
-    /// leech, by what we give them while we seed) plus one optimistic slot, so a new peer
-    /// gets a chance.
+    /// A choke round (see `choker`): the choker picks the peers and their lanes, the lanes
+    /// tell the peers.
     fn choke_round(&mut self, now: Instant) {
-        self.next_choke = now + CHOKE_ROUND;
         let seeding = self.picker.is_complete();
-        let rotate = now >= self.next_optimistic;
-        if rotate {
-            self.next_optimistic = now + OPTIMISTIC_ROUND;
-        }
-        let mut interested: Vec<(PeerId, f64, bool)> = self
+        let interested: Vec<Candidate> = self
             .peers
             .iter()
             .filter(|(_, p)| p.interested)
-            .map(|(id, p)| {
-                let rate = if seeding {
+            .map(|(id, p)| Candidate {
+                peer: *id,
+                rate: if seeding {
                     p.uploaded.rate()
                 } else {
                     p.downloaded.rate()
-                };
-                (*id, rate, p.optimistic)
+                },
+                optimistic: p.optimistic,
             })
             .collect();
-        interested.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let regular = self.cfg.upload_slots.saturating_sub(1).max(1);
-        let mut unchoke: HashSet<PeerId> = interested.iter().take(regular).map(|x| x.0).collect();
-        // Optimistic slot: keep the current one until rotation, else pick the next choked one.
-        let rest: Vec<PeerId> = interested.iter().skip(regular).map(|x| x.0).collect();
-        let current = interested.iter().skip(regular).find(|x| x.2).map(|x| x.0);
-        let optimistic = match (current, rotate) {
-            (Some(c), false) => Some(c),
-            _ => {
-                if rest.is_empty() {
-                    None
-                } else {
-                    let k = (now.elapsed().as_nanos() as usize + rest.len()) % rest.len();
-                    Some(rest[k])
-                }
-            }
-        };
-        if let Some(o) = optimistic {
-            unchoke.insert(o);
-        }
+        let mut unchoked = self.choker.round(interested, self.cfg.upload_slots, now);
         if !self.cfg.upload {
-            unchoke.clear();
+            unchoked.peers.clear();
         }
         for (pid, p) in self.peers.iter_mut() {
-            p.am_choking = !unchoke.contains(pid);
-            p.optimistic = Some(*pid) == optimistic;
+            p.am_choking = !unchoked.peers.contains(pid);
+            p.optimistic = Some(*pid) == unchoked.optimistic;
         }
         self.admit_lanes();
         self.apply_lane_chokes();
@@ -1117,12 +1090,7 @@ impl Session {
         }
     }
 
-    /// Fairness between leechers competing for our upload: when several peers are unchoked,
-    /// their lanes are admitted round-robin, one lane per peer per round, and a lane is
-    /// admitted only if it shares no link with lanes already admitted. Every unchoked peer
-    /// keeps at least its first lane. So two leechers behind the same three paths get
-    /// disjoint subsets of them instead of all six lanes fighting on every link (the original
-    /// client's fairness idea, without its dial-back).
+    /// Which lanes of the unchoked peers are served (see [`choker::lanes_not_admitted`]).
     fn admit_lanes(&mut self) {
         let mut unchoked: Vec<(PeerId, Vec<LaneId>)> = self
             .peers
@@ -1135,65 +1103,15 @@ impl Session {
             })
             .collect();
         unchoked.sort_by_key(|a| a.0);
-        for l in self.lanes.values_mut() {
-            l.admitted = true;
-        }
-        let cap = self.cfg.max_served_lanes.unwrap_or(usize::MAX).max(1);
-        if unchoked.len() < 2 {
-            // One peer: its first lanes, up to the cap.
-            for (_, lanes) in &unchoked {
-                for id in lanes.iter().skip(cap) {
-                    if let Some(l) = self.lanes.get_mut(id) {
-                        l.admitted = false;
-                    }
-                }
-            }
-            return;
-        }
-        for (_, lanes) in &unchoked {
-            for id in lanes {
-                if let Some(l) = self.lanes.get_mut(id) {
-                    l.admitted = false;
-                }
-            }
-        }
-        let mut used: HashSet<u64> = HashSet::new();
-        let mut remaining: Vec<Vec<LaneId>> = unchoked.into_iter().map(|(_, l)| l).collect();
-        let mut admitted = vec![0usize; remaining.len()];
-        let mut first_round = true;
-        loop {
-            let mut progress = false;
-            for (lanes, admitted) in remaining.iter_mut().zip(admitted.iter_mut()) {
-                if *admitted >= cap {
-                    continue;
-                }
-                let overlap = |id: &LaneId, lanes: &FxHashMap<LaneId, Lane>| {
-                    lanes.get(id).map_or(usize::MAX, |l| {
-                        l.links.iter().filter(|x| used.contains(x)).count()
-                    })
-                };
-                let best = lanes
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(i, id)| (overlap(id, &self.lanes), *i))
-                    .map(|(i, id)| (i, overlap(id, &self.lanes)));
-                let Some((i, o)) = best else { continue };
-                // After the first round (everyone keeps one lane), only link-disjoint lanes.
-                if o > 0 && !first_round {
-                    continue;
-                }
-                let id = lanes.remove(i);
-                if let Some(l) = self.lanes.get_mut(&id) {
-                    used.extend(l.links.iter().copied());
-                    l.admitted = true;
-                    *admitted += 1;
-                    progress = true;
-                }
-            }
-            first_round = false;
-            if !progress {
-                break;
-            }
+        let links: FxHashMap<LaneId, Vec<u64>> = unchoked
+            .iter()
+            .flat_map(|(_, lanes)| lanes)
+            .filter_map(|id| Some((*id, self.lanes.get(id)?.links.clone())))
+            .collect();
+        let cap = self.cfg.max_served_lanes.unwrap_or(usize::MAX);
+        let refused = choker::lanes_not_admitted(&unchoked, &links, cap);
+        for (id, l) in self.lanes.iter_mut() {
+            l.admitted = !refused.contains(id);
         }
     }
 
@@ -1497,7 +1415,7 @@ impl Session {
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         if !self.peers.is_empty() {
-            at(self.next_choke);
+            at(self.choker.next_round());
         }
         for l in self.lanes.values() {
             if !l.stalled && !l.outstanding.is_empty() {
