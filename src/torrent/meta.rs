@@ -1,20 +1,18 @@
 //! BitTorrent v1 metainfo (`.torrent`): parsing, validation and creation.
 //!
 //! # Parsing
-//! [`Metainfo::from_bytes`] decodes a `.torrent` with `bendy`'s streaming
-//! decoder. The info hash is the SHA-1 of the `info` dictionary's bytes *exactly
-//! as they appear in the file* (taken with `DictDecoder::into_raw`, never
-//! re-encoded). Those bytes are kept in [`Metainfo::info_bytes`] for serving
-//! metadata (BEP 9) later; [`Metainfo::from_info_bytes`] parses an info
-//! dictionary alone (e.g. fetched from peers for a magnet link).
+//! [`Metainfo::from_bytes`] reads a `.torrent` with bt-bencode ([`DECODER`]). The info hash is
+//! the SHA-1 of the `info` dictionary's bytes *exactly as they appear in the file* (its raw
+//! span, never re-encoded). Those bytes are kept in [`Metainfo::info_bytes`] for serving
+//! metadata (BEP 9) later; [`Metainfo::from_info_bytes`] parses an info dictionary alone
+//! (e.g. fetched from peers for a magnet link).
 //!
-//! The decoder is strict bencode first: dictionary keys sorted and unique (BEP 3).
-//! Torrents from the wild sometimes break that rule and libtorrent accepts them,
-//! so a file the strict reader refuses for that is read again by the tolerant
-//! [`super::lenient`] reader (first of duplicate keys wins, as in libtorrent),
-//! while the info hash is still taken over the raw `info` bytes of the file.
-//! Nesting deeper than [`MAX_DEPTH`] is rejected either way, so hostile input
-//! cannot exhaust the stack.
+//! Torrents from the wild sometimes break BEP 3's rule that dictionary keys be sorted and
+//! unique, and libtorrent accepts them, so the reader is lenient: keys in any order, the
+//! first of duplicate keys wins (as in libtorrent), non-canonical numbers; the info hash is
+//! still taken over the raw `info` bytes of the file. Nesting deeper than [`MAX_DEPTH`] and
+//! more than [`MAX_ITEMS`] values are rejected, so hostile input can exhaust neither the
+//! stack nor memory.
 //!
 //! # Paths: what is rejected, what is sanitised
 //! File paths come from the network/file and are joined under a download
@@ -43,12 +41,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use bendy::decoding::{Decoder, DictDecoder, ListDecoder, Object};
-use bendy::encoding::{Encoder, SingleItemEncoder};
+use bt_bencode::{Decoder, Dict, DictWriter, ListWriter, Value};
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
-
-use super::lenient;
 
 /// Largest accepted piece length (256 MiB). Anything larger is treated as
 /// corrupt/hostile input: pieces are hashed and buffered whole.
@@ -61,6 +56,15 @@ pub const MAX_AUTO_PIECE_LENGTH: u32 = 16 << 20;
 pub const TARGET_PIECES: u64 = 1500;
 /// Maximum bencode nesting depth accepted (a torrent needs 5).
 pub const MAX_DEPTH: usize = 32;
+/// Most bencode values accepted in one torrent (libtorrent's default token limit is 3 M):
+/// bounds what a hostile file can make us allocate.
+pub const MAX_ITEMS: usize = 3_000_000;
+/// How torrents are read: leniently (see the module docs); integers too large for an `i64`
+/// are read so that the field can be named ([`MetaError::BadInteger`]).
+pub const DECODER: Decoder = Decoder::LENIENT
+    .with_max_depth(MAX_DEPTH)
+    .with_max_items(MAX_ITEMS)
+    .with_big_integers(true);
 
 /// One file of the torrent's byte stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,9 +118,9 @@ pub struct Metainfo {
 /// Errors from parsing, validating or creating a metainfo.
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
-    /// Not valid (canonical) bencode: truncated, bad token, unsorted keys, too deep.
+    /// Not bencode: truncated, bad token, too deep, too many values.
     #[error("malformed bencode: {0}")]
-    Bencode(String),
+    Bencode(#[from] bt_bencode::Error),
     /// A required field is missing.
     #[error("missing field `{0}`")]
     MissingField(&'static str),
@@ -185,126 +189,43 @@ pub enum MetaError {
     Create(String),
 }
 
-impl From<bendy::decoding::Error> for MetaError {
-    fn from(e: bendy::decoding::Error) -> Self {
-        MetaError::Bencode(e.to_string())
-    }
-}
-
-impl From<bendy::encoding::Error> for MetaError {
-    fn from(e: bendy::encoding::Error) -> Self {
-        MetaError::Create(format!("bencode encoding failed: {e}"))
-    }
-}
-
 impl Metainfo {
-    /// Parses and validates a `.torrent` file's contents. Canonical bencode is read strictly;
-    /// a file with unsorted or duplicate dictionary keys (which libtorrent accepts) is read by
-    /// [`lenient`], still hashing the raw `info` bytes as they appear in the file.
+    /// Parses and validates a `.torrent` file's contents (bytes after the root dictionary
+    /// are ignored). Unsorted and duplicate keys are read as libtorrent reads them; the info
+    /// hash is over the raw `info` bytes as they appear in the file.
     pub fn from_bytes(data: &[u8]) -> Result<Metainfo, MetaError> {
-        match Self::from_canonical_bytes(data) {
-            Err(MetaError::Bencode(strict)) => Self::from_lenient_bytes(data, false, strict),
-            r => r,
-        }
-    }
-
-    /// Like [`Metainfo::from_info_bytes`] for a bare info dictionary.
-    fn from_lenient_bytes(
-        data: &[u8],
-        bare_info: bool,
-        strict: String,
-    ) -> Result<Metainfo, MetaError> {
-        // Only a file that the tolerant reader accepts gets a second chance; otherwise the
-        // strict reader's message is the better one.
-        let Ok((value, used)) = lenient::parse(data, MAX_DEPTH) else {
-            return Err(MetaError::Bencode(strict));
+        let (root, _used) = DECODER.decode_prefix(data)?;
+        let Value::Dict(root) = root else {
+            return Err(MetaError::WrongType {
+                field: "(root)",
+                expected: "dictionary",
+            });
         };
-        let raw_info = match (&value, bare_info) {
-            (_, true) if used != data.len() => return Err(MetaError::TrailingData),
-            (_, true) => data,
-            (lenient::Value::Dict(root), false) => match root.get(&b"info"[..]) {
-                Some((lenient::Value::Dict(_), raw)) => *raw,
-                _ => return Err(MetaError::Bencode(strict)),
-            },
-            _ => return Err(MetaError::Bencode(strict)),
-        };
-        let mut canonical = Vec::with_capacity(used);
-        lenient::encode(&value, &mut canonical);
-        let mut meta = if bare_info {
-            Self::from_canonical_info_bytes(&canonical)?
-        } else {
-            Self::from_canonical_bytes(&canonical)?
-        };
-        meta.info_hash = Sha1::digest(raw_info).into();
-        meta.info_bytes = Bytes::copy_from_slice(raw_info);
-        Ok(meta)
-    }
-
-    fn from_canonical_bytes(data: &[u8]) -> Result<Metainfo, MetaError> {
-        let mut dec = Decoder::new(data).with_max_depth(MAX_DEPTH);
-        let mut root = match dec.next_object()? {
-            Some(Object::Dict(d)) => d,
+        let info = match root.get(b"info") {
+            Some(Value::Dict(info)) => info,
             Some(_) => {
                 return Err(MetaError::WrongType {
-                    field: "(root)",
+                    field: "info",
                     expected: "dictionary",
                 })
             }
-            None => return Err(MetaError::Bencode("empty input".into())),
+            None => return Err(MetaError::MissingField("info")),
         };
-
-        let mut info_raw: Option<&[u8]> = None;
-        let mut announce = None;
-        let mut announce_list = Vec::new();
-        let mut comment = None;
-        let mut created_by = None;
-        let mut creation_date = None;
-        let mut nodes = Vec::new();
+        let mut meta = parse_info(info)?.build(info.raw())?;
         // Optional top-level fields of the wrong type are ignored (as other
         // clients do): they must not make a valid torrent unusable.
-        while let Some((key, value)) = root.next_pair()? {
-            match key {
-                b"info" => match value {
-                    Object::Dict(d) => info_raw = Some(d.into_raw()?),
-                    _ => {
-                        return Err(MetaError::WrongType {
-                            field: "info",
-                            expected: "dictionary",
-                        })
-                    }
-                },
-                b"announce" => announce = opt_string(value),
-                b"announce-list" => {
-                    if let Object::List(l) = value {
-                        announce_list = parse_announce_list(l)?;
-                    }
-                }
-                b"nodes" => {
-                    if let Object::List(l) = value {
-                        nodes = bt_dht::parse_torrent_nodes(l.into_raw()?)
-                            .map(|(ok, _unusable)| ok)
-                            .unwrap_or_default();
-                    }
-                }
-                b"comment" => comment = opt_string(value),
-                b"created by" => created_by = opt_string(value),
-                b"creation date" => {
-                    if let Object::Integer(s) = value {
-                        creation_date = s.parse::<i64>().ok();
-                    }
-                }
-                _ => {} // dropping the object consumes (and validates) it
-            }
+        meta.announce = root.get(b"announce").and_then(opt_string);
+        if let Some(Value::List(tiers)) = root.get(b"announce-list") {
+            meta.announce_list = parse_announce_list(tiers);
         }
-        drop(root);
-        let info_raw = info_raw.ok_or(MetaError::MissingField("info"))?;
-        let mut meta = Self::from_canonical_info_bytes(info_raw)?;
-        meta.announce = announce;
-        meta.announce_list = announce_list;
-        meta.comment = comment;
-        meta.created_by = created_by;
-        meta.creation_date = creation_date;
-        meta.nodes = nodes;
+        if let Some(Value::List(l)) = root.get(b"nodes") {
+            meta.nodes = bt_dht::parse_torrent_nodes(l.raw())
+                .map(|(ok, _unusable)| ok)
+                .unwrap_or_default();
+        }
+        meta.comment = root.get(b"comment").and_then(opt_string);
+        meta.created_by = root.get(b"created by").and_then(opt_string);
+        meta.creation_date = root.get(b"creation date").and_then(Value::as_int);
         Ok(meta)
     }
 
@@ -312,28 +233,17 @@ impl Metainfo {
     /// The info hash is the SHA-1 of `info`; trailing bytes are an error. Unsorted keys are
     /// tolerated as in [`Metainfo::from_bytes`].
     pub fn from_info_bytes(info: &[u8]) -> Result<Metainfo, MetaError> {
-        match Self::from_canonical_info_bytes(info) {
-            Err(MetaError::Bencode(strict)) => Self::from_lenient_bytes(info, true, strict),
-            r => r,
-        }
-    }
-
-    fn from_canonical_info_bytes(info: &[u8]) -> Result<Metainfo, MetaError> {
-        let mut dec = Decoder::new(info).with_max_depth(MAX_DEPTH);
-        let parsed = match dec.next_object()? {
-            Some(Object::Dict(d)) => parse_info(d)?,
-            Some(_) => {
-                return Err(MetaError::WrongType {
-                    field: "info",
-                    expected: "dictionary",
-                })
-            }
-            None => return Err(MetaError::Bencode("empty info dictionary".into())),
+        let (value, used) = DECODER.decode_prefix(info)?;
+        let Value::Dict(d) = value else {
+            return Err(MetaError::WrongType {
+                field: "info",
+                expected: "dictionary",
+            });
         };
-        if dec.next_object()?.is_some() {
+        if used != info.len() {
             return Err(MetaError::TrailingData);
         }
-        parsed.build(info)
+        parse_info(&d)?.build(info)
     }
 
     /// Number of pieces.
@@ -413,34 +323,24 @@ impl ParsedInfo {
     }
 }
 
-fn opt_string(o: Object<'_, '_>) -> Option<String> {
-    match o {
-        Object::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        _ => None,
-    }
+fn opt_string(v: &Value<'_>) -> Option<String> {
+    v.as_bytes()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
-fn parse_announce_list(mut tiers: ListDecoder<'_, '_>) -> Result<Vec<Vec<String>>, MetaError> {
-    let mut out = Vec::new();
-    while let Some(tier) = tiers.next_object()? {
-        if let Object::List(mut urls) = tier {
-            let mut t = Vec::new();
-            while let Some(u) = urls.next_object()? {
-                if let Some(s) = opt_string(u) {
-                    t.push(s);
-                }
-            }
-            if !t.is_empty() {
-                out.push(t);
-            }
-        }
-    }
-    Ok(out)
+fn parse_announce_list(tiers: &[Value<'_>]) -> Vec<Vec<String>> {
+    tiers
+        .iter()
+        .filter_map(Value::as_list)
+        .map(|urls| urls.iter().filter_map(opt_string).collect::<Vec<_>>())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
-fn int(o: Object<'_, '_>, field: &'static str) -> Result<i64, MetaError> {
-    match o {
-        Object::Integer(s) => s.parse::<i64>().map_err(|_| MetaError::BadInteger(field)),
+fn int(v: &Value<'_>, field: &'static str) -> Result<i64, MetaError> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::BigInt(_) => Err(MetaError::BadInteger(field)),
         _ => Err(MetaError::WrongType {
             field,
             expected: "integer",
@@ -448,88 +348,66 @@ fn int(o: Object<'_, '_>, field: &'static str) -> Result<i64, MetaError> {
     }
 }
 
-fn bytes<'a>(o: Object<'_, 'a>, field: &'static str) -> Result<&'a [u8], MetaError> {
-    match o {
-        Object::Bytes(b) => Ok(b),
-        _ => Err(MetaError::WrongType {
-            field,
-            expected: "byte string",
-        }),
-    }
+fn bytes<'a>(v: &Value<'a>, field: &'static str) -> Result<&'a [u8], MetaError> {
+    v.as_bytes().ok_or(MetaError::WrongType {
+        field,
+        expected: "byte string",
+    })
 }
 
-fn length(o: Object<'_, '_>, field: &'static str) -> Result<u64, MetaError> {
-    let v = int(o, field)?;
+fn length(v: &Value<'_>, field: &'static str) -> Result<u64, MetaError> {
+    let v = int(v, field)?;
     u64::try_from(v).map_err(|_| MetaError::NegativeLength(v))
 }
 
 /// Reads a `path`/`path.utf-8` list into raw components.
-fn path_list<'a>(o: Object<'_, 'a>, field: &'static str) -> Result<Vec<&'a [u8]>, MetaError> {
-    let mut l = match o {
-        Object::List(l) => l,
-        _ => {
-            return Err(MetaError::WrongType {
-                field,
-                expected: "list",
-            })
-        }
-    };
-    let mut out = Vec::new();
-    while let Some(c) = l.next_object()? {
-        out.push(bytes(c, field)?);
-    }
-    Ok(out)
+fn path_list<'a>(v: &Value<'a>, field: &'static str) -> Result<Vec<&'a [u8]>, MetaError> {
+    let l = v.as_list().ok_or(MetaError::WrongType {
+        field,
+        expected: "list",
+    })?;
+    l.iter().map(|c| bytes(c, field)).collect()
 }
 
 /// A `files` entry before validation: length, raw path components, padding flag.
 type RawFile<'a> = (u64, Vec<&'a [u8]>, bool);
 
-fn parse_info(mut d: DictDecoder<'_, '_>) -> Result<ParsedInfo, MetaError> {
+fn parse_info<'a>(d: &Dict<'a>) -> Result<ParsedInfo, MetaError> {
     let mut name: Option<&[u8]> = None;
     let mut name_utf8: Option<&[u8]> = None;
     let mut piece_length: Option<i64> = None;
     let mut pieces: Option<&[u8]> = None;
     let mut single_length: Option<u64> = None;
-    let mut raw_files: Option<Vec<RawFile<'_>>> = None;
+    let mut raw_files: Option<Vec<RawFile<'a>>> = None;
     let mut private = false;
 
-    while let Some((key, value)) = d.next_pair()? {
+    for (key, value) in d.iter() {
         match key {
             b"name" => name = Some(bytes(value, "name")?),
             b"name.utf-8" => name_utf8 = bytes(value, "name.utf-8").ok(),
             b"piece length" => piece_length = Some(int(value, "piece length")?),
             b"pieces" => pieces = Some(bytes(value, "pieces")?),
             b"length" => single_length = Some(length(value, "length")?),
-            b"private" => private = matches!(value, Object::Integer("1")),
+            b"private" => private = matches!(value, Value::Int(1)),
             b"files" => {
-                let mut list = match value {
-                    Object::List(l) => l,
-                    _ => {
-                        return Err(MetaError::WrongType {
-                            field: "files",
-                            expected: "list",
-                        })
-                    }
-                };
+                let list = value.as_list().ok_or(MetaError::WrongType {
+                    field: "files",
+                    expected: "list",
+                })?;
                 let mut files = Vec::new();
-                while let Some(f) = list.next_object()? {
-                    let mut fd = match f {
-                        Object::Dict(fd) => fd,
-                        _ => {
-                            return Err(MetaError::WrongType {
-                                field: "files",
-                                expected: "list of dictionaries",
-                            })
-                        }
-                    };
+                for f in list {
+                    let fd = f.as_dict().ok_or(MetaError::WrongType {
+                        field: "files",
+                        expected: "list of dictionaries",
+                    })?;
                     let mut len = None;
                     let mut path = None;
                     let mut path_utf8 = None;
                     let mut pad = false;
-                    while let Some((k, v)) = fd.next_pair()? {
+                    for (k, v) in fd.iter() {
                         match k {
                             b"length" => len = Some(length(v, "files.length")?),
-                            b"attr" => pad = matches!(v, Object::Bytes(a) if a.contains(&b'p')),
+                            b"attr" => pad = matches!(v, Value::Bytes(a) if a.contains(&b'p')),
                             b"path" => path = Some(path_list(v, "files.path")?),
                             b"path.utf-8" => path_utf8 = path_list(v, "files.path.utf-8").ok(),
                             _ => {}
@@ -869,64 +747,56 @@ pub fn create(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
 
-    let mut enc = Encoder::new().with_max_depth(MAX_DEPTH);
-    enc.emit_dict(|mut d| {
-        if let Some(first) = announce.first() {
-            d.emit_pair(b"announce", first.as_str())?;
+    let mut info = DictWriter::new();
+    if multi {
+        let mut list = ListWriter::new();
+        for f in &files {
+            let mut path = ListWriter::new();
+            for c in &f.comps {
+                path.bytes(c);
+            }
+            let mut fd = DictWriter::new();
+            fd.int("length", to_i64(f.length)?).list("path", path);
+            list.dict(fd);
         }
-        if announce.len() > 1 {
-            d.emit_pair_with(b"announce-list", |e| {
-                e.emit_list(|l| {
-                    for url in &announce {
-                        l.emit_list(|t| t.emit_str(url))?;
-                    }
-                    Ok(())
-                })
-            })?;
+        info.list("files", list);
+    } else {
+        info.int("length", to_i64(total)?);
+    }
+    info.bytes("name", &name)
+        .int("piece length", i64::from(pl))
+        .bytes("pieces", &pieces);
+    if private {
+        info.int("private", 1);
+    }
+    let mut d = DictWriter::new();
+    if let Some(first) = announce.first() {
+        d.bytes("announce", first);
+    }
+    if announce.len() > 1 {
+        let mut tiers = ListWriter::new();
+        for url in &announce {
+            let mut tier = ListWriter::new();
+            tier.bytes(url);
+            tiers.list(tier);
         }
-        if let Some(c) = &comment {
-            d.emit_pair(b"comment", c.as_str())?;
-        }
-        d.emit_pair(
-            b"created by",
-            concat!("bittorrent-over-scion ", env!("CARGO_PKG_VERSION")),
-        )?;
-        d.emit_pair_with(b"creation date", |e| e.emit_int(now))?;
-        d.emit_pair_with(b"info", |e: SingleItemEncoder| {
-            e.emit_dict(|mut info| {
-                if multi {
-                    info.emit_pair_with(b"files", |e| {
-                        e.emit_list(|l| {
-                            for f in &files {
-                                l.emit_dict(|mut fd| {
-                                    fd.emit_pair_with(b"length", |e| e.emit_int(f.length))?;
-                                    fd.emit_pair_with(b"path", |e| {
-                                        e.emit_list(|pl| {
-                                            for c in &f.comps {
-                                                pl.emit_str(c)?;
-                                            }
-                                            Ok(())
-                                        })
-                                    })
-                                })?;
-                            }
-                            Ok(())
-                        })
-                    })?;
-                } else {
-                    info.emit_pair_with(b"length", |e| e.emit_int(total))?;
-                }
-                info.emit_pair(b"name", name.as_str())?;
-                info.emit_pair_with(b"piece length", |e| e.emit_int(pl))?;
-                info.emit_pair_with(b"pieces", |e| e.emit_bytes(&pieces))?;
-                if private {
-                    info.emit_pair_with(b"private", |e| e.emit_int(1))?;
-                }
-                Ok(())
-            })
-        })
-    })?;
-    Ok(enc.get_output()?)
+        d.list("announce-list", tiers);
+    }
+    if let Some(c) = &comment {
+        d.bytes("comment", c);
+    }
+    d.bytes(
+        "created by",
+        concat!("bittorrent-over-scion ", env!("CARGO_PKG_VERSION")),
+    )
+    .int("creation date", now)
+    .dict("info", info);
+    Ok(d.finish())
+}
+
+/// A length for bencode (an `i64`).
+fn to_i64(n: u64) -> Result<i64, MetaError> {
+    i64::try_from(n).map_err(|_| MetaError::LengthOverflow)
 }
 
 /// Hashes the concatenated files piece by piece. Fails if a file is shorter
@@ -1012,7 +882,7 @@ mod tests {
         v
     }
 
-    /// Independent of bendy: returns the end offset of the value starting at `i`.
+    /// Independent of the reader: returns the end offset of the value starting at `i`.
     fn skip(d: &[u8], mut i: usize) -> usize {
         match d[i] {
             b'i' => i + d[i..].iter().position(|&c| c == b'e').unwrap() + 1,

@@ -4,7 +4,6 @@ pub mod choker;
 pub mod close;
 pub mod fair_share;
 pub mod lane_protocol;
-pub mod lenient;
 pub mod meta;
 pub mod metadata_session;
 pub mod pex;

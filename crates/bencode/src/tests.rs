@@ -243,3 +243,53 @@ proptest! {
         }
     }
 }
+
+/// What the metainfo's own tolerant reader (src/torrent/lenient.rs, which this crate
+/// replaced) accepted and refused, with its assertions.
+mod lenient_rs {
+    use super::*;
+
+    fn canonical(data: &[u8]) -> Vec<u8> {
+        LENIENT.with_max_depth(8).decode(data).unwrap().to_bytes()
+    }
+
+    #[test]
+    fn sorts_keys_and_keeps_the_first_duplicate() {
+        assert_eq!(canonical(b"d1:bi2e1:ai1e1:bi3ee"), b"d1:ai1e1:bi2ee");
+        assert_eq!(canonical(b"l4:spami-7ed0:i1eee"), b"l4:spami-7ed0:i1eee");
+    }
+
+    #[test]
+    fn raw_value_bytes_are_kept() {
+        let data = b"d4:infod1:zi1e1:ai2ee1:ai0ee";
+        let (Value::Dict(m), used) = LENIENT.with_max_depth(8).decode_prefix(data).unwrap() else {
+            panic!("not a dict")
+        };
+        assert_eq!(used, data.len());
+        assert_eq!(
+            m.get(b"info").and_then(Value::as_dict).unwrap().raw(),
+            b"d1:zi1e1:ai2ee"
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_bencode() {
+        fn parse(data: &[u8], depth: usize) -> Result<(Value<'_>, usize), Error> {
+            LENIENT.with_max_depth(depth).decode_prefix(data)
+        }
+        for bad in [
+            &b"d1:ai1e"[..],
+            b"i12",
+            b"5:abc",
+            b"ixe",
+            b"i-e",
+            b"di1ei2ee",
+            b"x",
+            b"",
+            b"99999999999999999999999:a",
+        ] {
+            assert!(parse(bad, 8).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert!(parse(b"llllllllllee", 3).is_err());
+    }
+}
