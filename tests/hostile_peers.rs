@@ -488,11 +488,18 @@ fn metadata_that_matches_the_hash_but_is_unusable_ends_the_download_with_exit_3(
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let peer = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut theirs = [0u8; 68];
-        s.read_exact(&mut theirs).unwrap();
-        assert_eq!(&theirs[28..48], &info_hash);
+        // This peer speaks plaintext only: an encrypted (MSE) first try is closed, and the
+        // client falls back to a plaintext connection.
+        let mut s = loop {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            let mut theirs = [0u8; 68];
+            s.read_exact(&mut theirs).unwrap();
+            if theirs.starts_with(b"\x13BitTorrent protocol") {
+                assert_eq!(&theirs[28..48], &info_hash);
+                break s;
+            }
+        };
         s.write_all(&handshake(info_hash, id(9))).unwrap();
         let ext = format!("d1:md11:ut_metadatai3ee13:metadata_sizei{}ee", info.len());
         let mut body = vec![0u8];

@@ -6,7 +6,6 @@
 //! on a queue that wakes the loop; a snapshot of everything is published every second and after
 //! each command.
 
-use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,12 +26,12 @@ use super::paths::PathService;
 use super::peer_book::PeerState;
 use super::phase::{CheckingPhase, FetchedPhase, LivePhase, MagnetPhase, Phase, TorrentData};
 use super::resume::{self, plan_check, ClientSettings, ResumeData, ResumeStore, SavedTorrent};
-use super::router::{PendingLane, Sniff};
+use super::router::{LaneRouter, PendingTcp, Sniff};
 use super::torrent::{self, Torrent};
 use crate::engine::dialer::{LaneRules, PeerDialer};
 use crate::engine::liveness::LivenessRules;
 use crate::engine::quic::{Failure, QuicBtApp, StopWhen};
-use crate::engine::tcp::{Conn, TcpEvent, TcpHub, TcpLanes};
+use crate::engine::tcp::{TcpEvent, TcpHub, TcpLanes};
 use crate::engine::verify::PoolVerifier;
 use crate::lanes::Preference;
 use crate::net::uring::App;
@@ -110,15 +109,8 @@ pub struct Client {
     pub sciond: Option<String>,
     peer_id: PeerId,
     opts: EngineOptions,
-    /// Which torrent a QUIC connection belongs to (filled on first sight).
-    conn_owner: FxHashMap<ConnectionHandle, InfoHash>,
-    /// Incoming QUIC lanes waiting for their handshake.
-    pending_quic: HashMap<ConnectionHandle, (StreamId, PendingLane)>,
-    /// Incoming TCP lanes waiting for their handshake.
-    pending_tcp: HashMap<LaneId, (Rc<Conn>, SocketAddr, PendingLane)>,
-    /// TCP lane → torrent, and a torrent's TcpLanes owner tag → torrent.
-    tcp_lane_owner: HashMap<LaneId, InfoHash>,
-    tcp_owner: HashMap<u32, InfoHash>,
+    /// Which torrent every lane belongs to.
+    router: LaneRouter,
     commands: Rc<RefCell<VecDeque<Command>>>,
     snapshots: Option<watch::Sender<Arc<ClientSnapshot>>>,
     store: Option<Box<dyn ResumeStore>>,
@@ -174,11 +166,7 @@ impl Client {
             sciond: None,
             peer_id: new_peer_id(),
             opts,
-            conn_owner: FxHashMap::default(),
-            pending_quic: HashMap::new(),
-            pending_tcp: HashMap::new(),
-            tcp_lane_owner: HashMap::new(),
-            tcp_owner: HashMap::new(),
+            router: LaneRouter::default(),
             commands: Rc::new(RefCell::new(VecDeque::new())),
             snapshots: None,
             store: None,
@@ -393,7 +381,7 @@ impl Client {
             self.opts.liveness,
             now,
         );
-        self.tcp_owner.insert(fetch.tcp.owner(), *ih);
+        self.router.add_dialer(fetch.tcp.owner(), *ih);
         m.fetch = Some(Box::new(fetch));
         m.failure = None;
         t.book.reset_active();
@@ -412,10 +400,9 @@ impl Client {
         };
         if let Some(mut f) = m.fetch.take() {
             f.close(net, CloseReason::MetadataComplete, now);
-            self.tcp_owner.remove(&f.tcp.owner());
+            self.router.remove_dialer(f.tcp.owner());
         }
-        self.conn_owner.retain(|_, owner| owner != ih);
-        self.tcp_lane_owner.retain(|_, owner| owner != ih);
+        self.router.forget_lanes_of(ih);
         t.book.reset_active();
         let trackers: Vec<String> = t.announce().into_iter().flatten().collect();
         let metadata_only = self.opts.metadata_only;
@@ -502,14 +489,14 @@ impl Client {
     /// Registers a torrent that just went live (its TCP lanes' owner tag).
     fn register_live(&mut self, ih: InfoHash, t: &mut Torrent) {
         if let Some(l) = t.phase.live() {
-            self.tcp_owner.insert(l.tcp.owner(), ih);
+            self.router.add_dialer(l.tcp.owner(), ih);
         }
         t.went_live();
     }
 
     fn owner_of(&mut self, h: ConnectionHandle) -> Option<InfoHash> {
-        if let Some(ih) = self.conn_owner.get(&h) {
-            return Some(*ih);
+        if let Some(ih) = self.router.quic_owner(h) {
+            return Some(ih);
         }
         let ih = self
             .torrents
@@ -519,7 +506,7 @@ impl Client {
                     || t.phase.fetch().is_some_and(|f| f.app.owns(h))
             })
             .map(|(ih, _)| *ih)?;
-        self.conn_owner.insert(h, ih);
+        self.router.set_quic_owner(h, ih);
         Some(ih)
     }
 
@@ -544,14 +531,9 @@ impl Client {
                 let _ = chunks.finalize();
             };
         }
-        let entry = self
-            .pending_quic
-            .entry(h)
-            .or_insert_with(|| (id, PendingLane::default()));
-        if entry.0 != id {
+        let Some(verdict) = self.router.push_quic(h, id, &data) else {
             return; // only the first stream carries the lane
-        }
-        let verdict = entry.1.push(&data);
+        };
         let refuse = |net: &mut ScionNet, why: &str| {
             if let Some(c) = net.quic.connection(h) {
                 c.close(
@@ -563,17 +545,17 @@ impl Client {
         };
         match verdict {
             Sniff::NeedMore if finished => {
-                self.pending_quic.remove(&h);
+                self.router.take_pending_quic(h);
                 refuse(net, "closed before the handshake");
             }
             Sniff::NeedMore => {}
             Sniff::NotBitTorrent => {
-                self.pending_quic.remove(&h);
+                self.router.take_pending_quic(h);
                 tracing::debug!("incoming lane: not a BitTorrent handshake; closed");
                 refuse(net, "not a BitTorrent handshake");
             }
             Sniff::Torrent(ih) => {
-                let Some((stream, pending)) = self.pending_quic.remove(&h) else {
+                let Some((stream, pending)) = self.router.take_pending_quic(h) else {
                     return;
                 };
                 let remote = net.remote_addr(h);
@@ -600,7 +582,7 @@ impl Client {
                         } else if let Some(f) = t.phase.fetch_mut() {
                             f.app.adopt(net, h, stream, &pending.buffered, now);
                         }
-                        self.conn_owner.insert(h, ih);
+                        self.router.set_quic_owner(h, ih);
                     }
                     None => {
                         tracing::debug!(
@@ -623,8 +605,7 @@ impl Client {
                 peer,
                 ..
             } => {
-                self.pending_tcp
-                    .insert(*lane, (conn.clone(), *peer, PendingLane::default()));
+                self.router.tcp_incoming(*lane, conn.clone(), *peer);
                 return;
             }
             TcpEvent::Opened {
@@ -632,31 +613,29 @@ impl Client {
                 dial: Some((owner, _)),
                 ..
             } => {
-                if let Some(ih) = self.tcp_owner.get(owner).copied() {
-                    self.tcp_lane_owner.insert(*lane, ih);
+                if let Some(ih) = self.router.dialer_owner(*owner) {
+                    self.router.set_tcp_owner(*lane, ih);
                 }
                 *lane
             }
             TcpEvent::DialFailed(owner, ..) => {
-                if let Some(ih) = self.tcp_owner.get(owner).copied() {
+                if let Some(ih) = self.router.dialer_owner(*owner) {
                     self.deliver_tcp(&ih, ev, now);
                 }
                 return;
             }
             TcpEvent::Data(lane, _) | TcpEvent::Closed(lane, _) => *lane,
         };
-        if let Some(ih) = self.tcp_lane_owner.get(&lane).copied() {
+        if let Some(ih) = self.router.tcp_owner(lane) {
             if matches!(ev, TcpEvent::Closed(..)) {
-                self.tcp_lane_owner.remove(&lane);
+                self.router.tcp_gone(lane);
             }
             self.deliver_tcp(&ih, ev, now);
             return;
         }
         match ev {
             TcpEvent::Data(lane, data) => self.route_tcp(lane, &data, now),
-            TcpEvent::Closed(lane, _) => {
-                self.pending_tcp.remove(&lane);
-            }
+            TcpEvent::Closed(lane, _) => self.router.tcp_gone(lane),
             // A dial of a torrent removed meanwhile.
             TcpEvent::Opened { conn, .. } => conn.close(),
             TcpEvent::DialFailed(..) => {}
@@ -685,19 +664,24 @@ impl Client {
     }
 
     fn route_tcp(&mut self, lane: LaneId, data: &[u8], now: Instant) {
-        let Some((_, _, pending)) = self.pending_tcp.get_mut(&lane) else {
+        let Some(verdict) = self.router.push_tcp(lane, data) else {
             return;
         };
-        match pending.push(data) {
+        match verdict {
             Sniff::NeedMore => {}
             Sniff::NotBitTorrent => {
-                if let Some((conn, peer, _)) = self.pending_tcp.remove(&lane) {
-                    tracing::debug!(%peer, "TCP peer: not a BitTorrent handshake; closed");
-                    conn.close();
+                if let Some(p) = self.router.take_pending_tcp(lane) {
+                    tracing::debug!(peer = %p.peer, "TCP peer: not a BitTorrent handshake; closed");
+                    p.conn.close();
                 }
             }
             Sniff::Torrent(ih) => {
-                let Some((conn, peer, pending)) = self.pending_tcp.remove(&lane) else {
+                let Some(PendingTcp {
+                    conn,
+                    peer,
+                    lane: pending,
+                }) = self.router.take_pending_tcp(lane)
+                else {
                     return;
                 };
                 let Some(t) = self.torrents.get_mut(&ih).filter(|t| t.accepts_lanes()) else {
@@ -710,7 +694,7 @@ impl Client {
                     return;
                 };
                 t.book.incoming(PeerAddr::Ip(peer));
-                self.tcp_lane_owner.insert(lane, ih);
+                self.router.set_tcp_owner(lane, ih);
                 let opened = TcpEvent::Opened {
                     lane,
                     outbound: false,
@@ -995,9 +979,7 @@ impl Client {
                     None => Err(ControlError::UnknownTorrent(info_hash_hex(&info_hash))),
                     Some(mut t) => {
                         Self::stop_lanes(&mut t, net, CloseReason::Removed, now);
-                        self.conn_owner.retain(|_, ih| *ih != info_hash);
-                        self.tcp_lane_owner.retain(|_, ih| *ih != info_hash);
-                        self.tcp_owner.retain(|_, ih| *ih != info_hash);
+                        self.router.forget_torrent(&info_hash);
                         if let Some(store) = &mut self.store {
                             if let Err(e) = store.remove(&info_hash) {
                                 tracing::warn!("cannot forget the torrent's resume data: {e}");
@@ -1644,7 +1626,7 @@ impl App for Client {
                 }
             }
             if gone {
-                self.conn_owner.remove(&h);
+                self.router.quic_gone(h);
             }
             return;
         }
@@ -1653,10 +1635,10 @@ impl App for Client {
                 self.route_quic(net, h, id, now)
             }
             NetEvent::Quic(QuicEvent::Lost(h, _) | QuicEvent::Drained(h)) => {
-                self.pending_quic.remove(&h);
+                self.router.quic_gone(h);
             }
             NetEvent::PathDown { handle, .. } => {
-                self.pending_quic.remove(&handle);
+                self.router.quic_gone(handle);
                 if let Some(c) = net.quic.connection(handle) {
                     c.close(now, VarInt::from_u32(2), b"path down".to_vec().into());
                 }
