@@ -13,8 +13,9 @@ use crate::krpc::DECODER;
 /// Why a `nodes` entry or list was not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodesError {
-    #[error("'nodes' is not a bencoded list: {0}")]
-    NotAList(String),
+    /// Not bencode (the reader's error), or bencode of another type (None).
+    #[error("'nodes' is not a bencoded list")]
+    NotAList(#[source] Option<bt_bencode::Error>),
     #[error("node entry {index} is not a [host, port] pair")]
     BadEntry { index: usize },
     #[error("node '{host}': port {port} is not in 1..=65535")]
@@ -60,10 +61,8 @@ pub fn parse_node_entry(host: &str, port: i64) -> Result<PeerAddr, NodesError> {
 pub fn parse_torrent_nodes(raw: &[u8]) -> Result<(Vec<PeerAddr>, Vec<NodesError>), NodesError> {
     let v = DECODER
         .decode(raw)
-        .map_err(|e| NodesError::NotAList(e.to_string()))?;
-    let list = v
-        .as_list()
-        .ok_or_else(|| NodesError::NotAList("not a list".into()))?;
+        .map_err(|e| NodesError::NotAList(Some(e)))?;
+    let list = v.as_list().ok_or(NodesError::NotAList(None))?;
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     for (index, entry) in list.iter().enumerate() {
