@@ -1,0 +1,300 @@
+//! The front ends' commands (add, pause, resume, remove, limits, path rules, seeding policy,
+//! shutdown), executed on the loop.
+
+use super::*;
+
+impl Client {
+    pub(super) fn handle_command(&mut self, net: &mut ScionNet, cmd: Command, now: Instant) {
+        if self.shutting_down.is_some() {
+            match cmd {
+                // Answered when the shutdown is done.
+                Command::Shutdown(reply) => self.begin_shutdown(net, Some(reply), now),
+                cmd => reject_shutting_down(cmd),
+            }
+            return;
+        }
+        match cmd {
+            Command::Add(add, reply) => {
+                let r = self.add_command(*add, now);
+                // A caller that reads the snapshot after the reply sees the command's effect.
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::Pause(ih, reply) => {
+                let r = self.with_torrent(&ih, |t| {
+                    t.settings.paused = true;
+                    Ok(())
+                });
+                if r.is_ok() {
+                    if let Some(t) = self.torrents.get_mut(&ih) {
+                        Self::stop_lanes(t, net, CloseReason::Paused, now);
+                        if let Some(store) = &mut self.store {
+                            save_one(store.as_mut(), t, true);
+                        }
+                    }
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::Resume(ih, reply) => {
+                let r = self.with_torrent(&ih, |t| {
+                    if let Some(d) = t.phase.data() {
+                        // Stays paused if its space cannot be had.
+                        d.storage.allocate()?;
+                    }
+                    t.settings.paused = false;
+                    t.pause_note = None;
+                    if let Some(l) = t.phase.live_mut() {
+                        l.tcp.dial_enabled = true;
+                    }
+                    Ok(())
+                });
+                let refetch = self.torrents.get(&ih).is_some_and(|t| {
+                    let idle_magnet =
+                        matches!(t.phase, Phase::Magnet(MagnetPhase { fetch: None, .. }));
+                    idle_magnet && !t.settings.paused
+                });
+                if refetch {
+                    self.start_fetch(&ih, now);
+                }
+                if r.is_ok() {
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::Remove {
+                info_hash,
+                delete_data,
+                reply,
+            } => {
+                let r = match self.torrents.remove(&info_hash) {
+                    None => Err(ControlError::UnknownTorrent(info_hash_hex(&info_hash))),
+                    Some(mut t) => {
+                        Self::stop_lanes(&mut t, net, CloseReason::Removed, now);
+                        self.router.forget_torrent(&info_hash);
+                        if let Some(store) = &mut self.store {
+                            if let Err(e) = store.remove(&info_hash) {
+                                tracing::warn!("cannot forget the torrent's resume data: {e}");
+                            }
+                        }
+                        let storage = t.phase.data().map(|d| d.storage.clone());
+                        drop(t);
+                        if let Some(storage) = storage.filter(|_| delete_data) {
+                            storage.delete_files();
+                        }
+                        self.save_torrent_list();
+                        Ok(())
+                    }
+                };
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::AddPeers {
+                info_hash,
+                peers,
+                source,
+                reply,
+            } => {
+                let r = self.with_torrent(&info_hash, |t| Ok(t.add_peers(&peers, source)));
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::SetLimits {
+                info_hash,
+                limits,
+                reply,
+            } => {
+                let r = match info_hash {
+                    None => {
+                        self.set_global_limits(limits, now);
+                        self.save_client_settings();
+                        Ok(())
+                    }
+                    Some(ih) => self.with_torrent(&ih, |t| {
+                        t.set_limits(limits, now);
+                        Ok(())
+                    }),
+                };
+                if r.is_ok() && info_hash.is_some() {
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::SetPathRules {
+                info_hash,
+                rules,
+                reply,
+            } => {
+                let client_pref = self.opts.preference.clone();
+                let r = rules.compile().map_err(ControlError::from).and_then(|c| {
+                    self.with_torrent(&info_hash, |t| {
+                        t.set_path_rules(net, rules.normalized(), c, &client_pref, now);
+                        Ok(())
+                    })
+                });
+                if r.is_ok() {
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::SetSeedPolicy(p, reply) => {
+                self.seed_policy = p;
+                self.save_client_settings();
+                self.publish(now);
+                let _ = reply.send(Ok(()));
+            }
+            Command::SetEncryption(p, reply) => {
+                self.tcp.set_encryption(p);
+                self.save_client_settings();
+                self.publish(now);
+                let _ = reply.send(Ok(()));
+            }
+            Command::TrackerStatus {
+                info_hash,
+                trackers,
+            } => {
+                if let Some(t) = self.torrents.get_mut(&info_hash) {
+                    t.trackers = trackers;
+                }
+            }
+            Command::Serve(served) => self.serve(*served, now),
+            Command::Shutdown(reply) => self.begin_shutdown(net, Some(reply), now),
+        }
+    }
+
+    /// On another runtime: serves a complete torrent runtime 0 handed over,
+    /// within runtime 0's rate limits for it.
+    pub(super) fn serve(&mut self, s: crate::client::runtimes::ServedTorrent, now: Instant) {
+        let ih = s.live.meta.info_hash;
+        if self.torrents.contains_key(&ih) {
+            return;
+        }
+        let t = self.insert_live(s.live, (s.down, s.up), now);
+        // It only answers peers that come to it: runtime 0 dials.
+        if let Some(l) = t.phase.live_mut() {
+            l.tcp.dial_enabled = false;
+        }
+        tracing::info!(torrent = %t.name(), "seeding on this runtime");
+    }
+
+    pub(super) fn with_torrent<T>(
+        &mut self,
+        ih: &InfoHash,
+        f: impl FnOnce(&mut Torrent) -> Result<T, ControlError>,
+    ) -> Result<T, ControlError> {
+        match self.torrents.get_mut(ih) {
+            Some(t) => f(t),
+            None => Err(ControlError::UnknownTorrent(info_hash_hex(ih))),
+        }
+    }
+
+    pub(super) fn add_command(
+        &mut self,
+        add: AddTorrent,
+        now: Instant,
+    ) -> Result<InfoHash, ControlError> {
+        let mut settings = torrent::settings(add.out_dir, add.paused, add.limits, &add.peers);
+        settings.path_rules = add.path_rules.normalized();
+        let peers: Vec<(PeerAddr, PeerSource)> =
+            add.peers.iter().map(|p| (*p, PeerSource::Api)).collect();
+        let ih = match add.source {
+            TorrentSource::Metainfo(bytes) => {
+                self.add_torrent(bytes, settings, None, &peers, now)?
+            }
+            TorrentSource::Magnet(uri) => self.add_magnet(&uri, settings, &peers, now)?,
+        };
+        self.save_torrent_list();
+        Ok(ih)
+    }
+
+    /// Saves state, closes every lane politely, and stops the loop shortly after.
+    pub fn begin_shutdown(
+        &mut self,
+        net: &mut ScionNet,
+        reply: Option<crate::client::control::Reply<()>>,
+        now: Instant,
+    ) {
+        if let Some((_, replies)) = &mut self.shutting_down {
+            replies.extend(reply);
+            return;
+        }
+        tracing::info!("shutting down");
+        self.save_resume(true);
+        self.save_torrent_list();
+        for t in self.torrents.values_mut() {
+            Self::stop_lanes(t, net, CloseReason::ShuttingDown, now);
+            if let Some(l) = t.phase.live_mut() {
+                l.tcp.close_all();
+            }
+        }
+        if let Some(extra) = &mut self.extra {
+            extra.begin_shutdown();
+        }
+        self.shutting_down = Some((now, reply.into_iter().collect()));
+    }
+
+    pub(super) fn set_global_limits(&mut self, limits: Limits, now: Instant) {
+        self.limits = limits;
+        self.global_down.set_rate(limits.download_bps, now);
+        self.global_up.set_rate(limits.upload_bps, now);
+    }
+}
+
+/// Which torrents a command may change (and so need a poll afterwards).
+pub(super) enum Touches {
+    None,
+    One(InfoHash),
+    All,
+}
+
+pub(super) fn touched_by(cmd: &Command) -> Touches {
+    match cmd {
+        // A new torrent starts dirty; a tracker report only changes what is shown.
+        Command::Add(..)
+        | Command::TrackerStatus { .. }
+        | Command::Serve(_)
+        | Command::SetEncryption(..) => Touches::None,
+        Command::Pause(ih, _) | Command::Resume(ih, _) => Touches::One(*ih),
+        Command::Remove { info_hash, .. }
+        | Command::AddPeers { info_hash, .. }
+        | Command::SetPathRules { info_hash, .. } => Touches::One(*info_hash),
+        Command::SetLimits {
+            info_hash: Some(ih),
+            ..
+        } => Touches::One(*ih),
+        Command::SetLimits {
+            info_hash: None, ..
+        }
+        | Command::SetSeedPolicy(..)
+        | Command::Shutdown(_) => Touches::All,
+    }
+}
+
+pub(super) fn reject_shutting_down(cmd: Command) {
+    let e = ControlError::ShuttingDown;
+    match cmd {
+        Command::Add(_, r) => {
+            let _ = r.send(Err(e));
+        }
+        Command::Pause(_, r)
+        | Command::Resume(_, r)
+        | Command::SetSeedPolicy(_, r)
+        | Command::SetEncryption(_, r) => {
+            let _ = r.send(Err(e));
+        }
+        Command::Remove { reply, .. }
+        | Command::SetLimits { reply, .. }
+        | Command::SetPathRules { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::AddPeers { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::TrackerStatus { .. } | Command::Serve(_) => {}
+        Command::Shutdown(_) => unreachable!("handled by begin_shutdown"),
+    }
+}
