@@ -37,6 +37,9 @@ pub enum EncryptionError {
     Closed,
     #[error("I/O error during the encryption handshake: {0}")]
     Io(#[from] std::io::Error),
+    /// The TCP connect itself failed (before any handshake).
+    #[error("{0}")]
+    Connect(std::io::Error),
 }
 
 /// How a connection carries the BitTorrent protocol once the handshake is over.

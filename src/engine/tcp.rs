@@ -209,7 +209,9 @@ impl Hub {
         skey: [u8; 20],
     ) -> Result<(TcpStream, Negotiated), EncryptionError> {
         let policy = self.encryption.get();
-        let stream = TcpStream::connect(addr).await?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(EncryptionError::Connect)?;
         if !policy.dials_encrypted() {
             return Ok((stream, Negotiated::plain()));
         }
@@ -222,7 +224,10 @@ impl Hub {
                 tracing::info!(peer = %addr, "MSE failed ({e}); dialling plain BitTorrent");
                 let _ = stream.shutdown(std::net::Shutdown::Both);
                 drop(stream);
-                Ok((TcpStream::connect(addr).await?, Negotiated::plain()))
+                let plain = TcpStream::connect(addr)
+                    .await
+                    .map_err(EncryptionError::Connect)?;
+                Ok((plain, Negotiated::plain()))
             }
             Err(e) => {
                 let _ = stream.shutdown(std::net::Shutdown::Both);
