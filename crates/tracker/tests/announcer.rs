@@ -406,3 +406,118 @@ async fn tiers_fail_over_and_promote() {
     h.stop().await;
     srv.stop();
 }
+
+/// An HTTP tracker answering every request with `body`, counting the announces it gets.
+async fn counting_http(body: &'static [u8]) -> (SocketAddr, Arc<Mutex<u32>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let count = Arc::new(Mutex::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if buf[..n].starts_with(b"GET /announce") {
+                    *c.lock().unwrap() += 1;
+                }
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body).await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// Announces for `run` to a tracker answering `body`; how many announces it got.
+async fn announces_in(body: &'static [u8], left: u64, run: Duration) -> u32 {
+    let (addr, count) = counting_http(body).await;
+    let link = Arc::new(TestLink::default());
+    link.stats.lock().unwrap().left = left;
+    let cfg = AnnouncerConfig {
+        empty_retry_base: Duration::from_millis(300),
+        ..config(7001, None)
+    };
+    let h = client::spawn(
+        [3; 20],
+        vec![vec![format!("http://{addr}/announce")]],
+        cfg,
+        link,
+    );
+    tokio::time::sleep(run).await;
+    let status = h.status();
+    drop(h);
+    let n = *count.lock().unwrap();
+    if left > 0 && n > 1 {
+        assert!(status.trackers[0].empty_answers >= 1, "{status:#?}");
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_tracker_with_no_peers_is_asked_again_soon_not_after_its_interval() {
+    // interval 1800 s, no peers: the leecher asks again at 0.3 s, 0.9 s, 2.1 s …
+    let n = announces_in(
+        b"d8:intervali1800e5:peers0:e",
+        100,
+        Duration::from_millis(2500),
+    )
+    .await;
+    assert!(n >= 3, "only {n} announces in 2.5 s");
+}
+
+#[tokio::test]
+async fn the_short_schedule_keeps_the_min_interval_and_spares_seeders_and_answered_leechers() {
+    // A seeder needs no peers: one announce, then the interval.
+    let n = announces_in(
+        b"d8:intervali1800e5:peers0:e",
+        0,
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert_eq!(n, 1, "a seeder re-announced");
+    // `min interval` 2 s holds even on the short schedule.
+    let body = b"d8:intervali1800e12:min intervali2e5:peers0:e";
+    let n = announces_in(body, 100, Duration::from_millis(1500)).await;
+    assert_eq!(n, 1, "min interval not honoured");
+    // A tracker that gave peers is asked after its interval.
+    let body = b"d8:intervali1800e5:peers6:\x7f\x00\x00\x01\x1a\xe1e";
+    let n = announces_in(body, 100, Duration::from_millis(1500)).await;
+    assert_eq!(n, 1, "re-announced although peers came");
+}
+
+/// Scrape counters from our server, over HTTP and UDP, match the swarm (one seeder, one
+/// leecher).
+#[tokio::test]
+async fn scrape_counts_from_our_server_match_the_swarm() {
+    let srv = our_server(Duration::from_secs(1800));
+    let http = format!("http://{}/announce", srv.http_addr.unwrap());
+    let udp = format!("udp://{}", srv.udp_addr.unwrap());
+    let ih = [9; 20];
+    let seeder = Arc::new(TestLink::default());
+    let s = client::spawn(ih, vec![vec![http.clone()]], config(7101, None), seeder);
+    wait_status(&s, "seeder announced", |s| {
+        s.trackers[0].state == TrackerState::Working
+    })
+    .await;
+    for url in [http, udp] {
+        let leecher = Arc::new(TestLink::default());
+        leecher.stats.lock().unwrap().left = 1000;
+        let port = if url.starts_with("udp") { 7103 } else { 7102 };
+        let cfg = AnnouncerConfig {
+            scrape_interval: Duration::from_millis(100),
+            empty_retry_base: Duration::from_millis(100),
+            ..config(port, None)
+        };
+        let h = client::spawn(ih, vec![vec![url.clone()]], cfg, leecher);
+        let st = wait_status(&h, "a scrape", |s| s.trackers[0].scrape.is_some()).await;
+        let c = st.trackers[0].scrape.unwrap();
+        assert_eq!((c.seeders, c.leechers), (1, 1), "{url}: {st:#?}");
+        assert_eq!(st.trackers[0].scrape_error, None);
+        h.stop().await;
+    }
+    s.stop().await;
+    srv.stop();
+}

@@ -1,6 +1,8 @@
 //! The announcer of one torrent: BEP 12 tiers, one tracker at a time, failover within and
 //! across tiers, promotion of a tracker that answered, exponential back-off per tracker,
-//! started/completed/stopped events, and a status the API can show.
+//! started/completed/stopped events, a scrape (BEP 48) now and then, and a status the API can
+//! show. A tracker that answers a leecher with no peers is asked again soon (15 s, 30 s, 60 s …,
+//! within its `interval` and never before its `min interval`) instead of after the interval.
 //!
 //! It only talks to the torrent through [`TorrentLink`] (stats in, peers out), so it runs
 //! without the client and is tested against fake and real trackers.
@@ -15,7 +17,10 @@ use scion_addr::{PeerAddr, ScionAddr};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::client::transport::{self, AnnounceError, ScionHttp, TrackerUrl, UdpSession};
+use crate::client::tls::{TlsError, TrackerTls};
+use crate::client::transport::{
+    self, AnnounceError, HttpReach, ScionHttp, ScrapeError, TrackerUrl, UdpSession,
+};
 use crate::http::{AnnounceRequest, AnnounceResponse, Event, ResponseLimits};
 use crate::udp::Retransmit;
 use crate::InfoHash;
@@ -56,6 +61,8 @@ pub struct AnnouncerConfig {
     pub scion: Option<ScionAddr>,
     /// Reaches trackers at SCION addresses (HTTP over QUIC/SCION); none without SCION.
     pub scion_http: Option<ScionHttp>,
+    /// Roots for `https://` trackers (system, webpki and `--tracker-ca`).
+    pub tls: TrackerTls,
     pub numwant: u32,
     /// `key` parameter (stays the same for the announcer's life).
     pub key: u32,
@@ -70,6 +77,11 @@ pub struct AnnouncerConfig {
     /// Back-off after the n-th consecutive failure: `backoff_base · 2^(n-1)`, at most `backoff_max`.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// A leecher's retry after the n-th answer in a row without peers:
+    /// `empty_retry_base · 2^(n-1)`, at most the tracker's interval, at least its `min interval`.
+    pub empty_retry_base: Duration,
+    /// A tracker that answered is scraped (BEP 48) at most this often.
+    pub scrape_interval: Duration,
     /// How long `stopped` announces may take when the announcer stops.
     pub stop_timeout: Duration,
     /// How often the torrent's stats are checked (to announce `completed` at once).
@@ -83,6 +95,7 @@ impl Default for AnnouncerConfig {
             port: 6881,
             scion: None,
             scion_http: None,
+            tls: TrackerTls::default(),
             numwant: 50,
             key: rand::random(),
             http_timeout: Duration::from_secs(20),
@@ -92,6 +105,8 @@ impl Default for AnnouncerConfig {
             min_interval: Duration::from_secs(60),
             backoff_base: Duration::from_secs(15),
             backoff_max: Duration::from_secs(1800),
+            empty_retry_base: Duration::from_secs(15),
+            scrape_interval: Duration::from_secs(300),
             stop_timeout: Duration::from_secs(5),
             stats_poll: Duration::from_secs(2),
         }
@@ -111,6 +126,16 @@ pub enum TrackerState {
     Unsupported,
 }
 
+/// A tracker's counters for this torrent from its last scrape (BEP 48).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrapeCounts {
+    pub seeders: u32,
+    pub leechers: u32,
+    /// Downloads the tracker has seen finish.
+    pub completed: u32,
+    pub at_unix_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackerStatus {
     pub url: String,
@@ -118,6 +143,8 @@ pub struct TrackerStatus {
     pub tier: usize,
     pub state: TrackerState,
     pub last_error: Option<String>,
+    /// When the last attempt failed in the TLS handshake: why, as a type.
+    pub tls_error: Option<TlsError>,
     pub warning: Option<String>,
     pub consecutive_failures: u32,
     pub last_success_unix_ms: Option<u64>,
@@ -128,6 +155,11 @@ pub struct TrackerStatus {
     pub leechers: Option<u32>,
     pub last_peers: usize,
     pub peers_received: u64,
+    /// Answers in a row with no peers (while we lacked data): drives the short retry schedule.
+    pub empty_answers: u32,
+    pub scrape: Option<ScrapeCounts>,
+    /// Why the last scrape failed (cleared by one that works).
+    pub scrape_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +292,7 @@ struct Entry {
     started: bool,
     tracker_id: Option<Vec<u8>>,
     retry_at: Option<Instant>,
+    last_scrape: Option<Instant>,
     status: TrackerStatus,
 }
 
@@ -280,11 +313,13 @@ impl Entry {
             started: false,
             tracker_id: None,
             retry_at: None,
+            last_scrape: None,
             status: TrackerStatus {
                 url: url.to_string(),
                 tier,
                 state,
                 last_error: err,
+                tls_error: None,
                 warning: None,
                 consecutive_failures: 0,
                 last_success_unix_ms: None,
@@ -294,6 +329,9 @@ impl Entry {
                 leechers: None,
                 last_peers: 0,
                 peers_received: 0,
+                empty_answers: 0,
+                scrape: None,
+                scrape_error: None,
             },
         }
     }
@@ -426,7 +464,8 @@ impl Announcer {
                 let now = Instant::now();
                 match result {
                     Ok(resp) => {
-                        let next = self.on_success(i, event, resp, now).await;
+                        let next = self.on_success(i, event, resp, stats.left, now).await;
+                        self.scrape_if_due(i).await;
                         // BEP 12: the tracker that answered moves to the front of its tier.
                         let tier = &mut self.order[t];
                         let idx = tier.remove(pos);
@@ -452,11 +491,14 @@ impl Announcer {
             self.config.udp_retransmit,
             self.config.limits,
         );
-        let scion = self.config.scion_http.as_ref();
+        let reach = HttpReach {
+            scion: self.config.scion_http.as_ref(),
+            tls: &self.config.tls,
+        };
         let e = &mut self.entries[i];
         match &e.url {
             Ok(u @ (TrackerUrl::Http { .. } | TrackerUrl::ScionHttp { .. })) => {
-                transport::http_announce(u, req, http_timeout, &limits, scion).await
+                transport::http_announce(u, req, http_timeout, &limits, reach).await
             }
             Ok(u @ TrackerUrl::Udp { .. }) => {
                 transport::udp_announce(u, &mut e.udp, req, &retransmit, &limits).await
@@ -465,11 +507,77 @@ impl Announcer {
         }
     }
 
+    /// Scrapes tracker `i` unless it was scraped within `scrape_interval`; the counters (or why
+    /// there are none) go into its status.
+    async fn scrape_if_due(&mut self, i: usize) {
+        let now = Instant::now();
+        let e = &self.entries[i];
+        if e.last_scrape
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.scrape_interval)
+        {
+            return;
+        }
+        let reach = HttpReach {
+            scion: self.config.scion_http.as_ref(),
+            tls: &self.config.tls,
+        };
+        let (timeout, retransmit, limits) = (
+            self.config.http_timeout,
+            self.config.udp_retransmit,
+            self.config.limits,
+        );
+        let e = &mut self.entries[i];
+        let result = match &e.url {
+            Ok(u @ TrackerUrl::Udp { .. }) => {
+                transport::udp_scrape(u, &mut e.udp, &self.info_hash, &retransmit).await
+            }
+            Ok(u) => transport::http_scrape(u, &self.info_hash, timeout, &limits, reach).await,
+            Err(err) => Err(ScrapeError::Request(err.clone())),
+        };
+        e.last_scrape = Some(Instant::now());
+        match result {
+            Ok(c) => {
+                e.status.scrape = Some(ScrapeCounts {
+                    seeders: c.complete,
+                    leechers: c.incomplete,
+                    completed: c.downloaded,
+                    at_unix_ms: unix_ms(Instant::now()),
+                });
+                e.status.scrape_error = None;
+            }
+            Err(err) => {
+                tracing::debug!(tracker = %e.status.url, "scrape failed: {err}");
+                e.status.scrape_error = Some(err.to_string());
+            }
+        }
+    }
+
+    /// When to ask a tracker that just answered again: after its interval, or — when it gave a
+    /// leecher no peers — on the short schedule (`empty_retry_base` doubling), kept within
+    /// `[min interval, interval]`.
+    fn next_after_answer(
+        &self,
+        empty_answers: u32,
+        interval: Duration,
+        min_interval: Duration,
+    ) -> Duration {
+        if empty_answers == 0 {
+            return interval;
+        }
+        let exp = (empty_answers - 1).min(20);
+        self.config
+            .empty_retry_base
+            .saturating_mul(1u32 << exp)
+            .min(interval)
+            .max(min_interval)
+    }
+
     async fn on_success(
         &mut self,
         i: usize,
         event: Event,
         r: AnnounceResponse,
+        left: u64,
         now: Instant,
     ) -> Instant {
         let interval = r
@@ -482,12 +590,20 @@ impl Announcer {
                     .map_or(Duration::ZERO, |s| Duration::from_secs(s.into())),
             )
             .max(self.config.min_interval);
-        let next = now + interval;
+        let n = r.peers.len();
+        let empty_answers = if n == 0 && left > 0 {
+            self.entries[i].status.empty_answers.saturating_add(1)
+        } else {
+            0
+        };
+        let tracker_min = r
+            .min_interval
+            .map_or(Duration::ZERO, |s| Duration::from_secs(s.into()));
+        let next = now + self.next_after_answer(empty_answers, interval, tracker_min);
         self.earliest = now
             + r.min_interval
                 .map_or(Duration::ZERO, |s| Duration::from_secs(s.into()))
                 .max(self.config.min_interval);
-        let n = r.peers.len();
         let added = if n > 0 {
             self.link.add_peers(r.peers).await
         } else {
@@ -510,6 +626,8 @@ impl Announcer {
         let s = &mut e.status;
         s.state = TrackerState::Working;
         s.last_error = None;
+        s.tls_error = None;
+        s.empty_answers = empty_answers;
         s.warning = r.warning;
         s.consecutive_failures = 0;
         s.last_success_unix_ms = Some(unix_ms(now));
@@ -532,6 +650,10 @@ impl Announcer {
         s.state = TrackerState::BackingOff;
         s.consecutive_failures = failures;
         s.last_error = Some(err.to_string());
+        s.tls_error = match err {
+            AnnounceError::Tls(t) => Some(*t),
+            _ => None,
+        };
         s.next_attempt_unix_ms = Some(unix_ms(retry));
         tracing::debug!(tracker = %s.url, "announce failed: {err}");
         self.status.trackers = self.entries.iter().map(|e| e.status.clone()).collect();
@@ -554,7 +676,10 @@ impl Announcer {
                             &req,
                             cfg.stop_timeout,
                             &cfg.limits,
-                            cfg.scion_http.as_ref(),
+                            HttpReach {
+                                scion: cfg.scion_http.as_ref(),
+                                tls: &cfg.tls,
+                            },
                         )
                         .await
                         .map(drop)

@@ -2,12 +2,15 @@
 //! torrent announced to its tiers.
 
 pub mod announcer;
+pub mod tls;
 pub mod transport;
 
 pub use announcer::{
     spawn, tiers_from_metainfo, AnnouncerConfig, AnnouncerHandle, AnnouncerStatus, BoxFuture,
-    PeersNotTaken, TorrentLink, TrackerState, TrackerStatus, TransferStats,
+    PeersNotTaken, ScrapeCounts, TorrentLink, TrackerState, TrackerStatus, TransferStats,
 };
+pub use tls::{TlsError, TlsSetupError, TrackerTls};
 pub use transport::{
-    parse_tracker_url, AnnounceError, HttpIo, ScionConnector, ScionHttp, TrackerUrl,
+    parse_tracker_url, AnnounceError, HttpIo, HttpReach, ScionConnector, ScionHttp, ScrapeError,
+    TrackerUrl,
 };

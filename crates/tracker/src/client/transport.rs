@@ -1,4 +1,5 @@
-//! One announce to one tracker: HTTP/1.1 over TCP (hyper's client connection, plain `http://`),
+//! One announce to one tracker: HTTP/1.1 over TCP (hyper's client connection; `https://` with
+//! rustls, see [`super::tls`]; redirects followed, at most [`MAX_REDIRECTS`], never https → http),
 //! HTTP/1.1 over a QUIC stream over SCION (a host in SCION's mangled URL form; the connection
 //! comes from a [`ScionConnector`] the binary provides), or BEP 15 over a tokio UDP socket.
 
@@ -12,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use url::Url;
 
+use crate::client::tls::{TlsError, TrackerTls};
 use crate::client::BoxFuture;
 use crate::http::{self, AnnounceRequest, AnnounceResponse, ResponseError, ResponseLimits};
 use crate::udp::{self, Retransmit, UdpError};
@@ -40,11 +42,13 @@ impl std::fmt::Debug for ScionHttp {
 /// How a tracker URL is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackerUrl {
-    /// `http://host:port/path?query`: host (for `Host:` and resolving), port, path+query.
+    /// `http://host:port/path?query` (or `https://` when `tls`): host (for `Host:`, resolving
+    /// and the certificate's name), port, path+query.
     Http {
         host: String,
         port: u16,
         target: String,
+        tls: bool,
     },
     /// `udp://host:port`.
     Udp { host: String, port: u16 },
@@ -66,6 +70,14 @@ pub enum AnnounceError {
     Resolve { host: String, reason: String },
     #[error("connection failed: {0}")]
     Connect(String),
+    #[error("TLS: {0}")]
+    Tls(TlsError),
+    #[error("more than {0} redirects")]
+    TooManyRedirects(u32),
+    #[error("redirect from https to a plain URL refused: {0}")]
+    RedirectDowngrade(String),
+    #[error("bad redirect: {0}")]
+    BadRedirect(String),
     #[error("HTTP error: {0}")]
     Http(String),
     #[error("HTTP status {status}: {detail}")]
@@ -105,7 +117,8 @@ pub fn parse_tracker_url(s: &str) -> Result<TrackerUrl, AnnounceError> {
         None => return Err(unsupported("no host")),
     };
     match u.scheme() {
-        "http" => {
+        scheme @ ("http" | "https") => {
+            let tls = scheme == "https";
             let mut target = u.path().to_string();
             if let Some(q) = u.query() {
                 target.push('?');
@@ -113,17 +126,15 @@ pub fn parse_tracker_url(s: &str) -> Result<TrackerUrl, AnnounceError> {
             }
             Ok(TrackerUrl::Http {
                 host,
-                port: u.port().unwrap_or(80),
+                port: u.port().unwrap_or(if tls { 443 } else { 80 }),
                 target,
+                tls,
             })
         }
         "udp" => Ok(TrackerUrl::Udp {
             host,
             port: u.port().ok_or_else(|| unsupported("udp:// needs a port"))?,
         }),
-        "https" => Err(unsupported(
-            "https is not supported (no TLS in the tracker client)",
-        )),
         other => Err(unsupported(&format!("scheme {other} is not supported"))),
     }
 }
@@ -219,10 +230,26 @@ pub(crate) fn no_scion(url: &str) -> AnnounceError {
 async fn connect_http<'u>(
     url: &'u TrackerUrl,
     scion: Option<&ScionHttp>,
+    tls: &TrackerTls,
 ) -> Result<(Box<dyn HttpIo>, String, &'u str), AnnounceError> {
     match url {
-        TrackerUrl::Http { host, port, target } => {
+        TrackerUrl::Http {
+            host,
+            port,
+            target,
+            tls: false,
+        } => {
             let (stream, host_header) = tcp_connect(host, *port).await?;
+            Ok((Box::new(stream), host_header, target))
+        }
+        TrackerUrl::Http {
+            host,
+            port,
+            target,
+            tls: true,
+        } => {
+            let (stream, host_header) = tcp_connect(host, *port).await?;
+            let stream = tls.connect(host, stream).await?;
             Ok((Box::new(stream), host_header, target))
         }
         TrackerUrl::ScionHttp { addr, host, target } => {
@@ -235,18 +262,86 @@ async fn connect_http<'u>(
     }
 }
 
-/// One request to an `http://` URL (built from the URL's target), with an overall timeout and a
-/// cap on the response body.
+/// Most redirects one request follows.
+pub const MAX_REDIRECTS: u32 = 5;
+
+/// How to reach trackers over HTTP: over SCION (if the binary can) and with which TLS roots.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpReach<'a> {
+    pub scion: Option<&'a ScionHttp>,
+    pub tls: &'a TrackerTls,
+}
+
+/// The URL a tracker URL stands for, to resolve a relative `Location` against.
+fn base_url(url: &TrackerUrl) -> Option<Url> {
+    let s = match url {
+        TrackerUrl::Http {
+            host,
+            port,
+            target,
+            tls,
+        } => {
+            let scheme = if *tls { "https" } else { "http" };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            };
+            format!("{scheme}://{host}:{port}{target}")
+        }
+        // The mangled SCION host is no URL host; only absolute redirects are followed.
+        TrackerUrl::ScionHttp { .. } | TrackerUrl::Udp { .. } => return None,
+    };
+    Url::parse(&s).ok()
+}
+
+/// Where a redirect from `from` to `location` leads; an https tracker never sends us to http.
+fn follow_redirect(from: &TrackerUrl, location: &str) -> Result<TrackerUrl, AnnounceError> {
+    let bad = |why: String| AnnounceError::BadRedirect(format!("{location:?}: {why}"));
+    let absolute = match base_url(from) {
+        Some(base) => base
+            .join(location)
+            .map_err(|e| bad(e.to_string()))?
+            .to_string(),
+        None => location.to_string(),
+    };
+    let to = parse_tracker_url(&absolute).map_err(|e| bad(e.to_string()))?;
+    let secure = |u: &TrackerUrl| matches!(u, TrackerUrl::Http { tls: true, .. });
+    match &to {
+        TrackerUrl::Udp { .. } => Err(bad("not an HTTP URL".into())),
+        _ if secure(from) && !secure(&to) => Err(AnnounceError::RedirectDowngrade(absolute)),
+        _ => Ok(to),
+    }
+}
+
+/// One request to an `http(s)://` URL (built from the URL's target), following redirects, with
+/// an overall timeout and a cap on the response body.
 async fn http_request(
     url: &TrackerUrl,
-    scion: Option<&ScionHttp>,
+    reach: HttpReach<'_>,
     request: impl FnOnce(&str) -> Request,
     timeout: Duration,
     max_body: usize,
 ) -> Result<(u16, Bytes), AnnounceError> {
     let work = async {
-        let (io, host_header, target) = connect_http(url, scion).await?;
-        http_exchange(io, &host_header, request(target), max_body).await
+        let (io, host_header, target) = connect_http(url, reach.scion, reach.tls).await?;
+        let req = request(target);
+        let mut reply = http_exchange(io, &host_header, req.clone(), max_body).await?;
+        let mut at = url.clone();
+        let mut followed = 0;
+        while let Some(location) = reply.location.take() {
+            if followed == MAX_REDIRECTS {
+                return Err(AnnounceError::TooManyRedirects(MAX_REDIRECTS));
+            }
+            followed += 1;
+            at = follow_redirect(&at, &location)?;
+            let (io, host_header, target) = connect_http(&at, reach.scion, reach.tls).await?;
+            let mut req = req.clone();
+            // The new URL as given: its query carries the announce parameters already.
+            req.target = target.to_string();
+            reply = http_exchange(io, &host_header, req, max_body).await?;
+        }
+        Ok((reply.status, reply.body))
     };
     tokio::time::timeout(timeout, work)
         .await
@@ -254,6 +349,7 @@ async fn http_request(
 }
 
 /// What to ask on a connection: method, target, body.
+#[derive(Clone)]
 pub struct Request {
     method: hyper::Method,
     target: String,
@@ -281,13 +377,20 @@ impl Request {
     }
 }
 
+/// A response: status, body, and where a redirect (3xx with `Location`) points.
+struct Reply {
+    status: u16,
+    body: Bytes,
+    location: Option<String>,
+}
+
 /// One request on an open connection; the response body is read up to `max_body` bytes.
 async fn http_exchange(
     io: impl HttpIo,
     host_header: &str,
     r: Request,
     max_body: usize,
-) -> Result<(u16, Bytes), AnnounceError> {
+) -> Result<Reply, AnnounceError> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| AnnounceError::Http(e.to_string()))?;
@@ -312,6 +415,14 @@ async fn http_exchange(
         .await
         .map_err(|e| AnnounceError::Http(e.to_string()))?;
     let status = resp.status().as_u16();
+    let location = if resp.status().is_redirection() {
+        resp.headers()
+            .get(hyper::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string)
+    } else {
+        None
+    };
     let body = Limited::new(resp.into_body(), max_body)
         .collect()
         .await
@@ -326,7 +437,11 @@ async fn http_exchange(
         })?
         .to_bytes();
     conn.abort();
-    Ok((status, body))
+    Ok(Reply {
+        status,
+        body,
+        location,
+    })
 }
 
 /// POSTs `body` to an `http://` URL, over TCP or, for a host in SCION form, over QUIC/SCION;
@@ -341,7 +456,9 @@ pub async fn http_post(
     const MAX_REPLY: usize = 64 * 1024;
     let url = parse_tracker_url(url)?;
     let post = |target: &str| Request::post(target, content_type, body);
-    let (status, _) = http_request(&url, scion, post, timeout, MAX_REPLY).await?;
+    let tls = TrackerTls::default();
+    let reach = HttpReach { scion, tls: &tls };
+    let (status, _) = http_request(&url, reach, post, timeout, MAX_REPLY).await?;
     Ok(status)
 }
 
@@ -351,10 +468,10 @@ pub async fn http_announce(
     req: &AnnounceRequest,
     timeout: Duration,
     limits: &ResponseLimits,
-    scion: Option<&ScionHttp>,
+    reach: HttpReach<'_>,
 ) -> Result<AnnounceResponse, AnnounceError> {
     let get = |target: &str| Request::get(&http::announce_url(target, req));
-    let (status, body) = http_request(url, scion, get, timeout, limits.max_body).await?;
+    let (status, body) = http_request(url, reach, get, timeout, limits.max_body).await?;
     match http::parse_announce_response(&body, limits) {
         Ok(r) => Ok(r),
         // A failure reason is the clearest message, whatever the status.
@@ -437,14 +554,13 @@ fn action_name(r: &udp::Response) -> &'static str {
     }
 }
 
-/// A UDP announce: connect (unless the session's id is fresh), then announce.
-pub async fn udp_announce(
+/// The socket to a UDP tracker and a fresh connection id (connecting unless the session's id
+/// is still valid).
+async fn udp_connection(
     url: &TrackerUrl,
     session: &mut UdpSession,
-    req: &AnnounceRequest,
     retransmit: &Retransmit,
-    limits: &ResponseLimits,
-) -> Result<AnnounceResponse, AnnounceError> {
+) -> Result<(Arc<tokio::net::UdpSocket>, bool, u64), AnnounceError> {
     let TrackerUrl::Udp { host, port } = url else {
         return Err(AnnounceError::Unsupported("not a udp:// tracker".into()));
     };
@@ -492,6 +608,18 @@ pub async fn udp_announce(
             }
         }
     };
+    Ok((sock, v6, connection_id))
+}
+
+/// A UDP announce: connect (unless the session's id is fresh), then announce.
+pub async fn udp_announce(
+    url: &TrackerUrl,
+    session: &mut UdpSession,
+    req: &AnnounceRequest,
+    retransmit: &Retransmit,
+    limits: &ResponseLimits,
+) -> Result<AnnounceResponse, AnnounceError> {
+    let (sock, v6, connection_id) = udp_connection(url, session, retransmit).await?;
     let tx: u32 = rand::rng().random();
     let a = udp::AnnounceRequest {
         connection_id,
@@ -539,9 +667,127 @@ pub async fn udp_announce(
     }
 }
 
+/// Why a scrape gave no counters (BEP 48).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScrapeError {
+    /// The announce URL's last path segment is not `announce`, so there is no scrape URL.
+    #[error("this tracker has no scrape URL (its announce path does not end in /announce)")]
+    NoScrapeUrl,
+    #[error("the scrape does not list this torrent")]
+    NotListed,
+    #[error(transparent)]
+    Request(#[from] AnnounceError),
+}
+
+/// Scrapes one torrent's counters (seeders, completed, leechers) from an HTTP(S) tracker,
+/// over TCP or SCION like its announces.
+pub async fn http_scrape(
+    url: &TrackerUrl,
+    info_hash: &crate::InfoHash,
+    timeout: Duration,
+    limits: &ResponseLimits,
+    reach: HttpReach<'_>,
+) -> Result<http::ScrapeStats, ScrapeError> {
+    let scrape_url = |u: &TrackerUrl| -> Result<TrackerUrl, ScrapeError> {
+        let mut u = u.clone();
+        let target = match &mut u {
+            TrackerUrl::Http { target, .. } | TrackerUrl::ScionHttp { target, .. } => target,
+            TrackerUrl::Udp { .. } => return Err(ScrapeError::NoScrapeUrl),
+        };
+        *target = http::scrape_url(target).ok_or(ScrapeError::NoScrapeUrl)?;
+        Ok(u)
+    };
+    let url = scrape_url(url)?;
+    let get = |target: &str| Request::get(&http::scrape_request_url(target, &[*info_hash]));
+    let (status, body) = http_request(&url, reach, get, timeout, limits.max_body).await?;
+    let files = match http::parse_scrape_response(&body, limits) {
+        Ok(f) => f,
+        Err(ResponseError::Failure(f)) => {
+            return Err(AnnounceError::from(ResponseError::Failure(f)).into())
+        }
+        Err(e) if status != 200 => {
+            return Err(AnnounceError::Status {
+                status,
+                detail: e.to_string(),
+            }
+            .into())
+        }
+        Err(e) => return Err(AnnounceError::from(e).into()),
+    };
+    files
+        .into_iter()
+        .find(|(h, _)| h == info_hash)
+        .map(|(_, s)| s)
+        .ok_or(ScrapeError::NotListed)
+}
+
+/// Scrapes one torrent's counters from a UDP tracker (BEP 15), reusing the announce session.
+pub async fn udp_scrape(
+    url: &TrackerUrl,
+    session: &mut UdpSession,
+    info_hash: &crate::InfoHash,
+    retransmit: &Retransmit,
+) -> Result<http::ScrapeStats, ScrapeError> {
+    let (sock, v6, connection_id) = udp_connection(url, session, retransmit).await?;
+    let tx: u32 = rand::rng().random();
+    let mut p = Vec::with_capacity(36);
+    udp::encode_scrape(&mut p, connection_id, tx, &[*info_hash]);
+    match udp_exchange(&sock, &p, tx, retransmit, v6, 0).await {
+        Ok(udp::Response::Scrape { stats, .. }) => {
+            stats.into_iter().next().ok_or(ScrapeError::NotListed)
+        }
+        Ok(other) => Err(AnnounceError::UdpAction {
+            got: action_name(&other),
+            expected: "scrape",
+        }
+        .into()),
+        Err(e) => {
+            session.connection = None;
+            Err(e.into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_urls_and_redirects() {
+        let https = parse_tracker_url("https://t.example/announce").unwrap();
+        assert_eq!(
+            https,
+            TrackerUrl::Http {
+                host: "t.example".into(),
+                port: 443,
+                target: "/announce".into(),
+                tls: true
+            }
+        );
+        // Relative and absolute redirects; https never to http.
+        assert_eq!(
+            follow_redirect(&https, "/v2/announce?x=1").unwrap(),
+            TrackerUrl::Http {
+                host: "t.example".into(),
+                port: 443,
+                target: "/v2/announce?x=1".into(),
+                tls: true
+            }
+        );
+        assert!(matches!(
+            follow_redirect(&https, "http://t.example/announce"),
+            Err(AnnounceError::RedirectDowngrade(_))
+        ));
+        assert!(matches!(
+            follow_redirect(&https, "udp://t.example:1"),
+            Err(AnnounceError::BadRedirect(_))
+        ));
+        let http = parse_tracker_url("http://t.example:81/announce").unwrap();
+        assert!(matches!(
+            follow_redirect(&http, "https://u.example/a").unwrap(),
+            TrackerUrl::Http { tls: true, .. }
+        ));
+    }
 
     #[test]
     fn classifies_urls() {
@@ -550,7 +796,8 @@ mod tests {
             TrackerUrl::Http {
                 host: "127.0.0.1".into(),
                 port: 6969,
-                target: "/announce?x=1".into()
+                target: "/announce?x=1".into(),
+                tls: false,
             }
         );
         assert_eq!(
@@ -601,7 +848,6 @@ mod tests {
             ),
             ("http://[1-ff00:0:112,127.0.0.1]:x/announce", "port"),
             ("http://[99999999-1,127.0.0.1]:1/announce", "ISD-AS"),
-            ("https://t.example/announce", "https"),
             ("udp://t.example", "port"),
             ("wss://t", "scheme"),
             ("nonsense", "unsupported"),
