@@ -315,3 +315,78 @@ fn hostile_handshakes_are_bounded() {
     lt.wait_for("DONE", Duration::from_secs(120));
     same_tree(&src, &save.join("content"));
 }
+
+/// Dialling under `required`, a plain-only peer is a failed dial whose typed reason reaches
+/// the user: the download gives up as unreachable (exit 4) naming the encryption handshake.
+#[test]
+fn required_dial_to_a_plaintext_peer_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("lt");
+    let src = content(&seed_dir, "content", false, 69);
+    let torrent = dir.path().join("x.torrent");
+    make(Maker::Ours, &src, &torrent);
+    let mut lt = libtorrent_encrypted(
+        "seed",
+        &torrent,
+        &seed_dir,
+        None,
+        dir.path().join("lt.log"),
+        "disabled",
+    );
+    let port = lt.wait_for("LISTEN", Duration::from_secs(30));
+    let port: u16 = port.split_whitespace().nth(1).unwrap().parse().unwrap();
+    lt.wait_for("SEEDING", Duration::from_secs(60));
+    let r = run(
+        &[
+            format!("-inPath={}", torrent.display()),
+            format!("-outPath={}", dir.path().join("out").display()),
+            format!("-peer=127.0.0.1:{port}"),
+            "-seed=false".into(),
+            "-encryption=required".into(),
+        ],
+        &[("SCION_DAEMON_ADDRESS", NO_DAEMON.to_string())],
+        Duration::from_secs(120),
+    );
+    assert_eq!(r.status.code(), Some(4), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("last TCP error: connection closed during the encryption handshake"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Under `enabled` (the default) a dial starts with MSE and, refused by a plain-only peer,
+/// is made again in plain BitTorrent: the download works over plain lanes only.
+#[test]
+fn enabled_falls_back_to_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("lt");
+    let src = content(&seed_dir, "content", false, 70);
+    let torrent = dir.path().join("x.torrent");
+    make(Maker::Ours, &src, &torrent);
+    let mut lt = libtorrent_encrypted(
+        "seed",
+        &torrent,
+        &seed_dir,
+        None,
+        dir.path().join("lt.log"),
+        "disabled",
+    );
+    let port = lt.wait_for("LISTEN", Duration::from_secs(30));
+    let port: u16 = port.split_whitespace().nth(1).unwrap().parse().unwrap();
+    lt.wait_for("SEEDING", Duration::from_secs(60));
+    let out = dir.path().join("out");
+    let r = our_tcp_leecher(&torrent, &out, &format!("127.0.0.1:{port}"), dir.path());
+    same_tree(&src, &out);
+    let lanes = lanes(&json_of(&dir.path().join("our-leecher.json")));
+    assert!(
+        lanes.iter().all(|(p, _)| !p.ends_with("(rc4)")),
+        "{lanes:?}"
+    );
+    assert!(
+        r.stderr.contains("MSE failed") && r.stderr.contains("dialling plain BitTorrent"),
+        "no fallback in the log:\n{}",
+        r.stderr
+    );
+}
