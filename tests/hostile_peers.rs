@@ -437,7 +437,7 @@ fn hostile_lanes_over_quic_scion_are_closed_and_the_seeder_keeps_serving() {
     let reason = rt.block_on(conn.closed());
     assert!(
         matches!(&reason, quinn::ConnectionError::ApplicationClosed(c)
-            if c.error_code == btscion::engine::quic::CLOSE_SECOND_STREAM.into()),
+            if c.error_code == btscion::net::LaneCloseCode::SecondStream.var_int()),
         "{reason:?}"
     );
 
@@ -521,7 +521,10 @@ fn metadata_that_matches_the_hash_but_is_unusable_ends_the_download_with_exit_3(
             let text = String::from_utf8_lossy(&m[2..]).into_owned();
             if m[1] == 0 {
                 let at = text.find("11:ut_metadatai").expect("ut_metadata offered") + 15;
-                let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+                let digits: String = text[at..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
                 their_id = Some(digits.parse::<u8>().unwrap());
             } else if m[1] == 3 && text.contains("8:msg_typei0e") {
                 let header = format!("d8:msg_typei1e5:piecei0e10:total_sizei{}ee", info.len());
@@ -548,7 +551,14 @@ fn metadata_that_matches_the_hash_but_is_unusable_ends_the_download_with_exit_3(
         &[("SCION_DAEMON_ADDRESS", NO_DAEMON.to_string())],
         Duration::from_secs(60),
     );
-    assert!(peer.join().unwrap(), "the client never asked for the metadata");
+    assert!(
+        peer.join().unwrap(),
+        "the client never asked for the metadata"
+    );
     assert_eq!(r.status.code(), Some(3), "stderr:\n{}", r.stderr);
-    assert!(r.stderr.contains("unusable metadata"), "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("unusable metadata"),
+        "stderr:\n{}",
+        r.stderr
+    );
 }

@@ -39,7 +39,7 @@ impl App for Sink {
             | NetEvent::Quic(QuicEvent::Readable(h, id)) => (h, id),
             _ => return,
         };
-        let Some(conn) = net.quic.connection(h) else {
+        let Some(conn) = net.lane(h) else {
             return;
         };
         let entry = self.received.entry((h, id)).or_insert((0, true, false));
@@ -68,7 +68,7 @@ impl App for Sink {
                 self.interfaces
                     .push(r.received_interfaces.clone().unwrap_or_default());
             }
-            if let Some(conn) = net.quic.connection(h) {
+            if let Some(conn) = net.lane(h) {
                 conn.close(
                     Instant::now(),
                     VarInt::from_u32(0),
@@ -105,7 +105,7 @@ impl App for Source {
         match ev {
             NetEvent::Quic(QuicEvent::Connected(h)) => {
                 if let Some(c) = self.conns.iter_mut().find(|c| c.0 == h) {
-                    c.1 = net.quic.open_bi(h);
+                    c.1 = net.open_stream(h);
                 }
             }
             NetEvent::Quic(QuicEvent::Lost(h, reason)) => {
@@ -130,7 +130,7 @@ impl App for Source {
             let (Some(id), None) = (c.1, &c.3) else {
                 continue;
             };
-            let Some(conn) = net.quic.connection(c.0) else {
+            let Some(conn) = net.lane(c.0) else {
                 continue;
             };
             let mut s = conn.send_stream(id);

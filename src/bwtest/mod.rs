@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::metrics::{self, Percentiles};
 use crate::net::uring::App;
+use crate::net::LaneCloseCode;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
 use crate::scion::{ScionAddr, ScionPath};
@@ -72,7 +73,7 @@ impl App for BwServer {
             }
             _ => return,
         };
-        let Some(conn) = net.quic.connection(h) else {
+        let Some(conn) = net.lane(h) else {
             return;
         };
         let state = self
@@ -118,7 +119,7 @@ impl App for BwServer {
             if *finished {
                 continue;
             }
-            let Some(conn) = net.quic.connection(h) else {
+            let Some(conn) = net.lane(h) else {
                 continue;
             };
             let mut send = conn.send_stream(id);
@@ -244,10 +245,10 @@ impl App for BwClient {
                 let Some(c) = self.conns.get_mut(&h) else {
                     return;
                 };
-                let (Some(bulk), Some(ping)) = (net.quic.open_bi(h), net.quic.open_bi(h)) else {
+                let (Some(bulk), Some(ping)) = (net.open_stream(h), net.open_stream(h)) else {
                     return;
                 };
-                let Some(conn) = net.quic.connection(h) else {
+                let Some(conn) = net.lane(h) else {
                     return;
                 };
                 let _ = conn.send_stream(bulk).write(&header(KIND_BULK, ms));
@@ -260,7 +261,7 @@ impl App for BwClient {
                 let Some(c) = self.conns.get_mut(&h) else {
                     return;
                 };
-                let Some(conn) = net.quic.connection(h) else {
+                let Some(conn) = net.lane(h) else {
                     return;
                 };
                 let mut rs = conn.recv_stream(id);
@@ -321,9 +322,7 @@ impl App for BwClient {
             if let (Some(s), None) = (c.started, c.ended) {
                 if now.saturating_duration_since(s) >= self.duration {
                     c.ended = Some(now);
-                    if let Some(conn) = net.quic.connection(h) {
-                        conn.close(now, VarInt::from_u32(0), Bytes::from_static(b"done"));
-                    }
+                    net.close_lane(h, LaneCloseCode::Done, Bytes::from_static(b"done"), now);
                     continue;
                 }
             }
@@ -334,7 +333,7 @@ impl App for BwClient {
                 continue;
             }
             c.next_ping = now + PING_EVERY;
-            let Some(conn) = net.quic.connection(h) else {
+            let Some(conn) = net.lane(h) else {
                 continue;
             };
             let mut probe = [0u8; 16];

@@ -6,12 +6,13 @@
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
-use quinn_proto::{ConnectionHandle, StreamId, VarInt, WriteError};
+use quinn_proto::{ConnectionHandle, StreamId, WriteError};
 
 use crate::engine::dialer::PeerDialer;
 use crate::engine::stream_chunks;
 use crate::lanes::{PathPolicy, Preference};
 use crate::net::uring::App;
+use crate::net::LaneCloseCode;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
 use crate::scion::{ScionAddr, ScionPath};
@@ -150,17 +151,11 @@ impl<S: LaneProtocol> QuicBtApp<S> {
         if lc.stream.is_some_and(|s| s != id) {
             // One lane, one stream: its bytes must not be mixed into the lane's message stream.
             let reason = CloseReason::SecondStream;
-            if let Some(c) = net.quic.connection(h) {
-                c.close(
-                    now,
-                    VarInt::from_u32(CLOSE_SECOND_STREAM),
-                    close_text(&reason),
-                );
-            }
+            net.close_lane(h, LaneCloseCode::SecondStream, close_text(&reason), now);
             self.lane_lost(h, reason, now);
             return;
         }
-        let Some(conn) = net.quic.connection(h) else {
+        let Some(conn) = net.lane(h) else {
             return;
         };
         let mut stream = conn.recv_stream(id);
@@ -190,7 +185,7 @@ impl<S: LaneProtocol> QuicBtApp<S> {
             let (Some(stream), false) = (lc.stream, lc.blocked) else {
                 continue;
             };
-            let Some(conn) = net.quic.connection(h) else {
+            let Some(conn) = net.lane(h) else {
                 continue;
             };
             self.session.set_lane_rtt(lc.lane, conn.rtt());
@@ -255,9 +250,7 @@ impl<S: LaneProtocol> QuicBtApp<S> {
                         if reason.is_ban() {
                             self.banned.extend(lc.and_then(|lc| lc.remote));
                         }
-                        if let Some(c) = net.quic.connection(h) {
-                            c.close(now, VarInt::from_u32(1), close_text(&reason));
-                        }
+                        net.close_lane(h, LaneCloseCode::Error, close_text(&reason), now);
                     }
                     // TCP lanes too: a storage error ends a download whatever the transport.
                     if reason.is_storage() && self.failure.is_none() {
@@ -328,9 +321,6 @@ fn close_text(reason: &CloseReason) -> bytes::Bytes {
     reason.to_string().into_bytes().into()
 }
 
-/// QUIC close code for a peer that opened more than one stream on a lane.
-pub const CLOSE_SECOND_STREAM: u32 = 4;
-
 impl<S: LaneProtocol> QuicBtApp<S> {
     /// Whether the connection is one of this torrent's lanes or dials.
     pub fn owns(&self, h: ConnectionHandle) -> bool {
@@ -357,9 +347,7 @@ impl<S: LaneProtocol> QuicBtApp<S> {
     /// Closes every lane politely and stops dialling (pause, remove, shutdown).
     pub fn close_all(&mut self, net: &mut ScionNet, reason: CloseReason, now: Instant) {
         for (h, lc) in self.conns.drain() {
-            if let Some(c) = net.quic.connection(h) {
-                c.close(now, VarInt::from_u32(0), close_text(&reason));
-            }
+            net.close_lane(h, LaneCloseCode::Done, close_text(&reason), now);
             self.session.on_lane_closed(lc.lane, reason.clone(), now);
         }
         self.lanes.clear();
@@ -390,9 +378,7 @@ impl<S: LaneProtocol> QuicBtApp<S> {
             };
             self.lanes.remove(&lc.lane);
             let reason = CloseReason::PathNotAllowed;
-            if let Some(c) = net.quic.connection(h) {
-                c.close(now, VarInt::from_u32(0), close_text(&reason));
-            }
+            net.close_lane(h, LaneCloseCode::Done, close_text(&reason), now);
             for d in self.dialers.iter_mut() {
                 d.lost(h, now);
             }
@@ -454,7 +440,7 @@ impl<S: LaneProtocol> App for QuicBtApp<S> {
                 let ours = self.dialers.iter_mut().find(|d| d.owns(h));
                 if let Some(d) = ours {
                     d.ever_connected = true;
-                    if let Some(id) = net.quic.open_bi(h) {
+                    if let Some(id) = net.open_stream(h) {
                         self.add_lane(net, h, id, true, now);
                     }
                 }
@@ -477,9 +463,7 @@ impl<S: LaneProtocol> App for QuicBtApp<S> {
             NetEvent::Quic(QuicEvent::Drained(h)) => self.lane_lost(h, CloseReason::Drained, now),
             NetEvent::PathDown { handle, reason } => {
                 tracing::warn!("path down: {reason}");
-                if let Some(c) = net.quic.connection(handle) {
-                    c.close(now, VarInt::from_u32(2), "path down".into());
-                }
+                net.close_lane(handle, LaneCloseCode::PathDown, "path down", now);
                 self.lane_lost(handle, CloseReason::PathDown(reason.to_string()), now);
             }
         }
@@ -488,9 +472,7 @@ impl<S: LaneProtocol> App for QuicBtApp<S> {
     fn poll(&mut self, net: &mut ScionNet, now: Instant) -> Option<Instant> {
         if let Some(since) = self.closing_since {
             // Give the close frames a moment to leave, then stop.
-            if now.saturating_duration_since(since) > Duration::from_millis(200)
-                || net.quic.is_idle()
-            {
+            if now.saturating_duration_since(since) > Duration::from_millis(200) || net.is_idle() {
                 self.done = true;
             }
             return Some(now + Duration::from_millis(20));
@@ -509,9 +491,7 @@ impl<S: LaneProtocol> App for QuicBtApp<S> {
         let finished = self.stop_when == StopWhen::Complete && self.completed_at.is_some();
         if finished || self.failure.is_some() {
             for (&h, _) in self.conns.iter() {
-                if let Some(c) = net.quic.connection(h) {
-                    c.close(now, VarInt::from_u32(0), "done".into());
-                }
+                net.close_lane(h, LaneCloseCode::Done, "done", now);
             }
             self.closing_since = Some(now);
             return Some(now + Duration::from_millis(20));

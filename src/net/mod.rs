@@ -1,5 +1,6 @@
 //! Drivers: the parts of the data path that touch sockets.
 
+pub mod close_code;
 pub mod gso;
 pub mod scion_net;
 #[cfg(test)]
@@ -8,4 +9,5 @@ pub mod scion_quinn;
 pub mod steering;
 pub mod uring;
 
+pub use close_code::LaneCloseCode;
 pub use scion_net::{NetEvent, Outgoing, Route, ScionNet};

@@ -133,7 +133,7 @@ impl<'a> RxCopy<'a> {
 
 pub struct ScionNet {
     local: ScionAddr,
-    pub quic: QuicEndpoint,
+    pub(super) quic: QuicEndpoint,
     remotes: RemoteTable<ScionAddr, Route>,
     /// Received raw path -> its direction-independent key, so the per-packet cost is a hash of
     /// the path bytes instead of parsing its hop fields.
@@ -282,6 +282,34 @@ impl ScionNet {
     }
 
     /// The route a connection is pinned to.
+    /// A lane's QUIC connection, for its stream I/O.
+    pub fn lane(&mut self, handle: ConnectionHandle) -> Option<&mut quinn_proto::Connection> {
+        self.quic.connection(handle)
+    }
+
+    /// Opens the stream a lane's bytes go on.
+    pub fn open_stream(&mut self, handle: ConnectionHandle) -> Option<quinn_proto::StreamId> {
+        self.quic.open_bi(handle)
+    }
+
+    /// Closes a lane with one of our close codes; `reason` is for the peer's logs.
+    pub fn close_lane(
+        &mut self,
+        handle: ConnectionHandle,
+        code: super::LaneCloseCode,
+        reason: impl Into<bytes::Bytes>,
+        now: Instant,
+    ) {
+        if let Some(c) = self.quic.connection(handle) {
+            c.close(now, code.var_int(), reason.into());
+        }
+    }
+
+    /// Whether no lane is open or closing.
+    pub fn is_idle(&self) -> bool {
+        self.quic.is_idle()
+    }
+
     pub fn route(&mut self, handle: ConnectionHandle) -> Option<&Route> {
         let key = self.quic.connection(handle)?.remote_address();
         self.remotes.get(&key).map(|r| &r.route)

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::net::LaneCloseCode;
+
 /// Why a lane (one QUIC connection on one path, or one TCP connection) closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CloseReason {
@@ -95,7 +97,7 @@ impl CloseReason {
         match self {
             Self::Drained => true,
             Self::Quic(quinn_proto::ConnectionError::ApplicationClosed(c)) => {
-                c.error_code == quinn_proto::VarInt::from_u32(0)
+                LaneCloseCode::from_var_int(c.error_code) == Some(LaneCloseCode::Done)
             }
             _ => false,
         }

@@ -30,7 +30,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use quinn_proto::{ConnectionHandle, StreamId, VarInt};
+use quinn_proto::{ConnectionHandle, StreamId};
 use tokio::sync::{watch, Notify};
 
 use super::checker::Checker;
@@ -51,6 +51,7 @@ use crate::engine::tcp::{TcpEvent, TcpHub, TcpLanes};
 use crate::engine::verify::PoolVerifier;
 use crate::lanes::Preference;
 use crate::net::uring::App;
+use crate::net::LaneCloseCode;
 use crate::net::{NetEvent, ScionNet};
 use crate::quic::QuicEvent;
 use crate::scion::{PeerAddr, ScionAddr};
@@ -383,9 +384,7 @@ impl App for Client {
             }
             NetEvent::PathDown { handle, .. } => {
                 self.router.quic_gone(handle);
-                if let Some(c) = net.quic.connection(handle) {
-                    c.close(now, VarInt::from_u32(2), b"path down".to_vec().into());
-                }
+                net.close_lane(handle, LaneCloseCode::PathDown, "path down", now);
             }
             // An incoming connection is routed when its first stream speaks.
             NetEvent::Quic(QuicEvent::Connected(_) | QuicEvent::Writable(..)) => {}
@@ -429,7 +428,7 @@ impl App for Client {
         }
         if let Some((since, _)) = &self.shutting_down {
             let extras_done = self.extra.as_mut().is_none_or(|e| e.shut_down());
-            let closed = net.quic.is_idle() && extras_done;
+            let closed = net.is_idle() && extras_done;
             if now.saturating_duration_since(*since) > CLOSE_GRACE || closed {
                 self.done = true;
                 if let Some((_, replies)) = self.shutting_down.take() {

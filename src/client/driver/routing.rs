@@ -31,7 +31,7 @@ impl Client {
     ) {
         let mut data = Vec::new();
         let mut finished = false;
-        if let Some(conn) = net.quic.connection(h) {
+        if let Some(conn) = net.lane(h) {
             let mut stream = conn.recv_stream(id);
             if let Ok(mut chunks) = stream.read(true) {
                 loop {
@@ -51,13 +51,12 @@ impl Client {
             return; // only the first stream carries the lane
         };
         let refuse = |net: &mut ScionNet, why: &str| {
-            if let Some(c) = net.quic.connection(h) {
-                c.close(
-                    now,
-                    VarInt::from_u32(CLOSE_UNKNOWN_TORRENT),
-                    why.as_bytes().to_vec().into(),
-                );
-            }
+            net.close_lane(
+                h,
+                LaneCloseCode::UnknownTorrent,
+                why.as_bytes().to_vec(),
+                now,
+            );
         };
         match verdict {
             Sniff::NeedMore if finished => {
@@ -238,6 +237,3 @@ impl Client {
         }
     }
 }
-
-/// QUIC application close code for a lane whose handshake named no torrent of ours.
-pub(super) const CLOSE_UNKNOWN_TORRENT: u32 = 3;
