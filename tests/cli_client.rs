@@ -1,6 +1,6 @@
 //! The daemon commands of the real binary (`add`, `list`, `show`, `pause`, `resume`, `remove`,
-//! `add-peer`) against the real API served in-process over a test double of the client loop:
-//! output, `--json`, prefixes, and exit codes.
+//! `add-peer`, `settings`) against the real API served in-process over a test double of the
+//! client loop: output, `--json`, prefixes, and exit codes.
 
 mod api_support;
 
@@ -176,4 +176,22 @@ fn the_token_comes_from_the_flag_or_the_environment() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     let o = cli(&f, &["list"], Some("tok"));
     assert_eq!(o.code, 0, "{}", o.stderr);
+}
+
+#[test]
+fn settings_shows_and_sets_the_encryption_policy() {
+    let f = Fake::start(None);
+    assert!(ok(&f, &["settings"]).contains("encryption: enabled\n"));
+    let out = ok(&f, &["settings", "--encryption", "required"]);
+    assert!(out.contains("encryption: required\n"), "{out}");
+    let v: Value = serde_json::from_str(&ok(&f, &["settings", "--json"])).unwrap();
+    assert_eq!(v["encryption"], "required");
+    let bad = cli(&f, &["settings", "--encryption", "forced"], None);
+    assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+    assert!(
+        bad.stderr.contains("disabled, enabled or required"),
+        "{}",
+        bad.stderr
+    );
+    assert!(ok(&f, &["settings"]).contains("encryption: required\n"));
 }

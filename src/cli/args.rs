@@ -577,6 +577,16 @@ pub enum RemoteCommand {
         #[command(flatten)]
         api: ApiOpts,
     },
+    /// Show the daemon's global settings; with --encryption, change its encryption policy
+    /// first.
+    Settings {
+        /// MSE/PE policy for TCP peers: disabled, enabled or required (for connections made
+        /// or accepted from now on; the daemon saves it).
+        #[arg(long, value_name = "POLICY", value_parser = clap::value_parser!(bt_mse::Policy))]
+        encryption: Option<bt_mse::Policy>,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
     /// Give a running torrent more peers to dial.
     AddPeer {
         /// Info hash or a unique prefix of it.

@@ -44,6 +44,7 @@ pub fn run(cmd: RemoteCommand) -> Result<(), CliError> {
             peers,
             api,
         } => add_peer(&Api::new(&api), &torrent, peers),
+        RemoteCommand::Settings { encryption, api } => settings(&Api::new(&api), encryption),
     }
 }
 
@@ -459,6 +460,30 @@ fn add_peer(api: &Api, given: &str, peers: Vec<String>) -> Result<(), CliError> 
         let a: Added = serde_json::from_slice(&answer)
             .map_err(|e| exit::other(format!("unexpected answer from the daemon: {e}")))?;
         println!("{} new peer(s) for {ih}", a.added);
+    }
+    Ok(())
+}
+
+/// `settings`: sets the encryption policy if one is given, then prints the settings (one
+/// `name: value` line each, values as JSON).
+fn settings(api: &Api, encryption: Option<bt_mse::Policy>) -> Result<(), CliError> {
+    if let Some(p) = encryption {
+        api.send_json(
+            "PUT",
+            "/api/v1/settings",
+            &serde_json::json!({ "encryption": p }),
+        )?;
+    }
+    let (v, bytes): (serde_json::Value, _) = api.get("/api/v1/settings")?;
+    if api.json {
+        api.print_json(&bytes);
+        return Ok(());
+    }
+    for (name, value) in v.as_object().into_iter().flatten() {
+        match value.as_str() {
+            Some(s) => println!("{name}: {s}"),
+            None => println!("{name}: {value}"),
+        }
     }
     Ok(())
 }
