@@ -58,22 +58,61 @@ pub fn is_legacy(args: &[String]) -> bool {
     })
 }
 
-fn parse_bool(flag: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
-        "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("invalid boolean value {v:?} for -{flag}")),
+/// What is wrong with the original client's flags (all usage errors, exit code 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LegacyFlagError {
+    #[error("unexpected argument {0:?} (flags start with '-')")]
+    NotAFlag(String),
+    /// A flag of the Go client's HTTP API mode or path selection, which the `daemon`
+    /// subcommand replaces.
+    #[error(
+        "flag provided but not defined: -{0} (the Go client's HTTP API mode and path \
+         selection flags are not taken here; the `daemon` subcommand runs this client with an \
+         HTTP API)"
+    )]
+    NotHere(String),
+    #[error("flag provided but not defined: -{0}")]
+    Undefined(String),
+    #[error("flag needs an argument: -{0}")]
+    NeedsArgument(String),
+    #[error("invalid boolean value {value:?} for -{flag}")]
+    NotBoolean { flag: String, value: String },
+    /// A value that does not parse as what the flag takes (`what` says that).
+    #[error("-{flag}: {value:?} is not {what}")]
+    BadValue {
+        flag: String,
+        value: String,
+        what: String,
+    },
+}
+
+fn bad_value(flag: &str, value: &str, what: impl Into<String>) -> LegacyFlagError {
+    LegacyFlagError::BadValue {
+        flag: flag.into(),
+        value: value.into(),
+        what: what.into(),
     }
 }
 
-fn parse_secs(flag: &str, v: &str) -> Result<f64, String> {
+fn parse_bool(flag: &str, v: &str) -> Result<bool, LegacyFlagError> {
+    match v {
+        "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
+        "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(false),
+        _ => Err(LegacyFlagError::NotBoolean {
+            flag: flag.into(),
+            value: v.into(),
+        }),
+    }
+}
+
+fn parse_secs(flag: &str, v: &str) -> Result<f64, LegacyFlagError> {
     v.trim_end_matches('s')
         .parse()
-        .map_err(|_| format!("-{flag}: {v:?} is not a number of seconds"))
+        .map_err(|_| bad_value(flag, v, "a number of seconds"))
 }
 
 /// Parses the original client's flags into transfer arguments.
-pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
+pub fn parse(args: &[String]) -> Result<TransferArgs, LegacyFlagError> {
     let mut t = TransferArgs::default();
     let mut seed = false;
     let mut it = args.iter().skip(1).peekable();
@@ -81,7 +120,7 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
         let body = arg
             .strip_prefix("--")
             .or_else(|| arg.strip_prefix('-'))
-            .ok_or_else(|| format!("unexpected argument {arg:?} (flags start with '-')"))?;
+            .ok_or_else(|| LegacyFlagError::NotAFlag(arg.clone()))?;
         let (name, inline) = match body.split_once('=') {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
@@ -91,12 +130,8 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             .find(|(f, _)| *f == name)
             .map(|(_, v)| *v)
             .ok_or_else(|| match NOT_HERE.contains(&name) {
-                true => format!(
-                    "flag provided but not defined: -{name} (the Go client's HTTP API mode and \
-                     path selection flags are not taken here; the `daemon` subcommand runs \
-                     this client with an HTTP API)"
-                ),
-                false => format!("flag provided but not defined: -{name}"),
+                true => LegacyFlagError::NotHere(name.into()),
+                false => LegacyFlagError::Undefined(name.into()),
             })?;
         let value = if takes_value {
             match inline {
@@ -104,7 +139,7 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
                 None => it
                     .next()
                     .cloned()
-                    .ok_or_else(|| format!("flag needs an argument: -{name}"))?,
+                    .ok_or_else(|| LegacyFlagError::NeedsArgument(name.into()))?,
             }
         } else {
             inline.unwrap_or_else(|| "true".into())
@@ -129,17 +164,15 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
             "keepAlive" => t.keepalive = Some(parse_secs(name, &value)?),
             "peerTimeout" => t.peer_timeout = Some(parse_secs(name, &value)?),
             "encryption" => {
-                t.encryption = Some(
-                    value
-                        .parse()
-                        .map_err(|e: bt_mse::PolicyParseError| format!("-encryption: {e}"))?,
-                )
+                t.encryption = Some(value.parse().map_err(|e: bt_mse::PolicyParseError| {
+                    bad_value(name, &value, format!("a policy ({e})"))
+                })?)
             }
             "numPaths" => {
                 t.num_paths = Some(
                     value
                         .parse()
-                        .map_err(|_| format!("-numPaths: {value:?} is not a number"))?,
+                        .map_err(|_| bad_value(name, &value, "a number"))?,
                 )
             }
             "enableDht" => t.enable_dht = parse_bool(name, &value)?,
@@ -147,24 +180,22 @@ pub fn parse(args: &[String]) -> Result<TransferArgs, String> {
                 t.dht_port = Some(
                     value
                         .parse()
-                        .map_err(|_| format!("-dhtPort: {value:?} is not a port"))?,
+                        .map_err(|_| bad_value(name, &value, "a port"))?,
                 )
             }
             "dhtBootstrapAddr" => t.dht_bootstrap.push(value),
             "dialBackStartPort" => {}
             "printMetrics" => t.print_metrics = parse_bool(name, &value)?,
             "pathPolicy" => {
-                t.path_policy = value
-                    .parse()
-                    .map_err(|e: crate::lanes::PolicyError| format!("-pathPolicy: {e}"))?
+                t.path_policy = value.parse().map_err(|e: crate::lanes::PolicyError| {
+                    bad_value(name, &value, format!("a path policy ({e})"))
+                })?
             }
             "metricsJson" => t.metrics_json = Some(PathBuf::from(value)),
             "runtimes" => {
                 t.runtimes = Some(value.parse().map_err(|_| {
-                    format!(
-                        "-runtimes: {value:?} is not a number from 1 to {}",
-                        crate::net::steering::MAX_RUNTIMES
-                    )
+                    let most = crate::net::steering::MAX_RUNTIMES;
+                    bad_value(name, &value, format!("a number from 1 to {most}"))
                 })?)
             }
             "exportMetricsTo" => t.export_metrics = Some(PathBuf::from(value)),
@@ -191,7 +222,8 @@ mod tests {
         let t = parse(&argv(&["-inPath=x.torrent", "-encryption=required"])).unwrap();
         assert_eq!(t.encryption, Some(bt_mse::Policy::Required));
         let e = parse(&argv(&["-inPath=x.torrent", "-encryption=forced"])).unwrap_err();
-        assert!(e.contains("-encryption"), "{e}");
+        assert!(matches!(&e, LegacyFlagError::BadValue { flag, .. } if flag == "encryption"));
+        assert!(e.to_string().contains("-encryption"), "{e}");
     }
 
     #[test]
@@ -230,15 +262,14 @@ mod tests {
 
     #[test]
     fn bad_flags_are_reported() {
-        assert!(parse(&argv(&["-nope=1"]))
-            .unwrap_err()
-            .contains("not defined"));
-        assert!(parse(&argv(&["-seed=maybe"]))
-            .unwrap_err()
-            .contains("boolean"));
-        assert!(parse(&argv(&["-inPath"]))
-            .unwrap_err()
-            .contains("needs an argument"));
+        let e = parse(&argv(&["-nope=1"])).unwrap_err();
+        assert_eq!(e, LegacyFlagError::Undefined("nope".into()));
+        assert!(e.to_string().contains("not defined"));
+        let e = parse(&argv(&["-seed=maybe"])).unwrap_err();
+        assert!(e.to_string().contains("boolean"), "{e}");
+        let e = parse(&argv(&["-inPath"])).unwrap_err();
+        assert_eq!(e, LegacyFlagError::NeedsArgument("inPath".into()));
+        assert!(e.to_string().contains("needs an argument"));
         assert!(!is_legacy(&argv(&["download", "--torrent", "x"])));
     }
 
@@ -252,6 +283,8 @@ mod tests {
             let a = argv(&[flag]);
             assert!(is_legacy(&a), "{flag} would reach clap (-h: help, exit 0)");
             let e = parse(&a).unwrap_err();
+            assert!(matches!(e, LegacyFlagError::NotHere(_)), "{e:?}");
+            let e = e.to_string();
             assert!(e.starts_with("flag provided but not defined"), "{e}");
             assert!(e.contains("daemon"), "{e}");
         }

@@ -309,7 +309,7 @@ impl DaemonClient {
             match convert_path(src, dst, p) {
                 Ok(p) => paths.push(p),
                 Err(reason) => {
-                    tracing::warn!(daemon = %self.addr, %dst, %reason, "skipping invalid path")
+                    tracing::warn!(daemon = %self.addr, %dst, %reason, "skipping invalid path");
                 }
             }
         }
@@ -362,10 +362,23 @@ fn describe(e: &ConnectError) -> String {
     s
 }
 
-fn convert_path(src: Ia, dst: Ia, mut p: pb::Path) -> Result<ScionPath, String> {
-    packet::validate_path(&p.raw).map_err(|e| e.to_string())?;
+/// Why a path the daemon offered is skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum BadPath {
+    #[error("unreadable raw path: {0}")]
+    Raw(#[from] packet::PacketError),
+    #[error("empty raw path to a remote AS")]
+    Empty,
+    #[error("interface id {0} out of range")]
+    InterfaceId(u64),
+    #[error("odd number of interfaces ({0})")]
+    OddInterfaces(usize),
+}
+
+fn convert_path(src: Ia, dst: Ia, mut p: pb::Path) -> Result<ScionPath, BadPath> {
+    packet::validate_path(&p.raw)?;
     if p.raw.is_empty() {
-        return Err("empty raw path to a remote AS".into());
+        return Err(BadPath::Empty);
     }
     let interfaces = p
         .interfaces
@@ -373,12 +386,12 @@ fn convert_path(src: Ia, dst: Ia, mut p: pb::Path) -> Result<ScionPath, String> 
         .map(|i| {
             Ok(PathInterface {
                 ia: Ia::from_u64(i.isd_as),
-                id: u16::try_from(i.id).map_err(|_| format!("interface id {}", i.id))?,
+                id: u16::try_from(i.id).map_err(|_| BadPath::InterfaceId(i.id))?,
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, BadPath>>()?;
     if interfaces.len() % 2 != 0 {
-        return Err(format!("odd number of interfaces ({})", interfaces.len()));
+        return Err(BadPath::OddInterfaces(interfaces.len()));
     }
     let first_hop = p
         .interface
@@ -596,7 +609,7 @@ mod tests {
 
         let mut bad = p.clone();
         bad.raw.pop();
-        assert!(convert_path(a, c, bad).is_err());
+        assert!(matches!(convert_path(a, c, bad), Err(BadPath::Raw(_))));
         // Absurd metadata is unknown metadata, not a panic.
         let mut absurd = p.clone();
         absurd.expiration = scion_protobuf::buffa_types::google::protobuf::Timestamp {
@@ -613,6 +626,9 @@ mod tests {
         assert_eq!(sp.total_latency(), None, "the sum overflows");
         let mut odd = p;
         odd.interfaces.pop();
-        assert!(convert_path(a, c, odd).is_err());
+        assert!(matches!(
+            convert_path(a, c, odd),
+            Err(BadPath::OddInterfaces(_))
+        ));
     }
 }
