@@ -15,6 +15,8 @@ command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 if [ "${WITH_CLIENTS:-1}" = 1 ]; then
   packages+=(python3-libtorrent transmission-cli transmission-daemon aria2 opentracker)
+  # tests/https_trackers.rs: opentracker behind stunnel with a test CA (openssl CLI).
+  packages+=(stunnel4 openssl)
 fi
 
 missing=()

@@ -56,6 +56,7 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         Some(d) => d,
         None => return Err(exit::usage("no data directory: set --data-dir (or HOME)")),
     };
+    let tracker_tls = crate::discovery::tracker_tls(&args.tracker_ca)?;
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| exit::storage(format!("cannot create {}: {e}", data_dir.display())))?;
     let store = Store::open(&data_dir).map_err(|e| exit::storage(e.to_string()))?;
@@ -90,7 +91,7 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
     };
     announce_ready_when_loaded(&handle, &cfg);
 
-    let trackers = crate::discovery::spawn_trackers(handle.clone())
+    let trackers = crate::discovery::spawn_trackers(handle.clone(), tracker_tls)
         .map_err(|e| exit::other(format!("cannot start the tracker front end: {e}")))?;
     let dht = match args.dht {
         Some(listen) => {

@@ -115,6 +115,10 @@ pub struct TransferCli {
     /// [default: enabled].
     #[arg(long, value_name = "POLICY", value_parser = clap::value_parser!(bt_mse::Policy))]
     pub encryption: Option<bt_mse::Policy>,
+    /// Also trust the CA certificates in this PEM file for https:// trackers (a private CA);
+    /// repeatable. The system's roots and webpki's are always trusted.
+    #[arg(long = "tracker-ca", value_name = "FILE")]
+    pub tracker_ca: Vec<PathBuf>,
     /// Maximum paths (lanes) per peer (default: all link-disjoint paths, up to 8).
     #[arg(long)]
     pub num_paths: Option<usize>,
@@ -291,6 +295,8 @@ pub struct TransferArgs {
     pub peer_timeout: Option<f64>,
     /// MSE/PE policy for TCP peers (`--encryption`); None: the default.
     pub encryption: Option<bt_mse::Policy>,
+    /// `--tracker-ca` files (extra roots for https:// trackers).
+    pub tracker_ca: Vec<PathBuf>,
     pub num_paths: Option<usize>,
     pub print_metrics: bool,
     pub export_metrics: Option<PathBuf>,
@@ -331,6 +337,7 @@ impl TransferArgs {
             keepalive: c.keepalive,
             peer_timeout: c.peer_timeout,
             encryption: c.encryption,
+            tracker_ca: c.tracker_ca,
             num_paths: c.num_paths,
             print_metrics: c.print_metrics,
             export_metrics: c.export_metrics,
@@ -439,6 +446,10 @@ pub struct DaemonArgs {
     /// [default: the saved setting, else enabled].
     #[arg(long, value_name = "POLICY", value_parser = clap::value_parser!(bt_mse::Policy))]
     pub encryption: Option<bt_mse::Policy>,
+    /// Also trust the CA certificates in this PEM file for https:// trackers (a private CA);
+    /// repeatable. The system's roots and webpki's are always trusted.
+    #[arg(long = "tracker-ca", value_name = "FILE")]
+    pub tracker_ca: Vec<PathBuf>,
     /// Run a mainline DHT node (BEP 5, over UDP/IP) on this address, e.g. 0.0.0.0:6881; its
     /// routing table is kept in the data dir.
     #[arg(long, value_name = "ADDR")]

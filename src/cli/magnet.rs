@@ -100,7 +100,8 @@ async fn fetch(t: TransferArgs, uri: String, stopper: &Stopper) -> Result<Vec<u8
         super::single::shown_scion(&single.local, single.scion_on)
     );
     single.client.attach_control(side.commands, side.snapshots);
-    let trackers = crate::discovery::spawn_trackers(handle)
+    let tls = crate::discovery::tracker_tls(&t.tracker_ca)?;
+    let trackers = crate::discovery::spawn_trackers(handle, tls)
         .map_err(|e| exit::other(format!("cannot start the tracker client: {e}")))?;
     let ran = uring::run(single.socket, &mut single.net, &mut single.client).await;
     single.client.stop_listening().await;

@@ -264,6 +264,32 @@ fn show(api: &Api, given: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// One tracker in `show`: URL and state, then the scrape's counters (or why there are none).
+fn tracker_line(t: &crate::client::control::TrackerStatus) -> String {
+    use crate::client::control::TrackerState as S;
+    let state = match t.state {
+        S::NotContacted => "not contacted".to_string(),
+        S::Working => format!("working, {} peers last", t.last_peers),
+        S::BackingOff => format!(
+            "failing ({})",
+            t.last_error.as_deref().unwrap_or("no reason given")
+        ),
+        S::Unsupported => format!(
+            "unsupported ({})",
+            t.last_error.as_deref().unwrap_or("no reason given")
+        ),
+    };
+    let scrape = match (&t.scrape, &t.scrape_error) {
+        (Some(c), _) => format!(
+            "{} seeders, {} leechers, {} completed",
+            c.seeders, c.leechers, c.completed
+        ),
+        (None, Some(e)) => format!("no scrape: {e}"),
+        (None, None) => "not scraped".to_string(),
+    };
+    format!("  [{}] {}: {state}; {scrape}\n", t.tier, t.url)
+}
+
 /// The `show` text.
 pub fn details(t: &TorrentSnapshot) -> String {
     let mut o = String::new();
@@ -320,6 +346,12 @@ pub fn details(t: &TorrentSnapshot) -> String {
                 f.done as f64 * 100.0 / f.length as f64
             };
             o += &format!("  {:>9}  {:>5.1}%  {}\n", bytes(f.length), pct, f.path);
+        }
+    }
+    if !t.trackers.is_empty() {
+        o += "\nTRACKERS\n";
+        for tr in &t.trackers {
+            o += &tracker_line(tr);
         }
     }
     if !t.peers.is_empty() {

@@ -313,8 +313,9 @@ async fn run_transfer(
     // shutdown.
     client.attach_control(side.commands, side.snapshots);
     let trackers = if meta.has_trackers() {
+        let tls = crate::discovery::tracker_tls(&t.tracker_ca)?;
         Some(
-            crate::discovery::spawn_trackers(handle)
+            crate::discovery::spawn_trackers(handle, tls)
                 .map_err(|e| exit::other(format!("cannot start the tracker client: {e}")))?,
         )
     } else {

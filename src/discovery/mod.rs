@@ -9,7 +9,7 @@ pub mod scion_udp;
 pub mod trackers;
 
 pub use dht::{spawn_dht, spawn_scion_dht, DhtOptions, ScionDhtOptions};
-pub use trackers::spawn_trackers;
+pub use trackers::{spawn_trackers, tracker_tls};
 
 use crate::client::control::{TorrentSnapshot, TorrentState};
 

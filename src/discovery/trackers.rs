@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bt_tracker::client::{AnnouncerConfig, AnnouncerHandle, ScionHttp};
+use bt_tracker::client::{AnnouncerConfig, AnnouncerHandle, ScionHttp, TrackerTls};
 use tokio::sync::watch;
 
 use crate::client::control::{
@@ -19,15 +19,27 @@ use crate::client::trackers::spawn_announcer;
 use crate::discovery::scion_http::LazyScionHttp;
 use crate::scion::ScionAddr;
 
+/// The TLS roots for https:// trackers: the system's, webpki's and the `--tracker-ca` files.
+pub fn tracker_tls(
+    ca_files: &[std::path::PathBuf],
+) -> Result<TrackerTls, crate::cli::exit::CliError> {
+    if ca_files.is_empty() {
+        return Ok(TrackerTls::default());
+    }
+    TrackerTls::with_extra_cas(ca_files)
+        .map_err(|e| crate::cli::exit::usage(format!("--tracker-ca: {e}")))
+}
+
 /// Starts the tracker front end on a thread of its own; it ends (after telling the trackers
-/// `stopped`) when the client is gone. Join it to let those last announces out.
-pub fn spawn_trackers(handle: ClientHandle) -> std::io::Result<JoinHandle<()>> {
+/// `stopped`) when the client is gone. Join it to let those last announces out. `tls` holds
+/// the roots https:// trackers are checked against.
+pub fn spawn_trackers(handle: ClientHandle, tls: TrackerTls) -> std::io::Result<JoinHandle<()>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     std::thread::Builder::new()
         .name("bts-trackers".into())
-        .spawn(move || rt.block_on(run(handle)))
+        .spawn(move || rt.block_on(run(handle, tls)))
 }
 
 struct Running {
@@ -35,7 +47,7 @@ struct Running {
     forward: tokio::task::JoinHandle<()>,
 }
 
-async fn run(handle: ClientHandle) {
+async fn run(handle: ClientHandle, tls: TrackerTls) {
     let mut snapshots = handle.subscribe();
     let peer_id = announce_peer_id();
     let mut running: HashMap<String, Running> = HashMap::new();
@@ -53,7 +65,14 @@ async fn run(handle: ClientHandle) {
                 ScionHttp(std::sync::Arc::new(LazyScionHttp::new(sciond, host)))
             });
         }
-        reconcile(&handle, &snap, peer_id, scion_http.as_ref(), &mut running);
+        reconcile(
+            &handle,
+            &snap,
+            peer_id,
+            scion_http.as_ref(),
+            &tls,
+            &mut running,
+        );
         if snapshots.changed().await.is_err() {
             break;
         }
@@ -75,6 +94,7 @@ fn reconcile(
     snap: &ClientSnapshot,
     peer_id: [u8; 20],
     scion_http: Option<&ScionHttp>,
+    tls: &TrackerTls,
     running: &mut HashMap<String, Running>,
 ) {
     let wanted: HashMap<&str, &TorrentSnapshot> = snap
@@ -113,6 +133,7 @@ fn reconcile(
                 .as_deref()
                 .and_then(|a| a.parse::<ScionAddr>().ok()),
             scion_http: scion_http.cloned(),
+            tls: tls.clone(),
             ..AnnouncerConfig::default()
         };
         let announcer = spawn_announcer(handle.clone(), info_hash, t.announce.clone(), config);
