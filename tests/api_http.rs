@@ -948,3 +948,26 @@ fn connections_past_the_cap_are_closed_and_the_api_keeps_working() {
         "the API answers again once the idle connections are gone"
     );
 }
+
+#[test]
+fn an_upload_whose_body_trickles_is_answered_408_and_gives_its_room_back() {
+    use std::io::Write;
+    let f = Fake::start_configured(None, |c| c.body_timeout = Duration::from_millis(500));
+    let addr = f.base.trim_start_matches("http://").to_string();
+    // Declares 1,000 bytes, sends ten, then nothing: the deadline is 0.5 s (+0 s for 1,000
+    // bytes at the minimum rate).
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(
+        b"POST /api/v1/torrents HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/x-bittorrent\r\nContent-Length: 1000\r\n\r\nd8:announce",
+    )
+    .unwrap();
+    let got = read_until_closed(&mut slow, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"kind\":\"timeout\""), "{text}");
+    // An upload that arrives in time is added (nothing of the budget stayed with the slow one).
+    let t = make_torrent(f.dir.path(), "t.bin", 9);
+    let r = add_b64(&f, &t, json!({}));
+    assert_eq!(r.status, 201, "{}", r.body);
+}

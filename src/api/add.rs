@@ -65,6 +65,18 @@ struct Created {
 pub(super) const UPLOAD_BUDGET: usize = 2 * MAX_BODY;
 /// How long an upload waits for room in [`UPLOAD_BUDGET`] before it is answered 503.
 const UPLOAD_WAIT: Duration = Duration::from_secs(30);
+/// How long an upload's body may take at least (see [`body_deadline`]).
+pub(super) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The slowest upload rate a large body gets time for, in bytes a second.
+pub(super) const MIN_UPLOAD_RATE: usize = 256 << 10;
+
+/// How long an upload's body may take to arrive: a caller that trickles it (or stops sending
+/// it) would otherwise hold its share of the upload budget, and a connection, for ever.
+fn body_deadline(base: Duration, declared: Option<usize>) -> Duration {
+    let len = declared.unwrap_or(MAX_BODY);
+    base + Duration::from_secs((len / MIN_UPLOAD_RATE) as u64)
+}
+
 /// The `Retry-After` of that 503, in seconds.
 const UPLOAD_RETRY_AFTER: &str = "5";
 
@@ -87,22 +99,32 @@ pub async fn add(State(s): State<AppState>, req: Request) -> Result<Response, Ap
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) | Err(_) => return Ok(busy()),
     };
-    let request = if content_type.starts_with("application/x-bittorrent") {
-        from_raw(req, declared).await?
-    } else if content_type.starts_with("multipart/form-data") {
-        from_multipart(req, declared).await?
-    } else if content_type.starts_with("application/json") {
-        let Json(Object(body)) = Json::<Object<AddJson>>::from_request(req, &())
-            .await
-            .map_err(json_rejection)?;
-        from_json(body)?
-    } else {
-        return Err(ApiFailure::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "bad_request",
-            "send application/json, application/x-bittorrent or multipart/form-data",
-        ));
+    let read = async {
+        if content_type.starts_with("application/x-bittorrent") {
+            from_raw(req, declared).await
+        } else if content_type.starts_with("multipart/form-data") {
+            from_multipart(req, declared).await
+        } else if content_type.starts_with("application/json") {
+            let Json(Object(body)) = Json::<Object<AddJson>>::from_request(req, &())
+                .await
+                .map_err(json_rejection)?;
+            from_json(body)
+        } else {
+            Err(ApiFailure::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "bad_request",
+                "send application/json, application/x-bittorrent or multipart/form-data",
+            ))
+        }
     };
+    let deadline = body_deadline(s.body_timeout, declared);
+    let request = tokio::time::timeout(deadline, read).await.map_err(|_| {
+        ApiFailure::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("the body did not arrive within {} s", deadline.as_secs()),
+        )
+    })??;
     let info_hash = submit(&s, request).await?;
     Ok((
         StatusCode::CREATED,

@@ -46,6 +46,9 @@ pub struct ApiConfig {
     pub header_timeout: Duration,
     /// Most connections open at once; more are closed at once.
     pub max_connections: usize,
+    /// How long an upload's body may take, plus a second for every `add::MIN_UPLOAD_RATE`
+    /// bytes it declares; then it is answered 408 and its memory is given back.
+    pub body_timeout: Duration,
 }
 
 impl ApiConfig {
@@ -58,6 +61,7 @@ impl ApiConfig {
             sse_keep_alive: Duration::from_secs(15),
             header_timeout: serve::HEADER_TIMEOUT,
             max_connections: serve::MAX_CONNECTIONS,
+            body_timeout: add::BODY_TIMEOUT,
         }
     }
 }
@@ -89,6 +93,7 @@ struct AppState {
     keep_alive: Duration,
     /// Room for upload bodies in memory (`add::UPLOAD_BUDGET` bytes).
     uploads: Arc<tokio::sync::Semaphore>,
+    body_timeout: Duration,
 }
 
 /// The routes, for serving or for in-process tests (`tower::ServiceExt::oneshot`).
@@ -105,6 +110,7 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
         listen: cfg.listen,
         keep_alive: cfg.sse_keep_alive,
         uploads: Arc::new(add::upload_budget()),
+        body_timeout: cfg.body_timeout,
     };
     use handlers as h;
     let guarded = Router::new()
