@@ -521,3 +521,60 @@ async fn scrape_counts_from_our_server_match_the_swarm() {
     s.stop().await;
     srv.stop();
 }
+
+/// An HTTP server answering every request with a redirect to `location(path)`.
+async fn redirecting_http(location: impl Fn(&str) -> String + Send + Sync + 'static) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let location = Arc::new(location);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let location = location.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let target = head.split(' ').nth(1).unwrap_or("/").to_string();
+                let reply = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\n\r\n",
+                    location(&target)
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A redirect to our server is followed (the announce and the scrape arrive there); a
+/// redirect loop ends after 5 with a clear error; https never leads to plain http (unit test
+/// in transport.rs).
+#[tokio::test]
+async fn redirects_are_followed_a_bounded_number_of_times() {
+    let srv = our_server(Duration::from_secs(1800));
+    let real = format!("http://{}", srv.http_addr.unwrap());
+    let front = redirecting_http(move |target| format!("{real}{target}")).await;
+    let link = Arc::new(TestLink::default());
+    let cfg = AnnouncerConfig {
+        scrape_interval: Duration::ZERO,
+        ..config(7201, None)
+    };
+    let h = client::spawn(
+        [5; 20],
+        vec![vec![format!("http://{front}/announce")]],
+        cfg,
+        link,
+    );
+    let st = wait_status(&h, "a scrape via the redirect", |s| {
+        s.trackers[0].scrape.is_some()
+    })
+    .await;
+    assert_eq!(st.trackers[0].state, TrackerState::Working, "{st:#?}");
+    assert_eq!(srv.tracker().swarms().peers(&[5; 20]).len(), 1);
+    h.stop().await;
+
+    let looping = redirecting_http(|target| target.to_string()).await;
+    let err = first_error(format!("http://{looping}/announce"), config(7202, None)).await;
+    assert!(err.contains("more than 5 redirects"), "{err}");
+    srv.stop();
+}
