@@ -55,8 +55,15 @@ fn announcer_config(port: u16) -> AnnouncerConfig {
     }
 }
 
-/// Announces to `url` until `want` is among the peers (re-announcing), or panics.
-async fn find_peer(info_hash: [u8; 20], url: &str, my_port: u16, left: u64, want: PeerAddr) {
+/// Announces to `url` until `want` is among the peers (re-announcing), or panics; then waits
+/// for the tracker's scrape and returns its counters.
+async fn find_peer(
+    info_hash: [u8; 20],
+    url: &str,
+    my_port: u16,
+    left: u64,
+    want: PeerAddr,
+) -> client::ScrapeCounts {
     let link = Arc::new(Found {
         peers: Mutex::new(Vec::new()),
         left,
@@ -69,8 +76,19 @@ async fn find_peer(info_hash: [u8; 20], url: &str, my_port: u16, left: u64, want
     );
     for _ in 0..60 {
         if link.peers.lock().unwrap().contains(&want) {
+            let mut status = h.subscribe();
+            let scrape = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    if let Some(c) = status.borrow_and_update().trackers[0].scrape {
+                        return c;
+                    }
+                    let _ = status.changed().await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no scrape from {url}: {:#?}", h.status()));
             h.stop().await;
-            return;
+            return scrape;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         h.announce_now();
@@ -188,9 +206,16 @@ fn our_announcer_finds_libtorrent_via_opentracker(udp: bool) {
     );
     lt.wait_for("ANNOUNCED", Duration::from_secs(30));
     let want: PeerAddr = format!("127.0.0.1:{lt_port}").parse().unwrap();
-    tokio::runtime::Runtime::new()
+    let scrape = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(find_peer(ih, &url, 40001, 1000, want));
+    // The scrape (BEP 48 over HTTP, BEP 15 over UDP) saw the swarm: libtorrent seeding, us
+    // leeching.
+    assert_eq!(
+        (scrape.seeders, scrape.leechers),
+        (1, 1),
+        "{url}: {scrape:?}"
+    );
 }
 
 #[test]
