@@ -105,6 +105,33 @@ function peersSection(t) {
         cell('Uploaded', f.bytes(p.bytes_up), 'num'))))));
 }
 
+// Each tracker: its state (a failure says why; a TLS failure by its kind) and its last
+// scrape's counters (BEP 48).
+function trackersSection(t) {
+  const list = t.trackers || [];
+  if (list.length === 0) return null;
+  const cell = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
+  const stateText = (s) => {
+    if (s.state === 'working') return `working, ${s.last_peers} peers last`;
+    if (s.state === 'not_contacted') return 'not contacted';
+    const why = s.tls_error ? `TLS: ${s.tls_error.replace(/_/g, ' ')}` : (s.last_error || '');
+    return `${s.state === 'unsupported' ? 'unsupported' : 'failing'}${why ? ` (${why})` : ''}`;
+  };
+  const count = (s, k) => (s.scrape ? String(s.scrape[k]) : '—');
+  return h('section', { class: 'card', 'aria-labelledby': 'trackers-title' },
+    h('h2', { id: 'trackers-title' }, `Trackers (${list.length})`),
+    h('table', { class: 'responsive trackers' },
+      h('thead', null, h('tr', null,
+        ['URL', 'Tier', 'State', 'Seeders', 'Leechers', 'Completed'].map((c, i) => h('th', { scope: 'col', class: i >= 3 ? 'num' : null }, c)))),
+      h('tbody', null, list.map((s) => h('tr', { 'data-key': s.url, 'data-tracker': s.url, 'data-state': s.state },
+        h('th', { scope: 'row' }, h('code', null, s.url)),
+        cell('Tier', String(s.tier + 1)),
+        cell('State', stateText(s)),
+        cell('Seeders', count(s, 'seeders'), 'num'),
+        cell('Leechers', count(s, 'leechers'), 'num'),
+        cell('Completed', count(s, 'completed'), 'num'))))));
+}
+
 function filesSection(t) {
   return h('section', { class: 'card', 'aria-labelledby': 'files-title' },
     h('h2', { id: 'files-title' }, `Files (${t.files.length})`),
@@ -186,6 +213,7 @@ export function detailView(snap, infoHash) {
     summary(t),
     pathsSection(t, snap.at_unix_ms || Date.now()),
     peersSection(t),
+    trackersSection(t),
     h('section', { class: 'card' }, h('h2', null, 'More peers'), peersForm(t)),
     h('section', { class: 'card' }, h('h2', null, 'Limits for this torrent'),
       h('p', { class: 'hint' }, 'Empty = unlimited (the global limits still apply).'), limitsForm(t)),
