@@ -620,3 +620,91 @@ fn a_daemon_survives_hostile_trackers_and_says_why_each_failed() {
     // The daemon is still fine and serves its API.
     assert_eq!(state(&leecher.torrent(&ih)), "seeding");
 }
+
+/// A daemon leeching a torrent whose only tracker answers with no peers asks it again on the
+/// short schedule (15 s, then 30 s …), not after the tracker's 30-minute interval: the test's
+/// tracker counts the announces.
+#[test]
+fn a_daemon_asks_a_tracker_without_peers_again_within_seconds() {
+    use common::daemons::Daemon;
+    use std::io::{BufRead, Write};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/announce", listener.local_addr().unwrap());
+    let announces = Arc::new(AtomicU32::new(0));
+    let counted = announces.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = std::io::BufReader::new(stream);
+            let mut line = String::new();
+            let mut first = true;
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if first && line.starts_with("GET /announce") {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+                first = false;
+                line.clear();
+            }
+            let body = b"d8:intervali1800e5:peers0:e";
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let mut s = reader.into_inner();
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("content.bin");
+    write_random(&src, 256 * 1024, 5);
+    let torrent = dir.path().join("x.torrent");
+    let o = Command::new(bin())
+        .arg("create")
+        .arg(&src)
+        .arg("-o")
+        .arg(&torrent)
+        .args(["--announce", &url])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let leecher = Daemon::start(
+        &dir.path().join("leecher"),
+        &[
+            "--sciond=127.0.0.1:9".to_string(),
+            format!("--tcp-listen=127.0.0.1:{}", free_port()),
+        ],
+        &[],
+    );
+    let out = leecher.cli(&["add", torrent.to_str().unwrap()]);
+    assert_eq!(out.0, 0, "{out:?}");
+    let ih: String = info_hash_of(&torrent)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let t = leecher.wait_torrent(&ih, Duration::from_secs(30), |t| {
+        t["trackers"][0]["empty_answers"].as_u64() >= Some(1)
+    });
+    let first = std::time::Instant::now();
+    // The next attempt is due in 15 s, not in 1800.
+    let s = &t["trackers"][0];
+    let due_in_ms =
+        s["next_attempt_unix_ms"].as_u64().unwrap() - s["last_success_unix_ms"].as_u64().unwrap();
+    assert!((14_000..=16_000).contains(&due_in_ms), "{s:#}");
+    while announces.load(Ordering::SeqCst) < 2 {
+        assert!(
+            first.elapsed() < Duration::from_secs(25),
+            "no second announce within 25 s: {:#}",
+            leecher.torrent(&ih)["trackers"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let t = leecher.wait_torrent(&ih, Duration::from_secs(10), |t| {
+        t["trackers"][0]["empty_answers"].as_u64() >= Some(2)
+    });
+    // Then 30 s.
+    let s = &t["trackers"][0];
+    let due_in_ms =
+        s["next_attempt_unix_ms"].as_u64().unwrap() - s["last_success_unix_ms"].as_u64().unwrap();
+    assert!((29_000..=31_000).contains(&due_in_ms), "{s:#}");
+}
