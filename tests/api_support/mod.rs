@@ -134,11 +134,12 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                             Ok(m.info_hash)
                         }),
                 };
-                let ok = result.is_ok();
-                let _ = reply.send(result);
-                if ok {
+                // Published before the reply, as the real client does: a caller that reads
+                // the snapshot after the reply sees the command's effect.
+                if result.is_ok() {
                     publish(&mut snap);
                 }
+                let _ = reply.send(result);
             }
             Command::Pause(ih, reply) => {
                 set_state(&mut snap, &ih, TorrentState::Paused, reply, &mut publish)
@@ -160,8 +161,8 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                 snap.torrents.retain(|t| t.info_hash != hex);
                 if snap.torrents.len() < before {
                     seen.lock().unwrap().removed.push((hex, delete_data));
-                    let _ = reply.send(Ok(()));
                     publish(&mut snap);
+                    let _ = reply.send(Ok(()));
                 } else {
                     let _ = reply.send(Err(unknown(&info_hash)));
                 }
@@ -186,8 +187,8 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                         }
                         t.peers_known += new;
                         drop(s);
-                        let _ = reply.send(Ok(new));
                         publish(&mut snap);
+                        let _ = reply.send(Ok(new));
                     }
                     None => drop(reply.send(Err(unknown(&info_hash)))),
                 }
@@ -199,16 +200,16 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
             } => match info_hash {
                 None => {
                     snap.limits = limits;
-                    let _ = reply.send(Ok(()));
                     publish(&mut snap);
+                    let _ = reply.send(Ok(()));
                 }
                 Some(ih) => {
                     let hex = info_hash_hex(&ih);
                     match snap.torrents.iter_mut().find(|t| t.info_hash == hex) {
                         Some(t) => {
                             t.limits = limits;
-                            let _ = reply.send(Ok(()));
                             publish(&mut snap);
+                            let _ = reply.send(Ok(()));
                         }
                         None => drop(reply.send(Err(unknown(&ih)))),
                     }
@@ -223,21 +224,21 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                 match snap.torrents.iter_mut().find(|t| t.info_hash == hex) {
                     Some(t) => {
                         t.path_rules = rules.normalized();
-                        let _ = reply.send(Ok(()));
                         publish(&mut snap);
+                        let _ = reply.send(Ok(()));
                     }
                     None => drop(reply.send(Err(unknown(&info_hash)))),
                 }
             }
             Command::SetSeedPolicy(p, reply) => {
                 snap.seed_policy = p;
-                let _ = reply.send(Ok(()));
                 publish(&mut snap);
+                let _ = reply.send(Ok(()));
             }
             Command::SetEncryption(p, reply) => {
                 snap.encryption = p;
-                let _ = reply.send(Ok(()));
                 publish(&mut snap);
+                let _ = reply.send(Ok(()));
             }
             Command::TrackerStatus { .. } | Command::Serve(_) => {}
             Command::Shutdown(reply) => {
@@ -260,8 +261,8 @@ fn set_state(
     match snap.torrents.iter_mut().find(|t| t.info_hash == hex) {
         Some(t) => {
             t.state = state;
-            let _ = reply.send(Ok(()));
             publish(snap);
+            let _ = reply.send(Ok(()));
         }
         None => drop(reply.send(Err(ControlError::UnknownTorrent(hex)))),
     }
