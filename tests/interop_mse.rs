@@ -41,27 +41,9 @@ fn our_seeder(
 /// Our leecher with `-encryption=required` from `peer`: succeeds, and every TCP byte came
 /// over an RC4 lane.
 fn our_encrypted_leecher(torrent: &Path, out: &Path, peer: &str, work: &Path) {
-    let json = work.join("our-leecher.json");
-    let r = run(
-        &[
-            format!("-inPath={}", torrent.display()),
-            format!("-outPath={}", out.display()),
-            format!("-peer={peer}"),
-            "-seed=false".into(),
-            "-encryption=required".into(),
-            format!("-metricsJson={}", json.display()),
-        ],
-        &[("SCION_DAEMON_ADDRESS", NO_DAEMON.to_string())],
-        Duration::from_secs(180),
-    );
-    assert!(
-        r.status.success(),
-        "our leecher failed ({}):\n{}\n{}",
-        r.status,
-        r.stdout,
-        r.stderr
-    );
-    let lanes = lanes(&json_of(&json));
+    let flags = ["-encryption=required"];
+    let (_, summary) = our_tcp_leecher_with(torrent, out, peer, work, &flags);
+    let lanes = lanes(&summary);
     let rc4: u64 = lanes
         .iter()
         .filter(|(p, _)| p.starts_with("tcp ") && p.ends_with("(rc4)"))
@@ -75,8 +57,13 @@ fn our_encrypted_leecher(torrent: &Path, out: &Path, peer: &str, work: &Path) {
     assert!(rc4 > 0 && plain == 0, "lanes: {lanes:?}");
 }
 
-fn json_of(p: &Path) -> serde_json::Value {
-    common::json(p)
+/// libtorrent, forced to encrypt, downloads `torrent` from `addr`: the same bytes as `src`.
+fn libtorrent_forced_downloads(src: &Path, torrent: &Path, addr: &str, work: &Path) {
+    let save = work.join("lt");
+    let log = work.join("lt.log");
+    let mut lt = libtorrent_encrypted("leech", torrent, &save, Some(addr), log, "forced");
+    lt.wait_for("DONE", Duration::from_secs(120));
+    same_tree(src, &save.join("content"));
 }
 
 /// Waits until our log says `what` (a refusal is logged with its typed reason).
@@ -99,17 +86,7 @@ fn libtorrent_forced_downloads_from_us() {
     let torrent = dir.path().join("x.torrent");
     make(Maker::Ours, &src, &torrent);
     let (_seeder, addr) = our_seeder(&torrent, &src, None, dir.path(), "required");
-    let save = dir.path().join("lt");
-    let mut lt = libtorrent_encrypted(
-        "leech",
-        &torrent,
-        &save,
-        Some(&addr),
-        dir.path().join("lt.log"),
-        "forced",
-    );
-    lt.wait_for("DONE", Duration::from_secs(120));
-    same_tree(&src, &save.join("content"));
+    libtorrent_forced_downloads(&src, &torrent, &addr, dir.path());
 }
 
 #[test]
@@ -119,17 +96,7 @@ fn libtorrent_forced_seeds_to_us() {
     let src = content(&seed_dir, "content", false, 62);
     let torrent = dir.path().join("x.torrent");
     make(Maker::Mktorrent, &src, &torrent);
-    let mut lt = libtorrent_encrypted(
-        "seed",
-        &torrent,
-        &seed_dir,
-        None,
-        dir.path().join("lt.log"),
-        "forced",
-    );
-    let port = lt.wait_for("LISTEN", Duration::from_secs(30));
-    let port: u16 = port.split_whitespace().nth(1).unwrap().parse().unwrap();
-    lt.wait_for("SEEDING", Duration::from_secs(60));
+    let (_lt, port) = libtorrent_seeder_encrypted(&torrent, &seed_dir, dir.path(), "forced");
     let out = dir.path().join("out");
     our_encrypted_leecher(&torrent, &out, &format!("127.0.0.1:{port}"), dir.path());
     same_tree(&src, &out);
@@ -303,17 +270,7 @@ fn hostile_handshakes_are_bounded() {
     );
 
     assert!(seeder.is_running(), "the seeder died:\n{}", seeder.log());
-    let save = dir.path().join("lt");
-    let mut lt = libtorrent_encrypted(
-        "leech",
-        &torrent,
-        &save,
-        Some(&addr),
-        dir.path().join("lt.log"),
-        "forced",
-    );
-    lt.wait_for("DONE", Duration::from_secs(120));
-    same_tree(&src, &save.join("content"));
+    libtorrent_forced_downloads(&src, &torrent, &addr, dir.path());
 }
 
 /// Dialling under `required`, a plain-only peer is a failed dial whose typed reason reaches
@@ -325,17 +282,7 @@ fn required_dial_to_a_plaintext_peer_fails_with_the_reason() {
     let src = content(&seed_dir, "content", false, 69);
     let torrent = dir.path().join("x.torrent");
     make(Maker::Ours, &src, &torrent);
-    let mut lt = libtorrent_encrypted(
-        "seed",
-        &torrent,
-        &seed_dir,
-        None,
-        dir.path().join("lt.log"),
-        "disabled",
-    );
-    let port = lt.wait_for("LISTEN", Duration::from_secs(30));
-    let port: u16 = port.split_whitespace().nth(1).unwrap().parse().unwrap();
-    lt.wait_for("SEEDING", Duration::from_secs(60));
+    let (_lt, port) = libtorrent_seeder_encrypted(&torrent, &seed_dir, dir.path(), "disabled");
     let r = run(
         &[
             format!("-inPath={}", torrent.display()),
@@ -365,21 +312,11 @@ fn enabled_falls_back_to_plaintext() {
     let src = content(&seed_dir, "content", false, 70);
     let torrent = dir.path().join("x.torrent");
     make(Maker::Ours, &src, &torrent);
-    let mut lt = libtorrent_encrypted(
-        "seed",
-        &torrent,
-        &seed_dir,
-        None,
-        dir.path().join("lt.log"),
-        "disabled",
-    );
-    let port = lt.wait_for("LISTEN", Duration::from_secs(30));
-    let port: u16 = port.split_whitespace().nth(1).unwrap().parse().unwrap();
-    lt.wait_for("SEEDING", Duration::from_secs(60));
+    let (_lt, port) = libtorrent_seeder_encrypted(&torrent, &seed_dir, dir.path(), "disabled");
     let out = dir.path().join("out");
     let r = our_tcp_leecher(&torrent, &out, &format!("127.0.0.1:{port}"), dir.path());
     same_tree(&src, &out);
-    let lanes = lanes(&json_of(&dir.path().join("our-leecher.json")));
+    let lanes = lanes(&common::json(&dir.path().join("our-leecher.json")));
     assert!(
         lanes.iter().all(|(p, _)| !p.ends_with("(rc4)")),
         "{lanes:?}"

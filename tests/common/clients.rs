@@ -216,15 +216,28 @@ pub fn tcp_addr(line: &str) -> String {
 
 /// Our leecher, TCP only, from `peer`; asserts success and that a TCP lane carried bytes.
 pub fn our_tcp_leecher(torrent: &Path, out: &Path, peer: &str, work: &Path) -> Outcome {
+    our_tcp_leecher_with(torrent, out, peer, work, &[]).0
+}
+
+/// [`our_tcp_leecher`] with more of the original client's flags; also its metrics summary.
+pub fn our_tcp_leecher_with(
+    torrent: &Path,
+    out: &Path,
+    peer: &str,
+    work: &Path,
+    flags: &[&str],
+) -> (Outcome, serde_json::Value) {
     let json = work.join("our-leecher.json");
+    let mut args = vec![
+        format!("-inPath={}", torrent.display()),
+        format!("-outPath={}", out.display()),
+        format!("-peer={peer}"),
+        "-seed=false".into(),
+        format!("-metricsJson={}", json.display()),
+    ];
+    args.extend(flags.iter().map(|f| f.to_string()));
     let r = run(
-        &[
-            format!("-inPath={}", torrent.display()),
-            format!("-outPath={}", out.display()),
-            format!("-peer={peer}"),
-            "-seed=false".into(),
-            format!("-metricsJson={}", json.display()),
-        ],
+        &args,
         &[("SCION_DAEMON_ADDRESS", NO_DAEMON.to_string())],
         Duration::from_secs(180),
     );
@@ -242,7 +255,7 @@ pub fn our_tcp_leecher(torrent: &Path, out: &Path, peer: &str, work: &Path) -> O
         .map(|(_, b)| b)
         .sum();
     assert!(tcp_bytes > 0, "no bytes on a TCP lane: {m}");
-    r
+    (r, m)
 }
 
 // ---- libtorrent -------------------------------------------------------------------------
@@ -298,7 +311,18 @@ pub fn libtorrent_encrypted(
 
 /// A libtorrent seeder, ready; its TCP port.
 pub fn libtorrent_seeder(torrent: &Path, save: &Path, work: &Path) -> (Client, u16) {
-    let mut lt = libtorrent("seed", torrent, save, None, work.join("lt.log"));
+    libtorrent_seeder_encrypted(torrent, save, work, "")
+}
+
+/// A libtorrent seeder with an encryption policy (`LT_ENCRYPTION`), ready; its TCP port.
+pub fn libtorrent_seeder_encrypted(
+    torrent: &Path,
+    save: &Path,
+    work: &Path,
+    encryption: &str,
+) -> (Client, u16) {
+    let log = work.join("lt.log");
+    let mut lt = libtorrent_encrypted("seed", torrent, save, None, log, encryption);
     let port = lt.wait_for("LISTEN", Duration::from_secs(30));
     let port = port.split_whitespace().nth(1).unwrap().parse().unwrap();
     lt.wait_for("SEEDING", Duration::from_secs(60));
