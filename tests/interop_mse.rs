@@ -154,49 +154,39 @@ fn aria2_requiring_crypto_downloads_from_us() {
     same_tree(&src, &downloads.join("content"));
 }
 
+/// Our seeder with policy `ours` refuses libtorrent with policy `theirs`, and its log says
+/// `why`.
+fn our_seeder_refuses(ours: &str, theirs: &str, seed: u64, why: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = content(dir.path(), "content", false, seed);
+    let torrent = dir.path().join("x.torrent");
+    make(Maker::Ours, &src, &torrent);
+    let (seeder, addr) = our_seeder(&torrent, &src, None, dir.path(), ours);
+    let save = dir.path().join("lt");
+    let log = dir.path().join("lt.log");
+    let _lt = libtorrent_encrypted("leech", &torrent, &save, Some(&addr), log, theirs);
+    wait_for_log(&seeder, why, Duration::from_secs(60));
+}
+
 /// `required` refuses libtorrent speaking plain BitTorrent, and says why.
 #[test]
 fn required_refuses_a_plaintext_peer() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = content(dir.path(), "content", false, 66);
-    let torrent = dir.path().join("x.torrent");
-    make(Maker::Ours, &src, &torrent);
-    let (seeder, addr) = our_seeder(&torrent, &src, None, dir.path(), "required");
-    let _lt = libtorrent_encrypted(
-        "leech",
-        &torrent,
-        &dir.path().join("lt"),
-        Some(&addr),
-        dir.path().join("lt.log"),
+    our_seeder_refuses(
+        "required",
         "disabled",
-    );
-    wait_for_log(
-        &seeder,
+        66,
         "plain BitTorrent handshake refused: encryption is required",
-        Duration::from_secs(60),
     );
 }
 
 /// `disabled` refuses libtorrent that only speaks MSE, and says why.
 #[test]
 fn disabled_refuses_mse() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = content(dir.path(), "content", false, 67);
-    let torrent = dir.path().join("x.torrent");
-    make(Maker::Ours, &src, &torrent);
-    let (seeder, addr) = our_seeder(&torrent, &src, None, dir.path(), "disabled");
-    let _lt = libtorrent_encrypted(
-        "leech",
-        &torrent,
-        &dir.path().join("lt"),
-        Some(&addr),
-        dir.path().join("lt.log"),
+    our_seeder_refuses(
+        "disabled",
         "forced",
-    );
-    wait_for_log(
-        &seeder,
+        67,
         "MSE handshake refused: encryption is disabled",
-        Duration::from_secs(60),
     );
 }
 
