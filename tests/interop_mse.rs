@@ -23,19 +23,8 @@ fn our_seeder(
     work: &Path,
     policy: &str,
 ) -> (Client, String) {
-    let mut c = std::process::Command::new(bin());
-    c.arg(format!("-inPath={}", torrent.display()))
-        .arg("-seed=true")
-        .arg(format!("-file={}", data.display()))
-        .arg(format!("-encryption={policy}"))
-        .env("SCION_DAEMON_ADDRESS", NO_DAEMON);
-    if let Some(p) = dial {
-        c.arg(format!("-peer={p}"));
-    }
-    let mut p = Client::spawn(c, work.join("our-seeder.log"));
-    let line = p.wait_for("seeding", Duration::from_secs(60));
-    let addr = tcp_addr(&line);
-    (p, addr)
+    let flag = format!("-encryption={policy}");
+    our_tcp_seeder_with(torrent, data, dial, work, &[flag.as_str()])
 }
 
 /// Our leecher with `-encryption=required` from `peer`: succeeds, and every TCP byte came

@@ -191,10 +191,22 @@ pub fn our_tcp_seeder(
     dial: Option<&str>,
     work: &Path,
 ) -> (Client, String) {
+    our_tcp_seeder_with(torrent, data, dial, work, &[])
+}
+
+/// [`our_tcp_seeder`] with more of the original client's flags.
+pub fn our_tcp_seeder_with(
+    torrent: &Path,
+    data: &Path,
+    dial: Option<&str>,
+    work: &Path,
+    flags: &[&str],
+) -> (Client, String) {
     let mut c = Command::new(bin());
     c.arg(format!("-inPath={}", torrent.display()))
         .arg("-seed=true")
         .arg(format!("-file={}", data.display()))
+        .args(flags)
         .env("SCION_DAEMON_ADDRESS", NO_DAEMON);
     if let Some(p) = dial {
         c.arg(format!("-peer={p}"));
