@@ -113,6 +113,30 @@ fn find_mark(buf: &[u8], mark: &[u8], window: usize) -> Option<usize> {
         .position(|w| w == mark)
 }
 
+/// Runs `data` through a stream's keystream, if the stream exists (it does once keys are set).
+fn apply(stream: &mut Option<Rc4Stream>, data: &mut [u8]) {
+    if let Some(s) = stream {
+        s.apply(data);
+    }
+}
+
+/// A finished handshake's RC4 streams when RC4 was selected, with the bytes already received
+/// after the handshake (`rest`) decrypted in place; None for plaintext.
+fn rc4_streams(
+    crypto: Crypto,
+    send: Option<Rc4Stream>,
+    recv: Option<Rc4Stream>,
+    rest: &mut [u8],
+) -> Option<(Rc4Stream, Rc4Stream)> {
+    match (crypto, send, recv) {
+        (Crypto::Rc4, Some(send), Some(mut recv)) => {
+            recv.apply(rest);
+            Some((send, recv))
+        }
+        _ => None,
+    }
+}
+
 fn be_u16(b: &[u8]) -> u16 {
     u16::from_be_bytes([b[0], b[1]])
 }
@@ -282,9 +306,7 @@ impl Initiator {
     }
 
     fn recv_apply(&mut self, data: &mut [u8]) {
-        if let Some(r) = &mut self.recv {
-            r.apply(data);
-        }
+        apply(&mut self.recv, data);
     }
 
     /// The stream after a [`Progress::Done`]; None before.
@@ -294,13 +316,7 @@ impl Initiator {
         }
         let crypto = self.selected?;
         let mut payload = self.input;
-        let streams = match (crypto, self.send, self.recv) {
-            (Crypto::Rc4, Some(send), Some(mut recv)) => {
-                recv.apply(&mut payload);
-                Some((send, recv))
-            }
-            _ => None,
-        };
+        let streams = rc4_streams(crypto, self.send, self.recv, &mut payload);
         Some(Established {
             crypto,
             streams,
@@ -476,9 +492,7 @@ impl Responder {
                     let mut reply = VC.to_vec();
                     reply.extend(crypto.bit().to_be_bytes());
                     reply.extend(0u16.to_be_bytes());
-                    if let Some(send) = &mut self.send {
-                        send.apply(&mut reply);
-                    }
+                    apply(&mut self.send, &mut reply);
                     self.out.extend(reply);
                     self.state = ResponderState::Done;
                 }
@@ -489,9 +503,7 @@ impl Responder {
     }
 
     fn recv_apply(&mut self, data: &mut [u8]) {
-        if let Some(r) = &mut self.recv {
-            r.apply(data);
-        }
+        apply(&mut self.recv, data);
     }
 
     /// The stream after a [`Progress::Done`]; None before.
@@ -501,13 +513,7 @@ impl Responder {
         }
         let crypto = self.selected?;
         let mut rest = self.input;
-        let streams = match (crypto, self.send, self.recv) {
-            (Crypto::Rc4, Some(send), Some(mut recv)) => {
-                recv.apply(&mut rest);
-                Some((send, recv))
-            }
-            _ => None,
-        };
+        let streams = rc4_streams(crypto, self.send, self.recv, &mut rest);
         let mut payload = self.ia;
         payload.extend(rest);
         Some(Established {
