@@ -81,3 +81,12 @@ if [ ! -x "$FUSEPY_PYTHON" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "fusepy==$FUSEPY_VERSION"
 fi
+
+# qbittorrent-api (PyPI) at a pinned version in a virtualenv of its own, for
+# tests/qbittorrent_api.rs: the client *arr tools' scripts use, driving our qBittorrent Web API.
+if [ ! -x "$QBITTORRENT_API_PYTHON" ]; then
+  echo "installing qbittorrent-api $QBITTORRENT_API_VERSION" >&2
+  venv="$(dirname "$(dirname "$QBITTORRENT_API_PYTHON")")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "qbittorrent-api==$QBITTORRENT_API_VERSION"
+fi
