@@ -55,7 +55,7 @@ pub async fn check(State(s): State<AppState>, req: Request, next: Next) -> Respo
 /// `Origin`, so the cross-site check alone would pass it). Refused for reads too: after
 /// rebinding the page could read the answers. Clients that send no `Host` (HTTP/1.0) are
 /// not browsers and pass.
-fn foreign_host(req: &Request) -> Option<ApiFailure> {
+pub(super) fn foreign_host(req: &Request) -> Option<ApiFailure> {
     let host = req.headers().get(header::HOST)?;
     let ok = host
         .to_str()
@@ -89,7 +89,7 @@ fn is_loopback_name(host: &str) -> bool {
 
 /// A state-changing request sent by a page of another origin (its `Origin` names another host
 /// than the request's `Host`).
-fn cross_site(req: &Request) -> Option<ApiFailure> {
+pub(super) fn cross_site(req: &Request) -> Option<ApiFailure> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return None;
     }
@@ -110,7 +110,7 @@ fn cross_site(req: &Request) -> Option<ApiFailure> {
 }
 
 /// Compares in time independent of where the inputs differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

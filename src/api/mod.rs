@@ -11,6 +11,7 @@ pub mod metrics;
 mod object;
 pub mod paths;
 mod serve;
+mod transmission;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -138,6 +139,8 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
     Ok(public
         .merge(guarded)
         .fallback(h::not_found)
+        // Transmission's RPC (its own session-id handshake and basic auth; see api/transmission).
+        .merge(transmission::router(&state))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state))
 }
@@ -199,17 +202,22 @@ pub fn spawn(mut cfg: ApiConfig, client: ClientHandle) -> Result<ApiServer, ApiE
         .set_nonblocking(true)
         .map_err(|e| ApiError::Bind(cfg.listen, e))?;
     cfg.listen = addr; // settings show the real port when asked for port 0
-    let app = router(&cfg, client)?;
-    let limits = serve::Limits {
-        header_timeout: cfg.header_timeout,
-        max_connections: cfg.max_connections,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bts-api")
         .enable_all()
         .build()
         .map_err(ApiError::Runtime)?;
+    // Inside the runtime, so routes can start their background tasks (the Transmission RPC
+    // follows the snapshots to hand out ids as torrents appear).
+    let app = {
+        let _enter = runtime.enter();
+        router(&cfg, client)?
+    };
+    let limits = serve::Limits {
+        header_timeout: cfg.header_timeout,
+        max_connections: cfg.max_connections,
+    };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("bts-api".into())
