@@ -110,11 +110,12 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         None => None,
     };
     let dht_scion = spawn_scion_dht(args.dht_scion, &args.dht_scion_bootstrap, &mut cfg, &handle)?;
+    let lsd = spawn_lsd(args.lsd, cfg.tcp_listen.as_deref(), &handle)?;
     let result = run_client(&cfg, store, side);
     server.stop();
-    for t in dht.into_iter().chain(dht_scion) {
+    for t in dht.into_iter().chain(dht_scion).chain(lsd) {
         if t.join().is_err() {
-            tracing::warn!("a DHT front end panicked");
+            tracing::warn!("a discovery front end panicked");
         }
     }
     // The client is gone; the tracker front end tells the trackers `stopped` and ends.
@@ -123,6 +124,26 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
     }
     tracing::info!("daemon stopped");
     result
+}
+
+/// Starts Local Service Discovery if asked for (`--lsd`, which needs `--tcp-listen`).
+fn spawn_lsd(
+    on: bool,
+    tcp_listen: Option<&str>,
+    handle: &ClientHandle,
+) -> Result<Option<std::thread::JoinHandle<()>>, CliError> {
+    let Some(listen) = tcp_listen.filter(|_| on) else {
+        return Ok(None);
+    };
+    let listen = crate::cli::run::parse_tcp_listen(listen)?;
+    use crate::discovery::lsd::LsdError as E;
+    let thread = crate::discovery::spawn_lsd(handle.clone(), listen).map_err(|e| match e {
+        E::NotIpv4(_) | E::Loopback(_) | E::NoSuchInterface(_) => {
+            exit::usage(format!("--lsd: {e}"))
+        }
+        E::Interfaces(_) | E::Socket { .. } | E::Thread(_) => exit::other(format!("--lsd: {e}")),
+    })?;
+    Ok(Some(thread))
 }
 
 /// Starts the DHT over SCION if asked for (`--dht-scion`), on --local's host.

@@ -468,6 +468,11 @@ pub struct DaemonArgs {
         requires = "dht_scion"
     )]
     pub dht_scion_bootstrap: Vec<String>,
+    /// Local Service Discovery (BEP 14): announce public torrents to peers on the local
+    /// network (IPv4 multicast 239.192.152.143:6771) and take theirs; on --tcp-listen's
+    /// interface, or on every interface when it listens on 0.0.0.0.
+    #[arg(long, requires = "tcp_listen")]
+    pub lsd: bool,
     /// io_uring runtimes (threads), each with its own socket on the SCION port: QUIC
     /// connections are spread over them by connection id; runtimes past the first serve the
     /// complete torrents (see README, "Several runtimes on one port").

@@ -178,6 +178,8 @@ pub enum PeerSource {
     Dht,
     Pex,
     Magnet,
+    /// Local Service Discovery (BEP 14): announced on the LAN.
+    Lsd,
 }
 
 /// A torrent's state machine, as seen from outside.

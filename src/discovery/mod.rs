@@ -1,14 +1,16 @@
 //! Peer discovery as front ends of the client: like the HTTP API they only read snapshots and
 //! send commands (`AddPeers` with their source), each on a thread of its own. Trackers
 //! ([`trackers`], over IP and, with [`scion_http`], over QUIC/SCION) and the mainline DHT over
-//! UDP/IP and over SCION ([`dht`], [`scion_udp`]).
+//! UDP/IP and over SCION ([`dht`], [`scion_udp`]), and Local Service Discovery on the LAN ([`lsd`]).
 
 pub mod dht;
+pub mod lsd;
 pub mod scion_http;
 pub mod scion_udp;
 pub mod trackers;
 
 pub use dht::{spawn_dht, spawn_scion_dht, DhtOptions, ScionDhtOptions};
+pub use lsd::spawn_lsd;
 pub use trackers::{spawn_trackers, tracker_tls};
 
 use crate::client::control::{TorrentSnapshot, TorrentState};
