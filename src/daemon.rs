@@ -136,12 +136,12 @@ fn spawn_lsd(
         return Ok(None);
     };
     let listen = crate::cli::run::parse_tcp_listen(listen)?;
-    use crate::discovery::lsd::LsdError as E;
+    use crate::discovery::lsd::{InterfaceError as I, LsdError as E};
     let thread = crate::discovery::spawn_lsd(handle.clone(), listen).map_err(|e| match e {
-        E::NotIpv4(_) | E::Loopback(_) | E::NoSuchInterface(_) => {
-            exit::usage(format!("--lsd: {e}"))
+        E::Interfaces(I::Loopback(_) | I::NoSuchInterface(_)) => exit::usage(format!("--lsd: {e}")),
+        E::Interfaces(I::Read(_)) | E::Socket { .. } | E::Thread(_) => {
+            exit::other(format!("--lsd: {e}"))
         }
-        E::Interfaces(_) | E::Socket { .. } | E::Thread(_) => exit::other(format!("--lsd: {e}")),
     })?;
     Ok(Some(thread))
 }

@@ -14,29 +14,39 @@ use std::time::Duration;
 use common::clients::{content, make, Client, Maker, NO_DAEMON, PYTHON};
 use common::daemons::{state, Daemon};
 
-/// A network namespace linked to ours by a veth pair on 10.79.`net`.0/24: we are .1, it is .2.
+/// A network namespace linked to ours by a veth pair on 10.79.`net`.0/24 (we are .1, it is
+/// .2) and fd79:`net`::/64 (::1 and ::2).
 struct Lan {
     ns: String,
     net: u8,
+    v6: bool,
 }
 
 impl Lan {
-    fn new(net: u8) -> Lan {
+    fn new(net: u8, v6: bool) -> Lan {
         let ns = format!("bts-lsd-{}-{net}", std::process::id());
         let (here, there) = (format!("btl{net}a"), format!("btl{net}b"));
-        let lan = Lan { ns, net };
+        let lan = Lan { ns, net, v6 };
         // A link left over by an earlier run that was killed would be in the way.
         let _ = Command::new("ip").args(["link", "del", &here]).output();
         lan.ip(&["netns", "add", &lan.ns]);
         lan.ip(&[
             "link", "add", &here, "type", "veth", "peer", "name", &there, "netns", &lan.ns,
         ]);
-        lan.ip(&["addr", "add", &format!("{}/24", lan.ours()), "dev", &here]);
+        lan.ip(&["addr", "add", &format!("10.79.{net}.1/24"), "dev", &here]);
         lan.ip(&["link", "set", &here, "up"]);
-        let theirs = format!("{}/24", lan.theirs());
+        let theirs = format!("10.79.{net}.2/24");
         lan.ip(&["-n", &lan.ns, "addr", "add", &theirs, "dev", &there]);
         lan.ip(&["-n", &lan.ns, "link", "set", &there, "up"]);
         lan.ip(&["-n", &lan.ns, "link", "set", "lo", "up"]);
+        if v6 {
+            // nodad: usable at once, not "tentative" for the next seconds.
+            let (ours, theirs) = (format!("fd79:{net}::1/64"), format!("fd79:{net}::2/64"));
+            lan.ip(&["-6", "addr", "add", &ours, "dev", &here, "nodad"]);
+            lan.ip(&[
+                "-n", &lan.ns, "-6", "addr", "add", &theirs, "dev", &there, "nodad",
+            ]);
+        }
         lan
     }
 
@@ -54,11 +64,25 @@ impl Lan {
     }
 
     fn ours(&self) -> String {
-        format!("10.79.{}.1", self.net)
+        match self.v6 {
+            true => format!("fd79:{}::1", self.net),
+            false => format!("10.79.{}.1", self.net),
+        }
     }
 
     fn theirs(&self) -> String {
-        format!("10.79.{}.2", self.net)
+        match self.v6 {
+            true => format!("fd79:{}::2", self.net),
+            false => format!("10.79.{}.2", self.net),
+        }
+    }
+
+    /// `ours()` with a port, as a socket address is written.
+    fn ours_at(&self, port: &str) -> String {
+        match self.v6 {
+            true => format!("[{}]:{port}", self.ours()),
+            false => format!("{}:{port}", self.ours()),
+        }
     }
 
     /// libtorrent with LSD on (tests/interop/lt_lsd.py), in the namespace.
@@ -86,7 +110,7 @@ impl Drop for Lan {
 fn daemon(work: &Path, lan: &Lan) -> Daemon {
     let args = [
         format!("--download-root={}", work.join("root").display()),
-        format!("--tcp-listen={}:0", lan.ours()),
+        format!("--tcp-listen={}", lan.ours_at("0")),
         "--lsd".to_string(),
     ];
     Daemon::start(
@@ -116,7 +140,7 @@ fn same_tree(a: &Path, b: &Path) {
 fn we_find_a_libtorrent_seeder_on_the_lan_by_lsd_alone() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let lan = Lan::new(1);
+    let lan = Lan::new(1, false);
     let src = content(&w.join("lt"), "shared", true, 7);
     let root = w.join("root");
     std::fs::create_dir_all(&root).unwrap();
@@ -139,7 +163,7 @@ fn we_find_a_libtorrent_seeder_on_the_lan_by_lsd_alone() {
     same_tree(&src, &root.join("dl/shared"));
     let peer = lt.wait_for("PEER", Duration::from_secs(5));
     assert!(
-        peer.contains(&format!("{}:", lan.ours())),
+        peer.contains(&lan.ours_at("")),
         "libtorrent's peer should be our daemon on {}: {peer}",
         lan.ours()
     );
@@ -149,7 +173,7 @@ fn we_find_a_libtorrent_seeder_on_the_lan_by_lsd_alone() {
 fn a_libtorrent_leecher_on_the_lan_finds_our_seeder_by_lsd() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let lan = Lan::new(2);
+    let lan = Lan::new(2, false);
     let root = w.join("root");
     let src = content(&root.join("data"), "single.bin", false, 9);
     make(Maker::Ours, &src, &root.join("single.torrent"));
@@ -178,4 +202,47 @@ fn a_libtorrent_leecher_on_the_lan_finds_our_seeder_by_lsd() {
     );
     lt.wait_for("DONE", Duration::from_secs(90));
     same_tree(&src, &save.join("single.bin"));
+}
+
+#[test]
+fn over_ipv6_each_side_finds_the_other() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let lan = Lan::new(3, true);
+    let src = content(&w.join("lt"), "v6.bin", false, 11);
+    let root = w.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    make(Maker::Ours, &src, &root.join("v6.torrent"));
+
+    let mut lt = lan.libtorrent(
+        "seed",
+        &root.join("v6.torrent"),
+        &w.join("lt"),
+        w.join("lt.log"),
+    );
+    lt.wait_for("LISTEN", Duration::from_secs(30));
+    lt.wait_for("SEEDING", Duration::from_secs(60));
+
+    // On our IPv6 address of the link (not [::], which would announce on every interface of
+    // the machine running the test): the IPv6 group only.
+    let args = [
+        format!("--download-root={}", root.display()),
+        format!("--tcp-listen={}", lan.ours_at("0")),
+        "--lsd".to_string(),
+    ];
+    let d = Daemon::start(
+        &w.join("state"),
+        &args,
+        &[("SCION_DAEMON_ADDRESS", NO_DAEMON.to_string())],
+    );
+    let ih = d.add_torrent_path("v6.torrent", "dl");
+    // libtorrent's seeder never dials out, so the download means we heard it over IPv6.
+    d.wait_torrent(&ih, Duration::from_secs(90), |t| state(t) == "seeding");
+    same_tree(&src, &root.join("dl/v6.bin"));
+    // And it heard our announce for the torrent while we were downloading.
+    let heard = lt.wait_for("LSD_PEER", Duration::from_secs(30));
+    assert!(
+        heard.contains(&lan.ours()) || heard.contains("fe80:"),
+        "libtorrent should have heard us over IPv6: {heard}"
+    );
 }

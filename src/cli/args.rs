@@ -469,8 +469,9 @@ pub struct DaemonArgs {
     )]
     pub dht_scion_bootstrap: Vec<String>,
     /// Local Service Discovery (BEP 14): announce public torrents to peers on the local
-    /// network (IPv4 multicast 239.192.152.143:6771) and take theirs; on --tcp-listen's
-    /// interface, or on every interface when it listens on 0.0.0.0.
+    /// network (multicast 239.192.152.143:6771, [ff15::efc0:988f]:6771) and take theirs; on
+    /// --tcp-listen's interface, or on every interface when it listens on 0.0.0.0 (IPv4) or
+    /// [::] (IPv4 and IPv6).
     #[arg(long, requires = "tcp_listen")]
     pub lsd: bool,
     /// io_uring runtimes (threads), each with its own socket on the SCION port: QUIC

@@ -1,7 +1,7 @@
 """A libtorrent peer that finds its peers by Local Service Discovery only (tests/lsd.rs).
 
 usage: lt_lsd.py seed|leech TORRENT SAVE_DIR LISTEN_IP
-Listens on LISTEN_IP (a veth address in a network namespace), with LSD on and the DHT,
+Listens on LISTEN_IP (a veth address in a network namespace, IPv4 or IPv6), with LSD on and the DHT,
 trackers, UPnP, NAT-PMP and PEX off, and announces every 5 s (libtorrent's
 local_service_announce_interval; 5 min by default). A seeder never dials out. Prints "LISTEN <port>", then "SEEDING"
 once it has every piece (seed; runs until killed) or "DONE" when the download is complete
@@ -17,7 +17,7 @@ mode, torrent, save, listen_ip = sys.argv[1:5]
 timeout = 120 if mode == "leech" else 600
 
 ses = lt.session({
-    "listen_interfaces": f"{listen_ip}:0",
+    "listen_interfaces": f"[{listen_ip}]:0" if ":" in listen_ip else f"{listen_ip}:0",
     "enable_dht": False,
     "enable_lsd": True,
     "local_service_announce_interval": 5,

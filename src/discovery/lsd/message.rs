@@ -14,10 +14,17 @@
 //! Parsing follows what libtorrent and Transmission send and accept: header names in any case,
 //! CRLF or bare LF, unknown headers ignored, several `Infohash` lines, hex in either case.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// The IPv4 multicast group and port of BEP 14.
 pub const GROUP_V4: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(239, 192, 152, 143), 6771);
+/// The IPv6 one (site-local scope, as libtorrent and Transmission use it).
+pub const GROUP_V6: SocketAddr = SocketAddr::V6(SocketAddrV6::new(
+    Ipv6Addr::new(0xff15, 0, 0, 0, 0, 0, 0xefc0, 0x988f),
+    6771,
+    0,
+    0,
+));
 
 /// Longest datagram we read; real announces are ~150 bytes.
 pub const MAX_DATAGRAM: usize = 1400;
@@ -53,8 +60,10 @@ pub enum LsdParseError {
 }
 
 impl Announce {
-    /// The datagram, addressed to `host` (the group, as BEP 14 writes it in `Host`).
-    pub fn encode(&self, host: SocketAddrV4) -> Vec<u8> {
+    /// The datagram, addressed to `host` (the group, as BEP 14 writes it in `Host`:
+    /// `239.192.152.143:6771` or `[ff15::efc0:988f]:6771`).
+    pub fn encode(&self, host: impl Into<SocketAddr>) -> Vec<u8> {
+        let host = host.into();
         let mut s = format!(
             "BT-SEARCH * HTTP/1.1\r\nHost: {host}\r\nPort: {}\r\n",
             self.port
@@ -152,7 +161,9 @@ mod tests {
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.starts_with("BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\n"));
         assert!(text.ends_with("\r\n\r\n\r\n"));
-        assert_eq!(Announce::parse(&bytes), Ok(a));
+        assert_eq!(Announce::parse(&bytes), Ok(a.clone()));
+        let v6 = String::from_utf8(a.encode(GROUP_V6)).unwrap();
+        assert!(v6.contains("\r\nHost: [ff15::efc0:988f]:6771\r\n"), "{v6}");
     }
 
     #[test]
