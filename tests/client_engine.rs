@@ -318,11 +318,20 @@ fn magnet_links_fetch_their_metadata_from_a_peer_then_download() {
     seeder.shutdown();
 }
 
-/// Peer exchange: leecher A knows only the seeder S, leecher B knows only A. B learns S from
-/// A's ut_pex and downloads from both. Limits keep everyone busy long enough: S uploads at
-/// 1 MB/s, A downloads at 400 kB/s.
-#[test]
-fn a_peer_learnt_through_pex_delivers() {
+/// Three clients on one torrent, in `dir`: seeder S, leecher A that knows only S, and
+/// leecher B that knows only A. Limits keep everyone busy long enough: S uploads at 1 MB/s,
+/// A downloads at 400 kB/s. Returns them once B is added, with the torrent, S's address and
+/// the seeded data's directory.
+struct PexSwarm {
+    s: Running,
+    a: Running,
+    b: Running,
+    ih: InfoHash,
+    s_addr: SocketAddr,
+    seed_dir: PathBuf,
+}
+
+fn pex_swarm(dir: &Path, private: bool) -> PexSwarm {
     use btscion::client::control::Limits;
     let limit = |r: &Running, ih: InfoHash, down: Option<u64>, up: Option<u64>| {
         r.call(|reply| Command::SetLimits {
@@ -334,9 +343,20 @@ fn a_peer_learnt_through_pex_delivers() {
             reply,
         })
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (seed_dir, single, _) = make_torrents(dir.path());
-    let s = Running::start(&dir.path().join("s"));
+    let (seed_dir, single, _) = make_torrents(dir);
+    let single = if private {
+        btscion::torrent::meta::create(
+            &seed_dir.join("single.bin"),
+            Some(1 << 16),
+            vec![],
+            true,
+            None,
+        )
+        .unwrap()
+    } else {
+        single
+    };
+    let s = Running::start(&dir.join("s"));
     let ih = s.add(&single, &seed_dir, vec![], false);
     s.wait(30, "S seeding", |x| {
         state_of(x, &ih) == Some(TorrentState::Seeding)
@@ -344,10 +364,10 @@ fn a_peer_learnt_through_pex_delivers() {
     limit(&s, ih, None, Some(1_000_000));
     let s_addr = s.tcp();
 
-    let a = Running::start(&dir.path().join("a"));
+    let a = Running::start(&dir.join("a"));
     a.add(
         &single,
-        &dir.path().join("a-out"),
+        &dir.join("a-out"),
         vec![PeerAddr::Ip(s_addr)],
         true,
     );
@@ -358,13 +378,35 @@ fn a_peer_learnt_through_pex_delivers() {
     });
     let a_addr = a.tcp();
 
-    let b = Running::start(&dir.path().join("b"));
+    let b = Running::start(&dir.join("b"));
     b.add(
         &single,
-        &dir.path().join("b-out"),
+        &dir.join("b-out"),
         vec![PeerAddr::Ip(a_addr)],
         false,
     );
+    PexSwarm {
+        s,
+        a,
+        b,
+        ih,
+        s_addr,
+        seed_dir,
+    }
+}
+
+/// Peer exchange: B learns S from A's ut_pex and downloads from both.
+#[test]
+fn a_peer_learnt_through_pex_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let PexSwarm {
+        s,
+        a,
+        b,
+        ih,
+        s_addr,
+        seed_dir,
+    } = pex_swarm(dir.path(), false);
     b.wait(60, "B to connect to S, learnt through PEX", |x| {
         x.torrents
             .iter()
@@ -390,6 +432,47 @@ fn a_peer_learnt_through_pex_delivers() {
     assert!(
         b_down > a_up,
         "S gave B nothing: B got {b_down}, A sent {a_up}"
+    );
+    b.shutdown();
+    a.shutdown();
+    s.shutdown();
+}
+
+/// BEP 27: the same swarm with a private torrent. A must not tell B about S (no ut_pex for a
+/// private torrent), so B completes from A alone: B never knows S, S never sees B.
+#[test]
+fn a_private_torrent_is_never_exchanged_through_pex() {
+    let dir = tempfile::tempdir().unwrap();
+    let PexSwarm {
+        s,
+        a,
+        b,
+        ih,
+        s_addr,
+        seed_dir,
+    } = pex_swarm(dir.path(), true);
+    let leaked = std::cell::Cell::new(None);
+    b.wait(90, "B complete from A alone", |x| {
+        for t in &x.torrents {
+            if t.peers_known > 1 || t.peers.iter().any(|p| p.source == PeerSource::Pex) {
+                leaked.set(Some(format!("{:?}", t.peers)));
+            }
+        }
+        state_of(x, &ih) == Some(TorrentState::Seeding)
+    });
+    assert_eq!(leaked.take(), None, "B learnt a peer of a private torrent");
+    assert!(
+        std::fs::read(seed_dir.join("single.bin")).unwrap()
+            == std::fs::read(dir.path().join("b-out/single.bin")).unwrap()
+    );
+    let s_peers: Vec<String> = s.handle.snapshot().torrents[0]
+        .peers
+        .iter()
+        .map(|p| p.addr.clone())
+        .collect();
+    assert!(
+        s_peers.len() <= 1,
+        "S should serve A alone (S is {s_addr}): {s_peers:?}"
     );
     b.shutdown();
     a.shutdown();
