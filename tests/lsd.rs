@@ -246,3 +246,62 @@ fn over_ipv6_each_side_finds_the_other() {
         "libtorrent should have heard us over IPv6: {heard}"
     );
 }
+
+/// A listener in the namespace that prints `IH <hex>` for every info hash announced on the
+/// IPv4 group — a bare LAN host, nothing of ours.
+fn group_listener(lan: &Lan, log: PathBuf) -> Client {
+    let script = format!(
+        r#"
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("0.0.0.0", 6771))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             struct.pack("4s4s", socket.inet_aton("239.192.152.143"), socket.inet_aton("{ip}")))
+print("LISTENING", flush=True)
+while True:
+    data, frm = s.recvfrom(2000)
+    for line in data.decode("latin-1").splitlines():
+        if line.lower().startswith("infohash:"):
+            print("IH", line.split(":", 1)[1].strip().lower(), flush=True)
+"#,
+        ip = lan.theirs()
+    );
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &lan.ns, PYTHON, "-c", &script]);
+    Client::spawn(c, log)
+}
+
+#[test]
+fn a_private_torrent_is_never_announced_on_the_lan() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let lan = Lan::new(4, false);
+    let root = w.join("root");
+    let public = content(&root.join("data"), "public.bin", false, 12);
+    let private = content(&root.join("data"), "private.bin", false, 13);
+    make(Maker::Ours, &public, &root.join("public.torrent"));
+    let bytes =
+        btscion::torrent::meta::create(&private, Some(1 << 16), vec![], true, None).unwrap();
+    std::fs::write(root.join("private.torrent"), bytes).unwrap();
+
+    let mut heard = group_listener(&lan, w.join("listener.log"));
+    heard.wait_for("LISTENING", Duration::from_secs(30));
+    let d = daemon(w, &lan);
+    let private_ih = d.add_torrent_path("private.torrent", "data");
+    let public_ih = d.add_torrent_path("public.torrent", "data");
+    for ih in [&private_ih, &public_ih] {
+        d.wait_torrent(ih, Duration::from_secs(60), |t| state(t) == "seeding");
+    }
+    // The public torrent is announced three times in its first 6 s (the control: the listener
+    // hears what we send); the private one, seeding just as long, never.
+    for _ in 0..3 {
+        let line = heard.wait_for("IH", Duration::from_secs(30));
+        assert_eq!(
+            line,
+            format!("IH {public_ih}"),
+            "only the public torrent may be announced"
+        );
+    }
+}
