@@ -10,6 +10,7 @@ mod handlers;
 pub mod metrics;
 mod object;
 pub mod paths;
+mod qbittorrent;
 mod serve;
 mod transmission;
 
@@ -136,8 +137,11 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
     let public = Router::new()
         .route("/", get(h::ui_index))
         .route("/ui/{*path}", get(h::ui_asset));
+    // qBittorrent's Web API v2 (its own login and SID sessions; see api/qbittorrent).
+    let qbittorrent = qbittorrent::routes(state.clone());
     Ok(public
         .merge(guarded)
+        .merge(qbittorrent)
         .fallback(h::not_found)
         // Transmission's RPC (its own session-id handshake and basic auth; see api/transmission).
         .merge(transmission::router(&state))

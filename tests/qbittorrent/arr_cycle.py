@@ -1,0 +1,184 @@
+"""An *arr-style cycle through the real PyPI qbittorrent-api client against our daemon's
+qBittorrent Web API v2 (driven by tests/qbittorrent_api.rs, which checks the disk).
+
+Logs in (and is refused with a wrong password), adds one torrent by magnet link (URL) and one
+by .torrent file, watches them through torrents/info and sync/maindata deltas until both
+downloads from the real seeders complete, reads files, properties and trackers, sets limits,
+pauses, resumes, and deletes the file-added torrent with its data. Every step asserts on what
+the client returns; the last line printed is a JSON summary for the Rust side.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import qbittorrentapi
+
+
+def parse():
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--magnet", required=True, help="magnet link of torrent A (names its peer)")
+    p.add_argument("--magnet-hash", required=True)
+    p.add_argument("--torrent", required=True, help=".torrent file of torrent B")
+    p.add_argument("--torrent-hash", required=True)
+    p.add_argument("--peer", required=True, help="host:port seeding torrent B")
+    p.add_argument("--timeout", type=float, default=180)
+    return p.parse_args()
+
+
+def client(url, password):
+    return qbittorrentapi.Client(
+        host=url,
+        username="admin",
+        password=password,
+        FORCE_SCHEME_FROM_HOST=True,
+        REQUESTS_ARGS={"timeout": 30},
+    )
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def main():
+    a = parse()
+    steps = []
+
+    # A wrong password is refused (qBittorrent 4.6 answers "Fails.").
+    wrong = client(a.url, a.password + "-wrong")
+    try:
+        wrong.auth_log_in()
+        raise AssertionError("a wrong password logged in")
+    except qbittorrentapi.LoginFailed:
+        steps.append("wrong password refused")
+
+    qbt = client(a.url, a.password)
+    qbt.auth_log_in()
+    check(qbt.is_logged_in, "not logged in after auth_log_in")
+    check(qbt.app.version == "v4.6.7", f"app version {qbt.app.version!r}")
+    check(qbt.app.web_api_version == "2.9.3", f"web API {qbt.app.web_api_version!r}")
+    prefs = qbt.app.preferences
+    check(prefs["save_path"] == qbt.app.default_save_path, f"save path {prefs['save_path']!r}")
+    steps.append("logged in")
+
+    # Categories are not in the daemon yet: the add is refused with a 409 naming them, and
+    # nothing is added.
+    try:
+        qbt.torrents_add(urls=a.magnet, category="tv", save_path="tv")
+        raise AssertionError("an add into a category was accepted")
+    except qbittorrentapi.Conflict409Error as e:
+        check("categories" in str(e), f"409 without the reason: {e}")
+    check(qbt.torrents_info() == [], "a refused add left a torrent behind")
+    steps.append("category refused (409)")
+
+    # Add by URL (a magnet link naming its peer) and by file.
+    r = qbt.torrents_add(urls=a.magnet, save_path="tv")
+    check(r == "Ok.", f"add by magnet answered {r!r}")
+    with open(a.torrent, "rb") as f:
+        r = qbt.torrents_add(torrent_files=f.read(), save_path="movies")
+    check(r == "Ok.", f"add by file answered {r!r}")
+    # The same torrent again fails, as in qBittorrent.
+    with open(a.torrent, "rb") as f:
+        r = qbt.torrents_add(torrent_files=f.read(), save_path="movies")
+    check(r == "Fails.", f"a duplicate add answered {r!r}")
+    added = qbt.torrents_add_peers(peers=[a.peer], torrent_hashes=a.torrent_hash)
+    check(a.torrent_hash in added, f"addPeers answered {added!r}")
+    steps.append("added by magnet and by file")
+
+    # Watch: sync/maindata (full, then deltas by rid) and torrents/info until both complete.
+    full = qbt.sync_maindata()
+    check(full["full_update"] is True, "the first maindata is not a full update")
+    check(set(full["torrents"]) == {a.magnet_hash, a.torrent_hash}, f"maindata torrents {list(full['torrents'])}")
+    rid = full["rid"]
+    deltas = 0
+    progress_seen = set()
+    deadline = time.monotonic() + a.timeout
+    while True:
+        d = qbt.sync_maindata(rid=rid)
+        check(d.get("full_update") is False, f"maindata with rid {rid} was a full update")
+        check(d["rid"] > rid, "rid did not advance")
+        rid = d["rid"]
+        for h, t in d.get("torrents", {}).items():
+            deltas += 1
+            if "progress" in t:
+                progress_seen.add(round(t["progress"], 3))
+        infos = {t.hash: t for t in qbt.torrents_info()}
+        if all(infos[h].progress >= 1.0 and infos[h].state in ("uploading", "stalledUP")
+               for h in (a.magnet_hash, a.torrent_hash)):
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not complete in time: {[(t.name, t.state, t.progress) for t in infos.values()]}")
+        time.sleep(0.5)
+    check(deltas > 0, "no torrent delta between the full update and completion")
+    steps.append("both complete")
+
+    # Filters, sort, hashes.
+    seeding = qbt.torrents_info(status_filter="seeding", sort="name")
+    check({t.hash for t in seeding} == {a.magnet_hash, a.torrent_hash}, "seeding filter")
+    check([t.name for t in seeding] == sorted(t.name for t in seeding), "sort by name")
+    check(qbt.torrents_info(status_filter="downloading") == [], "downloading filter")
+    one = qbt.torrents_info(torrent_hashes=a.torrent_hash)
+    check(len(one) == 1 and one[0].hash == a.torrent_hash, "hashes filter")
+    check(qbt.torrents_info(category="tv") == [], "no torrent is in a category")
+
+    # Files, properties, trackers of the file-added torrent.
+    files = qbt.torrents_files(torrent_hash=a.torrent_hash)
+    check(len(files) > 0 and all(f.progress == 1 for f in files), f"files {files!r}")
+    props = qbt.torrents_properties(torrent_hash=a.torrent_hash)
+    check(props.pieces_have == props.pieces_num > 0, f"properties {props!r}")
+    check(props.save_path.endswith("/movies"), f"save_path {props.save_path!r}")
+    trackers = qbt.torrents_trackers(torrent_hash=a.magnet_hash)
+    check([t.url for t in trackers[:3]] == ["** [DHT] **", "** [PeX] **", "** [LSD] **"], f"trackers {trackers!r}")
+    try:
+        qbt.torrents_properties(torrent_hash="0" * 40)
+        raise AssertionError("properties of an unknown hash answered")
+    except qbittorrentapi.NotFound404Error:
+        pass
+    steps.append("files, properties, trackers")
+
+    # Limits: per torrent and global.
+    qbt.torrents_set_download_limit(limit=1_000_000, torrent_hashes=a.torrent_hash)
+    qbt.torrents_set_upload_limit(limit=500_000, torrent_hashes=a.torrent_hash)
+    check(qbt.torrents_download_limit(torrent_hashes=a.torrent_hash)[a.torrent_hash] == 1_000_000, "dl limit")
+    check(qbt.torrents_upload_limit(torrent_hashes=a.torrent_hash)[a.torrent_hash] == 500_000, "up limit")
+    check(qbt.torrents_properties(torrent_hash=a.torrent_hash).dl_limit == 1_000_000, "properties dl_limit")
+    qbt.app_set_preferences({"dl_limit": 2_000_000, "max_ratio_enabled": True, "max_ratio": 5})
+    prefs = qbt.app_preferences()
+    check(prefs["dl_limit"] == 2_000_000 and prefs["max_ratio"] == 5, f"preferences {prefs!r}")
+    check(qbt.transfer_info()["dl_rate_limit"] == 2_000_000, "transfer dl_rate_limit")
+    try:
+        qbt.app_set_preferences({"save_path": "/elsewhere"})
+        raise AssertionError("save_path was changed")
+    except qbittorrentapi.Conflict409Error:
+        pass
+    qbt.app_set_preferences({"dl_limit": 0, "max_ratio_enabled": False})
+    steps.append("limits")
+
+    # Pause and resume.
+    qbt.torrents_pause(torrent_hashes=a.torrent_hash)
+    check(qbt.torrents_info(torrent_hashes=a.torrent_hash)[0].state == "pausedUP", "paused")
+    check({t.hash for t in qbt.torrents_info(status_filter="paused")} == {a.torrent_hash}, "paused filter")
+    qbt.torrents_resume(torrent_hashes=a.torrent_hash)
+    state = qbt.torrents_info(torrent_hashes=a.torrent_hash)[0].state
+    check(state in ("uploading", "stalledUP", "checkingUP"), f"resumed: {state}")
+    steps.append("paused and resumed")
+
+    # Delete with data.
+    qbt.torrents_delete(delete_files=True, torrent_hashes=a.torrent_hash)
+    left = {t.hash for t in qbt.torrents_info()}
+    check(left == {a.magnet_hash}, f"after delete: {left}")
+    d = qbt.sync_maindata(rid=rid)
+    check(a.torrent_hash in d.get("torrents_removed", []), f"maindata after delete: {d!r}")
+    steps.append("deleted with data")
+
+    qbt.auth_log_out()
+    print(json.dumps({"steps": steps, "progress_seen": sorted(progress_seen)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
