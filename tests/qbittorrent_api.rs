@@ -294,6 +294,10 @@ fn sid_origin_rules_and_bad_input_over_raw_http() {
     let (s, _) = api.add_file(&bytes, &[("savepath", "../escape")]);
     assert_eq!(s, 400);
     assert!(!outside.exists() && !w.join("escape").exists());
+    // An option the daemon cannot honour is refused, not ignored: nothing is added.
+    let (s, b) = api.add_file(&bytes, &[("sequentialDownload", "true")]);
+    assert_eq!(s, 409, "{b}");
+    assert!(b.contains("sequential download"), "{b}");
     assert_eq!(api.get("/api/v2/torrents/info").1, "[]");
     // Not a torrent: 415 naming the file.
     let (s, b) = api.add_file(b"not bencode", &[]);

@@ -141,6 +141,8 @@ fn check_options(f: &AddForm) -> QbtResult<()> {
             "skip_checking",
             "skip_checking (the daemon checks existing data)",
         ),
+        ("sequentialDownload", "sequential download"),
+        ("firstLastPiecePrio", "first and last piece priority"),
         ("autoTMM", "automatic torrent management"),
         ("forced", "force start"),
         ("useDownloadPath", "a separate download path"),
@@ -249,6 +251,8 @@ mod tests {
         assert!(check_options(&form("category", "tv")).is_err());
         assert!(check_options(&form("category", "")).is_ok());
         assert!(check_options(&form("skip_checking", "true")).is_err());
+        assert!(check_options(&form("sequentialDownload", "true")).is_err());
+        assert!(check_options(&form("sequentialDownload", "false")).is_ok());
         assert!(check_options(&form("skip_checking", "false")).is_ok());
         assert!(check_options(&form("ratioLimit", "-2")).is_ok());
         assert!(check_options(&form("ratioLimit", "1.5")).is_err());
