@@ -110,7 +110,7 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         None => None,
     };
     let dht_scion = spawn_scion_dht(args.dht_scion, &args.dht_scion_bootstrap, &mut cfg, &handle)?;
-    let lsd = spawn_lsd(args.lsd, cfg.tcp_listen.as_deref(), &handle)?;
+    let lsd = crate::cli::single::start_lsd(args.lsd, cfg.tcp_listen.as_deref(), &handle)?;
     let result = run_client(&cfg, store, side);
     server.stop();
     for t in dht.into_iter().chain(dht_scion).chain(lsd) {
@@ -124,26 +124,6 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
     }
     tracing::info!("daemon stopped");
     result
-}
-
-/// Starts Local Service Discovery if asked for (`--lsd`, which needs `--tcp-listen`).
-fn spawn_lsd(
-    on: bool,
-    tcp_listen: Option<&str>,
-    handle: &ClientHandle,
-) -> Result<Option<std::thread::JoinHandle<()>>, CliError> {
-    let Some(listen) = tcp_listen.filter(|_| on) else {
-        return Ok(None);
-    };
-    let listen = crate::cli::run::parse_tcp_listen(listen)?;
-    use crate::discovery::lsd::{InterfaceError as I, LsdError as E};
-    let thread = crate::discovery::spawn_lsd(handle.clone(), listen).map_err(|e| match e {
-        E::Interfaces(I::Loopback(_) | I::NoSuchInterface(_)) => exit::usage(format!("--lsd: {e}")),
-        E::Interfaces(I::Read(_)) | E::Socket { .. } | E::Thread(_) => {
-            exit::other(format!("--lsd: {e}"))
-        }
-    })?;
-    Ok(Some(thread))
 }
 
 /// Starts the DHT over SCION if asked for (`--dht-scion`), on --local's host.

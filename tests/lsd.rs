@@ -305,3 +305,42 @@ fn a_private_torrent_is_never_announced_on_the_lan() {
         );
     }
 }
+
+#[test]
+fn a_single_shot_download_finds_a_libtorrent_seeder_by_lsd() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let lan = Lan::new(5, false);
+    let src = content(&w.join("lt"), "single.bin", false, 14);
+    make(Maker::Ours, &src, &w.join("single.torrent"));
+    let mut lt = lan.libtorrent(
+        "seed",
+        &w.join("single.torrent"),
+        &w.join("lt"),
+        w.join("lt.log"),
+    );
+    lt.wait_for("LISTEN", Duration::from_secs(30));
+    lt.wait_for("SEEDING", Duration::from_secs(60));
+
+    // No -peer, no tracker, no DHT: without --lsd this is refused as having no source of peers.
+    let out = w.join("out");
+    let args = [
+        "download".to_string(),
+        format!("--torrent={}", w.join("single.torrent").display()),
+        format!("--path={}", out.display()),
+        format!("--tcp-listen={}", lan.ours_at("0")),
+        "--lsd".to_string(),
+    ];
+    let envs = [("SCION_DAEMON_ADDRESS", NO_DAEMON.to_string())];
+    let o = common::run(&args, &envs, Duration::from_secs(120));
+    assert!(
+        o.status.success(),
+        "download failed: {}\n{}",
+        o.stdout,
+        o.stderr
+    );
+    same_tree(&src, &out);
+    let o = common::run(&args[..4], &envs, Duration::from_secs(60));
+    assert_eq!(o.status.code(), Some(2), "without --lsd: {}", o.stderr);
+    assert!(o.stderr.contains("--lsd"), "{}", o.stderr);
+}

@@ -119,6 +119,10 @@ pub struct TransferCli {
     /// repeatable. The system's roots and webpki's are always trusted.
     #[arg(long = "tracker-ca", value_name = "FILE")]
     pub tracker_ca: Vec<PathBuf>,
+    /// Local Service Discovery (BEP 14): announce the torrent on the local network and take
+    /// the peers announced there, on --tcp-listen's interface(s) (see `daemon --help`).
+    #[arg(long, requires = "tcp_listen")]
+    pub lsd: bool,
     /// Maximum paths (lanes) per peer (default: all link-disjoint paths, up to 8).
     #[arg(long)]
     pub num_paths: Option<usize>,
@@ -297,6 +301,8 @@ pub struct TransferArgs {
     pub encryption: Option<bt_mse::Policy>,
     /// `--tracker-ca` files (extra roots for https:// trackers).
     pub tracker_ca: Vec<PathBuf>,
+    /// `--lsd`: Local Service Discovery on --tcp-listen's interface(s).
+    pub lsd: bool,
     pub num_paths: Option<usize>,
     pub print_metrics: bool,
     pub export_metrics: Option<PathBuf>,
@@ -338,6 +344,7 @@ impl TransferArgs {
             peer_timeout: c.peer_timeout,
             encryption: c.encryption,
             tracker_ca: c.tracker_ca,
+            lsd: c.lsd,
             num_paths: c.num_paths,
             print_metrics: c.print_metrics,
             export_metrics: c.export_metrics,

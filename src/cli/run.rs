@@ -178,10 +178,11 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         && tcp_peers.is_empty()
         && !meta.has_trackers()
         && !t.enable_dht
+        && !t.lsd
     {
         return Err(exit::usage(
-            "downloading needs at least one peer (-peer / --peer), a torrent with trackers or \
-             the DHT (-enableDht)",
+            "downloading needs at least one peer (-peer / --peer), a torrent with trackers, \
+             the DHT (-enableDht) or Local Service Discovery (--lsd)",
         ));
     }
     let storage = open_storage(&meta, &t)?;
@@ -312,6 +313,7 @@ async fn run_transfer(
     // Commands reach the loop this way: the trackers' and the DHT's peers, and a signal's
     // shutdown.
     client.attach_control(side.commands, side.snapshots);
+    let lsd = super::single::start_lsd(t.lsd, t.tcp_listen.as_deref(), &handle)?;
     let trackers = if meta.has_trackers() {
         let tls = crate::discovery::tracker_tls(&t.tracker_ca)?;
         Some(
@@ -397,7 +399,7 @@ async fn run_transfer(
         .unwrap_or_default();
     // Ends the snapshots: the tracker client says `stopped` and returns.
     drop(client);
-    for t in trackers.into_iter().chain(dht) {
+    for t in trackers.into_iter().chain(dht).chain(lsd) {
         let _ = t.join();
     }
     if let (None, Some(e)) = (&failure, &unsynced) {

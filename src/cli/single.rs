@@ -8,6 +8,7 @@ use super::args::TransferArgs;
 use super::exit::{self, CliError};
 use super::path_select::{candidates, choose_on_terminal};
 use super::run::{client_err, daemon_address};
+use crate::client::control::ClientHandle;
 use crate::client::{start, Client, ClientError, EngineOptions};
 use crate::lanes::{PathPolicy, Preference};
 use crate::net::ScionNet;
@@ -136,6 +137,27 @@ pub fn split_peers(peers: &[String]) -> Result<(Vec<ScionAddr>, Vec<SocketAddr>)
         }
     }
     Ok((scion, tcp))
+}
+
+/// Starts Local Service Discovery if asked for (`--lsd`, which needs `--tcp-listen`), for the
+/// daemon and single-shot runs alike; it ends when the client's snapshots end (join it).
+pub(crate) fn start_lsd(
+    on: bool,
+    tcp_listen: Option<&str>,
+    handle: &ClientHandle,
+) -> Result<Option<std::thread::JoinHandle<()>>, CliError> {
+    let Some(listen) = tcp_listen.filter(|_| on) else {
+        return Ok(None);
+    };
+    let listen = super::run::parse_tcp_listen(listen)?;
+    use crate::discovery::lsd::{InterfaceError as I, LsdError as E};
+    let thread = crate::discovery::spawn_lsd(handle.clone(), listen).map_err(|e| match e {
+        E::Interfaces(I::Loopback(_) | I::NoSuchInterface(_)) => exit::usage(format!("--lsd: {e}")),
+        E::Interfaces(I::Read(_)) | E::Socket { .. } | E::Thread(_) => {
+            exit::other(format!("--lsd: {e}"))
+        }
+    })?;
+    Ok(Some(thread))
 }
 
 /// The original client's DHT over SCION for a single-shot command (`-enableDht`): a node on

@@ -6,7 +6,8 @@ trackers, UPnP, NAT-PMP and PEX off, and announces every 5 s (libtorrent's
 local_service_announce_interval; 5 min by default). A seeder never dials out. Prints "LISTEN <port>", then "SEEDING"
 once it has every piece (seed; runs until killed) or "DONE" when the download is complete
 (leech; exit 0), "LSD_PEER <libtorrent's message, naming the peer>" for each announce it took from LSD, and
-"PEER <ip:port> <source flags>" for each peer it connects to; exit 1 after the timeout.
+"PEER <ip:port> <source flags>" for each peer it is connected to (or "PEER <message>"
+for an incoming connection, as it arrives); exit 1 after the timeout.
 """
 import sys
 import time
@@ -52,6 +53,9 @@ while time.time() < deadline:
     for a in ses.pop_alerts():
         if isinstance(a, (lt.listen_failed_alert, lt.lsd_error_alert)):
             print("ERROR", a.message(), flush=True)
+        elif a.what() == "incoming_connection":
+            # A connection may be over before the next get_peer_info(): say so at once.
+            print("PEER", a.message(), flush=True)
         elif a.what() == "lsd_peer":
             # Not bound as a class of its own in python3-libtorrent 2.0, so no endpoint
             # field: its message names the peer.

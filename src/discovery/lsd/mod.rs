@@ -50,38 +50,58 @@ pub enum LsdError {
 pub fn spawn_lsd(handle: ClientHandle, tcp_listen: SocketAddr) -> Result<JoinHandle<()>, LsdError> {
     let interfaces = Interfaces::for_listener(tcp_listen)?;
     let ifaces = interfaces.scan()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(LsdError::Thread)?;
-    // The sockets are tokio's, so they are made inside the runtime that will drive them.
-    let families = match interfaces {
-        Interfaces::All { v6 } => vec![false].into_iter().chain(v6.then_some(true)).collect(),
+    let families: Vec<bool> = match interfaces {
+        Interfaces::All { v6 } => [false].into_iter().chain(v6.then_some(true)).collect(),
         Interfaces::One(ip) => vec![ip.is_ipv6()],
     };
-    let groups = rt
-        .block_on(async {
-            families
-                .into_iter()
-                .map(Group::open)
-                .collect::<io::Result<Vec<_>>>()
-        })
-        .map_err(|source| LsdError::Socket { source })?;
-    let mut lsd = Lsd {
-        interfaces,
-        groups,
-        cookie: format!("{:08x}", rand::random::<u32>()),
-        schedule: Schedule::default(),
-        heard: Heard::default(),
-    };
-    lsd.join(&ifaces);
-    if lsd.groups.iter().all(|g| g.joined().next().is_none()) {
-        tracing::warn!("LSD: no network interface is up yet; looking again every minute");
-    }
-    std::thread::Builder::new()
+    // The sockets are tokio's, so they are opened on the thread and runtime that drive them
+    // (the caller may be inside a runtime of its own); how that went is sent back, so that a
+    // socket error is the caller's error.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
         .name("bts-lsd".into())
-        .spawn(move || rt.block_on(lsd.run(handle)))
-        .map_err(LsdError::Thread)
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return drop(ready_tx.send(Err(LsdError::Thread(e)))),
+            };
+            rt.block_on(async move {
+                let opened = families.into_iter().map(Group::open).collect();
+                let groups = match opened {
+                    Ok(groups) => groups,
+                    Err(source) => return drop(ready_tx.send(Err(LsdError::Socket { source }))),
+                };
+                let mut lsd = Lsd {
+                    interfaces,
+                    groups,
+                    cookie: format!("{:08x}", rand::random::<u32>()),
+                    schedule: Schedule::default(),
+                    heard: Heard::default(),
+                };
+                lsd.join(&ifaces);
+                if lsd.groups.iter().all(|g| g.joined().next().is_none()) {
+                    tracing::warn!(
+                        "LSD: no network interface is up yet; looking again every minute"
+                    );
+                }
+                let _ = ready_tx.send(Ok(()));
+                lsd.run(handle).await
+            })
+        })
+        .map_err(LsdError::Thread)?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(thread),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(LsdError::Thread(io::Error::other(
+            "the LSD thread ended while starting",
+        ))),
+    }
 }
 
 struct Lsd {
