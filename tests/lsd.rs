@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::clients::{content, make, Client, Maker, NO_DAEMON, PYTHON};
 use common::daemons::{state, Daemon};
+use common::same_tree;
 
 /// A network namespace linked to ours by a veth pair on 10.79.`net`.0/24 (we are .1, it is
 /// .2) and fd79:`net`::/64 (::1 and ::2).
@@ -85,6 +86,14 @@ impl Lan {
         }
     }
 
+    /// libtorrent seeding `torrent` from `<work>/lt` in the namespace, ready.
+    fn libtorrent_seeder(&self, torrent: &Path, work: &Path) -> Client {
+        let mut lt = self.libtorrent("seed", torrent, &work.join("lt"), work.join("lt.log"));
+        lt.wait_for("LISTEN", Duration::from_secs(30));
+        lt.wait_for("SEEDING", Duration::from_secs(60));
+        lt
+    }
+
     /// libtorrent with LSD on (tests/interop/lt_lsd.py), in the namespace.
     fn libtorrent(&self, mode: &str, torrent: &Path, save: &Path, log: PathBuf) -> Client {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/lt_lsd.py");
@@ -120,22 +129,6 @@ fn daemon(work: &Path, lan: &Lan) -> Daemon {
     )
 }
 
-fn same_tree(a: &Path, b: &Path) {
-    if a.is_dir() {
-        for e in std::fs::read_dir(a).unwrap() {
-            let e = e.unwrap();
-            same_tree(&e.path(), &b.join(e.file_name()));
-        }
-    } else {
-        assert!(
-            std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
-            "{} differs from {}",
-            b.display(),
-            a.display()
-        );
-    }
-}
-
 #[test]
 fn we_find_a_libtorrent_seeder_on_the_lan_by_lsd_alone() {
     let work = tempfile::tempdir().unwrap();
@@ -146,14 +139,7 @@ fn we_find_a_libtorrent_seeder_on_the_lan_by_lsd_alone() {
     std::fs::create_dir_all(&root).unwrap();
     make(Maker::Libtorrent, &src, &root.join("shared.torrent"));
 
-    let mut lt = lan.libtorrent(
-        "seed",
-        &root.join("shared.torrent"),
-        &w.join("lt"),
-        w.join("lt.log"),
-    );
-    lt.wait_for("LISTEN", Duration::from_secs(30));
-    lt.wait_for("SEEDING", Duration::from_secs(60));
+    let mut lt = lan.libtorrent_seeder(&root.join("shared.torrent"), w);
 
     // No peer, tracker or DHT given, and libtorrent's seeder never dials out: only our
     // hearing its announce can bring the two together.
@@ -214,14 +200,7 @@ fn over_ipv6_each_side_finds_the_other() {
     std::fs::create_dir_all(&root).unwrap();
     make(Maker::Ours, &src, &root.join("v6.torrent"));
 
-    let mut lt = lan.libtorrent(
-        "seed",
-        &root.join("v6.torrent"),
-        &w.join("lt"),
-        w.join("lt.log"),
-    );
-    lt.wait_for("LISTEN", Duration::from_secs(30));
-    lt.wait_for("SEEDING", Duration::from_secs(60));
+    let mut lt = lan.libtorrent_seeder(&root.join("v6.torrent"), w);
 
     // On our IPv6 address of the link (not [::], which would announce on every interface of
     // the machine running the test): the IPv6 group only.
@@ -313,14 +292,7 @@ fn a_single_shot_download_finds_a_libtorrent_seeder_by_lsd() {
     let lan = Lan::new(5, false);
     let src = content(&w.join("lt"), "single.bin", false, 14);
     make(Maker::Ours, &src, &w.join("single.torrent"));
-    let mut lt = lan.libtorrent(
-        "seed",
-        &w.join("single.torrent"),
-        &w.join("lt"),
-        w.join("lt.log"),
-    );
-    lt.wait_for("LISTEN", Duration::from_secs(30));
-    lt.wait_for("SEEDING", Duration::from_secs(60));
+    let _seeder = lan.libtorrent_seeder(&w.join("single.torrent"), w);
 
     // No -peer, no tracker, no DHT: without --lsd this is refused as having no source of peers.
     let out = w.join("out");
