@@ -73,6 +73,7 @@ fn main() -> anyhow::Result<()> {
                             paused: false,
                             peers: vec![],
                             limits: Default::default(),
+                            files: Default::default(),
                             path_rules: Default::default(),
                         }),
                         r,

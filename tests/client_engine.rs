@@ -58,6 +58,7 @@ impl Running {
             paused,
             peers,
             limits: Default::default(),
+            files: Default::default(),
             path_rules: Default::default(),
         };
         self.rt
@@ -216,6 +217,7 @@ fn one_client_downloads_two_torrents_from_another_over_tcp() {
                 paused: false,
                 peers: vec![],
                 limits: Default::default(),
+                files: Default::default(),
                 path_rules: Default::default(),
             }),
             r,

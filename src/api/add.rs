@@ -364,6 +364,7 @@ async fn submit(s: &AppState, r: AddRequest) -> Result<[u8; 20], ApiFailure> {
         paused: r.paused,
         peers,
         limits: r.limits,
+        files: Default::default(),
         path_rules: r.path_rules,
     };
     Ok(s.client

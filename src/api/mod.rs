@@ -29,6 +29,9 @@ use crate::client::control::ClientHandle;
 pub use error::ApiFailure;
 pub use paths::{DownloadRoot, PathError};
 
+/// A torrent's files: priorities, sequential mode.
+mod files;
+
 /// Largest request body (a .torrent upload): big torrents have megabytes of piece hashes.
 const MAX_BODY: usize = 64 << 20;
 
@@ -129,6 +132,11 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
         .route("/api/v1/events", get(h::events))
         .route("/api/v1/openapi.yaml", get(h::openapi))
         .route("/metrics", get(h::metrics))
+        .route(
+            "/api/v1/torrents/{ih}/files",
+            get(files::list).put(files::set_priorities),
+        )
+        .route("/api/v1/torrents/{ih}/options", put(files::set_options))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::check,

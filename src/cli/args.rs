@@ -621,4 +621,44 @@ pub enum RemoteCommand {
         #[command(flatten)]
         api: ApiOpts,
     },
+    /// List a torrent's files: index, priority, size, progress, path.
+    Files {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Set the priority of some of a torrent's files (indexes as `files` shows them); a
+    /// skipped file is not downloaded. With --sequential / --first-last-piece, set those too.
+    Prio {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        /// File indexes.
+        indexes: Vec<usize>,
+        #[command(flatten)]
+        level: PrioLevel,
+        /// Fetch pieces in order (true) or rarest first (false).
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        sequential: Option<bool>,
+        /// Fetch each wanted file's first and last piece first.
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        first_last_piece: Option<bool>,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+}
+
+/// One file priority for `prio`.
+#[derive(Args, Debug, Clone, Default)]
+#[group(required = false, multiple = false)]
+pub struct PrioLevel {
+    /// Do not download these files (not created on disk).
+    #[arg(long)]
+    pub skip: bool,
+    #[arg(long)]
+    pub low: bool,
+    #[arg(long)]
+    pub normal: bool,
+    #[arg(long)]
+    pub high: bool,
 }

@@ -45,6 +45,21 @@ pub fn run(cmd: RemoteCommand) -> Result<(), CliError> {
             api,
         } => add_peer(&Api::new(&api), &torrent, peers),
         RemoteCommand::Settings { encryption, api } => settings(&Api::new(&api), encryption),
+        RemoteCommand::Files { torrent, api } => files(&Api::new(&api), &torrent),
+        RemoteCommand::Prio {
+            torrent,
+            indexes,
+            level,
+            sequential,
+            first_last_piece,
+            api,
+        } => prio(
+            &Api::new(&api),
+            &torrent,
+            &indexes,
+            &level,
+            (sequential, first_last_piece),
+        ),
     }
 }
 
@@ -518,6 +533,98 @@ fn settings(api: &Api, encryption: Option<bt_mse::Policy>) -> Result<(), CliErro
         }
     }
     Ok(())
+}
+
+/// `files`: one line per file (index, priority, size, progress, path).
+fn files(api: &Api, given: &str) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    let (list, bytes): (Vec<serde_json::Value>, _) =
+        api.get(&format!("/api/v1/torrents/{ih}/files"))?;
+    if api.json {
+        api.print_json(&bytes);
+        return Ok(());
+    }
+    print!("{}", files_table(&list));
+    Ok(())
+}
+
+/// The table `files` prints.
+pub fn files_table(list: &[serde_json::Value]) -> String {
+    let mut out = format!(
+        "{:>5}  {:<8} {:>10} {:>7}  PATH\n",
+        "INDEX", "PRIORITY", "SIZE", "DONE"
+    );
+    for f in list {
+        out.push_str(&format!(
+            "{:>5}  {:<8} {:>10} {:>6.1}%  {}\n",
+            f["index"].as_u64().unwrap_or(0),
+            f["priority"].as_str().unwrap_or("?"),
+            bytes(f["length"].as_u64().unwrap_or(0)),
+            f["progress"].as_f64().unwrap_or(0.0) * 100.0,
+            f["path"].as_str().unwrap_or(""),
+        ));
+    }
+    out
+}
+
+/// `prio`: sets the given files' priority, then sequential / first-last-piece if given.
+fn prio(
+    api: &Api,
+    given: &str,
+    indexes: &[usize],
+    level: &crate::cli::args::PrioLevel,
+    (sequential, first_last_piece): (Option<bool>, Option<bool>),
+) -> Result<(), CliError> {
+    let name = match (level.skip, level.low, level.normal, level.high) {
+        (true, ..) => Some("skip"),
+        (_, true, ..) => Some("low"),
+        (_, _, true, _) => Some("normal"),
+        (.., true) => Some("high"),
+        _ => None,
+    };
+    let options = sequential.is_some() || first_last_piece.is_some();
+    match (name, indexes.is_empty()) {
+        (Some(_), true) => return Err(exit::usage("name the files (their indexes) to set")),
+        (None, false) => {
+            return Err(exit::usage(
+                "give the priority: --skip, --low, --normal or --high",
+            ))
+        }
+        (None, true) if !options => {
+            return Err(exit::usage(
+                "nothing to set: file indexes with --skip/--low/--normal/--high, \
+                 --sequential or --first-last-piece",
+            ))
+        }
+        _ => {}
+    }
+    let ih = api.resolve(given)?;
+    if let Some(name) = name {
+        let priorities: serde_json::Map<String, serde_json::Value> = indexes
+            .iter()
+            .map(|i| (i.to_string(), json!(name)))
+            .collect();
+        api.send_json(
+            "PUT",
+            &format!("/api/v1/torrents/{ih}/files"),
+            &json!({ "priorities": priorities }),
+        )?;
+    }
+    if options {
+        let mut body = serde_json::Map::new();
+        if let Some(on) = sequential {
+            body.insert("sequential".into(), json!(on));
+        }
+        if let Some(on) = first_last_piece {
+            body.insert("first_last_piece".into(), json!(on));
+        }
+        api.send_json(
+            "PUT",
+            &format!("/api/v1/torrents/{ih}/options"),
+            &serde_json::Value::Object(body),
+        )?;
+    }
+    done(api, &ih, "set")
 }
 
 fn state(s: TorrentState) -> &'static str {

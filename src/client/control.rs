@@ -54,6 +54,96 @@ impl From<crate::storage::StorageError> for ControlError {
 
 pub type Reply<T> = oneshot::Sender<Result<T, ControlError>>;
 
+/// The file choice a torrent is added with (`Default`: every file, rarest first).
+#[derive(Debug, Clone, Default)]
+pub struct AddFiles {
+    /// Priorities of some of its files by index (as in the snapshot's `files`); every file
+    /// not named is `normal`. Checked against the torrent once its metainfo is parsed.
+    pub priorities: Vec<(usize, FilePriority)>,
+    pub sequential: bool,
+    pub first_last_piece: bool,
+}
+
+/// How much a file of a torrent is wanted (libtorrent's and qBittorrent's levels): `skip` is
+/// not downloaded (and not created on disk), the others are fetched higher first.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FilePriority {
+    Skip,
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+impl FilePriority {
+    pub const ALL: [FilePriority; 4] = [Self::Skip, Self::Low, Self::Normal, Self::High];
+
+    /// Its lowercase name, as the API writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Low => "low",
+            Self::Normal => "normal",
+            Self::High => "high",
+        }
+    }
+
+    /// The name back; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+/// Which files of a torrent are fetched and in what order; saved with the torrent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChoice {
+    /// One per file as the snapshot lists them (padding files left out); empty while every
+    /// file is `normal`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub priorities: Vec<FilePriority>,
+    /// Pieces in index order instead of rarest first (within a priority).
+    #[serde(default)]
+    pub sequential: bool,
+    /// Each wanted file's first and last piece before anything else.
+    #[serde(default)]
+    pub first_last_piece: bool,
+}
+
+impl FileChoice {
+    /// The priority of file `i` (`normal` where none was set).
+    pub fn priority(&self, i: usize) -> FilePriority {
+        self.priorities.get(i).copied().unwrap_or_default()
+    }
+
+    /// Sets the priority of file `i` of `files`; indexes out of range are refused before
+    /// anything changes.
+    pub fn set(
+        &mut self,
+        files: usize,
+        changes: &[(usize, FilePriority)],
+    ) -> Result<(), ControlError> {
+        if let Some((i, _)) = changes.iter().find(|(i, _)| *i >= files) {
+            return Err(ControlError::BadRequest(format!(
+                "no file {i}: the torrent has {files} files (0 to {})",
+                files.saturating_sub(1)
+            )));
+        }
+        if self.priorities.len() != files {
+            self.priorities.resize(files, FilePriority::Normal);
+        }
+        for &(i, p) in changes {
+            self.priorities[i] = p;
+        }
+        if self.priorities.iter().all(|p| *p == FilePriority::Normal) {
+            self.priorities.clear();
+        }
+        Ok(())
+    }
+}
+
 /// Where a torrent's metadata comes from.
 #[derive(Debug, Clone)]
 pub enum TorrentSource {
@@ -117,6 +207,8 @@ pub struct AddTorrent {
     pub paused: bool,
     pub peers: Vec<PeerAddr>,
     pub limits: Limits,
+    /// Which of its files to fetch, in what order.
+    pub files: AddFiles,
     /// Already checked to compile.
     pub path_rules: PathRules,
 }
@@ -151,6 +243,21 @@ pub enum Command {
     SetPathRules {
         info_hash: InfoHash,
         rules: PathRules,
+        reply: Reply<()>,
+    },
+    /// Sets the priority of some of a torrent's files (index as in the snapshot's `files`);
+    /// a skipped file is no longer fetched, a file no longer skipped is fetched (its pieces
+    /// kept in the parts file moved into it). Indexes out of range: `BadRequest`, nothing set.
+    SetFilePriorities {
+        info_hash: InfoHash,
+        priorities: Vec<(usize, FilePriority)>,
+        reply: Reply<()>,
+    },
+    /// Sequential mode and first/last-piece priority of a torrent (`None`: unchanged).
+    SetFileOrder {
+        info_hash: InfoHash,
+        sequential: Option<bool>,
+        first_last_piece: Option<bool>,
         reply: Reply<()>,
     },
     /// What the trackers of a torrent answered lately (from the daemon's tracker front end),
@@ -312,6 +419,11 @@ pub struct FileSnapshot {
     pub length: u64,
     /// Verified bytes of this file.
     pub done: u64,
+    #[serde(default)]
+    pub priority: FilePriority,
+    /// `done / length` (1 for an empty file).
+    #[serde(default)]
+    pub progress: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -324,8 +436,20 @@ pub struct TorrentSnapshot {
     pub state: TorrentState,
     /// Why the torrent is in `Error`, or the last problem worth showing.
     pub error: Option<String>,
-    /// Verified fraction, 0..=1.
+    /// Verified fraction of the wanted bytes (files not skipped), 0..=1.
     pub progress: f64,
+    /// Bytes of the files not skipped (`size` when none is).
+    #[serde(default)]
+    pub wanted_bytes: u64,
+    /// Verified bytes of the files not skipped.
+    #[serde(default)]
+    pub wanted_done: u64,
+    /// Pieces in order instead of rarest first.
+    #[serde(default)]
+    pub sequential: bool,
+    /// Each wanted file's first and last piece first.
+    #[serde(default)]
+    pub first_last_piece: bool,
     pub pieces_have: u32,
     /// Pieces found verified when the torrent went live this run (trusted from fast-resume
     /// data or hashed on disk); `pieces_have - pieces_resumed` came from peers since.

@@ -5,6 +5,7 @@
 //! * `router`: incoming lanes are held until their handshake names a torrent.
 //! * `torrent`: one torrent's state machine; `peer_book`: the peers it knows.
 //! * `paths`: SCION paths per destination AS, for every torrent.
+//! * `wanted`: file priorities → piece priorities, skipped files, wanted progress.
 //! * `resume`: fast-resume data, the store trait, the start-up check decision.
 
 pub mod checker;
@@ -20,6 +21,7 @@ pub mod runtimes;
 pub mod start;
 pub mod torrent;
 pub mod trackers;
+pub mod wanted;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

@@ -97,6 +97,9 @@ pub struct SavedTorrentSettings {
     /// The magnet link it was added from (all there is until its metadata arrived).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub magnet: Option<String>,
+    /// File priorities, sequential mode, first/last-piece priority.
+    #[serde(default)]
+    pub files: super::control::FileChoice,
     /// Its own path rules (sequence, ACL, path policy, preference), as given.
     #[serde(default)]
     pub path_rules: crate::lanes::PathRules,

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::control::{
-    info_hash_hex, FileSnapshot, InfoHash, LaneSnapshot, Limits, PeerSnapshot, PeerSource,
-    TorrentSnapshot, TorrentState, Transport,
+    info_hash_hex, ControlError, FilePriority, FileSnapshot, InfoHash, LaneSnapshot, Limits,
+    PeerSnapshot, PeerSource, TorrentSnapshot, TorrentState, Transport,
 };
 use super::paths::path_snapshot;
 use super::peer_book::{PeerBook, PeerState};
 use super::phase::Phase;
 use super::resume::SavedTorrentSettings;
+use super::wanted;
 use crate::lanes::{CompiledRules, PathRules, Preference};
 use crate::metrics::Percentiles;
 use crate::net::ScionNet;
@@ -102,13 +103,67 @@ impl Torrent {
         }
     }
 
-    /// Counts what it starts its live phase with.
+    /// Counts what it starts its live phase with, and hands its file choice to the session.
     pub fn went_live(&mut self) {
         if let Some(l) = self.phase.live() {
             self.pieces_resumed = l.app.session.have().count_ones();
         }
         self.saved_have.get_or_insert(self.pieces_resumed);
+        self.apply_file_choice();
         self.dirty = true;
+    }
+
+    /// Gives its session the piece priorities and order its file choice makes.
+    fn apply_file_choice(&mut self) {
+        let files = &self.settings.files;
+        if let Some(l) = self.phase.live_mut() {
+            let prio = wanted::piece_priorities(&l.data.meta, files);
+            l.app.session.set_piece_priorities(prio, files.sequential);
+        }
+        self.cached_snapshot = None;
+        self.dirty = true;
+    }
+
+    /// Sets the priority of some of its files (index as in its snapshot's `files`). The
+    /// storage moves first — a file wanted again comes out of the parts file before its
+    /// pieces are asked for; a skipped file none of whose pieces is verified yet is deleted —
+    /// then the picker follows. Indexes out of range change nothing.
+    pub fn set_file_priorities(
+        &mut self,
+        changes: &[(usize, FilePriority)],
+    ) -> Result<(), ControlError> {
+        let meta = self.meta().cloned().ok_or_else(|| {
+            ControlError::BadRequest(
+                "its files are not known until its metadata has arrived".into(),
+            )
+        })?;
+        let mut choice = self.settings.files.clone();
+        choice.set(wanted::visible_count(&meta), changes)?;
+        let skipped = wanted::skipped_files(&meta, &choice);
+        let have = self.phase.live().map(|l| l.app.session.have().clone());
+        if let Some(data) = self.phase.data() {
+            for (i, (&skip, f)) in skipped.iter().zip(&meta.files).enumerate() {
+                // Only a live torrent knows which pieces are verified (not one being checked).
+                let unused = have
+                    .as_ref()
+                    .is_some_and(|h| wanted::file_done(&meta, f, h) == 0);
+                data.storage.set_skipped(i, skip, unused)?;
+            }
+        }
+        self.settings.files = choice;
+        self.apply_file_choice();
+        Ok(())
+    }
+
+    /// Turns sequential mode and first/last-piece priority on or off (`None`: unchanged).
+    pub fn set_file_order(&mut self, sequential: Option<bool>, first_last_piece: Option<bool>) {
+        if let Some(on) = sequential {
+            self.settings.files.sequential = on;
+        }
+        if let Some(on) = first_last_piece {
+            self.settings.files.first_last_piece = on;
+        }
+        self.apply_file_choice();
     }
 
     /// The state the API shows (read from its phase, never stored beside it).
@@ -223,7 +278,9 @@ impl Torrent {
 
     /// Whether the daemon's other runtimes serve it too: complete and running.
     pub fn serves_everywhere(&self) -> bool {
+        // Not with files skipped: the other runtimes' sessions would fetch the missing pieces.
         self.state() == TorrentState::Seeding
+            && self.phase.live().is_some_and(|l| l.app.session.has_all())
     }
 
     /// Whether incoming lanes are taken: it runs, or it fetches its metadata.
@@ -394,7 +451,10 @@ impl Torrent {
             self.rates.lanes = memo;
         }
         let files = self.file_progress();
-        let left = size.saturating_sub(files.iter().map(|f| f.done).sum());
+        let wanted = files.iter().filter(|f| f.priority != FilePriority::Skip);
+        let (wanted_bytes, wanted_done) =
+            wanted.fold((0, 0), |(w, d), f| (w + f.length, d + f.done));
+        let left = wanted_bytes.saturating_sub(wanted_done);
         let eta_secs = (self.rates.rate_down > 1.0 && left > 0)
             .then(|| (left as f64 / self.rates.rate_down) as u64);
         let mut peers: Vec<PeerSnapshot> = peers.into_values().collect();
@@ -406,11 +466,16 @@ impl Torrent {
             size,
             state: self.state(),
             error: self.error(),
-            progress: if total == 0 {
-                0.0
-            } else {
-                f64::from(have) / f64::from(total)
+            progress: match (total, wanted_bytes) {
+                (0, _) => 0.0,
+                // Everything skipped: nothing left to fetch.
+                (_, 0) => 1.0,
+                _ => wanted_done as f64 / wanted_bytes as f64,
             },
+            wanted_bytes,
+            wanted_done,
+            sequential: self.settings.files.sequential,
+            first_last_piece: self.settings.files.first_last_piece,
             pieces_have: have,
             pieces_resumed: self.pieces_resumed,
             pieces_checked: self.pieces_checked,
@@ -449,27 +514,19 @@ impl Torrent {
             return Vec::new();
         };
         let have = self.phase.live().map(|l| l.app.session.have());
-        meta.files
-            .iter()
-            .filter(|f| !f.pad)
-            .map(|f| {
-                let mut done = 0u64;
-                if let (Some(have), true) = (have, f.length > 0) {
-                    let pl = u64::from(meta.piece_length);
-                    let first = (f.offset / pl) as u32;
-                    let last = ((f.offset + f.length - 1) / pl) as u32;
-                    for p in first..=last {
-                        if have.get(p) {
-                            let ps = u64::from(p) * pl;
-                            let pe = ps + u64::from(meta.piece_len(p));
-                            done += pe.min(f.offset + f.length) - ps.max(f.offset);
-                        }
-                    }
-                }
+        wanted::visible_files(meta)
+            .enumerate()
+            .map(|(k, (_, f))| {
+                let done = have.map_or(0, |h| wanted::file_done(meta, f, h));
                 FileSnapshot {
                     path: f.path.to_string_lossy().into_owned(),
                     length: f.length,
                     done,
+                    priority: self.settings.files.priority(k),
+                    progress: match f.length {
+                        0 => 1.0,
+                        n => done as f64 / n as f64,
+                    },
                 }
             })
             .collect()
@@ -493,6 +550,7 @@ pub fn settings(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         magnet: None,
+        files: Default::default(),
         path_rules: Default::default(),
     }
 }

@@ -25,6 +25,7 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 use crate::torrent::meta::Metainfo;
 
 use super::layout::{Layout, Span};
+use super::parts::PartsFile;
 use super::place::DataPlace;
 use super::pool::{self, Pooled};
 use super::sigbus;
@@ -38,6 +39,11 @@ struct FileMap {
     rel: PathBuf,
     /// Its length in the torrent (the map's length once open).
     length: u64,
+    /// Where it starts in the torrent's byte stream.
+    offset: u64,
+    /// Skipped and not on disk: its bytes (of pieces shared with wanted files) live in the
+    /// parts file, and it is never opened or created until it is wanted again.
+    parted: AtomicBool,
     /// A BEP 47 padding file: reads as zeros, writes are dropped, nothing on disk.
     pad: bool,
     /// Bytes that were on disk before we opened it (all of it when seeding): data beyond
@@ -79,6 +85,8 @@ impl FileMap {
             path,
             rel,
             length,
+            offset: 0,
+            parted: AtomicBool::new(false),
             pad: false,
             existing,
             on_disk: OnDisk::default(),
@@ -94,6 +102,10 @@ impl FileMap {
             pad: true,
             ..Self::new(path, rel, length, 0, false)
         }
+    }
+
+    fn is_parted(&self) -> bool {
+        self.parted.load(Ordering::Acquire)
     }
 
     fn state(&self) -> MutexGuard<'_, Option<Arc<OpenFile>>> {
@@ -152,6 +164,15 @@ pub struct MmapStorage {
     files: Arc<[Arc<FileMap>]>,
     place: DataPlace,
     writable: bool,
+    /// Where skipped files' bytes go (a download in the daemon; see `parts`).
+    parts: Option<Arc<PartsFile>>,
+}
+
+/// The name of a torrent's parts file in its directory (libtorrent's is `.<info hash>.parts`
+/// too).
+pub fn parts_name(meta: &Metainfo) -> PathBuf {
+    let hex: String = meta.info_hash.iter().map(|b| format!("{b:02x}")).collect();
+    PathBuf::from(format!(".{hex}.parts"))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
@@ -290,17 +311,39 @@ impl MmapStorage {
         place: DataPlace,
         allocation: Allocation,
     ) -> Result<Self, StorageError> {
+        Self::create_in_skipping(meta, place, allocation, &[])
+    }
+
+    /// [`MmapStorage::create_in`] for a torrent some of whose files are skipped
+    /// (`skipped[i]` for `meta.files[i]`; missing entries: wanted). A skipped file that is not
+    /// on disk is not created: its bytes go to the parts file ([`parts_name`] in the place's
+    /// directory) until [`MmapStorage::set_skipped`] wants it. One already on disk is used
+    /// as it is.
+    pub fn create_in_skipping(
+        meta: &Metainfo,
+        place: DataPlace,
+        allocation: Allocation,
+        skipped: &[bool],
+    ) -> Result<Self, StorageError> {
         sigbus::install();
+        let parts = PartsFile::new(place.clone(), parts_name(meta));
+        let parts_len = parts.apparent_len()?;
         let mut rels = Vec::with_capacity(meta.files.len());
         let mut existing = Vec::with_capacity(meta.files.len());
+        let mut parted = Vec::with_capacity(meta.files.len());
         let mut needed: u64 = 0;
-        for f in &meta.files {
+        for (i, f) in meta.files.iter().enumerate() {
             let rel = place.relative(meta, f)?;
-            let have = if f.pad {
-                0
-            } else {
-                place.len(&rel)?.unwrap_or(0)
-            };
+            let on_disk = if f.pad { None } else { place.len(&rel)? };
+            let in_parts = !f.pad && on_disk.is_none() && skipped.get(i).copied().unwrap_or(false);
+            parted.push(in_parts);
+            if in_parts {
+                // What the parts file holds of it (it may hold pieces shared with wanted files).
+                rels.push(rel);
+                existing.push(parts_len.saturating_sub(f.offset).min(f.length));
+                continue;
+            }
+            let have = on_disk.unwrap_or(0);
             if have > f.length {
                 return Err(StorageError::SizeMismatch {
                     path: place.display(&rel),
@@ -323,10 +366,19 @@ impl MmapStorage {
             }
         }
         let mut files = Vec::with_capacity(rels.len());
-        for ((rel, f), existing) in rels.into_iter().zip(&meta.files).zip(existing) {
+        for (((rel, f), existing), in_parts) in
+            rels.into_iter().zip(&meta.files).zip(existing).zip(parted)
+        {
             let p = place.display(&rel);
             if f.pad {
                 files.push(Arc::new(FileMap::pad(p, rel, f.length)));
+                continue;
+            }
+            if in_parts {
+                let mut fm = FileMap::new(p, rel, f.length, existing, true);
+                fm.offset = f.offset;
+                fm.parted = AtomicBool::new(true);
+                files.push(Arc::new(fm));
                 continue;
             }
             // Created and sized now, so a full disk or a bad name fails the add; opened
@@ -343,13 +395,16 @@ impl MmapStorage {
                 }
                 Allocation::Sparse => {}
             }
-            files.push(Arc::new(FileMap::new(p, rel, f.length, existing, true)));
+            let mut fm = FileMap::new(p, rel, f.length, existing, true);
+            fm.offset = f.offset;
+            files.push(Arc::new(fm));
         }
         Ok(MmapStorage {
             layout: Arc::new(Layout::new(meta)),
             files: files.into(),
             place,
             writable: true,
+            parts: Some(Arc::new(parts)),
         })
     }
 
@@ -390,6 +445,7 @@ impl MmapStorage {
             files: files.into(),
             place,
             writable: false,
+            parts: None,
         })
     }
 
@@ -399,7 +455,11 @@ impl MmapStorage {
         if !self.writable {
             return Ok(());
         }
-        for f in self.files.iter().filter(|f| !f.pad && f.length > 0) {
+        for f in self
+            .files
+            .iter()
+            .filter(|f| !f.pad && f.length > 0 && !f.is_parted())
+        {
             let file = self.place.open_rw(&f.rel)?;
             if !fully_allocated(&file, f.length) {
                 preallocate(&file, &f.path, f.length)?;
@@ -415,10 +475,60 @@ impl MmapStorage {
         let rels: Vec<PathBuf> = self
             .files
             .iter()
-            .filter(|f| !f.pad)
+            .filter(|f| !f.pad && !f.is_parted())
             .map(|f| f.rel.clone())
             .collect();
         self.place.delete(&rels);
+        if let Some(parts) = &self.parts {
+            parts.delete();
+        }
+    }
+
+    /// Whether file `i` is skipped and kept in the parts file (not on disk).
+    pub fn is_parted(&self, i: usize) -> bool {
+        self.files.get(i).is_some_and(|f| f.is_parted())
+    }
+
+    /// Skips file `i` or wants it again.
+    ///
+    /// Wanting a file kept in the parts file creates it (full length, space reserved), copies
+    /// what the parts file holds of it into it, and from then on reads and writes go there.
+    /// Skipping a file on disk deletes it and keeps it in the parts file only when `discard`
+    /// says none of its data is needed (the caller knows no verified piece touches it);
+    /// otherwise it stays on disk as it is. Called on the event loop, where every write
+    /// happens, so no block is written to the old place while it moves.
+    pub fn set_skipped(&self, i: usize, skip: bool, discard: bool) -> Result<(), StorageError> {
+        let (Some(f), Some(parts)) = (self.files.get(i), &self.parts) else {
+            return Ok(());
+        };
+        if f.pad || !self.writable {
+            return Ok(());
+        }
+        match (skip, f.is_parted()) {
+            (false, true) => {
+                let file = self.place.open_rw(&f.rel)?;
+                if !fully_allocated(&file, f.length) {
+                    preallocate(&file, &f.path, f.length)?;
+                }
+                parts.copy_out(f.offset, f.length, &file)?;
+                file.sync_data().map_err(io(&f.path))?;
+                // Readers on other threads (hashing) see the file's data from now on.
+                f.parted.store(false, Ordering::Release);
+                f.dirty.store(true, Ordering::Release);
+                parts.release(f.offset, f.length);
+                if !self.files.iter().any(|f| f.is_parted()) {
+                    parts.delete();
+                }
+            }
+            (true, false) if discard && f.length > 0 => {
+                f.parted.store(true, Ordering::Release);
+                f.state().take();
+                f.dirty.store(false, Ordering::Release);
+                self.place.delete(std::slice::from_ref(&f.rel));
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// True if opened with [`MmapStorage::create`].
@@ -439,11 +549,14 @@ impl MmapStorage {
         let Ok(off) = self.layout.block_offset(piece, 0, plen) else {
             return false;
         };
+        // A piece all in padding and parted files was never fetched: those are skipped.
+        let mut on_disk = false;
         self.layout.spans(off, u64::from(plen)).all(|s| {
-            self.files
-                .get(s.file)
-                .is_some_and(|f| f.pad || s.file_offset + s.len <= f.existing)
-        })
+            self.files.get(s.file).is_some_and(|f| {
+                on_disk |= !f.pad && !f.is_parted();
+                f.pad || s.file_offset + s.len <= f.existing
+            })
+        }) && on_disk
     }
 
     /// Writes every dirty page to disk and waits for it (`fdatasync`): after this returns,
@@ -452,6 +565,9 @@ impl MmapStorage {
     pub fn sync(&self) -> Result<(), StorageError> {
         if !self.writable {
             return Ok(());
+        }
+        if let Some(parts) = &self.parts {
+            parts.sync()?;
         }
         for f in self.files.iter() {
             // Cleared first: a write racing with this sync marks it dirty again.
@@ -490,7 +606,7 @@ impl MmapStorage {
         };
         for s in self.layout.spans(off, u64::from(len)) {
             let Ok(f) = self.file_for(s) else { continue };
-            if f.pad {
+            if f.pad || f.is_parted() {
                 continue;
             }
             if let Ok(open) = self.opened(f) {
@@ -507,6 +623,9 @@ impl MmapStorage {
         let file = self.file_for(s)?;
         if file.pad {
             return Ok(Bytes::from(vec![0u8; s.len as usize]));
+        }
+        if let (true, Some(parts)) = (file.is_parted(), &self.parts) {
+            return parts.read(file.offset + s.file_offset, s.len as usize);
         }
         let open = self.opened(file)?;
         let faults = sigbus::faults();
@@ -619,6 +738,10 @@ impl Storage for MmapStorage {
             let f = self.file_for(s)?;
             if f.pad {
                 pos += s.len as usize;
+            } else if let (true, Some(parts)) = (f.is_parted(), &self.parts) {
+                let n = s.len as usize;
+                parts.write(f.offset + s.file_offset, &data[pos..pos + n])?;
+                pos += n;
             } else {
                 let open = self.opened(f)?;
                 let file = open.file.as_ref().ok_or(StorageError::ReadOnly)?;
@@ -1061,6 +1184,59 @@ mod tests {
             have.is_full(),
             "every piece verifies from a, b, c and zeros"
         );
+    }
+
+    /// The fixture with `sub/c` (file 2: bytes 20000..50000, pieces 1-3) skipped: it is never
+    /// created, the bytes of it that pieces 1 and 3 share with a and z go to the parts file,
+    /// and wanting it again moves them into it.
+    #[test]
+    fn a_skipped_file_lives_in_the_parts_file_until_wanted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, stream, _) = fixture(dir.path());
+        let out = dir.path().join("out");
+        let place = || DataPlace::below(&out, "t").unwrap();
+        let skipped = [false, false, true, false];
+        let st =
+            MmapStorage::create_in_skipping(&m, place(), Allocation::Full, &skipped).unwrap();
+        assert!(st.is_parted(2) && !st.is_parted(0));
+        let data = out.join("t");
+        assert!(data.join("a").exists() && data.join("z").exists());
+        assert!(!data.join("sub").exists(), "the skipped file is not created");
+        // Pieces 1 and 3 touch wanted files: fetched whole.
+        for p in [1u32, 3] {
+            let o = m.piece_offset(p) as usize;
+            st.write_block(p, 0, &stream[o..o + m.piece_len(p) as usize])
+                .unwrap();
+        }
+        st.sync().unwrap();
+        assert!(!data.join("sub").exists());
+        let parts = out.join(parts_name(&m));
+        assert!(parts.exists());
+        let pool = HashPool::new(1).unwrap();
+        let have = verify_all(&st, &m, &pool);
+        assert_eq!(have.iter_ones().collect::<Vec<_>>(), vec![1, 3]);
+        drop(st);
+        // Reopened (a restart): still not created, the shared pieces may hold data; a piece
+        // all inside the skipped file may not (it was never fetched).
+        let st =
+            MmapStorage::create_in_skipping(&m, place(), Allocation::Full, &skipped).unwrap();
+        assert!(st.may_hold(1) && st.may_hold(3) && !st.may_hold(2));
+        assert!(verify_all(&st, &m, &pool).get(3));
+        // Wanted again: created, holding what the parts file had; the parts file goes.
+        st.set_skipped(2, false, false).unwrap();
+        assert!(!st.is_parted(2) && !parts.exists());
+        let c = fs::read(data.join("sub/c")).unwrap();
+        assert_eq!(c.len(), 30_000);
+        let p1 = m.piece_offset(1) as usize;
+        let p3 = m.piece_offset(3) as usize;
+        assert_eq!(&c[..p1 + 16384 - 20_000], &stream[20_000..p1 + 16384]);
+        assert_eq!(&c[p3 - 20_000..], &stream[p3..50_000]);
+        assert_eq!(verify_all(&st, &m, &pool).iter_ones().count(), 2);
+        // Skipping a file on disk deletes it only when told its data is not needed.
+        st.set_skipped(0, true, false).unwrap();
+        assert!(data.join("a").exists() && !st.is_parted(0));
+        st.set_skipped(3, true, true).unwrap();
+        assert!(!data.join("z").exists() && st.is_parted(3));
     }
 
     #[test]

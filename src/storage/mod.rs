@@ -25,6 +25,7 @@ pub mod hash;
 pub mod layout;
 pub mod mem;
 pub mod mmap;
+pub mod parts;
 pub mod place;
 pub mod pool;
 mod sigbus;
@@ -36,7 +37,7 @@ use bytes::Bytes;
 pub use hash::{verify_all, verify_all_with_progress, verify_where, HashPool, HashResult};
 pub use layout::{Layout, Span};
 pub use mem::MemStorage;
-pub use mmap::{Allocation, MmapStorage};
+pub use mmap::{parts_name, Allocation, MmapStorage};
 pub use place::DataPlace;
 
 /// Storage errors.

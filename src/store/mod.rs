@@ -88,6 +88,9 @@ pub struct TorrentEntry {
     /// Peers given by the user (command line, API), dialled again after a restart.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// File priorities, sequential mode, first/last-piece priority.
+    #[serde(default)]
+    pub files: crate::client::control::FileChoice,
     /// Its own path rules, as given (checked again when loaded).
     #[serde(default)]
     pub path_rules: crate::lanes::PathRules,

@@ -61,6 +61,7 @@ impl ResumeStore for ClientStore {
                     peers: e.peers,
                     added_unix: e.added_unix,
                     magnet: e.magnet,
+                    files: e.files,
                     path_rules: e.path_rules,
                 },
             ));
@@ -133,6 +134,7 @@ fn entry_of(t: &SavedTorrent<'_>) -> TorrentEntry {
         added_unix: s.added_unix,
         magnet: s.magnet.clone(),
         peers: s.peers.clone(),
+        files: s.files.clone(),
         path_rules: s.path_rules.clone(),
     }
 }

@@ -13,6 +13,15 @@ fn entry(byte: u8, added: u64) -> TorrentEntry {
         added_unix: added,
         magnet: None,
         peers: vec!["127.0.0.1:6881".into()],
+        // Saved and loaded like the rest (a restart keeps skipped files skipped).
+        files: crate::client::control::FileChoice {
+            priorities: vec![
+                crate::client::control::FilePriority::Skip,
+                crate::client::control::FilePriority::High,
+            ],
+            sequential: byte.is_multiple_of(3),
+            first_last_piece: true,
+        },
         path_rules: crate::lanes::PathRules {
             sequence: Some(format!("0 1-ff00:0:{byte} 0")),
             preference: Some("hops".into()),

@@ -3,6 +3,11 @@
 //! Pure and deterministic: the session tells it what peers have and what arrived, it hands out
 //! blocks. A block may be outstanding on several lanes only in endgame, so no lane ever waits
 //! on a slow lane for the last blocks of the torrent.
+//!
+//! Each piece has a priority (from the priorities of the files it touches, see
+//! `client::wanted`): 0 is not wanted and never requested; otherwise higher priorities are
+//! started first, and within one priority the rarest piece (or, in sequential mode, the
+//! lowest index). "Complete" means every wanted piece is verified.
 
 use std::collections::BTreeMap;
 
@@ -72,11 +77,23 @@ pub struct Picker {
     /// Rotates the starting point of the rarest-first scan so that ties spread across the
     /// torrent instead of all peers starting at piece 0.
     scan_start: u32,
+    /// Priority of each piece; 0: not wanted.
+    priority: Vec<u8>,
+    /// The highest priority of any piece (a scan can stop at a rarest piece of it).
+    top: u8,
+    /// Wanted pieces not verified yet: complete at 0.
+    missing_wanted: u32,
+    /// Lowest index first instead of rarest first.
+    sequential: bool,
 }
+
+/// The priority every piece has until told otherwise.
+pub const DEFAULT_PRIORITY: u8 = 1;
 
 impl Picker {
     pub fn new(piece_len: u32, total_len: u64, have: Bitfield) -> Self {
         let num_pieces = have.len();
+        let missing_wanted = num_pieces - have.count_ones();
         Self {
             piece_len,
             total_len,
@@ -86,15 +103,51 @@ impl Picker {
             active: BTreeMap::new(),
             scan_start: 0,
             have,
+            priority: vec![DEFAULT_PRIORITY; num_pieces as usize],
+            top: DEFAULT_PRIORITY,
+            missing_wanted,
+            sequential: false,
         }
+    }
+
+    /// New piece priorities (one per piece; 0: not wanted). A list of the wrong length is
+    /// ignored. Pieces already started keep their received blocks; those no longer wanted are
+    /// simply not asked for any more.
+    pub fn set_priorities(&mut self, priority: Vec<u8>) {
+        if priority.len() != self.num_pieces as usize {
+            return;
+        }
+        self.top = priority.iter().copied().max().unwrap_or(0);
+        self.missing_wanted = priority
+            .iter()
+            .enumerate()
+            .filter(|&(i, &p)| p > 0 && !self.have.get(i as u32))
+            .count() as u32;
+        self.priority = priority;
+    }
+
+    /// Pieces in index order (for playing a file while it downloads) or rarest first.
+    pub fn set_sequential(&mut self, on: bool) {
+        self.sequential = on;
+    }
+
+    /// Whether `piece` is wanted at all.
+    pub fn is_wanted(&self, piece: u32) -> bool {
+        self.priority.get(piece as usize).is_some_and(|&p| p > 0)
+    }
+
+    /// Whether every piece is verified (not only the wanted ones).
+    pub fn has_all(&self) -> bool {
+        self.have.is_full()
     }
 
     pub fn have(&self) -> &Bitfield {
         &self.have
     }
 
+    /// Every wanted piece is verified.
     pub fn is_complete(&self) -> bool {
-        self.have.is_full()
+        self.missing_wanted == 0
     }
 
     pub fn piece_len(&self, piece: u32) -> u32 {
@@ -139,7 +192,7 @@ impl Picker {
 
     /// Whether we still need `piece` (not had, not being verified): O(1).
     pub fn wants_piece(&self, piece: u32) -> bool {
-        piece < self.have.len() && !self.have.get(piece) && !self.verifying.get(piece)
+        self.is_wanted(piece) && !self.have.get(piece) && !self.verifying.get(piece)
     }
 
     /// Whether the peer has anything we still need.
@@ -148,8 +201,7 @@ impl Picker {
         if self.is_complete() {
             return false;
         }
-        peer.iter_ones()
-            .any(|i| !self.have.get(i) && !self.verifying.get(i))
+        peer.iter_ones().any(|i| self.wants_piece(i))
     }
 
     /// Appends up to `max` blocks to request from a peer that has `peer`. `on_lane` says
@@ -163,8 +215,15 @@ impl Picker {
         out: &mut Vec<BlockRef>,
     ) {
         let start = out.len();
-        // 1. Finish what is started: fewer partial pieces, earlier verification.
-        let active: Vec<u32> = self.active.keys().copied().collect();
+        // 1. Finish what is started (higher priority first): fewer partial pieces, earlier
+        //    verification. Started pieces no longer wanted wait until they are again.
+        let mut active: Vec<u32> = self
+            .active
+            .keys()
+            .copied()
+            .filter(|&p| self.is_wanted(p))
+            .collect();
+        active.sort_by_key(|&p| std::cmp::Reverse(self.priority[p as usize]));
         for piece in active {
             if out.len() - start >= max {
                 return;
@@ -189,7 +248,7 @@ impl Picker {
         if self.all_requested() {
             let mut dup = Vec::new();
             for (&piece, p) in &self.active {
-                if !peer.get(piece) {
+                if !peer.get(piece) || !self.is_wanted(piece) {
                     continue;
                 }
                 for (i, (&r, &got)) in p.requested.iter().zip(&p.received).enumerate() {
@@ -233,10 +292,14 @@ impl Picker {
         if n == 0 {
             return None;
         }
-        let mut best: Option<(u32, u32)> = None;
+        // (piece, priority, availability) of the best so far.
+        let mut best: Option<(u32, u8, u32)> = None;
+        let start = if self.sequential { 0 } else { self.scan_start };
         for k in 0..n {
-            let i = (self.scan_start + k) % n;
-            if !peer.get(i)
+            let i = (start + k) % n;
+            let prio = self.priority[i as usize];
+            if prio == 0
+                || !peer.get(i)
                 || self.have.get(i)
                 || self.verifying.get(i)
                 || self.active.contains_key(&i)
@@ -244,28 +307,36 @@ impl Picker {
                 continue;
             }
             let a = self.availability[i as usize];
-            if best.is_none_or(|(_, ba)| a < ba) {
-                best = Some((i, a));
-                if a <= 1 {
-                    break; // nobody else can have it rarer
+            let better = best
+                .is_none_or(|(_, bp, ba)| prio > bp || (prio == bp && !self.sequential && a < ba));
+            if better {
+                best = Some((i, prio, a));
+                // Nothing later can beat the first top-priority piece in sequential mode, or
+                // one nobody else has in rarest-first.
+                if prio == self.top && (self.sequential || a <= 1) {
+                    break;
                 }
             }
         }
-        let (piece, _) = best?;
+        let (piece, _, _) = best?;
         self.scan_start = (piece + 1) % n;
         Some(piece)
     }
 
     fn all_requested(&self) -> bool {
-        let unstarted = (0..self.num_pieces)
-            .any(|i| !self.have.get(i) && !self.verifying.get(i) && !self.active.contains_key(&i));
+        let unstarted =
+            (0..self.num_pieces).any(|i| self.wants_piece(i) && !self.active.contains_key(&i));
         !unstarted
-            && self.active.values().all(|p| {
-                p.requested
-                    .iter()
-                    .zip(&p.received)
-                    .all(|(&r, &got)| got || r > 0)
-            })
+            && self
+                .active
+                .iter()
+                .filter(|(&i, _)| self.is_wanted(i))
+                .all(|(_, p)| {
+                    p.requested
+                        .iter()
+                        .zip(&p.received)
+                        .all(|(&r, &got)| got || r > 0)
+                })
     }
 
     /// A request was cancelled, rejected, timed out or its lane died.
@@ -307,8 +378,11 @@ impl Picker {
     /// Verification finished: a good piece is ours, a bad one is downloaded again.
     pub fn piece_verified(&mut self, piece: u32, ok: bool) {
         self.verifying.clear(piece);
-        if ok {
+        if ok && piece < self.num_pieces && !self.have.get(piece) {
             self.have.set(piece);
+            if self.is_wanted(piece) {
+                self.missing_wanted = self.missing_wanted.saturating_sub(1);
+            }
         }
     }
 
@@ -411,6 +485,114 @@ mod tests {
         let mut next = Vec::new();
         p.pick(&all, 1, |_| false, &mut next);
         assert_eq!(next[0], first[0]);
+    }
+
+    /// Pieces 0..4 at priorities skip, low, high, normal.
+    fn prioritised() -> Picker {
+        let mut p = picker(4, BLOCK_LEN, 4 * u64::from(BLOCK_LEN));
+        p.set_priorities(vec![0, 1, 3, 2]);
+        p.peer_added(&Bitfield::full(4));
+        p
+    }
+
+    fn next_piece(p: &mut Picker, peer: &Bitfield) -> Option<u32> {
+        let mut out = Vec::new();
+        p.pick(peer, 1, |_| false, &mut out);
+        out.first().map(|b| b.piece)
+    }
+
+    #[test]
+    fn higher_priority_first_and_skipped_pieces_never() {
+        let mut p = prioritised();
+        let all = Bitfield::full(4);
+        let order: Vec<Option<u32>> = (0..3).map(|_| next_piece(&mut p, &all)).collect();
+        assert_eq!(order, vec![Some(2), Some(3), Some(1)]);
+        // Then endgame duplicates outstanding wanted blocks, never piece 0.
+        for _ in 0..6 {
+            assert_ne!(next_piece(&mut p, &all), Some(0));
+        }
+        let mut only_skipped = Bitfield::new(4);
+        only_skipped.set(0);
+        assert!(!p.wants_from(&only_skipped));
+        assert!(!p.wants_piece(0));
+        assert_eq!(next_piece(&mut p, &only_skipped), None);
+    }
+
+    #[test]
+    fn complete_when_every_wanted_piece_is_verified() {
+        let mut p = prioritised();
+        for piece in [2, 3, 1] {
+            assert!(!p.is_complete());
+            p.piece_verified(piece, true);
+        }
+        assert!(p.is_complete(), "piece 0 is skipped");
+        assert!(!p.has_all());
+        // Wanting it again makes the torrent incomplete, and it is picked.
+        p.set_priorities(vec![2, 1, 3, 2]);
+        assert!(!p.is_complete());
+        assert_eq!(next_piece(&mut p, &Bitfield::full(4)), Some(0));
+        p.piece_verified(0, true);
+        assert!(p.is_complete() && p.has_all());
+        // A verification reported twice counts once.
+        p.piece_verified(0, true);
+        assert!(p.is_complete());
+    }
+
+    #[test]
+    fn sequential_mode_takes_the_lowest_index_not_the_rarest() {
+        let mut p = picker(5, BLOCK_LEN, 5 * u64::from(BLOCK_LEN));
+        let all = Bitfield::full(5);
+        p.peer_added(&all);
+        p.peer_added(&all);
+        let mut rare = Bitfield::new(5);
+        rare.set(4);
+        p.peer_removed(&rare); // piece 4 is the rarest
+        assert_eq!(next_piece(&mut p, &all), Some(4));
+        p.set_sequential(true);
+        let order: Vec<Option<u32>> = (0..4).map(|_| next_piece(&mut p, &all)).collect();
+        assert_eq!(order, vec![Some(0), Some(1), Some(2), Some(3)]);
+        // Priorities still come first: first/last pieces boosted above the rest.
+        let mut p = picker(5, BLOCK_LEN, 5 * u64::from(BLOCK_LEN));
+        p.peer_added(&all);
+        p.set_sequential(true);
+        p.set_priorities(vec![4, 2, 2, 2, 4]);
+        let order: Vec<Option<u32>> = (0..5).map(|_| next_piece(&mut p, &all)).collect();
+        assert_eq!(order, vec![Some(0), Some(4), Some(1), Some(2), Some(3)]);
+    }
+
+    #[test]
+    fn a_started_piece_no_longer_wanted_is_not_finished_until_wanted_again() {
+        let mut p = picker(2, 2 * BLOCK_LEN, 4 * u64::from(BLOCK_LEN));
+        let all = Bitfield::full(2);
+        p.peer_added(&all);
+        let mut first = Vec::new();
+        p.pick(&all, 1, |_| false, &mut first);
+        let started = first[0].piece;
+        let mut prio = vec![1, 1];
+        prio[started as usize] = 0;
+        p.set_priorities(prio);
+        let mut next = Vec::new();
+        p.pick(&all, 10, |_| false, &mut next);
+        assert!(next.iter().all(|b| b.piece != started), "{next:?}");
+        // A block of it still in flight is taken (the data is good), and it resumes later.
+        assert!(matches!(
+            p.block_received(&first[0]),
+            BlockOutcome::Accepted { .. }
+        ));
+        p.set_priorities(vec![1, 1]);
+        let mut again = Vec::new();
+        p.pick(&all, 10, |_| false, &mut again);
+        assert!(again
+            .iter()
+            .any(|b| b.piece == started && b.begin == BLOCK_LEN));
+    }
+
+    #[test]
+    fn priorities_of_the_wrong_length_are_ignored() {
+        let mut p = picker(2, BLOCK_LEN, 2 * u64::from(BLOCK_LEN));
+        p.set_priorities(vec![0]);
+        assert!(p.is_wanted(0) && p.is_wanted(1));
+        assert!(!p.is_wanted(7));
     }
 
     #[test]

@@ -288,8 +288,29 @@ impl Session {
         self.picker.have()
     }
 
+    /// Every wanted piece is verified (all of them unless some files are skipped).
     pub fn is_complete(&self) -> bool {
         self.picker.is_complete()
+    }
+
+    /// Every piece is verified.
+    pub fn has_all(&self) -> bool {
+        self.picker.has_all()
+    }
+
+    /// Which pieces to fetch and in what order (see `torrent::picker`): one priority per
+    /// piece, 0 = not wanted. Interest in each peer follows at once; a torrent that wants
+    /// more than it has is downloading again (and says `Complete` again when done).
+    pub fn set_piece_priorities(&mut self, priority: Vec<u8>, sequential: bool) {
+        self.picker.set_priorities(priority);
+        self.picker.set_sequential(sequential);
+        if !self.picker.is_complete() {
+            self.completed_sent = false;
+        }
+        let pids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for pid in pids {
+            self.update_interest(pid);
+        }
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {

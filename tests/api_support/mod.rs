@@ -151,6 +151,18 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                 reply,
                 &mut publish,
             ),
+            Command::SetFilePriorities {
+                info_hash, reply, ..
+            }
+            | Command::SetFileOrder {
+                info_hash, reply, ..
+            } => {
+                let hex = info_hash_hex(&info_hash);
+                match snap.torrents.iter().any(|t| t.info_hash == hex) {
+                    true => drop(reply.send(Ok(()))),
+                    false => drop(reply.send(Err(unknown(&info_hash)))),
+                }
+            }
             Command::Remove {
                 info_hash,
                 delete_data,
@@ -310,6 +322,10 @@ fn torrent(m: &Metainfo, add: &control::AddTorrent, hex: String) -> TorrentSnaps
         },
         error: None,
         progress: 0.25,
+        wanted_bytes: m.total_length,
+        wanted_done: 0,
+        sequential: false,
+        first_last_piece: false,
         pieces_have: 1,
         pieces_resumed: 0,
         pieces_checked: 0,

@@ -141,6 +141,34 @@ impl Client {
                 self.publish(now);
                 let _ = reply.send(r);
             }
+            Command::SetFilePriorities {
+                info_hash,
+                priorities,
+                reply,
+            } => {
+                let r = self.with_torrent(&info_hash, |t| t.set_file_priorities(&priorities));
+                if r.is_ok() {
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::SetFileOrder {
+                info_hash,
+                sequential,
+                first_last_piece,
+                reply,
+            } => {
+                let r = self.with_torrent(&info_hash, |t| {
+                    t.set_file_order(sequential, first_last_piece);
+                    Ok(())
+                });
+                if r.is_ok() {
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
             Command::SetSeedPolicy(p, reply) => {
                 self.seed_policy = p;
                 self.save_client_settings();
@@ -201,6 +229,23 @@ impl Client {
         settings.path_rules = add.path_rules.normalized();
         let peers: Vec<(PeerAddr, PeerSource)> =
             add.peers.iter().map(|p| (*p, PeerSource::Api)).collect();
+        settings.files.sequential = add.files.sequential;
+        settings.files.first_last_piece = add.files.first_last_piece;
+        if !add.files.priorities.is_empty() {
+            // Checked against its files before anything is created: skipped files never are.
+            let files = match &add.source {
+                TorrentSource::Metainfo(bytes) => Metainfo::from_bytes(bytes)
+                    .map(|m| crate::client::wanted::visible_count(&m))
+                    .map_err(|e| ControlError::BadTorrent(e.to_string()))?,
+                TorrentSource::Magnet(_) => {
+                    return Err(ControlError::BadRequest(
+                        "file priorities of a magnet link can be set once its metadata has arrived"
+                            .into(),
+                    ))
+                }
+            };
+            settings.files.set(files, &add.files.priorities)?;
+        }
         let ih = match add.source {
             TorrentSource::Metainfo(bytes) => {
                 self.add_torrent(bytes, settings, None, &peers, now)?
@@ -262,6 +307,9 @@ pub(super) fn touched_by(cmd: &Command) -> Touches {
         Command::Remove { info_hash, .. }
         | Command::AddPeers { info_hash, .. }
         | Command::SetPathRules { info_hash, .. } => Touches::One(*info_hash),
+        Command::SetFilePriorities { info_hash, .. } | Command::SetFileOrder { info_hash, .. } => {
+            Touches::One(*info_hash)
+        }
         Command::SetLimits {
             info_hash: Some(ih),
             ..
@@ -289,6 +337,9 @@ pub(super) fn reject_shutting_down(cmd: Command) {
         Command::Remove { reply, .. }
         | Command::SetLimits { reply, .. }
         | Command::SetPathRules { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::SetFilePriorities { reply, .. } | Command::SetFileOrder { reply, .. } => {
             let _ = reply.send(Err(e));
         }
         Command::AddPeers { reply, .. } => {

@@ -91,7 +91,18 @@ pub(super) fn save_one(store: &mut dyn ResumeStore, t: &mut Torrent, force: bool
         tracing::warn!(torrent = %meta.name, "cannot sync data; resume data not saved: {e}");
         return;
     }
-    let stamps = resume::stamp_files(meta, &data.data_path, storage.paths());
+    let mut stamps = resume::stamp_files(meta, &data.data_path, storage.paths());
+    // A skipped file kept in the parts file has no stamp of its own: an empty one, which never
+    // matches, so the pieces it shares are hashed again at start (from the parts file).
+    for (i, s) in stamps.iter_mut().enumerate() {
+        if s.is_none() && storage.is_parted(i) {
+            *s = Some(resume::FileStamp {
+                path: String::new(),
+                length: 0,
+                mtime_ns: 0,
+            });
+        }
+    }
     let Some(r) = resume::resume_data(&have, stamps) else {
         tracing::warn!(torrent = %meta.name, "cannot stat the data files; resume data not saved");
         return;

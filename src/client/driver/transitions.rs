@@ -324,7 +324,10 @@ pub(super) fn prepare_data(
         true => Allocation::Sparse,
         false => Allocation::Full,
     };
-    let storage = MmapStorage::create_in(&meta, place, allocation).map(Arc::new)?;
+    // Skipped files are not created (their shared pieces' bytes go to the parts file).
+    let skipped = crate::client::wanted::skipped_files(&meta, &settings.files);
+    let storage =
+        MmapStorage::create_in_skipping(&meta, place, allocation, &skipped).map(Arc::new)?;
     let plan = plan_check(&meta, resume, &stamps, |p| storage.may_hold(p));
     tracing::info!(
         torrent = %meta.name,
