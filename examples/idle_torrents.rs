@@ -74,6 +74,7 @@ fn main() -> anyhow::Result<()> {
                             peers: vec![],
                             limits: Default::default(),
                             files: Default::default(),
+                            labels: Default::default(),
                             path_rules: Default::default(),
                         }),
                         r,

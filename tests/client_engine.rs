@@ -60,6 +60,7 @@ impl Running {
             limits: Default::default(),
             files: Default::default(),
             path_rules: Default::default(),
+            labels: Default::default(),
         };
         self.rt
             .block_on(self.handle.call(|r| Command::Add(Box::new(add), r)))
@@ -219,6 +220,7 @@ fn one_client_downloads_two_torrents_from_another_over_tcp() {
                 limits: Default::default(),
                 files: Default::default(),
                 path_rules: Default::default(),
+                labels: Default::default(),
             }),
             r,
         )

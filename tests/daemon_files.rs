@@ -98,7 +98,12 @@ fn a_skipped_file_is_not_created_and_arrives_once_wanted() {
         assert_eq!(status, 400, "{bad} answered {status}: {body}");
         assert_eq!(body["kind"], "bad_request", "{bad}: {body}");
     }
-    for garbage in ["{not json", "", "null", "{\"priorities\": {\"0\": \"skip\"}"] {
+    for garbage in [
+        "{not json",
+        "",
+        "null",
+        "{\"priorities\": {\"0\": \"skip\"}",
+    ] {
         assert_eq!(put_raw(&d, &files_path, garbage), 400, "{garbage:?}");
     }
     let (status, _) = d.call(
@@ -125,9 +130,7 @@ fn a_skipped_file_is_not_created_and_arrives_once_wanted() {
     assert!(!data.join("sub/b.bin").exists());
     same(&src.join("a.bin"), &data.join("a.bin"));
     same(&src.join("c.bin"), &data.join("c.bin"));
-    let parts = root
-        .join("dl")
-        .join(format!(".{ih}.parts"));
+    let parts = root.join("dl").join(format!(".{ih}.parts"));
     assert!(parts.exists(), "b's share of the edge pieces is kept aside");
     let list = files(&d, &ih);
     assert_eq!(list[b_index]["priority"], "skip");
@@ -135,7 +138,9 @@ fn a_skipped_file_is_not_created_and_arrives_once_wanted() {
     let (code, table, _) = d.cli(&["files", &ih[..8]]);
     assert_eq!(code, 0);
     assert!(
-        table.lines().any(|l| l.contains("skip") && l.ends_with("sub/b.bin")),
+        table
+            .lines()
+            .any(|l| l.contains("skip") && l.ends_with("sub/b.bin")),
         "{table}"
     );
 

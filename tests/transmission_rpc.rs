@@ -1,8 +1,8 @@
 //! Transmission's RPC (`/transmission/rpc`) end to end: Debian's real `transmission-remote`
 //! (3.00, installed by scripts/install-deps.sh) drives a real daemon through a whole cycle —
 //! add by file and by magnet into a directory, a real download from our seeder, list, info,
-//! files, limits, stop, start, verify, remove with data — and raw HTTP checks the session-id
-//! handshake, basic auth onto the token, and bad input.
+//! files, limits, stop, start, verify, labels, file choice, move, remove with data — and raw
+//! HTTP checks the session-id handshake, basic auth onto the token, and bad input.
 
 mod common;
 
@@ -169,12 +169,47 @@ fn transmission_remote_drives_a_whole_cycle() {
     remote_ok(&d, &["-t", &id, "-s"]);
     d.wait_torrent(&ih, Duration::from_secs(30), |t| state(t) == "seeding");
 
-    // Verify: refused by name while the daemon cannot re-check on demand.
-    let (ok, out) = remote(&d, &["-t", &id, "-v"]);
-    assert!(
-        !ok && out.contains("Error: torrent-verify is not supported"),
-        "{out}"
-    );
+    // Verify: the data is hashed again (checking), then it seeds again, every piece there.
+    let out = remote_ok(&d, &["-t", &id, "-v"]);
+    assert!(out.contains("responded: \"success\""), "{out}");
+    let t = d.wait_torrent(&ih, Duration::from_secs(60), |t| {
+        state(t) == "seeding" && t["pieces_checked"] == t["pieces_total"]
+    });
+    assert_eq!(t["pieces_have"], t["pieces_total"]);
+
+    // Labels are our tags.
+    remote_ok(&d, &["-t", &id, "-L", "linux,iso"]);
+    assert_eq!(d.torrent(&ih)["tags"], json!(["iso", "linux"]));
+    let info = remote_ok(&d, &["-t", &id, "-i"]);
+    assert!(info.contains("Labels: iso, linux"), "{info}");
+
+    // File choice: not wanted is our skip, wanted again is normal, then high.
+    remote_ok(&d, &["-t", &id, "-G", "0"]);
+    assert_eq!(d.torrent(&ih)["files"][0]["priority"], "skip");
+    let files = remote_ok(&d, &["-t", &id, "-f"]);
+    let row = files
+        .lines()
+        .find(|l| l.trim_start().starts_with("0:"))
+        .unwrap();
+    assert!(row.contains(" No "), "{row}");
+    remote_ok(&d, &["-t", &id, "-g", "0", "-ph", "0"]);
+    assert_eq!(d.torrent(&ih)["files"][0]["priority"], "high");
+    let files = remote_ok(&d, &["-t", &id, "-f"]);
+    let row = files
+        .lines()
+        .find(|l| l.trim_start().starts_with("0:"))
+        .unwrap();
+    assert!(row.contains("High") && row.contains("Yes"), "{row}");
+
+    // Move: the data goes to <root>/moved, the torrent seeds from there.
+    remote_ok(&d, &["-t", &id, "--move", "moved"]);
+    d.wait_torrent(&ih, Duration::from_secs(60), |t| {
+        t["out_dir"] == root.join("moved").display().to_string() && t["moving_to"].is_null()
+    });
+    common::same_tree(&data, &root.join("moved").join("data.bin"));
+    assert!(!root.join("films").join("data.bin").exists());
+    let (ok, out) = remote(&d, &["-t", &id, "--move", "/etc"]);
+    assert!(!ok && out.contains("outside the download root"), "{out}");
 
     // By magnet, paused, into <root>/mags: listed under the link's name.
     let (_, torrent2) = random_torrent(&work.path().join("src2"), 100_000, 27, None);
@@ -212,7 +247,7 @@ fn transmission_remote_drives_a_whole_cycle() {
     remote_ok(&d, &["-t", &id, "--remove-and-delete"]);
     let (status, _) = d.call("GET", &format!("/api/v1/torrents/{ih}"), None);
     assert_eq!(status, 404);
-    assert!(!root.join("films").join("data.bin").exists());
+    assert!(!root.join("moved").join("data.bin").exists());
     let out = remote_ok(&d, &["-l"]);
     assert!(list_line(&out, "data.bin").is_none(), "{out}");
     assert!(list_line(&out, "from-a-link").is_some(), "{out}");

@@ -19,7 +19,7 @@ use super::handlers::{json_rejection, parse_peers};
 use super::object::Object;
 use super::{ApiFailure, AppState, MAX_BODY};
 use crate::client::control::{
-    info_hash_hex, AddTorrent, Command, ControlError, Limits, TorrentSource,
+    info_hash_hex, AddTorrent, Command, ControlError, Labels, Limits, TorrentSource,
 };
 use crate::lanes::PathRules;
 
@@ -36,22 +36,45 @@ struct AddJson {
     peers: Vec<String>,
     limits: Option<Object<Limits>>,
     path_rules: Option<Object<PathRules>>,
+    category: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
-enum Source {
+pub(super) enum Source {
     Bytes(Vec<u8>),
     /// Inside the download root, checked before reading.
     Path(String),
     Magnet(String),
 }
 
-struct AddRequest {
-    source: Source,
-    out_dir: Option<String>,
-    paused: bool,
-    peers: Vec<String>,
-    limits: Limits,
-    path_rules: PathRules,
+/// One add, whichever way it came (this API's three forms, Transmission's `torrent-add`).
+pub(super) struct AddRequest {
+    pub source: Source,
+    pub out_dir: Option<String>,
+    pub paused: bool,
+    pub peers: Vec<String>,
+    pub limits: Limits,
+    pub path_rules: PathRules,
+    /// A category that exists; without `out_dir` the torrent goes to its save path.
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+}
+
+impl AddRequest {
+    /// `source` into the download root, started, with no peers, limits or rules.
+    pub fn new(source: Source) -> Self {
+        Self {
+            source,
+            out_dir: None,
+            paused: false,
+            peers: Vec::new(),
+            limits: Limits::default(),
+            path_rules: PathRules::default(),
+            category: None,
+            tags: Vec::new(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -234,6 +257,8 @@ fn from_json(b: AddJson) -> Result<AddRequest, ApiFailure> {
         peers: b.peers,
         limits: b.limits.map(|Object(l)| l).unwrap_or_default(),
         path_rules: b.path_rules.map(|Object(r)| r).unwrap_or_default(),
+        category: b.category,
+        tags: b.tags,
     })
 }
 
@@ -261,11 +286,13 @@ fn options_from_pairs(
             "acl" => req.path_rules.acl = Some(v),
             "path_policy" => req.path_rules.path_policy = Some(v),
             "preference" => req.path_rules.preference = Some(v),
+            "category" => req.category = Some(v),
+            "tag" => req.tags.push(v),
             "token" => {}
             other => {
                 return Err(ApiFailure::bad_request(format!(
                     "unknown option {other:?} (out_dir, paused, peer, sequence, acl, \
-                     path_policy, preference)"
+                     path_policy, preference, category, tag)"
                 )))
             }
         }
@@ -288,14 +315,7 @@ async fn from_raw(req: Request, declared: Option<usize>) -> Result<AddRequest, A
         .map_err(|e| ApiFailure::bad_request(e.body_text()))?
         .0;
     let bytes = read_body(req.into_body(), declared).await?;
-    let mut r = AddRequest {
-        source: Source::Bytes(bytes),
-        out_dir: None,
-        paused: false,
-        peers: Vec::new(),
-        limits: Limits::default(),
-        path_rules: PathRules::default(),
-    };
+    let mut r = AddRequest::new(Source::Bytes(bytes));
     options_from_pairs(pairs, &mut r)?;
     Ok(r)
 }
@@ -317,14 +337,7 @@ async fn from_multipart(req: Request, declared: Option<usize>) -> Result<AddRequ
             pairs.push((name, field.text().await.map_err(bad)?));
         }
     }
-    let mut r = AddRequest {
-        source: Source::Bytes(Vec::new()),
-        out_dir: None,
-        paused: false,
-        peers: Vec::new(),
-        limits: Limits::default(),
-        path_rules: PathRules::default(),
-    };
+    let mut r = AddRequest::new(Source::Bytes(Vec::new()));
     options_from_pairs(pairs, &mut r)?;
     match (torrent, &r.source) {
         (Some(t), Source::Bytes(_)) => r.source = Source::Bytes(t),
@@ -339,8 +352,21 @@ async fn from_multipart(req: Request, declared: Option<usize>) -> Result<AddRequ
 }
 
 /// Checks every caller-given value, then hands the torrent to the client.
-async fn submit(s: &AppState, r: AddRequest) -> Result<[u8; 20], ApiFailure> {
-    let out_dir = s.root.resolve(r.out_dir.as_deref().unwrap_or(""))?;
+pub(super) async fn submit(s: &AppState, r: AddRequest) -> Result<[u8; 20], ApiFailure> {
+    // Without an out_dir, a torrent added into a category goes to the category's save path.
+    let category_path = match &r.category {
+        Some(c) => match s.client.snapshot().categories.get(c) {
+            Some(cat) => Some(cat.save_path.clone()),
+            None => return Err(ControlError::BadRequest(format!("no category {c:?}")).into()),
+        },
+        None => None,
+    };
+    let out_dir = s.root.resolve(
+        r.out_dir
+            .as_deref()
+            .or(category_path.as_deref())
+            .unwrap_or(""),
+    )?;
     let peers = parse_peers(&r.peers)?;
     r.path_rules.compile().map_err(ControlError::from)?;
     let source = match r.source {
@@ -366,6 +392,10 @@ async fn submit(s: &AppState, r: AddRequest) -> Result<[u8; 20], ApiFailure> {
         limits: r.limits,
         files: Default::default(),
         path_rules: r.path_rules,
+        labels: Labels {
+            category: r.category,
+            tags: r.tags.into_iter().collect(),
+        },
     };
     Ok(s.client
         .call(|reply| Command::Add(Box::new(add), reply))

@@ -78,6 +78,43 @@ pub async fn resume(State(s): State<AppState>, Path(ih): Path<String>) -> ApiRes
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /api/v1/torrents/{ih}/recheck`: hashes every piece again.
+pub async fn recheck(State(s): State<AppState>, Path(ih): Path<String>) -> ApiResult<StatusCode> {
+    let ih = info_hash(&ih)?;
+    s.client.call(|r| Command::Recheck(ih, r)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    out_dir: String,
+}
+
+/// `POST /api/v1/torrents/{ih}/move` `{"out_dir": D}`: 204 when the data is there (renamed),
+/// 202 while it is copied across filesystems (the snapshot's `moving_to` says so until then).
+pub async fn move_data(
+    State(s): State<AppState>,
+    Path(ih): Path<String>,
+    body: Result<Json<Object<MoveBody>>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let info_hash = info_hash(&ih)?;
+    let Json(Object(b)) = body.map_err(json_rejection)?;
+    let out_dir = s.root.resolve(&b.out_dir)?;
+    let progress = s
+        .client
+        .call(|reply| Command::Move {
+            info_hash,
+            out_dir,
+            reply,
+        })
+        .await?;
+    Ok(match progress {
+        crate::client::control::MoveProgress::Done => StatusCode::NO_CONTENT,
+        crate::client::control::MoveProgress::Copying => StatusCode::ACCEPTED,
+    })
+}
+
 #[derive(Deserialize)]
 pub struct RemoveQuery {
     #[serde(default)]

@@ -7,6 +7,7 @@ mod add;
 mod auth;
 pub mod error;
 mod handlers;
+mod labels;
 pub mod metrics;
 mod object;
 pub mod paths;
@@ -123,6 +124,18 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
         .route("/api/v1/torrents/{ih}", get(h::show).delete(h::remove))
         .route("/api/v1/torrents/{ih}/pause", post(h::pause))
         .route("/api/v1/torrents/{ih}/resume", post(h::resume))
+        .route("/api/v1/torrents/{ih}/recheck", post(h::recheck))
+        .route("/api/v1/torrents/{ih}/move", post(h::move_data))
+        .route(
+            "/api/v1/torrents/{ih}/category",
+            put(labels::set_torrent_category),
+        )
+        .route("/api/v1/torrents/{ih}/tags", put(labels::set_tags))
+        .route("/api/v1/categories", get(labels::list))
+        .route(
+            "/api/v1/categories/{name}",
+            put(labels::put).delete(labels::delete),
+        )
         .route("/api/v1/torrents/{ih}/peers", post(h::add_peers))
         .route("/api/v1/torrents/{ih}/limits", put(h::set_limits))
         .route("/api/v1/torrents/{ih}/path_rules", put(h::set_path_rules))

@@ -539,9 +539,16 @@ pub enum RemoteCommand {
     Add {
         /// A .torrent file or a magnet link.
         torrent: String,
-        /// Output directory, relative to the daemon's download root.
+        /// Output directory, relative to the daemon's download root [default: its category's
+        /// save path, else the root].
         #[arg(long)]
         out_dir: Option<String>,
+        /// Its category (one that exists).
+        #[arg(long)]
+        category: Option<String>,
+        /// A tag; repeatable.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
         /// Add without starting.
         #[arg(long)]
         paused: bool,
@@ -587,6 +594,53 @@ pub enum RemoteCommand {
     Resume {
         /// Info hash or a unique prefix of it.
         torrent: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Hash all of a torrent's data again (state `checking`); pieces that no longer verify
+    /// are downloaded again.
+    Recheck {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Categories. Without NAME: list them (with --torrent: take that torrent out of its
+    /// category). With NAME: create it or set its save path; with --delete, delete it; with
+    /// --torrent, put that torrent in it (its data does not move).
+    Category {
+        name: Option<String>,
+        /// Where torrents added into it go, relative to the daemon's download root [default:
+        /// the root].
+        #[arg(long, value_name = "PATH", conflicts_with_all = ["delete", "torrent"])]
+        save_path: Option<String>,
+        #[arg(long, requires = "name", conflicts_with = "torrent")]
+        delete: bool,
+        /// Info hash (or a unique prefix, or the name) of a torrent to put in it.
+        #[arg(long, value_name = "TORRENT")]
+        torrent: Option<String>,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Move a torrent's data to another directory of the daemon's download root (while it
+    /// runs; across filesystems it is copied and verified first).
+    Move {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        /// The new directory, relative to the daemon's download root.
+        out_dir: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Add tags to a torrent (with --remove: remove them; with --set: replace them all).
+    Tag {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        tags: Vec<String>,
+        #[arg(long, conflicts_with = "set")]
+        remove: bool,
+        #[arg(long)]
+        set: bool,
         #[command(flatten)]
         api: ApiOpts,
     },

@@ -1,5 +1,5 @@
-//! The daemon commands (`add`, `list`, `show`, `pause`, `resume`, `remove`, `add-peer`,
-//! `path-rules`): a
+//! The daemon commands (`add`, `list`, `show`, `pause`, `resume`, `recheck`, `remove`,
+//! `add-peer`, `path-rules`): a
 //! thin client of the daemon's HTTP API. Blocking `ureq`: one request per command needs no
 //! async runtime. Human tables by default, the API's JSON with `--json`.
 
@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::args::{ApiOpts, PathRulesArgs, RemoteCommand};
 use super::exit::{self, CliError};
-use crate::client::control::{Limits, TorrentSnapshot, TorrentState, Transport};
+use crate::client::control::{Category, Limits, TorrentSnapshot, TorrentState, Transport};
 use crate::lanes::PathRules;
 
 pub fn run(cmd: RemoteCommand) -> Result<(), CliError> {
@@ -20,11 +20,24 @@ pub fn run(cmd: RemoteCommand) -> Result<(), CliError> {
         RemoteCommand::Add {
             torrent,
             out_dir,
+            category,
+            tags,
             paused,
             peers,
             rules,
             api,
-        } => add(&Api::new(&api), &torrent, out_dir, paused, peers, &rules),
+        } => {
+            let labels = json!({ "category": category, "tags": tags });
+            add(
+                &Api::new(&api),
+                &torrent,
+                out_dir,
+                paused,
+                peers,
+                &rules,
+                labels,
+            )
+        }
         RemoteCommand::PathRules {
             torrent,
             rules,
@@ -34,6 +47,26 @@ pub fn run(cmd: RemoteCommand) -> Result<(), CliError> {
         RemoteCommand::Show { torrent, api } => show(&Api::new(&api), &torrent),
         RemoteCommand::Pause { torrent, api } => simple(&Api::new(&api), &torrent, "pause"),
         RemoteCommand::Resume { torrent, api } => simple(&Api::new(&api), &torrent, "resume"),
+        RemoteCommand::Recheck { torrent, api } => recheck(&Api::new(&api), &torrent),
+        RemoteCommand::Category {
+            name,
+            save_path,
+            delete,
+            torrent,
+            api,
+        } => category(&Api::new(&api), name, save_path, delete, torrent),
+        RemoteCommand::Move {
+            torrent,
+            out_dir,
+            api,
+        } => move_data(&Api::new(&api), &torrent, &out_dir),
+        RemoteCommand::Tag {
+            torrent,
+            tags,
+            remove,
+            set,
+            api,
+        } => tag(&Api::new(&api), &torrent, tags, remove, set),
         RemoteCommand::Remove {
             torrent,
             delete_data,
@@ -202,8 +235,11 @@ fn add(
     paused: bool,
     peers: Vec<String>,
     rules: &PathRulesArgs,
+    labels: serde_json::Value,
 ) -> Result<(), CliError> {
     let mut body = json!({ "paused": paused, "peers": peers, "path_rules": rules_json(rules) });
+    body["category"] = labels["category"].clone();
+    body["tags"] = labels["tags"].clone();
     if torrent.starts_with("magnet:") {
         body["magnet"] = json!(torrent);
     } else {
@@ -344,7 +380,25 @@ pub fn details(t: &TorrentSnapshot) -> String {
     );
     line("limits:", limits(&t.limits));
     line("path rules:", path_rules(&t.path_rules));
-    line("out dir:", t.out_dir.clone());
+    line(
+        "out dir:",
+        match &t.moving_to {
+            Some(to) => format!("{} (moving to {to})", t.out_dir),
+            None => t.out_dir.clone(),
+        },
+    );
+    line(
+        "category:",
+        t.category.clone().unwrap_or_else(|| "none".into()),
+    );
+    line(
+        "tags:",
+        if t.tags.is_empty() {
+            "none".into()
+        } else {
+            t.tags.join(", ")
+        },
+    );
     line(
         "peers:",
         format!(
@@ -461,6 +515,110 @@ fn simple(api: &Api, given: &str, action: &str) -> Result<(), CliError> {
     let ih = api.resolve(given)?;
     api.call("POST", &format!("/api/v1/torrents/{ih}/{action}"), None)?;
     done(api, &ih, &format!("{action}d"))
+}
+
+fn recheck(api: &Api, given: &str) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    api.call("POST", &format!("/api/v1/torrents/{ih}/recheck"), None)?;
+    done(api, &ih, "re-checking")
+}
+
+/// `category`: list, create or change, delete, or put a torrent in one (see its help).
+fn category(
+    api: &Api,
+    name: Option<String>,
+    save_path: Option<String>,
+    delete: bool,
+    torrent: Option<String>,
+) -> Result<(), CliError> {
+    let path = |n: &str| format!("/api/v1/categories/{}", url_segment(n));
+    match (name, torrent) {
+        (name, Some(t)) => {
+            let ih = api.resolve(&t)?;
+            let body = json!({ "category": name });
+            api.send_json("PUT", &format!("/api/v1/torrents/{ih}/category"), &body)?;
+            match name {
+                Some(n) => done(api, &ih, &format!("category {n:?} set for")),
+                None => done(api, &ih, "no category for"),
+            }
+        }
+        (Some(n), None) if delete => {
+            api.call("DELETE", &path(&n), None)?;
+            println!("category {n:?} deleted");
+            Ok(())
+        }
+        (Some(n), None) => {
+            let save_path = save_path.unwrap_or_default();
+            api.send_json("PUT", &path(&n), &json!({ "save_path": save_path }))?;
+            println!("category {n:?} saves to {save_path:?}");
+            Ok(())
+        }
+        (None, None) => {
+            let (list, raw) =
+                api.get::<std::collections::BTreeMap<String, Category>>("/api/v1/categories")?;
+            if api.json {
+                api.print_json(&raw);
+            } else if list.is_empty() {
+                println!("(no categories)");
+            } else {
+                for (n, c) in list {
+                    println!(
+                        "{n}\t{}",
+                        if c.save_path.is_empty() {
+                            "."
+                        } else {
+                            &c.save_path
+                        }
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `move`: the data is moved when it answers, or being copied (then `show` says where to).
+fn move_data(api: &Api, given: &str, out_dir: &str) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    api.send_json(
+        "POST",
+        &format!("/api/v1/torrents/{ih}/move"),
+        &json!({ "out_dir": out_dir }),
+    )?;
+    let (t, _) = api.get::<TorrentSnapshot>(&format!("/api/v1/torrents/{ih}"))?;
+    match t.moving_to {
+        Some(to) => done(api, &ih, &format!("copying to {to}:")),
+        None => done(api, &ih, &format!("moved to {}:", t.out_dir)),
+    }
+}
+
+/// `tag`: adds tags to a torrent, removes them, or replaces them all.
+fn tag(api: &Api, given: &str, tags: Vec<String>, remove: bool, set: bool) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    let key = match (remove, set) {
+        (true, _) => "remove",
+        (_, true) => "tags",
+        _ => "add",
+    };
+    api.send_json(
+        "PUT",
+        &format!("/api/v1/torrents/{ih}/tags"),
+        &json!({ key: tags }),
+    )?;
+    let (t, _) = api.get::<TorrentSnapshot>(&format!("/api/v1/torrents/{ih}"))?;
+    done(api, &ih, &format!("tags [{}] for", t.tags.join(", ")))
+}
+
+/// A category name as one URL path segment (it may hold '/', spaces, anything).
+fn url_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn remove(api: &Api, given: &str, delete_data: bool) -> Result<(), CliError> {

@@ -184,6 +184,9 @@ pub enum SettingsError {
         "seed_policy.stop_after_secs must be at most {MAX_SEED_SECS} (100 years; null = forever), not {0}"
     )]
     SeedTime(u64),
+    /// A saved category whose name is not valid (edited by hand): dropped.
+    #[error("{0}")]
+    Category(String),
 }
 
 impl SeedPolicy {
@@ -211,6 +214,8 @@ pub struct AddTorrent {
     pub files: AddFiles,
     /// Already checked to compile.
     pub path_rules: PathRules,
+    /// Its category (which must exist) and tags.
+    pub labels: Labels,
 }
 
 pub enum Command {
@@ -269,8 +274,81 @@ pub enum Command {
     /// From runtime 0 to another runtime of the daemon: serve this complete torrent to the
     /// QUIC peers the kernel steers here (runtime 0 owns it; `Remove` takes it back).
     Serve(Box<super::runtimes::ServedTorrent>),
+    /// Hashes every piece again (state `checking`); pieces that no longer verify are
+    /// downloaded again.
+    Recheck(InfoHash, Reply<()>),
+    /// Creates a category or changes its save path (checked by the caller to lie inside the
+    /// download root). A bad name: `BadRequest`.
+    SetCategory {
+        name: String,
+        category: Category,
+        reply: Reply<()>,
+    },
+    /// Deletes a category; its torrents stay where they are, in no category. Unknown:
+    /// `BadRequest`.
+    RemoveCategory {
+        name: String,
+        reply: Reply<()>,
+    },
+    /// Puts a torrent in a category (`None`: in none); its data does not move. A category
+    /// that does not exist: `BadRequest`.
+    SetTorrentCategory {
+        info_hash: InfoHash,
+        category: Option<String>,
+        reply: Reply<()>,
+    },
+    /// Replaces, adds to or removes from a torrent's tags. A bad tag: `BadRequest`.
+    SetTags {
+        info_hash: InfoHash,
+        change: TagChange,
+        reply: Reply<()>,
+    },
+    /// Moves a torrent's data to another directory (checked by the caller to lie inside the
+    /// download root): renamed at once on one filesystem, else copied and verified while it
+    /// keeps running from the old place (its snapshot's `moving_to` says so until it is done).
+    Move {
+        info_hash: InfoHash,
+        out_dir: PathBuf,
+        reply: Reply<MoveProgress>,
+    },
     /// Save state, tell peers, stop.
     Shutdown(Reply<()>),
+}
+
+/// A category: a label with a default save path for the torrents added into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    /// Relative to the download root ("" = the root itself); a torrent added into the
+    /// category without an `out_dir` goes here.
+    #[serde(default)]
+    pub save_path: String,
+}
+
+/// A torrent's category and tags, saved with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Labels {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub tags: std::collections::BTreeSet<String>,
+}
+
+/// How far a [`Command::Move`] got when it answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveProgress {
+    /// The data is at its new place (renamed, or already there).
+    Done,
+    /// It is being copied to the new place; the torrent runs from the old one until then.
+    Copying,
+}
+
+/// How [`Command::SetTags`] changes a torrent's tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagChange {
+    Set(Vec<String>),
+    Add(Vec<String>),
+    Remove(Vec<String>),
 }
 
 /// Where a peer address came from (shown per peer; decides nothing about trust).
@@ -491,6 +569,15 @@ pub struct TorrentSnapshot {
     /// several (`--runtimes`); empty with one.
     #[serde(default)]
     pub uploaded_by_runtime: Vec<u64>,
+    /// Its category, if it is in one.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Its tags, sorted.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Where its data is being copied to, while a move across filesystems runs.
+    #[serde(default)]
+    pub moving_to: Option<String>,
 }
 
 /// A path the path service knows to a destination AS.
@@ -525,6 +612,9 @@ pub struct ClientSnapshot {
     pub encryption: bt_mse::Policy,
     pub torrents: Vec<TorrentSnapshot>,
     pub paths: Vec<DestinationPaths>,
+    /// Every category by name.
+    #[serde(default)]
+    pub categories: std::collections::BTreeMap<String, Category>,
 }
 
 /// The front ends' side: cloneable, usable from any thread or runtime.

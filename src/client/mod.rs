@@ -7,11 +7,14 @@
 //! * `paths`: SCION paths per destination AS, for every torrent.
 //! * `wanted`: file priorities → piece priorities, skipped files, wanted progress.
 //! * `resume`: fast-resume data, the store trait, the start-up check decision.
+//! * `labels`: category and tag names; `mover`: moving data across filesystems.
 
 pub mod checker;
 pub mod control;
 pub mod driver;
+pub mod labels;
 pub mod magnet;
+pub mod mover;
 pub mod paths;
 pub mod peer_book;
 pub mod phase;

@@ -103,6 +103,9 @@ pub struct SavedTorrentSettings {
     /// Its own path rules (sequence, ACL, path policy, preference), as given.
     #[serde(default)]
     pub path_rules: crate::lanes::PathRules,
+    /// Its category and tags.
+    #[serde(default)]
+    pub labels: super::control::Labels,
 }
 
 /// One entry of the torrent list handed to [`ResumeStore::save_torrents`].
@@ -139,8 +142,11 @@ pub trait ResumeStore: Send {
 }
 
 /// Settings of the whole client that survive a restart.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientSettings {
+    /// Every category by name.
+    #[serde(default)]
+    pub categories: std::collections::BTreeMap<String, super::control::Category>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -160,6 +166,14 @@ impl ClientSettings {
             rejected.push(e);
             self.seed_policy = SeedPolicy::default();
         }
+        self.categories
+            .retain(|name, _| match super::labels::check_category(name) {
+                Ok(()) => true,
+                Err(e) => {
+                    rejected.push(SettingsError::Category(e.to_string()));
+                    false
+                }
+            });
         (self, rejected)
     }
 }
@@ -308,14 +322,21 @@ mod tests {
                 stop_after_secs: Some(u64::MAX),
             },
             encryption: Some(bt_mse::Policy::Required),
+            // A name edited by hand into the file: dropped, the good one kept.
+            categories: ["tv", "a//b"]
+                .map(|n| (n.to_string(), Default::default()))
+                .into(),
         };
-        let (ok, rejected) = bad.validated();
+        let (ok, rejected) = bad.clone().validated();
         assert_eq!(ok.seed_policy, SeedPolicy::default());
         assert_eq!(ok.limits, bad.limits, "valid parts are kept");
         assert_eq!(ok.encryption, bad.encryption);
-        assert_eq!(rejected, vec![SettingsError::SeedRatio(-1.0)]);
+        assert_eq!(ok.categories.keys().collect::<Vec<_>>(), ["tv"]);
+        assert_eq!(rejected.len(), 2, "{rejected:?}");
+        assert_eq!(rejected[0], SettingsError::SeedRatio(-1.0));
+        assert!(matches!(&rejected[1], SettingsError::Category(m) if m.contains("a//b")));
         let good = ClientSettings::default();
-        assert_eq!(good.validated(), (good, vec![]));
+        assert_eq!(good.clone().validated(), (good, vec![]));
     }
 
     /// Two files of 40 and 24 KiB, 16 KiB pieces: piece 2 spans both files.

@@ -334,7 +334,9 @@ impl Torrent {
                 && c.pieces_have == self.pieces_have()
                 && c.peers_known == self.book.len()
                 && c.peers_banned == self.book.count(PeerState::Banned)
-                && c.trackers == self.trackers;
+                && c.trackers == self.trackers
+                && c.category == self.settings.labels.category
+                && c.tags.iter().eq(&self.settings.labels.tags);
             if unchanged {
                 return c.clone();
             }
@@ -505,6 +507,9 @@ impl Torrent {
             trackers: self.trackers.clone(),
             private: self.meta().is_some_and(|m| m.private),
             uploaded_by_runtime: Vec::new(),
+            category: self.settings.labels.category.clone(),
+            tags: self.settings.labels.tags.iter().cloned().collect(),
+            moving_to: None,
         }
     }
 
@@ -552,5 +557,6 @@ pub fn settings(
         magnet: None,
         files: Default::default(),
         path_rules: Default::default(),
+        labels: Default::default(),
     }
 }

@@ -1196,12 +1196,14 @@ mod tests {
         let out = dir.path().join("out");
         let place = || DataPlace::below(&out, "t").unwrap();
         let skipped = [false, false, true, false];
-        let st =
-            MmapStorage::create_in_skipping(&m, place(), Allocation::Full, &skipped).unwrap();
+        let st = MmapStorage::create_in_skipping(&m, place(), Allocation::Full, &skipped).unwrap();
         assert!(st.is_parted(2) && !st.is_parted(0));
         let data = out.join("t");
         assert!(data.join("a").exists() && data.join("z").exists());
-        assert!(!data.join("sub").exists(), "the skipped file is not created");
+        assert!(
+            !data.join("sub").exists(),
+            "the skipped file is not created"
+        );
         // Pieces 1 and 3 touch wanted files: fetched whole.
         for p in [1u32, 3] {
             let o = m.piece_offset(p) as usize;
@@ -1218,8 +1220,7 @@ mod tests {
         drop(st);
         // Reopened (a restart): still not created, the shared pieces may hold data; a piece
         // all inside the skipped file may not (it was never fetched).
-        let st =
-            MmapStorage::create_in_skipping(&m, place(), Allocation::Full, &skipped).unwrap();
+        let st = MmapStorage::create_in_skipping(&m, place(), Allocation::Full, &skipped).unwrap();
         assert!(st.may_hold(1) && st.may_hold(3) && !st.may_hold(2));
         assert!(verify_all(&st, &m, &pool).get(3));
         // Wanted again: created, holding what the parts file had; the parts file goes.

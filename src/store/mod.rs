@@ -94,6 +94,9 @@ pub struct TorrentEntry {
     /// Its own path rules, as given (checked again when loaded).
     #[serde(default)]
     pub path_rules: crate::lanes::PathRules,
+    /// Its category and tags.
+    #[serde(default)]
+    pub labels: crate::client::control::Labels,
 }
 
 /// One torrent as found on disk.

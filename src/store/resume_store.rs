@@ -63,6 +63,7 @@ impl ResumeStore for ClientStore {
                     magnet: e.magnet,
                     files: e.files,
                     path_rules: e.path_rules,
+                    labels: e.labels,
                 },
             ));
         }
@@ -136,5 +137,6 @@ fn entry_of(t: &SavedTorrent<'_>) -> TorrentEntry {
         peers: s.peers.clone(),
         files: s.files.clone(),
         path_rules: s.path_rules.clone(),
+        labels: s.labels.clone(),
     }
 }

@@ -27,6 +27,10 @@ fn entry(byte: u8, added: u64) -> TorrentEntry {
             preference: Some("hops".into()),
             ..Default::default()
         },
+        labels: crate::client::control::Labels {
+            category: Some(format!("cat{byte}")),
+            tags: ["a".to_string(), format!("t{byte}")].into(),
+        },
     }
 }
 

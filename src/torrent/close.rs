@@ -58,6 +58,10 @@ pub enum CloseReason {
     Removed,
     #[error("seeding goal reached")]
     SeedingGoalReached,
+    #[error("re-checking its data")]
+    Rechecking,
+    #[error("its data moved")]
+    Moved,
     #[error("shutting down")]
     ShuttingDown,
     #[error("metadata complete")]

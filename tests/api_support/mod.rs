@@ -252,6 +252,27 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                 publish(&mut snap);
                 let _ = reply.send(Ok(()));
             }
+            Command::Recheck(ih, reply) => {
+                set_state(&mut snap, &ih, TorrentState::Checking, reply, &mut publish)
+            }
+            Command::SetCategory {
+                name,
+                category,
+                reply,
+            } => {
+                snap.categories.insert(name, category);
+                publish(&mut snap);
+                let _ = reply.send(Ok(()));
+            }
+            // Categories and tags of torrents: tested against the real client.
+            Command::RemoveCategory { reply, .. }
+            | Command::SetTorrentCategory { reply, .. }
+            | Command::SetTags { reply, .. } => {
+                let _ = reply.send(Err(ControlError::BadRequest("not in the fake".into())));
+            }
+            Command::Move { reply, .. } => {
+                let _ = reply.send(Err(ControlError::BadRequest("not in the fake".into())));
+            }
             Command::TrackerStatus { .. } | Command::Serve(_) => {}
             Command::Shutdown(reply) => {
                 seen.lock().unwrap().shutdown = true;
@@ -333,6 +354,9 @@ fn torrent(m: &Metainfo, add: &control::AddTorrent, hex: String) -> TorrentSnaps
         trackers: vec![],
         private: false,
         uploaded_by_runtime: vec![],
+        category: None,
+        tags: vec![],
+        moving_to: None,
         pieces_total: m.num_pieces(),
         piece_length: m.piece_length.into(),
         bytes_down: 16384,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::envelope::{self, Args, RpcError, RpcResult};
-use super::{session, torrents, Rpc};
+use super::{features, session, torrents, Rpc};
 
 pub async fn rpc(State(rpc): State<Rpc>, method: Method, body: Bytes) -> Response {
     let (tag, result) = if method != Method::POST {
@@ -43,9 +43,9 @@ async fn call(rpc: &Rpc, method: &str, args: Args) -> RpcResult<Map<String, Valu
             torrents::start_stop(rpc, args, method).await
         }
         "torrent-set" => torrents::set(rpc, args).await,
-        "torrent-verify"
-        | "torrent-reannounce"
-        | "torrent-set-location"
+        "torrent-verify" => features::verify(rpc, args).await,
+        "torrent-set-location" => features::set_location(rpc, args).await,
+        "torrent-reannounce"
         | "torrent-rename-path"
         | "queue-move-top"
         | "queue-move-up"

@@ -6,6 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::envelope::{RpcError, RpcResult};
+use super::features::transmission_priority;
 use super::ids::{complete, IdBook};
 use crate::client::control::{
     ClientSnapshot, PeerSource, TorrentSnapshot, TorrentState, TrackerState,
@@ -160,7 +161,7 @@ pub fn status_code(t: &TorrentSnapshot) -> i64 {
     }
 }
 
-/// Verified bytes (over all files; all files are wanted while the daemon has no file choice).
+/// Verified bytes over all files.
 fn have(t: &TorrentSnapshot) -> u64 {
     if t.files.is_empty() {
         (t.progress * t.size as f64) as u64
@@ -185,7 +186,6 @@ fn file_name(t: &TorrentSnapshot, path: &str) -> String {
 
 fn field(t: &TorrentSnapshot, name: &str, cx: &Ctx) -> Option<Value> {
     let have = have(t);
-    let left = t.size.saturating_sub(have);
     let v = match name {
         "id" => json!(cx.book.id(&t.info_hash)?),
         "hashString" => json!(t.info_hash),
@@ -196,10 +196,13 @@ fn field(t: &TorrentSnapshot, name: &str, cx: &Ctx) -> Option<Value> {
             TorrentState::Error => t.error.clone().unwrap_or_default(),
             _ => String::new(),
         }),
-        "totalSize" | "sizeWhenDone" => json!(t.size),
-        "leftUntilDone" => json!(left),
+        "totalSize" => json!(t.size),
+        // Of the wanted files (not skipped).
+        "sizeWhenDone" => json!(t.wanted_bytes),
+        "leftUntilDone" => json!(t.wanted_bytes.saturating_sub(t.wanted_done)),
+        "percentDone" => json!(t.progress),
         "haveValid" => json!(have),
-        "percentDone" | "percentComplete" => json!(t.progress),
+        "percentComplete" => json!(if t.size == 0 { 0.0 } else { have as f64 / t.size as f64 }),
         "metadataPercentComplete" => {
             json!(if t.state == TorrentState::FetchingMetadata { 0.0 } else { 1.0 })
         }
@@ -263,14 +266,24 @@ fn field(t: &TorrentSnapshot, name: &str, cx: &Ctx) -> Option<Value> {
         "fileStats" => Value::Array(
             t.files
                 .iter()
-                .map(|f| json!({"bytesCompleted": f.done, "wanted": true, "priority": 0}))
+                .map(|f| {
+                    let (priority, wanted) = transmission_priority(f.priority);
+                    json!({"bytesCompleted": f.done, "wanted": wanted, "priority": priority})
+                })
                 .collect(),
         ),
         "file-count" => json!(t.files.len()),
-        // Every file is wanted at normal priority: the daemon has no file choice (yet).
-        "priorities" => json!(vec![0; t.files.len()]),
-        "wanted" => json!(vec![1; t.files.len()]),
-        "labels" => json!([]),
+        "priorities" => json!(t
+            .files
+            .iter()
+            .map(|f| transmission_priority(f.priority).0)
+            .collect::<Vec<_>>()),
+        "wanted" => json!(t
+            .files
+            .iter()
+            .map(|f| i64::from(transmission_priority(f.priority).1))
+            .collect::<Vec<_>>()),
+        "labels" => json!(t.tags),
         "pieceCount" => json!(t.pieces_total),
         "pieceSize" => json!(t.piece_length),
         "downloadLimit" => json!(limit_kb(t.limits.download_bps)),

@@ -292,6 +292,7 @@ pub(super) mod tests {
         serde_json::from_value(json!({
             "info_hash": ih.to_string().repeat(40), "name": "n", "size": 10,
             "state": "downloading", "error": null, "progress": 0.5, "pieces_have": 0,
+            "wanted_bytes": 10, "wanted_done": 5,
             "pieces_resumed": 0, "pieces_checked": 0, "pieces_total": 1, "piece_length": 16,
             "bytes_down": 5, "bytes_up": 0, "rate_down": 0.0, "rate_up": 0.0, "ratio": 0.0,
             "eta_secs": null, "out_dir": "/d", "added_unix": added,

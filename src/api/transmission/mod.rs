@@ -5,13 +5,15 @@
 //! One file per concern: `handshake` (access control and the `X-Transmission-Session-Id`
 //! exchange), `envelope` (the request/response frame and typed arguments), `dispatch` (method
 //! name → handler), `ids` (stable numeric ids and what the RPC remembers across calls),
-//! `fields` (torrent-get's field mapping), `session` (session-*, free-space, port-test) and
-//! `torrents` (the torrent methods). Every method turns into commands to the client or reads
-//! of its snapshot, as the JSON API's handlers do; what the daemon cannot do is answered in
-//! Transmission's error form, never with a made-up success.
+//! `fields` (torrent-get's field mapping), `session` (session-*, free-space, port-test),
+//! `torrents` (the torrent methods) and `features` (re-check, move, labels, file choice).
+//! Every method turns into commands to the client or reads of its snapshot, as the JSON API's
+//! handlers do; what the daemon cannot do is answered in Transmission's error form, never
+//! with a made-up success.
 
 mod dispatch;
 mod envelope;
+mod features;
 mod fields;
 mod handshake;
 mod ids;

@@ -14,11 +14,14 @@ use data_encoding::{BASE64, BASE64_NOPAD};
 
 use super::super::add;
 use super::envelope::{Args, RpcError, RpcResult};
+use super::features::{self, FileArgs};
 use super::fields::{self, Ctx, KB};
 use super::ids::Ids;
 use super::Rpc;
 use crate::api::{ApiFailure, MAX_BODY};
-use crate::client::control::{info_hash_hex, parse_info_hash, Command, InfoHash, Limits};
+use crate::client::control::{
+    info_hash_hex, parse_info_hash, Command, FilePriority, InfoHash, Limits,
+};
 
 /// How long torrent-add waits for the new torrent to show in the snapshot (for its name).
 const ADD_SHOWS_WITHIN: Duration = Duration::from_secs(5);
@@ -63,7 +66,7 @@ pub fn get(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
 }
 
 /// The info hashes `ids` selects; an id that names no torrent is an error.
-fn selected(rpc: &Rpc, args: &mut Args) -> RpcResult<Vec<InfoHash>> {
+pub(super) fn selected(rpc: &Rpc, args: &mut Args) -> RpcResult<Vec<InfoHash>> {
     let ids = Ids::parse(args.take("ids"))?;
     let (snap, book) = rpc.snapshot();
     ids.select(&snap, &book, SystemTime::now(), true)?
@@ -104,21 +107,13 @@ pub async fn remove(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> 
     Ok(Map::new())
 }
 
-/// Methods whose daemon feature does not exist yet: their arguments are still checked (a
+/// Methods whose daemon feature does not exist: their arguments are still checked (a
 /// bad id or a path outside the download root is named as such), then they are refused.
 pub fn missing(rpc: &Rpc, mut args: Args, method: &str) -> RpcResult<Map<String, Value>> {
     selected(rpc, &mut args)?;
     let why = match method {
-        "torrent-verify" => "the daemon cannot re-check a torrent on demand yet",
         "torrent-reannounce" => {
             "the daemon announces on its own schedule; there is no manual announce"
-        }
-        "torrent-set-location" => {
-            if let Some(loc) = args.string("location")? {
-                rpc.app.root.resolve(&loc)?;
-            }
-            args.bool("move")?;
-            "the daemon cannot move a torrent's data yet"
         }
         "torrent-rename-path" => {
             args.string("path")?;
@@ -156,12 +151,14 @@ pub async fn set(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
             "torrents follow the session's seeding policy",
         ));
     }
-    files_and_labels(&mut args, "torrent-set")?;
+    let files = FileArgs::take(&mut args)?;
+    let labels = args.strings("labels")?;
     if let Some(loc) = args.string("location")? {
         rpc.app.root.resolve(&loc)?;
         return Err(RpcError::unsupported(
-            "location",
-            "the daemon cannot move a torrent's data yet",
+            "torrent-set location",
+            "it says where the data already lies, which the daemon does not adopt; move it \
+             with torrent-set-location (move: true)",
         ));
     }
     let refused = [
@@ -195,30 +192,42 @@ pub async fn set(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
         }
     }
     args.finish("torrent-set")?;
-    if down.is_none() && down_on.is_none() && up.is_none() && up_on.is_none() {
-        return Ok(Map::new());
-    }
     let snap = rpc.app.client.snapshot();
+    // Every torrent's file changes are checked before anything is set.
+    let mut plans = Vec::new();
     for ih in hashes {
         let hex = info_hash_hex(&ih);
-        let current = snap
-            .torrents
-            .iter()
-            .find(|t| t.info_hash == hex)
-            .map(|t| t.limits)
+        let t = snap.torrents.iter().find(|t| t.info_hash == hex);
+        let current: Vec<FilePriority> = t
+            .map(|t| t.files.iter().map(|f| f.priority).collect())
             .unwrap_or_default();
-        let limits = Limits {
-            download_bps: limit(current.download_bps, down, down_on),
-            upload_bps: limit(current.upload_bps, up, up_on),
-        };
-        rpc.app
-            .client
-            .call(|reply| Command::SetLimits {
-                info_hash: Some(ih),
-                limits,
-                reply,
-            })
-            .await?;
+        if !files.is_empty() {
+            files.changes(&current)?;
+        }
+        plans.push((ih, t.map(|t| t.limits).unwrap_or_default(), current));
+    }
+    let limits_given = down.is_some() || down_on.is_some() || up.is_some() || up_on.is_some();
+    for (ih, current_limits, current_files) in plans {
+        if limits_given {
+            let limits = Limits {
+                download_bps: limit(current_limits.download_bps, down, down_on),
+                upload_bps: limit(current_limits.upload_bps, up, up_on),
+            };
+            rpc.app
+                .client
+                .call(|reply| Command::SetLimits {
+                    info_hash: Some(ih),
+                    limits,
+                    reply,
+                })
+                .await?;
+        }
+        if !files.is_empty() {
+            features::set_files(rpc, ih, &current_files, &files).await?;
+        }
+        if let Some(l) = &labels {
+            features::set_labels(rpc, ih, l.clone()).await?;
+        }
     }
     Ok(Map::new())
 }
@@ -233,30 +242,6 @@ fn limit(current: Option<u64>, value_kb: Option<u64>, enabled: Option<bool>) -> 
     }
 }
 
-/// The file and label arguments of torrent-add and torrent-set. Every file is wanted at
-/// normal priority and no torrent has labels, so asking for exactly that succeeds; anything
-/// else is refused until the daemon has file choice and labels.
-fn files_and_labels(args: &mut Args, method: &str) -> RpcResult<()> {
-    // An empty list means "all files".
-    args.indices("files-wanted")?;
-    args.indices("priority-normal")?;
-    for k in ["files-unwanted", "priority-high", "priority-low"] {
-        if args.indices(k)?.is_some() {
-            return Err(RpcError::unsupported(
-                format!("{method} {k}"),
-                "the daemon has no per-file choice yet: every file is wanted at normal priority",
-            ));
-        }
-    }
-    if args.strings("labels")?.is_some_and(|l| !l.is_empty()) {
-        return Err(RpcError::unsupported(
-            "labels",
-            "the daemon has no labels (categories, tags) yet",
-        ));
-    }
-    Ok(())
-}
-
 /// torrent-add, through the JSON API's own add (`POST /api/v1/torrents` in process), so a
 /// torrent added here is checked exactly as one added there.
 pub async fn add(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
@@ -265,7 +250,8 @@ pub async fn add(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
     let dir = args.string("download-dir")?;
     let paused = args.bool("paused")?.unwrap_or(false);
     let cookies = args.string("cookies")?;
-    files_and_labels(&mut args, "torrent-add")?;
+    let files = FileArgs::take(&mut args)?;
+    let labels = args.strings("labels")?;
     if args.int("bandwidthPriority")?.is_some_and(|p| p != 0) {
         return Err(RpcError::unsupported(
             "bandwidthPriority",
@@ -282,16 +268,17 @@ pub async fn add(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
     if let Some(d) = &dir {
         rpc.app.root.resolve(d)?; // before anything is fetched or read
     }
-    let (mut body, info_hash) = match (filename, metainfo) {
+    // The number of files, where the metainfo is at hand (not for a magnet link).
+    let (mut body, info_hash, file_count) = match (filename, metainfo) {
         (None, Some(b64)) => {
-            let ih = info_hash_of(&decode_base64(&b64)?)?;
-            (json!({ "torrent_base64": b64 }), ih)
+            let (ih, n) = info_hash_of(&decode_base64(&b64)?)?;
+            (json!({ "torrent_base64": b64 }), ih, Some(n))
         }
         (Some(f), None) if f.starts_with("magnet:") => {
             let ih = bt_ext::parse_magnet(&f)
                 .map(|m| m.info_hash)
                 .map_err(|e| RpcError::bad(format!("invalid magnet link: {e}")))?;
-            (json!({ "magnet": f }), ih)
+            (json!({ "magnet": f }), ih, None)
         }
         (Some(f), None) => {
             let bytes = if f.starts_with("http://") || f.starts_with("https://") {
@@ -299,8 +286,12 @@ pub async fn add(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
             } else {
                 read_file(rpc, &f).await?
             };
-            let ih = info_hash_of(&bytes)?;
-            (json!({ "torrent_base64": BASE64.encode(&bytes) }), ih)
+            let (ih, n) = info_hash_of(&bytes)?;
+            (
+                json!({ "torrent_base64": BASE64.encode(&bytes) }),
+                ih,
+                Some(n),
+            )
         }
         _ => {
             return Err(RpcError::bad(
@@ -308,7 +299,22 @@ pub async fn add(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
             ))
         }
     };
-    body["paused"] = json!(paused);
+    // File choice is set before the torrent starts: it is added paused, then started.
+    let file_changes = match (files.is_empty(), file_count) {
+        (true, _) => Vec::new(),
+        (false, Some(n)) => files.changes(&vec![FilePriority::Normal; n])?,
+        (false, None) => {
+            return Err(RpcError::unsupported(
+                "torrent-add of a magnet link with file arguments",
+                "its files are not known before its metadata arrives; set them with \
+                 torrent-set then",
+            ))
+        }
+    };
+    body["paused"] = json!(paused || !file_changes.is_empty());
+    if let Some(l) = labels {
+        body["tags"] = json!(l);
+    }
     if let Some(d) = dir {
         body["out_dir"] = json!(d);
     }
@@ -318,6 +324,22 @@ pub async fn add(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
         Err(f) if f.kind == "duplicate" => "torrent-duplicate",
         Err(f) => return Err(f.into()),
     };
+    if key == "torrent-added" && !file_changes.is_empty() {
+        rpc.app
+            .client
+            .call(|reply| Command::SetFilePriorities {
+                info_hash,
+                priorities: file_changes,
+                reply,
+            })
+            .await?;
+        if !paused {
+            rpc.app
+                .client
+                .call(|r| Command::Resume(info_hash, r))
+                .await?;
+        }
+    }
     let (id, name) = shown(rpc, &hex).await;
     let mut m = Map::new();
     m.insert(
@@ -361,9 +383,11 @@ fn decode_base64(s: &str) -> RpcResult<Vec<u8>> {
         .map_err(|e| RpcError::bad(format!("metainfo is not base64: {e}")))
 }
 
-fn info_hash_of(metainfo: &[u8]) -> RpcResult<InfoHash> {
+/// The info hash and the number of files (padding files left out, as the snapshot lists
+/// them) of a .torrent.
+fn info_hash_of(metainfo: &[u8]) -> RpcResult<(InfoHash, usize)> {
     crate::torrent::meta::Metainfo::from_bytes(metainfo)
-        .map(|m| m.info_hash)
+        .map(|m| (m.info_hash, m.files.iter().filter(|f| !f.pad).count()))
         .map_err(|e| RpcError::bad(format!("invalid or corrupt torrent file: {e}")))
 }
 

@@ -190,6 +190,57 @@ impl Client {
                 }
             }
             Command::Serve(served) => self.serve(*served, now),
+            Command::Recheck(ih, reply) => {
+                let r = self.recheck(net, &ih, now);
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::SetCategory {
+                name,
+                category,
+                reply,
+            } => {
+                let r = self.set_category(name, category);
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::RemoveCategory { name, reply } => {
+                let r = self.remove_category(&name);
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::SetTorrentCategory {
+                info_hash,
+                category,
+                reply,
+            } => {
+                let r = self.set_torrent_category(&info_hash, category);
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::SetTags {
+                info_hash,
+                change,
+                reply,
+            } => {
+                let r = self.with_torrent(&info_hash, |t| {
+                    crate::client::labels::change_tags(&mut t.settings.labels.tags, &change)
+                });
+                if r.is_ok() {
+                    self.save_torrent_list();
+                }
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::Move {
+                info_hash,
+                out_dir,
+                reply,
+            } => {
+                let r = self.move_data(net, &info_hash, out_dir, now);
+                self.publish(now);
+                let _ = reply.send(r);
+            }
             Command::Shutdown(reply) => self.begin_shutdown(net, Some(reply), now),
         }
     }
@@ -227,23 +278,23 @@ impl Client {
     ) -> Result<InfoHash, ControlError> {
         let mut settings = torrent::settings(add.out_dir, add.paused, add.limits, &add.peers);
         settings.path_rules = add.path_rules.normalized();
+        settings.labels = self.checked_labels(add.labels)?;
         let peers: Vec<(PeerAddr, PeerSource)> =
             add.peers.iter().map(|p| (*p, PeerSource::Api)).collect();
         settings.files.sequential = add.files.sequential;
         settings.files.first_last_piece = add.files.first_last_piece;
         if !add.files.priorities.is_empty() {
             // Checked against its files before anything is created: skipped files never are.
-            let files = match &add.source {
-                TorrentSource::Metainfo(bytes) => Metainfo::from_bytes(bytes)
-                    .map(|m| crate::client::wanted::visible_count(&m))
-                    .map_err(|e| ControlError::BadTorrent(e.to_string()))?,
-                TorrentSource::Magnet(_) => {
-                    return Err(ControlError::BadRequest(
+            let files =
+                match &add.source {
+                    TorrentSource::Metainfo(bytes) => Metainfo::from_bytes(bytes)
+                        .map(|m| crate::client::wanted::visible_count(&m))
+                        .map_err(|e| ControlError::BadTorrent(e.to_string()))?,
+                    TorrentSource::Magnet(_) => return Err(ControlError::BadRequest(
                         "file priorities of a magnet link can be set once its metadata has arrived"
                             .into(),
-                    ))
-                }
-            };
+                    )),
+                };
             settings.files.set(files, &add.files.priorities)?;
         }
         let ih = match add.source {
@@ -302,8 +353,15 @@ pub(super) fn touched_by(cmd: &Command) -> Touches {
         Command::Add(..)
         | Command::TrackerStatus { .. }
         | Command::Serve(_)
-        | Command::SetEncryption(..) => Touches::None,
-        Command::Pause(ih, _) | Command::Resume(ih, _) => Touches::One(*ih),
+        | Command::SetEncryption(..)
+        | Command::SetCategory { .. }
+        | Command::RemoveCategory { .. }
+        | Command::SetTorrentCategory { .. }
+        | Command::SetTags { .. } => Touches::None,
+        Command::Move { info_hash, .. } => Touches::One(*info_hash),
+        Command::Pause(ih, _) | Command::Resume(ih, _) | Command::Recheck(ih, _) => {
+            Touches::One(*ih)
+        }
         Command::Remove { info_hash, .. }
         | Command::AddPeers { info_hash, .. }
         | Command::SetPathRules { info_hash, .. } => Touches::One(*info_hash),
@@ -330,11 +388,16 @@ pub(super) fn reject_shutting_down(cmd: Command) {
         }
         Command::Pause(_, r)
         | Command::Resume(_, r)
+        | Command::Recheck(_, r)
         | Command::SetSeedPolicy(_, r)
         | Command::SetEncryption(_, r) => {
             let _ = r.send(Err(e));
         }
         Command::Remove { reply, .. }
+        | Command::SetCategory { reply, .. }
+        | Command::RemoveCategory { reply, .. }
+        | Command::SetTorrentCategory { reply, .. }
+        | Command::SetTags { reply, .. }
         | Command::SetLimits { reply, .. }
         | Command::SetPathRules { reply, .. } => {
             let _ = reply.send(Err(e));
@@ -343,6 +406,9 @@ pub(super) fn reject_shutting_down(cmd: Command) {
             let _ = reply.send(Err(e));
         }
         Command::AddPeers { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::Move { reply, .. } => {
             let _ = reply.send(Err(e));
         }
         Command::TrackerStatus { .. } | Command::Serve(_) => {}

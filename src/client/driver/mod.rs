@@ -8,10 +8,13 @@
 //!
 //! Split by concern: `transitions` (a torrent's phases), `routing` (whose lane is it),
 //! `polling` (one loop turn for the torrents), `commands` (what the front ends ask),
-//! `persist` (what survives a restart), `seeding` (the seeding policy); this file holds the
+//! `persist` (what survives a restart), `seeding` (the seeding policy), `ops` (re-check,
+//! categories and tags), `moving` (moving a torrent's data); this file holds the
 //! client's state, its snapshots and the loop's entry points.
 
 mod commands;
+mod moving;
+mod ops;
 mod persist;
 mod polling;
 mod routing;
@@ -129,6 +132,11 @@ pub struct Client {
     global_down: SharedBucket,
     global_up: SharedBucket,
     seed_policy: SeedPolicy,
+    /// Categories by name (saved with the client settings).
+    categories: std::collections::BTreeMap<String, super::control::Category>,
+    /// Moves across filesystems under way, and why the last move of a torrent failed.
+    moves: HashMap<InfoHash, super::mover::MoveJob>,
+    move_errors: HashMap<InfoHash, String>,
     next_snapshot: Instant,
     /// A state change worth publishing before the next periodic snapshot.
     publish_due: bool,
@@ -184,6 +192,9 @@ impl Client {
             global_down: SharedBucket::new(None, now),
             global_up: SharedBucket::new(None, now),
             seed_policy: SeedPolicy::default(),
+            categories: Default::default(),
+            moves: HashMap::new(),
+            move_errors: HashMap::new(),
             next_snapshot: now,
             publish_due: false,
             next_resume: now + RESUME_EVERY,
@@ -291,6 +302,7 @@ impl Client {
             })
             .collect();
         torrents.sort_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.cmp(&b.info_hash)));
+        self.show_moves(&mut torrents);
         let mut on_path: HashMap<crate::scion::PathFingerprint, usize> = HashMap::new();
         for t in self.torrents.values() {
             if let Some(l) = t.phase.live() {
@@ -311,6 +323,7 @@ impl Client {
             paths: self
                 .paths
                 .snapshot(now, |fp| on_path.get(&fp).copied().unwrap_or(0)),
+            categories: self.categories.clone(),
         }
     }
 
@@ -416,6 +429,7 @@ impl App for Client {
             self.handle_tcp_event(ev, now);
         }
         self.pump_checkers(now);
+        let moves_due = self.pump_moves(net, now);
         self.dial_from_book(now);
         let mut next = self.poll_torrents(net, now);
         if now >= self.next_resume {
@@ -459,6 +473,7 @@ impl App for Client {
         if self.snapshots.is_some() {
             next = [next, Some(self.next_snapshot)].into_iter().flatten().min();
         }
+        next = [next, moves_due].into_iter().flatten().min();
         if self.store.is_some() {
             next = [next, Some(self.next_resume)].into_iter().flatten().min();
         }

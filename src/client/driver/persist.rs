@@ -31,6 +31,7 @@ impl Client {
 
     pub(super) fn save_client_settings(&mut self) {
         let settings = ClientSettings {
+            categories: self.categories.clone(),
             limits: self.limits,
             seed_policy: self.seed_policy,
             encryption: Some(self.tcp.encryption()),
@@ -50,6 +51,7 @@ impl Client {
                 tracing::warn!("saved client settings: {e}; using the default instead");
             }
             self.seed_policy = s.seed_policy;
+            self.categories = s.categories;
             // A policy given on the command line wins over the saved one.
             if let (None, Some(p)) = (self.opts.encryption, s.encryption) {
                 self.tcp.set_encryption(p);
