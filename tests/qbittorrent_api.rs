@@ -85,10 +85,11 @@ fn an_arr_cycle_through_qbittorrent_api() {
     );
     let summary: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
-    assert_eq!(summary["steps"].as_array().unwrap().len(), 9, "{summary}");
-    assert_eq!(summary["steps"][8], "deleted with data", "{summary}");
+    assert_eq!(summary["steps"].as_array().unwrap().len(), 10, "{summary}");
+    assert_eq!(summary["steps"][9], "deleted with data", "{summary}");
 
-    // On disk: A downloaded byte for byte under root/tv; B's data deleted from root/movies.
+    // On disk: A downloaded byte for byte under root/tv (its category's save path); B, moved
+    // to root/archive, deleted with its data there, none left in root/movies.
     let root = w.join("root");
     assert_eq!(
         std::fs::read(root.join("tv/data.bin")).unwrap(),
@@ -96,8 +97,12 @@ fn an_arr_cycle_through_qbittorrent_api() {
         "torrent A's data differs"
     );
     assert!(
-        !root.join("movies/data.bin").exists(),
+        !root.join("archive/data.bin").exists(),
         "torrent B's data was not deleted"
+    );
+    assert!(
+        !root.join("movies/data.bin").exists(),
+        "torrent B's data was left at its old place"
     );
 }
 
@@ -294,10 +299,6 @@ fn sid_origin_rules_and_bad_input_over_raw_http() {
     let (s, _) = api.add_file(&bytes, &[("savepath", "../escape")]);
     assert_eq!(s, 400);
     assert!(!outside.exists() && !w.join("escape").exists());
-    // An option the daemon cannot honour is refused, not ignored: nothing is added.
-    let (s, b) = api.add_file(&bytes, &[("sequentialDownload", "true")]);
-    assert_eq!(s, 409, "{b}");
-    assert!(b.contains("sequential download"), "{b}");
     assert_eq!(api.get("/api/v2/torrents/info").1, "[]");
     // Not a torrent: 415 naming the file.
     let (s, b) = api.add_file(b"not bencode", &[]);
@@ -328,9 +329,17 @@ fn sid_origin_rules_and_bad_input_over_raw_http() {
         &format!("hashes={ih}&location=%2Fetc"),
     );
     assert_eq!(s, 403, "a location outside the root");
-    let (s, b) = api.form("/api/v2/torrents/createCategory", "category=tv&savePath=");
-    assert_eq!(s, 409);
-    assert!(b.contains("categories"), "{b}");
+    let (s, b) = api.form(
+        "/api/v2/torrents/createCategory",
+        "category=tv&savePath=%2Fetc",
+    );
+    assert_eq!(s, 409, "a category saving outside the root");
+    assert!(b.starts_with("Cannot make save path"), "{b}");
+    let (s, b) = api.form(
+        "/api/v2/torrents/setCategory",
+        &format!("hashes={ih}&category=nosuch"),
+    );
+    assert_eq!((s, b.as_str()), (409, "Incorrect category name"));
     let (s, b) = api.form(
         "/api/v2/torrents/setShareLimits",
         &format!("hashes={ih}&ratioLimit=2&seedingTimeLimit=-2"),

@@ -65,25 +65,31 @@ def main():
     check(prefs["save_path"] == qbt.app.default_save_path, f"save path {prefs['save_path']!r}")
     steps.append("logged in")
 
-    # Categories are not in the daemon yet: the add is refused with a 409 naming them, and
-    # nothing is added.
+    # Categories, as an *arr tool sets them up: one per kind, each with its save path. An
+    # add into a category that does not exist fails and adds nothing.
+    qbt.torrents_create_category(name="tv", save_path="tv")
+    qbt.torrents_create_category(name="movies", save_path="movies")
+    cats = qbt.torrents_categories()
+    check(set(cats) == {"tv", "movies"}, f"categories {cats!r}")
+    check(cats["tv"]["savePath"].endswith("/tv"), f"tv save path {cats['tv']!r}")
     try:
-        qbt.torrents_add(urls=a.magnet, category="tv", save_path="tv")
-        raise AssertionError("an add into a category was accepted")
-    except qbittorrentapi.Conflict409Error as e:
-        check("categories" in str(e), f"409 without the reason: {e}")
+        qbt.torrents_add(urls=a.magnet, category="nosuch")
+        raise AssertionError("an add into a missing category was accepted")
+    except qbittorrentapi.Conflict409Error:
+        pass
     check(qbt.torrents_info() == [], "a refused add left a torrent behind")
-    steps.append("category refused (409)")
+    steps.append("categories")
 
-    # Add by URL (a magnet link naming its peer) and by file.
-    r = qbt.torrents_add(urls=a.magnet, save_path="tv")
+    # Add by URL (a magnet link naming its peer) and by file, each into its category.
+    r = qbt.torrents_add(urls=a.magnet, category="tv")
     check(r == "Ok.", f"add by magnet answered {r!r}")
     with open(a.torrent, "rb") as f:
-        r = qbt.torrents_add(torrent_files=f.read(), save_path="movies")
+        r = qbt.torrents_add(torrent_files=f.read(), category="movies", tags="arr,hd",
+                             is_sequential_download=True)
     check(r == "Ok.", f"add by file answered {r!r}")
     # The same torrent again fails, as in qBittorrent.
     with open(a.torrent, "rb") as f:
-        r = qbt.torrents_add(torrent_files=f.read(), save_path="movies")
+        r = qbt.torrents_add(torrent_files=f.read(), category="movies")
     check(r == "Fails.", f"a duplicate add answered {r!r}")
     added = qbt.torrents_add_peers(peers=[a.peer], torrent_hashes=a.torrent_hash)
     check(a.torrent_hash in added, f"addPeers answered {added!r}")
@@ -123,7 +129,16 @@ def main():
     check(qbt.torrents_info(status_filter="downloading") == [], "downloading filter")
     one = qbt.torrents_info(torrent_hashes=a.torrent_hash)
     check(len(one) == 1 and one[0].hash == a.torrent_hash, "hashes filter")
-    check(qbt.torrents_info(category="tv") == [], "no torrent is in a category")
+    check([t.hash for t in qbt.torrents_info(category="tv")] == [a.magnet_hash], "category filter")
+    check([t.hash for t in qbt.torrents_info(tag="hd")] == [a.torrent_hash], "tag filter")
+    check(sorted(qbt.torrents_tags()) == ["arr", "hd"], f"tags {qbt.torrents_tags()!r}")
+    b = one[0]
+    check(b.category == "movies" and b.tags == "arr, hd" and b.seq_dl is True, f"B {b!r}")
+    check(b.save_path.endswith("/movies"), f"B's save path {b.save_path!r}")
+    qbt.torrents_remove_tags(tags="hd", torrent_hashes=a.torrent_hash)
+    qbt.torrents_toggle_sequential_download(torrent_hashes=a.torrent_hash)
+    b = qbt.torrents_info(torrent_hashes=a.torrent_hash)[0]
+    check(b.tags == "arr" and b.seq_dl is False, f"B after untag and toggle {b!r}")
 
     # Files, properties, trackers of the file-added torrent.
     files = qbt.torrents_files(torrent_hash=a.torrent_hash)
@@ -157,6 +172,27 @@ def main():
         pass
     qbt.app_set_preferences({"dl_limit": 0, "max_ratio_enabled": False})
     steps.append("limits")
+
+    # Re-check: every piece verifies again; then move B's data inside the root.
+    qbt.torrents_recheck(torrent_hashes=a.magnet_hash)
+    deadline = time.monotonic() + a.timeout
+    while True:
+        t = qbt.torrents_info(torrent_hashes=a.magnet_hash)[0]
+        if t.progress >= 1.0 and t.state in ("uploading", "stalledUP"):
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"re-check did not end: {t.state} {t.progress}")
+        time.sleep(0.2)
+    qbt.torrents_set_location(location="archive", torrent_hashes=a.torrent_hash)
+    deadline = time.monotonic() + a.timeout
+    while True:
+        t = qbt.torrents_info(torrent_hashes=a.torrent_hash)[0]
+        if t.save_path.endswith("/archive") and t.state != "moving":
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not moved: {t.save_path} {t.state}")
+        time.sleep(0.2)
+    steps.append("re-checked and moved")
 
     # Pause and resume.
     qbt.torrents_pause(torrent_hashes=a.torrent_hash)

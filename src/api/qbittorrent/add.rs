@@ -11,7 +11,7 @@ use axum::response::Response;
 
 use super::super::AppState;
 use super::{text, Params, QbtError, QbtResult};
-use crate::client::control::Limits;
+use crate::client::control::{parse_info_hash, Command, InfoHash, Limits};
 use data_encoding::BASE64;
 use serde_json::json;
 
@@ -107,7 +107,7 @@ enum Source {
 
 /// One torrent through the daemon's one add path, the JSON API's (`api::add`: the save path
 /// confined to the download root, the torrent checked); its refusal as text.
-async fn submit(s: &AppState, body: serde_json::Value) -> Result<(), String> {
+async fn submit(s: &AppState, body: serde_json::Value) -> Result<InfoHash, String> {
     let body = body.to_string();
     // Its length declared, so it takes only its share of the upload budget.
     let req = Request::builder()
@@ -118,7 +118,14 @@ async fn submit(s: &AppState, body: serde_json::Value) -> Result<(), String> {
         .body(axum::body::Body::from(body))
         .map_err(|e| e.to_string())?;
     match super::super::add::add(axum::extract::State(s.clone()), req).await {
-        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) if r.status().is_success() => {
+            // 201 {"info_hash": "..."}
+            let bytes = axum::body::to_bytes(r.into_body(), 4096)
+                .await
+                .map_err(|e| e.to_string())?;
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+            parse_info_hash(v["info_hash"].as_str().unwrap_or("")).map_err(|e| e.to_string())
+        }
         Ok(r) => Err(format!("answered {}", r.status())),
         Err(f) => Err(f.message),
     }
@@ -127,12 +134,6 @@ async fn submit(s: &AppState, body: serde_json::Value) -> Result<(), String> {
 /// Refuses what the daemon cannot do with a torrent it adds, naming it.
 fn check_options(f: &AddForm) -> QbtResult<()> {
     let set = |k: &str| f.get(k).is_some_and(|v| !v.trim().is_empty());
-    if set("category") {
-        return Err(QbtError::unsupported("categories"));
-    }
-    if set("tags") {
-        return Err(QbtError::unsupported("tags"));
-    }
     if set("rename") {
         return Err(QbtError::unsupported("renaming a torrent"));
     }
@@ -141,8 +142,6 @@ fn check_options(f: &AddForm) -> QbtResult<()> {
             "skip_checking",
             "skip_checking (the daemon checks existing data)",
         ),
-        ("sequentialDownload", "sequential download"),
-        ("firstLastPiecePrio", "first and last piece priority"),
         ("autoTMM", "automatic torrent management"),
         ("forced", "force start"),
         ("useDownloadPath", "a separate download path"),
@@ -204,19 +203,55 @@ pub(super) async fn add(
             "Missing required parameters: urls or torrents",
         ));
     }
+    let category = form
+        .get("category")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    // qBittorrent refuses an add into a category that does not exist.
+    if let Some(c) = &category {
+        if !s.client.snapshot().categories.contains_key(c) {
+            return Err(QbtError::conflict(format!(
+                "Incorrect category name: {c:?}"
+            )));
+        }
+    }
+    let tags: Vec<String> = form
+        .get("tags")
+        .unwrap_or("")
+        .split(',')
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let sequential = form.flag("sequentialDownload")?;
+    let first_last = form.flag("firstLastPiecePrio")?;
     let mut added = 0;
     for source in sources {
         let mut body = json!({
             "out_dir": out_dir,
             "paused": paused,
             "limits": {"download_bps": limits.download_bps, "upload_bps": limits.upload_bps},
+            "category": category,
+            "tags": tags,
         });
         match source {
             Source::Magnet(m) => body["magnet"] = json!(m),
             Source::Bytes(b) => body["torrent_base64"] = json!(BASE64.encode(&b)),
         }
         match submit(&s, body).await {
-            Ok(()) => added += 1,
+            Ok(info_hash) => {
+                added += 1;
+                if sequential || first_last {
+                    s.client
+                        .call(|reply| Command::SetFileOrder {
+                            info_hash,
+                            sequential: Some(sequential),
+                            first_last_piece: Some(first_last),
+                            reply,
+                        })
+                        .await?;
+                }
+            }
             // qBittorrent's add answers only "Ok."/"Fails."; the reason goes to the log.
             Err(why) => tracing::info!("qBittorrent API: add refused: {why}"),
         }
@@ -248,11 +283,7 @@ mod tests {
             params: vec![(k.into(), v.into())],
             files: Vec::new(),
         };
-        assert!(check_options(&form("category", "tv")).is_err());
-        assert!(check_options(&form("category", "")).is_ok());
         assert!(check_options(&form("skip_checking", "true")).is_err());
-        assert!(check_options(&form("sequentialDownload", "true")).is_err());
-        assert!(check_options(&form("sequentialDownload", "false")).is_ok());
         assert!(check_options(&form("skip_checking", "false")).is_ok());
         assert!(check_options(&form("ratioLimit", "-2")).is_ok());
         assert!(check_options(&form("ratioLimit", "1.5")).is_err());

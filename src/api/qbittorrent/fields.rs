@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::client::control::{
-    ClientSnapshot, SeedPolicy, TorrentSnapshot, TorrentState, TrackerState,
+    ClientSnapshot, FilePriority, SeedPolicy, TorrentSnapshot, TorrentState, TrackerState,
 };
 
 /// qBittorrent's "infinite" ETA: 100 days.
@@ -21,6 +21,9 @@ fn complete(t: &TorrentSnapshot) -> bool {
 /// qBittorrent's state string. Stalled means live but moving no data right now.
 pub(super) fn state(t: &TorrentSnapshot) -> &'static str {
     let done = complete(t);
+    if t.moving_to.is_some() {
+        return "moving";
+    }
     match t.state {
         TorrentState::FetchingMetadata => "metaDL",
         TorrentState::Checking if done => "checkingUP",
@@ -169,10 +172,10 @@ pub(super) fn info(
     let (max_ratio, max_seeding_time) = share_limits(&snap.seed_policy);
     let v = json!({
         "added_on": t.added_unix,
-        "amount_left": t.size.saturating_sub(done),
+        "amount_left": t.wanted_bytes.saturating_sub(t.wanted_done),
         "auto_tmm": false,
         "availability": -1,
-        "category": "",
+        "category": t.category.clone().unwrap_or_default(),
         "comment": "",
         "completed": done,
         "completion_on": -1,
@@ -183,7 +186,7 @@ pub(super) fn info(
         "downloaded": t.bytes_down,
         "downloaded_session": t.bytes_down,
         "eta": t.eta_secs.unwrap_or(ETA_INFINITE).min(ETA_INFINITE),
-        "f_l_piece_prio": false,
+        "f_l_piece_prio": t.first_last_piece,
         "force_start": false,
         "hash": t.info_hash,
         "infohash_v1": t.info_hash,
@@ -213,11 +216,12 @@ pub(super) fn info(
         "seeding_time": 0,
         "seeding_time_limit": -2,
         "seen_complete": 0,
-        "seq_dl": false,
-        "size": t.size,
+        "seq_dl": t.sequential,
+        // qBittorrent's size is what is wanted (skipped files left out).
+        "size": t.wanted_bytes,
         "state": state(t),
         "super_seeding": false,
-        "tags": "",
+        "tags": t.tags.join(", "),
         "time_active": now_unix.saturating_sub(t.added_unix),
         "total_size": t.size,
         "tracker": current_tracker(t),
@@ -287,9 +291,15 @@ pub(super) fn properties(t: &TorrentSnapshot, now_unix: u64) -> Value {
     })
 }
 
-/// qBittorrent's file priority "normal": every file is fetched at it (0 skip, 6 high, 7
-/// maximal are not in the daemon yet).
-pub(super) const PRIO_NORMAL: i64 = 1;
+/// qBittorrent's file priority for one of ours: 0 skip, 1 normal (and our low, which it
+/// lacks), 6 high.
+fn priority_code(p: FilePriority) -> i64 {
+    match p {
+        FilePriority::Skip => 0,
+        FilePriority::Low | FilePriority::Normal => 1,
+        FilePriority::High => 6,
+    }
+}
 
 /// `torrents/files`: each file with its piece range. `indexes`: only those (qBittorrent's
 /// `indexes` parameter), else all.
@@ -304,17 +314,13 @@ pub(super) fn files(t: &TorrentSnapshot, indexes: Option<&[usize]>) -> Value {
         if indexes.is_some_and(|ix| !ix.contains(&i)) {
             continue;
         }
-        let progress = if f.length == 0 {
-            1.0
-        } else {
-            f.done as f64 / f.length as f64
-        };
+        let progress = f.progress;
         out.push(json!({
             "index": i,
             "name": f.path,
             "size": f.length,
             "progress": progress,
-            "priority": PRIO_NORMAL,
+            "priority": priority_code(f.priority),
             "is_seed": progress >= 1.0,
             "piece_range": [first, last],
             "availability": -1,

@@ -16,6 +16,7 @@ use super::super::AppState;
 use super::app::transfer_of;
 use super::auth::sid_of;
 use super::fields::info;
+use super::torrents::{categories_of, tags_of};
 use super::{json, Params, QbtResult, QbtState};
 use crate::client::control::ClientSnapshot;
 
@@ -110,9 +111,8 @@ fn full_state(s: &AppState, snap: &ClientSnapshot, now_unix: u64) -> Value {
     }
     json!({
         "torrents": torrents,
-        // The daemon has no categories or tags yet.
-        "categories": {},
-        "tags": [],
+        "categories": categories_of(s, snap),
+        "tags": tags_of(snap),
         "server_state": server,
         "trackers": trackers,
     })

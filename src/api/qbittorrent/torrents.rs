@@ -14,7 +14,9 @@ use super::super::AppState;
 use super::app::limit_param;
 use super::fields;
 use super::{json, ok, one, select, selected_hashes, Params, QbtError, QbtResult};
-use crate::client::control::{Command, PeerSource};
+use crate::client::control::{
+    Category, ClientSnapshot, Command, FilePriority, PeerSource, TagChange,
+};
 use crate::scion::PeerAddr;
 
 fn now_unix() -> u64 {
@@ -48,14 +50,22 @@ pub(super) async fn info(State(s): State<AppState>, p: Params) -> QbtResult<Resp
             .map(|x| x.trim().to_ascii_lowercase())
             .collect()
     });
-    // No torrent has a category or a tag (the daemon has neither yet): an empty one
-    // ("uncategorized", "untagged") matches all, any other none.
-    let category_ok = p.get("category").is_none_or(str::is_empty);
-    let tag_ok = p.get("tag").is_none_or(str::is_empty);
+    // An empty category or tag means "in none" ("uncategorized", "untagged").
+    let category = p.get("category");
+    let tag = p.get("tag");
     let mut list: Vec<Map<String, Value>> = snap
         .torrents
         .iter()
-        .filter(|_| category_ok && tag_ok)
+        .filter(|t| category.is_none_or(|c| t.category.as_deref().unwrap_or("") == c))
+        .filter(|t| {
+            tag.is_none_or(|g| {
+                if g.is_empty() {
+                    t.tags.is_empty()
+                } else {
+                    t.tags.iter().any(|x| x == g)
+                }
+            })
+        })
         .filter(|t| fields::passes(t, filter))
         .filter(|t| {
             wanted
@@ -211,62 +221,180 @@ pub(super) async fn resume(State(s): State<AppState>, p: Params) -> QbtResult<Re
     Ok(ok())
 }
 
-pub(super) async fn recheck(p: Params) -> QbtResult<Response> {
-    p.require("hashes")?;
-    Err(QbtError::unsupported("re-checking a torrent"))
-}
-
-/// `torrents/setCategory`: no torrent has a category, so only "none" can be set.
-pub(super) async fn set_category(p: Params) -> QbtResult<Response> {
-    p.require("hashes")?;
-    let category = p.require("category")?;
-    if category.is_empty() {
-        return Ok(ok());
+pub(super) async fn recheck(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    let hashes = p.require("hashes")?.to_string();
+    let snap = s.client.snapshot();
+    for ih in selected_hashes(&snap, &hashes) {
+        s.client.call(|r| Command::Recheck(ih, r)).await?;
     }
-    Err(QbtError::unsupported("categories"))
+    Ok(ok())
 }
 
-pub(super) async fn create_category(p: Params) -> QbtResult<Response> {
-    let name = p.require("category")?;
-    if name.trim().is_empty() {
+/// A category's save path as the daemon keeps it: relative to the download root, checked to
+/// lie inside it (qBittorrent's answer to one it cannot use: 409).
+fn category_path(s: &AppState, save_path: &str) -> QbtResult<String> {
+    let abs = s
+        .root
+        .resolve(save_path.trim())
+        .map_err(|e| QbtError::conflict(format!("Cannot make save path: {e}")))?;
+    Ok(abs
+        .strip_prefix(s.root.path())
+        .map(|r| r.display().to_string())
+        .unwrap_or_default())
+}
+
+/// `torrents/setCategory` (`hashes`, `category`; "" = none). A category that does not exist
+/// is qBittorrent's 409 "Incorrect category name".
+pub(super) async fn set_category(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    let hashes = p.require("hashes")?.to_string();
+    let name = p.require("category")?.trim().to_string();
+    let snap = s.client.snapshot();
+    if !name.is_empty() && !snap.categories.contains_key(&name) {
+        return Err(QbtError::conflict("Incorrect category name"));
+    }
+    let category = Some(name).filter(|n| !n.is_empty());
+    for info_hash in selected_hashes(&snap, &hashes) {
+        let category = category.clone();
+        s.client
+            .call(|reply| Command::SetTorrentCategory {
+                info_hash,
+                category,
+                reply,
+            })
+            .await?;
+    }
+    Ok(ok())
+}
+
+/// `torrents/createCategory` and `editCategory` (`category`, `savePath`).
+pub(super) async fn create_category(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    let name = p.require("category")?.trim().to_string();
+    if name.is_empty() {
         return Err(QbtError::bad_request("Category cannot be empty"));
     }
-    Err(QbtError::unsupported("categories"))
+    let save_path = category_path(&s, p.get("savePath").unwrap_or(""))?;
+    s.client
+        .call(|reply| Command::SetCategory {
+            name,
+            category: Category { save_path },
+            reply,
+        })
+        .await
+        .map_err(|e| QbtError::conflict(format!("Unable to create category: {e}")))?;
+    Ok(ok())
 }
 
-pub(super) async fn remove_categories(p: Params) -> QbtResult<Response> {
-    p.require("categories")?;
-    Err(QbtError::unsupported("categories"))
+/// `torrents/removeCategories` (`categories`, one a line).
+pub(super) async fn remove_categories(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    let names: Vec<String> = p
+        .require("categories")?
+        .lines()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let snap = s.client.snapshot();
+    for name in names
+        .into_iter()
+        .filter(|n| snap.categories.contains_key(n))
+    {
+        s.client
+            .call(|reply| Command::RemoveCategory { name, reply })
+            .await?;
+    }
+    Ok(ok())
 }
 
-/// `torrents/categories`: none exist.
-pub(super) async fn categories() -> Response {
-    json(&json!({}))
+/// `torrents/categories`: `{name: {name, savePath}}`, the save path absolute.
+pub(super) async fn categories(State(s): State<AppState>) -> Response {
+    let snap = s.client.snapshot();
+    json(&categories_of(&s, &snap))
 }
 
-pub(super) async fn add_tags(p: Params) -> QbtResult<Response> {
-    p.require("tags")?;
-    Err(QbtError::unsupported("tags"))
+pub(super) fn categories_of(s: &AppState, snap: &ClientSnapshot) -> Value {
+    let m: Map<String, Value> = snap
+        .categories
+        .iter()
+        .map(|(name, c)| {
+            let path = s.root.path().join(&c.save_path).display().to_string();
+            (name.clone(), json!({"name": name, "savePath": path}))
+        })
+        .collect();
+    Value::Object(m)
 }
 
-pub(super) async fn remove_tags(p: Params) -> QbtResult<Response> {
-    p.require("tags")?;
-    Err(QbtError::unsupported("tags"))
+/// A `tags` parameter: comma-separated, blanks dropped.
+fn tag_list(p: &Params) -> QbtResult<Vec<String>> {
+    Ok(p.require("tags")?
+        .split(',')
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect())
 }
 
+async fn change_tags(s: &AppState, hashes: &str, change: TagChange) -> QbtResult<()> {
+    let snap = s.client.snapshot();
+    for info_hash in selected_hashes(&snap, hashes) {
+        let change = change.clone();
+        s.client
+            .call(|reply| Command::SetTags {
+                info_hash,
+                change,
+                reply,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// `torrents/addTags` (`hashes`, `tags`).
+pub(super) async fn add_tags(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    let hashes = p.require("hashes")?.to_string();
+    change_tags(&s, &hashes, TagChange::Add(tag_list(&p)?)).await?;
+    Ok(ok())
+}
+
+/// `torrents/removeTags` (`hashes`, `tags`; none given: all of them).
+pub(super) async fn remove_tags(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    let hashes = p.require("hashes")?.to_string();
+    let tags = match p.get("tags") {
+        None => Vec::new(),
+        Some(_) => tag_list(&p)?,
+    };
+    let change = if tags.is_empty() {
+        TagChange::Set(Vec::new())
+    } else {
+        TagChange::Remove(tags)
+    };
+    change_tags(&s, &hashes, change).await?;
+    Ok(ok())
+}
+
+/// `torrents/createTags`: tags here exist only on torrents, so one cannot be made alone.
 pub(super) async fn create_tags(p: Params) -> QbtResult<Response> {
     p.require("tags")?;
-    Err(QbtError::unsupported("tags"))
+    Err(QbtError::unsupported(
+        "a tag on no torrent (tags exist on torrents here: use torrents/addTags)",
+    ))
 }
 
-pub(super) async fn delete_tags(p: Params) -> QbtResult<Response> {
-    p.require("tags")?;
-    Err(QbtError::unsupported("tags"))
+/// `torrents/deleteTags`: removes them from every torrent.
+pub(super) async fn delete_tags(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    let tags = tag_list(&p)?;
+    if !tags.is_empty() {
+        change_tags(&s, "all", TagChange::Remove(tags)).await?;
+    }
+    Ok(ok())
 }
 
-/// `torrents/tags`: none exist.
-pub(super) async fn tags() -> Response {
-    json(&json!([]))
+/// `torrents/tags`: every tag some torrent has, sorted.
+pub(super) async fn tags(State(s): State<AppState>) -> Response {
+    json(&tags_of(&s.client.snapshot()))
+}
+
+pub(super) fn tags_of(snap: &ClientSnapshot) -> Vec<String> {
+    let all: std::collections::BTreeSet<&String> =
+        snap.torrents.iter().flat_map(|t| &t.tags).collect();
+    all.into_iter().cloned().collect()
 }
 
 /// `torrents/setShareLimits`: the daemon has one seeding policy for all torrents, so the
@@ -307,6 +435,16 @@ pub(super) async fn set_force_start(p: Params) -> QbtResult<Response> {
     }
 }
 
+/// Our priority for qBittorrent's: 0 skip, 1 normal, 6 high, 7 maximal (our high).
+fn priority_of(qbt: i64) -> Option<FilePriority> {
+    match qbt {
+        0 => Some(FilePriority::Skip),
+        1 => Some(FilePriority::Normal),
+        6 | 7 => Some(FilePriority::High),
+        _ => None,
+    }
+}
+
 /// `torrents/filePrio` (`hash`, `id` = `0|3`, `priority` 0, 1, 6 or 7).
 pub(super) async fn file_prio(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
     let snap = s.client.snapshot();
@@ -314,15 +452,15 @@ pub(super) async fn file_prio(State(s): State<AppState>, p: Params) -> QbtResult
         .int("priority")
         .map_err(|_| QbtError::bad_request("Priority must be an integer"))?
         .ok_or_else(|| QbtError::bad_request("Missing required parameters: priority"))?;
-    if ![0, 1, 6, 7].contains(&priority) {
-        return Err(QbtError::bad_request("Priority is not valid"));
-    }
+    let priority =
+        priority_of(priority).ok_or_else(|| QbtError::bad_request("Priority is not valid"))?;
     let t = one(&snap, &p)?;
     if t.pieces_total == 0 {
         return Err(QbtError::conflict(
             "Torrent's metadata has not yet downloaded",
         ));
     }
+    let mut priorities = Vec::new();
     for id in p.require("id")?.split('|') {
         let i: usize = id
             .trim()
@@ -331,11 +469,17 @@ pub(super) async fn file_prio(State(s): State<AppState>, p: Params) -> QbtResult
         if i >= t.files.len() {
             return Err(QbtError::conflict("File ID is not valid"));
         }
+        priorities.push((i, priority));
     }
-    if priority == fields::PRIO_NORMAL {
-        return Ok(ok()); // every file is fetched at normal priority already
-    }
-    Err(QbtError::unsupported("file priorities"))
+    let info_hash = crate::client::control::parse_info_hash(&t.info_hash)?;
+    s.client
+        .call(|reply| Command::SetFilePriorities {
+            info_hash,
+            priorities,
+            reply,
+        })
+        .await?;
+    Ok(ok())
 }
 
 /// `torrents/setLocation` (`hashes`, `location`): inside the download root only.
@@ -352,13 +496,17 @@ pub(super) async fn set_location(State(s): State<AppState>, p: Params) -> QbtRes
         )
     })?;
     let snap = s.client.snapshot();
-    let moving = select(&snap, &hashes)
-        .into_iter()
-        .any(|t| std::path::Path::new(&t.out_dir) != target);
-    if !moving {
-        return Ok(ok());
+    for info_hash in selected_hashes(&snap, &hashes) {
+        let out_dir = target.clone();
+        s.client
+            .call(|reply| Command::Move {
+                info_hash,
+                out_dir,
+                reply,
+            })
+            .await?;
     }
-    Err(QbtError::unsupported("moving a torrent's data"))
+    Ok(ok())
 }
 
 async fn set_limit(s: &AppState, p: &Params, download: bool) -> QbtResult<Response> {
@@ -422,14 +570,37 @@ pub(super) async fn upload_limit(State(s): State<AppState>, p: Params) -> QbtRes
     limits_of(&s, &p, false)
 }
 
-pub(super) async fn toggle_sequential(p: Params) -> QbtResult<Response> {
-    p.require("hashes")?;
-    Err(QbtError::unsupported("sequential download"))
+/// Flips sequential mode (`sequential`) or first/last-piece priority of each torrent named.
+async fn toggle(s: &AppState, p: &Params, sequential: bool) -> QbtResult<Response> {
+    let hashes = p.require("hashes")?;
+    let snap = s.client.snapshot();
+    for t in select(&snap, hashes) {
+        let Ok(info_hash) = crate::client::control::parse_info_hash(&t.info_hash) else {
+            continue;
+        };
+        let (seq, fl) = if sequential {
+            (Some(!t.sequential), None)
+        } else {
+            (None, Some(!t.first_last_piece))
+        };
+        s.client
+            .call(|reply| Command::SetFileOrder {
+                info_hash,
+                sequential: seq,
+                first_last_piece: fl,
+                reply,
+            })
+            .await?;
+    }
+    Ok(ok())
 }
 
-pub(super) async fn toggle_first_last(p: Params) -> QbtResult<Response> {
-    p.require("hashes")?;
-    Err(QbtError::unsupported("first and last piece priority"))
+pub(super) async fn toggle_sequential(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    toggle(&s, &p, true).await
+}
+
+pub(super) async fn toggle_first_last(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    toggle(&s, &p, false).await
 }
 
 #[cfg(test)]
