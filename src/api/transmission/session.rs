@@ -141,8 +141,13 @@ pub fn get(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
         .collect())
 }
 
-/// A limit from a value in kB/s and an on/off flag, either of which may be absent.
-fn limit(current: Option<u64>, value_kb: Option<u64>, enabled: Option<bool>) -> Option<u64> {
+/// A limit from a value in kB/s and an on/off flag, either of which may be absent (the
+/// session's and each torrent's limits alike).
+pub(super) fn limit(
+    current: Option<u64>,
+    value_kb: Option<u64>,
+    enabled: Option<bool>,
+) -> Option<u64> {
     match (value_kb, enabled) {
         (_, Some(false)) => None,
         (Some(v), _) => Some(v.saturating_mul(KB)),

@@ -15,8 +15,9 @@ use data_encoding::{BASE64, BASE64_NOPAD};
 use super::super::add;
 use super::envelope::{Args, RpcError, RpcResult};
 use super::features::{self, FileArgs};
-use super::fields::{self, Ctx, KB};
+use super::fields::{self, Ctx};
 use super::ids::Ids;
+use super::session::limit;
 use super::Rpc;
 use crate::api::{ApiFailure, MAX_BODY};
 use crate::client::control::{
@@ -230,16 +231,6 @@ pub async fn set(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
         }
     }
     Ok(Map::new())
-}
-
-/// A limit from a value in kB/s and an on/off flag (see `session`).
-fn limit(current: Option<u64>, value_kb: Option<u64>, enabled: Option<bool>) -> Option<u64> {
-    match (value_kb, enabled) {
-        (_, Some(false)) => None,
-        (Some(v), _) => Some(v.saturating_mul(KB)),
-        (None, Some(true)) => current.or(Some(0)),
-        (None, None) => current,
-    }
 }
 
 /// torrent-add, through the JSON API's own add (`POST /api/v1/torrents` in process), so a
