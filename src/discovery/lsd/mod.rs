@@ -17,6 +17,7 @@ mod schedule;
 pub use interfaces::InterfaceError;
 pub use message::{Announce, LsdParseError, GROUP_V4, GROUP_V6, MAX_DATAGRAM};
 
+use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -124,6 +125,10 @@ impl Lsd {
         let mut snapshots = handle.subscribe();
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut next_scan = Instant::now() + RESCAN;
+        // What the snapshot says, read only when it changes (not per datagram): the public
+        // torrents looking for peers, and our TCP port — nothing is announced (nor falls due)
+        // before the listener's port is known.
+        let (mut ours, mut port) = what_to_announce(&snapshots.borrow());
         loop {
             let deadline = self
                 .schedule
@@ -132,16 +137,14 @@ impl Lsd {
                 .min(next_scan);
             tokio::select! {
                 r = recv_any(&self.groups, &mut buf) => match r {
-                    Ok((g, n, from)) => {
-                        let snap = snapshots.borrow().clone();
-                        self.on_datagram(&handle, &snap, g, n, &buf, from);
-                    }
+                    Ok((g, n, from)) => self.on_datagram(&handle, &ours, g, &buf[..n], from),
                     Err(e) => tracing::debug!("LSD receive: {e}"),
                 },
                 changed = snapshots.changed() => {
                     if changed.is_err() {
                         break; // the client is gone
                     }
+                    (ours, port) = what_to_announce(&snapshots.borrow_and_update());
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
@@ -153,11 +156,7 @@ impl Lsd {
                 }
                 next_scan = now + RESCAN;
             }
-            let snap = snapshots.borrow().clone();
-            // Nothing is announced (nor falls due) before the listener's port is known.
-            let port = tcp_port(&snap);
-            let wanted = port.map(|_| announced_torrents(&snap)).unwrap_or_default();
-            self.schedule.track(&wanted, now);
+            self.schedule.track(&ours, now);
             if let Some(port) = port {
                 for ih in self.schedule.take_due(now) {
                     self.announce(ih, port).await;
@@ -182,13 +181,12 @@ impl Lsd {
     fn on_datagram(
         &mut self,
         handle: &ClientHandle,
-        snap: &ClientSnapshot,
+        ours: &HashSet<InfoHash>,
         group: usize,
-        len: usize,
-        buf: &[u8],
+        datagram: &[u8],
         from: SocketAddr,
     ) {
-        let announce = match Announce::parse(&buf[..len]) {
+        let announce = match Announce::parse(datagram) {
             Ok(a) => a,
             Err(e) => return tracing::debug!(%from, "LSD: ignoring a datagram: {e}"),
         };
@@ -198,7 +196,6 @@ impl Lsd {
         let Some(peer) = self.groups[group].local_peer(from, announce.port) else {
             return tracing::debug!(%from, "LSD: ignoring a datagram from outside our subnets");
         };
-        let ours = announced_torrents(snap);
         let now = Instant::now();
         for ih in announce.info_hashes {
             if ours.contains(&ih) && self.heard.is_new(ih, peer, now) {
@@ -228,19 +225,21 @@ async fn recv_any(groups: &[Group], buf: &mut [u8]) -> io::Result<(usize, usize,
     }
 }
 
-/// Public torrents looking for peers.
-fn announced_torrents(snap: &ClientSnapshot) -> Vec<InfoHash> {
-    snap.torrents
+/// The public torrents looking for peers, and the port our TCP listener is bound to; no
+/// torrents while the port is unknown.
+fn what_to_announce(snap: &ClientSnapshot) -> (HashSet<InfoHash>, Option<u16>) {
+    let port = snap
+        .tcp_listen
+        .as_deref()
+        .and_then(|l| l.parse::<SocketAddr>().ok())
+        .map(|a| a.port());
+    let torrents = snap
+        .torrents
         .iter()
-        .filter(|t| super::wants_peers(t) && !t.private)
+        .filter(|t| port.is_some() && super::wants_peers(t) && !t.private)
         .filter_map(|t| parse_info_hash(&t.info_hash).ok())
-        .collect()
-}
-
-/// The port our TCP listener is bound to, if there is one.
-fn tcp_port(snap: &ClientSnapshot) -> Option<u16> {
-    let listen = snap.tcp_listen.as_deref()?;
-    listen.parse::<SocketAddr>().ok().map(|a| a.port())
+        .collect();
+    (torrents, port)
 }
 
 /// Hands the peer to the client without waiting: LSD goes on reading meanwhile.

@@ -6,7 +6,7 @@
 //! libtorrent does), then every [`INTERVAL`]. Datagrams go out at most [`BURST`] per
 //! [`PACE`], so a daemon with thousands of torrents does not flood the LAN.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,7 @@ pub struct Schedule {
 impl Schedule {
     /// Brings the set of announced torrents up to date: new ones are due now, torrents no
     /// longer looking for peers are forgotten (and announced afresh if they come back).
-    pub fn track(&mut self, wanted: &[InfoHash], now: Instant) {
+    pub fn track(&mut self, wanted: &HashSet<InfoHash>, now: Instant) {
         self.torrents.retain(|ih, _| wanted.contains(ih));
         for ih in wanted {
             self.torrents.entry(*ih).or_insert(Due { at: now, sent: 0 });
@@ -126,11 +126,15 @@ mod tests {
         [n; 20]
     }
 
+    fn set(hashes: &[InfoHash]) -> HashSet<InfoHash> {
+        hashes.iter().copied().collect()
+    }
+
     #[test]
     fn a_new_torrent_is_announced_now_then_repeated_then_every_interval() {
         let t0 = Instant::now();
         let mut s = Schedule::default();
-        s.track(&[ih(1)], t0);
+        s.track(&set(&[ih(1)]), t0);
         assert_eq!(s.next_deadline(), Some(t0));
         assert_eq!(s.take_due(t0), vec![ih(1)]);
         assert!(s.take_due(t0).is_empty());
@@ -148,12 +152,12 @@ mod tests {
     fn a_torrent_that_leaves_is_forgotten_and_announced_afresh_on_return() {
         let t0 = Instant::now();
         let mut s = Schedule::default();
-        s.track(&[ih(1), ih(2)], t0);
+        s.track(&set(&[ih(1), ih(2)]), t0);
         assert_eq!(s.take_due(t0).len(), 2);
-        s.track(&[ih(2)], t0);
-        s.track(&[ih(1), ih(2)], t0 + Duration::from_millis(10));
+        s.track(&set(&[ih(2)]), t0);
+        s.track(&set(&[ih(1), ih(2)]), t0 + Duration::from_millis(10));
         assert_eq!(s.take_due(t0 + Duration::from_millis(10)), vec![ih(1)]);
-        s.track(&[], t0);
+        s.track(&set(&[]), t0);
         assert_eq!(s.next_deadline(), None);
     }
 
@@ -161,7 +165,7 @@ mod tests {
     fn announces_are_paced() {
         let t0 = Instant::now();
         let mut s = Schedule::default();
-        let many: Vec<InfoHash> = (0..25).map(ih).collect();
+        let many: HashSet<InfoHash> = (0..25).map(ih).collect();
         s.track(&many, t0);
         assert_eq!(s.take_due(t0).len(), BURST);
         assert!(s.take_due(t0 + Duration::from_millis(500)).is_empty());
