@@ -224,14 +224,16 @@ def api_load():
 
 
 # ---- sampling -----------------------------------------------------------------------------
-samples = []   # (t, life, rss MiB, cpu % of one core, fds, threads)
+# (t, life, rss MiB, cpu % of one core, fds, threads, anonymous rss MiB). VmRSS also counts the
+# mapped data files' pages the daemon has touched; RssAnon is the heap alone, where a leak shows.
+samples = []
 t0 = time.monotonic()
 
 
 def sample(life, last):
     pid = daemon.pid
     try:
-        rss = mem_kib(pid)[0] / 1024
+        rss, anon = (k / 1024 for k in mem_kib(pid))
         cpu = cpu_s(pid)
         fds = len(os.listdir(f"/proc/{pid}/fd"))
         threads = len(os.listdir(f"/proc/{pid}/task"))
@@ -241,7 +243,7 @@ def sample(life, last):
     pct = 0.0
     if last and last[0] == pid:
         pct = (cpu - last[1]) / (now - last[2]) * 100
-    samples.append((now - t0, life, rss, pct, fds, threads))
+    samples.append((now - t0, life, rss, pct, fds, threads, anon))
     return (pid, cpu, now)
 
 
@@ -291,9 +293,9 @@ daemon.wait(60)
 
 with open(OUT + ".csv", "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["t_s", "life", "rss_mib", "cpu_pct", "fds", "threads"])
+    w.writerow(["t_s", "life", "rss_mib", "cpu_pct", "fds", "threads", "rss_anon_mib"])
     for s in samples:
-        w.writerow([f"{s[0]:.1f}", s[1], f"{s[2]:.1f}", f"{s[3]:.1f}", s[4], s[5]])
+        w.writerow([f"{s[0]:.1f}", s[1], f"{s[2]:.1f}", f"{s[3]:.1f}", s[4], s[5], f"{s[6]:.1f}"])
 
 # Growth: per daemon life, the first sample a minute in against the largest of the life's
 # last minute; a life shorter than two minutes is skipped.
@@ -307,7 +309,15 @@ for lf in sorted({s[1] for s in samples}):
     g_rss = max(s[2] for s in tail) - start[2]
     g_fd = max(s[4] for s in tail) - start[4]
     g_th = max(s[5] for s in tail) - start[5]
-    summary.append((lf, start[2], g_rss, start[4], g_fd, start[5], g_th))
+    g_anon = max(s[6] for s in tail) - start[6]
+    # The second half of the life alone: growth that levels off (warm-up) is small here, a leak
+    # is about half of the whole life's.
+    mid = next(s for s in xs if s[0] >= (start[0] + xs[-1][0]) / 2)
+    g_anon_late = max(s[6] for s in tail) - mid[6]
+    summary.append((lf, start[2], g_rss, start[4], g_fd, start[5], g_th, start[6], g_anon,
+                    g_anon_late))
+    if g_anon > RSS_GROWTH_MIB:
+        fail(f"life {lf}: anonymous RSS grew by {g_anon:.0f} MiB (bound {RSS_GROWTH_MIB})")
     if g_rss > RSS_GROWTH_MIB:
         fail(f"life {lf}: RSS grew by {g_rss:.0f} MiB (bound {RSS_GROWTH_MIB})")
     if g_fd > FD_GROWTH:
@@ -321,10 +331,13 @@ peak = max(samples, key=lambda s: s[2])
 print(json.dumps({
     "duration_s": round(samples[-1][0]), "kills": counts["kills"], "counts": counts,
     "peak_rss_mib": round(peak[2], 1),
+    "peak_anon_mib": round(max(s[6] for s in samples), 1),
     "max_fds": max(s[4] for s in samples), "max_threads": max(s[5] for s in samples),
     "mean_cpu_pct": round(sum(s[3] for s in samples) / len(samples), 1),
     "lives": [{"life": s[0], "rss_mib_at_1min": round(s[1], 1), "rss_growth_mib": round(s[2], 1),
-               "fds_at_1min": s[3], "fd_growth": s[4], "threads": s[5], "thread_growth": s[6]}
+               "fds_at_1min": s[3], "fd_growth": s[4], "threads": s[5], "thread_growth": s[6],
+               "anon_mib_at_1min": round(s[7], 1), "anon_growth_mib": round(s[8], 1),
+               "anon_growth_second_half_mib": round(s[9], 1)}
               for s in summary],
     "failures": failures,
 }, indent=1), flush=True)

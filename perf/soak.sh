@@ -8,8 +8,9 @@
 # open descriptors and threads are sampled each second (perf/soak-<tag>.csv) and plotted
 # (perf/soak-<tag>.png, gnuplot). Checks (exit 1 if one fails): after each restart every piece
 # verified before the kill is still verified; per daemon life, from a minute in to its last
-# minute, RSS grows by at most 64 MiB, descriptors by at most 64 and threads by at most 4; no
-# API answer is a 5xx. See perf/README.md.
+# minute, RSS and its anonymous part (RssAnon: the heap, without mapped data files) each grow by
+# at most 64 MiB, descriptors by at most 64 and threads by at most 4; no API answer is a 5xx.
+# See perf/README.md.
 #   perf/soak.sh                              # one hour, a kill every 180 s
 #   DURATION=600 KILL_EVERY=120 TAG=short nice perf/soak.sh
 # BIN= names the binary; by default target/release's is copied first (built only if missing).
@@ -38,7 +39,9 @@ set multiplot layout 4,1 title "perf/soak.sh: 200 torrents, peers coming and goi
 set xlabel "s"
 set key off
 set ylabel "RSS MiB"
-plot "$out.csv" using 1:3 every ::1 with lines lw 1.5
+set key top left
+plot "$out.csv" using 1:3 every ::1 with lines lw 1.5 title "VmRSS", "$out.csv" using 1:7 every ::1 with lines lw 1.5 title "RssAnon"
+set key off
 set ylabel "CPU % of one core"
 plot "$out.csv" using 1:4 every ::1 with lines
 set ylabel "open descriptors"
