@@ -111,9 +111,11 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
     };
     let dht_scion = spawn_scion_dht(args.dht_scion, &args.dht_scion_bootstrap, &mut cfg, &handle)?;
     let lsd = crate::cli::single::start_lsd(args.lsd, cfg.tcp_listen.as_deref(), &handle)?;
+    let portmap = crate::cli::portmap::start(&args.port_mapping, cfg.dht_port, &handle)?;
     let result = run_client(&cfg, store, side);
     server.stop();
-    for t in dht.into_iter().chain(dht_scion).chain(lsd) {
+    // The port-mapping thread removes its mappings from the gateway before it ends.
+    for t in dht.into_iter().chain(dht_scion).chain(lsd).chain(portmap) {
         if t.join().is_err() {
             tracing::warn!("a discovery front end panicked");
         }

@@ -481,6 +481,8 @@ pub struct DaemonArgs {
     /// [::] (IPv4 and IPv6).
     #[arg(long, requires = "tcp_listen")]
     pub lsd: bool,
+    #[command(flatten)]
+    pub port_mapping: super::portmap::PortMapArgs,
     /// io_uring runtimes (threads), each with its own socket on the SCION port: QUIC
     /// connections are spread over them by connection id; runtimes past the first serve the
     /// complete torrents (see README, "Several runtimes on one port").

@@ -9,6 +9,7 @@ pub mod live;
 pub mod magnet;
 pub mod path_select;
 pub mod pathinfo;
+pub mod portmap;
 pub mod remote;
 pub mod report;
 pub mod run;

@@ -271,6 +271,9 @@ pub enum Command {
         info_hash: InfoHash,
         trackers: Vec<TrackerStatus>,
     },
+    /// The port mappings on the home gateway (from the port-mapping front end), shown in
+    /// the snapshot. No reply.
+    PortMapping(Vec<crate::discovery::portmap::MappingStatus>),
     /// From runtime 0 to another runtime of the daemon: serve this complete torrent to the
     /// QUIC peers the kernel steers here (runtime 0 owns it; `Remove` takes it back).
     Serve(Box<super::runtimes::ServedTorrent>),
@@ -610,6 +613,9 @@ pub struct ClientSnapshot {
     /// MSE/PE policy of TCP connections.
     #[serde(default)]
     pub encryption: bt_mse::Policy,
+    /// The port mappings asked of the home gateway (`--port-mapping`; empty when off).
+    #[serde(default)]
+    pub port_mapping: Vec<crate::discovery::portmap::MappingStatus>,
     pub torrents: Vec<TorrentSnapshot>,
     pub paths: Vec<DestinationPaths>,
     /// Every category by name.

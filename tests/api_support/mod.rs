@@ -274,6 +274,8 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
                 let _ = reply.send(Err(ControlError::BadRequest("not in the fake".into())));
             }
             Command::TrackerStatus { .. } | Command::Serve(_) => {}
+            // The fake has no port-mapping front end: nothing to show.
+            Command::PortMapping(_) => {}
             Command::Shutdown(reply) => {
                 seen.lock().unwrap().shutdown = true;
                 let _ = reply.send(Ok(()));

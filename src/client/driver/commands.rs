@@ -181,6 +181,10 @@ impl Client {
                 self.publish(now);
                 let _ = reply.send(Ok(()));
             }
+            Command::PortMapping(status) => {
+                self.port_mapping = status;
+                self.publish(now);
+            }
             Command::TrackerStatus {
                 info_hash,
                 trackers,
@@ -352,6 +356,7 @@ pub(super) fn touched_by(cmd: &Command) -> Touches {
         // A new torrent starts dirty; a tracker report only changes what is shown.
         Command::Add(..)
         | Command::TrackerStatus { .. }
+        | Command::PortMapping(_)
         | Command::Serve(_)
         | Command::SetEncryption(..)
         | Command::SetCategory { .. }
@@ -383,6 +388,7 @@ pub(super) fn touched_by(cmd: &Command) -> Touches {
 pub(super) fn reject_shutting_down(cmd: Command) {
     let e = ControlError::ShuttingDown;
     match cmd {
+        Command::PortMapping(_) => {}
         Command::Add(_, r) => {
             let _ = r.send(Err(e));
         }

@@ -134,6 +134,8 @@ pub struct Client {
     seed_policy: SeedPolicy,
     /// Categories by name (saved with the client settings).
     categories: std::collections::BTreeMap<String, super::control::Category>,
+    /// What the port-mapping front end last reported.
+    port_mapping: Vec<crate::discovery::portmap::MappingStatus>,
     /// Moves across filesystems under way, and why the last move of a torrent failed.
     moves: HashMap<InfoHash, super::mover::MoveJob>,
     move_errors: HashMap<InfoHash, String>,
@@ -193,6 +195,7 @@ impl Client {
             global_up: SharedBucket::new(None, now),
             seed_policy: SeedPolicy::default(),
             categories: Default::default(),
+            port_mapping: Vec::new(),
             moves: HashMap::new(),
             move_errors: HashMap::new(),
             next_snapshot: now,
@@ -319,6 +322,7 @@ impl Client {
             limits: self.limits,
             seed_policy: self.seed_policy,
             encryption: self.tcp.encryption(),
+            port_mapping: self.port_mapping.clone(),
             torrents,
             paths: self
                 .paths
