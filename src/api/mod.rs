@@ -32,6 +32,8 @@ pub use paths::{DownloadRoot, PathError};
 
 /// A torrent's files: priorities, sequential mode.
 mod files;
+/// A file's bytes over HTTP while it downloads, and its play links.
+mod stream;
 
 /// Largest request body (a .torrent upload): big torrents have megabytes of piece hashes.
 const MAX_BODY: usize = 64 << 20;
@@ -150,6 +152,10 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
             get(files::list).put(files::set_priorities),
         )
         .route("/api/v1/torrents/{ih}/options", put(files::set_options))
+        .route(
+            "/api/v1/torrents/{ih}/stream_access",
+            get(stream::link::access),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::check,
@@ -160,8 +166,19 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
         .route("/ui/{*path}", get(h::ui_asset));
     // qBittorrent's Web API v2 (its own login and SID sessions; see api/qbittorrent).
     let qbittorrent = qbittorrent::routes(state.clone());
+    // A play link's signature (for a <video>, which sends no token) or the usual access control.
+    let streams = Router::new()
+        .route(
+            "/api/v1/torrents/{ih}/files/{index}/stream",
+            get(stream::stream),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            stream::link::check,
+        ));
     Ok(public
         .merge(guarded)
+        .merge(streams)
         .merge(qbittorrent)
         .fallback(h::not_found)
         // Transmission's RPC (its own session-id handshake and basic auth; see api/transmission).

@@ -265,6 +265,8 @@ pub enum Command {
         first_last_piece: Option<bool>,
         reply: Reply<()>,
     },
+    /// A reader of a file that may still be downloading (the API's stream route).
+    Stream(super::stream::StreamCommand),
     /// What the trackers of a torrent answered lately (from the daemon's tracker front end),
     /// shown in its snapshot. No reply.
     TrackerStatus {

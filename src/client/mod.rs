@@ -22,6 +22,7 @@ pub mod resume;
 pub mod router;
 pub mod runtimes;
 pub mod start;
+pub mod stream;
 pub mod torrent;
 pub mod trackers;
 pub mod wanted;

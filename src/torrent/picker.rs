@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 
 use crate::wire::Bitfield;
 
+/// Streaming deadlines: pieces someone reads next come first.
+mod deadline;
+pub use deadline::{Deadlines, ReaderId};
+
 /// Standard block size (BEP 3 recommends 16 KiB; larger requests are refused by most clients).
 pub const BLOCK_LEN: u32 = 16 * 1024;
 
@@ -85,6 +89,8 @@ pub struct Picker {
     missing_wanted: u32,
     /// Lowest index first instead of rarest first.
     sequential: bool,
+    /// Pieces streams read next, fetched before all others (see `deadline`).
+    deadlines: Deadlines,
 }
 
 /// The priority every piece has until told otherwise.
@@ -107,6 +113,7 @@ impl Picker {
             top: DEFAULT_PRIORITY,
             missing_wanted,
             sequential: false,
+            deadlines: Deadlines::default(),
         }
     }
 
@@ -215,6 +222,10 @@ impl Picker {
         out: &mut Vec<BlockRef>,
     ) {
         let start = out.len();
+        // 0. What streams read next (nothing to do unless one reads).
+        if !self.deadlines.is_empty() {
+            self.pick_urgent(peer, max, out);
+        }
         // 1. Finish what is started (higher priority first): fewer partial pieces, earlier
         //    verification. Started pieces no longer wanted wait until they are again.
         let mut active: Vec<u32> = self

@@ -313,6 +313,22 @@ impl Session {
         }
     }
 
+    /// A stream reads piece `window.start` now and the rest of `window` next: those pieces
+    /// are fetched before all others (an empty window: the reader is gone; see
+    /// `picker::Deadlines`).
+    pub fn set_stream_window(
+        &mut self,
+        reader: crate::torrent::picker::ReaderId,
+        window: std::ops::Range<u32>,
+    ) {
+        self.picker.set_deadline(reader, window);
+    }
+
+    /// Whether `piece` is wanted at all (a file of it is not skipped).
+    pub fn is_wanted(&self, piece: u32) -> bool {
+        self.picker.is_wanted(piece)
+    }
+
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

@@ -255,6 +255,8 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
             Command::Recheck(ih, reply) => {
                 set_state(&mut snap, &ih, TorrentState::Checking, reply, &mut publish)
             }
+            // Streams are tested against the real client (tests/daemon_stream.rs).
+            Command::Stream(cmd) => cmd.reject(ControlError::BadRequest("not in the fake".into())),
             Command::SetCategory {
                 name,
                 category,

@@ -194,6 +194,7 @@ impl Client {
                 }
             }
             Command::Serve(served) => self.serve(*served, now),
+            Command::Stream(cmd) => self.stream_command(cmd),
             Command::Recheck(ih, reply) => {
                 let r = self.recheck(net, &ih, now);
                 self.publish(now);
@@ -382,6 +383,7 @@ pub(super) fn touched_by(cmd: &Command) -> Touches {
         }
         | Command::SetSeedPolicy(..)
         | Command::Shutdown(_) => Touches::All,
+        Command::Stream(cmd) => Touches::One(*cmd.info_hash()),
     }
 }
 
@@ -408,6 +410,7 @@ pub(super) fn reject_shutting_down(cmd: Command) {
         | Command::SetPathRules { reply, .. } => {
             let _ = reply.send(Err(e));
         }
+        Command::Stream(cmd) => cmd.reject(e),
         Command::SetFilePriorities { reply, .. } | Command::SetFileOrder { reply, .. } => {
             let _ = reply.send(Err(e));
         }

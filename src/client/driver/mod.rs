@@ -66,6 +66,9 @@ use crate::torrent::rate::{Limiter, SharedBucket};
 use crate::torrent::session::{LaneId, PeerId, Session, SessionConfig};
 use crate::wire::Bitfield;
 
+/// Streaming: readers' windows and their waits for pieces.
+mod stream;
+
 /// Lanes per SCION peer when not configured: every link-disjoint path, up to this cap.
 pub const DEFAULT_MAX_LANES: usize = 8;
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
@@ -113,6 +116,8 @@ pub struct LiveTorrent {
 
 pub struct Client {
     torrents: HashMap<InfoHash, Torrent>,
+    /// Stream readers waiting for a piece (see `stream`).
+    stream_waiters: Vec<stream::Waiter>,
     pool: Arc<HashPool>,
     paths: PathService,
     tcp: TcpHub,
@@ -178,6 +183,7 @@ impl Client {
         tcp.set_encryption(opts.encryption.unwrap_or_default());
         Self {
             torrents: HashMap::new(),
+            stream_waiters: Vec::new(),
             pool,
             paths,
             tcp,

@@ -161,6 +161,8 @@ impl Client {
             self.save_torrent_list();
         }
         self.publish_due |= publish_due || goal_reached;
+        // Pieces verified in this turn: the readers waiting for them go on at once.
+        self.wake_streams();
         next
     }
 }
