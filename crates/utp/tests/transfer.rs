@@ -1,0 +1,227 @@
+//! Two connections over a simulated link: byte-exact transfers on clean, lossy and reordering
+//! links, across the sequence-number wrap, against hostile sequence and acknowledgement
+//! numbers, and against a peer that never acknowledges.
+
+mod sim;
+
+use std::time::Duration;
+
+use bt_utp::{encode, Config, Header, PacketType, State, UtpError};
+use sim::{data, transfer, Link, Pair};
+
+#[test]
+fn clean_link_both_ways_byte_exact() {
+    let mut p = Pair::new(1, 20_000, Link::clean(), Config::default(), 1);
+    let (ab, ba) = (data(3 << 20, 1), data(700_000, 2));
+    let (at_b, at_a) = transfer(&mut p, &ab, &ba, 200_000);
+    assert!(at_b == ab && at_a == ba);
+    assert_eq!(p.a.stats().retransmits, 0);
+    assert!(p.a.rtt().is_some());
+}
+
+#[test]
+fn lossy_reordering_link_byte_exact() {
+    for (seed, loss) in [(3, 0.02), (4, 0.1), (5, 0.25)] {
+        let mut p = Pair::new(100, 9, Link::lossy(loss), Config::default(), seed);
+        let (ab, ba) = (data(600_000, seed), data(200_000, seed + 100));
+        let (at_b, at_a) = transfer(&mut p, &ab, &ba, 2_000_000);
+        assert!(at_b == ab, "A→B differs at loss {loss}");
+        assert!(at_a == ba, "B→A differs at loss {loss}");
+        let s = p.a.stats();
+        assert!(
+            s.retransmits > 0,
+            "a lossy link needs retransmissions: {s:?}"
+        );
+    }
+}
+
+#[test]
+fn sequence_numbers_wrap() {
+    // Both sides start 40 packets below the wrap; 1 MB is ~750 packets each way.
+    let mut p = Pair::new(0xffd8, 0xffd8, Link::lossy(0.05), Config::default(), 6);
+    let (ab, ba) = (data(1_000_000, 7), data(1_000_000, 8));
+    let (at_b, at_a) = transfer(&mut p, &ab, &ba, 2_000_000);
+    assert!(at_b == ab && at_a == ba);
+}
+
+#[test]
+fn close_ends_both_sides_cleanly() {
+    let mut p = Pair::new(0xfffe, 5, Link::lossy(0.1), Config::default(), 9);
+    let (ab, ba) = (data(50_000, 10), data(10_000, 11));
+    transfer(&mut p, &ab, &ba, 1_000_000);
+    p.a.close();
+    p.b().close();
+    for _ in 0..100_000 {
+        if p.a.is_closed() && p.b().is_closed() {
+            break;
+        }
+        assert!(p.step());
+    }
+    assert_eq!(p.a.state(), State::Closed);
+    assert_eq!(p.a.error(), None);
+    assert_eq!(p.b().error(), None);
+    assert!(p.a.is_eof() && p.b().is_eof());
+}
+
+fn header(ty: PacketType, conn_id: u16, seq_nr: u16, ack_nr: u16) -> Header {
+    Header {
+        ty,
+        conn_id,
+        timestamp_us: 0,
+        timestamp_diff_us: 0,
+        wnd_size: 1 << 20,
+        seq_nr,
+        ack_nr,
+    }
+}
+
+#[test]
+fn bad_sequence_and_ack_numbers_are_dropped() {
+    let cfg = Config::default();
+    let mut p = Pair::new(500, 7000, Link::clean(), cfg.clone(), 12);
+    let first = data(20_000, 13);
+    transfer(&mut p, &first, &[], 10_000);
+    let conn_id = p.b().recv_id();
+    let next_seq = 500u16.wrapping_add(1 + 20_000u16.div_ceil(1344));
+    let mut bytes = Vec::new();
+
+    // Acknowledges a packet B never sent: dropped, its data not taken.
+    encode(
+        &header(PacketType::Data, conn_id, next_seq, 7000 + 5000),
+        None,
+        b"forged",
+        &mut bytes,
+    );
+    p.inject_to_b(&bytes);
+    assert_eq!(p.b().stats().bad_acks, 1);
+    assert_eq!(p.b().readable(), 0);
+
+    // Far past the reorder window (and half the sequence space away): dropped.
+    for far in [cfg.max_reorder + 1, 0x7fff] {
+        bytes.clear();
+        encode(
+            &header(PacketType::Data, conn_id, next_seq.wrapping_add(far), 6999),
+            None,
+            &[0xaa; 1000],
+            &mut bytes,
+        );
+        p.inject_to_b(&bytes);
+    }
+    assert_eq!(p.b().stats().out_of_window, 1);
+    assert_eq!(p.b().stats().duplicates, 1, "0x7fff back is an old packet");
+    assert_eq!(p.b().readable(), 0);
+    assert_eq!(p.b().buffered(), 0);
+
+    // A FIN far ahead is no FIN, and old duplicates change nothing.
+    bytes.clear();
+    encode(
+        &header(PacketType::Fin, conn_id, next_seq.wrapping_add(3000), 6999),
+        None,
+        &[],
+        &mut bytes,
+    );
+    p.inject_to_b(&bytes);
+    assert!(!p.b().is_eof());
+
+    // The honest transfer goes on byte-exact.
+    let second = data(300_000, 14);
+    let (at_b, _) = transfer(&mut p, &second, &[], 100_000);
+    assert!(at_b == second);
+    assert!(!p.a.is_closed() && !p.b().is_closed());
+}
+
+#[test]
+fn a_peer_that_never_acknowledges_is_given_up_with_bounded_memory() {
+    let cfg = Config::default();
+    let mut p = Pair::new(1, 2, Link::clean(), cfg.clone(), 15);
+    transfer(&mut p, b"hello", b"", 1000);
+    p.link.cut_to_a = true;
+    let src = data(4 << 20, 16);
+    let mut sent = 0;
+    let mut steps = 0;
+    while !p.a.is_closed() {
+        sent += p.a.write(&src[sent..]);
+        assert!(p.a.buffered() <= cfg.send_buffer + cfg.recv_buffer);
+        assert!(p.step());
+        steps += 1;
+        assert!(steps < 1_000_000, "never gave up");
+    }
+    assert_eq!(p.a.error(), Some(&UtpError::TimedOut(cfg.data_retries)));
+    assert!(sent < src.len(), "the send buffer bounded what was taken");
+    assert_eq!(p.a.buffered(), 0, "a closed connection holds nothing");
+    assert_eq!(p.a.stats().timeouts, u64::from(cfg.data_retries) + 1);
+}
+
+#[test]
+fn a_syn_nobody_answers_times_out() {
+    let cfg = Config::default();
+    let mut link = Link::clean();
+    link.cut_to_b = true;
+    let mut p = Pair::new(1, 2, link, cfg.clone(), 17);
+    while !p.a.is_closed() {
+        assert!(p.step());
+    }
+    assert_eq!(p.a.error(), Some(&UtpError::TimedOut(cfg.syn_retries)));
+    assert_eq!(p.sent_to_b, u64::from(cfg.syn_retries) + 1);
+}
+
+#[test]
+fn a_closed_window_stops_the_sender_until_read() {
+    let cfg = Config {
+        recv_buffer: 64 * 1024,
+        ..Config::default()
+    };
+    let mut p = Pair::new(1, 2, Link::clean(), cfg.clone(), 18);
+    transfer(&mut p, b"x", b"", 1000);
+    let src = data(1 << 20, 19);
+    let mut sent = 0;
+    // B does not read: A may send no more than B's buffer holds.
+    for _ in 0..5_000 {
+        sent += p.a.write(&src[sent..]);
+        if !p.step() {
+            break;
+        }
+    }
+    assert!(p.b().readable() <= cfg.recv_buffer);
+    assert!(
+        p.b().readable() > cfg.recv_buffer / 2,
+        "the window was used"
+    );
+    // Reading reopens it; the rest arrives byte-exact.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    for _ in 0..1_000_000 {
+        sent += p.a.write(&src[sent..]);
+        let n = p.b().read(&mut buf);
+        got.extend_from_slice(&buf[..n]);
+        if got.len() == src.len() {
+            break;
+        }
+        p.step();
+    }
+    assert!(
+        got == src,
+        "got {} of {}; A {:?} {:?}, B {:?}",
+        got.len(),
+        src.len(),
+        p.a.state(),
+        p.a.error().cloned(),
+        p.b().state()
+    );
+}
+
+#[test]
+fn reset_closes_the_connection() {
+    let mut p = Pair::new(1, 2, Link::clean(), Config::default(), 20);
+    transfer(&mut p, b"hi", b"", 1000);
+    p.b().abort();
+    assert_eq!(p.b().error(), Some(&UtpError::Aborted));
+    for _ in 0..100 {
+        if p.a.is_closed() {
+            break;
+        }
+        p.step();
+    }
+    assert_eq!(p.a.error(), Some(&UtpError::Reset));
+    let _ = Duration::ZERO;
+}
