@@ -95,12 +95,14 @@ struct SigQuery {
 }
 
 /// In front of the stream route: a valid `sig` for the torrent in the path lets the request
-/// through without the token; without one, the API's usual access control decides.
+/// through without the token; otherwise the API's usual access control decides (a request
+/// with a bad `sig` and no other credentials is told its link is no good).
 pub async fn check(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let sig = Query::<SigQuery>::try_from_uri(req.uri())
         .ok()
-        .and_then(|q| q.0.sig);
-    let (Some(sig), Some(_)) = (sig, s.token.as_ref()) else {
+        .and_then(|q| q.0.sig)
+        .filter(|_| s.token.is_some());
+    let Some(sig) = sig else {
         return auth::check(State(s), req, next).await;
     };
     // /api/v1/torrents/{ih}/files/{index}/stream
@@ -113,6 +115,11 @@ pub async fn check(State(s): State<AppState>, req: Request, next: Next) -> Respo
         .to_ascii_lowercase();
     if verify(&ih, &sig, now_unix()) {
         return next.run(req).await;
+    }
+    let other_credentials = req.headers().contains_key(header::AUTHORIZATION)
+        || req.uri().query().is_some_and(|q| q.contains("token="));
+    if other_credentials {
+        return auth::check(State(s), req, next).await;
     }
     let mut r = ApiFailure::new(
         axum::http::StatusCode::UNAUTHORIZED,
