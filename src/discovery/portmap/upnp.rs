@@ -37,6 +37,8 @@ pub const DESCRIPTION: &str = "bittorrent-over-scion";
 pub enum UpnpError {
     #[error("no Internet gateway answered the SSDP search")]
     NoAnswer,
+    #[error("no answering device is usable: {0}")]
+    Several(String),
     #[error("SSDP socket: {0}")]
     Socket(String),
     #[error("a malformed SSDP answer from {from}: {why}")]
@@ -82,9 +84,18 @@ pub fn discover(local: Ipv4Addr, gateway: Option<Ipv4Addr>) -> Result<Igd, UpnpE
             Err(e) => errors.push(e),
         }
     }
-    // Several devices may have answered; the first failure is the most telling (the
-    // gateway's own answer is tried first).
-    Err(errors.into_iter().next().unwrap_or(UpnpError::NoAnswer))
+    // Several devices may have answered: every one's failure is told (the gateway's first).
+    match errors.len() {
+        0 => Err(UpnpError::NoAnswer),
+        1 => Err(errors.remove(0)),
+        _ => Err(UpnpError::Several(
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    }
 }
 
 /// The (sender, LOCATION) of the valid answers to an M-SEARCH, the gateway's first.
