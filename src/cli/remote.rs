@@ -341,6 +341,23 @@ fn tracker_line(t: &crate::client::control::TrackerStatus) -> String {
     format!("  [{}] {}: {state}; {scrape}\n", t.tier, t.url)
 }
 
+/// One web seed in `show`: URL, state (and why), bytes it gave.
+fn web_seed_line(w: &crate::client::control::WebSeedSnapshot) -> String {
+    use crate::client::control::WebSeedState as S;
+    let why = w.last_error.as_deref().unwrap_or("no reason given");
+    let state = match w.state {
+        S::Idle => "idle".to_string(),
+        S::Downloading => "downloading".to_string(),
+        S::BackingOff => match w.retry_in_secs {
+            Some(s) => format!("backing off ({why}; next try in {s} s)"),
+            None => format!("backing off ({why})"),
+        },
+        S::Dropped => format!("dropped ({why})"),
+        S::Ignored => format!("ignored ({why})"),
+    };
+    format!("  {}: {state}; {} down\n", w.url, bytes(w.bytes_down))
+}
+
 /// The `show` text.
 pub fn details(t: &TorrentSnapshot) -> String {
     let mut o = String::new();
@@ -421,6 +438,12 @@ pub fn details(t: &TorrentSnapshot) -> String {
         o += "\nTRACKERS\n";
         for tr in &t.trackers {
             o += &tracker_line(tr);
+        }
+    }
+    if !t.web_seeds.is_empty() {
+        o += "\nWEB SEEDS\n";
+        for w in &t.web_seeds {
+            o += &web_seed_line(w);
         }
     }
     if !t.peers.is_empty() {

@@ -496,6 +496,36 @@ pub struct PeerSnapshot {
     pub rate_up: f64,
 }
 
+/// A web seed (BEP 19 `url-list`) of a torrent: where it is, why it last failed, what it gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSeedSnapshot {
+    pub url: String,
+    pub state: WebSeedState,
+    /// Why it last failed (or why it is ignored or dropped).
+    pub last_error: Option<String>,
+    /// Piece data it delivered (counted in the torrent's `bytes_down` too).
+    pub bytes_down: u64,
+    /// Failures in a row.
+    pub failures: u32,
+    /// Seconds until it is asked again, while backing off.
+    pub retry_in_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebSeedState {
+    /// Waiting to be asked for data.
+    Idle,
+    /// Requests in flight.
+    Downloading,
+    /// It failed: asked again after `retry_in_secs`.
+    BackingOff,
+    /// It sent data that failed the hash check: not used again for this torrent.
+    Dropped,
+    /// Its `url-list` entry is not usable (`last_error` says why).
+    Ignored,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileSnapshot {
     pub path: String,
@@ -567,6 +597,9 @@ pub struct TorrentSnapshot {
     /// Each tracker's last answer or failure, once the tracker front end reported it.
     #[serde(default)]
     pub trackers: Vec<TrackerStatus>,
+    /// Its web seeds (BEP 19), usable or not.
+    #[serde(default)]
+    pub web_seeds: Vec<WebSeedSnapshot>,
     /// BEP 27: peers only from its trackers (no DHT, no peer exchange).
     #[serde(default)]
     pub private: bool,

@@ -26,6 +26,7 @@ pub mod stream;
 pub mod torrent;
 pub mod trackers;
 pub mod wanted;
+pub mod web_seeds;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

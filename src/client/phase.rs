@@ -55,6 +55,8 @@ pub struct LivePhase {
     pub data: TorrentData,
     pub app: QuicBtApp,
     pub tcp: TcpLanes,
+    /// Its web seeds (BEP 19), each a lane of the session.
+    pub web: crate::engine::web_seed::WebSeedLanes,
 }
 
 pub enum Phase {

@@ -335,6 +335,7 @@ impl Torrent {
                 && c.peers_known == self.book.len()
                 && c.peers_banned == self.book.count(PeerState::Banned)
                 && c.trackers == self.trackers
+                && c.web_seeds == super::web_seeds::snapshot(&self.phase, now)
                 && c.category == self.settings.labels.category
                 && c.tags.iter().eq(&self.settings.labels.tags);
             if unchanged {
@@ -378,7 +379,8 @@ impl Torrent {
                 .collect();
             let tcp_peers: HashMap<u64, SocketAddr> = live.tcp.lane_peers().into_iter().collect();
             for (id, l) in s.lane_stats() {
-                if l.closed.is_some() {
+                // Web seeds are listed as such (`web_seeds`), not as peers.
+                if l.closed.is_some() || live.web.owns_lane(id) {
                     continue;
                 }
                 let (peer, transport, path) = match (routes.get(&id), tcp_peers.get(&id)) {
@@ -503,6 +505,7 @@ impl Torrent {
             peers_known: self.book.len(),
             peers_connected,
             peers_banned: self.book.count(PeerState::Banned),
+            web_seeds: super::web_seeds::snapshot(&self.phase, now),
             announce: self.announce(),
             trackers: self.trackers.clone(),
             private: self.meta().is_some_and(|m| m.private),

@@ -7,3 +7,4 @@ pub mod quic;
 pub mod stream_chunks;
 pub mod tcp;
 pub mod verify;
+pub mod web_seed;

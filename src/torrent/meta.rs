@@ -99,6 +99,10 @@ pub struct Metainfo {
     pub announce: Option<String>,
     /// BEP 12 `announce-list` tiers (empty if absent).
     pub announce_list: Vec<Vec<String>>,
+    /// BEP 19 `url-list`: usable web seed URLs (see `torrent::web_seeds`).
+    pub web_seeds: Vec<String>,
+    /// `url-list` entries left out, and why.
+    pub web_seeds_ignored: Vec<super::web_seeds::IgnoredWebSeed>,
     /// BEP 27 `private` flag.
     pub private: bool,
     /// DHT nodes from the top-level `nodes` key (BEP 5 `[["host", port], ...]`, and the
@@ -223,6 +227,10 @@ impl Metainfo {
                 .map(|(ok, _unusable)| ok)
                 .unwrap_or_default();
         }
+        if let Some(v) = root.get(b"url-list") {
+            (meta.web_seeds, meta.web_seeds_ignored) =
+                super::web_seeds::parse_url_list(v, meta.multi_file);
+        }
         meta.comment = root.get(b"comment").and_then(opt_string);
         meta.created_by = root.get(b"created by").and_then(opt_string);
         meta.creation_date = root.get(b"creation date").and_then(Value::as_int);
@@ -312,6 +320,8 @@ impl ParsedInfo {
             total_length: self.total_length,
             announce: None,
             announce_list: Vec::new(),
+            web_seeds: Vec::new(),
+            web_seeds_ignored: Vec::new(),
             private: self.private,
             nodes: Vec::new(),
             comment: None,

@@ -11,3 +11,4 @@ pub mod picker;
 pub mod rate;
 pub mod session;
 pub mod smart_ban;
+pub mod web_seeds;

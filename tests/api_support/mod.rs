@@ -379,5 +379,6 @@ fn torrent(m: &Metainfo, add: &control::AddTorrent, hex: String) -> TorrentSnaps
         peers_known: add.peers.len(),
         peers_connected: 1,
         peers_banned: 0,
+        web_seeds: vec![],
     }
 }

@@ -14,7 +14,7 @@ pub mod pex;
 pub use bencode::NotADict;
 pub use magnet::{parse_magnet, Magnet, MagnetError};
 pub use metadata::{
-    decode_metadata_message, torrent_file, MetadataAssembler, MetadataEvent, MetadataMessage,
-    MetadataServer,
+    decode_metadata_message, torrent_file, torrent_file_with_web_seeds, MetadataAssembler,
+    MetadataEvent, MetadataMessage, MetadataServer,
 };
 pub use pex::{decode_pex_message, PexFlags, PexMessage, PexState};

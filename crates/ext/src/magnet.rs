@@ -57,6 +57,8 @@ pub struct Magnet {
     pub exact_length: Option<u64>,
     /// `x.pe` values that are not addresses we can dial (e.g. host names). Not written back.
     pub skipped_peers: Vec<String>,
+    /// `ws`: web seed URLs (BEP 19), in the order given; checked when the torrent is built.
+    pub web_seeds: Vec<String>,
 }
 
 /// Parses a magnet URI. Pure; the fuzz target calls it.
@@ -102,6 +104,15 @@ pub fn parse_magnet(uri: &str) -> Result<Magnet, MagnetError> {
                     && !m.trackers.iter().any(|x| x == t)
                 {
                     m.trackers.push(t.to_owned());
+                }
+            }
+            "ws" => {
+                let w = value.trim();
+                if !w.is_empty()
+                    && m.web_seeds.len() < MAX_LIST
+                    && !m.web_seeds.iter().any(|x| x == w)
+                {
+                    m.web_seeds.push(w.to_owned());
                 }
             }
             "x.pe" => {
@@ -204,7 +215,7 @@ impl std::str::FromStr for Magnet {
     }
 }
 
-/// Writes the canonical form: `magnet:?xt=urn:btih:<hex>[&dn=][&xl=][&tr=]*[&x.pe=]*`, values
+/// Writes the canonical form: `magnet:?xt=urn:btih:<hex>[&dn=][&xl=][&tr=]*[&ws=]*[&x.pe=]*`, values
 /// percent-encoded except IP peers (libtorrent does not decode `x.pe`).
 impl fmt::Display for Magnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -217,6 +228,9 @@ impl fmt::Display for Magnet {
         }
         for tr in &self.trackers {
             write!(f, "&tr={}", utf8_percent_encode(tr, VALUE))?;
+        }
+        for ws in &self.web_seeds {
+            write!(f, "&ws={}", utf8_percent_encode(ws, VALUE))?;
         }
         for pe in &self.peers {
             match pe {
@@ -287,6 +301,8 @@ mod tests {
         assert!(matches!(m.peers[2], PeerAddr::Scion(_)));
         assert_eq!(m.skipped_peers, ["tracker.example:1"]);
         assert_eq!(m.exact_length, Some(12345));
+        assert_eq!(m.web_seeds, ["http://w"]);
+        assert!(m.to_string().contains("&ws=http%3A%2F%2Fw"), "{m}");
     }
 
     #[test]

@@ -47,6 +47,7 @@ fn magnet() -> impl Strategy<Value = Magnet> {
             peers: pe.into_iter().collect(),
             exact_length: xl,
             skipped_peers: vec![],
+            web_seeds: vec![],
         })
         .prop_filter("trimmed trackers stay unique and non-empty", |m| {
             let set: std::collections::BTreeSet<_> = m.trackers.iter().collect();

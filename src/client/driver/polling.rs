@@ -218,6 +218,9 @@ pub(super) fn poll_live(
     let (app, tcp) = (&mut l.app, &mut l.tcp);
     let d = app.poll(net, now);
     tcp.pump_out(&mut app.session, now);
+    // Web seeds run where TCP peers are dialled (not while paused or queued, nor on the
+    // daemon's other runtimes).
+    l.web.pump(&mut app.session, tcp.dial_enabled, now);
     for node in app.session.take_dht_nodes() {
         // A full queue drops the node: the DHT has enough to do.
         match (node, &opts.dht_ip_nodes, &opts.dht_scion_nodes) {
@@ -250,6 +253,7 @@ pub(super) fn poll_live(
     }
     if app.is_done() {
         tcp.close_all();
+        l.web.close_all();
     }
     let size = l.data.meta.total_length;
     let ratio = (app.session.bytes_up + other_runtimes) as f64 / size.max(1) as f64;
@@ -259,6 +263,7 @@ pub(super) fn poll_live(
         (pex_new > 0).then_some(now),
         tcp.next_dial(),
         tcp.next_liveness_deadline(),
+        l.web.poll_timeout(),
     ]
     .into_iter()
     .flatten()

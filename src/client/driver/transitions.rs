@@ -166,7 +166,11 @@ impl Client {
         t.book.reset_active();
         let trackers: Vec<String> = t.announce().into_iter().flatten().collect();
         let metadata_only = self.opts.metadata_only;
-        let next = bt_ext::torrent_file(info, &trackers)
+        let web_seeds = match &t.phase {
+            Phase::Magnet(m) => m.magnet.web_seeds.clone(),
+            _ => Vec::new(),
+        };
+        let next = bt_ext::torrent_file_with_web_seeds(info, &trackers, &web_seeds)
             .map_err(|e| ControlError::BadTorrent(e.to_string()))
             .and_then(|bytes| {
                 let meta = Metainfo::from_bytes(&bytes)
@@ -239,10 +243,12 @@ impl Client {
         let mut tcp = TcpLanes::new(&self.tcp, data.meta.info_hash);
         tcp.liveness = self.opts.liveness;
         tcp.dial_enabled = !paused;
+        let web = crate::engine::web_seed::WebSeedLanes::new(&data.meta, self.wake.clone(), now);
         LivePhase {
             data,
             app: QuicBtApp::new(session, Vec::new(), stop_when, now),
             tcp,
+            web,
         }
     }
 
@@ -263,6 +269,7 @@ impl Client {
         match &mut t.phase {
             Phase::Live(l) => {
                 l.app.close_all(net, reason.clone(), now);
+                l.web.close_lanes(&mut l.app.session, reason.clone(), now);
                 l.tcp.close_lanes(&mut l.app.session, reason, now);
             }
             Phase::Magnet(m) => {

@@ -13,7 +13,7 @@ pub use assembler::{
 };
 pub use message::{decode_metadata_message, MetadataMessage, MetadataMessageError};
 pub use server::{serve_piece, MetadataServer};
-pub use torrent_file::{torrent_file, TorrentFileError};
+pub use torrent_file::{torrent_file, torrent_file_with_web_seeds, TorrentFileError};
 
 /// Metadata is exchanged in pieces of 16 KiB (the last one shorter).
 pub const METADATA_PIECE_LEN: usize = 16 * 1024;

@@ -13,6 +13,15 @@ pub struct TorrentFileError(#[from] NotADict);
 /// Writes a .torrent: `announce` (first tracker), `announce-list` (one tier per tracker, in
 /// order; BEP 12) and `info` = `info` unchanged. Pure; `--save-torrent` uses it.
 pub fn torrent_file(info: &[u8], trackers: &[String]) -> Result<Vec<u8>, TorrentFileError> {
+    torrent_file_with_web_seeds(info, trackers, &[])
+}
+
+/// As [`torrent_file`], with the magnet link's web seeds (`ws`) as `url-list` (BEP 19).
+pub fn torrent_file_with_web_seeds(
+    info: &[u8],
+    trackers: &[String],
+    web_seeds: &[String],
+) -> Result<Vec<u8>, TorrentFileError> {
     check_single_dict(info)?;
     let mut w = DictWriter::new();
     if let Some(first) = trackers.first() {
@@ -24,6 +33,13 @@ pub fn torrent_file(info: &[u8], trackers: &[String]) -> Result<Vec<u8>, Torrent
             tiers.list(tier);
         }
         w.list("announce-list", tiers);
+    }
+    if !web_seeds.is_empty() {
+        let mut list = ListWriter::new();
+        for u in web_seeds {
+            list.bytes(u);
+        }
+        w.list("url-list", list);
     }
     w.raw("info", info);
     Ok(w.finish())

@@ -134,8 +134,9 @@ impl TrackerTls {
         Ok(Self(Some(Arc::new(config))))
     }
 
-    /// Runs the handshake on `io` for `host` (a DNS name or an IP literal).
-    pub(crate) async fn connect(
+    /// Runs the handshake on `io` for `host` (a DNS name or an IP literal); web seeds use it
+    /// too.
+    pub async fn connect(
         &self,
         host: &str,
         io: impl HttpIo,
