@@ -24,6 +24,7 @@ assets! {
     "js/api.js" => JS,
     "js/dom.js" => JS,
     "js/format.js" => JS,
+    "js/files.js" => JS,
     "js/live.js" => JS,
     "js/paths.js" => JS,
     "js/toast.js" => JS,

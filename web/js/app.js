@@ -10,6 +10,7 @@ import { listView, listUi } from './pages/list.js';
 import { detailView, PATH_RULES } from './pages/detail.js';
 import { pathsView } from './pages/pathsPage.js';
 import { settingsView, settingsFromForm } from './pages/settings.js';
+import { installFileHandlers } from './files.js';
 
 const $ = (id) => document.getElementById(id);
 const main = $('main');
@@ -441,6 +442,8 @@ subscribe(() => {
     render();
   });
 });
+// The file tree's checkboxes, priorities, order toggles and play links (files.js).
+installFileHandlers({ act, render });
 window.addEventListener('hashchange', onRoute);
 window.addEventListener('unhandledrejection', (ev) => showError(ev.reason, 'Unexpected error'));
 onRoute();

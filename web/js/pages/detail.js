@@ -5,6 +5,7 @@ import * as f from '../format.js';
 import { laneHistory } from '../live.js';
 import { hopSequence, goodputChart } from '../paths.js';
 import { progressBar, stateBadge, torrentActions } from './list.js';
+import { filesSection } from '../files.js';
 
 function stat(label, value) {
   return h('div', { class: 'stat' }, h('dt', null, label), h('dd', null, value));
@@ -130,18 +131,6 @@ function trackersSection(t) {
         cell('Seeders', count(s, 'seeders'), 'num'),
         cell('Leechers', count(s, 'leechers'), 'num'),
         cell('Completed', count(s, 'completed'), 'num'))))));
-}
-
-function filesSection(t) {
-  return h('section', { class: 'card', 'aria-labelledby': 'files-title' },
-    h('h2', { id: 'files-title' }, `Files (${t.files.length})`),
-    t.files.length === 0 ? h('p', { class: 'empty' }, 'No file list yet (metadata not fetched).') : h('table', { class: 'responsive files' },
-      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Path'), h('th', { scope: 'col', class: 'num' }, 'Size'), h('th', { scope: 'col' }, 'Done'))),
-      h('tbody', null, t.files.map((file) => h('tr', { 'data-key': file.path },
-        h('th', { scope: 'row', class: 'file-path' }, file.path),
-        h('td', { 'data-label': 'Size', class: 'num' }, f.bytes(file.length)),
-        h('td', { 'data-label': 'Done', class: 'progress-cell' },
-          progressBar(file.length ? file.done / file.length : 1, null, `Progress of ${file.path}`)))))));
 }
 
 function limitsForm(t) {
