@@ -316,6 +316,17 @@ fn maps_renews_and_removes(net: u8, method: &str) {
     assert_eq!(tcp["external_port"], tcp_port);
     assert!(home.forwards("tcp", tcp_port), "{}", home.nat_rules());
     assert!(home.forwards("udp", udp_port), "{}", home.nat_rules());
+    // The CLI shows them.
+    let (code, out, err) = d.cli(&["settings"]);
+    assert_eq!(code, 0, "{err}");
+    let line = format!(
+        "port_mapping: tcp {tcp_port} (bittorrent): mapped to {}:{tcp_port} by {method}",
+        home.external()
+    );
+    assert!(
+        out.contains(&line),
+        "`settings` should show {line:?}:\n{out}"
+    );
     home.connect_from_wan(tcp_port).unwrap_or_else(|e| {
         panic!("the WAN host cannot reach our daemon through the mapping: {e}")
     });
@@ -438,6 +449,11 @@ fn a_hostile_gateway_gets_a_clear_status_and_no_crash() {
         assert_eq!(m["external_port"], Value::Null, "{m}");
         assert_eq!(m["lease_expires_unix_ms"], Value::Null, "{m}");
     }
+    let (_, out, _) = d.cli(&["settings"]);
+    assert!(
+        out.contains("port_mapping: tcp ") && out.contains(": failed: pcp: malformed answer"),
+        "`settings` should show the failure: {out}"
+    );
     // The daemon goes on serving, and stops cleanly.
     assert_eq!(d.call("GET", "/api/v1/settings", None).0, 200);
     assert_eq!(d.terminate(), 0, "{}", d.log_text());

@@ -713,6 +713,20 @@ fn settings(api: &Api, encryption: Option<bt_mse::Policy>) -> Result<(), CliErro
             None => println!("{name}: {value}"),
         }
     }
+    print_port_mapping(api)
+}
+
+/// The port mappings (daemon `--port-mapping`), one line each, from the snapshot.
+fn print_port_mapping(api: &Api) -> Result<(), CliError> {
+    let (snap, _): (serde_json::Value, _) = api.get("/api/v1/snapshot")?;
+    let list: Vec<crate::discovery::portmap::MappingStatus> =
+        serde_json::from_value(snap["port_mapping"].clone()).unwrap_or_default();
+    if list.is_empty() {
+        println!("port_mapping: none");
+    }
+    for line in super::portmap::lines(&list) {
+        println!("port_mapping: {line}");
+    }
     Ok(())
 }
 
