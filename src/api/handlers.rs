@@ -212,6 +212,7 @@ pub struct Settings {
     limits: Limits,
     seed_policy: SeedPolicy,
     encryption: bt_mse::Policy,
+    queue: crate::client::queue::QueueSettings,
     download_root: String,
     data_dir: String,
     http_listen: String,
@@ -226,6 +227,7 @@ pub async fn settings(State(s): State<AppState>) -> Json<Settings> {
         limits: snap.limits,
         seed_policy: snap.seed_policy,
         encryption: snap.encryption,
+        queue: snap.queue,
         download_root: s.root.path().display().to_string(),
         data_dir: s.data_dir.display().to_string(),
         http_listen: s.listen.to_string(),
@@ -241,6 +243,8 @@ pub struct SettingsUpdate {
     limits: Option<Object<Limits>>,
     seed_policy: Option<Object<SeedPolicy>>,
     encryption: Option<bt_mse::Policy>,
+    /// Only the fields given change (`null` lifts a limit).
+    queue: Option<Object<crate::client::queue::QueueUpdate>>,
 }
 
 pub async fn set_settings(
@@ -264,6 +268,9 @@ pub async fn set_settings(
     }
     if let Some(p) = u.encryption {
         s.client.call(|r| Command::SetEncryption(p, r)).await?;
+    }
+    if let Some(Object(q)) = u.queue {
+        s.client.call(|r| Command::SetQueue(q, r)).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,13 +12,15 @@ use crate::client::control::{ClientSnapshot, TorrentState, Transport};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-const STATES: [(TorrentState, &str); 6] = [
+const STATES: [(TorrentState, &str); 8] = [
     (TorrentState::FetchingMetadata, "fetching_metadata"),
     (TorrentState::Checking, "checking"),
     (TorrentState::Downloading, "downloading"),
     (TorrentState::Seeding, "seeding"),
     (TorrentState::Paused, "paused"),
     (TorrentState::Error, "error"),
+    (TorrentState::QueuedDownload, "queued_download"),
+    (TorrentState::QueuedSeed, "queued_seed"),
 ];
 
 struct Families {

@@ -12,6 +12,7 @@ pub mod metrics;
 mod object;
 pub mod paths;
 mod qbittorrent;
+mod queue;
 mod serve;
 mod transmission;
 
@@ -127,6 +128,8 @@ pub fn router(cfg: &ApiConfig, client: ClientHandle) -> Result<Router, ApiError>
         .route("/api/v1/torrents/{ih}/pause", post(h::pause))
         .route("/api/v1/torrents/{ih}/resume", post(h::resume))
         .route("/api/v1/torrents/{ih}/recheck", post(h::recheck))
+        .route("/api/v1/torrents/{ih}/queue", post(queue::move_in_queue))
+        .route("/api/v1/torrents/{ih}/force_start", put(queue::force_start))
         .route("/api/v1/torrents/{ih}/move", post(h::move_data))
         .route(
             "/api/v1/torrents/{ih}/category",

@@ -599,6 +599,25 @@ pub enum RemoteCommand {
         #[command(flatten)]
         api: ApiOpts,
     },
+    /// Start (resume) a torrent; with --force, run it regardless of the queue's limits
+    /// (--force=false puts it back under them).
+    Start {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        force: Option<bool>,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
+    /// Move a torrent in the queue: top, up, down or bottom.
+    Queue {
+        /// Info hash or a unique prefix of it.
+        torrent: String,
+        #[arg(value_parser = ["top", "up", "down", "bottom"])]
+        to: String,
+        #[command(flatten)]
+        api: ApiOpts,
+    },
     /// Hash all of a torrent's data again (state `checking`); pieces that no longer verify
     /// are downloaded again.
     Recheck {
@@ -665,6 +684,8 @@ pub enum RemoteCommand {
         #[arg(long, value_name = "POLICY", value_parser = clap::value_parser!(bt_mse::Policy))]
         encryption: Option<bt_mse::Policy>,
         #[command(flatten)]
+        queue: QueueArgs,
+        #[command(flatten)]
         api: ApiOpts,
     },
     /// Give a running torrent more peers to dial.
@@ -717,4 +738,35 @@ pub struct PrioLevel {
     pub normal: bool,
     #[arg(long)]
     pub high: bool,
+}
+
+/// The queue settings `settings` can change (each left out stays).
+#[derive(Args, Debug, Clone, Default)]
+pub struct QueueArgs {
+    /// Turn queueing on or off.
+    #[arg(long, value_name = "BOOL")]
+    pub queueing: Option<bool>,
+    /// Downloads running at once while queueing is on (`none`: no limit).
+    #[arg(long, value_name = "N|none", value_parser = parse_slots)]
+    pub max_active_downloads: Option<Slots>,
+    /// Seeds running at once while queueing is on (`none`: no limit).
+    #[arg(long, value_name = "N|none", value_parser = parse_slots)]
+    pub max_active_seeds: Option<Slots>,
+    /// A download with no payload for this many seconds holds no slot (`none`: it does).
+    #[arg(long, value_name = "SECS|none", value_parser = parse_slots)]
+    pub stalled_after_secs: Option<Slots>,
+}
+
+/// A number, or no limit (`none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slots(pub Option<u64>);
+
+fn parse_slots(s: &str) -> Result<Slots, String> {
+    match s {
+        "none" => Ok(Slots(None)),
+        n => n
+            .parse()
+            .map(|n| Slots(Some(n)))
+            .map_err(|_| format!("{n:?} is neither a number nor none")),
+    }
 }

@@ -48,6 +48,12 @@ pub fn run(cmd: RemoteCommand) -> Result<(), CliError> {
         RemoteCommand::Pause { torrent, api } => simple(&Api::new(&api), &torrent, "pause"),
         RemoteCommand::Resume { torrent, api } => simple(&Api::new(&api), &torrent, "resume"),
         RemoteCommand::Recheck { torrent, api } => recheck(&Api::new(&api), &torrent),
+        RemoteCommand::Start {
+            torrent,
+            force,
+            api,
+        } => start(&Api::new(&api), &torrent, force),
+        RemoteCommand::Queue { torrent, to, api } => queue(&Api::new(&api), &torrent, &to),
         RemoteCommand::Category {
             name,
             save_path,
@@ -77,7 +83,11 @@ pub fn run(cmd: RemoteCommand) -> Result<(), CliError> {
             peers,
             api,
         } => add_peer(&Api::new(&api), &torrent, peers),
-        RemoteCommand::Settings { encryption, api } => settings(&Api::new(&api), encryption),
+        RemoteCommand::Settings {
+            encryption,
+            queue,
+            api,
+        } => settings(&Api::new(&api), encryption, &queue),
         RemoteCommand::Files { torrent, api } => files(&Api::new(&api), &torrent),
         RemoteCommand::Prio {
             torrent,
@@ -540,6 +550,38 @@ fn simple(api: &Api, given: &str, action: &str) -> Result<(), CliError> {
     done(api, &ih, &format!("{action}d"))
 }
 
+/// `start`: resume, or with --force set its force-start flag (which also resumes it).
+fn start(api: &Api, given: &str, force: Option<bool>) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    match force {
+        None => {
+            api.call("POST", &format!("/api/v1/torrents/{ih}/resume"), None)?;
+            done(api, &ih, "started")
+        }
+        Some(force) => {
+            let path = format!("/api/v1/torrents/{ih}/force_start");
+            api.send_json("PUT", &path, &json!({ "force": force }))?;
+            done(
+                api,
+                &ih,
+                if force {
+                    "force-started"
+                } else {
+                    "no longer forced"
+                },
+            )
+        }
+    }
+}
+
+/// `queue`: moves a torrent in the queue.
+fn queue(api: &Api, given: &str, to: &str) -> Result<(), CliError> {
+    let ih = api.resolve(given)?;
+    let path = format!("/api/v1/torrents/{ih}/queue");
+    api.send_json("POST", &path, &json!({ "move": to }))?;
+    done(api, &ih, &format!("moved {to} in the queue"))
+}
+
 fn recheck(api: &Api, given: &str) -> Result<(), CliError> {
     let ih = api.resolve(given)?;
     api.call("POST", &format!("/api/v1/torrents/{ih}/recheck"), None)?;
@@ -694,13 +736,33 @@ fn add_peer(api: &Api, given: &str, peers: Vec<String>) -> Result<(), CliError> 
 
 /// `settings`: sets the encryption policy if one is given, then prints the settings (one
 /// `name: value` line each, values as JSON).
-fn settings(api: &Api, encryption: Option<bt_mse::Policy>) -> Result<(), CliError> {
+fn settings(
+    api: &Api,
+    encryption: Option<bt_mse::Policy>,
+    queue: &super::args::QueueArgs,
+) -> Result<(), CliError> {
     if let Some(p) = encryption {
         api.send_json(
             "PUT",
             "/api/v1/settings",
             &serde_json::json!({ "encryption": p }),
         )?;
+    }
+    let mut q = serde_json::Map::new();
+    if let Some(on) = queue.queueing {
+        q.insert("enabled".into(), json!(on));
+    }
+    for (key, v) in [
+        ("max_active_downloads", queue.max_active_downloads),
+        ("max_active_seeds", queue.max_active_seeds),
+        ("stalled_after_secs", queue.stalled_after_secs),
+    ] {
+        if let Some(super::args::Slots(v)) = v {
+            q.insert(key.into(), json!(v));
+        }
+    }
+    if !q.is_empty() {
+        api.send_json("PUT", "/api/v1/settings", &json!({ "queue": q }))?;
     }
     let (v, bytes): (serde_json::Value, _) = api.get("/api/v1/settings")?;
     if api.json {
@@ -830,6 +892,8 @@ fn state(s: TorrentState) -> &'static str {
         TorrentState::Seeding => "seeding",
         TorrentState::Paused => "paused",
         TorrentState::Error => "error",
+        TorrentState::QueuedDownload => "queued (download)",
+        TorrentState::QueuedSeed => "queued (seed)",
     }
 }
 

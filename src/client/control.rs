@@ -187,6 +187,9 @@ pub enum SettingsError {
     /// A saved category whose name is not valid (edited by hand): dropped.
     #[error("{0}")]
     Category(String),
+    /// Saved queue settings out of range (edited by hand): the defaults instead.
+    #[error("{0}")]
+    Queue(String),
 }
 
 impl SeedPolicy {
@@ -316,6 +319,21 @@ pub enum Command {
         out_dir: PathBuf,
         reply: Reply<MoveProgress>,
     },
+    /// Force-starts a torrent (runs regardless of the queue's limits; also resumes it if
+    /// paused) or, with `force: false`, puts it back under them.
+    ForceStart {
+        info_hash: InfoHash,
+        force: bool,
+        reply: Reply<()>,
+    },
+    /// Moves torrents in the queue; an unknown info hash: `UnknownTorrent`, nothing moves.
+    QueueMove {
+        info_hashes: Vec<InfoHash>,
+        to: super::queue::Move,
+        reply: Reply<()>,
+    },
+    /// Changes the queue settings (checked by the caller).
+    SetQueue(super::queue::QueueUpdate, Reply<()>),
     /// Save state, tell peers, stop.
     Shutdown(Reply<()>),
 }
@@ -382,6 +400,10 @@ pub enum TorrentState {
     Seeding,
     Paused,
     Error,
+    /// Waiting for a download slot (queueing is on and the limit is reached).
+    QueuedDownload,
+    /// Complete, waiting for a seed slot.
+    QueuedSeed,
 }
 
 /// One interface a path crosses.
@@ -607,6 +629,16 @@ pub struct TorrentSnapshot {
     /// several (`--runtimes`); empty with one.
     #[serde(default)]
     pub uploaded_by_runtime: Vec<u64>,
+    /// Its place in the queue (0 = first), over every torrent.
+    #[serde(default)]
+    pub queue_position: u32,
+    /// Force-started: runs regardless of the queue's limits.
+    #[serde(default)]
+    pub force_start: bool,
+    /// A running download that received no payload for the queue's stalled time (it holds
+    /// no download slot).
+    #[serde(default)]
+    pub stalled: bool,
     /// Its category, if it is in one.
     #[serde(default)]
     pub category: Option<String>,
@@ -656,6 +688,9 @@ pub struct ClientSnapshot {
     /// Every category by name.
     #[serde(default)]
     pub categories: std::collections::BTreeMap<String, Category>,
+    /// The queue's limits.
+    #[serde(default)]
+    pub queue: super::queue::QueueSettings,
 }
 
 /// The front ends' side: cloneable, usable from any thread or runtime.

@@ -8,6 +8,7 @@
 //! * `wanted`: file priorities → piece priorities, skipped files, wanted progress.
 //! * `resume`: fast-resume data, the store trait, the start-up check decision.
 //! * `labels`: category and tag names; `mover`: moving data across filesystems.
+//! * `queue`: the queueing policy (which torrents run under the active limits), sans-IO.
 
 pub mod checker;
 pub mod control;
@@ -18,6 +19,7 @@ pub mod mover;
 pub mod paths;
 pub mod peer_book;
 pub mod phase;
+pub mod queue;
 pub mod resume;
 pub mod router;
 pub mod runtimes;

@@ -106,6 +106,12 @@ pub struct SavedTorrentSettings {
     /// Its category and tags.
     #[serde(default)]
     pub labels: super::control::Labels,
+    /// Its place in the queue (0 = first); renumbered without gaps on load.
+    #[serde(default)]
+    pub queue_position: u32,
+    /// Force-started: runs regardless of the queue's limits.
+    #[serde(default)]
+    pub force_start: bool,
 }
 
 /// One entry of the torrent list handed to [`ResumeStore::save_torrents`].
@@ -154,6 +160,9 @@ pub struct ClientSettings {
     /// None: never set (the default policy, or the daemon's --encryption).
     #[serde(default)]
     pub encryption: Option<bt_mse::Policy>,
+    /// The queue's limits.
+    #[serde(default)]
+    pub queue: super::queue::QueueSettings,
 }
 
 impl ClientSettings {
@@ -165,6 +174,10 @@ impl ClientSettings {
         if let Err(e) = self.seed_policy.validate() {
             rejected.push(e);
             self.seed_policy = SeedPolicy::default();
+        }
+        if let Err(e) = self.queue.validate() {
+            rejected.push(SettingsError::Queue(e.to_string()));
+            self.queue = Default::default();
         }
         self.categories
             .retain(|name, _| match super::labels::check_category(name) {
@@ -326,6 +339,7 @@ mod tests {
             categories: ["tv", "a//b"]
                 .map(|n| (n.to_string(), Default::default()))
                 .into(),
+            queue: Default::default(),
         };
         let (ok, rejected) = bad.clone().validated();
         assert_eq!(ok.seed_policy, SeedPolicy::default());

@@ -65,6 +65,12 @@ pub struct Torrent {
     pub trackers: Vec<super::control::TrackerStatus>,
     /// `settings.path_rules`, parsed.
     pub rules: CompiledRules,
+    /// Waiting for a queue slot: its lanes are closed as when paused (see `client::queue`).
+    pub queued: bool,
+    /// Payload bytes received when they last grew, and when (for the queue's stalled rule).
+    pub payload_seen: (u64, Instant),
+    /// It runs and received no payload for the queue's stalled time.
+    pub stalled: bool,
 }
 
 impl Torrent {
@@ -100,6 +106,9 @@ impl Torrent {
             cached_snapshot: None,
             trackers: Vec::new(),
             rules,
+            queued: false,
+            payload_seen: (0, now),
+            stalled: false,
         }
     }
 
@@ -166,9 +175,26 @@ impl Torrent {
         self.apply_file_choice();
     }
 
-    /// The state the API shows (read from its phase, never stored beside it).
+    /// The state the API shows (read from its phase and whether the queue holds it back,
+    /// never stored beside them).
     pub fn state(&self) -> TorrentState {
-        self.phase.state(self.settings.paused)
+        let state = self.phase.state(self.settings.paused);
+        if !self.queued {
+            return state;
+        }
+        match (&self.phase, state) {
+            (Phase::Live(l), TorrentState::Downloading | TorrentState::Seeding) => {
+                match l.app.session.is_complete() {
+                    true => TorrentState::QueuedSeed,
+                    false => TorrentState::QueuedDownload,
+                }
+            }
+            // A queued magnet link has no fetch: its phase reads as paused.
+            (Phase::Magnet(_), TorrentState::Paused) if !self.settings.paused => {
+                TorrentState::QueuedDownload
+            }
+            (_, s) => s,
+        }
     }
 
     pub fn meta(&self) -> Option<&Arc<Metainfo>> {
@@ -332,6 +358,9 @@ impl Torrent {
                 && c.limits == self.settings.limits
                 && c.path_rules == self.settings.path_rules
                 && c.pieces_have == self.pieces_have()
+                && c.queue_position == self.settings.queue_position
+                && c.force_start == self.settings.force_start
+                && c.stalled == self.stalled
                 && c.peers_known == self.book.len()
                 && c.peers_banned == self.book.count(PeerState::Banned)
                 && c.trackers == self.trackers
@@ -508,6 +537,9 @@ impl Torrent {
             web_seeds: super::web_seeds::snapshot(&self.phase, now),
             announce: self.announce(),
             trackers: self.trackers.clone(),
+            queue_position: self.settings.queue_position,
+            force_start: self.settings.force_start,
+            stalled: self.stalled,
             private: self.meta().is_some_and(|m| m.private),
             uploaded_by_runtime: Vec::new(),
             category: self.settings.labels.category.clone(),
@@ -561,5 +593,8 @@ pub fn settings(
         files: Default::default(),
         path_rules: Default::default(),
         labels: Default::default(),
+        // The client puts a new torrent last in the queue.
+        queue_position: u32::MAX,
+        force_start: false,
     }
 }

@@ -97,6 +97,12 @@ pub struct TorrentEntry {
     /// Its category and tags.
     #[serde(default)]
     pub labels: crate::client::control::Labels,
+    /// Its place in the queue (0 = first).
+    #[serde(default)]
+    pub queue_position: u32,
+    /// Force-started: runs regardless of the queue's limits.
+    #[serde(default)]
+    pub force_start: bool,
 }
 
 /// One torrent as found on disk.

@@ -64,6 +64,8 @@ impl ResumeStore for ClientStore {
                     files: e.files,
                     path_rules: e.path_rules,
                     labels: e.labels,
+                    queue_position: e.queue_position,
+                    force_start: e.force_start,
                 },
             ));
         }
@@ -138,5 +140,7 @@ fn entry_of(t: &SavedTorrent<'_>) -> TorrentEntry {
         files: s.files.clone(),
         path_rules: s.path_rules.clone(),
         labels: s.labels.clone(),
+        queue_position: s.queue_position,
+        force_start: s.force_start,
     }
 }

@@ -31,6 +31,9 @@ fn entry(byte: u8, added: u64) -> TorrentEntry {
             category: Some(format!("cat{byte}")),
             tags: ["a".to_string(), format!("t{byte}")].into(),
         },
+        // Saved and loaded like the rest (a restart keeps the queue's order).
+        queue_position: u32::from(byte),
+        force_start: byte.is_multiple_of(2),
     }
 }
 

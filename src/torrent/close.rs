@@ -54,6 +54,8 @@ pub enum CloseReason {
     Storage(String),
     #[error("paused")]
     Paused,
+    #[error("queued (waiting for a slot)")]
+    Queued,
     #[error("torrent removed")]
     Removed,
     #[error("seeding goal reached")]

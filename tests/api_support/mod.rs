@@ -275,6 +275,12 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
             Command::Move { reply, .. } => {
                 let _ = reply.send(Err(ControlError::BadRequest("not in the fake".into())));
             }
+            // The queue is tested against the real client (tests/daemon_queue.rs).
+            Command::ForceStart { reply, .. }
+            | Command::QueueMove { reply, .. }
+            | Command::SetQueue(_, reply) => {
+                let _ = reply.send(Err(ControlError::BadRequest("not in the fake".into())));
+            }
             Command::TrackerStatus { .. } | Command::Serve(_) => {}
             // The fake has no port-mapping front end: nothing to show.
             Command::PortMapping(_) => {}
@@ -361,6 +367,9 @@ fn torrent(m: &Metainfo, add: &control::AddTorrent, hex: String) -> TorrentSnaps
         category: None,
         tags: vec![],
         moving_to: None,
+        queue_position: 0,
+        force_start: false,
+        stalled: false,
         pieces_total: m.num_pieces(),
         piece_length: m.piece_length.into(),
         bytes_down: 16384,

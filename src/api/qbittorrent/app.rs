@@ -57,9 +57,10 @@ fn port_of(addr: Option<&str>) -> i64 {
 }
 
 /// The preferences as qBittorrent names them: ours, and fixed values for what the daemon
-/// does not have (queueing off, no alternative limits, no temp path).
+/// does not have (no alternative limits, no temp path).
 fn preferences_of(s: &AppState, snap: &ClientSnapshot) -> Map<String, Value> {
     let (max_ratio, max_minutes) = share_limits(&snap.seed_policy);
+    let q = &snap.queue;
     let v = json!({
         "save_path": s.root.path().display().to_string(),
         "temp_path_enabled": false,
@@ -77,11 +78,18 @@ fn preferences_of(s: &AppState, snap: &ClientSnapshot) -> Map<String, Value> {
         "max_seeding_time": max_minutes,
         // 0: pause the torrent when a share limit is reached (what our seeding policy does).
         "max_ratio_act": 0,
-        "queueing_enabled": false,
-        "max_active_downloads": -1,
-        "max_active_uploads": -1,
-        "max_active_torrents": -1,
-        "dont_count_slow_torrents": false,
+        "queueing_enabled": q.enabled,
+        "max_active_downloads": slots(q.max_active_downloads),
+        "max_active_uploads": slots(q.max_active_seeds),
+        // Not a limit of its own here: the sum of the two (-1 when either has none).
+        "max_active_torrents": match (q.max_active_downloads, q.max_active_seeds) {
+            (Some(d), Some(u)) => i64::from(d) + i64::from(u),
+            _ => -1,
+        },
+        // A download with no payload for the inactive timer holds no slot (no rate
+        // thresholds: only "nothing at all" counts as slow).
+        "dont_count_slow_torrents": q.stalled_after_secs.is_some(),
+        "slow_torrent_inactive_timer": q.stalled_after_secs.unwrap_or(60),
         "encryption": encryption_code(snap.encryption),
         "pex": true,
         "lsd": false,
@@ -105,12 +113,31 @@ pub(super) async fn preferences(State(s): State<AppState>) -> Response {
     json(&preferences_of(&s, &s.client.snapshot()))
 }
 
+/// A queue limit as qBittorrent writes it: -1 for none.
+fn slots(n: Option<u32>) -> i64 {
+    n.map_or(-1, i64::from)
+}
+
+/// A queue limit from qBittorrent: negative = none.
+fn slots_of(v: &Value, key: &str) -> QbtResult<Option<u32>> {
+    let n = v
+        .as_i64()
+        .ok_or_else(|| QbtError::bad_request(format!("{key} must be an integer")))?;
+    match n {
+        n if n < 0 => Ok(None),
+        n => u32::try_from(n)
+            .map(Some)
+            .map_err(|_| QbtError::bad_request(format!("{key} is too large"))),
+    }
+}
+
 /// What a `setPreferences` call asks of the daemon, checked before anything changes.
 #[derive(Default)]
 struct Changes {
     limits: Option<Limits>,
     seed: Option<SeedPolicy>,
     encryption: Option<bt_mse::Policy>,
+    queue: Option<crate::client::queue::QueueUpdate>,
 }
 
 /// A limit in bytes/s, 0 or negative = none.
@@ -150,6 +177,16 @@ fn plan(
             }
             "max_ratio_enabled" | "max_ratio" | "max_seeding_time_enabled" | "max_seeding_time" => {
             }
+            "queueing_enabled" => {
+                c.queue.get_or_insert_default().enabled = Some(flag(v, key)?);
+            }
+            "max_active_downloads" => {
+                c.queue.get_or_insert_default().max_active_downloads = Some(slots_of(v, key)?);
+            }
+            "max_active_uploads" => {
+                c.queue.get_or_insert_default().max_active_seeds = Some(slots_of(v, key)?);
+            }
+            "dont_count_slow_torrents" | "slow_torrent_inactive_timer" => {}
             "encryption" => {
                 c.encryption = Some(match v.as_i64() {
                     Some(0) => bt_mse::Policy::Enabled,
@@ -202,6 +239,22 @@ fn plan(
         p.validate()
             .map_err(|e| QbtError::bad_request(e.to_string()))?;
     }
+    // The slow-torrent switch and its timer come in a pair too.
+    if given.contains_key("dont_count_slow_torrents")
+        || given.contains_key("slow_torrent_inactive_timer")
+    {
+        let on = match given.get("dont_count_slow_torrents") {
+            Some(v) => flag(v, "dont_count_slow_torrents")?,
+            None => true,
+        };
+        let secs = match given.get("slow_torrent_inactive_timer") {
+            Some(v) => v.as_u64().filter(|s| *s > 0).ok_or_else(|| {
+                QbtError::bad_request("slow_torrent_inactive_timer must be a positive integer")
+            })?,
+            None => snap.queue.stalled_after_secs.unwrap_or(60),
+        };
+        c.queue.get_or_insert_default().stalled_after_secs = Some(on.then_some(secs));
+    }
     if !unsupported.is_empty() {
         unsupported.sort();
         return Err(QbtError::conflict(format!(
@@ -233,6 +286,9 @@ pub(super) async fn set_preferences(State(s): State<AppState>, p: Params) -> Qbt
     }
     if let Some(e) = changes.encryption {
         s.client.call(|r| Command::SetEncryption(e, r)).await?;
+    }
+    if let Some(q) = changes.queue {
+        s.client.call(|r| Command::SetQueue(q, r)).await?;
     }
     Ok(ok())
 }

@@ -25,7 +25,12 @@ pub(super) fn state(t: &TorrentSnapshot) -> &'static str {
         return "moving";
     }
     match t.state {
+        TorrentState::FetchingMetadata if t.force_start => "forcedMetaDL",
         TorrentState::FetchingMetadata => "metaDL",
+        TorrentState::Downloading if t.force_start => "forcedDL",
+        TorrentState::Seeding if t.force_start => "forcedUP",
+        TorrentState::QueuedDownload => "queuedDL",
+        TorrentState::QueuedSeed => "queuedUP",
         TorrentState::Checking if done => "checkingUP",
         TorrentState::Checking => "checkingDL",
         TorrentState::Downloading if t.rate_down > 0.0 => "downloading",
@@ -51,6 +56,7 @@ pub(super) fn passes(t: &TorrentSnapshot, filter: &str) -> bool {
             | "pausedDL"
             | "queuedDL"
             | "forcedDL"
+            | "forcedMetaDL"
     );
     let seeding = matches!(
         s,
@@ -59,7 +65,13 @@ pub(super) fn passes(t: &TorrentSnapshot, filter: &str) -> bool {
     let paused = matches!(s, "pausedUP" | "pausedDL");
     let active = matches!(
         s,
-        "downloading" | "metaDL" | "uploading" | "forcedDL" | "forcedUP" | "moving"
+        "downloading"
+            | "metaDL"
+            | "forcedMetaDL"
+            | "uploading"
+            | "forcedDL"
+            | "forcedUP"
+            | "moving"
     );
     match filter {
         "downloading" => downloading,
@@ -152,6 +164,15 @@ fn connected(t: &TorrentSnapshot) -> (usize, usize) {
     (seeds, t.peers.len().saturating_sub(seeds))
 }
 
+/// qBittorrent's `priority`: the queue position counted from 1, or 0 while queueing is off
+/// and for complete torrents (qBittorrent shows seeds' positions as 0 too).
+fn queue_priority(t: &TorrentSnapshot, snap: &ClientSnapshot) -> i64 {
+    match snap.queue.enabled && !complete(t) {
+        true => i64::from(t.queue_position) + 1,
+        false => 0,
+    }
+}
+
 /// The daemon's seeding policy as qBittorrent's global share limits: ratio (-1 none) and
 /// minutes (-1 none).
 pub(super) fn share_limits(p: &SeedPolicy) -> (f64, i64) {
@@ -187,7 +208,7 @@ pub(super) fn info(
         "downloaded_session": t.bytes_down,
         "eta": t.eta_secs.unwrap_or(ETA_INFINITE).min(ETA_INFINITE),
         "f_l_piece_prio": t.first_last_piece,
-        "force_start": false,
+        "force_start": t.force_start,
         "hash": t.info_hash,
         "infohash_v1": t.info_hash,
         "infohash_v2": "",
@@ -205,7 +226,7 @@ pub(super) fn info(
         "num_incomplete": num_incomplete,
         "num_leechs": num_leechs,
         "num_seeds": num_seeds,
-        "priority": 0,
+        "priority": queue_priority(t, snap),
         "private": t.private,
         "progress": t.progress,
         "ratio": t.ratio,

@@ -101,7 +101,7 @@ fn full_state(s: &AppState, snap: &ClientSnapshot, now_unix: u64) -> Value {
         "alltime_ul": up,
         "free_space_on_disk": free_space(s.root.path()),
         "global_ratio": format!("{ratio:.2}"),
-        "queueing": false,
+        "queueing": snap.queue.enabled,
         "refresh_interval": 1500,
         "total_peer_connections": snap.torrents.iter().map(|t| t.peers_connected).sum::<usize>(),
         "use_alt_speed_limits": false,

@@ -1,8 +1,8 @@
 //! `torrents/*` (all but `add`): reads from the latest snapshot, actions as daemon commands.
 //! Bulk actions take `hashes` (`a|b|c` or `all`) and skip hashes that name no torrent, as
 //! qBittorrent does; reads of one torrent (`hash`) answer 404 for an unknown one. What the
-//! daemon does not have answers 409 naming it (queueing answers qBittorrent's own "Torrent
-//! queueing must be enabled").
+//! daemon does not have answers 409 naming it (queue moves while queueing is off answer
+//! qBittorrent's own "Torrent queueing must be enabled").
 
 use std::cmp::Ordering;
 
@@ -418,21 +418,60 @@ pub(super) async fn set_share_limits(p: Params) -> QbtResult<Response> {
     ))
 }
 
-/// `topPrio`, `bottomPrio`, `increasePrio`, `decreasePrio`: what qBittorrent answers while
-/// queueing is off.
-pub(super) async fn queue_move(p: Params) -> QbtResult<Response> {
-    p.require("hashes")?;
-    Err(QbtError::conflict("Torrent queueing must be enabled"))
+/// `topPrio`, `bottomPrio`, `increasePrio`, `decreasePrio` (`hashes`): moves them in the
+/// queue; qBittorrent's 409 "Torrent queueing must be enabled" while queueing is off.
+async fn queue_move(s: AppState, p: Params, to: crate::client::queue::Move) -> QbtResult<Response> {
+    let hashes = p.require("hashes")?.to_string();
+    let snap = s.client.snapshot();
+    if !snap.queue.enabled {
+        return Err(QbtError::conflict("Torrent queueing must be enabled"));
+    }
+    let info_hashes = selected_hashes(&snap, &hashes);
+    if !info_hashes.is_empty() {
+        s.client
+            .call(|reply| Command::QueueMove {
+                info_hashes,
+                to,
+                reply,
+            })
+            .await?;
+    }
+    Ok(ok())
 }
 
-pub(super) async fn set_force_start(p: Params) -> QbtResult<Response> {
-    p.require("hashes")?;
-    match p.bool("value")? {
-        Some(false) | None => Ok(ok()),
-        Some(true) => Err(QbtError::unsupported(
-            "force start (the daemon has no queue yet)",
-        )),
+pub(super) async fn top_prio(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    queue_move(s, p, crate::client::queue::Move::Top).await
+}
+
+pub(super) async fn bottom_prio(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    queue_move(s, p, crate::client::queue::Move::Bottom).await
+}
+
+/// `increasePrio`: one place nearer the front of the queue.
+pub(super) async fn increase_prio(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    queue_move(s, p, crate::client::queue::Move::Up).await
+}
+
+pub(super) async fn decrease_prio(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    queue_move(s, p, crate::client::queue::Move::Down).await
+}
+
+/// `setForceStart` (`hashes`, `value`): true runs them regardless of the queue (resuming a
+/// paused one, as qBittorrent does); false puts them back under it.
+pub(super) async fn set_force_start(State(s): State<AppState>, p: Params) -> QbtResult<Response> {
+    let hashes = p.require("hashes")?.to_string();
+    let force = p.bool("value")?.unwrap_or(false);
+    let snap = s.client.snapshot();
+    for info_hash in selected_hashes(&snap, &hashes) {
+        s.client
+            .call(|reply| Command::ForceStart {
+                info_hash,
+                force,
+                reply,
+            })
+            .await?;
     }
+    Ok(ok())
 }
 
 /// Our priority for qBittorrent's: 0 skip, 1 normal, 6 high, 7 maximal (our high).

@@ -45,12 +45,10 @@ async fn call(rpc: &Rpc, method: &str, args: Args) -> RpcResult<Map<String, Valu
         "torrent-set" => torrents::set(rpc, args).await,
         "torrent-verify" => features::verify(rpc, args).await,
         "torrent-set-location" => features::set_location(rpc, args).await,
-        "torrent-reannounce"
-        | "torrent-rename-path"
-        | "queue-move-top"
-        | "queue-move-up"
-        | "queue-move-down"
-        | "queue-move-bottom" => torrents::missing(rpc, args, method),
+        "torrent-reannounce" | "torrent-rename-path" => torrents::missing(rpc, args, method),
+        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
+            torrents::queue_move(rpc, args, method).await
+        }
         "session-get" => session::get(rpc, args),
         "session-set" => session::set(rpc, args).await,
         "session-stats" => session::stats(rpc, args),

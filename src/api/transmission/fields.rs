@@ -101,7 +101,11 @@ const KNOWN: &[&str] = &[
 pub mod status {
     pub const STOPPED: i64 = 0;
     pub const CHECK: i64 = 2;
+    /// Queued to download (TR_STATUS_DOWNLOAD_WAIT).
+    pub const DOWNLOAD_WAIT: i64 = 3;
     pub const DOWNLOAD: i64 = 4;
+    /// Queued to seed (TR_STATUS_SEED_WAIT).
+    pub const SEED_WAIT: i64 = 5;
     pub const SEED: i64 = 6;
 }
 
@@ -158,6 +162,8 @@ pub fn status_code(t: &TorrentSnapshot) -> i64 {
         TorrentState::Checking => status::CHECK,
         TorrentState::FetchingMetadata | TorrentState::Downloading => status::DOWNLOAD,
         TorrentState::Seeding => status::SEED,
+        TorrentState::QueuedDownload => status::DOWNLOAD_WAIT,
+        TorrentState::QueuedSeed => status::SEED_WAIT,
     }
 }
 
@@ -218,6 +224,7 @@ fn field(t: &TorrentSnapshot, name: &str, cx: &Ctx) -> Option<Value> {
             (None, _, _) => -2,
         }),
         "downloadDir" => json!(t.out_dir),
+        "queuePosition" => json!(t.queue_position),
         "addedDate" => json!(t.added_unix),
         "doneDate" => json!(cx.book.done_unix(&t.info_hash)),
         // Transmission's "finished": stopped by the seeding policy.

@@ -13,6 +13,7 @@ use super::envelope::{Args, RpcError, RpcResult};
 use super::fields::KB;
 use super::Rpc;
 use crate::client::control::{Command, Limits, SeedPolicy};
+use crate::client::queue::{QueueSettings, QueueUpdate};
 
 /// The protocol this module follows (Transmission 4.0's, its old names).
 const RPC_VERSION: i64 = 17;
@@ -25,9 +26,6 @@ const ABSENT: &[(&str, bool)] = &[
     ("alt-speed-enabled", false),
     ("alt-speed-time-enabled", false),
     ("blocklist-enabled", false),
-    ("download-queue-enabled", false),
-    ("seed-queue-enabled", false),
-    ("queue-stalled-enabled", false),
     ("idle-seeding-limit-enabled", false),
     ("incomplete-dir-enabled", false),
     ("lpd-enabled", false),
@@ -41,6 +39,87 @@ const ABSENT: &[(&str, bool)] = &[
     ("utp-enabled", false),
     ("start-added-torrents", true),
 ];
+
+/// Transmission's queue keys for ours. Transmission has a switch per queue, the daemon one
+/// switch and a limit per queue that may be none: a queue reads as on when queueing is on
+/// and it has a limit. A size read while its queue is off is the size it gets when turned on.
+fn queue_keys(q: &QueueSettings) -> [(&'static str, Value); 6] {
+    let default = QueueSettings::default();
+    let stalled = q.stalled_after_secs;
+    [
+        (
+            "download-queue-enabled",
+            json!(q.enabled && q.max_active_downloads.is_some()),
+        ),
+        (
+            "download-queue-size",
+            json!(q.max_active_downloads.or(default.max_active_downloads)),
+        ),
+        (
+            "seed-queue-enabled",
+            json!(q.enabled && q.max_active_seeds.is_some()),
+        ),
+        (
+            "seed-queue-size",
+            json!(q.max_active_seeds.or(default.max_active_seeds)),
+        ),
+        ("queue-stalled-enabled", json!(stalled.is_some())),
+        (
+            "queue-stalled-minutes",
+            json!(stalled
+                .or(default.stalled_after_secs)
+                .map(|s| s.div_ceil(60))),
+        ),
+    ]
+}
+
+/// The queue change session-set asks for, if it names a queue key.
+fn queue_update(q: &QueueSettings, args: &mut Args) -> RpcResult<Option<QueueUpdate>> {
+    let dl_on = args.bool("download-queue-enabled")?;
+    let dl_size = args.count("download-queue-size")?;
+    let seed_on = args.bool("seed-queue-enabled")?;
+    let seed_size = args.count("seed-queue-size")?;
+    let stalled_on = args.bool("queue-stalled-enabled")?;
+    let stalled_minutes = args.count("queue-stalled-minutes")?;
+    let given = [dl_on, seed_on, stalled_on].iter().any(Option::is_some)
+        || [dl_size, seed_size, stalled_minutes]
+            .iter()
+            .any(Option::is_some);
+    if !given {
+        return Ok(None);
+    }
+    let default = QueueSettings::default();
+    let size = |v: Option<u64>, now: Option<u32>, default: Option<u32>| -> RpcResult<Option<u32>> {
+        match v {
+            Some(n) => u32::try_from(n)
+                .map(Some)
+                .map_err(|_| RpcError::bad(format!("queue size {n} is too large"))),
+            None => Ok(now.or(default)),
+        }
+    };
+    let dl_size = size(
+        dl_size,
+        q.max_active_downloads,
+        default.max_active_downloads,
+    )?;
+    let seed_size = size(seed_size, q.max_active_seeds, default.max_active_seeds)?;
+    let dl_on = dl_on.unwrap_or(q.enabled && q.max_active_downloads.is_some());
+    let seed_on = seed_on.unwrap_or(q.enabled && q.max_active_seeds.is_some());
+    let stalled_on = stalled_on.unwrap_or(q.stalled_after_secs.is_some());
+    let stalled_secs = match stalled_minutes {
+        Some(0) => return Err(RpcError::bad("queue-stalled-minutes must be at least 1")),
+        Some(m) => Some(m.saturating_mul(60)),
+        None => q.stalled_after_secs.or(default.stalled_after_secs),
+    };
+    let on = dl_on || seed_on;
+    Ok(Some(QueueUpdate {
+        enabled: Some(on),
+        // With both queues off the limits are kept for the next time one is turned on.
+        max_active_downloads: on.then_some(dl_on.then_some(dl_size).flatten()),
+        max_active_seeds: on.then_some(seed_on.then_some(seed_size).flatten()),
+        stalled_after_secs: Some(stalled_secs.filter(|_| stalled_on)),
+    }))
+}
 
 /// Transmission's encryption names for our policies: `tolerated` (plain preferred) is the
 /// nearest to our `disabled`, which is stricter (it refuses encrypted peers).
@@ -113,6 +192,9 @@ fn all_keys(rpc: &Rpc) -> Map<String, Value> {
     {
         put("peer-port", json!(port));
     }
+    for (k, v) in queue_keys(&snap.queue) {
+        put(k, v);
+    }
     for (k, v) in ABSENT {
         put(k, json!(v));
     }
@@ -169,6 +251,7 @@ pub async fn set(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
         .transpose()?;
     let ratio = args.real("seedRatioLimit")?;
     let ratio_on = args.bool("seedRatioLimited")?;
+    let queue = queue_update(&snap.queue, &mut args)?;
     if let Some(dir) = args.string("download-dir")? {
         let asked = rpc.app.root.resolve(&dir)?;
         if asked != rpc.app.root.path() {
@@ -237,6 +320,9 @@ pub async fn set(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
             .call(|r| Command::SetEncryption(p, r))
             .await?;
     }
+    if let Some(q) = queue {
+        rpc.app.client.call(|r| Command::SetQueue(q, r)).await?;
+    }
     Ok(Map::new())
 }
 
@@ -251,9 +337,6 @@ const KNOWN_UNMAPPED: &[&str] = &[
     "cache-size-mb",
     "default-trackers",
     "dht-enabled",
-    "download-queue-size",
-    "seed-queue-size",
-    "queue-stalled-minutes",
     "idle-seeding-limit",
     "incomplete-dir",
     "peer-limit-global",
@@ -347,6 +430,49 @@ mod tests {
         assert_eq!(limit(Some(5000), None, Some(true)), Some(5000));
         assert_eq!(limit(Some(5000), None, None), Some(5000));
         assert_eq!(limit(None, None, None), None);
+    }
+
+    fn args(v: Value) -> Args {
+        match v {
+            Value::Object(m) => Args(m),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn queue_keys_map_both_switches_onto_the_one() {
+        let off = QueueSettings::default();
+        let keys: Map<String, Value> = queue_keys(&off)
+            .into_iter()
+            .map(|(k, v)| (k.into(), v))
+            .collect();
+        assert_eq!(keys["download-queue-enabled"], json!(false));
+        assert_eq!(keys["download-queue-size"], json!(3));
+        assert_eq!(keys["queue-stalled-minutes"], json!(30));
+        // Turning the download queue on leaves the seed queue off, as it read.
+        let u = queue_update(
+            &off,
+            &mut args(json!({"download-queue-enabled": true, "download-queue-size": 1})),
+        )
+        .unwrap()
+        .unwrap();
+        let on = off.updated(&u);
+        assert!(on.enabled);
+        assert_eq!(on.max_active_downloads, Some(1));
+        assert_eq!(on.max_active_seeds, None);
+        let keys: Map<String, Value> = queue_keys(&on)
+            .into_iter()
+            .map(|(k, v)| (k.into(), v))
+            .collect();
+        assert_eq!(keys["download-queue-enabled"], json!(true));
+        assert_eq!(keys["seed-queue-enabled"], json!(false));
+        // Stalled off; minutes 0 refused; nothing queue-related: no change.
+        let u = queue_update(&on, &mut args(json!({"queue-stalled-enabled": false})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(on.updated(&u).stalled_after_secs, None);
+        assert!(queue_update(&on, &mut args(json!({"queue-stalled-minutes": 0}))).is_err());
+        assert_eq!(queue_update(&on, &mut args(json!({}))).unwrap(), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The torrent methods: torrent-get, -add, -remove, -start(-now), -stop, -set, and the ones
-//! whose daemon feature does not exist yet (verify, set-location, rename-path, reannounce,
-//! queue moves), which are refused by name. Each checks all of its arguments before it
+//! The torrent methods: torrent-get, -add, -remove, -start(-now), -stop, -set, the queue
+//! moves, and the ones whose daemon feature does not exist (rename-path, reannounce), which
+//! are refused by name. Each checks all of its arguments before it
 //! changes anything.
 
 use std::time::{Duration, SystemTime};
@@ -23,6 +23,7 @@ use crate::api::{ApiFailure, MAX_BODY};
 use crate::client::control::{
     info_hash_hex, parse_info_hash, Command, FilePriority, InfoHash, Limits,
 };
+use crate::client::queue::Move;
 
 /// How long torrent-add waits for the new torrent to show in the snapshot (for its name).
 const ADD_SHOWS_WITHIN: Duration = Duration::from_secs(5);
@@ -76,19 +77,67 @@ pub(super) fn selected(rpc: &Rpc, args: &mut Args) -> RpcResult<Vec<InfoHash>> {
         .collect()
 }
 
-/// torrent-start, torrent-start-now (no queue: the same), torrent-stop.
+/// torrent-start (under the queue), torrent-start-now (force-started: past the queue),
+/// torrent-stop.
 pub async fn start_stop(rpc: &Rpc, mut args: Args, method: &str) -> RpcResult<Map<String, Value>> {
     let hashes = selected(rpc, &mut args)?;
     args.finish(method)?;
-    let stop = method == "torrent-stop";
-    for ih in hashes {
-        if stop {
-            rpc.app.client.call(|r| Command::Pause(ih, r)).await?;
-        } else {
-            rpc.app.client.call(|r| Command::Resume(ih, r)).await?;
+    for info_hash in hashes {
+        match method {
+            "torrent-stop" => {
+                rpc.app
+                    .client
+                    .call(|r| Command::Pause(info_hash, r))
+                    .await?
+            }
+            "torrent-start-now" => {
+                rpc.app
+                    .client
+                    .call(|reply| Command::ForceStart {
+                        info_hash,
+                        force: true,
+                        reply,
+                    })
+                    .await?
+            }
+            _ => {
+                rpc.app
+                    .client
+                    .call(|r| Command::Resume(info_hash, r))
+                    .await?
+            }
         }
     }
     Ok(Map::new())
+}
+
+/// queue-move-top, -up, -down, -bottom (`ids`).
+pub async fn queue_move(rpc: &Rpc, mut args: Args, method: &str) -> RpcResult<Map<String, Value>> {
+    let info_hashes = selected(rpc, &mut args)?;
+    args.finish(method)?;
+    let to = match method {
+        "queue-move-top" => Move::Top,
+        "queue-move-up" => Move::Up,
+        "queue-move-down" => Move::Down,
+        _ => Move::Bottom,
+    };
+    move_to(rpc, info_hashes, to).await?;
+    Ok(Map::new())
+}
+
+async fn move_to(rpc: &Rpc, info_hashes: Vec<InfoHash>, to: Move) -> RpcResult<()> {
+    if info_hashes.is_empty() {
+        return Ok(());
+    }
+    rpc.app
+        .client
+        .call(|reply| Command::QueueMove {
+            info_hashes,
+            to,
+            reply,
+        })
+        .await?;
+    Ok(())
 }
 
 pub async fn remove(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
@@ -121,7 +170,7 @@ pub fn missing(rpc: &Rpc, mut args: Args, method: &str) -> RpcResult<Map<String,
             args.string("name")?;
             "the daemon does not rename a torrent's files"
         }
-        _ => "the daemon has no download queue yet",
+        _ => "the daemon has no such method",
     };
     args.finish(method)?;
     Err(RpcError::unsupported(method, why))
@@ -154,6 +203,7 @@ pub async fn set(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
     }
     let files = FileArgs::take(&mut args)?;
     let labels = args.strings("labels")?;
+    let position = args.count("queuePosition")?;
     if let Some(loc) = args.string("location")? {
         rpc.app.root.resolve(&loc)?;
         return Err(RpcError::unsupported(
@@ -163,7 +213,6 @@ pub async fn set(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
         ));
     }
     let refused = [
-        ("queuePosition", "the daemon has no download queue yet"),
         (
             "seedRatioLimit",
             "torrents follow the session's seeding policy",
@@ -194,6 +243,7 @@ pub async fn set(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
     }
     args.finish("torrent-set")?;
     let snap = rpc.app.client.snapshot();
+    let selected_again = hashes.clone();
     // Every torrent's file changes are checked before anything is set.
     let mut plans = Vec::new();
     for ih in hashes {
@@ -229,6 +279,11 @@ pub async fn set(rpc: &Rpc, mut args: Args) -> RpcResult<Map<String, Value>> {
         if let Some(l) = &labels {
             features::set_labels(rpc, ih, l.clone()).await?;
         }
+    }
+    if let Some(p) = position {
+        // Several torrents given one position go there together, in their queue order.
+        let to = Move::To(u32::try_from(p).unwrap_or(u32::MAX));
+        move_to(rpc, selected_again, to).await?;
     }
     Ok(Map::new())
 }

@@ -23,6 +23,8 @@ impl Client {
             Command::Pause(ih, reply) => {
                 let r = self.with_torrent(&ih, |t| {
                     t.settings.paused = true;
+                    // As in qBittorrent: resuming later puts it back under the queue.
+                    t.settings.force_start = false;
                     Ok(())
                 });
                 if r.is_ok() {
@@ -38,18 +40,7 @@ impl Client {
                 let _ = reply.send(r);
             }
             Command::Resume(ih, reply) => {
-                let r = self.with_torrent(&ih, |t| {
-                    if let Some(d) = t.phase.data() {
-                        // Stays paused if its space cannot be had.
-                        d.storage.allocate()?;
-                    }
-                    t.settings.paused = false;
-                    t.pause_note = None;
-                    if let Some(l) = t.phase.live_mut() {
-                        l.tcp.dial_enabled = true;
-                    }
-                    Ok(())
-                });
+                let r = self.with_torrent(&ih, super::queueing::unpause);
                 let refetch = self.torrents.get(&ih).is_some_and(|t| {
                     let idle_magnet =
                         matches!(t.phase, Phase::Magnet(MagnetPhase { fetch: None, .. }));
@@ -84,6 +75,7 @@ impl Client {
                         if let Some(storage) = storage.filter(|_| delete_data) {
                             storage.delete_files();
                         }
+                        self.renumber_queue();
                         self.save_torrent_list();
                         Ok(())
                     }
@@ -246,6 +238,32 @@ impl Client {
                 self.publish(now);
                 let _ = reply.send(r);
             }
+            Command::ForceStart {
+                info_hash,
+                force,
+                reply,
+            } => {
+                let r = self.force_start(&info_hash, force);
+                self.pump_queue(net, now);
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::QueueMove {
+                info_hashes,
+                to,
+                reply,
+            } => {
+                let r = self.queue_move(&info_hashes, to);
+                self.pump_queue(net, now);
+                self.publish(now);
+                let _ = reply.send(r);
+            }
+            Command::SetQueue(update, reply) => {
+                let r = self.set_queue(&update);
+                self.pump_queue(net, now);
+                self.publish(now);
+                let _ = reply.send(r);
+            }
             Command::Shutdown(reply) => self.begin_shutdown(net, Some(reply), now),
         }
     }
@@ -308,6 +326,8 @@ impl Client {
             }
             TorrentSource::Magnet(uri) => self.add_magnet(&uri, settings, &peers, now)?,
         };
+        // Last in the queue.
+        self.renumber_queue();
         self.save_torrent_list();
         Ok(ih)
     }
@@ -364,7 +384,10 @@ pub(super) fn touched_by(cmd: &Command) -> Touches {
         | Command::RemoveCategory { .. }
         | Command::SetTorrentCategory { .. }
         | Command::SetTags { .. } => Touches::None,
-        Command::Move { info_hash, .. } => Touches::One(*info_hash),
+        Command::Move { info_hash, .. } | Command::ForceStart { info_hash, .. } => {
+            Touches::One(*info_hash)
+        }
+        Command::QueueMove { .. } | Command::SetQueue(..) => Touches::All,
         Command::Pause(ih, _) | Command::Resume(ih, _) | Command::Recheck(ih, _) => {
             Touches::One(*ih)
         }
@@ -398,6 +421,7 @@ pub(super) fn reject_shutting_down(cmd: Command) {
         | Command::Resume(_, r)
         | Command::Recheck(_, r)
         | Command::SetSeedPolicy(_, r)
+        | Command::SetQueue(_, r)
         | Command::SetEncryption(_, r) => {
             let _ = r.send(Err(e));
         }
@@ -418,6 +442,9 @@ pub(super) fn reject_shutting_down(cmd: Command) {
             let _ = reply.send(Err(e));
         }
         Command::Move { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::ForceStart { reply, .. } | Command::QueueMove { reply, .. } => {
             let _ = reply.send(Err(e));
         }
         Command::TrackerStatus { .. } | Command::Serve(_) => {}

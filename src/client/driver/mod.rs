@@ -17,6 +17,7 @@ mod moving;
 mod ops;
 mod persist;
 mod polling;
+mod queueing;
 mod routing;
 mod seeding;
 mod transitions;
@@ -153,6 +154,11 @@ pub struct Client {
     wake: Rc<Notify>,
     /// The other runtimes on our port, if there are several (see `client::runtimes`).
     extra: Option<super::runtimes::ExtraRuntimes>,
+    /// The queue's limits (see `client::queue`), whether something it reads changed since
+    /// it was last applied, and when it is next applied by the clock.
+    queue: super::queue::QueueSettings,
+    queue_due: bool,
+    next_queue: Instant,
 }
 
 fn unix_now() -> Duration {
@@ -211,6 +217,9 @@ impl Client {
             done: false,
             wake,
             extra: None,
+            queue: Default::default(),
+            queue_due: true,
+            next_queue: now,
         }
     }
 
@@ -334,6 +343,7 @@ impl Client {
                 .paths
                 .snapshot(now, |fp| on_path.get(&fp).copied().unwrap_or(0)),
             categories: self.categories.clone(),
+            queue: self.queue,
         }
     }
 
@@ -440,8 +450,16 @@ impl App for Client {
         }
         self.pump_checkers(now);
         let moves_due = self.pump_moves(net, now);
+        // Before dialling: a torrent that must wait for a slot dials nobody.
+        self.queue_due |= commanded || self.publish_due;
+        self.pump_queue(net, now);
         self.dial_from_book(now);
         let mut next = self.poll_torrents(net, now);
+        // A download that just completed frees its slot at once.
+        self.queue_due |= self.publish_due;
+        if self.pump_queue(net, now) {
+            next = Some(now);
+        }
         if now >= self.next_resume {
             self.save_resume(false);
             self.next_resume = now + RESUME_EVERY;
@@ -483,7 +501,10 @@ impl App for Client {
         if self.snapshots.is_some() {
             next = [next, Some(self.next_snapshot)].into_iter().flatten().min();
         }
-        next = [next, moves_due].into_iter().flatten().min();
+        next = [next, moves_due, self.queue_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         if self.store.is_some() {
             next = [next, Some(self.next_resume)].into_iter().flatten().min();
         }

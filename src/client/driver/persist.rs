@@ -35,6 +35,7 @@ impl Client {
             limits: self.limits,
             seed_policy: self.seed_policy,
             encryption: Some(self.tcp.encryption()),
+            queue: self.queue,
         };
         if let Some(store) = &mut self.store {
             if let Err(e) = store.save_client_settings(&settings) {
@@ -57,6 +58,7 @@ impl Client {
                 self.tcp.set_encryption(p);
             }
             self.set_global_limits(s.limits, now);
+            self.load_queue(s.queue);
         }
         let Some(store) = &mut self.store else { return };
         let saved = store.load_all();
@@ -75,6 +77,7 @@ impl Client {
                 tracing::warn!("cannot load a saved torrent: {e}");
             }
         }
+        self.renumber_queue();
     }
 }
 

@@ -120,7 +120,8 @@ impl Client {
                 Phase::Live(l) => {
                     let other_runtimes = self.extra.as_ref().map_or(0, |e| e.uploaded(ih));
                     let poll = poll_live(l, net, &mut t.book, &self.opts, other_runtimes, now);
-                    let goal = match l.app.session.is_complete() && !t.settings.paused {
+                    let seeding = !t.settings.paused && !t.queued;
+                    let goal = match l.app.session.is_complete() && seeding {
                         true if l.storage_failure().is_none() => {
                             let since = *t.seeding_since.get_or_insert(now);
                             seed_goal(&self.seed_policy, poll.ratio, since, now)
