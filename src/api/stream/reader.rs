@@ -170,3 +170,55 @@ impl Drop for Reader {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::control::channel;
+
+    fn file() -> StreamFile {
+        StreamFile {
+            path: "m.mkv".into(),
+            offset: 1000,
+            length: 10 << 20,
+            piece_length: 1 << 20,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_whose_client_goes_away_takes_its_window_back() {
+        let (handle, mut side) = channel();
+        let ih = [7u8; 20];
+        // Bytes 3 MiB .. 5 MiB of the file: pieces 3 to 5 of the torrent (it starts at 1000).
+        let reader = Reader::new(handle, ih, file(), (3 << 20)..(5 << 20));
+        let id = reader.id;
+        let task = tokio::spawn(async move {
+            let mut reader = reader;
+            reader.ready().await
+        });
+        let Some(Command::Stream(StreamCommand::Wait {
+            reader,
+            window,
+            reply,
+            ..
+        })) = side.commands.recv().await
+        else {
+            panic!("the reader asks for its first piece");
+        };
+        assert_eq!(
+            (reader, window),
+            (id, 3..6),
+            "its window stays within its range"
+        );
+        // The HTTP client went away: hyper drops the body, and with it the reader.
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let Some(Command::Stream(StreamCommand::Close { reader, info_hash })) =
+            side.commands.recv().await
+        else {
+            panic!("a dropped reader closes its window");
+        };
+        assert_eq!((reader, info_hash), (id, ih));
+        assert!(reply.is_closed(), "the loop sees nobody waits any more");
+    }
+}
