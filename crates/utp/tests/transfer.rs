@@ -225,3 +225,38 @@ fn reset_closes_the_connection() {
     assert_eq!(p.a.error(), Some(&UtpError::Reset));
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn ledbat_keeps_the_bottleneck_queue_near_its_target() {
+    // 1 MB/s with a 2 MB buffer: a loss-driven sender would fill it (2 s of queue); LEDBAT
+    // backs off at 100 ms of queuing delay.
+    let rate = 1_000_000;
+    let mut p = Pair::new(
+        1,
+        2,
+        Link::bottleneck(rate, 2_000_000),
+        Config::default(),
+        21,
+    );
+    let src = data(8_000_000, 22);
+    let (at_b, _) = transfer(&mut p, &src, &[], 5_000_000);
+    assert!(at_b == src);
+    let start = p.queue_delays[0].0;
+    let elapsed = p.now - start;
+    // Past the first seconds (slow start may overshoot once), the queue stays short.
+    let settled: Vec<Duration> = p
+        .queue_delays
+        .iter()
+        .filter(|(t, _)| *t - start > Duration::from_secs(3))
+        .map(|(_, d)| *d)
+        .collect();
+    let worst = settled.iter().max().copied().unwrap_or_default();
+    assert!(
+        worst < Duration::from_millis(250),
+        "queuing delay reached {worst:?} (LEDBAT targets 100 ms)"
+    );
+    // And the link stays used: at least 3/4 of its rate on average.
+    let used = src.len() as f64 / elapsed.as_secs_f64();
+    assert!(used > 0.75 * rate as f64, "only {used:.0} B/s of {rate}");
+    assert_eq!(p.queue_drops, 0, "the queue never overflowed");
+}

@@ -15,6 +15,10 @@ pub struct Link {
     /// Drop everything sent toward A (a peer that never acknowledges) or toward B.
     pub cut_to_a: bool,
     pub cut_to_b: bool,
+    /// A bottleneck toward B: bytes per second, served first come first served from a queue
+    /// of at most `queue_limit` bytes (tail drop).
+    pub rate_to_b: Option<u64>,
+    pub queue_limit: usize,
 }
 
 impl Link {
@@ -25,6 +29,18 @@ impl Link {
             loss: 0.0,
             cut_to_a: false,
             cut_to_b: false,
+            rate_to_b: None,
+            queue_limit: 0,
+        }
+    }
+
+    /// A clean link whose direction toward B is a `rate` bytes/s bottleneck with a queue of
+    /// `queue_limit` bytes.
+    pub fn bottleneck(rate: u64, queue_limit: usize) -> Self {
+        Self {
+            rate_to_b: Some(rate),
+            queue_limit,
+            ..Self::clean()
         }
     }
 
@@ -35,6 +51,8 @@ impl Link {
             loss,
             cut_to_a: false,
             cut_to_b: false,
+            rate_to_b: None,
+            queue_limit: 0,
         }
     }
 }
@@ -53,6 +71,11 @@ pub struct Pair {
     order: u64,
     pub sent_to_b: u64,
     pub sent_to_a: u64,
+    /// When the bottleneck toward B has sent everything queued.
+    busy_until: Instant,
+    /// Queuing delay each datagram toward B met at the bottleneck, with when it was sent.
+    pub queue_delays: Vec<(Instant, Duration)>,
+    pub queue_drops: u64,
 }
 
 impl Pair {
@@ -74,6 +97,9 @@ impl Pair {
             order: 0,
             sent_to_b: 0,
             sent_to_a: 0,
+            busy_until: now,
+            queue_delays: Vec::new(),
+            queue_drops: 0,
         }
     }
 
@@ -100,9 +126,23 @@ impl Pair {
         } else {
             self.rng.random_range(Duration::ZERO..self.link.jitter)
         };
+        let mut depart = self.now;
+        if let (true, Some(rate)) = (to_b, self.link.rate_to_b) {
+            let start = self.busy_until.max(self.now);
+            let waiting = start - self.now;
+            // Bytes ahead of this one in the queue.
+            let queued = waiting.as_secs_f64() * rate as f64;
+            if queued + bytes.len() as f64 > self.link.queue_limit as f64 {
+                self.queue_drops += 1;
+                return;
+            }
+            self.queue_delays.push((self.now, waiting));
+            depart = start + Duration::from_secs_f64(bytes.len() as f64 / rate as f64);
+            self.busy_until = depart;
+        }
         self.order += 1;
         self.wire
-            .push((self.now + self.link.delay + jitter, self.order, to_b, bytes));
+            .push((depart + self.link.delay + jitter, self.order, to_b, bytes));
     }
 
     /// Sends everything both sides have to send now.
