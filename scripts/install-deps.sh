@@ -17,6 +17,8 @@ if [ "${WITH_CLIENTS:-1}" = 1 ]; then
   packages+=(python3-libtorrent transmission-cli transmission-daemon aria2 opentracker)
   # tests/https_trackers.rs: opentracker behind stunnel with a test CA (openssl CLI).
   packages+=(stunnel4 openssl)
+  # tests/web_seeds.rs: web seeds (BEP 19) served by nginx.
+  packages+=(nginx)
   # tests/port_mapping.rs: miniupnpd (nftables backend) as the home router; nft sets up and reads
   # its chains (the package's own init script lacks the file it sources).
   packages+=(miniupnpd-nftables nftables)

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
-use super::response::{check_head, range_header, Accepted, FetchError};
+use super::response::{check_head, range_header, FetchError};
 use super::seed::Job;
 use crate::torrent::picker::BLOCK_LEN;
 
@@ -89,8 +89,8 @@ async fn fetch_span(
         .headers()
         .get(hyper::header::CONTENT_RANGE)
         .and_then(|v| v.to_str().ok());
-    let accepted = check_head(resp.status().as_u16(), content_range, start, len)?;
-    debug_assert!(matches!(accepted, Accepted::Partial | Accepted::Whole));
+    // A 200 (`Accepted::Whole`) is read like a 206: its first `len` bytes are ours.
+    check_head(resp.status().as_u16(), content_range, start, len)?;
     let mut body = resp.into_body();
     let mut got: u64 = 0;
     let mut deadline = Instant::now() + SLOW_AFTER;
@@ -99,7 +99,11 @@ async fn fetch_span(
             .await
             .map_err(|_| FetchError::TooSlow(SLOW_AFTER))?;
         let Some(frame) = frame else { break };
-        let frame = frame.map_err(|e| FetchError::Http(e.to_string()))?;
+        // A connection that ends inside the body is a short body, whatever hyper calls it.
+        let frame = frame.map_err(|e| match got < len {
+            true => FetchError::ShortBody { got, want: len },
+            false => FetchError::Http(e.to_string()),
+        })?;
         let Ok(mut data) = frame.into_data() else {
             continue;
         };
