@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::clients::{Client, NO_DAEMON, PYTHON};
+use common::clients::{content, make, tcp_addr, Client, Maker, NO_DAEMON, PYTHON};
 use common::daemons::Daemon;
 use serde_json::Value;
 
@@ -457,4 +457,54 @@ fn a_hostile_gateway_gets_a_clear_status_and_no_crash() {
     // The daemon goes on serving, and stops cleanly.
     assert_eq!(d.call("GET", "/api/v1/settings", None).0, 200);
     assert_eq!(d.terminate(), 0, "{}", d.log_text());
+}
+
+#[test]
+fn a_single_shot_seed_maps_its_port_and_removes_it_at_exit() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut home = Home::new(5);
+    home.start_miniupnpd(w);
+    let src = content(&w.join("data"), "single.bin", false, 21);
+    make(Maker::Ours, &src, &w.join("single.torrent"));
+
+    let mut c = Command::new(common::bin());
+    c.args(["seed", "--torrent"])
+        .arg(w.join("single.torrent"))
+        .arg("--path")
+        .arg(&src)
+        .arg(format!("--tcp-listen={}:0", home.ours()))
+        .args(["--port-mapping", "--port-mapping-methods=natpmp"])
+        .arg(format!("--port-mapping-gateway={}", home.gateway()))
+        .env("SCION_DAEMON_ADDRESS", NO_DAEMON);
+    let mut seeder = Client::spawn(c, w.join("seed.log"));
+    let line = seeder.wait_for("seeding", Duration::from_secs(60));
+    let port: u64 = tcp_addr(&line)
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the seeder's TCP port");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !home.forwards("tcp", port) {
+        assert!(
+            Instant::now() < deadline,
+            "the seeder's port never mapped: {}\n{}",
+            home.nat_rules(),
+            seeder.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    home.connect_from_wan(port)
+        .unwrap_or_else(|e| panic!("the WAN host cannot reach the seeder: {e}"));
+
+    let pid = seeder.pid().to_string();
+    run(Command::new("kill").args(["-TERM", &pid]));
+    let status = seeder.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "{status}: {}", seeder.log());
+    assert!(
+        !home.forwards("tcp", port),
+        "the mapping should be removed at exit: {}\n{}",
+        home.nat_rules(),
+        seeder.log()
+    );
 }

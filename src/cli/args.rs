@@ -123,6 +123,8 @@ pub struct TransferCli {
     /// the peers announced there, on --tcp-listen's interface(s) (see `daemon --help`).
     #[arg(long, requires = "tcp_listen")]
     pub lsd: bool,
+    #[command(flatten)]
+    pub port_mapping: super::portmap::PortMapArgs,
     /// Maximum paths (lanes) per peer (default: all link-disjoint paths, up to 8).
     #[arg(long)]
     pub num_paths: Option<usize>,
@@ -303,6 +305,8 @@ pub struct TransferArgs {
     pub tracker_ca: Vec<PathBuf>,
     /// `--lsd`: Local Service Discovery on --tcp-listen's interface(s).
     pub lsd: bool,
+    /// `--port-mapping` and its options (no DHT over IP here: the TCP port only).
+    pub port_mapping: super::portmap::PortMapArgs,
     pub num_paths: Option<usize>,
     pub print_metrics: bool,
     pub export_metrics: Option<PathBuf>,
@@ -345,6 +349,7 @@ impl TransferArgs {
             encryption: c.encryption,
             tracker_ca: c.tracker_ca,
             lsd: c.lsd,
+            port_mapping: c.port_mapping,
             num_paths: c.num_paths,
             print_metrics: c.print_metrics,
             export_metrics: c.export_metrics,

@@ -314,6 +314,7 @@ async fn run_transfer(
     // shutdown.
     client.attach_control(side.commands, side.snapshots);
     let lsd = super::single::start_lsd(t.lsd, t.tcp_listen.as_deref(), &handle)?;
+    let portmap = super::portmap::start(&t.port_mapping, None, &handle)?;
     let trackers = if meta.has_trackers() {
         let tls = crate::discovery::tracker_tls(&t.tracker_ca)?;
         Some(
@@ -399,7 +400,8 @@ async fn run_transfer(
         .unwrap_or_default();
     // Ends the snapshots: the tracker client says `stopped` and returns.
     drop(client);
-    for t in trackers.into_iter().chain(dht).chain(lsd) {
+    // The port-mapping thread removes its mapping from the gateway before it ends.
+    for t in trackers.into_iter().chain(dht).chain(lsd).chain(portmap) {
         let _ = t.join();
     }
     if let (None, Some(e)) = (&failure, &unsynced) {
