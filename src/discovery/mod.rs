@@ -1,8 +1,9 @@
 //! Peer discovery as front ends of the client: like the HTTP API they only read snapshots and
 //! send commands (`AddPeers` with their source), each on a thread of its own. Trackers
 //! ([`trackers`], over IP and, with [`scion_http`], over QUIC/SCION) and the mainline DHT over
-//! UDP/IP and over SCION ([`dht`], [`scion_udp`]), and Local Service Discovery on the LAN ([`lsd`]); [`portmap`] asks the home gateway to
-//! forward our ports (UPnP-IGD, NAT-PMP, PCP).
+//! UDP/IP and over SCION ([`dht`], [`scion_udp`]), and Local Service Discovery on the LAN
+//! ([`lsd`]). [`portmap`] finds no peers: it asks the home gateway to forward our ports
+//! (UPnP-IGD, NAT-PMP, PCP) so that peers can reach us.
 
 pub mod dht;
 pub mod lsd;
