@@ -100,7 +100,8 @@ fn error_of(t: &Value, url: &str) -> String {
 /// nginx alone: a single-file torrent (its URL the file; an ftp:// entry beside it is ignored
 /// with a reason) and a multi-file torrent (its URL a directory; names with spaces and UTF-8
 /// percent-encoded) download with no peers, byte-exact, over Range requests (206s in nginx's
-/// log); the bytes are counted as the web seed's and the torrent's; `show` lists the seeds.
+/// log); the bytes are counted as the web seed's and the torrent's; `show` lists the seeds. A
+/// single-shot download of the single-file torrent, with no peer given, completes from nginx.
 #[test]
 fn nginx_alone_serves_single_and_multi_file_torrents() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,6 +164,33 @@ fn nginx_alone_serves_single_and_multi_file_torrents() {
         out.1.contains("WEB SEEDS") && out.1.contains(&file_url) && out.1.contains("ignored"),
         "{}",
         out.1
+    );
+
+    // A single-shot download needs no peer either: the torrent's web seed is its source.
+    let dl = dir.path().join("single-shot.bin");
+    let args: Vec<String> = [
+        "download",
+        "--torrent",
+        &t_single.display().to_string(),
+        "--path",
+        &dl.display().to_string(),
+        "--sciond=127.0.0.1:9",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let o = run(&args, &[], Duration::from_secs(120));
+    assert!(
+        o.status.success(),
+        "download failed: {}{}",
+        o.stdout,
+        o.stderr
+    );
+    same_tree(&single, &dl);
+    assert!(
+        o.stdout.contains(&format!("web seed {file_url}")),
+        "{}",
+        o.stdout
     );
 }
 

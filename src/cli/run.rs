@@ -177,12 +177,13 @@ pub fn transfer(t: TransferArgs) -> Result<(), CliError> {
         && peers.is_empty()
         && tcp_peers.is_empty()
         && !meta.has_trackers()
+        && meta.web_seeds.is_empty()
         && !t.enable_dht
         && !t.lsd
     {
         return Err(exit::usage(
-            "downloading needs at least one peer (-peer / --peer), a torrent with trackers, \
-             the DHT (-enableDht) or Local Service Discovery (--lsd)",
+            "downloading needs at least one peer (-peer / --peer), a torrent with trackers \
+             or web seeds, the DHT (-enableDht) or Local Service Discovery (--lsd)",
         ));
     }
     let storage = open_storage(&meta, &t)?;
