@@ -153,6 +153,11 @@ fn a_file_streams_while_it_downloads_its_range_first() {
     assert_eq!(head.header("accept-ranges"), "bytes");
     assert_eq!(head.header("content-type"), "video/x-matroska");
     assert!(head.body.is_empty());
+    assert_eq!(
+        files(&d, &ih)[m]["priority"],
+        "skip",
+        "HEAD changes nothing"
+    );
 
     // A range in the middle of the (skipped) movie: it is wanted again, and that range comes
     // back byte-exact before nearly anything else of the movie was fetched.

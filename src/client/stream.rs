@@ -19,11 +19,12 @@ use crate::torrent::picker::ReaderId;
 /// What a reader asks the client loop.
 #[derive(Debug)]
 pub enum StreamCommand {
-    /// Opens file `file` (index as in the snapshot's `files`) for reading; a skipped file
-    /// becomes `normal` (and is saved so).
+    /// Opens file `file` (index as in the snapshot's `files`) for reading; with `want`, a
+    /// skipped file becomes `normal` (and is saved so).
     Open {
         info_hash: InfoHash,
         file: usize,
+        want: bool,
         reply: oneshot::Sender<Result<StreamFile, StreamError>>,
     },
     /// Reader `reader` reads piece `window.start` now and the rest of `window` next: replies
@@ -69,6 +70,8 @@ pub struct StreamFile {
     pub offset: u64,
     pub length: u64,
     pub piece_length: u64,
+    /// Skipped when it was opened (without `want`).
+    pub skipped: bool,
 }
 
 impl StreamFile {
@@ -117,6 +120,7 @@ mod tests {
             offset: 100,
             length: 250,
             piece_length: 100,
+            skipped: false,
         };
         assert_eq!(f.piece_of(0), 1);
         assert_eq!(f.piece_of(249), 3);

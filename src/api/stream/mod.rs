@@ -2,7 +2,8 @@
 //! range requests, while the torrent downloads — for a media player, a `<video>` element, or
 //! `curl -r`. Each piece is read once it is verified (never unverified data); the pieces a
 //! reader is about to read are the picker's streaming deadlines, so they come first, and a
-//! seek (a new range request) moves them. A skipped file is wanted again by streaming it.
+//! seek (a new range request) moves them. A skipped file is wanted again by a GET that reads
+//! it (HEAD and refused ranges change nothing).
 //!
 //! `range` parses the `Range` header, `content_type` names the type, `link` makes and checks
 //! the signed play links, `reader` reads the pieces as they come.
@@ -55,15 +56,8 @@ pub async fn stream(
     let index: usize = index.parse().map_err(|_| {
         ApiFailure::bad_request(format!("{index:?} is not a file index (0, 1, ...)"))
     })?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    s.client.notify(Command::Stream(StreamCommand::Open {
-        info_hash,
-        file: index,
-        reply: tx,
-    }));
-    let file = rx
-        .await
-        .map_err(|_| ApiFailure::from(crate::client::control::ControlError::ShuttingDown))??;
+    // Only a GET that will read wants a skipped file: HEAD and refused ranges change nothing.
+    let mut file = open(&s, info_hash, index, false).await?;
     let range_header = headers
         .get(header::RANGE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
@@ -94,11 +88,32 @@ pub async fn stream(
     if method == Method::HEAD || bytes.is_empty() {
         return Ok((status, out, Body::empty()).into_response());
     }
+    if file.skipped {
+        file = open(&s, info_hash, index, true).await?;
+    }
     // Nothing is answered before the first piece is there: a torrent that cannot deliver it
     // gets a clear error instead of a stalled body.
     let mut reader = reader::Reader::new(s.client.clone(), info_hash, file, bytes);
     reader.ready().await?;
     Ok((status, out, Body::from_stream(reader.into_stream())).into_response())
+}
+
+/// Where file `index` lies (see `StreamCommand::Open`).
+async fn open(
+    s: &AppState,
+    info_hash: crate::client::control::InfoHash,
+    file: usize,
+    want: bool,
+) -> Result<StreamFile, ApiFailure> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    s.client.notify(Command::Stream(StreamCommand::Open {
+        info_hash,
+        file,
+        want,
+        reply: tx,
+    }));
+    let gone = || ApiFailure::from(crate::client::control::ControlError::ShuttingDown);
+    Ok(rx.await.map_err(|_| gone())??)
 }
 
 /// The headers every answer with the file's bytes carries.

@@ -182,6 +182,7 @@ mod tests {
             offset: 1000,
             length: 10 << 20,
             piece_length: 1 << 20,
+            skipped: false,
         }
     }
 

@@ -22,9 +22,10 @@ impl Client {
             StreamCommand::Open {
                 info_hash,
                 file,
+                want,
                 reply,
             } => {
-                let r = self.open_stream(&info_hash, file);
+                let r = self.open_stream(&info_hash, file, want);
                 let _ = reply.send(r);
             }
             StreamCommand::Wait {
@@ -54,8 +55,13 @@ impl Client {
         }
     }
 
-    /// Where file `index` lies; a skipped file is wanted again (saved so).
-    fn open_stream(&mut self, ih: &InfoHash, index: usize) -> Result<StreamFile, StreamError> {
+    /// Where file `index` lies; with `want`, a skipped file is wanted again (saved so).
+    fn open_stream(
+        &mut self,
+        ih: &InfoHash,
+        index: usize,
+        want: bool,
+    ) -> Result<StreamFile, StreamError> {
         let t = self
             .torrents
             .get_mut(ih)
@@ -67,13 +73,15 @@ impl Client {
                 index,
                 count: crate::client::wanted::visible_count(&meta),
             })?;
+        let skipped = t.settings.files.priority(index) == FilePriority::Skip;
         let file = StreamFile {
             path: f.path.to_string_lossy().into_owned(),
             offset: f.offset,
             length: f.length,
             piece_length: u64::from(meta.piece_length),
+            skipped: skipped && !want,
         };
-        if t.settings.files.priority(index) == FilePriority::Skip {
+        if skipped && want {
             t.set_file_priorities(&[(index, FilePriority::Normal)])?;
             tracing::info!(torrent = %t.name(), file = %file.path, "streamed: no longer skipped");
             self.save_torrent_list();
