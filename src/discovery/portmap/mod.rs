@@ -337,6 +337,11 @@ impl Mapper {
             let mut errors = vec![];
             let mut done = false;
             for method in self.order() {
+                // Each method may take seconds against a silent gateway: a shutdown waits
+                // for one at most.
+                if stop() {
+                    return;
+                }
                 if let Some((_, e)) = dead.iter().find(|(m, _)| *m == method) {
                     errors.push(format!("{method}: {e}"));
                     continue;
