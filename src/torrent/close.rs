@@ -68,6 +68,8 @@ pub enum CloseReason {
     ShuttingDown,
     #[error("metadata complete")]
     MetadataComplete,
+    #[error("nothing more to fetch from this web seed")]
+    NothingToFetch,
     #[error("path not allowed by the torrent's path rules")]
     PathNotAllowed,
 

@@ -62,6 +62,8 @@ pub struct WebSeedLanes {
     inbox: Inbox,
     wake: Rc<Notify>,
     tls: TrackerTls,
+    /// The torrent had every wanted piece at the last pump: no lane is opened.
+    complete: bool,
 }
 
 impl WebSeedLanes {
@@ -86,6 +88,7 @@ impl WebSeedLanes {
             inbox: Rc::default(),
             wake,
             tls: TrackerTls::default(),
+            complete: false,
         }
     }
 
@@ -137,11 +140,16 @@ impl WebSeedLanes {
             return;
         }
         let open: std::collections::HashSet<LaneId> = session.lane_ids().into_iter().collect();
+        self.complete = session.is_complete();
         for s in &mut self.seeds {
             if let Some(lane) = s.lane.filter(|l| !open.contains(l)) {
                 lane_closed_by_session(s, lane, session, now);
             }
-            if s.lane.is_none() && s.seed.state() != SeedState::Dropped && now >= s.reopen_at {
+            if s.lane.is_none()
+                && !self.complete
+                && s.seed.state() != SeedState::Dropped
+                && now >= s.reopen_at
+            {
                 let lane = self.next_lane;
                 self.next_lane += 1;
                 s.seed.reset_wire();
@@ -183,6 +191,16 @@ impl WebSeedLanes {
                 }));
                 s.tasks.insert(id, task);
             }
+            // Nothing more to fetch: once its last request ended the lane closes, so that a
+            // seeding torrent is idle (not polled every loop turn); it opens again when the
+            // torrent wants more (a file no longer skipped).
+            if self.complete && s.tasks.is_empty() {
+                session.on_lane_closed(lane, CloseReason::NothingToFetch, now);
+                s.lane = None;
+                s.seed.reset_wire();
+                let _ = s.seed.take_aborted();
+                s.reopen_at = now;
+            }
         }
     }
 
@@ -193,6 +211,7 @@ impl WebSeedLanes {
             .filter(|s| s.seed.state() != SeedState::Dropped)
             .filter_map(|s| match s.lane {
                 Some(_) => s.seed.poll_timeout(),
+                None if self.complete => None,
                 None => Some(s.reopen_at),
             })
             .min()

@@ -150,6 +150,9 @@ impl WebSeed {
         self.choking = true;
         self.queue.clear();
         self.aborted.extend(self.jobs.drain(..).map(|j| j.id));
+        if self.state == SeedState::Downloading {
+            self.state = SeedState::Idle;
+        }
     }
 
     /// Never used again for this torrent.
