@@ -609,7 +609,13 @@ pub enum RemoteCommand {
     Start {
         /// Info hash or a unique prefix of it.
         torrent: String,
-        #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        #[arg(
+            long,
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true"
+        )]
         force: Option<bool>,
         #[command(flatten)]
         api: ApiOpts,
