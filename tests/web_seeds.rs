@@ -166,6 +166,20 @@ fn nginx_alone_serves_single_and_multi_file_torrents() {
         out.1
     );
 
+    // `info` lists the url-list, the unusable entry with its reason.
+    let o = Command::new(bin())
+        .arg("info")
+        .arg(&t_single)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("web seed:     {file_url}"))
+            && text.contains(&format!("web seed:     {ftp} (ignored: scheme \"ftp\"")),
+        "{text}"
+    );
+
     // A single-shot download needs no peer either: the torrent's web seed is its source.
     let dl = dir.path().join("single-shot.bin");
     let args: Vec<String> = [

@@ -548,6 +548,12 @@ fn info(path: &std::path::Path) -> Result<(), CliError> {
     for tier in &m.announce_list {
         println!("announce-list tier: {}", tier.join(" "));
     }
+    for w in &m.web_seeds {
+        println!("web seed:     {w}");
+    }
+    for w in &m.web_seeds_ignored {
+        println!("web seed:     {} (ignored: {})", w.url, w.reason);
+    }
     if let Some(c) = &m.comment {
         println!("comment:      {c}");
     }
