@@ -201,6 +201,9 @@ struct FillScratch {
     shares: Vec<usize>,
 }
 
+/// Closed lanes whose stats a session keeps: a seeder sees leechers come and go all its life.
+pub const FINISHED_LANES_KEPT: usize = 256;
+
 pub struct Session {
     meta: Arc<Metainfo>,
     storage: Box<dyn Storage>,
@@ -219,8 +222,8 @@ pub struct Session {
     pub pieces_failed: u32,
     pub bytes_down: u64,
     pub bytes_up: u64,
-    /// Closed lanes' stats, kept for the summary.
-    finished_lanes: Vec<LaneStats>,
+    /// Closed lanes' stats, the newest [`FINISHED_LANES_KEPT`], for the summary.
+    finished_lanes: VecDeque<LaneStats>,
     scratch: Vec<BlockRef>,
     /// Counts `fill_requests` rounds (for `Lane::last_asked`).
     fill_round: u64,
@@ -262,7 +265,7 @@ impl Session {
             pieces_failed: 0,
             bytes_down: 0,
             bytes_up: 0,
-            finished_lanes: Vec::new(),
+            finished_lanes: VecDeque::new(),
             scratch: Vec::new(),
             fill_round: 0,
             fill_scratch: FillScratch::default(),
@@ -912,7 +915,10 @@ impl Session {
             return;
         };
         lane.stats.closed = Some((now, reason));
-        self.finished_lanes.push(lane.stats);
+        if self.finished_lanes.len() == FINISHED_LANES_KEPT {
+            self.finished_lanes.pop_front();
+        }
+        self.finished_lanes.push_back(lane.stats);
         if let Some(pid) = lane.peer {
             let gone = if let Some(p) = self.peers.get_mut(&pid) {
                 p.lanes.retain(|l| *l != id);
@@ -1373,7 +1379,7 @@ impl Session {
         self.lanes.keys().copied().collect()
     }
 
-    /// Stats of every lane, open and closed.
+    /// Stats of every open lane, then of the newest closed ones (oldest first).
     pub fn lane_stats(&self) -> Vec<(LaneId, LaneStats)> {
         let mut v: Vec<(LaneId, LaneStats)> = self
             .lanes
