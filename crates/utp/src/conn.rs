@@ -576,19 +576,26 @@ impl Connection {
         if self.state == State::Closed {
             return None;
         }
-        let silence = if self.state == State::SynRecv {
-            self.config.handshake_timeout
-        } else {
-            self.config.idle_timeout
-        };
-        let mut t = self.last_recv + silence;
-        if let Some(d) = self.rto_deadline {
-            t = t.min(d);
+        let mut t = self.rto_deadline;
+        if let Some(silence) = self.silence_limit() {
+            let s = self.last_recv + silence;
+            t = Some(t.map_or(s, |t| t.min(s)));
         }
+        let mut t = t?;
         if self.state == State::Connected {
             t = t.min(self.last_sent + self.config.keepalive);
         }
         Some(t)
+    }
+
+    /// How long the peer may stay silent. A SYN we sent is bounded by its retransmissions
+    /// instead.
+    fn silence_limit(&self) -> Option<Duration> {
+        match self.state {
+            State::SynSent | State::Closed => None,
+            State::SynRecv => Some(self.config.handshake_timeout),
+            State::Connected => Some(self.config.idle_timeout),
+        }
     }
 
     /// Runs the timers due at `now`.
@@ -596,14 +603,11 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
-        let silence = if self.state == State::SynRecv {
-            self.config.handshake_timeout
-        } else {
-            self.config.idle_timeout
-        };
-        if now >= self.last_recv + silence {
-            self.shut(Some(UtpError::Idle(silence.as_secs())));
-            return;
+        if let Some(silence) = self.silence_limit() {
+            if now >= self.last_recv + silence {
+                self.shut(Some(UtpError::Idle(silence.as_secs())));
+                return;
+            }
         }
         if self.rto_deadline.is_some_and(|d| now >= d) {
             self.on_rto();

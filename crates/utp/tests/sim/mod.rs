@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use bt_utp::{Config, Connection, Packet, PacketType};
+use bt_utp::{Config, Connection, Packet, PacketType, State};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -19,6 +19,8 @@ pub struct Link {
     /// of at most `queue_limit` bytes (tail drop).
     pub rate_to_b: Option<u64>,
     pub queue_limit: usize,
+    /// Probability that a datagram is delivered twice.
+    pub duplicate: f64,
 }
 
 impl Link {
@@ -31,6 +33,7 @@ impl Link {
             cut_to_b: false,
             rate_to_b: None,
             queue_limit: 0,
+            duplicate: 0.0,
         }
     }
 
@@ -53,6 +56,7 @@ impl Link {
             cut_to_b: false,
             rate_to_b: None,
             queue_limit: 0,
+            duplicate: 0.0,
         }
     }
 }
@@ -140,6 +144,16 @@ impl Pair {
             depart = start + Duration::from_secs_f64(bytes.len() as f64 / rate as f64);
             self.busy_until = depart;
         }
+        if self.link.duplicate > 0.0 && self.rng.random_bool(self.link.duplicate) {
+            let later = self.rng.random_range(Duration::ZERO..self.link.delay * 4);
+            self.order += 1;
+            self.wire.push((
+                depart + self.link.delay + later,
+                self.order,
+                to_b,
+                bytes.clone(),
+            ));
+        }
         self.order += 1;
         self.wire
             .push((depart + self.link.delay + jitter, self.order, to_b, bytes));
@@ -198,18 +212,20 @@ impl Pair {
         for (_, _, to_b, bytes) in due {
             let p = Packet::decode(&bytes).expect("our own packets decode");
             if to_b {
-                match self.b.as_mut() {
-                    Some(b) => b.handle_packet(&p, now),
-                    None if p.header.ty == PacketType::Syn => {
-                        self.b = Some(Connection::accept(
-                            &p,
-                            self.b_seq,
-                            now,
-                            self.epoch,
-                            self.config.clone(),
-                        ))
-                    }
-                    None => {}
+                // A SYN after B gave up on a half-open connection opens a new one, as the
+                // endpoint does.
+                let fresh_syn = p.header.ty == PacketType::Syn
+                    && self.b.as_ref().is_none_or(|b| b.state() == State::Closed);
+                if fresh_syn {
+                    self.b = Some(Connection::accept(
+                        &p,
+                        self.b_seq,
+                        now,
+                        self.epoch,
+                        self.config.clone(),
+                    ));
+                } else if let Some(b) = self.b.as_mut() {
+                    b.handle_packet(&p, now);
                 }
             } else {
                 self.a.handle_packet(&p, now);
@@ -248,7 +264,9 @@ pub fn transfer(p: &mut Pair, src: &[u8], back: &[u8], max_steps: usize) -> (Vec
             }
             at_a.extend_from_slice(&buf[..n]);
         }
-        if p.b.is_some() {
+        // The application sees B once it is established, as with the endpoint (a half-open
+        // B may be given up and replaced when the SYN comes again).
+        if p.b.as_ref().is_some_and(|b| b.is_established()) {
             sent_ba += p.b().write(&back[sent_ba..]);
             loop {
                 let n = p.b().read(&mut buf);
