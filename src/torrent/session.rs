@@ -202,7 +202,7 @@ struct FillScratch {
 }
 
 /// Closed lanes whose stats a session keeps: a seeder sees leechers come and go all its life.
-pub const FINISHED_LANES_KEPT: usize = 256;
+pub const FINISHED_LANES_KEPT: usize = 64;
 
 pub struct Session {
     meta: Arc<Metainfo>,
