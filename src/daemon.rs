@@ -66,7 +66,7 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
         .unwrap_or_else(|| data_dir.join("downloads"));
 
     let (handle, side) = control::channel();
-    let mut api_cfg = ApiConfig::new(args.http, download_root, data_dir.clone());
+    let mut api_cfg = ApiConfig::new(args.http, download_root.clone(), data_dir.clone());
     api_cfg.token = args.http_token.clone();
     let server = api::spawn(api_cfg, handle.clone()).map_err(|e| match e {
         ApiError::InsecureListen(_) | ApiError::EmptyToken => exit::usage(e.to_string()),
@@ -112,10 +112,18 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
     let dht_scion = spawn_scion_dht(args.dht_scion, &args.dht_scion_bootstrap, &mut cfg, &handle)?;
     let lsd = crate::cli::single::start_lsd(args.lsd, cfg.tcp_listen.as_deref(), &handle)?;
     let portmap = crate::cli::portmap::start(&args.port_mapping, cfg.dht_port, &handle)?;
+    let watch = match &args.watch_dir {
+        Some(dir) => Some(
+            crate::watch::spawn(dir.clone(), download_root, handle.clone()).map_err(|e| {
+                exit::storage(format!("watch folder {}: {e}", dir.display()))
+            })?,
+        ),
+        None => None,
+    };
     let result = run_client(&cfg, store, side);
     server.stop();
     // The port-mapping thread removes its mappings from the gateway before it ends.
-    for t in dht.into_iter().chain(dht_scion).chain(lsd).chain(portmap) {
+    for t in dht.into_iter().chain(dht_scion).chain(lsd).chain(portmap).chain(watch) {
         if t.join().is_err() {
             tracing::warn!("a discovery front end panicked");
         }

@@ -15,5 +15,6 @@ pub mod scion;
 pub mod storage;
 pub mod store;
 pub mod torrent;
+pub mod watch;
 pub mod web_assets;
 pub mod wire;

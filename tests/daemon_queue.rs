@@ -225,3 +225,100 @@ fn a_seed_limit_queues_complete_torrents_and_bad_settings_are_refused() {
     );
     assert_eq!(status, 404, "{v}");
 }
+
+/// Polls the snapshot until the watch folder reported `n` files.
+fn watched(d: &Daemon, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let list = d.snapshot()["watch"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if list.len() >= n {
+            return list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watch folder reported {list:?}\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Puts `bytes` into the watch folder as `name` in one step (written beside it, renamed).
+fn drop_file(dir: &Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{name}.part"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+#[test]
+fn the_watch_folder_adds_torrents_and_magnets_and_sets_bad_files_aside() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    let watch = work.path().join("watch");
+    std::fs::create_dir_all(&root).unwrap();
+    let data = root.join("w.bin");
+    write_random(&data, 3 * PIECE as usize, 77);
+    let torrent = work.path().join("w.torrent");
+    make_torrent(&data, &torrent, Some(PIECE));
+    let d = Daemon::start(
+        &work.path().join("state"),
+        &[
+            format!("--download-root={}", root.display()),
+            "--tcp-listen=127.0.0.1:0".to_string(),
+            format!("--watch-dir={}", watch.display()),
+        ],
+        &[],
+    );
+    assert!(watch.is_dir(), "created by the daemon");
+    drop_file(&watch, "w.torrent", &std::fs::read(&torrent).unwrap());
+    let list = watched(&d, 1);
+    assert_eq!(list[0]["file"], "w.torrent");
+    assert_eq!(list[0]["added"], true, "{list:?}");
+    assert!(watch.join(".added/w.torrent").is_file());
+    assert!(!watch.join("w.torrent").exists());
+    let snap = d.snapshot();
+    let t = &snap["torrents"][0];
+    let ih = t["info_hash"].as_str().unwrap().to_string();
+    d.wait_torrent(&ih, WAIT, |t| state(t) == "seeding");
+
+    let magnet = format!("magnet:?xt=urn:btih:{}&dn=m\n", "ab".repeat(20));
+    drop_file(&watch, "m.magnet", magnet.as_bytes());
+    let list = watched(&d, 2);
+    assert_eq!(
+        (&list[1]["file"], &list[1]["added"]),
+        (&json!("m.magnet"), &json!(true))
+    );
+    d.torrent(&"ab".repeat(20));
+
+    // Garbage, the same torrent again, a link to a file elsewhere, a .magnet of no link.
+    drop_file(&watch, "junk.torrent", b"this is no torrent");
+    watched(&d, 3);
+    drop_file(&watch, "again.torrent", &std::fs::read(&torrent).unwrap());
+    watched(&d, 4);
+    std::os::unix::fs::symlink(&torrent, watch.join("link.torrent")).unwrap();
+    watched(&d, 5);
+    drop_file(&watch, "no.magnet", b"http://example.com/x");
+    watched(&d, 6);
+    let list = d.snapshot()["watch"].as_array().cloned().unwrap();
+    let error = |name: &str| {
+        let f = list
+            .iter()
+            .find(|f| f["file"] == name)
+            .unwrap_or_else(|| panic!("{name}: {list:?}"));
+        assert_eq!(f["added"], false, "{f}");
+        assert!(
+            watch.join(".invalid").join(name).symlink_metadata().is_ok(),
+            "{name} moved aside"
+        );
+        f["error"].as_str().unwrap().to_string()
+    };
+    assert!(error("junk.torrent").contains("bad torrent"), "{list:?}");
+    assert!(error("again.torrent").contains("already added"), "{list:?}");
+    assert!(error("link.torrent").contains("symbolic link"), "{list:?}");
+    assert!(error("no.magnet").contains("not a magnet link"), "{list:?}");
+    assert_eq!(d.snapshot()["torrents"].as_array().unwrap().len(), 2);
+    assert!(d.log_text().contains("watch folder: not added"));
+}

@@ -441,6 +441,10 @@ pub struct DaemonArgs {
     /// outside it [default: <data-dir>/downloads].
     #[arg(long)]
     pub download_root: Option<PathBuf>,
+    /// A watch folder: .torrent and .magnet files dropped here are added (their data under
+    /// the download root), then moved into DIR/.added/ (or DIR/.invalid/ when they cannot be).
+    #[arg(long, value_name = "DIR")]
+    pub watch_dir: Option<PathBuf>,
     /// Address of the HTTP API; a non-loopback address needs --http-token.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub http: std::net::SocketAddr,

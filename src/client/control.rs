@@ -334,6 +334,9 @@ pub enum Command {
     },
     /// Changes the queue settings (checked by the caller).
     SetQueue(super::queue::QueueUpdate, Reply<()>),
+    /// What the watch folder did with the files dropped into it lately (from its front end),
+    /// shown in the snapshot. No reply.
+    WatchReport(Vec<WatchFile>),
     /// Save state, tell peers, stop.
     Shutdown(Reply<()>),
 }
@@ -346,6 +349,17 @@ pub struct Category {
     /// category without an `out_dir` goes here.
     #[serde(default)]
     pub save_path: String,
+}
+
+/// A file dropped into the watch folder and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchFile {
+    /// Its name in the watch folder (now moved into `.added/` or `.invalid/`).
+    pub file: String,
+    pub added: bool,
+    /// Why it was not added.
+    pub error: Option<String>,
+    pub at_unix: u64,
 }
 
 /// A torrent's category and tags, saved with it.
@@ -691,6 +705,9 @@ pub struct ClientSnapshot {
     /// The queue's limits.
     #[serde(default)]
     pub queue: super::queue::QueueSettings,
+    /// The watch folder's latest files (`daemon --watch-dir`), oldest first.
+    #[serde(default)]
+    pub watch: Vec<WatchFile>,
 }
 
 /// The front ends' side: cloneable, usable from any thread or runtime.

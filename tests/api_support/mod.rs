@@ -281,6 +281,7 @@ fn fake_loop(mut side: ClientSide, seen: Arc<Mutex<Seen>>) {
             | Command::SetQueue(_, reply) => {
                 let _ = reply.send(Err(ControlError::BadRequest("not in the fake".into())));
             }
+            Command::WatchReport(_) => {}
             Command::TrackerStatus { .. } | Command::Serve(_) => {}
             // The fake has no port-mapping front end: nothing to show.
             Command::PortMapping(_) => {}

@@ -258,6 +258,10 @@ impl Client {
                 self.publish(now);
                 let _ = reply.send(r);
             }
+            Command::WatchReport(files) => {
+                self.watch_files = files;
+                self.publish(now);
+            }
             Command::SetQueue(update, reply) => {
                 let r = self.set_queue(&update);
                 self.pump_queue(net, now);
@@ -388,6 +392,7 @@ pub(super) fn touched_by(cmd: &Command) -> Touches {
             Touches::One(*info_hash)
         }
         Command::QueueMove { .. } | Command::SetQueue(..) => Touches::All,
+        Command::WatchReport(_) => Touches::None,
         Command::Pause(ih, _) | Command::Resume(ih, _) | Command::Recheck(ih, _) => {
             Touches::One(*ih)
         }
@@ -447,6 +452,7 @@ pub(super) fn reject_shutting_down(cmd: Command) {
         Command::ForceStart { reply, .. } | Command::QueueMove { reply, .. } => {
             let _ = reply.send(Err(e));
         }
+        Command::WatchReport(_) => {}
         Command::TrackerStatus { .. } | Command::Serve(_) => {}
         Command::Shutdown(_) => unreachable!("handled by begin_shutdown"),
     }

@@ -159,6 +159,8 @@ pub struct Client {
     queue: super::queue::QueueSettings,
     queue_due: bool,
     next_queue: Instant,
+    /// What the watch folder last reported.
+    watch_files: Vec<super::control::WatchFile>,
 }
 
 fn unix_now() -> Duration {
@@ -220,6 +222,7 @@ impl Client {
             queue: Default::default(),
             queue_due: true,
             next_queue: now,
+            watch_files: Vec::new(),
         }
     }
 
@@ -344,6 +347,7 @@ impl Client {
                 .snapshot(now, |fp| on_path.get(&fp).copied().unwrap_or(0)),
             categories: self.categories.clone(),
             queue: self.queue,
+            watch: self.watch_files.clone(),
         }
     }
 
