@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::clients::{free_port, our_tcp_seeder, NO_DAEMON};
 use common::daemons::{state, Daemon};
 use common::{make_torrent, write_random};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const PIECE: u32 = 64 * 1024;
 
@@ -35,13 +35,6 @@ fn put_raw(d: &Daemon, path: &str, body: &str) -> u16 {
 fn same(a: &Path, b: &Path) {
     let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
     assert!(x == y, "{} differs from {}", b.display(), a.display());
-}
-
-fn files(d: &Daemon, ih: &str) -> Vec<Value> {
-    d.ok("GET", &format!("/api/v1/torrents/{ih}/files"), None)
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 #[test]
@@ -77,7 +70,7 @@ fn a_skipped_file_is_not_created_and_arrives_once_wanted() {
     );
     let ih = added["info_hash"].as_str().unwrap().to_string();
     d.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "paused");
-    let list = files(&d, &ih);
+    let list = d.files(&ih);
     let paths: Vec<&str> = list.iter().map(|f| f["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["a.bin", "c.bin", "sub/b.bin"], "{list:?}");
     let b_index = 2;
@@ -112,7 +105,7 @@ fn a_skipped_file_is_not_created_and_arrives_once_wanted() {
         Some(json!({"priorities": {"0": "skip"}})),
     );
     assert_eq!(status, 404);
-    assert!(files(&d, &ih).iter().all(|f| f["priority"] == "normal"));
+    assert!(d.files(&ih).iter().all(|f| f["priority"] == "normal"));
 
     // Skip b (by the CLI) and fetch the rest.
     let (code, out, err) = d.cli(&["prio", &ih[..8], &b_index.to_string(), "--skip"]);
@@ -132,7 +125,7 @@ fn a_skipped_file_is_not_created_and_arrives_once_wanted() {
     same(&src.join("c.bin"), &data.join("c.bin"));
     let parts = root.join("dl").join(format!(".{ih}.parts"));
     assert!(parts.exists(), "b's share of the edge pieces is kept aside");
-    let list = files(&d, &ih);
+    let list = d.files(&ih);
     assert_eq!(list[b_index]["priority"], "skip");
     assert_eq!(list[0]["progress"], 1.0);
     let (code, table, _) = d.cli(&["files", &ih[..8]]);

@@ -75,13 +75,6 @@ fn request(d: &Daemon, method: &str, path: &str, token: bool, range: Option<&str
     }
 }
 
-fn files(d: &Daemon, ih: &str) -> Vec<Value> {
-    d.ok("GET", &format!("/api/v1/torrents/{ih}/files"), None)
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 #[test]
 fn a_file_streams_while_it_downloads_its_range_first() {
     let work = tempfile::tempdir().unwrap();
@@ -120,7 +113,8 @@ fn a_file_streams_while_it_downloads_its_range_first() {
     );
     let ih = added["info_hash"].as_str().unwrap().to_string();
     d.wait_torrent(&ih, Duration::from_secs(60), |t| state(t) == "paused");
-    let names: Vec<String> = files(&d, &ih)
+    let names: Vec<String> = d
+        .files(&ih)
         .iter()
         .map(|f| f["path"].as_str().unwrap().to_string())
         .collect();
@@ -135,7 +129,7 @@ fn a_file_streams_while_it_downloads_its_range_first() {
     );
     d.ok("POST", &format!("/api/v1/torrents/{ih}/resume"), None);
     d.wait_torrent(&ih, Duration::from_secs(120), |t| state(t) == "seeding");
-    assert_eq!(files(&d, &ih)[a]["progress"], 1.0);
+    assert_eq!(d.files(&ih)[a]["progress"], 1.0);
     let data = root.join("dl/show");
     assert!(!data.join("movie.mkv").exists());
     d.ok(
@@ -153,11 +147,7 @@ fn a_file_streams_while_it_downloads_its_range_first() {
     assert_eq!(head.header("accept-ranges"), "bytes");
     assert_eq!(head.header("content-type"), "video/x-matroska");
     assert!(head.body.is_empty());
-    assert_eq!(
-        files(&d, &ih)[m]["priority"],
-        "skip",
-        "HEAD changes nothing"
-    );
+    assert_eq!(d.files(&ih)[m]["priority"], "skip", "HEAD changes nothing");
 
     // A range in the middle of the (skipped) movie: it is wanted again, and that range comes
     // back byte-exact before nearly anything else of the movie was fetched.
@@ -175,7 +165,7 @@ fn a_file_streams_while_it_downloads_its_range_first() {
         format!("bytes {from}-{to}/{movie_len}")
     );
     assert!(mid.body == movie[from..=to], "the middle range differs");
-    let list = files(&d, &ih);
+    let list = d.files(&ih);
     assert_eq!(list[m]["priority"], "normal", "streaming wants the file");
     let done = list[m]["done"].as_u64().unwrap();
     // The range is 4 pieces; with the pieces in flight and a snapshot up to a second old at

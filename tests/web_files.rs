@@ -8,39 +8,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use common::clients::{free_port, our_tcp_seeder, NO_DAEMON};
 use common::daemons::{state, Daemon};
+use common::web::node_script;
 use common::{make_torrent, write_random};
 use serde_json::json;
 
 const TOKEN: &str = "files-ui-token";
-
-fn web_tests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web")
-}
-
-/// `npm ci` once (playwright-core from the committed lock file); never downloads a browser.
-fn ensure_node_modules() {
-    let dir = web_tests_dir();
-    if dir.join("node_modules/playwright-core").is_dir() {
-        return;
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-        .output()
-        .expect("npm is needed for the web UI test (scripts/install-deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "npm ci in tests/web failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn the_file_tree_sets_priorities_and_the_play_link_streams() {
@@ -80,10 +57,8 @@ fn the_file_tree_sets_priorities_and_the_play_link_streams() {
         .position(|f| f["path"] == "clip.mp4")
         .expect("clip.mp4 is listed");
 
-    ensure_node_modules();
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-files-screenshots");
-    let out = Command::new("node")
-        .arg(web_tests_dir().join("files_test.mjs"))
+    let out = node_script("files_test.mjs")
         .arg(d.url("/"))
         .arg(&ih)
         .arg(play.to_string())

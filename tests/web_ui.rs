@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use common::daemons::{state, Daemon};
+use common::web::node_script;
 use common::*;
 use serde_json::json;
 
@@ -28,29 +28,6 @@ fn start_daemon(tn: &Testnet, ia: &str, work: &Path, name: &str) -> Daemon {
         ],
         &[],
     )
-}
-
-fn web_tests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web")
-}
-
-/// `npm ci` once (playwright-core from the committed lock file); never downloads a browser.
-fn ensure_node_modules() {
-    let dir = web_tests_dir();
-    if dir.join("node_modules/playwright-core").is_dir() {
-        return;
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-        .output()
-        .expect("npm is needed for the web UI test (scripts/install-deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "npm ci in tests/web failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -87,10 +64,8 @@ fn web_ui_adds_watches_pauses_and_removes_a_torrent_over_scion() {
         })),
     );
 
-    ensure_node_modules();
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-ui-screenshots");
-    let out = Command::new("node")
-        .arg(web_tests_dir().join("ui_test.mjs"))
+    let out = node_script("ui_test.mjs")
         .arg(leecher.url("/"))
         .arg(&torrent)
         .arg(&shots)

@@ -167,6 +167,14 @@ impl Daemon {
         self.ok("GET", &format!("/api/v1/torrents/{ih}"), None)
     }
 
+    /// One torrent's files (`GET .../files`): path, size, priority, progress each.
+    pub fn files(&self, ih: &str) -> Vec<Value> {
+        match self.ok("GET", &format!("/api/v1/torrents/{ih}/files"), None) {
+            Value::Array(list) => list,
+            other => panic!("files of {ih} is not a list: {other}"),
+        }
+    }
+
     /// Polls one torrent's detail until `done` says so; panics with the last detail and the
     /// log after `timeout`.
     pub fn wait_torrent(

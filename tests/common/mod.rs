@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod daemons;
+pub mod web;
 pub mod wire;
 
 use std::io::{BufRead, BufReader, Read};
