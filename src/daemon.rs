@@ -114,16 +114,21 @@ pub fn run(args: DaemonArgs) -> Result<(), CliError> {
     let portmap = crate::cli::portmap::start(&args.port_mapping, cfg.dht_port, &handle)?;
     let watch = match &args.watch_dir {
         Some(dir) => Some(
-            crate::watch::spawn(dir.clone(), download_root, handle.clone()).map_err(|e| {
-                exit::storage(format!("watch folder {}: {e}", dir.display()))
-            })?,
+            crate::watch::spawn(dir.clone(), download_root, handle.clone())
+                .map_err(|e| exit::storage(format!("watch folder {}: {e}", dir.display())))?,
         ),
         None => None,
     };
     let result = run_client(&cfg, store, side);
     server.stop();
     // The port-mapping thread removes its mappings from the gateway before it ends.
-    for t in dht.into_iter().chain(dht_scion).chain(lsd).chain(portmap).chain(watch) {
+    for t in dht
+        .into_iter()
+        .chain(dht_scion)
+        .chain(lsd)
+        .chain(portmap)
+        .chain(watch)
+    {
         if t.join().is_err() {
             tracing::warn!("a discovery front end panicked");
         }

@@ -111,7 +111,10 @@ mod tests {
         let bytes = h.distinct_values() * std::mem::size_of::<u64>();
         assert!(bytes <= 24 * 1024, "{bytes} bytes of counts");
         let max = h.max() as f64;
-        assert!((max - 4_000_000.0).abs() / 4_000_000.0 <= 0.01, "max {max} µs");
+        assert!(
+            (max - 4_000_000.0).abs() / 4_000_000.0 <= 0.01,
+            "max {max} µs"
+        );
         record(&mut h, Duration::from_secs(3_600));
         assert!(h.max() >= 3_500_000_000, "an hour still fits: {}", h.max());
     }

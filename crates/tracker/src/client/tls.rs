@@ -136,11 +136,7 @@ impl TrackerTls {
 
     /// Runs the handshake on `io` for `host` (a DNS name or an IP literal); web seeds use it
     /// too.
-    pub async fn connect(
-        &self,
-        host: &str,
-        io: impl HttpIo,
-    ) -> Result<impl HttpIo, AnnounceError> {
+    pub async fn connect(&self, host: &str, io: impl HttpIo) -> Result<impl HttpIo, AnnounceError> {
         let config = self
             .0
             .clone()
