@@ -22,14 +22,7 @@ fn root_with_data(root: &Path, len: usize) -> PathBuf {
 }
 
 fn start(work: &Path, name: &str, root: &Path) -> Daemon {
-    Daemon::start(
-        &work.join(name),
-        &[
-            format!("--download-root={}", root.display()),
-            "--tcp-listen=127.0.0.1:0".to_string(),
-        ],
-        &[],
-    )
+    Daemon::start_tcp(&work.join(name), root)
 }
 
 /// Flips one byte of `file` at `at` on disk (behind the daemon's back).

@@ -15,14 +15,7 @@ const PIECE: u32 = 16384;
 const WAIT: Duration = Duration::from_secs(120);
 
 fn start(work: &Path, name: &str, root: &Path) -> Daemon {
-    Daemon::start(
-        &work.join(name),
-        &[
-            format!("--download-root={}", root.display()),
-            "--tcp-listen=127.0.0.1:0".to_string(),
-        ],
-        &[],
-    )
+    Daemon::start_tcp(&work.join(name), root)
 }
 
 /// `NAME.bin` (random bytes) and `NAME.torrent` in the seeder's root; the .torrent copied

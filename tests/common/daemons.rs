@@ -33,6 +33,19 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
+    /// A daemon with its state in `data_dir`, its download root at `root` and BitTorrent over
+    /// TCP on an ephemeral loopback port (no SCION network).
+    pub fn start_tcp(data_dir: &Path, root: &Path) -> Daemon {
+        Daemon::start(
+            data_dir,
+            &[
+                format!("--download-root={}", root.display()),
+                "--tcp-listen=127.0.0.1:0".to_string(),
+            ],
+            &[],
+        )
+    }
+
     /// Starts `daemon --data-dir DATA --http 127.0.0.1:0 ARGS` and waits for its ready line.
     pub fn start(data_dir: &Path, args: &[String], envs: &[(&str, String)]) -> Daemon {
         let mut all = vec![
