@@ -423,7 +423,11 @@ fn handshake_auth_and_bad_input() {
 
     // What does work: queue moves (served since queueing landed; no ids, nothing moves), free
     // space of the root, stats, a table-format get.
-    let (_, _, v) = post(&d, &h, r#"{"method":"queue-move-top","arguments":{"ids":[]}}"#);
+    let (_, _, v) = post(
+        &d,
+        &h,
+        r#"{"method":"queue-move-top","arguments":{"ids":[]}}"#,
+    );
     assert_eq!(v["result"], "success", "{v}");
     let (_, _, v) = post(&d, &h, r#"{"method":"free-space","arguments":{"path":""}}"#);
     assert_eq!(v["result"], "success", "{v}");
