@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +34,8 @@ const KEEP: usize = 100;
 pub enum WatchError {
     #[error("a symbolic link is not followed")]
     Symlink,
+    #[error("not a regular file")]
+    NotAFile,
     #[error("larger than {0} bytes")]
     TooLarge(u64),
     #[error("cannot read it (vanished while read?): {0}")]
@@ -183,11 +186,19 @@ async fn add(path: &Path, out_dir: &Path, handle: &ClientHandle) -> Result<(), W
 
 /// The file's bytes, if it is a regular file (not a symlink) of at most `limit` bytes.
 fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, WatchError> {
-    let m = std::fs::symlink_metadata(path).map_err(WatchError::Read)?;
-    if m.file_type().is_symlink() {
-        return Err(WatchError::Symlink);
+    // Checked on the open itself, not before it: the entry may be swapped for a link or a FIFO
+    // between a check and the open. O_NONBLOCK keeps a FIFO from blocking the open.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => WatchError::Symlink,
+            _ => WatchError::Read(e),
+        })?;
+    if !f.metadata().map_err(WatchError::Read)?.is_file() {
+        return Err(WatchError::NotAFile);
     }
-    let f = std::fs::File::open(path).map_err(WatchError::Read)?;
     let mut bytes = Vec::new();
     f.take(limit + 1)
         .read_to_end(&mut bytes)
@@ -235,6 +246,14 @@ mod tests {
             read_regular(&d.path().join("gone.torrent"), 100),
             Err(WatchError::Read(_))
         ));
+        // A FIFO (swapped in after the listing) is refused at once, not waited on.
+        let fifo = d.path().join("pipe.torrent");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(read_regular(&fifo, 100)).unwrap());
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert!(matches!(got, Ok(Err(WatchError::NotAFile))), "{got:?}");
         // A second file of the same name moved aside gets a suffix.
         for _ in 0..2 {
             std::fs::write(d.path().join("x.torrent"), b"x").unwrap();
