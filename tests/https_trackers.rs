@@ -306,25 +306,7 @@ fn daemons_and_single_shot_announce_over_https_and_tls_failures_are_typed() {
 
     // A single-shot download with --tracker-ca finds the seeder through the same tracker.
     let dl = dir.path().join("single.bin");
-    let args: Vec<String> = [
-        "download",
-        "--torrent",
-        &torrent.display().to_string(),
-        "--path",
-        &dl.display().to_string(),
-        "--sciond=127.0.0.1:9",
-        &format!("--tracker-ca={}", ca.display()),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let o = run(&args, &[], Duration::from_secs(120));
-    assert!(
-        o.status.success(),
-        "download failed: {}{}",
-        o.stdout,
-        o.stderr
-    );
+    download_over_ip(&torrent, &dl, &[format!("--tracker-ca={}", ca.display())]);
     same_tree(&src, &dl);
 }
 

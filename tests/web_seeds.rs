@@ -182,24 +182,7 @@ fn nginx_alone_serves_single_and_multi_file_torrents() {
 
     // A single-shot download needs no peer either: the torrent's web seed is its source.
     let dl = dir.path().join("single-shot.bin");
-    let args: Vec<String> = [
-        "download",
-        "--torrent",
-        &t_single.display().to_string(),
-        "--path",
-        &dl.display().to_string(),
-        "--sciond=127.0.0.1:9",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let o = run(&args, &[], Duration::from_secs(120));
-    assert!(
-        o.status.success(),
-        "download failed: {}{}",
-        o.stdout,
-        o.stderr
-    );
+    let o = download_over_ip(&t_single, &dl, &[]);
     same_tree(&single, &dl);
     assert!(
         o.stdout.contains(&format!("web seed {file_url}")),

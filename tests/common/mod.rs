@@ -175,6 +175,28 @@ pub fn info_hash_of(torrent: &Path) -> [u8; 20] {
     btscion::client::control::parse_info_hash(&hex).expect("40 hex digits")
 }
 
+/// A single-shot `download --torrent TORRENT --path PATH EXTRA...` over IP only (no SCION
+/// daemon) that must succeed within two minutes; its output, for what the test reads next.
+pub fn download_over_ip(torrent: &Path, path: &Path, extra: &[String]) -> Outcome {
+    let mut args = vec![
+        "download".to_string(),
+        "--torrent".to_string(),
+        torrent.display().to_string(),
+        "--path".to_string(),
+        path.display().to_string(),
+        "--sciond=127.0.0.1:9".to_string(),
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args, &[], Duration::from_secs(120));
+    assert!(
+        o.status.success(),
+        "download failed: {}{}",
+        o.stdout,
+        o.stderr
+    );
+    o
+}
+
 pub fn run(args: &[String], envs: &[(&str, String)], timeout: Duration) -> Outcome {
     let mut c = Command::new(bin());
     c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
