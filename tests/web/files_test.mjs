@@ -13,21 +13,15 @@
 // sends no Authorization header (as a <video> would). Fails on any console or page error.
 
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './browser.mjs';
 
 const [baseUrl, ih, playIndex, playFile, shotDir] = process.argv.slice(2);
 if (!baseUrl || !ih || !playIndex || !playFile || !shotDir) {
   console.error('usage: node files_test.mjs BASE_URL INFO_HASH PLAY_INDEX PLAY_FILE SCREENSHOT_DIR');
   process.exit(2);
 }
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const token = process.env.UI_TEST_TOKEN || '';
-if (!fs.existsSync(executablePath)) {
-  console.error(`FAIL: no browser at ${executablePath} (install Debian's chromium: scripts/install-deps.sh)`);
-  process.exit(1);
-}
 fs.mkdirSync(shotDir, { recursive: true });
 
 const problems = [];
@@ -57,13 +51,7 @@ async function until(what, read, cond) {
 
 const priorities = async () => (await apiGet(`/torrents/${ih}/files`)).map((f) => f.priority);
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'bts-files-test-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1360, height: 900 },
-});
+const { context, close } = await launchChromium('bts-files-test-');
 
 async function run() {
   const page = context.pages()[0] || (await context.newPage());
@@ -168,7 +156,6 @@ try {
     // the browser is gone; the message above says why
   }
 } finally {
-  await context.close().catch(() => {});
-  fs.rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 process.exit(code);

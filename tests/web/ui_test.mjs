@@ -13,24 +13,18 @@
 // UI_TEST_DEBUG=1 (log each poll of the detail page).
 
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './browser.mjs';
 
 const [baseUrl, torrentFile, shotDir, peer] = process.argv.slice(2);
 if (!baseUrl || !torrentFile || !shotDir) {
   console.error('usage: node ui_test.mjs BASE_URL TORRENT_FILE SCREENSHOT_DIR [PEER]');
   process.exit(2);
 }
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const completeTimeout = Number(process.env.UI_TEST_TIMEOUT_S || 300) * 1000;
 const deleteData = process.env.UI_TEST_KEEP_DATA !== '1';
 const token = process.env.UI_TEST_TOKEN || '';
 
-if (!fs.existsSync(executablePath)) {
-  console.error(`FAIL: no browser at ${executablePath} (install Debian's chromium: scripts/install-deps.sh)`);
-  process.exit(1);
-}
 fs.mkdirSync(shotDir, { recursive: true });
 
 const problems = [];
@@ -40,24 +34,7 @@ function check(cond, message) {
   if (!cond) throw new Error(message);
 }
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'bts-ui-test-'));
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-    viewport: { width: 1360, height: 900 },
-    colorScheme: 'light',
-  });
-} catch (e) {
-  console.error(`FAIL: could not start ${executablePath}: ${e.message}`);
-  fs.rmSync(profile, { recursive: true, force: true });
-  process.exit(1);
-}
+const { context, close } = await launchChromium('bts-ui-test-', { colorScheme: 'light' });
 
 /** Any console error, page error or native dialog in `p` fails the test. */
 function watch(p, name) {
@@ -350,7 +327,6 @@ try {
     // the browser is gone; the message above says why
   }
 } finally {
-  await context.close().catch(() => {});
-  fs.rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 process.exit(code);
